@@ -1,0 +1,181 @@
+"""Run infrastructure shared by every trainer (A2C, catbAbI, LM).
+
+One place for the things a long run needs: device selection, seeding, atomic
+checkpoints, CSV + TensorBoard metric logs, progress bars and the non-finite
+loss guard. Trainers import these instead of growing their own copies.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import torch
+
+__all__ = [
+    "NonFiniteLossError",
+    "RunLogger",
+    "atomic_save",
+    "check_finite",
+    "load_checkpoint",
+    "progress",
+    "resolve_device",
+    "set_seed",
+]
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised when a training loss becomes NaN or infinite."""
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when present and the CPU otherwise; anything else is checked."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu' or 'cuda[:N]'") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available here: use --device cpu or auto")
+    return dev
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, then rename over it.
+
+    A crash mid-write leaves the previous checkpoint intact, never a torn file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint written by :func:`atomic_save`, with a clear error if it is missing."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory: pass the checkpoint file inside it (e.g. {path}/checkpoint.pt)")
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # torch raises several types for corrupt files
+        raise ValueError(f"checkpoint {path} could not be read ({exc}); is it a fwm-rl checkpoint?") from exc
+
+
+def check_finite(loss: torch.Tensor | float, step: int, hint: str = "") -> None:
+    """Raise :class:`NonFiniteLossError` if ``loss`` is NaN or infinite."""
+    value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+    if not math.isfinite(value):
+        msg = f"non-finite loss ({value}) at step {step}; training stopped."
+        if hint:
+            msg += " " + hint
+        raise NonFiniteLossError(msg)
+
+
+def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "", initial: int = 0, disable: bool | None = None):
+    """A tqdm progress bar (shown on a terminal, quiet in logs unless forced)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, initial=initial, disable=disable, dynamic_ncols=True)
+
+
+class RunLogger:
+    """Append-only metric log: ``metrics.csv`` plus TensorBoard event files in ``out_dir``.
+
+    Rows may carry different keys; the CSV header grows (and the file is rewritten)
+    when a new key appears, so a resumed run keeps one consistent file.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | os.PathLike,
+        tensorboard: bool = True,
+        filename: str = "metrics.csv",
+        resume_step: int | None = None,
+    ):
+        """``resume_step``: when resuming from a checkpoint taken at that step, rows
+        logged after it (by the interrupted run) are dropped so none appears twice."""
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.csv_path = self.out_dir / filename
+        self._fields: list[str] = []
+        if self.csv_path.exists():
+            with open(self.csv_path, newline="") as fh:
+                self._fields = next(csv.reader(fh), [])
+            if resume_step is None:
+                self._rewrite(self._fields, keep_until=-1)
+            else:
+                self._rewrite(self._fields, keep_until=resume_step)
+        self._writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(log_dir=str(self.out_dir / "tb"))
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> None:
+        row = {"step": step, **{k: float(v) for k, v in metrics.items()}}
+        new = [k for k in row if k not in self._fields]
+        if new:
+            self._rewrite(self._fields + new)
+        with open(self.csv_path, "a", newline="") as fh:
+            csv.DictWriter(fh, fieldnames=self._fields).writerow(row)
+        if self._writer is not None:
+            for key, value in metrics.items():
+                self._writer.add_scalar(key, float(value), step)
+            self._writer.flush()
+
+    def _rewrite(self, fields: list[str], keep_until: int | None = None) -> None:
+        """Rewrite the CSV with ``fields`` as header, keeping rows with step <= keep_until (all if None)."""
+        rows = []
+        if self.csv_path.exists():
+            with open(self.csv_path, newline="") as fh:
+                rows = list(csv.DictReader(fh))
+        if keep_until is not None:
+            rows = [r for r in rows if float(r["step"]) <= keep_until]
+        self._fields = fields
+        with open(self.csv_path, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def read(self) -> list[dict[str, float]]:
+        """All rows logged so far (numbers as floats, missing cells as NaN)."""
+        if not self.csv_path.exists():
+            return []
+        with open(self.csv_path, newline="") as fh:
+            return [{k: (float(v) if v not in ("", None) else float("nan")) for k, v in r.items()} for r in csv.DictReader(fh)]
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

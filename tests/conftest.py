@@ -1,0 +1,18 @@
+import pytest
+import torch
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    """Tests are small; extra intra-op threads only add contention on 2-core CI."""
+    torch.set_num_threads(1)
+    yield

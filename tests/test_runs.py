@@ -1,0 +1,72 @@
+import math
+
+import pytest
+import torch
+
+from fwm_rl.runs import NonFiniteLossError, RunLogger, atomic_save, check_finite, load_checkpoint, resolve_device
+
+
+def test_atomic_save_roundtrip_and_no_temp_left(tmp_path):
+    path = atomic_save({"a": torch.arange(3)}, tmp_path / "ck" / "checkpoint.pt")
+    assert torch.equal(load_checkpoint(path)["a"], torch.arange(3))
+    assert [p.name for p in path.parent.iterdir()] == ["checkpoint.pt"]
+
+
+def test_atomic_save_keeps_old_file_when_write_fails(tmp_path):
+    path = atomic_save({"v": 1}, tmp_path / "c.pt")
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        atomic_save({"v": Unpicklable()}, path)
+    assert load_checkpoint(path)["v"] == 1
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_load_checkpoint_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.pt")
+    with pytest.raises(IsADirectoryError, match="checkpoint file inside"):
+        load_checkpoint(tmp_path)
+    (tmp_path / "bad.pt").write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="could not be read"):
+        load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_check_finite():
+    check_finite(torch.tensor(1.0), step=3)
+    with pytest.raises(NonFiniteLossError, match="step 7"):
+        check_finite(torch.tensor(float("nan")), step=7)
+    with pytest.raises(NonFiniteLossError):
+        check_finite(math.inf, step=1)
+
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("tpu-ish")
+
+
+def test_run_logger_grows_header_and_truncates_on_resume(tmp_path):
+    log = RunLogger(tmp_path, tensorboard=False)
+    log.log(1, {"loss": 2.0})
+    log.log(2, {"loss": 1.5, "acc": 0.5})
+    log.log(3, {"loss": 1.0, "acc": 0.7})
+    rows = log.read()
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert math.isnan(rows[0]["acc"]) and rows[2]["acc"] == 0.7
+    log.close()
+    resumed = RunLogger(tmp_path, tensorboard=False, resume_step=2)
+    assert [r["step"] for r in resumed.read()] == [1, 2]
+    resumed.log(3, {"loss": 0.9})
+    assert [r["loss"] for r in resumed.read()] == [2.0, 1.5, 0.9]
+
+
+def test_run_logger_tensorboard(tmp_path):
+    log = RunLogger(tmp_path)
+    log.log(1, {"loss": 1.0})
+    log.close()
+    assert any((tmp_path / "tb").iterdir())
