@@ -1,0 +1,155 @@
+"""``fwm-rl lm``: train, evaluate and compare word-level language models (paper section 4.3)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+from fwm_rl.lm.model import MODELS, LMConfig
+from fwm_rl.lm.trainer import BEST, BUDGET_FIELDS, CHECKPOINT, TrainConfig
+
+#: ``lm train`` options that set :class:`LMConfig` / :class:`TrainConfig` fields (dest = field name).
+_MODEL_OPTIONS = {
+    "d_embed": (int, "embedding size (and last LSTM layer size when tied); paper 400"),
+    "d_hidden": (int, "LSTM units per layer; paper 1150"),
+    "n_layers": (int, "LSTM layers; paper 3"),
+    "d_fwm": (int, "FWM key/value size d_fwm (F is d_fwm^3); paper 32"),
+    "n_reads": (int, "FWM reads N_r; paper 3"),
+    "dropout": (float, "locked dropout on the output; paper 0.4"),
+    "dropout_h": (float, "locked dropout between LSTM layers; paper 0.3 (PTB)"),
+    "dropout_i": (float, "locked dropout on the embedded input; paper 0.5 (PTB)"),
+    "dropout_e": (float, "embedding (word) dropout; paper 0.1"),
+    "wdrop": (float, "DropConnect on hidden-to-hidden weights; paper 0.66 (PTB)"),
+}
+_TRAIN_OPTIONS = {
+    "batch_size": (int, "parallel text streams; paper 20 (PTB)"),
+    "bptt": (int, "mean truncated-BPTT length; 70"),
+    "lr": (float, "Adam learning rate; 1e-3"),
+    "weight_decay": (float, "L2 weight decay; 1.2e-6"),
+    "clip": (float, "gradient-norm clipping (0 = off); 0.25"),
+    "epochs": (int, "budget: epochs (paper 1000 on PTB)"),
+    "max_steps": (int, "budget: optimizer steps"),
+    "time_budget": (float, "budget: seconds of training"),
+    "eval_interval": (int, "validate + checkpoint every N steps (0 = every epoch)"),
+    "eval_batch_size": (int, "batch size of periodic validation; 10"),
+    "log_interval": (int, "log the training loss every N steps; 50"),
+    "asgd_after": (int, "switch Adam -> averaged SGD after N validations"),
+    "nonmono": (int, "switch to ASGD when validation stops improving over N validations (AWD-LSTM)"),
+    "asgd_lr": (float, "ASGD learning rate; paper 2.0 (PTB)"),
+    "ar_alpha": (float, "activation regularisation; 2"),
+    "tar_beta": (float, "temporal activation regularisation; 1"),
+    "seed": (int, "random seed; 141"),
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``lm train``, ``lm eval`` and ``lm compare``."""
+    lm = subparsers.add_parser("lm", help="word-level language modelling (PTB / WikiText-2 layout)",
+                               description="Word-level language modelling with an AWD-LSTM, with or without the FWM (paper 4.3).")
+    commands = lm.add_subparsers(dest="lm_command", metavar="LM_COMMAND", required=True)
+
+    train = commands.add_parser("train", help="train an LSTM or FWM language model",
+                                description="Train an AWD-LSTM (--model lstm) or AWD-LSTM + FWM (--model fwm). "
+                                            "Defaults of size/regularisation options are the paper's PTB run.")
+    train.add_argument("--model", choices=MODELS, help="lstm: AWD-LSTM; fwm: AWD-LSTM with the FWM on top (required unless --resume)")
+    train.add_argument("--data", help="folder with train.txt/valid.txt/test.txt or wiki.{train,valid,test}.tokens (.gz ok); "
+                                      "default: text from the built-in bAbI story generator")
+    train.add_argument("--out", help="run folder for checkpoints and logs (default runs/lm-MODEL)")
+    train.add_argument("--resume", action="store_true", help=f"continue the run in --out from its {CHECKPOINT}")
+    train.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    train.add_argument("--no-tie", dest="tie_weights", action="store_const", const=False, help="do not tie input and output embeddings")
+    for name, (kind, text) in {**_MODEL_OPTIONS, **_TRAIN_OPTIONS}.items():
+        train.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
+    train.add_argument("--no-temperature", dest="tune_temperature", action="store_const", const=False,
+                       help="skip tuning the softmax temperature on validation at the end")
+    train.add_argument("--no-tensorboard", dest="tensorboard", action="store_const", const=False, help="CSV log only")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(func=_train)
+
+    ev = commands.add_parser("eval", help="perplexity of a checkpoint on a split (batch size 1, every token once)")
+    ev.add_argument("checkpoint", help=f"a {BEST} or {CHECKPOINT} written by lm train")
+    ev.add_argument("--split", default="test", choices=("train", "valid", "test"))
+    ev.add_argument("--data", help="evaluate on this folder instead of the training data (same vocabulary needed)")
+    ev.add_argument("--batch-size", type=int, default=1, help="1 (default) reads the split as one stream")
+    ev.add_argument("--bptt", type=int, default=70, help="window length (does not change the result)")
+    ev.add_argument("--temperature", type=float, help="softmax temperature (default: the one tuned on validation)")
+    ev.add_argument("--device", default="auto")
+    ev.set_defaults(func=_eval)
+
+    cmp = commands.add_parser("compare", help="Figure-6 plot of two models' per-token loss over a stretch of text")
+    cmp.add_argument("checkpoint_a")
+    cmp.add_argument("checkpoint_b")
+    cmp.add_argument("--split", default="test", choices=("train", "valid", "test"))
+    cmp.add_argument("--start", type=int, default=0, help="first word of the stretch")
+    cmp.add_argument("--length", type=int, default=60, help="number of words")
+    cmp.add_argument("--out", default="lm-compare.png", help="PNG to write")
+    cmp.add_argument("--data", help="text folder (default: the one the checkpoints were trained on)")
+    cmp.add_argument("--labels", nargs=2, metavar=("A", "B"), help="row names (default: the model types)")
+    cmp.add_argument("--device", default="auto")
+    cmp.set_defaults(func=_compare)
+
+
+def _given(args: argparse.Namespace, names) -> dict:
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def _train(args: argparse.Namespace) -> int:
+    from fwm_rl.lm.corpus import load_data
+    from fwm_rl.lm.trainer import LMTrainer
+
+    model_names = [f.name for f in fields(LMConfig) if f.name not in ("vocab_size", "model")]
+    train_names = [f.name for f in fields(TrainConfig)]
+    show = not args.no_progress
+    if args.resume:
+        if args.out is None:
+            raise ValueError("--resume needs --out, the run folder to continue")
+        fixed = _given(args, ["model", "data", *model_names, *(n for n in train_names if n not in BUDGET_FIELDS and n != "device")])
+        if fixed:
+            raise ValueError(f"--resume continues with the checkpoint's settings; only --epochs, --max-steps and --time-budget "
+                             f"may be given, not {', '.join('--' + k.replace('_', '-') for k in fixed)}")
+        trainer = LMTrainer.resume(args.out, device=args.device, **_given(args, BUDGET_FIELDS))
+        print(f"resuming {args.out} at step {trainer.step} (epoch {trainer.epoch}) on {trainer.corpus.source}")
+    else:
+        if args.model is None:
+            raise ValueError("--model is required: lstm or fwm")
+        if args.data is None:
+            print("no --data given: training on the embedded default, text generated by the bAbI story generator "
+                  "(fwm_rl.babi.generator); pass --data DIR for PTB / WikiText-2")
+        corpus = load_data(args.data)
+        model_config = LMConfig(vocab_size=len(corpus.vocab), model=args.model, **_given(args, model_names))
+        config = TrainConfig(**_given(args, train_names))
+        out = args.out or f"runs/lm-{args.model}"
+        trainer = LMTrainer(corpus, model_config, config, out, data=args.data)
+        n_params = sum(p.numel() for p in trainer.model.parameters())
+        print(f"{args.model}: {n_params:,} parameters; {corpus.source}: vocabulary {len(corpus.vocab):,}, "
+              f"train {corpus.train.numel():,} tokens; run folder {out}")
+    summary = trainer.train(show_progress=show)
+    print(f"stopped at step {summary.step} (epoch {summary.epoch}); best validation perplexity "
+          f"{summary.best_valid_perplexity:.2f}; tuned temperature {summary.temperature:.2f}; "
+          f"{summary.tokens_per_second:,.0f} training tokens/s; best weights in {summary.out_dir / BEST}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from fwm_rl.lm.trainer import checkpoint_corpus, evaluate, load_model
+
+    model, ckpt = load_model(args.checkpoint, args.device)
+    tokens = checkpoint_corpus(ckpt, args.data).split(args.split)
+    temperature = ckpt["temperature"] if args.temperature is None else args.temperature
+    result = evaluate(model, tokens, batch_size=args.batch_size, bptt=args.bptt, temperature=temperature, show_progress=True)
+    print(f"{ckpt['model_config']['model']} {args.split}: loss {result.loss:.4f} nats, perplexity {result.perplexity:.2f}, "
+          f"{result.bits_per_word:.3f} bits/word over {result.n_tokens:,} tokens (batch size {args.batch_size}, "
+          f"temperature {temperature:.2f})")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from fwm_rl.lm.compare import compare_checkpoints
+
+    result = compare_checkpoints(args.checkpoint_a, args.checkpoint_b, args.out, split=args.split, start=args.start,
+                                 length=args.length, data=args.data, labels=tuple(args.labels) if args.labels else None,
+                                 device=args.device)
+    a, b = result.labels
+    print(f"{a}: {result.bits_a.mean():.3f} bits/word, {b}: {result.bits_b.mean():.3f} bits/word over {len(result.words)} words "
+          f"({a} - {b} = {result.mean_difference:+.3f}); figure {result.figure}")
+    return 0

@@ -1,0 +1,514 @@
+"""Training and evaluation of the word-level language models (paper appendix H, after AWD-LSTM).
+
+Training follows Merity et al. (2018) as the authors' code does: the training text is cut into
+``batch_size`` parallel streams; each step takes a window of variable length (``bptt`` with
+probability 0.95, else ``bptt / 2``, then jittered by N(0, 5)) and scales the learning rate by
+``seq_len / bptt``; the recurrent state is carried from window to window (truncated BPTT) and reset
+at every epoch. The loss adds activation regularisation (AR, ``ar_alpha``) on the dropped last-layer
+output and temporal activation regularisation (TAR, ``tar_beta``) on the undropped one. Adam is used
+first and may be swapped for averaged SGD (``asgd_after`` validations, or AWD-LSTM's non-monotone
+trigger ``nonmono``); under ASGD the averaged weights are the ones validated and saved.
+
+Every token of a split is predicted exactly once: the split is read as ``<eos> w_1 ... w_N`` (the
+artificial start token ``x_0`` of the paper is the end-of-sentence token) and the model predicts
+``w_1 ... w_N``. Final evaluation uses batch size 1 over the whole split, as the paper's table 5.
+
+Outputs in ``out_dir``: ``checkpoint.pt`` (full training state; ``--resume`` continues from it
+exactly), ``best.pt`` (the weights with the best validation loss, plus the softmax temperature
+tuned on validation), ``metrics.csv`` and TensorBoard events.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from fwm_rl.lm.corpus import EOS, Corpus, Vocabulary, load_data
+from fwm_rl.lm.model import AWDLanguageModel, LMConfig, LMState
+from fwm_rl.runs import RunLogger, atomic_save, check_finite, load_checkpoint, progress, resolve_device, set_seed
+
+__all__ = [
+    "CHECKPOINT",
+    "BEST",
+    "EvalResult",
+    "LMTrainer",
+    "TrainConfig",
+    "TrainSummary",
+    "batchify",
+    "evaluate",
+    "load_model",
+    "tune_temperature",
+]
+
+#: File names inside a run folder.
+CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"
+#: Softmax temperatures tried by :func:`tune_temperature`.
+TEMPERATURES = tuple(round(0.7 + 0.02 * i, 2) for i in range(31))
+#: Training options that may be changed when resuming (the budget); all others come from the checkpoint.
+BUDGET_FIELDS = ("epochs", "max_steps", "time_budget")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings; defaults are the paper's PTB run (appendix H, table 4, authors' ``main.py``)."""
+
+    batch_size: int = 20
+    bptt: int = 70
+    lr: float = 1e-3
+    weight_decay: float = 1.2e-6
+    clip: float = 0.25
+    #: training budget: stop after this many epochs, optimizer steps or seconds, whichever comes first
+    epochs: int = 1000
+    max_steps: int | None = None
+    time_budget: float | None = None
+    #: validate (and checkpoint) every this many steps; 0 = at the end of every epoch (AWD-LSTM)
+    eval_interval: int = 0
+    eval_batch_size: int = 10
+    log_interval: int = 50
+    #: switch from Adam to ASGD after this many validations (the paper: after 916 epochs on PTB) ...
+    asgd_after: int | None = None
+    #: ... or when validation is worse than the best of all but the last ``nonmono`` ones (AWD-LSTM)
+    nonmono: int | None = None
+    asgd_lr: float = 2.0
+    ar_alpha: float = 2.0
+    tar_beta: float = 1.0
+    tune_temperature: bool = True
+    seed: int = 141
+    device: str = "auto"
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "bptt", "epochs", "eval_batch_size", "log_interval"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("max_steps", "asgd_after", "nonmono"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+        if self.eval_interval < 0:
+            raise ValueError(f"eval_interval must be >= 0 (0 = every epoch), got {self.eval_interval}")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise ValueError(f"time_budget must be a positive number of seconds, got {self.time_budget}")
+        for name in ("lr", "asgd_lr"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("weight_decay", "clip", "ar_alpha", "tar_beta"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class EvalResult:
+    """Mean cross-entropy (nats per token) over ``n_tokens`` predicted tokens."""
+
+    loss: float
+    n_tokens: int
+    #: per-token losses in text order (only when asked for)
+    token_losses: Tensor | None = None
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.loss)
+
+    @property
+    def bits_per_word(self) -> float:
+        return self.loss / math.log(2)
+
+
+@dataclass
+class TrainSummary:
+    step: int
+    epoch: int
+    best_valid_loss: float
+    temperature: float
+    tokens_per_second: float
+    out_dir: Path
+
+    @property
+    def best_valid_perplexity(self) -> float:
+        return math.exp(self.best_valid_loss)
+
+
+def batchify(tokens: Tensor, batch_size: int, pad: bool) -> tuple[Tensor, Tensor]:
+    """Inputs and targets, both ``[L, batch_size]``: ``batch_size`` contiguous streams of the split.
+
+    The split ``w_1 .. w_N`` is read as ``<eos> w_1 .. w_N``, so there are exactly ``N``
+    (input, target) pairs. With ``pad`` the last stream is padded (target ``-1``, ignored by the
+    loss) so that every pair is kept; without it the pairs that do not fill a whole row are dropped
+    (training, as AWD-LSTM).
+    """
+    if tokens.dim() != 1:
+        raise ValueError(f"tokens must be a 1-D tensor of word indices, got shape {tuple(tokens.shape)}")
+    stream = torch.cat([tokens.new_full((1,), 0), tokens])  # index 0 is <eos> in every Vocabulary
+    inputs, targets = stream[:-1], stream[1:]
+    n = inputs.numel()
+    length = math.ceil(n / batch_size) if pad else n // batch_size
+    if length < 1:
+        raise ValueError(f"a split of {n} tokens is too short for batch size {batch_size}")
+    total = length * batch_size
+    if pad:
+        inputs = torch.cat([inputs, inputs.new_zeros(total - n)])
+        targets = torch.cat([targets, targets.new_full((total - n,), -1)])
+    return inputs[:total].view(batch_size, length).t().contiguous(), targets[:total].view(batch_size, length).t().contiguous()
+
+
+def _windows(length: int, bptt: int) -> Iterator[slice]:
+    for start in range(0, length, bptt):
+        yield slice(start, min(start + bptt, length))
+
+
+@torch.no_grad()
+def evaluate(
+    model: AWDLanguageModel,
+    tokens: Tensor,
+    batch_size: int = 1,
+    bptt: int = 70,
+    temperature: float = 1.0,
+    return_token_losses: bool = False,
+    show_progress: bool = False,
+) -> EvalResult:
+    """Mean loss of ``model`` over every token of ``tokens`` (each predicted exactly once).
+
+    The state is carried across windows of ``bptt`` tokens, so in eval mode the result does not
+    depend on ``bptt``; ``batch_size > 1`` is faster but each stream starts from a zero state.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    was_training = model.training
+    model.eval()
+    device = model.embedding.weight.device
+    inputs, targets = (t.to(device) for t in batchify(tokens, batch_size, pad=True))
+    state = model.initial_state(batch_size)
+    losses = torch.zeros_like(targets, dtype=torch.float32)
+    windows = list(_windows(inputs.size(0), bptt))
+    for window in progress(windows, desc="eval", disable=not show_progress):
+        out = model(inputs[window], state)
+        state = out.state
+        logits = out.logits / temperature
+        losses[window] = F.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), targets[window].reshape(-1), ignore_index=-1, reduction="none"
+        ).view_as(targets[window]).float()
+    model.train(was_training)
+    n_tokens = int((targets >= 0).sum())
+    token_losses = losses.t().reshape(-1)[: tokens.numel()].cpu() if return_token_losses else None
+    return EvalResult(float(losses.sum()) / n_tokens, n_tokens, token_losses)
+
+
+@torch.no_grad()
+def tune_temperature(
+    model: AWDLanguageModel,
+    tokens: Tensor,
+    batch_size: int = 10,
+    bptt: int = 70,
+    candidates: Sequence[float] = TEMPERATURES,
+) -> tuple[float, float]:
+    """The softmax temperature (from ``candidates``) with the lowest loss on ``tokens``, and that loss.
+
+    One pass over the text scores all candidates (appendix H: tuning gives about 1 perplexity).
+    """
+    was_training = model.training
+    model.eval()
+    device = model.embedding.weight.device
+    inputs, targets = (t.to(device) for t in batchify(tokens, batch_size, pad=True))
+    temps = torch.tensor(candidates, device=device, dtype=torch.float32)
+    totals = torch.zeros_like(temps, dtype=torch.float64)
+    state = model.initial_state(batch_size)
+    for window in _windows(inputs.size(0), bptt):
+        out = model(inputs[window], state)
+        state = out.state
+        target = targets[window].reshape(-1)
+        keep = target >= 0
+        logits = out.logits.reshape(-1, out.logits.size(-1))[keep].float()
+        for i, t in enumerate(temps):
+            totals[i] += F.cross_entropy(logits / t, target[keep], reduction="sum").double()
+    model.train(was_training)
+    n_tokens = int((targets >= 0).sum())
+    best = int(torch.argmin(totals))
+    return float(candidates[best]), float(totals[best]) / n_tokens
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> tuple[AWDLanguageModel, dict]:
+    """The evaluation model stored in a ``best.pt``/``checkpoint.pt`` and the checkpoint dict."""
+    device = resolve_device(device)
+    ckpt = load_checkpoint(path, map_location=device)
+    if ckpt.get("kind") != "fwm-rl lm":
+        raise ValueError(f"{path} is not a language-model checkpoint of fwm-rl lm train")
+    model = AWDLanguageModel(LMConfig.from_dict(ckpt["model_config"])).to(device)
+    model.load_state_dict(ckpt["model_state"])
+    model.eval()
+    return model, ckpt
+
+
+def checkpoint_corpus(ckpt: dict, data: str | os.PathLike | None = None) -> Corpus:
+    """The corpus a checkpoint was trained on (or ``data`` instead), encoded with its vocabulary."""
+    vocab = Vocabulary(ckpt["vocab"][1:])
+    return load_data(ckpt["data"] if data is None else data, vocab=vocab)
+
+
+class LMTrainer:
+    """Trains an :class:`AWDLanguageModel` on a :class:`Corpus` into ``out_dir`` (see the module docstring).
+
+    ``data`` is the folder the corpus was read from (``None`` for the generated bAbI default);
+    it is stored in the checkpoints so that ``eval``/``compare`` and ``--resume`` find the text again.
+    """
+
+    def __init__(self, corpus: Corpus, model_config: LMConfig, config: TrainConfig, out_dir: str | os.PathLike,
+                 data: str | os.PathLike | None = None):
+        if model_config.vocab_size != len(corpus.vocab):
+            raise ValueError(f"model vocab_size {model_config.vocab_size} != corpus vocabulary {len(corpus.vocab)}")
+        self.corpus, self.model_config, self.config = corpus, model_config, config
+        self.out_dir = Path(out_dir)
+        self.data = None if data is None else str(data)
+        self.device = resolve_device(config.device)
+        set_seed(config.seed)
+        self.model = AWDLanguageModel(model_config).to(self.device)
+        self.train_x, self.train_y = (t.to(self.device) for t in batchify(corpus.train, config.batch_size, pad=False))
+        if self.train_x.size(0) < 2:
+            raise ValueError(f"training split of {corpus.train.numel()} tokens is too short for batch size {config.batch_size}")
+        self.bptt_rng = np.random.default_rng(config.seed)
+        self.optimizer_name = "adam"
+        self.optimizer = self._make_optimizer("adam")
+        self.step = 0
+        self.epoch = 0
+        self.position = 0
+        self.state = self.model.initial_state(config.batch_size)
+        self.val_history: list[float] = []
+        self.best_valid = math.inf
+        self.tokens_seen = 0
+        self.elapsed = 0.0
+        self.running = [0.0, 0, 0]  # train loss sum, steps, tokens since the last log row
+        self.resumed = False  # set by resume(): continue the logs and checkpoint in out_dir
+
+    # ----------------------------------------------------------------------------------- set-up
+    @classmethod
+    def resume(cls, out_dir: str | os.PathLike, corpus: Corpus | None = None, device: str | None = None, **budget) -> "LMTrainer":
+        """Continue the run in ``out_dir`` from its ``checkpoint.pt``; only the ``device`` and the budget
+        (``epochs``, ``max_steps``, ``time_budget``) may change; every other setting comes from the checkpoint."""
+        bad = set(budget) - set(BUDGET_FIELDS)
+        if bad:
+            raise ValueError(f"only {', '.join(BUDGET_FIELDS)} can change on resume, not {', '.join(sorted(bad))}")
+        path = Path(out_dir) / CHECKPOINT
+        ckpt = load_checkpoint(path)
+        if ckpt.get("kind") != "fwm-rl lm" or "train_state" not in ckpt:
+            raise ValueError(f"{path} is not a training checkpoint of fwm-rl lm train; cannot resume from it")
+        if corpus is None:
+            corpus = checkpoint_corpus(ckpt)
+        elif corpus.vocab.idx2word != ckpt["vocab"]:
+            raise ValueError("the corpus given for resuming has a different vocabulary from the checkpoint's")
+        changes = {k: v for k, v in {**budget, "device": device}.items() if v is not None}
+        config = replace(TrainConfig.from_dict(ckpt["train_config"]), **changes)
+        trainer = cls(corpus, LMConfig.from_dict(ckpt["model_config"]), config, out_dir, data=ckpt["data"])
+        trainer._load_train_state(ckpt["train_state"])
+        trainer.resumed = True
+        return trainer
+
+    def _make_optimizer(self, name: str) -> torch.optim.Optimizer:
+        cfg = self.config
+        if name == "adam":
+            return torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # averaged SGD as in AWD-LSTM: averaging from the switch on (t0 = 0), no decay of the step size
+        return torch.optim.ASGD(self.model.parameters(), lr=cfg.asgd_lr, t0=0, lambd=0.0, weight_decay=cfg.weight_decay)
+
+    # ------------------------------------------------------------------------------- checkpoints
+    def _eval_state_dict(self) -> dict:
+        """The weights to validate and save: the ASGD average once ASGD is on, else the current ones."""
+        state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        if self.optimizer_name == "asgd":
+            averaged = {id(p): self.optimizer.state[p]["ax"] for p in self.model.parameters() if "ax" in self.optimizer.state[p]}
+            for name, param in self.model.named_parameters():
+                if id(param) in averaged:
+                    state[name] = averaged[id(param)].detach().clone()
+            if self.model_config.tie_weights:
+                state["decoder.weight"] = state["embedding.weight"]
+        return state
+
+    def _checkpoint(self, eval_state: dict, valid_loss: float, temperature: float = 1.0, with_train_state: bool = False) -> dict:
+        ckpt = {
+            "kind": "fwm-rl lm",
+            "model_config": self.model_config.to_dict(),
+            "train_config": asdict(self.config),
+            "vocab": list(self.corpus.vocab.idx2word),
+            "data": self.data,
+            "data_source": self.corpus.source,
+            "model_state": eval_state,
+            "temperature": temperature,
+            "valid_loss": valid_loss,
+            "step": self.step,
+        }
+        if with_train_state:
+            rng = {"torch": torch.get_rng_state(), "bptt": self.bptt_rng.bit_generator.state}
+            if torch.cuda.is_available():
+                rng["cuda"] = torch.cuda.get_rng_state_all()
+            ckpt["train_state"] = {
+                "model": self.model.state_dict(),
+                "optimizer_name": self.optimizer_name,
+                "optimizer": self.optimizer.state_dict(),
+                "step": self.step,
+                "epoch": self.epoch,
+                "position": self.position,
+                "hidden": [list(layer) for layer in self.state.layers],
+                "fast_weights": self.state.fast_weights,
+                "val_history": list(self.val_history),
+                "best_valid": self.best_valid,
+                "tokens_seen": self.tokens_seen,
+                "elapsed": self.elapsed,
+                "running": list(self.running),
+                "rng": rng,
+            }
+        return ckpt
+
+    def _load_train_state(self, ts: dict) -> None:
+        self.model.load_state_dict(ts["model"])
+        self.optimizer_name = ts["optimizer_name"]
+        self.optimizer = self._make_optimizer(self.optimizer_name)
+        self.optimizer.load_state_dict(ts["optimizer"])
+        self.step, self.epoch, self.position = ts["step"], ts["epoch"], ts["position"]
+        fast = ts["fast_weights"]
+        self.state = LMState(tuple((h, c) for h, c in ts["hidden"]), fast).to(self.device)
+        self.val_history = list(ts["val_history"])
+        self.best_valid = ts["best_valid"]
+        self.tokens_seen, self.elapsed = ts["tokens_seen"], ts["elapsed"]
+        self.running = list(ts["running"])
+        torch.set_rng_state(ts["rng"]["torch"].cpu())
+        if "cuda" in ts["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in ts["rng"]["cuda"]])
+        self.bptt_rng.bit_generator.state = ts["rng"]["bptt"]
+
+    # ---------------------------------------------------------------------------------- training
+    def _seq_len(self) -> int:
+        """AWD-LSTM's variable BPTT length: N(bptt, 5) (bptt/2 with probability 0.05), at most bptt + 10."""
+        bptt = self.config.bptt
+        base = bptt if self.bptt_rng.random() < 0.95 else bptt / 2.0
+        seq_len = max(min(5, bptt), int(self.bptt_rng.normal(base, 5)))
+        return min(seq_len, bptt + 10)
+
+    def _train_step(self) -> tuple[float, int]:
+        cfg = self.config
+        seq_len = min(self._seq_len(), self.train_x.size(0) - self.position)
+        window = slice(self.position, self.position + seq_len)
+        inputs, targets = self.train_x[window], self.train_y[window]
+        group = self.optimizer.param_groups[0]
+        base_lr = group["lr"]
+        group["lr"] = base_lr * seq_len / cfg.bptt  # shorter windows take smaller steps
+        self.model.train()
+        out = self.model(inputs, self.state.detach())
+        raw_loss = F.cross_entropy(out.logits.reshape(-1, out.logits.size(-1)), targets.reshape(-1))
+        loss = raw_loss
+        if cfg.ar_alpha:
+            loss = loss + cfg.ar_alpha * out.dropped.pow(2).mean()
+        if cfg.tar_beta and seq_len > 1:
+            loss = loss + cfg.tar_beta * (out.hidden[1:] - out.hidden[:-1]).pow(2).mean()
+        check_finite(loss, self.step, hint="try a lower --lr or a smaller --clip")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
+        self.optimizer.step()
+        group["lr"] = base_lr
+        self.state = out.state.detach()
+        self.position += seq_len
+        if self.position >= self.train_x.size(0):  # next epoch: start of the text, fresh state
+            self.epoch += 1
+            self.position = 0
+            self.state = self.model.initial_state(cfg.batch_size)
+        self.step += 1
+        n_tokens = inputs.numel()
+        self.tokens_seen += n_tokens
+        return float(raw_loss.detach()), n_tokens
+
+    def validate(self) -> float:
+        """Validation loss of the evaluation weights (the ASGD average under ASGD)."""
+        current = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(self._eval_state_dict())
+        result = evaluate(self.model, self.corpus.valid, self.config.eval_batch_size, self.config.bptt)
+        self.model.load_state_dict(current)
+        return result.loss
+
+    def _finished(self) -> bool:
+        cfg = self.config
+        return (
+            self.epoch >= cfg.epochs
+            or (cfg.max_steps is not None and self.step >= cfg.max_steps)
+            or (cfg.time_budget is not None and self.elapsed >= cfg.time_budget)
+        )
+
+    def _after_validation(self, valid_loss: float, scheduled: bool, log: RunLogger) -> None:
+        cfg = self.config
+        log.log(self.step, {"valid/loss": valid_loss, "valid/ppl": math.exp(valid_loss), "epoch": self.epoch})
+        if valid_loss < self.best_valid:
+            self.best_valid = valid_loss
+            atomic_save(self._checkpoint(self._eval_state_dict(), valid_loss), self.out_dir / BEST)
+        if scheduled and self.optimizer_name == "adam":
+            history = self.val_history
+            switch = (cfg.asgd_after is not None and len(history) + 1 >= cfg.asgd_after) or (
+                cfg.nonmono is not None and len(history) > cfg.nonmono and valid_loss > min(history[: -cfg.nonmono])
+            )
+            if switch:
+                self.optimizer_name = "asgd"
+                self.optimizer = self._make_optimizer("asgd")
+                log.log(self.step, {"asgd_switch": 1.0})
+        if scheduled:
+            self.val_history.append(valid_loss)
+        atomic_save(self._checkpoint(self._eval_state_dict(), valid_loss, with_train_state=True), self.out_dir / CHECKPOINT)
+
+    def train(self, show_progress: bool = True) -> TrainSummary:
+        """Run until the budget is spent; validate and checkpoint on the way; tune the temperature at the end."""
+        cfg = self.config
+        if not self.resumed and (self.out_dir / CHECKPOINT).exists():
+            raise ValueError(f"{self.out_dir} already holds a run ({CHECKPOINT}); pass --resume to continue it or choose another --out")
+        log = RunLogger(self.out_dir, tensorboard=cfg.tensorboard, resume_step=self.step if self.resumed else None)
+        total = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * math.ceil(self.train_x.size(0) / cfg.bptt)
+        bar = progress(total=total, initial=self.step, desc=f"lm {self.model_config.model}", disable=not show_progress)
+        last_validated = -1
+        try:
+            while not self._finished():
+                start = time.perf_counter()
+                epoch = self.epoch
+                loss, n_tokens = self._train_step()
+                self.elapsed += time.perf_counter() - start
+                self.running = [self.running[0] + loss, self.running[1] + 1, self.running[2] + n_tokens]
+                bar.update(1)
+                if self.step % cfg.log_interval == 0:
+                    mean = self.running[0] / self.running[1]
+                    log.log(self.step, {"train/loss": mean, "train/ppl": math.exp(mean), "lr": self.optimizer.param_groups[0]["lr"],
+                                        "tokens_per_s": self.tokens_seen / max(self.elapsed, 1e-9)})
+                    bar.set_postfix(loss=f"{mean:.3f}", ppl=f"{math.exp(mean):.1f}")
+                    self.running = [0.0, 0, 0]
+                due = (self.step % cfg.eval_interval == 0) if cfg.eval_interval else (self.epoch != epoch)
+                if due:
+                    self._after_validation(self.validate(), scheduled=True, log=log)
+                    last_validated = self.step
+            if last_validated != self.step:
+                # the budget ran out between validations: record where it stopped (not an ASGD trigger)
+                self._after_validation(self.validate(), scheduled=False, log=log)
+        finally:
+            bar.close()
+        temperature = 1.0
+        if cfg.tune_temperature and (self.out_dir / BEST).exists():
+            best = load_checkpoint(self.out_dir / BEST, map_location=self.device)
+            current = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.model.load_state_dict(best["model_state"])
+            temperature, tuned = tune_temperature(self.model, self.corpus.valid, cfg.eval_batch_size, cfg.bptt)
+            self.model.load_state_dict(current)
+            best["temperature"] = temperature
+            atomic_save(best, self.out_dir / BEST)
+            log.log(self.step, {"valid/ppl_tuned_temperature": math.exp(tuned), "temperature": temperature})
+        log.close()
+        return TrainSummary(self.step, self.epoch, self.best_valid, temperature,
+                            self.tokens_seen / max(self.elapsed, 1e-9), self.out_dir)

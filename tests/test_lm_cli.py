@@ -1,0 +1,67 @@
+"""The ``fwm-rl lm`` commands, called through the package's own ``register`` on a fresh parser."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+from test_lm import write_corpus
+
+from fwm_rl.lm.cli import register
+
+SMALL = ["--d-embed", "12", "--d-hidden", "16", "--n-layers", "2", "--d-fwm", "4", "--n-reads", "2", "--batch-size", "4",
+         "--bptt", "6", "--eval-interval", "3", "--log-interval", "1", "--no-tensorboard", "--no-progress", "--device", "cpu"]
+
+
+def run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="fwm-rl")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """An LSTM and an FWM model trained for a few steps on a tiny corpus."""
+    root = tmp_path_factory.mktemp("lm_cli")
+    data = write_corpus(root / "data")
+    for model in ("lstm", "fwm"):
+        assert run(["lm", "train", "--model", model, "--data", str(data), "--out", str(root / model), "--max-steps", "3", *SMALL]) == 0
+    return root, data
+
+
+def test_train_eval_and_resume(runs, capsys):
+    root, data = runs
+    assert (root / "fwm" / "best.pt").exists() and (root / "fwm" / "metrics.csv").exists()
+    capsys.readouterr()
+    assert run(["lm", "eval", str(root / "fwm" / "best.pt"), "--split", "test", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    n_tokens = sum(len(line.split()) + 1 for line in (data / "test.txt").read_text().splitlines())
+    assert "perplexity" in out and f"over {n_tokens:,} tokens" in out and "batch size 1" in out
+    assert run(["lm", "train", "--out", str(root / "lstm"), "--resume", "--max-steps", "5", "--no-progress", "--device", "cpu"]) == 0
+    assert "stopped at step 5" in capsys.readouterr().out
+
+
+def test_compare_writes_a_png(runs, tmp_path, capsys):
+    root, _ = runs
+    out = tmp_path / "fig" / "compare.png"
+    assert run(["lm", "compare", str(root / "lstm" / "best.pt"), str(root / "fwm" / "best.pt"), "--start", "5", "--length", "30",
+                "--out", str(out), "--device", "cpu"]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+    assert "LSTM:" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="does not fit"):
+        run(["lm", "compare", str(root / "lstm" / "best.pt"), str(root / "fwm" / "best.pt"), "--start", "100000", "--device", "cpu"])
+
+
+def test_bad_invocations_are_clear_errors(runs, tmp_path):
+    root, data = runs
+    with pytest.raises(ValueError, match="--model is required"):
+        run(["lm", "train", "--data", str(data)])
+    with pytest.raises(ValueError, match="--d-hidden"):
+        run(["lm", "train", "--out", str(root / "lstm"), "--resume", "--d-hidden", "32"])
+    with pytest.raises(ValueError, match="already holds a run"):
+        run(["lm", "train", "--model", "lstm", "--data", str(data), "--out", str(root / "lstm"), *SMALL])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        run(["lm", "eval", str(tmp_path / "missing.pt")])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        run(["lm", "train", "--model", "fwm", "--data", str(tmp_path / "nodata"), "--out", str(tmp_path / "x"), *SMALL])
