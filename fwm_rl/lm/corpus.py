@@ -26,10 +26,11 @@ from typing import Iterable, Sequence
 
 import torch
 
-__all__ = ["EOS", "SPLITS", "Corpus", "Vocabulary", "babi_corpus", "babi_story_lines", "find_split_files", "load_corpus", "load_data", "tokenize_lines"]
+__all__ = ["EOS", "EOS_INDEX", "SPLITS", "Corpus", "Vocabulary", "babi_corpus", "babi_story_lines", "find_split_files", "load_corpus", "load_data", "tokenize_lines"]
 
-#: End-of-sentence token appended to every line.
+#: End-of-sentence token appended to every line; it is index ``EOS_INDEX`` of every vocabulary.
 EOS = "<eos>"
+EOS_INDEX = 0
 #: The three splits, in order.
 SPLITS = ("train", "valid", "test")
 
@@ -38,7 +39,7 @@ _LAYOUTS = {"ptb": "{split}.txt", "wikitext": "wiki.{split}.tokens"}
 
 
 class Vocabulary:
-    """Bidirectional word <-> index map; ``<eos>`` is always index 0."""
+    """Bidirectional word <-> index map; ``<eos>`` is always index ``EOS_INDEX`` (0)."""
 
     def __init__(self, words: Iterable[str] = ()):
         self.idx2word: list[str] = []
@@ -142,7 +143,7 @@ def load_corpus(data_dir: str | os.PathLike, vocab: Vocabulary | None = None) ->
     """
     files = find_split_files(data_dir)
     tokens = {split: tokenize_lines(_read_lines(path)) for split, path in files.items()}
-    if not tokens["train"] or tokens["train"] == [EOS] * len(tokens["train"]):
+    if all(token == EOS for token in tokens["train"]):
         raise ValueError(f"training file {files['train']} holds no words")
     if vocab is None:
         vocab = Vocabulary(tokens["train"])

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fwm_rl.lm.corpus import EOS, Corpus, Vocabulary, load_data
+from fwm_rl.lm.corpus import EOS_INDEX, Corpus, Vocabulary, load_data
 from fwm_rl.lm.model import AWDLanguageModel, LMConfig, LMState
 from fwm_rl.runs import RunLogger, atomic_save, check_finite, load_checkpoint, progress, resolve_device, set_seed
 
@@ -109,8 +109,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {sorted(unknown)}; is this checkpoint from a newer fwm-rl?")
+        return cls(**data)
 
 
 @dataclass
@@ -155,7 +157,7 @@ def batchify(tokens: Tensor, batch_size: int, pad: bool) -> tuple[Tensor, Tensor
     """
     if tokens.dim() != 1:
         raise ValueError(f"tokens must be a 1-D tensor of word indices, got shape {tuple(tokens.shape)}")
-    stream = torch.cat([tokens.new_full((1,), 0), tokens])  # index 0 is <eos> in every Vocabulary
+    stream = torch.cat([tokens.new_full((1,), EOS_INDEX), tokens])
     inputs, targets = stream[:-1], stream[1:]
     n = inputs.numel()
     length = math.ceil(n / batch_size) if pad else n // batch_size
@@ -330,7 +332,7 @@ class LMTrainer:
         """The weights to validate and save: the ASGD average once ASGD is on, else the current ones."""
         state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         if self.optimizer_name == "asgd":
-            averaged = {id(p): self.optimizer.state[p]["ax"] for p in self.model.parameters() if "ax" in self.optimizer.state[p]}
+            averaged = {id(p): self.optimizer.state[p]["ax"] for p in self.model.parameters() if "ax" in self.optimizer.state.get(p, {})}
             for name, param in self.model.named_parameters():
                 if id(param) in averaged:
                     state[name] = averaged[id(param)].detach().clone()
