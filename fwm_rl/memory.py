@@ -1,0 +1,496 @@
+"""The Fast Weight Memory (paper section 3, equations 1-8), shared by RL, catbAbI and LM.
+
+A slow LSTM produces ``h_t``; at every step the memory
+
+* **writes** (section 3.1.1): ``[k1, k2, v] = tanh(W_write h_t)`` (eq. 1), ``beta = sigmoid(W_beta h_t)``
+  (eq. 2), retrieves ``v_old = F(k1 (x) k2)``, and updates
+  ``F' = F + beta * vec(k1 (x) k2) (x) (v - v_old)`` (eq. 3), ``F = F' / max(1, ||F'||)`` (eq. 4);
+* **reads** (section 3.1.2): ``n^(0) = tanh(W_n h_t)`` (eq. 5), ``e^(i) = tanh(W_e^(i) h_t)`` (eq. 6),
+  ``n^(i) = LN(F vec(n^(i-1) (x) e^(i)))`` (eq. 7) for ``i = 1..N_r``, output ``W_o n^(N_r)`` (eq. 8).
+
+``F`` is stored as ``[B, d_fwm, d_fwm, d_fwm]`` (key 1, key 2, value); with the appendix E ablation
+(``keys="concat"``) the key is ``[k1; k2]`` and ``F`` is ``[B, 2 d_fwm, d_fwm]``.
+
+Two exact implementations of the same recurrence:
+
+* ``impl="step"``: the reference, one full ``F`` update and ``N_r`` contractions per step.
+* ``impl="chunked"``: within a chunk of ``C`` steps starting from ``F_0``, ``F_t`` is ``F_0`` plus the
+  chunk's rank-one writes ``key_j (x) w_j``, each scaled by the product of the later caps of eq. 4
+  (the cap only ever rescales the whole tensor).
+  Retrievals and reads become key dot products against the chunk's earlier writes plus one batched
+  contraction with ``F_0``; ``||F'||^2`` is updated incrementally, so no ``d^3`` tensor is formed per step.
+  Starting from a zero state (an RL episode) the ``F_0`` terms vanish altogether.
+
+``impl="auto"`` (default) uses the chunked form for sequences and the step form for single steps.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F_
+from torch import Tensor, nn
+
+__all__ = ["FWMLSTM", "FastWeightMemory", "MemoryTrace", "count_parameters"]
+
+LN_EPS = 1e-5  # layer norm epsilon (PyTorch's default, as in the authors' code)
+KEY_MODES = ("tensor", "concat")
+IMPLS = ("auto", "step", "chunked")
+
+
+class MemoryTrace(NamedTuple):
+    """Per-step internals, each ``[T, B, ...]``, for Figure-3-style visualisation.
+
+    The match of read ``i`` at step ``t`` with the write at step ``j`` is
+    ``(k1_j . n_t^i) * (k2_j . e_t^i)`` (``<k1 (x) k2, n (x) e>``).
+    """
+
+    k1: Tensor  # [T, B, d] write key 1
+    k2: Tensor  # [T, B, d] write key 2
+    v: Tensor  # [T, B, d] new value
+    beta: Tensor  # [T, B] write strength
+    n: Tensor  # [T, B, n_reads, d] query n^(i-1) of read i
+    e: Tensor  # [T, B, n_reads, d] query e^(i) of read i
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def _check_mask(name: str, mask: Tensor | None, T: int, B: int) -> Tensor | None:
+    if mask is None:
+        return None
+    if not isinstance(mask, Tensor):
+        mask = torch.as_tensor(mask)
+    if mask.shape != (T, B):
+        raise ValueError(f"{name} must have shape [T, B] = [{T}, {B}] (time first), got {list(mask.shape)}")
+    return mask.bool()
+
+
+class FastWeightMemory(nn.Module):
+    """Write (eqs 1-4) and ``n_reads`` chained reads (eqs 5-8) on a fast weight tensor.
+
+    Args:
+        input_size: size of the slow net's output ``h_t`` (``d_LSTM``).
+        d_fwm: size of keys, values and queries (``d_FWM``).
+        n_reads: number of chained reads ``N_r``.
+        output_size: rows of ``W_o`` (default ``input_size``).
+        keys: ``"tensor"`` (the paper) or ``"concat"`` (appendix E ablation: ``[k1; k2]``).
+        beta_bias: constant added before the sigmoid of eq. 2. The paper's eq. 2 has none; the
+            authors' code uses ``+1`` ("bias to writing") in all experiments.
+        update_scale: factor on the update term of eq. 3. The paper's eq. 3 is ``1``; the authors'
+            code scales by ``1/d_fwm`` in all experiments.
+        tanh_first_query: apply ``tanh`` to ``n^(0)`` as eq. 5 says; the authors' code does not.
+        chunk_size: steps per chunk of the chunked form (``None``: the whole sequence when it starts
+            from a zero state and is at most 64 steps, else 32).
+        impl: ``"auto"``, ``"step"`` (reference) or ``"chunked"``.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        d_fwm: int = 16,
+        n_reads: int = 3,
+        output_size: int | None = None,
+        keys: str = "tensor",
+        beta_bias: float = 0.0,
+        update_scale: float = 1.0,
+        tanh_first_query: bool = True,
+        chunk_size: int | None = None,
+        impl: str = "auto",
+    ):
+        super().__init__()
+        output_size = input_size if output_size is None else output_size
+        for name, value in (("input_size", input_size), ("d_fwm", d_fwm), ("n_reads", n_reads), ("output_size", output_size)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if keys not in KEY_MODES:
+            raise ValueError(f"keys must be one of {KEY_MODES}, got {keys!r}")
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+        if not update_scale > 0:
+            raise ValueError(f"update_scale must be positive, got {update_scale!r}")
+        self.input_size, self.d_fwm, self.n_reads, self.output_size = input_size, d_fwm, n_reads, output_size
+        self.keys, self.beta_bias, self.update_scale = keys, float(beta_bias), float(update_scale)
+        self.tanh_first_query, self.chunk_size, self.impl = tanh_first_query, chunk_size, impl
+        d = d_fwm
+        self.W_write = nn.Linear(input_size, 3 * d + 1)  # [k1, k2, v] (eq. 1) and beta (eq. 2)
+        self.W_read = nn.Linear(input_size, d + n_reads * d)  # n^(0) (eq. 5) and e^(1..N_r) (eq. 6)
+        self.W_o = nn.Linear(d, output_size)  # eq. 8
+        bound = (6.0 / (input_size + d)) ** 0.5  # the authors' uniform init of the projections
+        nn.init.uniform_(self.W_write.weight, -bound, bound)
+        nn.init.uniform_(self.W_read.weight, -bound, bound)
+
+    # ------------------------------------------------------------------ state
+    def state_shape(self, batch_size: int) -> tuple[int, ...]:
+        d = self.d_fwm
+        return (batch_size, d, d, d) if self.keys == "tensor" else (batch_size, 2 * d, d)
+
+    def initial_state(self, batch_size: int, device=None, dtype=None) -> Tensor:
+        """The empty memory ``F = 0``."""
+        p = self.W_o.weight
+        return torch.zeros(self.state_shape(batch_size), device=device or p.device, dtype=dtype or p.dtype)
+
+    def _check_state(self, F: Tensor, B: int) -> None:
+        if not isinstance(F, Tensor) or tuple(F.shape) != self.state_shape(B):
+            got = list(F.shape) if isinstance(F, Tensor) else type(F).__name__
+            raise ValueError(
+                f"fast weight state has shape {got}, expected {list(self.state_shape(B))} "
+                f"(batch {B}, d_fwm {self.d_fwm}, keys={self.keys!r}); was it made by another configuration?"
+            )
+
+    # ------------------------------------------------------------ projections
+    def project(self, h: Tensor):
+        """Eqs 1, 2, 5, 6 for all steps at once: ``k1, k2, v [T,B,d]``, ``beta [T,B]``, ``n0 [T,B,d]``, ``e [T,B,N_r,d]``."""
+        d = self.d_fwm
+        k1, k2, v, b = self.W_write(h).split([d, d, d, 1], dim=-1)
+        k1, k2, v = torch.tanh(k1), torch.tanh(k2), torch.tanh(v)  # eq. 1
+        beta = torch.sigmoid(b.squeeze(-1) + self.beta_bias)  # eq. 2
+        n0, e = self.W_read(h).split([d, self.n_reads * d], dim=-1)
+        if self.tanh_first_query:
+            n0 = torch.tanh(n0)  # eq. 5
+        e = torch.tanh(e).unflatten(-1, (self.n_reads, d))  # eq. 6
+        return k1, k2, v, beta, n0, e
+
+    # -------------------------------------------------- key algebra (both modes)
+    def _key_dot(self, a1: Tensor, a2: Tensor, b1: Tensor, b2: Tensor) -> Tensor:
+        """``<key(a1, a2), key(b1, b2)>`` over the last dim, broadcast over the rest."""
+        if self.keys == "tensor":  # <a1 (x) a2, b1 (x) b2> = (a1.b1)(a2.b2)
+            return (a1 * b1).sum(-1) * (a2 * b2).sum(-1)
+        return (a1 * b1).sum(-1) + (a2 * b2).sum(-1)  # <[a1; a2], [b1; b2]>
+
+    def _key_gram(self, a1: Tensor, a2: Tensor, b1: Tensor, b2: Tensor) -> Tensor:
+        """``G[b, t, j] = <key(a_t), key(b_j)>`` for ``a: [B, C, d]``, ``b: [B, C', d]``."""
+        g1, g2 = (torch.stack([a1, a2]).flatten(0, 1) @ torch.stack([b1, b2]).flatten(0, 1).transpose(1, 2)).chunk(2)
+        return g1 * g2 if self.keys == "tensor" else g1 + g2
+
+    def _contract(self, F: Tensor, q1: Tensor, q2: Tensor) -> Tensor:
+        """``F vec(q1 (x) q2)`` (or ``F^T [q1; q2]``) for ``F: [B, ...]``, ``q: [B, *, d]`` -> ``[B, *, d]``."""
+        if self.keys == "tensor":
+            if q1.dim() == 2:
+                return torch.einsum("bsrv,bs,br->bv", F, q1, q2)
+            key = (q1.unsqueeze(-1) * q2.unsqueeze(-2)).flatten(-2)  # [B, C, d*d]
+            return key @ F.flatten(1, 2)
+        d = self.d_fwm
+        if q1.dim() == 2:
+            return (q1.unsqueeze(1) @ F[:, :d] + q2.unsqueeze(1) @ F[:, d:]).squeeze(1)
+        return q1 @ F[:, :d] + q2 @ F[:, d:]
+
+    def _outer(self, k1: Tensor, k2: Tensor, w: Tensor) -> Tensor:
+        """``vec(k1 (x) k2) (x) w`` (or ``[k1; k2] (x) w``) for ``[B, d]`` inputs."""
+        if self.keys == "tensor":
+            return k1[:, :, None, None] * k2[:, None, :, None] * w[:, None, None, :]
+        return torch.cat([k1, k2], dim=1)[:, :, None] * w[:, None, :]
+
+    def _read(self, n: Tensor, e_i: Tensor, retrieve) -> Tensor:
+        return F_.layer_norm(retrieve(n, e_i), (self.d_fwm,), eps=LN_EPS)  # eq. 7
+
+    # ----------------------------------------------------------------- forward
+    def forward(
+        self,
+        h: Tensor,
+        F: Tensor | None = None,
+        resets: Tensor | None = None,
+        keep: Tensor | None = None,
+        read_mask: Tensor | None = None,
+        return_trace: bool = False,
+        impl: str | None = None,
+    ):
+        """Run the memory over ``h: [T, B, input_size]``.
+
+        ``resets[t, b]`` zeroes ``F`` of row ``b`` before step ``t``; ``keep[t, b] = False`` marks
+        padding (``F`` untouched, output 0); ``read_mask[t, b] = False`` skips the read (output 0).
+        Returns ``(reads [T, B, output_size], F_T)`` (plus a :class:`MemoryTrace` if asked).
+        """
+        if not isinstance(h, Tensor) or h.dim() != 3 or h.shape[-1] != self.input_size:
+            got = list(h.shape) if isinstance(h, Tensor) else type(h).__name__
+            raise ValueError(f"h must be [T, B, {self.input_size}] (time first), got {got}")
+        T, B, _ = h.shape
+        if T == 0:
+            raise ValueError("h has no time steps (T = 0)")
+        resets = _check_mask("resets", resets, T, B)
+        # A known-empty start (no state given, or every row reset at step 0, as in an RL
+        # episode) lets the chunked form drop all F_0 terms.
+        zero_start = F is None or (resets is not None and bool(resets[0].all()))
+        if F is None:
+            F = self.initial_state(B, device=h.device, dtype=h.dtype)
+        self._check_state(F, B)
+        keep = _check_mask("keep", keep, T, B)
+        read_mask = _check_mask("read_mask", read_mask, T, B)
+        impl = impl or self.impl
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        if impl == "auto":
+            impl = "step" if T == 1 else "chunked"
+
+        k1, k2, v, beta, n0, e = self.project(h)
+        if impl == "step":
+            n_final, F, queries = self._run_step(F, k1, k2, v, beta, n0, e, resets, keep, read_mask)
+        else:
+            n_final, F, queries = self._run_chunked(F, zero_start, k1, k2, v, beta, n0, e, resets, keep)
+        out = self.W_o(n_final)  # eq. 8
+        visible = keep if read_mask is None else (read_mask if keep is None else keep & read_mask)
+        if visible is not None:
+            out = out * visible.unsqueeze(-1).to(out.dtype)
+        if return_trace:
+            return out, F, MemoryTrace(k1, k2, v, beta, queries, e)
+        return out, F
+
+    # ------------------------------------------------- reference: step by step
+    def _run_step(self, F, k1, k2, v, beta, n0, e, resets, keep, read_mask):
+        T, B, _ = k1.shape
+        finals, queries = [], []
+        for t in range(T):
+            if resets is not None:
+                F = F * (~resets[t]).to(F.dtype).view(B, *([1] * (F.dim() - 1)))
+            v_old = self._contract(F, k1[t], k2[t])  # retrieve v_old
+            w = self.update_scale * beta[t, :, None] * (v[t] - v_old)
+            F_new = F + self._outer(k1[t], k2[t], w)  # eq. 3
+            F_new = F_new / F_new.flatten(1).norm(dim=1).clamp(min=1.0).view(B, *([1] * (F.dim() - 1)))  # eq. 4
+            if keep is not None:
+                F_new = torch.where(keep[t].view(B, *([1] * (F.dim() - 1))), F_new, F)
+            F = F_new
+            n, qs = n0[t], []
+            if read_mask is None or bool(read_mask[t].any()):
+                for i in range(self.n_reads):
+                    qs.append(n)
+                    n = self._read(n, e[t, :, i], lambda a, b: self._contract(F, a, b))  # eq. 7
+            else:  # nothing reads at this step: its output is masked to 0
+                qs = [n] * self.n_reads
+                n = torch.zeros_like(n)
+            finals.append(n)
+            queries.append(torch.stack(qs, dim=1))
+        return torch.stack(finals), F, torch.stack(queries)
+
+    # ------------------------------------------------------ exact chunked form
+    def _run_chunked(self, F, zero_start, k1, k2, v, beta, n0, e, resets, keep):
+        T = k1.shape[0]
+        C = self.chunk_size or (T if zero_start and T <= 64 else 32)
+        finals, queries = [], []
+        for s in range(0, T, C):
+            sl = slice(s, min(s + C, T))
+            part = lambda m: None if m is None else m[sl]  # noqa: E731
+            n_c, F, q_c = self._chunk(
+                F, zero_start and s == 0, k1[sl], k2[sl], v[sl], beta[sl], n0[sl], e[sl], part(resets), part(keep)
+            )
+            finals.append(n_c)
+            queries.append(q_c)
+        return torch.cat(finals), F, torch.cat(queries)
+
+    def _chunk(self, F0, zero_start, k1, k2, v, beta, n0, e, resets, keep):
+        """One chunk starting from ``F0`` (batch-major inside: ``[B, C, ...]``).
+
+        With ``w_j`` the update of eq. 3 at step ``j`` and ``c_i = 1 / max(1, ||F'_i||)`` the
+        rescale of eq. 4, ``F_t = a_t F0 + sum_{j<=t} (a_t / a_{j-1}) key_j (x) w_j`` where
+        ``a_t = c_1 ... c_t``. The factors are kept as logs ``L_t = log a_t``, so every ratio
+        ``exp(L_t - L_{j-1})`` is at most 1 and nothing overflows however long the chunk.
+        """
+        C, B, d = k1.shape
+        k1, k2, v, n0, e = (x.transpose(0, 1) for x in (k1, k2, v, n0, e))  # [B, C, ...]
+        beta = beta.t()
+        dt, dev = k1.dtype, k1.device
+        # A write j is visible at step t iff it is not later and no reset falls between them
+        # (same segment; seg counts a row's resets up to t); F0 is visible while seg == 0.
+        past = torch.tril(torch.ones(C, C, dtype=torch.bool, device=dev), -1).expand(B, C, C)  # j < t
+        upto = torch.tril(torch.ones(C, C, dtype=torch.bool, device=dev)).expand(B, C, C)  # j <= t
+        from_F0 = None
+        if resets is not None:
+            seg = resets.t().long().cumsum(1)
+            same = seg[:, :, None] == seg[:, None, :]
+            past, upto = past & same, upto & same
+            from_F0 = (seg == 0).to(dt)
+        gram = self._key_gram(k1, k2, k1, k2)  # <key_t, key_j>
+        ksq = torch.diagonal(gram, dim1=1, dim2=2)  # ||key_t||^2
+        gram = gram * past.to(dt)
+        p0 = None
+        if not zero_start:
+            p0 = self._contract(F0, k1, k2)  # F0's part of every retrieval, one contraction
+            if from_F0 is not None:
+                p0 = p0 * from_F0.unsqueeze(-1)
+        sq = torch.zeros(B, dtype=dt, device=dev) if zero_start else F0.flatten(1).pow(2).sum(1)  # ||F_{t-1}||^2
+        keep_t = None if keep is None else keep.t()
+        reset_t = None if resets is None else resets.t()
+
+        # The write recurrence (eqs 3-4), one step at a time on d-vectors only.
+        L = torch.zeros(B, dtype=dt, device=dev)  # log a_{t-1}
+        ws, L_before, L_after = [], [], []
+        for t in range(C):
+            if reset_t is not None:  # F := 0 for these rows before step t
+                L = torch.where(reset_t[:, t], torch.zeros_like(L), L)
+                sq = torch.where(reset_t[:, t], torch.zeros_like(sq), sq)
+            v_old = torch.zeros_like(v[:, 0])  # retrieval from F_{t-1}
+            if t:
+                coef = gram[:, t, :t] * torch.exp(L[:, None] - torch.stack(L_before, 1))
+                v_old = (coef.unsqueeze(1) @ torch.stack(ws, 1)).squeeze(1)
+            if p0 is not None:
+                v_old = v_old + torch.exp(L)[:, None] * p0[:, t]
+            w = self.update_scale * beta[:, t, None] * (v[:, t] - v_old)  # eq. 3
+            if keep_t is not None:
+                w = w * keep_t[:, t, None].to(dt)
+            sq_new = sq + 2 * (v_old * w).sum(-1) + ksq[:, t] * w.pow(2).sum(-1)  # ||F'_t||^2
+            capped = sq_new.clamp(min=1.0)  # eq. 4: log c_t = -log(max(1, ||F'||^2)) / 2
+            L_next, sq_next = L - 0.5 * torch.log(capped), sq_new / capped
+            if keep_t is not None:  # padding: F untouched
+                L_next = torch.where(keep_t[:, t], L_next, L)
+                sq_next = torch.where(keep_t[:, t], sq_next, sq)
+            ws.append(w)
+            L_before.append(L)
+            L, sq = L_next, sq_next
+            L_after.append(L)
+        W = torch.stack(ws, 1)  # [B, C, d]
+        L_t, L_prev = torch.stack(L_after, 1), torch.stack(L_before, 1)
+        # decay[b, t, j] = a_t / a_{j-1} for visible writes j <= t, else 0
+        decay = torch.exp(torch.where(upto, L_t[:, :, None] - L_prev[:, None, :], torch.full_like(gram, -torch.inf)))
+        a_F0 = None
+        if not zero_start:
+            a_F0 = torch.exp(L_t) if from_F0 is None else torch.exp(L_t) * from_F0
+
+        # Reads (eq. 7) for all steps of the chunk at once, one chained read at a time.
+        n, qs = n0, []
+        for i in range(self.n_reads):
+            qs.append(n)
+            e_i = e[:, :, i]
+            r = (self._key_gram(n, e_i, k1, k2) * decay) @ W
+            if a_F0 is not None:
+                r = r + a_F0.unsqueeze(-1) * self._contract(F0, n, e_i)
+            n = F_.layer_norm(r, (d,), eps=LN_EPS)
+        # The state at the chunk's end, materialised once.
+        Wv = W * decay[:, -1, :].unsqueeze(-1)
+        if self.keys == "tensor":  # sum_j k1_j (x) (k2_j (x) w_j) as one batched matmul
+            S = (k1.transpose(1, 2) @ (k2.unsqueeze(-1) * Wv.unsqueeze(-2)).flatten(2)).view(B, d, d, d)
+        else:
+            S = torch.cat([k1, k2], dim=2).transpose(1, 2) @ Wv
+        F_end = S if a_F0 is None else a_F0[:, -1].view(B, *([1] * (F0.dim() - 1))) * F0 + S
+        return n.transpose(0, 1), F_end, torch.stack(qs, 2).transpose(0, 1)
+
+
+State = tuple[tuple[Tensor, Tensor], Tensor]
+
+
+class FWMLSTM(nn.Module):
+    """The slow LSTM plus the :class:`FastWeightMemory` (paper section 3, Figure 1).
+
+    Per step the LSTM runs, then the memory is written and read from its output ``h_t``; the layer
+    returns the read ``FWM(h_t, F_t)`` or, with ``residual=True``, ``h_t + FWM(h_t, F_t)`` (the
+    softmax input of section 3). Because the LSTM never reads the memory, a whole sequence of
+    ``h_t`` is computed by one ``nn.LSTM`` call wherever no reset or padding falls inside it.
+
+    State: ``((h, c), F)`` with ``h, c: [1, B, hidden_size]`` and ``F`` as in :class:`FastWeightMemory`.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        d_fwm: int = 16,
+        n_reads: int = 3,
+        residual: bool = False,
+        batch_first: bool = False,
+        **memory_options,
+    ):
+        super().__init__()
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.residual, self.batch_first = residual, batch_first
+        self.lstm = nn.LSTM(input_size, hidden_size)
+        self.memory = FastWeightMemory(hidden_size, d_fwm, n_reads, output_size=hidden_size, **memory_options)
+
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size
+
+    def initial_state(self, batch_size: int, device=None, dtype=None) -> State:
+        p = self.memory.W_o.weight
+        device, dtype = device or p.device, dtype or p.dtype
+        zeros = torch.zeros(1, batch_size, self.hidden_size, device=device, dtype=dtype)
+        return (zeros, zeros.clone()), self.memory.initial_state(batch_size, device, dtype)
+
+    def _check_state(self, state, B: int) -> None:
+        try:
+            (h, c), F = state
+        except (TypeError, ValueError):
+            raise ValueError("state must be ((h, c), F) as returned by FWMLSTM") from None
+        for name, x in (("h", h), ("c", c)):
+            if tuple(x.shape) != (1, B, self.hidden_size):
+                raise ValueError(
+                    f"state {name} has shape {list(x.shape)}, expected [1, {B}, {self.hidden_size}]; "
+                    "was it made by another configuration or batch size?"
+                )
+        self.memory._check_state(F, B)
+
+    def _run_lstm(self, x: Tensor, hc, starts: Tensor | None, keep: Tensor | None):
+        """LSTM outputs ``[T, B, H]`` and final ``(h, c)``, resetting and skipping rows as masked."""
+        T, B, _ = x.shape
+        if keep is not None and not bool(keep.all()):  # padding: step by step, state held
+            h, c = hc
+            outs = []
+            for t in range(T):
+                if starts is not None:
+                    live = (~starts[t]).to(h.dtype).view(1, B, 1)
+                    h, c = h * live, c * live
+                o, (h2, c2) = self.lstm(x[t : t + 1], (h, c))
+                k = keep[t].view(1, B, 1)
+                h, c = torch.where(k, h2, h), torch.where(k, c2, c)
+                outs.append(o)
+            return torch.cat(outs), (h, c)
+        # Split at the steps where some row starts a new episode; one nn.LSTM call per piece.
+        cuts = [0]
+        if starts is not None:
+            cuts += [t for t in range(1, T) if bool(starts[t].any())]
+        cuts.append(T)
+        h, c = hc
+        outs = []
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            if starts is not None:
+                live = (~starts[a]).to(h.dtype).view(1, B, 1)
+                h, c = h * live, c * live
+            o, (h, c) = self.lstm(x[a:b], (h, c))
+            outs.append(o)
+        return torch.cat(outs), (h, c)
+
+    def forward(
+        self,
+        x: Tensor,
+        state: State | None = None,
+        episode_starts: Tensor | None = None,
+        keep: Tensor | None = None,
+        read_mask: Tensor | None = None,
+        return_trace: bool = False,
+    ):
+        """Run over ``x: [T, B, input_size]`` (``[B, T, input_size]`` if ``batch_first``).
+
+        ``episode_starts[t, b]`` zeroes the whole state of row ``b`` before step ``t``;
+        ``keep[t, b] = False`` marks padding (state untouched, output 0); ``read_mask[t, b] = False``
+        skips the memory read (its output is 0, or ``h_t`` with the residual).
+        Masks are ``[T, B]`` (``[B, T]`` if ``batch_first``). Returns ``(output, state)``.
+        """
+        if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[-1] != self.input_size:
+            got = list(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            layout = "[B, T, input]" if self.batch_first else "[T, B, input]"
+            raise ValueError(f"x must be {layout} with input = {self.input_size}, got {got}")
+        if self.batch_first:
+            x = x.transpose(0, 1)
+            episode_starts, keep, read_mask = (None if m is None else torch.as_tensor(m).transpose(0, 1) for m in (episode_starts, keep, read_mask))
+        T, B, _ = x.shape
+        if state is None:
+            state = self.initial_state(B, device=x.device, dtype=x.dtype)
+        self._check_state(state, B)
+        starts = _check_mask("episode_starts", episode_starts, T, B)
+        keep = _check_mask("keep", keep, T, B)
+        read_mask = _check_mask("read_mask", read_mask, T, B)
+        (hc, F) = state
+        h_seq, hc = self._run_lstm(x, hc, starts, keep)
+        result = self.memory(h_seq, F, resets=starts, keep=keep, read_mask=read_mask, return_trace=return_trace)
+        reads, F = result[0], result[1]
+        out = h_seq + reads if self.residual else reads
+        if keep is not None:
+            out = out * keep.unsqueeze(-1).to(out.dtype)
+        if self.batch_first:
+            out = out.transpose(0, 1)
+        return (out, (hc, F)) + ((result[2],) if return_trace else ())

@@ -1,0 +1,102 @@
+"""Forward+backward throughput of the FWM: fast (chunked) vs reference (step) vs plain LSTM.
+
+Two configurations from the paper, timed in one run on the same machine:
+
+* meta-RL agent: 600 envs x 30 steps, 17 inputs, LSTM 32, d_fwm 16, 3 reads, policy + value heads;
+* catbAbI model: batch 32 x 200 tokens, embedding 256, LSTM 256, d_fwm 32, 3 reads, softmax over 180 words.
+
+Usage: ``python scripts/bench_fwm.py [--repeats 3] [--threads N] [--device cpu]``.
+Prints a Markdown table (time per batch, items/s, ratios, peak memory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import torch
+from torch import nn
+
+from fwm_rl.memory import FWMLSTM
+from fwm_rl.runs import resolve_device
+
+
+def _peak_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class _Model(nn.Module):
+    """Slow net (+ memory) + linear head(s); ``memory=False`` is the plain-LSTM baseline."""
+
+    def __init__(self, n_in, hidden, d_fwm, n_out, memory: bool, impl: str, embed: int | None, residual: bool, **opts):
+        super().__init__()
+        self.embed = nn.Embedding(n_out, embed) if embed else None
+        width = embed or n_in
+        self.core = FWMLSTM(width, hidden, d_fwm, 3, residual=residual, impl=impl, **opts) if memory else nn.LSTM(width, hidden)
+        self.head = nn.Linear(hidden, n_out)
+
+    def forward(self, x):
+        x = self.embed(x) if self.embed is not None else x
+        out, _ = self.core(x)
+        return self.head(out)
+
+
+def _time(model, x, repeats: int, device) -> tuple[float, float]:
+    def step():
+        model.zero_grad(set_to_none=True)
+        model(x).float().pow(2).mean().backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    step()  # warm-up
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return min(times), _peak_mib(device)
+
+
+CONFIGS = {
+    # name: (T, B, n_in/vocab, hidden, d_fwm, embed, residual, memory options as in the authors' code)
+    "meta-RL (600x30, LSTM 32, d_fwm 16)": (30, 600, 17, 32, 16, None, True, dict(beta_bias=1.0, update_scale=1 / 16, tanh_first_query=False)),
+    "catbAbI (32x200, LSTM 256, d_fwm 32)": (200, 32, 180, 256, 32, 256, True, dict(beta_bias=1.0, update_scale=1 / 32, tanh_first_query=False)),
+}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--only", choices=["meta-RL", "catbAbI"], default=None)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}\n")
+    print("| configuration | variant | ms / batch (fwd+bwd) | items/s | vs step | vs LSTM | peak MiB |")
+    print("|---|---|---|---|---|---|---|")
+    for name, (T, B, n_in, hidden, d, embed, residual, opts) in CONFIGS.items():
+        if args.only and not name.startswith(args.only):
+            continue
+        torch.manual_seed(0)
+        x = torch.randint(0, n_in, (T, B), device=device) if embed else torch.randn(T, B, n_in, device=device)
+        results = {}
+        for variant, memory, impl in (("LSTM only", False, "auto"), ("FWM fast", True, "chunked"), ("FWM step", True, "step")):
+            torch.manual_seed(0)
+            model = _Model(n_in, hidden, d, n_in if embed else 4, memory, impl, embed, residual, **opts).to(device)
+            results[variant] = _time(model, x, args.repeats, device)
+        for variant, (sec, peak) in results.items():
+            vs_step = results["FWM step"][0] / sec
+            vs_lstm = sec / results["LSTM only"][0]
+            print(f"| {name} | {variant} | {sec * 1e3:.1f} | {T * B / sec:,.0f} | {vs_step:.1f}x faster | {vs_lstm:.2f}x time | {peak:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

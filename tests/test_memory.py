@@ -1,0 +1,237 @@
+"""The FWM cell as a mathematical object (paper section 3, appendix B) and its two exact forms."""
+
+import pytest
+import torch
+from torch import nn
+
+from fwm_rl.memory import FWMLSTM, FastWeightMemory, count_parameters
+
+torch.set_default_dtype(torch.float32)
+
+
+def _unit(x):
+    return x / x.norm()
+
+
+def _memory(**kw):
+    opts = dict(d_fwm=4, n_reads=2)
+    opts.update(kw)
+    return FastWeightMemory(6, **opts).double()
+
+
+# --------------------------------------------------------------- appendix B
+@pytest.mark.parametrize("beta", [0.0, 0.3, 1.0])
+def test_appendix_b_write_replaces_value_by_convex_combination(beta):
+    """With vec(k1 (x) k2) (x) v_old stored and unit keys, one write leaves
+    vec(k1 (x) k2) (x) ((1 - beta) v_old + beta v)."""
+    mem = _memory()
+    g = torch.Generator().manual_seed(0)
+    k1, k2 = _unit(torch.randn(4, generator=g, dtype=torch.float64)), _unit(torch.randn(4, generator=g, dtype=torch.float64))
+    v_old, v = torch.randn(4, generator=g, dtype=torch.float64) * 0.3, torch.randn(4, generator=g, dtype=torch.float64) * 0.3
+    F = torch.einsum("s,r,v->srv", k1, k2, v_old)[None]
+    w = beta * (v - mem._contract(F, k1[None], k2[None])[0])  # eq. 3 with update_scale 1
+    F_new = F + mem._outer(k1[None], k2[None], w[None])
+    expected = torch.einsum("s,r,v->srv", k1, k2, (1 - beta) * v_old + beta * v)
+    torch.testing.assert_close(F_new[0], expected)
+    assert F_new.norm() <= 1  # so eq. 4 leaves it alone
+
+
+def _hand_set_memory(d=4):
+    """A memory whose projections pass hand-set keys straight through (tanh(atanh(x)) = x)."""
+    mem = FastWeightMemory(input_size=3 * d, d_fwm=d, n_reads=2, update_scale=1.0, beta_bias=0.0).double()
+    with torch.no_grad():
+        for lin in (mem.W_write, mem.W_read):
+            lin.weight.zero_()
+            lin.bias.zero_()
+    return mem
+
+
+def test_transitive_inference_with_orthogonal_keys():
+    """Write a->b and b->c under relation key r; two chained reads from a return c (Figure 3).
+
+    The projections are hand-set so that tanh passes the keys through (biases = atanh of them):
+    the module's own write path stores both associations, its read path chains them.
+    """
+    d = 4
+    a, b, c, r = torch.eye(d, dtype=torch.float64) * 0.9
+    mem = FastWeightMemory(1, d_fwm=d, n_reads=2, update_scale=1.0, beta_bias=0.0).double()
+    big = torch.tensor([30.0], dtype=torch.float64)  # beta = sigmoid(30) ~ 1: full replacement
+    with torch.no_grad():
+        mem.W_write.weight.zero_()
+        mem.W_read.weight.zero_()
+        mem.W_read.bias.copy_(torch.atanh(torch.cat([a, r, r])))  # n^(0) = a, e^(1) = e^(2) = r
+    h = torch.zeros(1, 1, 1, dtype=torch.float64)
+    F = None
+    for key, value in ((a, b), (b, c)):
+        with torch.no_grad():
+            mem.W_write.bias.copy_(torch.cat([torch.atanh(key), torch.atanh(r), torch.atanh(value), big]))
+        _, F, trace = mem(h, F, return_trace=True)
+    out, F, trace = mem(h, F, return_trace=True)  # (rewrites b->c, unchanged) then reads from a
+    n1 = trace.n[0, 0, 1]  # the first read's result, the query of the second read
+    assert n1.argmax().item() == 1  # a -> b
+    n2 = torch.nn.functional.layer_norm(mem._contract(F, n1[None], r[None]), (d,))[0]
+    assert n2.argmax().item() == 2  # b -> c
+    torch.testing.assert_close(out[0, 0], mem.W_o(n2))  # the module's output is W_o n^(2)
+
+
+def test_norm_of_fast_weights_never_exceeds_one():
+    torch.manual_seed(0)
+    mem = FastWeightMemory(8, d_fwm=4, n_reads=1, update_scale=1.0, beta_bias=3.0)
+    F = None
+    for _ in range(5):
+        h = torch.randn(40, 3, 8) * 5
+        for impl in ("step", "chunked"):
+            _, F_impl = mem(h, F, impl=impl)
+            assert (F_impl.flatten(1).norm(dim=1) <= 1 + 1e-5).all()
+        F = F_impl
+    steps = torch.randn(60, 3, 8) * 5
+    F = mem.initial_state(3)
+    for t in range(60):
+        _, F = mem(steps[t : t + 1], F, impl="step")
+        assert (F.flatten(1).norm(dim=1) <= 1 + 1e-5).all()
+
+
+# ---------------------------------------------------------- exactness of the forms
+def _run(mem, h, impl, **kw):
+    h = h.clone().requires_grad_()
+    out, F = mem(h, impl=impl, **kw)
+    (out.pow(2).sum() + F.pow(3).sum()).backward()
+    grads = [h.grad] + [p.grad.clone() for p in mem.parameters()]
+    mem.zero_grad()
+    return [out.detach(), F.detach()] + grads
+
+
+@pytest.mark.parametrize("keys", ["tensor", "concat"])
+@pytest.mark.parametrize("start", ["zero", "state"])
+@pytest.mark.parametrize("masks", ["none", "resets", "keep", "both"])
+def test_chunked_form_equals_step_by_step_reference(keys, start, masks):
+    torch.manual_seed(1)
+    mem = _memory(keys=keys, n_reads=3, update_scale=0.25, beta_bias=1.0, chunk_size=7)
+    T, B = 23, 4
+    h = torch.randn(T, B, 6, dtype=torch.float64) * 2
+    F0 = None
+    if start == "state":
+        F0 = torch.randn(mem.state_shape(B), dtype=torch.float64)
+        F0 = F0 / F0.flatten(1).norm(dim=1).view(B, *[1] * (F0.dim() - 1)) * 0.8
+    resets = (torch.rand(T, B) < 0.15) if masks in ("resets", "both") else None
+    keep = (torch.rand(T, B) < 0.8) if masks in ("keep", "both") else None
+    kw = dict(F=F0, resets=resets, keep=keep)
+    for ref, fast in zip(_run(mem, h, "step", **kw), _run(mem, h, "chunked", **kw)):
+        torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-11)
+
+
+def test_read_mask_zeroes_output_without_changing_state():
+    torch.manual_seed(2)
+    mem = _memory()
+    h = torch.randn(9, 3, 6, dtype=torch.float64)
+    mask = torch.rand(9, 3) < 0.4
+    for impl in ("step", "chunked"):
+        full, F_full = mem(h, impl=impl)
+        part, F_part = mem(h, read_mask=mask, impl=impl)
+        torch.testing.assert_close(part, full * mask.unsqueeze(-1))
+        torch.testing.assert_close(F_part, F_full)
+
+
+def test_gradcheck_cell_with_masks():
+    torch.manual_seed(3)
+    mem = FastWeightMemory(3, d_fwm=2, n_reads=2, update_scale=1.0).double()
+    h = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    F0 = (torch.randn(2, 2, 2, 2, dtype=torch.float64) * 0.3).requires_grad_()
+    resets = torch.tensor([[0, 0], [0, 1], [0, 0], [1, 0], [0, 0]], dtype=torch.bool)
+    keep = torch.tensor([[1, 1], [1, 1], [0, 1], [1, 1], [1, 0]], dtype=torch.bool)
+    for impl in ("step", "chunked"):
+        assert torch.autograd.gradcheck(lambda x, F: mem(x, F, resets=resets, keep=keep, impl=impl), (h, F0))
+
+
+def test_gradcheck_sequence_layer_with_masks():
+    torch.manual_seed(4)
+    layer = FWMLSTM(3, 4, d_fwm=2, n_reads=2, residual=True).double()
+    x = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    starts = torch.tensor([[1, 1], [0, 0], [0, 1], [0, 0], [1, 0]], dtype=torch.bool)
+    keep = torch.tensor([[1, 1], [1, 1], [1, 1], [1, 0], [1, 0]], dtype=torch.bool)
+    assert torch.autograd.gradcheck(lambda x: layer(x, episode_starts=starts, keep=keep)[0], (x,))
+
+
+# ------------------------------------------------------------- the sequence layer
+def _step_loop(layer, x, state, starts=None, keep=None):
+    """A plain loop: one step at a time with the reference form."""
+    outs = []
+    for t in range(x.shape[0]):
+        (h, c), F = state
+        if starts is not None:
+            live = (~starts[t]).double()
+            h, c, F = h * live.view(1, -1, 1), c * live.view(1, -1, 1), F * live.view(-1, 1, 1, 1)
+        o, new = layer(x[t : t + 1], ((h, c), F), keep=None if keep is None else keep[t : t + 1])
+        if keep is not None:
+            k = keep[t]
+            new = ((torch.where(k.view(1, -1, 1), new[0][0], h), torch.where(k.view(1, -1, 1), new[0][1], c)), torch.where(k.view(-1, 1, 1, 1), new[1], F))
+        outs.append(o)
+        state = new
+    return torch.cat(outs), state
+
+
+def test_sequence_layer_equals_plain_step_loop_with_resets_and_padding():
+    torch.manual_seed(5)
+    layer = FWMLSTM(5, 8, d_fwm=3, n_reads=3, residual=True, update_scale=1 / 3, beta_bias=1.0).double()
+    T, B = 12, 4
+    x = torch.randn(T, B, 5, dtype=torch.float64)
+    starts = torch.rand(T, B) < 0.2
+    keep = torch.rand(T, B) < 0.8
+    for s, k in ((None, None), (starts, None), (starts, keep)):
+        init = layer.initial_state(B)
+        init = ((init[0][0] + 0.1, init[0][1] - 0.1), init[1] + 0.01)
+        fast, st_fast = layer(x, init, episode_starts=s, keep=k)
+        slow, st_slow = _step_loop(layer, x, init, s, k)
+        torch.testing.assert_close(fast, slow)
+        torch.testing.assert_close(st_fast[1], st_slow[1])
+        torch.testing.assert_close(st_fast[0][0], st_slow[0][0])
+
+
+def test_two_halves_equal_one_call():
+    torch.manual_seed(6)
+    layer = FWMLSTM(5, 8, d_fwm=3, n_reads=2).double()
+    x = torch.randn(20, 3, 5, dtype=torch.float64)
+    full, st = layer(x)
+    a, st_a = layer(x[:9])
+    b, st_b = layer(x[9:], st_a)
+    torch.testing.assert_close(torch.cat([a, b]), full)
+    torch.testing.assert_close(st_b[1], st[1])
+
+
+def test_batch_first_matches_time_first():
+    torch.manual_seed(7)
+    tf = FWMLSTM(5, 8, d_fwm=3)
+    bf = FWMLSTM(5, 8, d_fwm=3, batch_first=True)
+    bf.load_state_dict(tf.state_dict())
+    x = torch.randn(6, 2, 5)
+    torch.testing.assert_close(bf(x.transpose(0, 1))[0].transpose(0, 1), tf(x)[0])
+
+
+# ----------------------------------------------------------------- sizes, errors
+def test_meta_rl_agent_parameter_count():
+    """The paper's meta-RL agent: 17 inputs, LSTM 32, d_fwm 16, 3 reads, policy and value heads."""
+    agent = nn.ModuleList([FWMLSTM(17, 32, d_fwm=16, n_reads=3, residual=True), nn.Linear(32, 3), nn.Linear(32, 1)])
+    assert count_parameters(agent) == 10_933
+    assert count_parameters(agent[0].lstm) == 6_528
+
+
+def test_clear_errors():
+    layer = FWMLSTM(5, 8, d_fwm=3)
+    with pytest.raises(ValueError, match=r"x must be \[T, B, input\]"):
+        layer(torch.randn(4, 5))
+    with pytest.raises(ValueError, match="input = 5"):
+        layer(torch.randn(4, 2, 6))
+    with pytest.raises(ValueError, match="episode_starts must have shape"):
+        layer(torch.randn(4, 2, 5), episode_starts=torch.zeros(2, 4, dtype=torch.bool))
+    other = FWMLSTM(5, 8, d_fwm=4)
+    with pytest.raises(ValueError, match="another configuration"):
+        layer(torch.randn(4, 2, 5), other.initial_state(2))
+    with pytest.raises(ValueError, match="another configuration"):
+        layer(torch.randn(4, 2, 5), layer.initial_state(3))
+    with pytest.raises(ValueError, match=r"state must be \(\(h, c\), F\)"):
+        layer(torch.randn(4, 2, 5), torch.zeros(3))
+    for bad in (dict(d_fwm=0), dict(n_reads=0), dict(keys="sum"), dict(impl="fast"), dict(chunk_size=0), dict(update_scale=-1.0)):
+        with pytest.raises(ValueError):
+            FWMLSTM(5, 8, **bad)
+    with pytest.raises(ValueError, match="hidden_size"):
+        FWMLSTM(5, -1)
