@@ -1,0 +1,44 @@
+"""catbAbI: the bAbI tasks as one endless stream of stories (paper section 4.1, appendices D and F).
+
+``reader``: the official bAbI v1.2 files (archive, tasks folder or variant folder); ``generator``: the
+built-in bAbI-style story generator (the default data; not the official data); ``catbabi``:
+preprocessing and vocabulary; ``batching``: training/evaluation streams and truncated-BPTT segments;
+``models``: the FWM model and the LSTM baseline; ``trainer``: QA/LM-mode training and evaluation;
+``explain``: the Figure-3 read heatmap; ``cli``: the ``fwm-rl babi`` commands.
+"""
+
+from fwm_rl.babi.batching import Segment, TrainStream, build_rows, eval_segments
+from fwm_rl.babi.catbabi import CatbAbI, DataSpec, EncodedSplit, Vocabulary, load_catbabi, split_stats, story_tokens
+from fwm_rl.babi.models import CatbAbIModel, ModelConfig, StackedLSTM, preset
+from fwm_rl.babi.reader import BabiFormatError, BabiSource, Question, Sentence, Story, open_babi, parse_babi_text
+from fwm_rl.babi.trainer import CatbAbITrainer, EvalResult, TrainConfig, evaluate, load_trained
+
+__all__ = [
+    "BabiFormatError",
+    "BabiSource",
+    "CatbAbI",
+    "CatbAbIModel",
+    "CatbAbITrainer",
+    "DataSpec",
+    "EncodedSplit",
+    "EvalResult",
+    "ModelConfig",
+    "Question",
+    "Segment",
+    "Sentence",
+    "StackedLSTM",
+    "Story",
+    "TrainConfig",
+    "TrainStream",
+    "Vocabulary",
+    "build_rows",
+    "eval_segments",
+    "evaluate",
+    "load_catbabi",
+    "load_trained",
+    "open_babi",
+    "parse_babi_text",
+    "preset",
+    "split_stats",
+    "story_tokens",
+]

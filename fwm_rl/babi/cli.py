@@ -1,0 +1,220 @@
+"""The ``fwm-rl babi`` commands: stats, generate, train, eval, explain."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fwm_rl.babi.reader import SPLITS, VARIANTS
+
+__all__ = ["register"]
+
+DEFAULT_STEPS = {"data": 50_000, "generated": 3_000}  # the paper's scripts / a short CPU run
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _splits(text: str) -> tuple[str, ...]:
+    splits = tuple(s.strip() for s in text.split(",") if s.strip())
+    bad = [s for s in splits if s not in SPLITS]
+    if bad or not splits:
+        raise argparse.ArgumentTypeError(f"splits must be a comma-separated subset of {','.join(SPLITS)}, got {text!r}")
+    return splits
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", help="official bAbI v1.2: the tasks_1-20_v1-2 .tar.gz, its extracted folder or a variant folder "
+                                  "(default: stories from the built-in generator)")
+    p.add_argument("--variant", choices=VARIANTS, help="variant inside an archive or tasks folder (default en-valid-10k)")
+    p.add_argument("--allow-missing", action="store_true", help="go on without task files missing from a split")
+    p.add_argument("--generated", type=_ints, default=None, metavar="TRAIN,VALID,TEST",
+                   help="stories per task of the generated data (default 1000,100,100)")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the generated data")
+    p.add_argument("--tasks", type=_ints, default=None, help="only these tasks, e.g. 1,2,3 (default all)")
+
+
+def _data_spec(args):
+    from fwm_rl.babi.catbabi import DEFAULT_GENERATED, DataSpec
+
+    if args.data is not None and args.generated is not None:
+        raise ValueError("--generated sizes the built-in data; it cannot be combined with --data")
+    if args.tasks is not None and any(not 1 <= t <= 20 for t in args.tasks):
+        raise ValueError(f"--tasks must be task ids 1..20, got {args.tasks}")
+    return DataSpec(path=args.data, variant=args.variant, allow_missing=args.allow_missing,
+                    generated=tuple(args.generated or DEFAULT_GENERATED), seed=args.data_seed, tasks=args.tasks)
+
+
+# ---------------------------------------------------------------------- stats
+def _stats(args) -> int:
+    from fwm_rl.babi.catbabi import Vocabulary, split_stats
+
+    spec = _data_spec(args)
+    print(f"data: {spec.describe()}")
+    stories = spec.read(args.splits)
+    print(f"{'split':<8}{'task':>6}{'stories':>10}{'questions':>11}{'tokens':>11}")
+    for split, items in stories.items():
+        if args.per_task:
+            for task in sorted({s.task for s in items}):
+                st = split_stats([s for s in items if s.task == task])
+                print(f"{split:<8}{task:>6}{st['stories']:>10,}{st['questions']:>11,}{st['tokens']:>11,}")
+        st = split_stats(items)
+        print(f"{split:<8}{'all':>6}{st['stories']:>10,}{st['questions']:>11,}{st['tokens']:>11,}")
+    vocab = Vocabulary.from_stories(s for items in stories.values() for s in items)
+    print(f"vocabulary ({'+'.join(args.splits)}, incl. <pad> and <eos>): {len(vocab)} words")
+    print("tokens count every story's words plus its end-of-story token")
+    return 0
+
+
+# ------------------------------------------------------------------- generate
+def _generate(args) -> int:
+    from fwm_rl.babi.generator import write_dataset
+
+    n = None if args.stories is None else dict(zip(SPLITS, args.stories))
+    if n is not None and len(args.stories) != 3:
+        raise ValueError(f"--stories needs TRAIN,VALID,TEST counts, got {args.stories}")
+    folder = write_dataset(args.out, variant=args.variant, n_stories=n, seed=args.seed, tasks=args.tasks or range(1, 21))
+    print(f"wrote generated bAbI-style stories (not the official data) to {folder}")
+    return 0
+
+
+# ---------------------------------------------------------------------- train
+def _train(args) -> int:
+    from fwm_rl.babi.models import preset
+    from fwm_rl.babi.trainer import CatbAbITrainer, TrainConfig
+
+    if args.resume is not None:
+        trainer = CatbAbITrainer.resume(args.resume, device=args.device, steps=args.steps, tensorboard=not args.no_tensorboard)
+        print(f"resuming {args.resume} at step {trainer.step} ({trainer.data_spec.describe()}); "
+              "the checkpoint's settings apply, only --steps and --device are taken from the command line")
+    else:
+        spec = _data_spec(args)
+        name = args.preset or ("paper" if args.data else "small")
+        model_config = preset(name, args.model, embedding_size=args.embedding_size, hidden_size=args.hidden_size,
+                              d_fwm=args.d_fwm, n_reads=args.n_reads, layers=args.layers, residual=args.residual)
+        steps = args.steps or DEFAULT_STEPS["data" if args.data else "generated"]
+        config = TrainConfig(mode=args.mode, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr, steps=steps,
+                             eval_every=args.eval_every, eval_batch_size=args.eval_batch_size, eval_segments=args.eval_segments,
+                             log_every=args.log_every, seed=args.seed)
+        out = Path(args.out or f"runs/babi-{args.model}-{args.mode}")
+        if (out / "checkpoint.pt").exists():
+            raise ValueError(f"{out} already holds a run; pass --resume {out} to continue it or choose another --out")
+        print(f"data: {spec.describe()}")
+        trainer = CatbAbITrainer(model_config, config, spec, out, args.device, tensorboard=not args.no_tensorboard)
+        print(f"model: {args.model} ({name} preset) {model_config.to_dict()}, {trainer.model.num_parameters():,} parameters, "
+              f"vocabulary {len(trainer.data.vocab)}, device {trainer.device}, {config.mode.upper()} mode")
+    test = trainer.train()
+    _print_result(test, "test", per_task=True)
+    print(f"run folder: {trainer.out_dir}")
+    return 0
+
+
+def _print_result(result, split: str, per_task: bool) -> None:
+    print(f"{split}: answer accuracy {result.answer_accuracy:.4f}, answer perplexity {result.answer_perplexity:.4f} "
+          f"({result.answers:,} answers, {result.tokens:,} tokens)")
+    if per_task:
+        for task, r in result.per_task.items():
+            print(f"  task {task:>2}: accuracy {r['accuracy']:.4f}  perplexity {r['perplexity']:8.4f}  ({r['answers']} answers)")
+
+
+# ----------------------------------------------------------------------- eval
+def _eval(args) -> int:
+    from dataclasses import replace
+
+    from fwm_rl.babi.batching import eval_segments
+    from fwm_rl.babi.catbabi import load_catbabi
+    from fwm_rl.babi.trainer import evaluate, load_trained
+
+    model, vocab, config, spec = load_trained(args.checkpoint, args.device)
+    if args.data is not None:
+        spec = replace(spec, path=args.data, variant=args.variant, allow_missing=args.allow_missing)
+    print(f"data: {spec.describe()}")
+    split = load_catbabi(spec, splits=(args.split,), vocab=vocab).splits[args.split]
+    segs = eval_segments(split, config.eval_batch_size, config.seq_len, vocab.eos, vocab.pad)
+    result = evaluate(model, segs, config.mode, next(model.parameters()).device)
+    _print_result(result, args.split, per_task=args.per_task)
+    return 0
+
+
+# -------------------------------------------------------------------- explain
+def _explain(args) -> int:
+    from fwm_rl.babi.explain import explain_question, plot_explanation
+
+    ex = explain_question(args.checkpoint, split=args.split, task=args.task, index=args.index, window=args.window, device=args.device)
+    out = plot_explanation(ex, args.out)
+    print(" ".join(ex.words))
+    print(f"task {ex.task}: answer {ex.answer!r}, predicted {ex.predicted!r}; heatmap written to {out}")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``babi`` and its sub-commands to the ``fwm-rl`` parser."""
+    babi = subparsers.add_parser("babi", help="catbAbI: concatenated bAbI stories, QA/LM training of FWM and LSTM models")
+    sub = babi.add_subparsers(dest="babi_command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("stats", help="stories, questions, tokens and vocabulary of bAbI data")
+    _add_data_options(p)
+    p.add_argument("--splits", type=_splits, default=SPLITS, help="comma-separated splits to read (default train,valid,test)")
+    p.add_argument("--per-task", action="store_true", help="also print every task")
+    p.set_defaults(func=_stats)
+
+    p = sub.add_parser("generate", help="write generated bAbI-style stories in the official layout")
+    p.add_argument("--out", required=True, help="output folder (gets tasks_1-20_v1-2/<variant>/)")
+    p.add_argument("--variant", choices=VARIANTS, default="en-valid-10k")
+    p.add_argument("--stories", type=_ints, default=None, metavar="TRAIN,VALID,TEST", help="stories per task and split")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tasks", type=_ints, default=None, help="only these tasks (default 1-20)")
+    p.set_defaults(func=_generate)
+
+    p = sub.add_parser("train", help="train an FWM or LSTM model on catbAbI")
+    p.add_argument("--model", choices=("fwm", "lstm"), default="fwm")
+    p.add_argument("--mode", choices=("qa", "lm"), default="qa", help="qa: loss on answers only; lm: on every token")
+    _add_data_options(p)
+    p.add_argument("--preset", choices=("paper", "small"), default=None,
+                   help="model sizes (default: paper with --data, small on generated data)")
+    p.add_argument("--embedding-size", type=int)
+    p.add_argument("--hidden-size", type=int)
+    p.add_argument("--d-fwm", type=int)
+    p.add_argument("--n-reads", type=int)
+    p.add_argument("--layers", type=int, help="LSTM baseline layers")
+    p.add_argument("--residual", action=argparse.BooleanOptionalAction, default=None,
+                   help="fwm: h_t + FWM(h_t, F_t) (paper); lstm: residual layers")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seq-len", type=int, default=200, help="truncated BPTT length")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"total training steps (default {DEFAULT_STEPS['data']} with --data, {DEFAULT_STEPS['generated']} on generated data)")
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--eval-batch-size", type=int, default=32)
+    p.add_argument("--eval-segments", type=int, default=None, help="periodic validation on the first N segments only")
+    p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="run folder (default runs/babi-MODEL-MODE)")
+    p.add_argument("--resume", help="run folder or checkpoint to continue")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-tensorboard", action="store_true")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint on its valid or test stream")
+    p.add_argument("checkpoint")
+    p.add_argument("--split", choices=SPLITS, default="test")
+    p.add_argument("--data", help="evaluate on other official data (default: the data it was trained on)")
+    p.add_argument("--variant", choices=VARIANTS)
+    p.add_argument("--allow-missing", action="store_true")
+    p.add_argument("--per-task", action="store_true")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_eval)
+
+    p = sub.add_parser("explain", help="Figure-3-style heatmap of the FWM's reads at one question")
+    p.add_argument("checkpoint")
+    p.add_argument("--out", default="babi-explain.png", help="PNG to write")
+    p.add_argument("--split", choices=("valid", "test"), default="valid")
+    p.add_argument("--task", type=int, default=None, help="pick a question of this task (e.g. 15, deduction)")
+    p.add_argument("--index", type=int, default=0, help="which such question in the stream")
+    p.add_argument("--window", type=int, default=60, help="at most this many words back")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_explain)

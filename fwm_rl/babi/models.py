@@ -1,0 +1,178 @@
+"""catbAbI models (paper sections 3 and 4.1): token embedding -> recurrent core -> softmax.
+
+* ``fwm``: the paper's FWM model, ``softmax(W_s (h_t + FWM(h_t, F_t)))`` with
+  ``FWMLSTM(256, 256, d_fwm=32, n_reads=3)`` (section 3; appendix F.1). The residual ``h_t +`` is the
+  paper's equation; the authors' released catbAbI scripts switch it off (``residual=False``), so it is
+  an option. The memory uses the authors' catbAbI settings: write-strength bias ``+1`` and update
+  scale ``1 / d_fwm`` (see :class:`fwm_rl.memory.FastWeightMemory`).
+* ``lstm``: the LSTM baseline, a stack of LSTM layers with residual connections between layers of
+  equal size (appendix F.4: 4 layers of 512; the AWD-style dropout of the paper's tuned baseline is
+  not reproduced).
+
+Both share the same embedding (size 256) and output layer (a bias-free linear map to the vocabulary,
+Xavier-normal initialised as in the authors' code).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+import torch
+from torch import Tensor, nn
+
+from fwm_rl.memory import FWMLSTM, MemoryTrace, count_parameters
+
+__all__ = ["MODELS", "PRESETS", "CatbAbIModel", "ModelConfig", "StackedLSTM", "preset"]
+
+MODELS = ("fwm", "lstm")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of a catbAbI model; the defaults are the paper's FWM."""
+
+    model: str = "fwm"
+    embedding_size: int = 256
+    hidden_size: int = 256
+    d_fwm: int = 32  # fwm only
+    n_reads: int = 3  # fwm only
+    residual: bool = True  # fwm: h_t + FWM(h_t, F_t); lstm: residual connections between layers
+    layers: int = 1  # lstm only
+    beta_bias: float = 1.0  # fwm: the authors' "bias to writing"
+    update_scale: float | None = None  # fwm: None = 1 / d_fwm (the authors' code)
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        for name in ("embedding_size", "hidden_size", "d_fwm", "n_reads", "layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown model options {sorted(unknown)}; known: {sorted(names)}")
+        return cls(**d)
+
+
+#: ``PRESETS[name][model]``: ``paper`` are the paper's sizes, ``small`` a CPU-friendly default.
+PRESETS = {
+    "paper": {
+        "fwm": ModelConfig("fwm", 256, 256, d_fwm=32, n_reads=3),
+        "lstm": ModelConfig("lstm", 256, 512, layers=4),
+    },
+    "small": {
+        "fwm": ModelConfig("fwm", 64, 64, d_fwm=16, n_reads=3),
+        "lstm": ModelConfig("lstm", 64, 128, layers=2),
+    },
+}
+
+
+def preset(name: str, model: str, **overrides) -> ModelConfig:
+    """The ``name`` preset for ``model`` with ``overrides`` (``None`` values ignored)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}: choose from {', '.join(PRESETS)}")
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    return replace(PRESETS[name][model], **{k: v for k, v in overrides.items() if v is not None})
+
+
+LSTMState = list[tuple[Tensor, Tensor]]
+
+
+class StackedLSTM(nn.Module):
+    """``layers`` LSTMs on top of each other; with ``residual`` a layer adds its input when sizes match.
+
+    State: one ``(h, c)`` pair (``[1, B, hidden_size]`` each) per layer. Padding steps
+    (``keep = False``) leave the state untouched and output zeros.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, layers: int, residual: bool = True):
+        super().__init__()
+        self.hidden_size, self.residual = hidden_size, residual
+        self.layers = nn.ModuleList(nn.LSTM(input_size if i == 0 else hidden_size, hidden_size) for i in range(layers))
+
+    def initial_state(self, batch_size: int, device=None, dtype=None) -> LSTMState:
+        p = self.layers[0].weight_ih_l0
+        zeros = lambda: torch.zeros(1, batch_size, self.hidden_size, device=device or p.device, dtype=dtype or p.dtype)  # noqa: E731
+        return [(zeros(), zeros()) for _ in self.layers]
+
+    def forward(self, x: Tensor, state: LSTMState, keep: Tensor | None = None) -> tuple[Tensor, LSTMState]:
+        if keep is not None and bool(keep.all()):
+            keep = None
+        new_state = []
+        for layer, (h, c) in zip(self.layers, state):
+            if keep is None:
+                out, (h, c) = layer(x, (h, c))
+            else:  # padding inside the segment: step by step, holding the state of padded rows
+                outs = []
+                for t in range(x.shape[0]):
+                    o, (h2, c2) = layer(x[t : t + 1], (h, c))
+                    k = keep[t].view(1, -1, 1)
+                    h, c = torch.where(k, h2, h), torch.where(k, c2, c)
+                    outs.append(o)
+                out = torch.cat(outs)
+            x = x + out if self.residual and out.shape == x.shape else out
+            new_state.append((h, c))
+        if keep is not None:
+            x = x * keep.unsqueeze(-1).to(x.dtype)
+        return x, new_state
+
+
+class CatbAbIModel(nn.Module):
+    """Embedding -> FWMLSTM or stacked LSTM -> logits over the vocabulary (time first)."""
+
+    def __init__(self, config: ModelConfig, vocab_size: int):
+        super().__init__()
+        if not isinstance(vocab_size, int) or vocab_size < 2:
+            raise ValueError(f"vocab_size must be an integer >= 2, got {vocab_size!r}")
+        self.config, self.vocab_size = config, vocab_size
+        self.embedding = nn.Embedding(vocab_size, config.embedding_size)
+        if config.model == "fwm":
+            scale = config.update_scale if config.update_scale is not None else 1.0 / config.d_fwm
+            self.core = FWMLSTM(config.embedding_size, config.hidden_size, d_fwm=config.d_fwm, n_reads=config.n_reads,
+                                residual=config.residual, beta_bias=config.beta_bias, update_scale=scale)
+        else:
+            self.core = StackedLSTM(config.embedding_size, config.hidden_size, config.layers, config.residual)
+        self.output = nn.Linear(config.hidden_size, vocab_size, bias=False)  # W^(s)
+        nn.init.xavier_normal_(self.output.weight)
+
+    @property
+    def uses_memory(self) -> bool:
+        return self.config.model == "fwm"
+
+    def num_parameters(self) -> int:
+        return count_parameters(self)
+
+    def initial_state(self, batch_size: int, device=None):
+        return self.core.initial_state(batch_size, device=device)
+
+    def forward(self, x: Tensor, state=None, keep: Tensor | None = None, read_mask: Tensor | None = None,
+                return_trace: bool = False):
+        """``x: [T, B]`` token ids -> ``(logits [T, B, V], state)`` (plus the FWM's :class:`MemoryTrace`).
+
+        ``keep`` marks real (non-padding) steps; ``read_mask`` restricts the FWM's reads to the marked
+        steps (the LSTM baseline has no reads and ignores it).
+        """
+        if not isinstance(x, Tensor) or x.dim() != 2:
+            raise ValueError(f"x must be a [T, B] tensor of token ids, got {getattr(x, 'shape', type(x).__name__)}")
+        if state is None:
+            state = self.initial_state(x.shape[1], device=x.device)
+        e = self.embedding(x)
+        trace: MemoryTrace | None = None
+        if self.uses_memory:
+            result = self.core(e, state, keep=keep, read_mask=read_mask, return_trace=return_trace)
+            h, state = result[0], result[1]
+            trace = result[2] if return_trace else None
+        else:
+            if return_trace:
+                raise ValueError("the LSTM baseline has no memory to trace; use an FWM model")
+            h, state = self.core(e, state, keep=keep)
+        logits = self.output(h)
+        return (logits, state, trace) if return_trace else (logits, state)

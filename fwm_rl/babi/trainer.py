@@ -1,0 +1,343 @@
+"""Training and evaluation on catbAbI (paper section 4.1, appendices D and F).
+
+One step trains on one truncated-BPTT segment (200 tokens x ``batch_size`` streams) with Adam; the
+recurrent state (``((h, c), F)`` for the FWM, the layers' ``(h, c)`` for the LSTM) is carried to the
+next segment and detached. The two training modes differ only in the loss:
+
+* **QA mode**: cross-entropy on the answer positions only (where the input is ``?``); the FWM then
+  reads only at those steps (``read_mask``), as in the authors' code.
+* **LM mode**: cross-entropy on every (non-padding) token, reads at every step.
+
+Both are measured the same way: answer accuracy and answer perplexity, overall and per task, on the
+fixed validation/test streams (:func:`fwm_rl.babi.batching.eval_segments`), each row starting from a
+zero state.
+
+A run folder holds ``checkpoint.pt`` (full training state, written atomically at every validation and
+at the end; ``--resume`` continues from it exactly), ``metrics.csv``, TensorBoard events and
+``results.json`` (the final test evaluation of the final weights).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from fwm_rl.babi.batching import SEQ_LEN, Segment, TrainStream, eval_segments
+from fwm_rl.babi.catbabi import CatbAbI, DataSpec, Vocabulary, load_catbabi
+from fwm_rl.babi.models import CatbAbIModel, ModelConfig
+from fwm_rl.runs import RunLogger, atomic_save, check_finite, load_checkpoint, progress, resolve_device, set_seed
+
+__all__ = ["CHECKPOINT", "MODES", "CatbAbITrainer", "EvalResult", "TrainConfig", "evaluate", "load_trained"]
+
+CHECKPOINT = "checkpoint.pt"
+RESULTS = "results.json"
+MODES = ("qa", "lm")
+N_TASKS = 20
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and evaluation settings (defaults: the authors' released catbAbI scripts)."""
+
+    mode: str = "qa"
+    batch_size: int = 32
+    seq_len: int = SEQ_LEN
+    lr: float = 1e-3
+    steps: int = 50_000
+    eval_every: int = 250
+    eval_batch_size: int = 32
+    eval_segments: int | None = None  # periodic validation on the first N segments only (None: all)
+    log_every: int = 25
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        for name in ("batch_size", "seq_len", "steps", "eval_every", "eval_batch_size", "log_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.eval_segments is not None and self.eval_segments < 1:
+            raise ValueError(f"eval_segments must be positive or None, got {self.eval_segments!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class EvalResult:
+    """Answer accuracy / perplexity overall and per task, and the mode's mean loss."""
+
+    loss: float
+    answer_accuracy: float
+    answer_perplexity: float
+    answers: int
+    tokens: int
+    per_task: dict[int, dict[str, float]] = field(default_factory=dict)  # task -> accuracy, perplexity, answers
+
+    def metrics(self, prefix: str) -> dict[str, float]:
+        out = {f"{prefix}/loss": self.loss, f"{prefix}/answer_accuracy": self.answer_accuracy,
+               f"{prefix}/answer_perplexity": self.answer_perplexity}
+        out.update({f"{prefix}/accuracy_task_{t}": r["accuracy"] for t, r in self.per_task.items()})
+        return out
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class _Tally:
+    """Running sums of answer hits, answer log-loss and the mode's loss, per task."""
+
+    def __init__(self, device):
+        self.n = torch.zeros(N_TASKS + 1, dtype=torch.long, device=device)
+        self.correct = torch.zeros_like(self.n)
+        self.nll = torch.zeros(N_TASKS + 1, dtype=torch.float64, device=device)
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.loss_n, self.tokens = 0, 0
+
+    def add(self, nll: Tensor, logits: Tensor, seg: Segment, loss_mask: Tensor) -> None:
+        answer = seg.answer & seg.keep
+        task = seg.task[answer].clamp(0, N_TASKS)
+        hit = (logits[answer].argmax(-1) == seg.y[answer]).long()
+        self.n.index_add_(0, task, torch.ones_like(hit))
+        self.correct.index_add_(0, task, hit)
+        self.nll.index_add_(0, task, nll[answer].double())
+        self.loss_sum += nll[loss_mask].double().sum()
+        self.loss_n += int(loss_mask.sum())
+        self.tokens += int(seg.keep.sum())
+
+    def result(self) -> EvalResult:
+        n, correct, nll = self.n.cpu(), self.correct.cpu(), self.nll.cpu()
+        total = int(n.sum())
+        per_task = {t: {"accuracy": float(correct[t]) / int(n[t]), "perplexity": math.exp(float(nll[t]) / int(n[t])),
+                        "answers": int(n[t])} for t in range(1, N_TASKS + 1) if n[t] > 0}
+        return EvalResult(
+            loss=float(self.loss_sum) / max(self.loss_n, 1),
+            answer_accuracy=float(correct.sum()) / total if total else float("nan"),
+            answer_perplexity=math.exp(float(nll.sum()) / total) if total else float("nan"),
+            answers=total, tokens=self.tokens, per_task=per_task)
+
+
+def _loss_mask(seg: Segment, mode: str) -> Tensor:
+    return (seg.answer & seg.keep) if mode == "qa" else seg.keep
+
+
+def _read_mask(seg: Segment, mode: str) -> Tensor | None:
+    return seg.answer if mode == "qa" else None
+
+
+def _map_state(state, fn: Callable[[Tensor], Tensor]):
+    if isinstance(state, Tensor):
+        return fn(state)
+    return type(state)(_map_state(s, fn) for s in state)
+
+
+@torch.no_grad()
+def evaluate(model: CatbAbIModel, segs: Sequence[Segment], mode: str, device: torch.device,
+             max_segments: int | None = None) -> EvalResult:
+    """Run ``model`` over the fixed stream ``segs`` from a zero state and tally the answers."""
+    was_training = model.training
+    model.eval()
+    tally, state = _Tally(device), None
+    for seg in segs[:max_segments]:
+        seg = seg.to(device)
+        logits, state = model(seg.x, state, keep=seg.keep, read_mask=_read_mask(seg, mode))
+        nll = F.cross_entropy(logits.flatten(0, 1), seg.y.flatten(), reduction="none").view_as(seg.y)
+        tally.add(nll, logits, seg, _loss_mask(seg, mode))
+    model.train(was_training)
+    return tally.result()
+
+
+class CatbAbITrainer:
+    """Trains a :class:`CatbAbIModel` on catbAbI; see the module documentation.
+
+    ``data`` may be passed to skip reading (it must come from ``data_spec``).
+    """
+
+    def __init__(self, model_config: ModelConfig, config: TrainConfig, data_spec: DataSpec,
+                 out_dir: str | Path | None = None, device: str | torch.device = "auto",
+                 data: CatbAbI | None = None, tensorboard: bool = True, log: Callable[[str], None] = print):
+        self.model_config, self.config, self.data_spec = model_config, config, data_spec
+        self.device = resolve_device(device)
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.log = log
+        self.data = data if data is not None else load_catbabi(data_spec)
+        for split in ("train", "valid", "test"):
+            if split not in self.data.splits:
+                raise ValueError(f"catbAbI data lacks the {split} split")
+        set_seed(config.seed)
+        vocab = self.data.vocab
+        self.model = CatbAbIModel(model_config, len(vocab)).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.stream = TrainStream(self.data.splits["train"], config.batch_size, config.seq_len, vocab.eos, vocab.pad, config.seed)
+        self.state = None  # carried recurrent state
+        self.step = 0
+        self.best_valid_accuracy = -1.0
+        self._eval_cache: dict[str, list[Segment]] = {}
+        self._logger: RunLogger | None = None
+        self._tensorboard = tensorboard
+
+    # ------------------------------------------------------------------ data
+    def eval_stream(self, split: str) -> list[Segment]:
+        if split not in self._eval_cache:
+            v = self.data.vocab
+            self._eval_cache[split] = eval_segments(self.data.splits[split], self.config.eval_batch_size, self.config.seq_len, v.eos, v.pad)
+        return self._eval_cache[split]
+
+    def evaluate(self, split: str = "valid", max_segments: int | None = None) -> EvalResult:
+        return evaluate(self.model, self.eval_stream(split), self.config.mode, self.device, max_segments)
+
+    # ---------------------------------------------------------------- training
+    def train_step(self, seg: Segment) -> tuple[float, int, int]:
+        """One Adam step on ``seg``; returns (loss, answers right, answers) and carries the state."""
+        seg = seg.to(self.device)
+        logits, state = self.model(seg.x, self.state, keep=seg.keep, read_mask=_read_mask(seg, self.config.mode))
+        self.state = _map_state(state, lambda t: t.detach())
+        mask = _loss_mask(seg, self.config.mode)
+        self.optimizer.zero_grad(set_to_none=True)
+        if not bool(mask.any()):  # e.g. an all-padding tail segment: nothing to learn from
+            return float("nan"), 0, 0
+        loss = F.cross_entropy(logits[mask], seg.y[mask])
+        check_finite(loss, self.step, "lower the learning rate (--lr) or check the data")
+        loss.backward()
+        self.optimizer.step()
+        answer = seg.answer & seg.keep
+        correct = int((logits[answer].argmax(-1) == seg.y[answer]).sum())
+        return float(loss.detach()), correct, int(answer.sum())
+
+    def train(self, steps: int | None = None) -> EvalResult:
+        """Train until ``steps`` (default ``config.steps``) in total, validating every ``eval_every``
+        steps; then evaluate on test, write ``results.json`` and return the test result."""
+        steps = self.config.steps if steps is None else steps
+        if self.out_dir is not None and self._logger is None:
+            self._logger = RunLogger(self.out_dir, tensorboard=self._tensorboard, resume_step=self.step)
+        self.model.train()
+        bar = progress(total=steps, initial=self.step, desc=f"catbAbI {self.model_config.model}/{self.config.mode}")
+        window = {"loss": 0.0, "n": 0, "correct": 0, "answers": 0, "tokens": 0, "time": time.perf_counter()}
+        try:
+            while self.step < steps:
+                seg = next(self.stream)
+                loss, correct, answers = self.train_step(seg)
+                self.step += 1
+                bar.update(1)
+                if not math.isnan(loss):
+                    window["loss"] += loss
+                    window["n"] += 1
+                window["correct"] += correct
+                window["answers"] += answers
+                window["tokens"] += int(seg.keep.sum())
+                if self.step % self.config.log_every == 0 or self.step == steps:
+                    elapsed = time.perf_counter() - window["time"]
+                    metrics = {"train/loss": window["loss"] / max(window["n"], 1),
+                               "train/answer_accuracy": window["correct"] / max(window["answers"], 1),
+                               "train/tokens_per_s": window["tokens"] / max(elapsed, 1e-9),
+                               "train/epoch": self.stream.epoch}
+                    self._record(metrics)
+                    bar.set_postfix(loss=f"{metrics['train/loss']:.3f}", acc=f"{metrics['train/answer_accuracy']:.3f}")
+                    window = {"loss": 0.0, "n": 0, "correct": 0, "answers": 0, "tokens": 0, "time": time.perf_counter()}
+                if self.step % self.config.eval_every == 0 or self.step == steps:
+                    valid = self.evaluate("valid", self.config.eval_segments)
+                    self.best_valid_accuracy = max(self.best_valid_accuracy, valid.answer_accuracy)
+                    self._record(valid.metrics("valid"))
+                    bar.write(f"step {self.step}: valid answer accuracy {valid.answer_accuracy:.4f}, "
+                              f"answer perplexity {valid.answer_perplexity:.3f}")
+                    self.save()
+        finally:
+            bar.close()
+        test = self.evaluate("test")
+        self._record(test.metrics("test"))
+        if self.out_dir is not None:
+            (self.out_dir / RESULTS).write_text(json.dumps({"step": self.step, "test": test.to_dict(),
+                                                            "model": self.model_config.to_dict(), "train": self.config.to_dict(),
+                                                            "data": self.data_spec.describe()}, indent=2))
+        if self._logger is not None:
+            self._logger.close()
+            self._logger = None
+        return test
+
+    def _record(self, metrics: dict[str, float]) -> None:
+        if self._logger is not None:
+            self._logger.log(self.step, metrics)
+
+    # -------------------------------------------------------------- checkpoints
+    def checkpoint(self) -> dict[str, Any]:
+        return {
+            "kind": "catbabi",
+            "step": self.step,
+            "model_config": self.model_config.to_dict(),
+            "train_config": self.config.to_dict(),
+            "data_spec": self.data_spec.to_dict(),
+            "vocab": self.data.vocab.words,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "stream": self.stream.state_dict(),
+            "state": None if self.state is None else _map_state(self.state, lambda t: t.cpu()),
+            "best_valid_accuracy": self.best_valid_accuracy,
+        }
+
+    def save(self, path: str | Path | None = None) -> Path | None:
+        """Write :meth:`checkpoint` atomically (default ``out_dir/checkpoint.pt``)."""
+        if path is None:
+            if self.out_dir is None:
+                return None
+            path = self.out_dir / CHECKPOINT
+        return atomic_save(self.checkpoint(), path)
+
+    @classmethod
+    def resume(cls, path: str | Path, device: str | torch.device = "auto", steps: int | None = None,
+               data: CatbAbI | None = None, tensorboard: bool = True, log: Callable[[str], None] = print) -> "CatbAbITrainer":
+        """Continue the run whose checkpoint (or run folder) is ``path``; ``steps`` may extend the budget."""
+        path = Path(path)
+        ckpt_path = path / CHECKPOINT if path.is_dir() else path
+        ckpt = _load_catbabi_checkpoint(ckpt_path)
+        config = TrainConfig(**ckpt["train_config"])
+        if steps is not None:
+            config = TrainConfig(**{**config.to_dict(), "steps": steps})
+        spec = _data_spec(ckpt["data_spec"])
+        trainer = cls(ModelConfig.from_dict(ckpt["model_config"]), config, spec, ckpt_path.parent, device, data, tensorboard, log)
+        if trainer.data.vocab.words != list(ckpt["vocab"]):
+            raise ValueError(f"the data of {spec.describe()} no longer gives the checkpoint's vocabulary; was the data changed?")
+        trainer.model.load_state_dict(ckpt["model"])
+        trainer.optimizer.load_state_dict(ckpt["optimizer"])
+        trainer.stream.load_state_dict(ckpt["stream"])
+        if ckpt["state"] is not None:
+            trainer.state = _map_state(ckpt["state"], lambda t: t.to(trainer.device))
+        trainer.step, trainer.best_valid_accuracy = int(ckpt["step"]), float(ckpt["best_valid_accuracy"])
+        return trainer
+
+
+def _data_spec(d: dict) -> DataSpec:
+    d = dict(d)
+    d["generated"] = tuple(d["generated"])
+    d["tasks"] = None if d["tasks"] is None else tuple(d["tasks"])
+    return DataSpec(**d)
+
+
+def _load_catbabi_checkpoint(path: Path) -> dict:
+    ckpt = load_checkpoint(path)
+    if not isinstance(ckpt, dict) or ckpt.get("kind") != "catbabi":
+        raise ValueError(f"{path} is not a catbAbI checkpoint (written by 'fwm-rl babi train')")
+    return ckpt
+
+
+def load_trained(path: str | Path, device: str | torch.device = "auto") -> tuple[CatbAbIModel, Vocabulary, TrainConfig, DataSpec]:
+    """The model (on ``device``, eval mode), vocabulary, training config and data spec of a checkpoint."""
+    path = Path(path)
+    ckpt = _load_catbabi_checkpoint(path / CHECKPOINT if path.is_dir() else path)
+    vocab = Vocabulary(ckpt["vocab"])
+    if vocab.words != list(ckpt["vocab"]):
+        raise ValueError(f"{path}: vocabulary is corrupt")
+    model = CatbAbIModel(ModelConfig.from_dict(ckpt["model_config"]), len(vocab))
+    model.load_state_dict(ckpt["model"])
+    dev = resolve_device(device)
+    return model.to(dev).eval(), vocab, TrainConfig(**ckpt["train_config"]), _data_spec(ckpt["data_spec"])
