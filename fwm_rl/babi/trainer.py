@@ -215,6 +215,20 @@ class CatbAbITrainer:
         correct = int((logits[answer].argmax(-1) == seg.y[answer]).sum())
         return float(loss.detach()), correct, int(answer.sum())
 
+    def throughput(self, steps: int, warmup: int = 2) -> float:
+        """Training tokens per second over ``steps`` timed steps after ``warmup`` untimed ones (this trains the model)."""
+        for _ in range(warmup):
+            self.train_step(next(self.stream))
+        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+        sync()
+        tokens, start = 0, time.perf_counter()
+        for _ in range(steps):
+            seg = next(self.stream)
+            self.train_step(seg)
+            tokens += int(seg.keep.sum())
+        sync()
+        return tokens / (time.perf_counter() - start)
+
     def train(self, steps: int | None = None) -> EvalResult:
         """Train until ``steps`` (default ``config.steps``) in total, validating every ``eval_every``
         steps; then evaluate on test, write ``results.json`` and return the test result."""
