@@ -15,7 +15,7 @@ import torch
 
 from fwm_rl.babi import cli as babi_cli
 from fwm_rl.babi.batching import TrainStream, build_rows, eval_segments
-from fwm_rl.babi.catbabi import DataSpec, Vocabulary, encode_split, load_catbabi, split_stats, story_tokens
+from fwm_rl.babi.catbabi import DataSpec, load_catbabi, split_stats, story_tokens
 from fwm_rl.babi.models import CatbAbIModel, StackedLSTM, preset
 from fwm_rl.babi.reader import BabiFormatError, Question, open_babi, parse_babi_text
 from fwm_rl.babi.trainer import CatbAbITrainer, TrainConfig, evaluate
@@ -244,7 +244,7 @@ SMALL = TrainConfig(batch_size=4, seq_len=40, steps=6, eval_every=3, eval_batch_
 def _trainer(data, variant, out, kind="fwm", **cfg):
     config = TrainConfig(**{**SMALL.to_dict(), **cfg})
     return CatbAbITrainer(preset("small", kind, embedding_size=32, hidden_size=32), config, DataSpec(path=str(variant)), out,
-                          "cpu", data=data, tensorboard=False, log=lambda s: None)
+                          "cpu", data=data, tensorboard=False)
 
 
 def test_training_lowers_the_loss(data, variant, tmp_path):

@@ -189,7 +189,7 @@ class BabiSource:
             for task in self.tasks:
                 if self.has_valid_files or split == "test":
                     stories += parsed.get((split, task), [])
-                elif (("train", task)) in parsed:  # en / en-10k: hold out the end of each training file
+                elif ("train", task) in parsed:  # en / en-10k: hold out the end of each training file
                     task_stories = parsed[("train", task)]
                     cut = len(task_stories) - max(1, round(VALID_FRACTION * len(task_stories)))
                     stories += task_stories[cut:] if split == "valid" else task_stories[:cut]

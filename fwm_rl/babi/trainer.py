@@ -88,7 +88,8 @@ class EvalResult:
     def metrics(self, prefix: str) -> dict[str, float]:
         out = {f"{prefix}/loss": self.loss, f"{prefix}/answer_accuracy": self.answer_accuracy,
                f"{prefix}/answer_perplexity": self.answer_perplexity}
-        out.update({f"{prefix}/accuracy_task_{t}": r["accuracy"] for t, r in self.per_task.items()})
+        for t, r in self.per_task.items():
+            out[f"{prefix}/accuracy_task_{t}"], out[f"{prefix}/perplexity_task_{t}"] = r["accuracy"], r["perplexity"]
         return out
 
     def to_dict(self) -> dict:
@@ -166,11 +167,10 @@ class CatbAbITrainer:
 
     def __init__(self, model_config: ModelConfig, config: TrainConfig, data_spec: DataSpec,
                  out_dir: str | Path | None = None, device: str | torch.device = "auto",
-                 data: CatbAbI | None = None, tensorboard: bool = True, log: Callable[[str], None] = print):
+                 data: CatbAbI | None = None, tensorboard: bool = True):
         self.model_config, self.config, self.data_spec = model_config, config, data_spec
         self.device = resolve_device(device)
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.log = log
         self.data = data if data is not None else load_catbabi(data_spec)
         for split in ("train", "valid", "test"):
             if split not in self.data.splits:
@@ -309,7 +309,7 @@ class CatbAbITrainer:
 
     @classmethod
     def resume(cls, path: str | Path, device: str | torch.device = "auto", steps: int | None = None,
-               data: CatbAbI | None = None, tensorboard: bool = True, log: Callable[[str], None] = print) -> "CatbAbITrainer":
+               data: CatbAbI | None = None, tensorboard: bool = True) -> "CatbAbITrainer":
         """Continue the run whose checkpoint (or run folder) is ``path``; ``steps`` may extend the budget."""
         path = Path(path)
         ckpt_path = path / CHECKPOINT if path.is_dir() else path
@@ -318,7 +318,7 @@ class CatbAbITrainer:
         if steps is not None:
             config = TrainConfig(**{**config.to_dict(), "steps": steps})
         spec = _data_spec(ckpt["data_spec"])
-        trainer = cls(ModelConfig.from_dict(ckpt["model_config"]), config, spec, ckpt_path.parent, device, data, tensorboard, log)
+        trainer = cls(ModelConfig.from_dict(ckpt["model_config"]), config, spec, ckpt_path.parent, device, data, tensorboard)
         if trainer.data.vocab.words != list(ckpt["vocab"]):
             raise ValueError(f"the data of {spec.describe()} no longer gives the checkpoint's vocabulary; was the data changed?")
         trainer.model.load_state_dict(ckpt["model"])
