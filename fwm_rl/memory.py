@@ -295,17 +295,14 @@ class FastWeightMemory(nn.Module):
         dt, dev = k1.dtype, k1.device
         # A write j is visible at step t iff it is not later and no reset falls between them
         # (same segment; seg counts a row's resets up to t); F0 is visible while seg == 0.
-        past = torch.tril(torch.ones(C, C, dtype=torch.bool, device=dev), -1).expand(B, C, C)  # j < t
         upto = torch.tril(torch.ones(C, C, dtype=torch.bool, device=dev)).expand(B, C, C)  # j <= t
         from_F0 = None
         if resets is not None:
             seg = resets.t().long().cumsum(1)
-            same = seg[:, :, None] == seg[:, None, :]
-            past, upto = past & same, upto & same
+            upto = upto & (seg[:, :, None] == seg[:, None, :])
             from_F0 = (seg == 0).to(dt)
         gram = self._key_gram(k1, k2, k1, k2)  # <key_t, key_j>
         ksq = torch.diagonal(gram, dim1=1, dim2=2)  # ||key_t||^2
-        gram = gram * past.to(dt)
         p0 = None
         if not zero_start:
             p0 = self._contract(F0, k1, k2)  # F0's part of every retrieval, one contraction
@@ -315,28 +312,32 @@ class FastWeightMemory(nn.Module):
         keep_t = None if keep is None else keep.t()
         reset_t = None if resets is None else resets.t()
 
-        # The write recurrence (eqs 3-4), one step at a time on d-vectors only.
+        # The write recurrence (eqs 3-4), one step at a time on small tensors only.
+        # R[:, s] holds what the chunk's writes so far contribute to the retrieval at step s,
+        # in the current scale of F: sum_{j<t} <key_s, key_j> (a_{t-1} / a_{j-1}) w_j.
+        R = torch.zeros(B, C, d, dtype=dt, device=dev)
         L = torch.zeros(B, dtype=dt, device=dev)  # log a_{t-1}
         ws, L_before, L_after = [], [], []
         for t in range(C):
             if reset_t is not None:  # F := 0 for these rows before step t
-                L = torch.where(reset_t[:, t], torch.zeros_like(L), L)
-                sq = torch.where(reset_t[:, t], torch.zeros_like(sq), sq)
-            v_old = torch.zeros_like(v[:, 0])  # retrieval from F_{t-1}
-            if t:
-                coef = gram[:, t, :t] * torch.exp(L[:, None] - torch.stack(L_before, 1))
-                v_old = (coef.unsqueeze(1) @ torch.stack(ws, 1)).squeeze(1)
+                r = reset_t[:, t]
+                L = torch.where(r, torch.zeros_like(L), L)
+                sq = torch.where(r, torch.zeros_like(sq), sq)
+                R = R * (~r).to(dt).view(B, 1, 1)
+            v_old = R[:, t]  # retrieval from F_{t-1}
             if p0 is not None:
                 v_old = v_old + torch.exp(L)[:, None] * p0[:, t]
             w = self.update_scale * beta[:, t, None] * (v[:, t] - v_old)  # eq. 3
             if keep_t is not None:
                 w = w * keep_t[:, t, None].to(dt)
             sq_new = sq + 2 * (v_old * w).sum(-1) + ksq[:, t] * w.pow(2).sum(-1)  # ||F'_t||^2
-            capped = sq_new.clamp(min=1.0)  # eq. 4: log c_t = -log(max(1, ||F'||^2)) / 2
-            L_next, sq_next = L - 0.5 * torch.log(capped), sq_new / capped
+            capped = sq_new.clamp(min=1.0)  # eq. 4: c_t = 1 / max(1, ||F'_t||)
+            c, L_next, sq_next = capped.rsqrt(), L - 0.5 * torch.log(capped), sq_new / capped
             if keep_t is not None:  # padding: F untouched
-                L_next = torch.where(keep_t[:, t], L_next, L)
-                sq_next = torch.where(keep_t[:, t], sq_next, sq)
+                k = keep_t[:, t]
+                c, L_next, sq_next = torch.where(k, c, torch.ones_like(c)), torch.where(k, L_next, L), torch.where(k, sq_next, sq)
+            if t + 1 < C:
+                R = (R + gram[:, :, t, None] * w[:, None, :]) * c.view(B, 1, 1)
             ws.append(w)
             L_before.append(L)
             L, sq = L_next, sq_next
