@@ -148,13 +148,13 @@ def yes_no_questions(rng: random.Random) -> StoryWriter:
     return story
 
 
-def _carrying_story(rng: random.Random, ask) -> StoryWriter:
+def _carrying_story(rng: random.Random, actions: dict[str, float], ask) -> StoryWriter:
     """Tasks 7 and 8: a few actions, then a question about someone who has handled objects."""
     story = StoryWriter()
     world = World(rng, story, PEOPLE, ROOMS, OBJECTS)
     while story.n_questions < QUESTIONS_PER_STORY:
         for _ in range(rng.choice((1, 2, 2, 3))):
-            world.act(CARRY_AND_GIVE)
+            world.act(actions)
         handlers = [p for p in PEOPLE if world.object_lines[p]]
         if handlers:
             person = rng.choice(handlers)
@@ -165,9 +165,12 @@ def _carrying_story(rng: random.Random, ask) -> StoryWriter:
 
 def counting(rng: random.Random) -> StoryWriter:
     """Task 7: how many objects a person carries (none, one, two, three)."""
-    return _carrying_story(rng, lambda p, held: (f"how many objects is {p} carrying", COUNT_WORDS[len(held)]))
+    return _carrying_story(rng, CARRY_AND_GIVE, lambda p, held: (f"how many objects is {p} carrying", COUNT_WORDS[len(held)]))
 
 
 def lists_sets(rng: random.Random) -> StoryWriter:
-    """Task 8: what a person carries, as one comma-separated token in the order acquired, or "nothing"."""
-    return _carrying_story(rng, lambda p, held: (f"what is {p} carrying", join_answer(held) if held else "nothing"))
+    """Task 8: what a person carries, as one comma-separated token in the order acquired, or "nothing".
+
+    People do not give objects in this task (as in the official task 8).
+    """
+    return _carrying_story(rng, CARRY, lambda p, held: (f"what is {p} carrying", join_answer(held) if held else "nothing"))
