@@ -479,7 +479,8 @@ class FWMLSTM(nn.Module):
             x = x.transpose(0, 1)
             episode_starts, keep, read_mask = (None if m is None else torch.as_tensor(m).transpose(0, 1) for m in (episode_starts, keep, read_mask))
         T, B, _ = x.shape
-        if state is None:
+        fresh = state is None  # the memory then knows F starts empty (its fastest path)
+        if fresh:
             state = self.initial_state(B, device=x.device, dtype=x.dtype)
         self._check_state(state, B)
         starts = _check_mask("episode_starts", episode_starts, T, B)
@@ -487,7 +488,7 @@ class FWMLSTM(nn.Module):
         read_mask = _check_mask("read_mask", read_mask, T, B)
         (hc, F) = state
         h_seq, hc = self._run_lstm(x, hc, starts, keep)
-        result = self.memory(h_seq, F, resets=starts, keep=keep, read_mask=read_mask, return_trace=return_trace)
+        result = self.memory(h_seq, None if fresh else F, resets=starts, keep=keep, read_mask=read_mask, return_trace=return_trace)
         reads, F = result[0], result[1]
         out = h_seq + reads if self.residual else reads
         if keep is not None:

@@ -6,12 +6,14 @@ Two configurations from the paper, timed in one run on the same machine:
 * catbAbI model: batch 32 x 200 tokens, embedding 256, LSTM 256, d_fwm 32, 3 reads, softmax over 180 words.
 
 Usage: ``python scripts/bench_fwm.py [--repeats 3] [--threads N] [--device cpu]``.
-Prints a Markdown table (time per batch, items/s, ratios, peak memory).
+Prints a Markdown table (time per batch, items/s, ratios, peak memory of the variant's own process:
+resident set size on CPU, allocated memory on CUDA).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import resource
 import time
 
@@ -42,6 +44,18 @@ class _Model(nn.Module):
         x = self.embed(x) if self.embed is not None else x
         out, _ = self.core(x)
         return self.head(out)
+
+
+def _measure(args) -> tuple[float, float]:
+    """Time one variant in a fresh process, so its peak RSS is its own."""
+    T, B, n_in, hidden, d, embed, residual, opts, memory, impl, repeats, device, threads = args
+    if threads:
+        torch.set_num_threads(threads)
+    device = torch.device(device)
+    torch.manual_seed(0)
+    x = torch.randint(0, n_in, (T, B), device=device) if embed else torch.randn(T, B, n_in, device=device)
+    model = _Model(n_in, hidden, d, n_in if embed else 4, memory, impl, embed, residual, **opts).to(device)
+    return _time(model, x, repeats, device)
 
 
 def _time(model, x, repeats: int, device) -> tuple[float, float]:
@@ -76,22 +90,19 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--only", choices=["meta-RL", "catbAbI"], default=None)
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}\n")
+    threads = args.threads or torch.get_num_threads()
+    print(f"device {device}, torch {torch.__version__}, threads {threads}; each variant runs in its own process\n")
     print("| configuration | variant | ms / batch (fwd+bwd) | items/s | vs step | vs LSTM | peak MiB |")
     print("|---|---|---|---|---|---|---|")
     for name, (T, B, n_in, hidden, d, embed, residual, opts) in CONFIGS.items():
         if args.only and not name.startswith(args.only):
             continue
-        torch.manual_seed(0)
-        x = torch.randint(0, n_in, (T, B), device=device) if embed else torch.randn(T, B, n_in, device=device)
         results = {}
         for variant, memory, impl in (("LSTM only", False, "auto"), ("FWM fast", True, "chunked"), ("FWM step", True, "step")):
-            torch.manual_seed(0)
-            model = _Model(n_in, hidden, d, n_in if embed else 4, memory, impl, embed, residual, **opts).to(device)
-            results[variant] = _time(model, x, args.repeats, device)
+            job = (T, B, n_in, hidden, d, embed, residual, opts, memory, impl, args.repeats, str(device), args.threads)
+            with mp.get_context("spawn").Pool(1) as pool:
+                results[variant] = pool.apply(_measure, (job,))
         for variant, (sec, peak) in results.items():
             vs_step = results["FWM step"][0] / sec
             vs_lstm = sec / results["LSTM only"][0]
