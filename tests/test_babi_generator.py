@@ -315,3 +315,69 @@ def test_write_dataset_uses_the_official_layout(tmp_path, variant):
     assert task1["train"] == generate_task_text(1, counts["train"], 3)  # seed 1: the train split seed is 3 * 1 + 0
     assert task1["test"] == generate_task_text(1, counts["test"], 5)
     assert not task1["train"].startswith(task1["test"][:200])
+
+
+def test_coreference_conjunction_and_time_answers_are_correct():
+    mover = r"(?:went|journeyed|travelled|moved|went back) to the (\w+)"
+    for task in (11, 12, 13):
+        for story in stories(task):
+            where, last_named = {}, []
+            for line in story.lines:
+                if isinstance(line, Question):
+                    assert line.answer == where[re.fullmatch(r"Where is (\w+)\?", line.text)[1]], (line, story.source)
+                elif m := re.fullmatch(rf"(?:Then|After that|Afterwards|Following that) (?:he|she|they) {mover}\.", line.text):
+                    where.update({p: m[1] for p in last_named})
+                else:
+                    m = re.fullmatch(rf"(\w+)(?: and (\w+))? {mover}\.", line.text)
+                    last_named = [p for p in m.groups()[:2] if p]
+                    where.update({p: m[3] for p in last_named})
+    order = ["yesterday", "this morning", "this afternoon", "this evening"]
+    for story in stories(14):
+        day = {}
+        for line in story.lines:
+            if isinstance(line, Sentence):
+                text = line.text[:-1]
+                time = next(t for t in order if text.lower().startswith(t) or text.endswith(t))
+                m = re.search(rf"(Bill|Fred|Julie|Mary) {mover}", text)
+                day.setdefault(m[1], {})[order.index(time)] = m[2]
+            else:
+                person, place = re.fullmatch(r"Where was (\w+) before the (\w+)\?", line.text).groups()
+                (t,) = [t for t, p in day[person].items() if p == place]
+                assert line.answer == day[person][t - 1], (line, story.source)
+
+
+def test_size_and_position_answers_are_correct():
+    for story in stories(18):
+        smaller = set()  # (a, b): a is smaller than b, closed under transitivity
+        for line in story.lines:
+            if isinstance(line, Sentence):
+                if m := re.fullmatch(rf"The ({THING}) fits inside the ({THING})\.", line.text):
+                    smaller.add((m[1], m[2]))
+                else:
+                    m = re.fullmatch(rf"The ({THING}) is bigger than the ({THING})\.", line.text)
+                    smaller.add((m[2], m[1]))
+                smaller |= {(a, d) for a, b in smaller for c, d in smaller if b == c}
+                assert not any((b, a) in smaller for a, b in smaller), story.source
+            elif m := re.fullmatch(rf"Is the ({THING}) bigger than the ({THING})\?", line.text):
+                assert (m[2], m[1]) in smaller or (m[1], m[2]) in smaller
+                assert line.answer == ("yes" if (m[2], m[1]) in smaller else "no"), (line, story.source)
+            else:
+                m = re.fullmatch(rf"Does the ({THING}) fit in the ({THING})\?", line.text)
+                assert (m[2], m[1]) in smaller or (m[1], m[2]) in smaller
+                assert line.answer == ("yes" if (m[1], m[2]) in smaller else "no"), (line, story.source)
+    delta = {"above": (0, 1), "below": (0, -1), "to the left of": (-1, 0), "to the right of": (1, 0)}
+    for story in stories(17):
+        facts = [re.fullmatch(rf"The ({SHAPE}) is ({'|'.join(delta)}) the ({SHAPE})\.", line.text).groups()
+                 for line in story.lines[:2]]
+        cell = {facts[0][2]: (0, 0)}
+        for _ in range(2):  # place the shapes relative to one another through the shared one
+            for a, rel, b in facts:
+                if b in cell and a not in cell:
+                    cell[a] = (cell[b][0] + delta[rel][0], cell[b][1] + delta[rel][1])
+                if a in cell and b not in cell:
+                    cell[b] = (cell[a][0] - delta[rel][0], cell[a][1] - delta[rel][1])
+        for line in story.lines[2:]:
+            a, rel, b = re.fullmatch(rf"Is the ({SHAPE}) ({'|'.join(delta)}) the ({SHAPE})\?", line.text).groups()
+            dx, dy = cell[a][0] - cell[b][0], cell[a][1] - cell[b][1]
+            holds = {"above": dy > 0, "below": dy < 0, "to the left of": dx < 0, "to the right of": dx > 0}[rel]
+            assert line.answer == ("yes" if holds else "no"), (line, story.source)
