@@ -62,6 +62,9 @@ class NumpyBackend:
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.asarray(x)
 
+    def concatenate(self, xs: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(xs)
+
     def any(self, x: np.ndarray) -> bool:
         return bool(x.any())
 
@@ -122,6 +125,9 @@ class TorchBackend:
 
     def to_numpy(self, x: torch.Tensor) -> np.ndarray:
         return x.detach().cpu().numpy()
+
+    def concatenate(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(xs)
 
     def any(self, x: torch.Tensor) -> bool:
         return bool(x.any())

@@ -102,40 +102,43 @@ def _propose_tables(backend: Backend, n: int, n_actions: int, n_states: int) -> 
     """Phases 1-2 of Listing 1 for ``n`` graphs at once, as next-state tables ``[n, from, action]``.
 
     Returns the tables and a mask of the proposals for which phase 2 always
-    found an admissible pair.
+    found an admissible pair. Pairs are numbered ``p = from * n_actions + action``.
     """
-    rows = backend.arange(n)
+    n_pairs = n_states * n_actions
     states = backend.arange(n_states)
-    table = backend.full((n, n_states, n_actions), -1, backend.int_dtype)
-    # Phase 1: uniform other state (skip over ``from``), uniform action.
+    table = backend.full((n * n_pairs,), -1, backend.int_dtype)
+    # Phase 1: for every ``from``, a uniform other state (skip over ``from``) by a uniform action.
     to_state = backend.randint(n_states - 1, (n, n_states))
-    to_state = to_state + backend.to_int(to_state >= states[None, :])
+    to_state = to_state + backend.to_int(to_state >= states)
     action = backend.randint(n_actions, (n, n_states))
-    table[rows[:, None], states[None, :], action] = to_state
-    # Phase 2: for each target in turn, a uniform choice among the unused (from, action) pairs.
+    table[(backend.arange(n) * n_pairs)[:, None] + states * n_actions + action] = to_state
+    table = table.reshape(n, n_pairs)
+    # Phase 2: for each target in turn, a uniform choice among the unused pairs whose ``from`` is
+    # not the target: the pick-th of them, found with a running count (a matmul with a triangle of ones).
+    unused = backend.to_float(table < 0)
+    running_count = backend.to_float(backend.arange(n_pairs)[:, None] <= backend.arange(n_pairs)[None, :])
+    pair_from = backend.arange(n_pairs) // n_actions
     admissible = backend.full((n,), True, bool)
-    flat = table.reshape(n, n_states * n_actions)
     for to in range(n_states):
-        unused = table == -1
-        unused[:, to, :] = False
-        unused = unused.reshape(n, n_states * n_actions)
-        count = unused.sum(-1)
-        pick = backend.randint(count, (n,))
-        position = backend.to_int(backend.to_int(unused).cumsum(-1) > pick[:, None]).argmax(-1)
-        has_option = count > 0
-        admissible = admissible & has_option
-        flat[rows, position] = backend.where(has_option, to, flat[rows, position])
-    return table, admissible
+        options = unused * backend.to_float(pair_from != to)
+        count = options @ running_count  # [n, n_pairs]: options among pairs 0..p
+        total = count[:, -1]
+        pick = backend.to_float(backend.randint(total, (n,)))
+        chosen = (count == (pick + 1)[:, None]) & (options > 0)
+        table = table + backend.to_int(chosen) * (to + 1)  # -1 -> to
+        unused = unused - backend.to_float(chosen)
+        admissible = admissible & (total > 0)
+    return table.reshape(n, n_states, n_actions), admissible
 
 
 def _accept(backend: Backend, table: Any, admissible: Any) -> Any:
     """Phase 3 of Listing 1 on next-state tables: ``Q^(2^n_states)`` has no zero entry."""
     n, n_states, n_actions = table.shape
-    rows = backend.arange(n)[:, None, None]
-    froms = backend.arange(n_states)[None, :, None]
-    reach = backend.zeros((n, n_states, n_states + 1), backend.float_dtype)
-    reach[rows, froms, backend.where(table >= 0, table, n_states)] = 1  # column n_states: "no edge"
-    reach = reach[:, :, :n_states]
+    # Q as [n, from, to + 1]; the extra column collects the invalid actions.
+    reach = backend.zeros((n * n_states * (n_states + 1),), backend.float_dtype)
+    row_start = (backend.arange(n * n_states) * (n_states + 1))[:, None]
+    reach[row_start + backend.where(table >= 0, table, n_states).reshape(n * n_states, n_actions)] = 1.0
+    reach = reach.reshape(n, n_states, n_states + 1)[:, :, :n_states]
     for _ in range(n_states):  # zero pattern of the power only; binarised so nothing overflows
         reach = backend.to_float((reach @ reach) > 0)
     return admissible & (reach > 0).reshape(n, n_states * n_states).all(-1)
@@ -144,20 +147,25 @@ def _accept(backend: Backend, table: Any, admissible: Any) -> Any:
 def sample_table_batch(backend: Backend, n_graphs: int, n_actions: int, n_states: int) -> Any:
     """``n_graphs`` Listing-1 graphs as next-state tables ``[n_graphs, from, action]`` (``-1``: no edge).
 
-    Rejection sampling as in Listing 1, vectorised: every round proposes a
-    graph for each slot still empty and keeps the accepted ones, so each slot
-    holds the first accepted proposal of its own i.i.d. sequence, which is
-    exactly Listing 1's distribution.
+    Rejection sampling as in Listing 1, vectorised: each round draws a batch
+    of i.i.d. proposals and keeps the accepted ones in order, until
+    ``n_graphs`` are accepted. Accepted i.i.d. proposals are i.i.d. draws of
+    Listing 1's distribution. Rounds propose ``OVERSAMPLE`` times the number
+    still missing (about 85% of 5x3 proposals are accepted), so one round
+    usually suffices.
     """
     check_sizes(n_actions, n_states)
-    out = backend.full((n_graphs, n_states, n_actions), -1, backend.int_dtype)
-    pending = backend.arange(n_graphs)
-    while len(pending) > 0:
-        table, admissible = _propose_tables(backend, len(pending), n_actions, n_states)
-        accepted = _accept(backend, table, admissible)
-        out[pending[accepted]] = table[accepted]
-        pending = pending[~accepted]
-    return out
+    parts, missing = [], n_graphs
+    while missing > 0:
+        table, admissible = _propose_tables(backend, int(missing * OVERSAMPLE) + 8, n_actions, n_states)
+        accepted = table[_accept(backend, table, admissible)][:missing]
+        parts.append(accepted)
+        missing -= len(accepted)
+    return parts[0] if len(parts) == 1 else backend.concatenate(parts)
+
+
+#: Proposals per missing graph in a round of :func:`sample_table_batch`.
+OVERSAMPLE = 1.25
 
 
 def sample_adjacency_batch(
