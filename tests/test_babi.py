@@ -323,3 +323,15 @@ def test_shared_official_data_valid_and_test(capsys):
     rows = [line.split()[:4] for line in capsys.readouterr().out.splitlines()]
     # every story counts: 20 more than the paper's table 3 (the authors' script drops each file's last story)
     assert ["valid", "all", "6,265", "20,002"] in rows and ["test", "all", "6,267", "20,000"] in rows
+
+
+def test_cli_generate_variant_without_valid_split(tmp_path):
+    parser = argparse.ArgumentParser()
+    babi_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["babi", "generate", "--out", str(tmp_path), "--variant", "en", "--stories", "3,2", "--tasks", "1"])
+    assert args.func(args) == 0
+    names = sorted(p.name for p in (tmp_path / "tasks_1-20_v1-2" / "en").iterdir())
+    assert names == ["qa1_single-supporting-fact_test.txt", "qa1_single-supporting-fact_train.txt"]
+    bad = parser.parse_args(["babi", "generate", "--out", str(tmp_path), "--variant", "en", "--stories", "3,2,2"])
+    with pytest.raises(ValueError, match="needs TRAIN,TEST counts"):
+        bad.func(bad)

@@ -72,11 +72,14 @@ def _stats(args) -> int:
 
 # ------------------------------------------------------------------- generate
 def _generate(args) -> int:
-    from fwm_rl.babi.generator import write_dataset
+    from fwm_rl.babi.generator.dataset import DEFAULT_STORIES, write_dataset
 
-    n = None if args.stories is None else dict(zip(SPLITS, args.stories))
-    if n is not None and len(args.stories) != 3:
-        raise ValueError(f"--stories needs TRAIN,VALID,TEST counts, got {args.stories}")
+    splits = tuple(DEFAULT_STORIES[args.variant])  # en / en-10k have no valid files
+    n = None
+    if args.stories is not None:
+        if len(args.stories) != len(splits):
+            raise ValueError(f"--stories for variant {args.variant} needs {','.join(s.upper() for s in splits)} counts, got {args.stories}")
+        n = dict(zip(splits, args.stories))
     folder = write_dataset(args.out, variant=args.variant, n_stories=n, seed=args.seed, tasks=args.tasks or range(1, 21))
     print(f"wrote generated bAbI-style stories (not the official data) to {folder}")
     return 0
@@ -165,7 +168,7 @@ def register(subparsers) -> None:
     p = sub.add_parser("generate", help="write generated bAbI-style stories in the official layout")
     p.add_argument("--out", required=True, help="output folder (gets tasks_1-20_v1-2/<variant>/)")
     p.add_argument("--variant", choices=VARIANTS, default="en-valid-10k")
-    p.add_argument("--stories", type=_ints, default=None, metavar="TRAIN,VALID,TEST", help="stories per task and split")
+    p.add_argument("--stories", type=_ints, default=None, metavar="TRAIN,VALID,TEST", help="stories per task and split (TRAIN,TEST for en / en-10k)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tasks", type=_ints, default=None, help="only these tasks (default 1-20)")
     p.set_defaults(func=_generate)
