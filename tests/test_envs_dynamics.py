@@ -234,24 +234,25 @@ def _shared_uniforms(seed):
     return lambda shape: stream.random(shape)
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 @pytest.mark.parametrize("sampled", [False, True])
-def test_torch_core_equals_numpy_core(sampled):
+def test_torch_core_equals_numpy_core(sampled, device):
     cfg = TaskConfig()
     graphs = None if sampled else paper_graph_sets()[0][:200]
     np_batch = GraphBatch(200, graphs=graphs, config=cfg)
-    torch_batch = GraphBatch(200, graphs=graphs, config=cfg, device="cpu")
+    torch_batch = GraphBatch(200, graphs=graphs, config=cfg, device=device)
     np_batch.backend.random = _shared_uniforms(7)
     from_numpy = _shared_uniforms(7)
-    torch_batch.backend.random = lambda shape: torch.from_numpy(from_numpy(shape))
+    torch_batch.backend.random = lambda shape: torch.from_numpy(from_numpy(shape)).to(device)
     rng = np.random.default_rng(0)
     for _ in range(2):
         a, b = np_batch.reset(), torch_batch.reset()
         assert isinstance(b, torch.Tensor) and b.dtype == torch.float32
-        assert np.array_equal(np_batch.tables, torch_batch.tables.numpy())
-        assert np.array_equal(a, b.numpy())
+        assert np.array_equal(np_batch.tables, torch_batch.tables.cpu().numpy())
+        assert np.array_equal(a, b.cpu().numpy())
         for _ in range(cfg.horizon):
             actions = rng.integers(0, 3, 200)
             out_np = np_batch.step(actions)
-            out_torch = torch_batch.step(torch.from_numpy(actions))
+            out_torch = torch_batch.step(torch.from_numpy(actions).to(device))
             for x, y in zip(out_np, out_torch):
-                assert np.array_equal(x, y.numpy())
+                assert y.device.type == device and np.array_equal(x, y.cpu().numpy())

@@ -109,8 +109,7 @@ class FWMGraphVectorEnv(VectorEnv):
         graph_indices = options.pop("graph_indices", None)
         if options:
             raise ValueError(f"unknown reset options {sorted(options)}; the only option is 'graph_indices'")
-        if seed is not None:
-            self._np_random_seed = seed
+        super().reset(seed=seed)  # Gymnasium's bookkeeping of the seed
         return self.core.reset(seed=seed, graph_indices=graph_indices), {}
 
     def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:

@@ -1,0 +1,70 @@
+"""Env-steps per second of FWMGraph-v0 on one CPU core.
+
+1. the native vector env vs gymnasium's SyncVectorEnv over single envs, 600 envs on the paper's train set (ratio);
+2. the native vector env at 4096 envs with a fresh Listing-1 graph for every env and episode (FWMGraph-v0's default);
+3. optionally (--torch) the torch core on --device.
+
+    python scripts/bench_env.py --seconds 3
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # one core, set before numpy loads its BLAS
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+
+import gymnasium as gym  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from fwm_rl.envs import FWMGraphEnv, FWMGraphVectorEnv  # noqa: E402
+
+
+def steps_per_second(env, n_envs: int, seconds: float, actions) -> float:
+    """Step ``env`` with pre-drawn random actions for about ``seconds``; whole episodes only."""
+    env.reset(seed=0)
+    steps, start = 0, time.perf_counter()
+    while True:
+        for k in range(30):
+            env.step(actions[k])
+        steps += 30 * n_envs
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return steps / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    parser.add_argument("--torch", action="store_true", help="also time the torch core on --device")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+
+    acts600 = rng.integers(0, 3, (30, 600))
+    native = steps_per_second(FWMGraphVectorEnv(num_envs=600, split="train"), 600, args.seconds, acts600)
+    sync = gym.vector.SyncVectorEnv([lambda: FWMGraphEnv(split="train") for _ in range(600)])
+    synced = steps_per_second(sync, 600, args.seconds, acts600)
+    print(f"600 envs, train set : native {native / 1e6:7.3f} M steps/s | SyncVectorEnv {synced / 1e6:7.4f} M steps/s"
+          f" | ratio {native / synced:6.0f}x")
+
+    acts4096 = rng.integers(0, 3, (30, 4096))
+    fresh = steps_per_second(FWMGraphVectorEnv(num_envs=4096), 4096, args.seconds, acts4096)
+    print(f"4096 envs, fresh graph every episode: native {fresh / 1e6:7.3f} M steps/s")
+
+    if args.torch:
+        acts = torch.as_tensor(acts4096, device=args.device)
+        env = FWMGraphVectorEnv(num_envs=4096, device=args.device, check_actions=False)
+        if env.core.backend.device.type == "cuda":
+            torch.cuda.synchronize()
+        rate = steps_per_second(env, 4096, args.seconds, acts)
+        print(f"4096 envs, fresh graphs, torch on {args.device}: {rate / 1e6:7.3f} M steps/s")
+
+
+if __name__ == "__main__":
+    main()
