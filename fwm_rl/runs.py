@@ -8,6 +8,7 @@ loss guard. Trainers import these instead of growing their own copies.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
 import random
@@ -20,6 +21,7 @@ import torch
 
 __all__ = [
     "NonFiniteLossError",
+    "SavedConfig",
     "RunLogger",
     "atomic_save",
     "check_finite",
@@ -32,6 +34,24 @@ __all__ = [
 
 class NonFiniteLossError(RuntimeError):
     """Raised when a training loss becomes NaN or infinite."""
+
+
+class SavedConfig:
+    """Mixin for dataclass configs stored in checkpoints: ``to_dict`` and a strict ``from_dict``."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(
+                f"unknown {cls.__name__} fields {sorted(unknown)} (known: {sorted(known)}); "
+                "is this checkpoint from a newer fwm-rl?"
+            )
+        return cls(**data)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -70,3 +70,18 @@ def test_run_logger_tensorboard(tmp_path):
     log.log(1, {"loss": 1.0})
     log.close()
     assert any((tmp_path / "tb").iterdir())
+
+
+def test_saved_config_round_trip_and_unknown_fields():
+    from dataclasses import dataclass
+
+    from fwm_rl.runs import SavedConfig
+
+    @dataclass
+    class Cfg(SavedConfig):
+        a: int = 1
+        b: str = "x"
+
+    assert Cfg.from_dict(Cfg(a=3).to_dict()) == Cfg(a=3)
+    with pytest.raises(ValueError, match=r"unknown Cfg fields \['c'\]"):
+        Cfg.from_dict({"a": 1, "c": 2})

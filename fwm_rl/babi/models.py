@@ -15,12 +15,13 @@ Xavier-normal initialised as in the authors' code).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
 
 from fwm_rl.memory import FWMLSTM, MemoryTrace, count_parameters
+from fwm_rl.runs import SavedConfig
 
 __all__ = ["MODELS", "PRESETS", "CatbAbIModel", "ModelConfig", "StackedLSTM", "preset"]
 
@@ -28,7 +29,7 @@ MODELS = ("fwm", "lstm")
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(SavedConfig):
     """Sizes of a catbAbI model; the defaults are the paper's FWM."""
 
     model: str = "fwm"
@@ -49,16 +50,6 @@ class ModelConfig:
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown model options {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**d)
 
 
 #: ``PRESETS[name][model]``: ``paper`` are the paper's sizes, ``small`` a CPU-friendly default.

@@ -33,7 +33,16 @@ from torch import Tensor
 from fwm_rl.babi.batching import SEQ_LEN, Segment, TrainStream, eval_segments
 from fwm_rl.babi.catbabi import CatbAbI, DataSpec, Vocabulary, load_catbabi
 from fwm_rl.babi.models import CatbAbIModel, ModelConfig
-from fwm_rl.runs import RunLogger, atomic_save, check_finite, load_checkpoint, progress, resolve_device, set_seed
+from fwm_rl.runs import (
+    RunLogger,
+    SavedConfig,
+    atomic_save,
+    check_finite,
+    load_checkpoint,
+    progress,
+    resolve_device,
+    set_seed,
+)
 
 __all__ = ["CHECKPOINT", "MODES", "CatbAbITrainer", "EvalResult", "TrainConfig", "evaluate", "load_trained"]
 
@@ -44,7 +53,7 @@ N_TASKS = 20
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(SavedConfig):
     """Optimisation and evaluation settings (defaults: the authors' released catbAbI scripts)."""
 
     mode: str = "qa"
@@ -69,9 +78,6 @@ class TrainConfig:
             raise ValueError(f"eval_segments must be positive or None, got {self.eval_segments!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

@@ -18,7 +18,7 @@ every step; its fast weights ``F`` are part of the recurrent state carried acros
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from fwm_rl.memory import FastWeightMemory
+from fwm_rl.runs import SavedConfig
 
 __all__ = ["MODELS", "AWDLanguageModel", "LMConfig", "LMOutput", "LMState", "WeightDropLSTM", "embedded_dropout", "locked_dropout"]
 
@@ -35,7 +36,7 @@ MODELS = ("lstm", "fwm")
 
 
 @dataclass
-class LMConfig:
+class LMConfig(SavedConfig):
     """Sizes and regularisation of :class:`AWDLanguageModel`.
 
     Defaults are the paper's PTB model (appendix H, table 4; the authors' ``main.py`` for the
@@ -70,16 +71,6 @@ class LMConfig:
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "LMConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown LMConfig fields {sorted(unknown)}; is this checkpoint from a newer fwm-rl?")
-        return cls(**data)
 
     @property
     def layer_sizes(self) -> list[int]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -34,7 +34,16 @@ from torch import Tensor
 
 from fwm_rl.lm.corpus import EOS_INDEX, Corpus, Vocabulary, load_data
 from fwm_rl.lm.model import AWDLanguageModel, LMConfig, LMState
-from fwm_rl.runs import RunLogger, atomic_save, check_finite, load_checkpoint, progress, resolve_device, set_seed
+from fwm_rl.runs import (
+    RunLogger,
+    SavedConfig,
+    atomic_save,
+    check_finite,
+    load_checkpoint,
+    progress,
+    resolve_device,
+    set_seed,
+)
 
 __all__ = [
     "CHECKPOINT",
@@ -59,7 +68,7 @@ BUDGET_FIELDS = ("epochs", "max_steps", "time_budget")
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(SavedConfig):
     """Optimisation settings; defaults are the paper's PTB run (appendix H, table 4, authors' ``main.py``)."""
 
     batch_size: int = 20
@@ -107,12 +116,6 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields {sorted(unknown)}; is this checkpoint from a newer fwm-rl?")
-        return cls(**data)
 
 
 @dataclass
