@@ -3,7 +3,7 @@
 The batched dynamics (:mod:`fwm_rl.envs.core`) and the batched graph sampler
 (:func:`fwm_rl.envs.graphs.sample_adjacency_batch`) are written once against
 this small interface. Everything else they use (arithmetic, comparisons,
-``sum/cumsum/argmax/any/all`` with a positional axis, ``@``, advanced indexing
+``sum/all`` with a positional axis, ``reshape``, ``@``, advanced indexing
 and masked assignment) has the same meaning on numpy arrays and torch tensors.
 """
 
@@ -54,26 +54,21 @@ class NumpyBackend:
     def to_float(self, x: np.ndarray) -> np.ndarray:
         return x.astype(np.float32)
 
-    def asarray(self, x: Any, dtype: Any = None) -> np.ndarray:
+    def asarray(self, x: Any) -> np.ndarray:
+        """numpy array of ``x`` (a torch tensor is copied to the host)."""
         if isinstance(x, torch.Tensor):
             x = x.detach().cpu().numpy()
-        return np.asarray(x, dtype=dtype)
-
-    def to_numpy(self, x: Any) -> np.ndarray:
         return np.asarray(x)
 
     def concatenate(self, xs: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(xs)
 
-    def any(self, x: np.ndarray) -> bool:
-        return bool(x.any())
-
 
 class TorchBackend:
     """Torch tensors on ``device``; randomness from a ``torch.Generator`` on that device.
 
-    Only :meth:`any` (used once per batch of graph proposals, never per
-    environment step) synchronises with the host.
+    Nothing here synchronises with the host; the graph sampler does once per batch of
+    proposals (boolean indexing), the environment step never does unless it checks actions.
     """
 
     name = "torch"
@@ -118,19 +113,14 @@ class TorchBackend:
     def to_float(self, x: torch.Tensor) -> torch.Tensor:
         return x.float()
 
-    def asarray(self, x: Any, dtype: Any = None) -> torch.Tensor:
-        if isinstance(x, np.ndarray) and dtype is None:
+    def asarray(self, x: Any) -> torch.Tensor:
+        """Tensor of ``x`` on the backend's device (dtype kept)."""
+        if isinstance(x, np.ndarray):
             return torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
-        return torch.as_tensor(x, dtype=dtype, device=self.device)
-
-    def to_numpy(self, x: torch.Tensor) -> np.ndarray:
-        return x.detach().cpu().numpy()
+        return torch.as_tensor(x, device=self.device)
 
     def concatenate(self, xs: list[torch.Tensor]) -> torch.Tensor:
         return torch.cat(xs)
-
-    def any(self, x: torch.Tensor) -> bool:
-        return bool(x.any())
 
 
 Backend = NumpyBackend | TorchBackend

@@ -77,11 +77,10 @@ class TaskConfig:
 
     def __post_init__(self) -> None:
         check_sizes(self.n_actions, self.n_states)
+        if self.reset_after is None:
+            object.__setattr__(self, "reset_after", self.n_states + 1)
         for name in ("horizon", "reset_after"):
             value = getattr(self, name)
-            if value is None and name == "reset_after":
-                object.__setattr__(self, name, self.n_states + 1)
-                continue
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not math.isfinite(self.reward):
@@ -136,6 +135,13 @@ class GraphBatch:
 
     All environments share the step counter: episodes have a fixed length, so they
     start and end together.
+
+    State (arrays ``[n_envs]`` of the backend unless noted), readable after :meth:`reset`:
+    ``tables`` (next-state tables ``[n_envs, n_states, n_actions]``, -1 = invalid; :attr:`graphs`
+    gives the adjacency tensors), ``graph_indices`` (index in the fixed set, None when sampled),
+    ``reward_location``, ``agent_location``, ``previous_action`` (``n_actions`` = none yet),
+    ``timer``, ``last_reward``, ``step_count`` (int), and the last step's ``valid`` (the action had
+    an edge), ``reached`` (the reward was reached) and ``placed`` (reward and agent were placed anew).
     """
 
     def __init__(
@@ -157,6 +163,8 @@ class GraphBatch:
         if graphs is None:
             self.graph_set_tables = None
         else:
+            if not isinstance(graphs, torch.Tensor):
+                graphs = np.asarray(graphs)
             if tuple(graphs.shape[1:]) != (config.n_actions, config.n_states, config.n_states) or graphs.ndim != 4:
                 raise ValueError(
                     f"graphs must have shape [n_graphs, n_actions={config.n_actions}, n_states={config.n_states}, "
