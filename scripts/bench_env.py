@@ -14,14 +14,14 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # one core, set before numpy loads its BLAS
 
-import argparse  # noqa: E402
-import time  # noqa: E402
+import argparse
+import time
 
-import gymnasium as gym  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import gymnasium as gym
+import numpy as np
+import torch
 
-from fwm_rl.envs import FWMGraphEnv, FWMGraphVectorEnv  # noqa: E402
+from fwm_rl.envs import FWMGraphEnv, FWMGraphVectorEnv
 
 
 def steps_per_second(env, n_envs: int, seconds: float, actions) -> float:

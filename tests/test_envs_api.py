@@ -39,7 +39,7 @@ def test_vector_autoreset_same_step_and_fresh_graphs():
     venv.reset(seed=1)
     first_graphs = venv.core.tables.copy()
     for k in range(5):
-        obs, reward, terminated, truncated, infos = venv.step(np.zeros(16, dtype=int))
+        obs, _, terminated, truncated, infos = venv.step(np.zeros(16, dtype=int))
     assert terminated.all() and not truncated.any()
     assert infos["_final_obs"].all() and np.allclose(infos["final_obs"][:, 15], 1.0)
     assert np.allclose(obs[:, 15], 0.0) and np.allclose(obs[:, 10:14].argmax(1), 3)  # new episode
@@ -98,7 +98,7 @@ def test_torch_vector_env_returns_tensors():
     obs, _ = venv.reset(seed=0)
     assert isinstance(obs, torch.Tensor) and obs.shape == (32, 17)
     obs, reward, terminated, truncated, _ = venv.step(torch.zeros(32, dtype=torch.long))
-    assert reward.dtype == torch.float32 and terminated.dtype == torch.bool
+    assert reward.dtype == torch.float32 and terminated.dtype == truncated.dtype == torch.bool
     with pytest.raises(ValueError, match="outside the action space"):
         venv.step(torch.full((32,), 3))
 
@@ -207,7 +207,7 @@ def test_cli_show_graph_and_baselines(tmp_path, capsys):
 def test_reference_levels_order_and_scale():
     levels = reference_levels("test", n_episodes=600, seed=0)
     assert set(levels) == {"random", "explorer", "oracle"}
-    (r, r_se), (e, e_se), (o, o_se) = levels["random"], levels["explorer"], levels["oracle"]
+    (r, r_se), (e, e_se), (o, _) = levels["random"], levels["explorer"], levels["oracle"]
     assert r + 10 * r_se < e and e + 10 * e_se < o
     assert o <= 10 * 30  # at most one reward per step
     # the oracle never takes an invalid action, so its totals are multiples of the reward

@@ -221,7 +221,7 @@ def test_batch_matches_per_environment_reference(semantics):
                 assert placed == batch.placed[i]
                 if placed:  # the placement is random: take the core's, after checking its constraints
                     r, a = int(batch.reward_location[i]), int(batch.agent_location[i])
-                    assert r != a and (not cfg.semantics == "released_code" or r != old_reward[i])
+                    assert r != a and (cfg.semantics != "released_code" or r != old_reward[i])
                     new_state = (r, a, new_state[2], new_state[3])
                 states[i] = new_state
                 assert reward[i] == ref_reward

@@ -13,7 +13,11 @@ import gymnasium as gym
 
 from fwm_rl.envs.core import SEMANTICS, GraphBatch, TaskConfig
 from fwm_rl.envs.graph_env import FWMGraphEnv
-from fwm_rl.envs.graphs import paper_graph_sets, sample_adjacency_batch, sample_adjacency_matrix
+from fwm_rl.envs.graphs import (
+    paper_graph_sets,
+    sample_adjacency_batch,
+    sample_adjacency_matrix,
+)
 from fwm_rl.envs.vector_env import FWMGraphVectorEnv
 
 ENV_ID = "FWMGraph-v0"

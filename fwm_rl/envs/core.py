@@ -54,7 +54,12 @@ import numpy as np
 import torch
 
 from fwm_rl.envs._backend import Backend, make_backend
-from fwm_rl.envs.graphs import adjacency_from_table, check_sizes, next_state_table, sample_table_batch
+from fwm_rl.envs.graphs import (
+    adjacency_from_table,
+    check_sizes,
+    next_state_table,
+    sample_table_batch,
+)
 
 Semantics = Literal["paper", "released_code"]
 #: ``"paper"``: the rules as the paper states them (default). ``"released_code"``: the authors' released code, bit for bit.

@@ -8,7 +8,7 @@ dynamics are those of :class:`~fwm_rl.envs.core.GraphBatch` with one environment
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -29,7 +29,7 @@ class FWMGraphEnv(gym.Env):
     ``valid_action``, ``reached_reward`` and ``placed`` (reward and agent were placed anew).
     """
 
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 2}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 2}
 
     def __init__(
         self,

@@ -231,7 +231,7 @@ def shortest_path_lengths(adjacency: np.ndarray) -> np.ndarray:
 def to_networkx(adjacency: np.ndarray) -> nx.DiGraph:
     """A ``networkx.DiGraph`` over the states; edge attribute ``actions`` = sorted tuple of the actions taking it."""
     adjacency = np.asarray(adjacency)
-    n_actions, n_states, _ = adjacency.shape
+    n_states = adjacency.shape[1]
     graph = nx.DiGraph()
     graph.add_nodes_from(range(n_states))
     for action, from_state, to_state in zip(*np.nonzero(adjacency)):

@@ -10,7 +10,7 @@ episode. Everything is computed by one :class:`~fwm_rl.envs.core.GraphBatch`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -67,7 +67,7 @@ class FWMGraphVectorEnv(VectorEnv):
     ``reset(options={"graph_indices": idx})`` chooses each sub-environment's graph from the set.
     """
 
-    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
 
     def __init__(
         self,
