@@ -165,7 +165,7 @@ class FastWeightMemory(nn.Module):
 
     def _key_gram(self, a1: Tensor, a2: Tensor, b1: Tensor, b2: Tensor) -> Tensor:
         """``G[b, t, j] = <key(a_t), key(b_j)>`` for ``a: [B, C, d]``, ``b: [B, C', d]``."""
-        g1, g2 = (torch.stack([a1, a2]).flatten(0, 1) @ torch.stack([b1, b2]).flatten(0, 1).transpose(1, 2)).chunk(2)
+        g1, g2 = a1 @ b1.transpose(1, 2), a2 @ b2.transpose(1, 2)
         return g1 * g2 if self.keys == "tensor" else g1 + g2
 
     def _contract(self, F: Tensor, q1: Tensor, q2: Tensor) -> Tensor:
@@ -199,12 +199,15 @@ class FastWeightMemory(nn.Module):
         read_mask: Tensor | None = None,
         return_trace: bool = False,
         impl: str | None = None,
+        need_state: bool = True,
     ):
         """Run the memory over ``h: [T, B, input_size]``.
 
         ``resets[t, b]`` zeroes ``F`` of row ``b`` before step ``t``; ``keep[t, b] = False`` marks
         padding (``F`` untouched, output 0); ``read_mask[t, b] = False`` skips the read (output 0).
         Returns ``(reads [T, B, output_size], F_T)`` (plus a :class:`MemoryTrace` if asked).
+        ``need_state=False`` returns ``None`` for ``F_T`` and lets the chunked form skip forming it
+        (an A2C update replaying whole episodes has no use for the state after them).
         """
         if not isinstance(h, Tensor) or h.dim() != 3 or h.shape[-1] != self.input_size:
             got = list(h.shape) if isinstance(h, Tensor) else type(h).__name__
@@ -231,11 +234,12 @@ class FastWeightMemory(nn.Module):
         if impl == "step":
             n_final, F, queries = self._run_step(F, k1, k2, v, beta, n0, e, resets, keep, read_mask)
         else:
-            n_final, F, queries = self._run_chunked(F, zero_start, k1, k2, v, beta, n0, e, resets, keep)
+            n_final, F, queries = self._run_chunked(F, zero_start, k1, k2, v, beta, n0, e, resets, keep, need_state, return_trace)
         out = self.W_o(n_final)  # eq. 8
         visible = keep if read_mask is None else (read_mask if keep is None else keep & read_mask)
         if visible is not None:
             out = out * visible.unsqueeze(-1).to(out.dtype)
+        F = F if need_state else None
         if return_trace:
             return out, F, MemoryTrace(k1, k2, v, beta, queries, e)
         return out, F
@@ -267,7 +271,7 @@ class FastWeightMemory(nn.Module):
         return torch.stack(finals), F, torch.stack(queries)
 
     # ------------------------------------------------------ exact chunked form
-    def _run_chunked(self, F, zero_start, k1, k2, v, beta, n0, e, resets, keep):
+    def _run_chunked(self, F, zero_start, k1, k2, v, beta, n0, e, resets, keep, need_state, trace):
         T = k1.shape[0]
         C = self.chunk_size or (T if zero_start and T <= 64 else 32)
         finals, queries = [], []
@@ -275,13 +279,15 @@ class FastWeightMemory(nn.Module):
             sl = slice(s, min(s + C, T))
             part = lambda m: None if m is None else m[sl]  # noqa: E731
             n_c, F, q_c = self._chunk(
-                F, zero_start and s == 0, k1[sl], k2[sl], v[sl], beta[sl], n0[sl], e[sl], part(resets), part(keep)
+                F, zero_start and s == 0, k1[sl], k2[sl], v[sl], beta[sl], n0[sl], e[sl], part(resets), part(keep),
+                need_state or s + C < T, trace,
             )
             finals.append(n_c)
             queries.append(q_c)
-        return torch.cat(finals), F, torch.cat(queries)
+        cat = lambda xs: xs[0] if len(xs) == 1 else torch.cat(xs)  # noqa: E731
+        return cat(finals), F, cat(queries) if trace else None
 
-    def _chunk(self, F0, zero_start, k1, k2, v, beta, n0, e, resets, keep):
+    def _chunk(self, F0, zero_start, k1, k2, v, beta, n0, e, resets, keep, need_state=True, trace=False):
         """One chunk starting from ``F0`` (batch-major inside: ``[B, C, ...]``).
 
         With ``w_j`` the update of eq. 3 at step ``j`` and ``c_i = 1 / max(1, ||F'_i||)`` the
@@ -309,41 +315,12 @@ class FastWeightMemory(nn.Module):
             if from_F0 is not None:
                 p0 = p0 * from_F0.unsqueeze(-1)
         sq = torch.zeros(B, dtype=dt, device=dev) if zero_start else F0.flatten(1).pow(2).sum(1)  # ||F_{t-1}||^2
-        keep_t = None if keep is None else keep.t()
-        reset_t = None if resets is None else resets.t()
+        keep_t = None if keep is None else keep.t().contiguous()
+        reset_t = None if resets is None else resets.t().contiguous()
 
-        # The write recurrence (eqs 3-4), one step at a time on small tensors only.
-        # R[:, s] holds what the chunk's writes so far contribute to the retrieval at step s,
-        # in the current scale of F: sum_{j<t} <key_s, key_j> (a_{t-1} / a_{j-1}) w_j.
-        R = torch.zeros(B, C, d, dtype=dt, device=dev)
-        L = torch.zeros(B, dtype=dt, device=dev)  # log a_{t-1}
-        ws, L_before, L_after = [], [], []
-        for t in range(C):
-            if reset_t is not None:  # F := 0 for these rows before step t
-                r = reset_t[:, t]
-                L = torch.where(r, torch.zeros_like(L), L)
-                sq = torch.where(r, torch.zeros_like(sq), sq)
-                R = R * (~r).to(dt).view(B, 1, 1)
-            v_old = R[:, t]  # retrieval from F_{t-1}
-            if p0 is not None:
-                v_old = v_old + torch.exp(L)[:, None] * p0[:, t]
-            w = self.update_scale * beta[:, t, None] * (v[:, t] - v_old)  # eq. 3
-            if keep_t is not None:
-                w = w * keep_t[:, t, None].to(dt)
-            sq_new = sq + 2 * (v_old * w).sum(-1) + ksq[:, t] * w.pow(2).sum(-1)  # ||F'_t||^2
-            capped = sq_new.clamp(min=1.0)  # eq. 4: c_t = 1 / max(1, ||F'_t||)
-            c, L_next, sq_next = capped.rsqrt(), L - 0.5 * torch.log(capped), sq_new / capped
-            if keep_t is not None:  # padding: F untouched
-                k = keep_t[:, t]
-                c, L_next, sq_next = torch.where(k, c, torch.ones_like(c)), torch.where(k, L_next, L), torch.where(k, sq_next, sq)
-            if t + 1 < C:
-                R = (R + gram[:, :, t, None] * w[:, None, :]) * c.view(B, 1, 1)
-            ws.append(w)
-            L_before.append(L)
-            L, sq = L_next, sq_next
-            L_after.append(L)
-        W = torch.stack(ws, 1)  # [B, C, d]
-        L_t, L_prev = torch.stack(L_after, 1), torch.stack(L_before, 1)
+        # The write recurrence (eqs 3-4), one step at a time on small tensors only, with a
+        # hand-written backward (autograd through 30-200 tiny steps costs more than the maths).
+        W, L_prev, L_t = _WriteRecurrence.apply(gram, ksq, beta, v, p0, sq, reset_t, keep_t, self.update_scale)
         # decay[b, t, j] = a_t / a_{j-1} for visible writes j <= t, else 0
         decay = torch.exp(torch.where(upto, L_t[:, :, None] - L_prev[:, None, :], torch.full_like(gram, -torch.inf)))
         a_F0 = None
@@ -359,6 +336,9 @@ class FastWeightMemory(nn.Module):
             if a_F0 is not None:
                 r = r + a_F0.unsqueeze(-1) * self._contract(F0, n, e_i)
             n = F_.layer_norm(r, (d,), eps=LN_EPS)
+        n_out, q_out = n.transpose(0, 1), torch.stack(qs, 2).transpose(0, 1) if trace else None
+        if not need_state:
+            return n_out, None, q_out
         # The state at the chunk's end, materialised once.
         Wv = W * decay[:, -1, :].unsqueeze(-1)
         if self.keys == "tensor":  # sum_j k1_j (x) (k2_j (x) w_j) as one batched matmul
@@ -366,7 +346,107 @@ class FastWeightMemory(nn.Module):
         else:
             S = torch.cat([k1, k2], dim=2).transpose(1, 2) @ Wv
         F_end = S if a_F0 is None else a_F0[:, -1].view(B, *([1] * (F0.dim() - 1))) * F0 + S
-        return n.transpose(0, 1), F_end, torch.stack(qs, 2).transpose(0, 1)
+        return n_out, F_end, q_out
+
+
+class _WriteRecurrence(torch.autograd.Function):
+    """The chunked form's write loop (eqs 3-4) with its backward written out.
+
+    Forward, per step ``t`` of the chunk (rows reset first where ``resets``):
+    ``v_old = R[:, t] + a_{t-1} p0_t`` (the retrieval from ``F_{t-1}``), ``w = s beta (v - v_old)``
+    (zero on padding), ``||F'||^2 = sq + 2 v_old.w + ||key_t||^2 ||w||^2``, ``cap = max(1, ||F'||^2)``,
+    ``log a_t = log a_{t-1} - log(cap) / 2``, ``sq = ||F'||^2 / cap`` and
+    ``R <- (R + <key_., key_t> w) / sqrt(cap)``, where ``R[:, s]`` accumulates what the writes so far
+    contribute to the retrieval at step ``s``. Returns ``W [B,C,d]``, ``log a_{t-1}`` and ``log a_t``
+    (each ``[B, C]``). Backward runs the same steps in reverse with the adjoints of
+    ``R``, ``sq`` and ``log a``; tests hold it equal to autograd through the step form.
+    """
+
+    @staticmethod
+    def forward(ctx, gram, ksq, beta, v, p0, sq, resets, keep, scale):
+        B, C, d = v.shape
+        R = torch.zeros(B, C, d, dtype=v.dtype, device=v.device)
+        L = torch.zeros(B, dtype=v.dtype, device=v.device)
+        saved = []
+        W, L_in_all, L_out_all = torch.empty_like(v), torch.empty_like(beta), torch.empty_like(beta)
+        for t in range(C):
+            if resets is not None:
+                r = resets[:, t]
+                R = R * (~r).to(v.dtype).view(B, 1, 1)
+                L, sq = L.masked_fill(r, 0.0), sq.masked_fill(r, 0.0)
+            v_old = R[:, t] if p0 is None else R[:, t] + L.exp()[:, None] * p0[:, t]
+            w = scale * beta[:, t, None] * (v[:, t] - v_old)
+            if keep is not None:
+                w = w * keep[:, t, None].to(v.dtype)
+            sq_new = sq + 2 * (v_old * w).sum(-1) + ksq[:, t] * w.pow(2).sum(-1)
+            cap = sq_new.clamp(min=1.0)
+            c, L_out, sq_out = cap.rsqrt(), L - 0.5 * cap.log(), sq_new / cap
+            if keep is not None:
+                k = keep[:, t]
+                c, L_out, sq_out = torch.where(k, c, torch.ones_like(c)), torch.where(k, L_out, L), torch.where(k, sq_out, sq)
+            saved.append((R, v_old, w, sq_new, cap, c, L))
+            W[:, t], L_in_all[:, t], L_out_all[:, t] = w, L, L_out
+            R = torch.addcmul(R, gram[:, :, t, None], w[:, None, :]).mul_(c.view(B, 1, 1))
+            L, sq = L_out, sq_out
+        ctx.saved = saved
+        ctx.scale, ctx.has_p0 = scale, p0 is not None
+        ctx.save_for_backward(gram, ksq, beta, v, p0 if p0 is not None else torch.empty(0), resets if resets is not None else torch.empty(0, dtype=torch.bool), keep if keep is not None else torch.empty(0, dtype=torch.bool))
+        return W, L_in_all, L_out_all
+
+    @staticmethod
+    def backward(ctx, gW, gL_in_all, gL_out_all):
+        gram, ksq, beta, v, p0, resets, keep = ctx.saved_tensors
+        p0 = p0 if ctx.has_p0 else None
+        resets = resets if resets.numel() else None
+        keep = keep if keep.numel() else None
+        s = ctx.scale
+        B, C, d = v.shape
+        g_gram, g_ksq, g_beta, g_v = torch.zeros_like(gram), torch.zeros_like(ksq), torch.zeros_like(beta), torch.zeros_like(v)
+        g_p0 = None if p0 is None else torch.zeros_like(p0)
+        gR = torch.zeros(B, C, d, dtype=v.dtype, device=v.device)
+        g_sq = torch.zeros(B, dtype=v.dtype, device=v.device)
+        gL = torch.zeros(B, dtype=v.dtype, device=v.device)
+        for t in reversed(range(C)):
+            R, v_old, w, sq_new, cap, c, L = ctx.saved[t]
+            gL = gL + gL_out_all[:, t]
+            # R_out = (R + gram[:, :, t] (x) w) * c; gram is symmetric, so gram[:, :, t] = gram[:, t, :]
+            y = (gR @ w.unsqueeze(-1)).squeeze(-1)  # [B, C]: gR[:, s] . w
+            g_c = (R * gR).sum((1, 2)) + (gram[:, t] * y).sum(-1)
+            gw = gW[:, t] + c[:, None] * (gram[:, t : t + 1] @ gR).squeeze(1)
+            g_gram[:, :, t] += c[:, None] * y
+            gR = gR * c.view(B, 1, 1)
+            if keep is not None:  # padding selected (1, L, sq) instead of (c, L_out, sq_out)
+                k = keep[:, t]
+                zero = torch.zeros_like(g_c)
+                g_c, gL_c, g_sq_c = torch.where(k, g_c, zero), torch.where(k, gL, zero), torch.where(k, g_sq, zero)
+                gL, g_sq = torch.where(k, zero, gL), torch.where(k, zero, g_sq)
+            else:
+                gL_c, g_sq_c = gL, g_sq
+                gL, g_sq = torch.zeros_like(gL), torch.zeros_like(g_sq)
+            gL = gL + gL_in_all[:, t] + gL_c  # L_out = L - log(cap) / 2
+            g_cap = -0.5 * cap.pow(-1.5) * g_c - 0.5 * gL_c / cap - sq_new / cap.pow(2) * g_sq_c
+            g_sq_new = g_sq_c / cap + g_cap * (sq_new >= 1.0).to(cap.dtype)
+            # sq_new = sq + 2 v_old.w + ksq_t |w|^2
+            g_sq = g_sq + g_sq_new
+            g_vold = 2 * g_sq_new[:, None] * w
+            gw = gw + g_sq_new[:, None] * (2 * v_old + 2 * ksq[:, t, None] * w)
+            g_ksq[:, t] = g_sq_new * w.pow(2).sum(-1)
+            if keep is not None:
+                gw = gw * keep[:, t, None].to(v.dtype)
+            # w = s beta (v - v_old)
+            g_beta[:, t] = s * ((v[:, t] - v_old) * gw).sum(-1)
+            g_v[:, t] = s * beta[:, t, None] * gw
+            g_vold = g_vold - s * beta[:, t, None] * gw
+            gR[:, t] += g_vold
+            if p0 is not None:
+                a = L.exp()
+                g_p0[:, t] = a[:, None] * g_vold
+                gL = gL + a * (p0[:, t] * g_vold).sum(-1)
+            if resets is not None:
+                r = resets[:, t]
+                gR = gR * (~r).to(v.dtype).view(B, 1, 1)
+                gL, g_sq = gL.masked_fill(r, 0.0), g_sq.masked_fill(r, 0.0)
+        return g_gram, g_ksq, g_beta, g_v, g_p0, g_sq, None, None, None
 
 
 State = tuple[tuple[Tensor, Tensor], Tensor]
@@ -463,13 +543,15 @@ class FWMLSTM(nn.Module):
         keep: Tensor | None = None,
         read_mask: Tensor | None = None,
         return_trace: bool = False,
+        need_state: bool = True,
     ):
         """Run over ``x: [T, B, input_size]`` (``[B, T, input_size]`` if ``batch_first``).
 
         ``episode_starts[t, b]`` zeroes the whole state of row ``b`` before step ``t``;
         ``keep[t, b] = False`` marks padding (state untouched, output 0); ``read_mask[t, b] = False``
         skips the memory read (its output is 0, or ``h_t`` with the residual).
-        Masks are ``[T, B]`` (``[B, T]`` if ``batch_first``). Returns ``(output, state)``.
+        Masks are ``[T, B]`` (``[B, T]`` if ``batch_first``). Returns ``(output, state)``;
+        with ``need_state=False`` the state's ``F`` is ``None`` (not formed, see :class:`FastWeightMemory`).
         """
         if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[-1] != self.input_size:
             got = list(x.shape) if isinstance(x, Tensor) else type(x).__name__
@@ -488,7 +570,7 @@ class FWMLSTM(nn.Module):
         read_mask = _check_mask("read_mask", read_mask, T, B)
         (hc, F) = state
         h_seq, hc = self._run_lstm(x, hc, starts, keep)
-        result = self.memory(h_seq, None if fresh else F, resets=starts, keep=keep, read_mask=read_mask, return_trace=return_trace)
+        result = self.memory(h_seq, None if fresh else F, resets=starts, keep=keep, read_mask=read_mask, return_trace=return_trace, need_state=need_state)
         reads, F = result[0], result[1]
         out = h_seq + reads if self.residual else reads
         if keep is not None:

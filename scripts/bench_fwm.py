@@ -33,8 +33,9 @@ def _peak_mib(device: torch.device) -> float:
 class _Model(nn.Module):
     """Slow net (+ memory) + linear head(s); ``memory=False`` is the plain-LSTM baseline."""
 
-    def __init__(self, n_in, hidden, d_fwm, n_out, memory: bool, impl: str, embed: int | None, residual: bool, **opts):
+    def __init__(self, n_in, hidden, d_fwm, n_out, memory: bool, impl: str, embed: int | None, residual: bool, need_state: bool, **opts):
         super().__init__()
+        self.need_state = need_state
         self.embed = nn.Embedding(n_out, embed) if embed else None
         width = embed or n_in
         self.core = FWMLSTM(width, hidden, d_fwm, 3, residual=residual, impl=impl, **opts) if memory else nn.LSTM(width, hidden)
@@ -42,19 +43,19 @@ class _Model(nn.Module):
 
     def forward(self, x):
         x = self.embed(x) if self.embed is not None else x
-        out, _ = self.core(x)
+        out, _ = self.core(x, need_state=self.need_state) if isinstance(self.core, FWMLSTM) else self.core(x)
         return self.head(out)
 
 
 def _measure(args) -> tuple[float, float]:
     """Time one variant in a fresh process, so its peak RSS is its own."""
-    T, B, n_in, hidden, d, embed, residual, opts, memory, impl, repeats, device, threads = args
+    T, B, n_in, hidden, d, embed, residual, need_state, opts, memory, impl, repeats, device, threads = args
     if threads:
         torch.set_num_threads(threads)
     device = torch.device(device)
     torch.manual_seed(0)
     x = torch.randint(0, n_in, (T, B), device=device) if embed else torch.randn(T, B, n_in, device=device)
-    model = _Model(n_in, hidden, d, n_in if embed else 4, memory, impl, embed, residual, **opts).to(device)
+    model = _Model(n_in, hidden, d, n_in if embed else 4, memory, impl, embed, residual, need_state, **opts).to(device)
     return _time(model, x, repeats, device)
 
 
@@ -77,9 +78,11 @@ def _time(model, x, repeats: int, device) -> tuple[float, float]:
 
 
 CONFIGS = {
-    # name: (T, B, n_in/vocab, hidden, d_fwm, embed, residual, memory options as in the authors' code)
-    "meta-RL (600x30, LSTM 32, d_fwm 16)": (30, 600, 17, 32, 16, None, True, dict(beta_bias=1.0, update_scale=1 / 16, tanh_first_query=False)),
-    "catbAbI (32x200, LSTM 256, d_fwm 32)": (200, 32, 180, 256, 32, 256, True, dict(beta_bias=1.0, update_scale=1 / 32, tanh_first_query=False)),
+    # name: (T, B, n_in/vocab, hidden, d_fwm, embed, residual, need_state, memory options as in the authors' code)
+    # The A2C update replays whole episodes and drops the state after them (need_state=False);
+    # catbAbI carries the state into the next segment.
+    "meta-RL (600x30, LSTM 32, d_fwm 16)": (30, 600, 17, 32, 16, None, True, False, dict(beta_bias=1.0, update_scale=1 / 16, tanh_first_query=False)),
+    "catbAbI (32x200, LSTM 256, d_fwm 32)": (200, 32, 180, 256, 32, 256, True, True, dict(beta_bias=1.0, update_scale=1 / 32, tanh_first_query=False)),
 }
 
 
@@ -95,12 +98,12 @@ def main(argv=None) -> None:
     print(f"device {device}, torch {torch.__version__}, threads {threads}; each variant runs in its own process\n")
     print("| configuration | variant | ms / batch (fwd+bwd) | items/s | vs step | vs LSTM | peak MiB |")
     print("|---|---|---|---|---|---|---|")
-    for name, (T, B, n_in, hidden, d, embed, residual, opts) in CONFIGS.items():
+    for name, (T, B, n_in, hidden, d, embed, residual, need_state, opts) in CONFIGS.items():
         if args.only and not name.startswith(args.only):
             continue
         results = {}
         for variant, memory, impl in (("LSTM only", False, "auto"), ("FWM fast", True, "chunked"), ("FWM step", True, "step")):
-            job = (T, B, n_in, hidden, d, embed, residual, opts, memory, impl, args.repeats, str(device), args.threads)
+            job = (T, B, n_in, hidden, d, embed, residual, need_state, opts, memory, impl, args.repeats, str(device), args.threads)
             with mp.get_context("spawn").Pool(1) as pool:
                 results[variant] = pool.apply(_measure, (job,))
         for variant, (sec, peak) in results.items():

@@ -235,3 +235,16 @@ def test_clear_errors():
             FWMLSTM(5, 8, **bad)
     with pytest.raises(ValueError, match="hidden_size"):
         FWMLSTM(5, -1)
+
+
+def test_need_state_false_gives_same_outputs_and_gradients_without_the_state():
+    torch.manual_seed(8)
+    layer = FWMLSTM(5, 8, d_fwm=3, n_reads=2).double()
+    x = torch.randn(40, 3, 5, dtype=torch.float64)
+    full, state = layer(x)
+    g_full = torch.autograd.grad(full.sum(), layer.memory.W_write.weight)[0]
+    lean, lean_state = layer(x, need_state=False)
+    g_lean = torch.autograd.grad(lean.sum(), layer.memory.W_write.weight)[0]
+    torch.testing.assert_close(lean, full)
+    torch.testing.assert_close(g_lean, g_full)
+    assert lean_state[1] is None and torch.equal(lean_state[0][0], state[0][0])
