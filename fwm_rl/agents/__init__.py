@@ -1,0 +1,7 @@
+"""Recurrent A2C agents (paper section 4.2): FWM and LSTM memories on stable-baselines3."""
+
+from fwm_rl.agents.a2c import RecurrentA2C, RecurrentRolloutBuffer
+from fwm_rl.agents.policies import FwmPolicy, LSTMCore, LstmPolicy, RecurrentActorCriticPolicy
+from fwm_rl.agents.vec_env import FWMGraphVecEnv
+
+__all__ = ["FWMGraphVecEnv", "FwmPolicy", "LSTMCore", "LstmPolicy", "RecurrentA2C", "RecurrentActorCriticPolicy", "RecurrentRolloutBuffer"]

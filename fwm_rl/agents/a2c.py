@@ -1,0 +1,355 @@
+"""Recurrent A2C on stable-baselines3 (paper section 4.2, appendix I).
+
+stable-baselines3's ``A2C`` is feed-forward and sb3-contrib's recurrent support
+is LSTM-only; :class:`RecurrentA2C` is an ``OnPolicyAlgorithm`` for any
+recurrent core whose state is opaque to it (see :mod:`fwm_rl.agents.policies`).
+
+A rollout runs the policy one step at a time without gradients and stores the
+memory state at its start together with the episode-start flags. The update
+replays the rollout with gradients in one sequence call from that state, so the
+gradient flows through whole episodes (the authors backpropagate through the
+30-step episode); the replayed log-probabilities and values are those seen
+during the rollout.
+
+The loss is A2C's, as in the authors' code (per step and environment, averaged
+over the batch)::
+
+    loss = -A_t log pi(a_t | h_t) + vf_coef (R_t - V_t)^2 - ent_coef H[pi(. | h_t)]
+
+with ``A_t = R_t - V_t`` (``V_t`` detached in the policy term). With
+``gae_lambda=1`` (the default) ``R_t`` is the Monte-Carlo discounted return
+within the episode (``gamma`` 0.9 in the paper), bootstrapped only where a
+rollout stops inside an episode; ``gae_lambda < 1`` gives GAE(lambda). The
+defaults are the paper's: ``vf_coef`` 0.1, ``ent_coef`` 0.03, Adam (lr 1e-3,
+eps 1e-4), no gradient clipping (``max_grad_norm=None``), no advantage
+normalisation. With the native graph env (:class:`~fwm_rl.agents.vec_env.FWMGraphVecEnv`)
+rollouts use its tensor interface, so on a GPU they never leave the device.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import explained_variance
+from stable_baselines3.common.vec_env import VecEnv
+from torch import Tensor
+
+from fwm_rl.agents.policies import FwmPolicy, LstmPolicy, RecurrentActorCriticPolicy, State, detach_state
+from fwm_rl.agents.vec_env import FWMGraphVecEnv
+from fwm_rl.runs import check_finite
+
+__all__ = ["RecurrentA2C", "RecurrentRolloutBuffer"]
+
+SelfRecurrentA2C = TypeVar("SelfRecurrentA2C", bound="RecurrentA2C")
+
+
+class RecurrentRolloutBuffer:
+    """One rollout of ``n_steps`` x ``n_envs`` as time-major tensors on ``device``, plus the memory
+    state the rollout started from.
+
+    Fields (``[T, B]`` unless noted): ``observations [T, B, obs_dim]``, ``actions``, ``rewards``,
+    ``episode_starts`` (the memory is emptied before that step), ``values``, ``log_probs``, and after
+    :meth:`compute_returns_and_advantage` ``returns`` and ``advantages``; ``initial_state``.
+    """
+
+    def __init__(self, n_steps: int, n_envs: int, obs_dim: int, device: torch.device, gamma: float, gae_lambda: float) -> None:
+        self.n_steps, self.n_envs, self.gamma, self.gae_lambda = n_steps, n_envs, gamma, gae_lambda
+        T, B = n_steps, n_envs
+        self.observations = torch.zeros(T, B, obs_dim, device=device)
+        self.actions = torch.zeros(T, B, dtype=torch.long, device=device)
+        self.rewards = torch.zeros(T, B, device=device)
+        self.episode_starts = torch.zeros(T, B, dtype=torch.bool, device=device)
+        self.values = torch.zeros(T, B, device=device)
+        self.log_probs = torch.zeros(T, B, device=device)
+        self.returns = torch.zeros(T, B, device=device)
+        self.advantages = torch.zeros(T, B, device=device)
+        self.initial_state: State = None
+        self.pos = 0
+
+    def reset(self, initial_state: State) -> None:
+        """Start a new rollout from (a detached copy of) ``initial_state``."""
+        self.initial_state = detach_state(initial_state)
+        self.pos = 0
+
+    @property
+    def full(self) -> bool:
+        return self.pos == self.n_steps
+
+    def add(self, obs: Tensor, action: Tensor, reward: Tensor, episode_start: Tensor, value: Tensor, log_prob: Tensor) -> None:
+        if self.full:
+            raise RuntimeError(f"the rollout buffer already holds {self.n_steps} steps; call reset() first")
+        t = self.pos
+        self.observations[t] = obs
+        self.actions[t] = action
+        self.rewards[t] = reward
+        self.episode_starts[t] = episode_start
+        self.values[t] = value
+        self.log_probs[t] = log_prob
+        self.pos += 1
+
+    def compute_returns_and_advantage(self, last_values: Tensor, dones: Tensor) -> None:
+        """Returns and advantages; ``last_values``/``dones`` belong to the step after the rollout.
+
+        ``gae_lambda == 1``: ``R_t = r_t + gamma R_{t+1}`` within an episode (nothing after its end,
+        ``last_values`` where the rollout stops inside one), ``A_t = R_t - V_t``.
+        Else GAE: ``A_t = sum_k (gamma lambda)^k delta_{t+k}``, ``R_t = A_t + V_t``.
+        """
+        if not self.full:
+            raise RuntimeError(f"the rollout holds {self.pos} of {self.n_steps} steps")
+        gamma, lam = self.gamma, self.gae_lambda
+        next_value, running = last_values.detach(), None
+        for t in reversed(range(self.n_steps)):
+            nonterminal = (~(dones if t == self.n_steps - 1 else self.episode_starts[t + 1])).to(self.rewards.dtype)
+            if lam == 1.0:
+                running = self.rewards[t] + gamma * nonterminal * (next_value if running is None else running)
+                self.returns[t] = running
+            else:
+                delta = self.rewards[t] + gamma * nonterminal * next_value - self.values[t]
+                running = delta if running is None else delta + gamma * lam * nonterminal * running
+                self.advantages[t] = running
+                next_value = self.values[t]
+        if lam == 1.0:
+            self.advantages.copy_(self.returns - self.values)
+        else:
+            self.returns.copy_(self.advantages + self.values)
+
+
+class RecurrentA2C(OnPolicyAlgorithm):
+    """Advantage actor-critic with a recurrent memory (FWM or LSTM), trained by backpropagation
+    through whole rollouts.
+
+    Args:
+        policy: ``"FwmPolicy"``, ``"LstmPolicy"`` or a :class:`~fwm_rl.agents.policies.RecurrentActorCriticPolicy` subclass.
+        env: a ``VecEnv`` (best: :class:`~fwm_rl.agents.vec_env.FWMGraphVecEnv`), a Gymnasium env or its id.
+        learning_rate: Adam's learning rate (or a schedule), paper 1e-3.
+        n_steps: steps per environment and update; default 30, one whole episode of the graph task.
+        gamma: discount, paper 0.9.
+        gae_lambda: 1 = Monte-Carlo returns within the episode (paper); < 1 = GAE(lambda).
+        ent_coef: entropy bonus coefficient, paper 0.03.
+        vf_coef: value loss coefficient, paper 0.1.
+        max_grad_norm: gradient norm clip; None (paper) = no clipping.
+        normalize_advantage: normalise advantages over the batch (off in the paper).
+        stats_window_size: episodes averaged for ``rollout/ep_rew_mean`` (None: ``n_envs``).
+        tensorboard_log, policy_kwargs, verbose, seed, device: as in stable-baselines3.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[RecurrentActorCriticPolicy]]] = {"FwmPolicy": FwmPolicy, "LstmPolicy": LstmPolicy}
+    policy: RecurrentActorCriticPolicy
+    rollout_buffer: RecurrentRolloutBuffer  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        policy: str | type[RecurrentActorCriticPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 1e-3,
+        n_steps: int = 30,
+        gamma: float = 0.9,
+        gae_lambda: float = 1.0,
+        ent_coef: float = 0.03,
+        vf_coef: float = 0.1,
+        max_grad_norm: float | None = None,
+        normalize_advantage: bool = False,
+        stats_window_size: int | None = None,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: torch.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        for name, value, ok in (
+            ("n_steps", n_steps, isinstance(n_steps, (int, np.integer)) and n_steps >= 1),
+            ("gamma", gamma, 0.0 <= gamma <= 1.0),
+            ("gae_lambda", gae_lambda, 0.0 <= gae_lambda <= 1.0),
+            ("ent_coef", ent_coef, np.isfinite(ent_coef)),
+            ("vf_coef", vf_coef, np.isfinite(vf_coef) and vf_coef >= 0),
+            ("max_grad_norm", max_grad_norm, max_grad_norm is None or max_grad_norm > 0),
+        ):
+            if not ok:
+                raise ValueError(f"invalid {name}={value!r} for RecurrentA2C")
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            n_steps=int(n_steps),
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm,  # type: ignore[arg-type]
+            use_sde=False,
+            sde_sample_freq=-1,
+            stats_window_size=100 if stats_window_size is None else stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+            supported_action_spaces=(spaces.Discrete,),
+        )
+        if stats_window_size is None:
+            self._stats_window_size = self.n_envs
+        self.normalize_advantage = normalize_advantage
+        self._last_state: State = None
+        #: Losses of the last update (``loss``, ``policy_loss``, ``value_loss``, ``entropy``, ``explained_variance``).
+        self.last_losses: dict[str, float] = {}
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        self._setup_lr_schedule()
+        self.set_random_seed(self.seed)
+        if not isinstance(self.observation_space, spaces.Box) or len(self.observation_space.shape) != 1:
+            raise ValueError(f"RecurrentA2C needs a flat Box observation space, got {self.observation_space}")
+        self.policy = self.policy_class(self.observation_space, self.action_space, self.lr_schedule, **self.policy_kwargs)
+        self.policy = self.policy.to(self.device)
+        self.rollout_buffer = RecurrentRolloutBuffer(
+            self.n_steps, self.n_envs, int(self.observation_space.shape[0]), self.device, self.gamma, self.gae_lambda
+        )
+        self._last_state = None
+        self._episode_return = torch.zeros(self.n_envs, device=self.device)
+        self._episode_length = torch.zeros(self.n_envs, dtype=torch.long, device=self.device)
+
+    def _excluded_save_params(self) -> list[str]:
+        # Where the rollouts stand (last observation, memory state, running episode totals) is not
+        # saved: a loaded model starts new episodes when it learns again.
+        return [
+            *super()._excluded_save_params(),
+            "_last_obs",
+            "_last_episode_starts",
+            "_last_state",
+            "_episode_return",
+            "_episode_length",
+            "last_losses",
+        ]
+
+    # ---------------------------------------------------------------- rollout
+    def _as_tensor(self, x: Any, dtype: torch.dtype) -> Tensor:
+        return torch.as_tensor(x, device=self.device).to(dtype)
+
+    def collect_rollouts(  # type: ignore[override]
+        self, env: VecEnv, callback: BaseCallback, rollout_buffer: RecurrentRolloutBuffer, n_rollout_steps: int
+    ) -> bool:
+        """Run ``n_rollout_steps`` steps in every environment without gradients and fill the buffer.
+
+        With :class:`~fwm_rl.agents.vec_env.FWMGraphVecEnv` everything stays on the device and
+        episode statistics reach ``ep_info_buffer`` once per rollout (one copy to the host).
+        """
+        assert self._last_obs is not None, "No previous observation was provided"
+        self.policy.set_training_mode(False)
+        n = env.num_envs
+        tensor_env = isinstance(env, FWMGraphVecEnv)
+        obs = self._as_tensor(self._last_obs, torch.float32)
+        starts = self._as_tensor(self._last_episode_starts, torch.bool)
+        state = self.policy.initial_state(n) if self._last_state is None else self._last_state
+        rollout_buffer.reset(state)
+        # Per step: return and length of the episodes that ended there (length 0 elsewhere).
+        ended_return = torch.zeros(n_rollout_steps, n, device=self.device)
+        ended_length = torch.zeros(n_rollout_steps, n, dtype=torch.long, device=self.device)
+        callback.on_rollout_start()
+        for step in range(n_rollout_steps):
+            with torch.no_grad():
+                actions, values, log_probs, state = self.policy(obs, state, starts)
+            if tensor_env:
+                new_obs, rewards, dones = env.step_tensors(actions)
+            else:
+                new_obs_np, rewards_np, dones_np, infos = env.step(actions.cpu().numpy())
+                new_obs, dones = self._as_tensor(new_obs_np, torch.float32), self._as_tensor(dones_np, torch.bool)
+                rewards = self._as_tensor(rewards_np, torch.float32)
+                self._update_info_buffer(infos, dones_np)
+                rewards = self._bootstrap_truncated(rewards, infos, dones_np, new_obs, state)
+            self.num_timesteps += n
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return False
+            rollout_buffer.add(obs, actions, rewards, starts, values, log_probs)
+            self._episode_return += rewards
+            self._episode_length += 1
+            ended_return[step] = self._episode_return * dones
+            ended_length[step] = self._episode_length * dones
+            self._episode_return *= ~dones
+            self._episode_length *= ~dones
+            obs, starts = new_obs, dones
+        with torch.no_grad():
+            last_values = self.policy.predict_values(obs, state, starts)
+        rollout_buffer.compute_returns_and_advantage(last_values, starts)
+        self._last_obs, self._last_episode_starts, self._last_state = obs, starts, detach_state(state)
+        if tensor_env:  # other envs report their episodes through Monitor infos (above)
+            ended = ended_length.flatten() > 0
+            returns, lengths = ended_return.flatten()[ended].tolist(), ended_length.flatten()[ended].tolist()
+            self.ep_info_buffer.extend({"r": r, "l": l} for r, l in zip(returns, lengths))
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        return True
+
+    def _bootstrap_truncated(self, rewards: Tensor, infos: list[dict], dones: np.ndarray, new_obs: Tensor, state: State) -> Tensor:
+        """Add ``gamma V(terminal obs)`` to the reward of episodes cut by a time limit (SB3's
+        convention), the value coming from the memory the episode ended with."""
+        truncated = [i for i in np.flatnonzero(dones) if infos[i].get("TimeLimit.truncated", False) and "terminal_observation" in infos[i]]
+        if not truncated:
+            return rewards
+        terminal = new_obs.clone()
+        for i in truncated:
+            terminal[i] = self._as_tensor(infos[i]["terminal_observation"], torch.float32)
+        no_reset = torch.zeros(len(rewards), dtype=torch.bool, device=self.device)
+        with torch.no_grad():
+            values = self.policy.predict_values(terminal, state, no_reset)
+        rows = torch.as_tensor(truncated, device=self.device)
+        return rewards.index_add(0, rows, self.gamma * values[rows])
+
+    # ----------------------------------------------------------------- update
+    def loss(self) -> tuple[Tensor, dict[str, Tensor]]:
+        """The A2C loss of the current rollout, replayed with gradients from its start state;
+        returns ``(loss, parts)`` with ``parts`` = policy_loss, value_loss, entropy."""
+        buffer = self.rollout_buffer
+        values, log_prob, entropy = self.policy.evaluate_actions(buffer.observations, buffer.actions, buffer.initial_state, buffer.episode_starts)
+        advantages = buffer.advantages
+        if self.normalize_advantage:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        policy_loss = -(advantages * log_prob).mean()
+        value_loss = F.mse_loss(values, buffer.returns)
+        entropy = entropy.mean()
+        loss = policy_loss + self.vf_coef * value_loss - self.ent_coef * entropy
+        return loss, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy}
+
+    def train(self) -> None:
+        """One gradient step on the whole rollout. A non-finite loss raises
+        :class:`~fwm_rl.runs.NonFiniteLossError` before the weights change."""
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        loss, parts = self.loss()
+        check_finite(loss, self._n_updates, hint="Lower the learning rate or clip gradients (max_grad_norm).")
+        self.policy.optimizer.zero_grad()
+        loss.backward()
+        if self.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+        self.policy.optimizer.step()
+        self._n_updates += 1
+        buffer = self.rollout_buffer
+        self.last_losses = {"loss": loss.item(), **{k: v.item() for k, v in parts.items()}}
+        self.last_losses["explained_variance"] = float(
+            explained_variance(buffer.values.flatten().cpu().numpy(), buffer.returns.flatten().cpu().numpy())
+        )
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        for key, value in self.last_losses.items():
+            self.logger.record(f"train/{key}", value)
+
+    def learn(
+        self: SelfRecurrentA2C,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 1,
+        tb_log_name: str = "RecurrentA2C",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfRecurrentA2C:
+        """Train for ``total_timesteps`` environment steps (``n_steps * n_envs`` per update)."""
+        return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)

@@ -1,0 +1,266 @@
+"""Recurrent actor-critic policies: one memory core feeding a policy head and a value head.
+
+Paper section 4.2: the agent is a recurrent core (an LSTM with a Fast Weight
+Memory, or a plain LSTM baseline) whose output ``h_t`` gives the action logits
+``W_pi h_t`` and the value ``W_v h_t``. Both heads backpropagate into the
+shared core, so the value loss trains the memory too.
+
+The algorithm never looks inside the memory state: a core is any module with
+
+* ``initial_state(batch_size, device, dtype)`` -> a nested tuple of tensors (the empty memory),
+* ``forward(x [T, B, in], state, episode_starts [T, B], need_state) -> (out [T, B, H], state)``,
+  where ``episode_starts[t, b]`` empties row ``b``'s memory before step ``t``,
+* ``output_size``,
+
+so the LSTM's ``(h, c)`` and the FWM's ``((h, c), F)`` are handled alike, and a
+new memory needs no change to the algorithm. A rollout calls the core one step
+at a time; the update replays the whole rollout with one sequence call (for the
+FWM, the exact chunked form of :mod:`fwm_rl.memory`).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.distributions import CategoricalDistribution
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.common.utils import ConstantSchedule
+from torch import Tensor, nn
+
+from fwm_rl.memory import FWMLSTM
+
+__all__ = ["FwmPolicy", "LSTMCore", "LstmPolicy", "RecurrentActorCriticPolicy", "State", "detach_state"]
+
+#: An opaque memory state: a tensor or a (nested) tuple of tensors.
+State = Any
+
+
+def detach_state(state: State) -> State:
+    """The same nested tuple with every tensor detached."""
+    if isinstance(state, Tensor):
+        return state.detach()
+    return tuple(detach_state(s) for s in state)
+
+
+class LSTMCore(nn.Module):
+    """``nn.LSTM`` with per-row episode resets; state ``(h, c)``, each ``[1, B, hidden_size]``."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(input_size, hidden_size)
+        self.output_size = hidden_size
+
+    def initial_state(self, batch_size: int, device=None, dtype=None) -> tuple[Tensor, Tensor]:
+        p = self.lstm.weight_hh_l0
+        zeros = torch.zeros(1, batch_size, self.output_size, device=device or p.device, dtype=dtype or p.dtype)
+        return zeros, zeros.clone()
+
+    def forward(
+        self, x: Tensor, state: tuple[Tensor, Tensor] | None = None, episode_starts: Tensor | None = None, need_state: bool = True
+    ) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
+        T, B, _ = x.shape
+        h, c = self.initial_state(B, x.device, x.dtype) if state is None else state
+        if episode_starts is None:
+            out, (h, c) = self.lstm(x, (h, c))
+            return out, ((h, c) if need_state else None)
+        starts = episode_starts.bool()
+        # One nn.LSTM call per stretch without a reset inside (one host sync finds the stretches).
+        inner = (torch.nonzero(starts[1:].any(1)).flatten() + 1).tolist() if T > 1 else []
+        cuts = [0, *inner, T]
+        outs = []
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            live = (~starts[a]).to(h.dtype).view(1, B, 1)
+            out, (h, c) = self.lstm(x[a:b], (h * live, c * live))
+            outs.append(out)
+        return torch.cat(outs), ((h, c) if need_state else None)
+
+
+class RecurrentActorCriticPolicy(BasePolicy):
+    """Actor-critic with a recurrent core and two linear heads (policy ``Linear(H, n_actions)``,
+    value ``Linear(H, 1)``), for discrete actions and flat observations.
+
+    Subclasses build the core in :meth:`make_core`. The optimizer defaults to Adam with
+    ``eps=1e-4`` (the authors' setting); heads keep PyTorch's default initialisation.
+
+    Args:
+        observation_space: a flat ``Box``.
+        action_space: ``Discrete``.
+        lr_schedule: learning rate schedule (SB3 convention; the optimizer starts at ``lr_schedule(1)``).
+        optimizer_class, optimizer_kwargs: the optimizer (default Adam, ``eps=1e-4``).
+        **core_kwargs: passed to :meth:`make_core` (e.g. ``hidden_size``).
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        **core_kwargs: Any,
+    ) -> None:
+        if not isinstance(action_space, spaces.Discrete):
+            raise ValueError(f"{type(self).__name__} needs a Discrete action space, got {action_space}")
+        if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
+            raise ValueError(f"{type(self).__name__} needs a flat Box observation space, got {observation_space}")
+        super().__init__(
+            observation_space,
+            action_space,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs={"eps": 1e-4} if optimizer_kwargs is None else optimizer_kwargs,
+            normalize_images=False,
+        )
+        self.core_kwargs = core_kwargs
+        self.core = self.make_core(int(observation_space.shape[0]), **core_kwargs)
+        self.action_net = nn.Linear(self.core.output_size, int(action_space.n))
+        self.value_net = nn.Linear(self.core.output_size, 1)
+        self.action_dist = CategoricalDistribution(int(action_space.n))
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    @abstractmethod
+    def make_core(self, input_size: int, **core_kwargs: Any) -> nn.Module:
+        """Build the recurrent core (see the module docstring for its interface)."""
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        # What ``BasePolicy.save``/``load`` rebuild the policy from; the learning rate is the
+        # optimizer's current one (an algorithm sets it again before every update).
+        return dict(
+            observation_space=self.observation_space,
+            action_space=self.action_space,
+            lr_schedule=ConstantSchedule(self.optimizer.param_groups[0]["lr"]),
+            optimizer_class=self.optimizer_class,
+            optimizer_kwargs=self.optimizer_kwargs,
+            **self.core_kwargs,
+        )
+
+    # ------------------------------------------------------------------ state
+    def initial_state(self, n_envs: int) -> State:
+        """The empty memory for ``n_envs`` environments."""
+        return self.core.initial_state(n_envs, device=self.device)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.action_net.weight.dtype
+
+    def _core(self, obs: Tensor, state: State, episode_starts: Tensor, need_state: bool = True) -> tuple[Tensor, State]:
+        """Core outputs for ``obs: [T, B, obs_dim]`` from ``state`` with resets ``episode_starts: [T, B]``."""
+        return self.core(obs.to(self.dtype), state, episode_starts=episode_starts.bool(), need_state=need_state)
+
+    # ------------------------------------------------------------------ steps
+    def forward(
+        self,
+        obs: Tensor,
+        state: State,
+        episode_starts: Tensor,
+        deterministic: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor, State]:
+        """One step for ``obs: [B, obs_dim]``: ``(actions [B], values [B], log_probs [B], new state)``.
+
+        ``episode_starts: [B]`` empties the memory of those rows first. Sampling draws from
+        ``generator`` (default: torch's global generator of the device).
+        """
+        out, state = self._core(obs.unsqueeze(0), state, episode_starts.unsqueeze(0))
+        out = out.squeeze(0)
+        logits = self.action_net(out)
+        if deterministic:
+            actions = logits.argmax(-1)
+        else:
+            actions = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(-1)
+        log_probs = self.action_dist.proba_distribution(logits).log_prob(actions)
+        return actions, self.value_net(out).squeeze(-1), log_probs, state
+
+    def evaluate_actions(self, obs: Tensor, actions: Tensor, state: State, episode_starts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Replay a rollout with gradients: ``obs [T, B, obs_dim]``, ``actions [T, B]`` from ``state``
+        with resets ``episode_starts [T, B]``. Returns ``(values, log_probs, entropy)``, each ``[T, B]``.
+
+        The whole sequence is one core call (full backpropagation through time).
+        """
+        out, _ = self._core(obs, state, episode_starts, need_state=False)
+        dist = self.action_dist.proba_distribution(self.action_net(out))
+        return self.value_net(out).squeeze(-1), dist.log_prob(actions), dist.entropy()
+
+    def predict_values(self, obs: Tensor, state: State, episode_starts: Tensor) -> Tensor:
+        """Values ``[B]`` of one step ``obs: [B, obs_dim]`` from ``state``."""
+        out, _ = self._core(obs.unsqueeze(0), state, episode_starts.unsqueeze(0), need_state=False)
+        return self.value_net(out.squeeze(0)).squeeze(-1)
+
+    def _predict(self, observation: Tensor, deterministic: bool = False) -> Tensor:
+        """Actions for ``observation [B, obs_dim]`` as the first step of an episode (empty memory);
+        :meth:`predict` with ``state`` acts within an episode."""
+        starts = torch.ones(observation.shape[0], dtype=torch.bool, device=self.device)
+        return self(observation, self.initial_state(observation.shape[0]), starts, deterministic)[0]
+
+    def predict(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: State | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, State]:
+        """SB3's ``predict`` with memory: returns ``(actions, state)``.
+
+        ``state`` is what the previous call returned (None: empty memory); ``episode_start``
+        (``[B]`` booleans, default all False) empties the memory of those rows first. The state is
+        an opaque tuple of tensors on the policy's device.
+        """
+        self.set_training_mode(False)
+        obs, vectorized = self.obs_to_tensor(observation)
+        n = obs.shape[0]
+        if state is None:
+            state = self.initial_state(n)
+        starts = torch.zeros(n, dtype=torch.bool, device=self.device)
+        if episode_start is not None:
+            flags = np.asarray(episode_start, dtype=bool).reshape(-1)
+            if flags.shape != (n,):
+                raise ValueError(f"episode_start must have one flag per observation ({n}), got shape {np.shape(episode_start)}")
+            starts = torch.as_tensor(flags, device=self.device)
+        with torch.no_grad():
+            actions, _, _, state = self(obs, state, starts, deterministic)
+        actions = actions.cpu().numpy()
+        if not vectorized:
+            actions = actions.squeeze(0)
+        return actions, state
+
+
+class FwmPolicy(RecurrentActorCriticPolicy):
+    """The paper's FWM agent: ``FWMLSTM(obs_dim, 32, d_fwm=16, n_reads=3)`` + linear heads.
+
+    Defaults follow the authors' meta-RL code (see the README's FWM section): residual output
+    ``h_t + FWM(h_t, F_t)``, write bias +1, update scale ``1/d_fwm``, no tanh on the first query.
+    With 17 inputs and 3 actions it has 10,933 parameters.
+    """
+
+    def make_core(
+        self,
+        input_size: int,
+        hidden_size: int = 32,
+        d_fwm: int = 16,
+        n_reads: int = 3,
+        residual: bool = True,
+        beta_bias: float = 1.0,
+        update_scale: float | None = None,
+        tanh_first_query: bool = False,
+    ) -> nn.Module:
+        return FWMLSTM(
+            input_size,
+            hidden_size,
+            d_fwm=d_fwm,
+            n_reads=n_reads,
+            residual=residual,
+            beta_bias=beta_bias,
+            update_scale=1.0 / d_fwm if update_scale is None else update_scale,
+            tanh_first_query=tanh_first_query,
+        )
+
+
+class LstmPolicy(RecurrentActorCriticPolicy):
+    """The LSTM baseline: one ``nn.LSTM`` layer (default 512 units, the paper's smallest) + linear heads."""
+
+    def make_core(self, input_size: int, hidden_size: int = 512) -> nn.Module:
+        return LSTMCore(input_size, hidden_size)
