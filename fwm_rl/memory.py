@@ -219,9 +219,8 @@ class FastWeightMemory(nn.Module):
         # A known-empty start (no state given, or every row reset at step 0, as in an RL
         # episode) lets the chunked form drop all F_0 terms.
         zero_start = F is None or (resets is not None and bool(resets[0].all()))
-        if F is None:
-            F = self.initial_state(B, device=h.device, dtype=h.dtype)
-        self._check_state(F, B)
+        if F is not None:
+            self._check_state(F, B)
         keep = _check_mask("keep", keep, T, B)
         read_mask = _check_mask("read_mask", read_mask, T, B)
         impl = impl or self.impl
@@ -229,6 +228,8 @@ class FastWeightMemory(nn.Module):
             raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
         if impl == "auto":
             impl = "step" if T == 1 else "chunked"
+        if F is None and impl == "step":  # (the chunked form never forms an empty F)
+            F = self.initial_state(B, device=h.device, dtype=h.dtype)
 
         k1, k2, v, beta, n0, e = self.project(h)
         if impl == "step":
@@ -320,18 +321,18 @@ class FastWeightMemory(nn.Module):
 
         # The write recurrence (eqs 3-4), one step at a time on small tensors only, with a
         # hand-written backward (autograd through 30-200 tiny steps costs more than the maths).
-        W, L_prev, L_t = _WriteRecurrence.apply(gram, ksq, beta, v, p0, sq, reset_t, keep_t, self.update_scale)
+        W, L_prev, L_t = _WriteRecurrence.apply(gram, ksq, beta, v, p0, sq, upto, reset_t, keep_t, self.update_scale)
         # decay[b, t, j] = a_t / a_{j-1} for visible writes j <= t, else 0
-        decay = torch.exp(torch.where(upto, L_t[:, :, None] - L_prev[:, None, :], torch.full_like(gram, -torch.inf)))
+        hidden = ~upto
+        decay = (L_t[:, :, None] - L_prev[:, None, :]).masked_fill(hidden, 0.0).exp().masked_fill(hidden, 0.0)
         a_F0 = None
         if not zero_start:
             a_F0 = torch.exp(L_t) if from_F0 is None else torch.exp(L_t) * from_F0
 
         # Reads (eq. 7) for all steps of the chunk at once, one chained read at a time.
         n, qs = n0, []
-        for i in range(self.n_reads):
+        for e_i in e.unbind(2):
             qs.append(n)
-            e_i = e[:, :, i]
             r = (self._key_gram(n, e_i, k1, k2) * decay) @ W
             if a_F0 is not None:
                 r = r + a_F0.unsqueeze(-1) * self._contract(F0, n, e_i)
@@ -352,101 +353,113 @@ class FastWeightMemory(nn.Module):
 class _WriteRecurrence(torch.autograd.Function):
     """The chunked form's write loop (eqs 3-4) with its backward written out.
 
-    Forward, per step ``t`` of the chunk (rows reset first where ``resets``):
-    ``v_old = R[:, t] + a_{t-1} p0_t`` (the retrieval from ``F_{t-1}``), ``w = s beta (v - v_old)``
-    (zero on padding), ``||F'||^2 = sq + 2 v_old.w + ||key_t||^2 ||w||^2``, ``cap = max(1, ||F'||^2)``,
-    ``log a_t = log a_{t-1} - log(cap) / 2``, ``sq = ||F'||^2 / cap`` and
-    ``R <- (R + <key_., key_t> w) / sqrt(cap)``, where ``R[:, s]`` accumulates what the writes so far
-    contribute to the retrieval at step ``s``. Returns ``W [B,C,d]``, ``log a_{t-1}`` and ``log a_t``
-    (each ``[B, C]``). Backward runs the same steps in reverse with the adjoints of
-    ``R``, ``sq`` and ``log a``; tests hold it equal to autograd through the step form.
+    Forward, per step ``t`` of the chunk (rows reset first where ``resets``, which zeroes
+    ``log a`` and ``sq``): the retrieval from ``F_{t-1}`` is
+    ``v_old = sum_{j<t visible} <key_t, key_j> (a_{t-1} / a_{j-1}) w_j + a_{t-1} p0_t``, the update
+    ``w = s beta (v - v_old)`` (zero on padding), ``||F'||^2 = sq + 2 v_old.w + ||key_t||^2 ||w||^2``,
+    ``cap = max(1, ||F'||^2)``, ``log a_t = log a_{t-1} - log(cap) / 2`` and ``sq = ||F'||^2 / cap``
+    (both unchanged on padding). ``visible[b, t, j]`` (used for ``j < t``) says that write ``j``
+    is in the same segment as step ``t``. Returns ``W [B,C,d]``, ``log a_{t-1}`` and ``log a_t``
+    (each ``[B, C]``). Per step only ``[B, t]`` and one ``[B, t] x [B, t, d]`` product are
+    formed; the backward runs the same steps in reverse, and tests hold it equal to autograd
+    through the step form.
     """
 
     @staticmethod
-    def forward(ctx, gram, ksq, beta, v, p0, sq, resets, keep, scale):
+    def forward(ctx, gram, ksq, beta, v, p0, sq, visible, resets, keep, scale):
         B, C, d = v.shape
-        R = torch.zeros(B, C, d, dtype=v.dtype, device=v.device)
+        # w = s beta (v - v_old) = sbv - sb v_old, with padding steps' sb and sbv zero (so w = 0)
+        sb = scale * beta if keep is None else scale * beta * keep.to(beta.dtype)
+        sbv = sb.unsqueeze(-1) * v
+        # Writes j that step t retrieves from: visible and earlier. Rows are kept full width
+        # (contiguous products are faster than growing slices); W and the decay are 0 beyond t.
+        hidden = ~(visible & torch.ones(C, C, dtype=torch.bool, device=v.device).tril(-1))
         L = torch.zeros(B, dtype=v.dtype, device=v.device)
-        saved = []
-        W, L_in_all, L_out_all = torch.empty_like(v), torch.empty_like(beta), torch.empty_like(beta)
+        W, V_old = torch.zeros_like(v), torch.zeros_like(v)
+        L_in, L_out, SQ_new = torch.zeros_like(beta), torch.empty_like(beta), torch.empty_like(beta)
         for t in range(C):
             if resets is not None:
                 r = resets[:, t]
-                R = R * (~r).to(v.dtype).view(B, 1, 1)
                 L, sq = L.masked_fill(r, 0.0), sq.masked_fill(r, 0.0)
-            v_old = R[:, t] if p0 is None else R[:, t] + L.exp()[:, None] * p0[:, t]
-            w = scale * beta[:, t, None] * (v[:, t] - v_old)
-            if keep is not None:
-                w = w * keep[:, t, None].to(v.dtype)
-            sq_new = sq + 2 * (v_old * w).sum(-1) + ksq[:, t] * w.pow(2).sum(-1)
+            L_in[:, t] = L
+            if t > 0:  # the chunk's earlier writes
+                coef = gram[:, t] * _decay(hidden, L_in, L, t)
+                V_old[:, t] = (coef.unsqueeze(1) @ W).squeeze(1)
+            if p0 is not None:  # F0's part
+                V_old[:, t] += L.exp().unsqueeze(-1) * p0[:, t]
+            v_old = V_old[:, t]
+            w = torch.addcmul(sbv[:, t], sb[:, t, None], v_old, value=-1.0)
+            sq_new = sq + 2 * (v_old * w).sum(-1) + ksq[:, t] * (w * w).sum(-1)
             cap = sq_new.clamp(min=1.0)
-            c, L_out, sq_out = cap.rsqrt(), L - 0.5 * cap.log(), sq_new / cap
+            L_next, sq_next = L - 0.5 * cap.log(), sq_new / cap
             if keep is not None:
                 k = keep[:, t]
-                c, L_out, sq_out = torch.where(k, c, torch.ones_like(c)), torch.where(k, L_out, L), torch.where(k, sq_out, sq)
-            saved.append((R, v_old, w, sq_new, cap, c, L))
-            W[:, t], L_in_all[:, t], L_out_all[:, t] = w, L, L_out
-            R = torch.addcmul(R, gram[:, :, t, None], w[:, None, :]).mul_(c.view(B, 1, 1))
-            L, sq = L_out, sq_out
-        ctx.saved = saved
-        ctx.scale, ctx.has_p0 = scale, p0 is not None
-        ctx.save_for_backward(gram, ksq, beta, v, p0 if p0 is not None else torch.empty(0), resets if resets is not None else torch.empty(0, dtype=torch.bool), keep if keep is not None else torch.empty(0, dtype=torch.bool))
-        return W, L_in_all, L_out_all
+                L_next, sq_next = torch.where(k, L_next, L), torch.where(k, sq_next, sq)
+            W[:, t], SQ_new[:, t], L_out[:, t] = w, sq_new, L_next
+            L, sq = L_next, sq_next
+        ctx.scale = scale
+        ctx.save_for_backward(gram, ksq, beta, v, p0, hidden, resets, keep, sb, W, V_old, SQ_new, L_in)
+        return W, L_in, L_out
 
     @staticmethod
-    def backward(ctx, gW, gL_in_all, gL_out_all):
-        gram, ksq, beta, v, p0, resets, keep = ctx.saved_tensors
-        p0 = p0 if ctx.has_p0 else None
-        resets = resets if resets.numel() else None
-        keep = keep if keep.numel() else None
-        s = ctx.scale
+    def backward(ctx, gW_out, gL_in_out, gL_out_out):
+        gram, ksq, beta, v, p0, hidden, resets, keep, sb, W, V_old, SQ_new, L_in = ctx.saved_tensors
         B, C, d = v.shape
-        g_gram, g_ksq, g_beta, g_v = torch.zeros_like(gram), torch.zeros_like(ksq), torch.zeros_like(beta), torch.zeros_like(v)
+        g_gram = torch.zeros_like(gram)
         g_p0 = None if p0 is None else torch.zeros_like(p0)
-        gR = torch.zeros(B, C, d, dtype=v.dtype, device=v.device)
-        g_sq = torch.zeros(B, dtype=v.dtype, device=v.device)
-        gL = torch.zeros(B, dtype=v.dtype, device=v.device)
+        gW = torch.zeros_like(v) if gW_out is None else gW_out.clone()  # adjoint of W, grows
+        gL_in = torch.zeros_like(beta) if gL_in_out is None else gL_in_out.clone()  # adjoint of L_in, grows
+        GW, G_sq_new = torch.empty_like(v), torch.empty_like(beta)  # adjoints of w and ||F'||^2 per step
+        gL = torch.zeros(B, dtype=v.dtype, device=v.device)  # adjoint of log a_t (carried)
+        g_sq = torch.zeros(B, dtype=v.dtype, device=v.device)  # adjoint of sq_t (carried)
+        cap_all = SQ_new.clamp(min=1.0)
         for t in reversed(range(C)):
-            R, v_old, w, sq_new, cap, c, L = ctx.saved[t]
-            gL = gL + gL_out_all[:, t]
-            # R_out = (R + gram[:, :, t] (x) w) * c; gram is symmetric, so gram[:, :, t] = gram[:, t, :]
-            y = (gR @ w.unsqueeze(-1)).squeeze(-1)  # [B, C]: gR[:, s] . w
-            g_c = (R * gR).sum((1, 2)) + (gram[:, t] * y).sum(-1)
-            gw = gW[:, t] + c[:, None] * (gram[:, t : t + 1] @ gR).squeeze(1)
-            g_gram[:, :, t] += c[:, None] * y
-            gR = gR * c.view(B, 1, 1)
-            if keep is not None:  # padding selected (1, L, sq) instead of (c, L_out, sq_out)
-                k = keep[:, t]
-                zero = torch.zeros_like(g_c)
-                g_c, gL_c, g_sq_c = torch.where(k, g_c, zero), torch.where(k, gL, zero), torch.where(k, g_sq, zero)
-                gL, g_sq = torch.where(k, zero, gL), torch.where(k, zero, g_sq)
-            else:
-                gL_c, g_sq_c = gL, g_sq
-                gL, g_sq = torch.zeros_like(gL), torch.zeros_like(g_sq)
-            gL = gL + gL_in_all[:, t] + gL_c  # L_out = L - log(cap) / 2
-            g_cap = -0.5 * cap.pow(-1.5) * g_c - 0.5 * gL_c / cap - sq_new / cap.pow(2) * g_sq_c
-            g_sq_new = g_sq_c / cap + g_cap * (sq_new >= 1.0).to(cap.dtype)
-            # sq_new = sq + 2 v_old.w + ksq_t |w|^2
-            g_sq = g_sq + g_sq_new
-            g_vold = 2 * g_sq_new[:, None] * w
-            gw = gw + g_sq_new[:, None] * (2 * v_old + 2 * ksq[:, t, None] * w)
-            g_ksq[:, t] = g_sq_new * w.pow(2).sum(-1)
+            w, v_old, sq_new, cap, L = W[:, t], V_old[:, t], SQ_new[:, t], cap_all[:, t], L_in[:, t]
+            if gL_out_out is not None:
+                gL = gL + gL_out_out[:, t]
+            # L_next = L - log(cap) / 2, sq_next = sq_new / cap (L, sq on padding)
+            g_cap = -0.5 * gL / cap - sq_new / cap.pow(2) * g_sq
+            g_sq_new = g_sq / cap + g_cap * (sq_new >= 1.0).to(cap.dtype)
             if keep is not None:
-                gw = gw * keep[:, t, None].to(v.dtype)
-            # w = s beta (v - v_old)
-            g_beta[:, t] = s * ((v[:, t] - v_old) * gw).sum(-1)
-            g_v[:, t] = s * beta[:, t, None] * gw
-            g_vold = g_vold - s * beta[:, t, None] * gw
-            gR[:, t] += g_vold
+                k = keep[:, t]
+                g_sq_new = g_sq_new.masked_fill(~k, 0.0)
+                g_sq = torch.where(k, g_sq_new, g_sq)
+            else:
+                g_sq = g_sq_new
+            G_sq_new[:, t] = g_sq_new
+            # sq_new = sq + 2 v_old.w + ksq_t |w|^2 and w = sbv - sb v_old
+            gw = gW[:, t] + g_sq_new.unsqueeze(-1) * (2 * v_old + 2 * ksq[:, t, None] * w)
+            GW[:, t] = gw
+            g_vold = 2 * g_sq_new.unsqueeze(-1) * w - sb[:, t, None] * gw
             if p0 is not None:
                 a = L.exp()
-                g_p0[:, t] = a[:, None] * g_vold
+                g_p0[:, t] = a.unsqueeze(-1) * g_vold
                 gL = gL + a * (p0[:, t] * g_vold).sum(-1)
+            if t > 0:  # v_old += sum_j gram[t, j] exp(L - L_in_j) w_j over visible j < t
+                decay = _decay(hidden, L_in, L, t)
+                coef = gram[:, t] * decay
+                gW.addcmul_(coef.unsqueeze(-1), g_vold.unsqueeze(1))
+                g_coef = (W @ g_vold.unsqueeze(-1)).squeeze(-1)
+                g_gram[:, t] = g_coef * decay
+                g_x = g_coef * coef
+                gL = gL + g_x.sum(-1)
+                gL_in -= g_x
+            gL = gL + gL_in[:, t]
             if resets is not None:
                 r = resets[:, t]
-                gR = gR * (~r).to(v.dtype).view(B, 1, 1)
                 gL, g_sq = gL.masked_fill(r, 0.0), g_sq.masked_fill(r, 0.0)
-        return g_gram, g_ksq, g_beta, g_v, g_p0, g_sq, None, None, None
+        g_ksq = G_sq_new * W.pow(2).sum(-1)
+        g_v = sb.unsqueeze(-1) * GW
+        g_beta = ctx.scale * ((v - V_old) * GW).sum(-1)
+        if keep is not None:
+            g_beta = g_beta * keep.to(beta.dtype)
+        return g_gram, g_ksq, g_beta, g_v, g_p0, g_sq, None, None, None, None
+
+
+def _decay(hidden: Tensor, L_in: Tensor, L: Tensor, t: int) -> Tensor:
+    """``a_{t-1} / a_{j-1} = exp(L - L_in[:, j])`` for the writes ``j`` step ``t`` sees, 0 where ``hidden``."""
+    hide = hidden[..., t, :]  # (exp(-inf) is a slow path on CPU, so mask before and after instead)
+    return (L.unsqueeze(-1) - L_in).masked_fill_(hide, 0.0).exp_().masked_fill_(hide, 0.0)
 
 
 State = tuple[tuple[Tensor, Tensor], Tensor]
@@ -533,7 +546,7 @@ class FWMLSTM(nn.Module):
                 h, c = h * live, c * live
             o, (h, c) = self.lstm(x[a:b], (h, c))
             outs.append(o)
-        return torch.cat(outs), (h, c)
+        return (outs[0] if len(outs) == 1 else torch.cat(outs)), (h, c)
 
     def forward(
         self,
@@ -561,16 +574,17 @@ class FWMLSTM(nn.Module):
             x = x.transpose(0, 1)
             episode_starts, keep, read_mask = (None if m is None else torch.as_tensor(m).transpose(0, 1) for m in (episode_starts, keep, read_mask))
         T, B, _ = x.shape
-        fresh = state is None  # the memory then knows F starts empty (its fastest path)
-        if fresh:
-            state = self.initial_state(B, device=x.device, dtype=x.dtype)
-        self._check_state(state, B)
+        if state is None:  # F = None tells the memory that it starts empty (its fastest path)
+            zeros = torch.zeros(1, B, self.hidden_size, device=x.device, dtype=x.dtype)
+            hc, F = (zeros, zeros.clone()), None
+        else:
+            self._check_state(state, B)
+            hc, F = state
         starts = _check_mask("episode_starts", episode_starts, T, B)
         keep = _check_mask("keep", keep, T, B)
         read_mask = _check_mask("read_mask", read_mask, T, B)
-        (hc, F) = state
         h_seq, hc = self._run_lstm(x, hc, starts, keep)
-        result = self.memory(h_seq, None if fresh else F, resets=starts, keep=keep, read_mask=read_mask, return_trace=return_trace, need_state=need_state)
+        result = self.memory(h_seq, F, resets=starts, keep=keep, read_mask=read_mask, return_trace=return_trace, need_state=need_state)
         reads, F = result[0], result[1]
         out = h_seq + reads if self.residual else reads
         if keep is not None:
