@@ -1,0 +1,88 @@
+"""Evaluation of a recurrent policy on the paper's graph sets, all episodes as one batch.
+
+The paper's test (section 4.2) plays one fresh episode on each of the 600 test
+graphs with the memory emptied at its start and no gradient; the reported
+figure is the mean total reward per 30-step episode. :func:`episode_returns`
+does this for ``episodes_per_graph`` episodes per graph at once (one
+:class:`~fwm_rl.envs.GraphBatch` on the policy's device), and
+:func:`evaluate` adds the standard error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from fwm_rl.agents.policies import RecurrentActorCriticPolicy
+from fwm_rl.envs import GraphBatch, TaskConfig
+from fwm_rl.envs.vector_env import task_graphs
+
+__all__ = ["EvalResult", "episode_returns", "evaluate"]
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Mean total reward per episode, its standard error and the number of episodes."""
+
+    mean: float
+    sem: float
+    episodes: int
+
+    def __str__(self) -> str:
+        return f"{self.mean:.2f} ± {self.sem:.2f} ({self.episodes} episodes)"
+
+
+def episode_returns(
+    policy: RecurrentActorCriticPolicy,
+    split: str = "test",
+    episodes_per_graph: int = 1,
+    seed: int = 0,
+    semantics: str = "paper",
+    deterministic: bool = False,
+    n_graphs: int = 600,
+) -> np.ndarray:
+    """Total reward of each episode (``[n_graphs * episodes_per_graph]``; episode ``i`` plays graph
+    ``i % n_graphs`` of ``split``, ``"train"`` or ``"test"``), actions sampled from the policy
+    (``deterministic``: the most likely action). ``seed`` fixes placements and sampling."""
+    if isinstance(episodes_per_graph, bool) or not isinstance(episodes_per_graph, int) or episodes_per_graph < 1:
+        raise ValueError(f"episodes_per_graph must be a positive integer, got {episodes_per_graph!r}")
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test' (the paper's graph sets), got {split!r}")
+    config = TaskConfig(semantics=semantics)
+    graphs = task_graphs(split, None, config, n_graphs, 666)
+    n = n_graphs * episodes_per_graph
+    device = policy.device
+    batch = GraphBatch(n, graphs=graphs, config=config, device=device, seed=seed, check_actions=False)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    was_training = policy.training
+    policy.set_training_mode(False)
+    obs = batch.reset()
+    state = policy.initial_state(n)
+    starts = torch.ones(n, dtype=torch.bool, device=device)
+    totals = torch.zeros(n, dtype=torch.float64, device=device)
+    with torch.no_grad():
+        for _ in range(config.horizon):
+            actions, _, _, state = policy(obs, state, starts, deterministic=deterministic, generator=generator)
+            obs, reward, _, _ = batch.step(actions)
+            totals += reward
+            starts = torch.zeros_like(starts)
+    policy.set_training_mode(was_training)
+    return totals.cpu().numpy()
+
+
+def evaluate(
+    policy: RecurrentActorCriticPolicy,
+    split: str = "test",
+    episodes_per_graph: int = 1,
+    seed: int = 0,
+    semantics: str = "paper",
+    deterministic: bool = False,
+) -> EvalResult:
+    """:func:`episode_returns` summarised as mean and standard error over all episodes."""
+    returns = episode_returns(policy, split, episodes_per_graph, seed, semantics, deterministic)
+    sem = float(returns.std(ddof=1) / math.sqrt(len(returns))) if len(returns) > 1 else float("nan")
+    return EvalResult(float(returns.mean()), sem, len(returns))

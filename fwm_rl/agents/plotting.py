@@ -1,0 +1,70 @@
+"""Figure-5-style learning curves: reward per episode on the training and the test graphs.
+
+Left panel: mean training reward against episodes (A2C updates); right panel:
+reward on the 600 test graphs. The random, explorer and oracle reference
+policies (:func:`fwm_rl.envs.baselines.reference_levels`) are drawn as
+horizontal lines: the floor, what a perfect memory can do without knowing the
+graph, and the ceiling.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from fwm_rl.agents.training import CONFIG, TrainConfig  # noqa: E402
+from fwm_rl.envs.baselines import reference_levels  # noqa: E402
+
+__all__ = ["plot_runs"]
+
+REFERENCE_STYLE = {"random": ("tab:gray", ":"), "explorer": ("tab:green", "--"), "oracle": ("black", "-.")}
+
+
+def _read_run(run_dir: Path) -> tuple[str, str, list[dict[str, float]]]:
+    """Legend label, task semantics and logged rows of one run."""
+    config_path, csv_path = run_dir / CONFIG, run_dir / "metrics.csv"
+    if not config_path.exists():
+        raise FileNotFoundError(f"{run_dir} is not a training run (no {CONFIG})")
+    if not csv_path.exists():
+        raise FileNotFoundError(f"{csv_path} does not exist: the run has not logged yet")
+    cfg = TrainConfig.from_dict(json.loads(config_path.read_text()))
+    with open(csv_path, newline="") as fh:
+        rows = [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(fh)]
+    return cfg.label, cfg.semantics, rows
+
+
+def plot_runs(run_dirs: list[str | Path], out: str | Path, reference_episodes: int = 6000) -> Path:
+    """Draw the train/test curves of ``run_dirs`` (each with ``config.json`` and ``metrics.csv``)
+    into ``out`` (PNG), with the reference policies' levels (``reference_episodes`` episodes each)."""
+    runs = [_read_run(Path(d)) for d in run_dirs]
+    if not runs:
+        raise ValueError("no runs to plot")
+    semantics = {s for _, s, _ in runs}
+    if len(semantics) != 1:
+        raise ValueError(f"runs use different task semantics {sorted(semantics)}; plot them separately")
+    semantics_name = semantics.pop()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    for ax, split, key in ((axes[0], "train", "train/reward"), (axes[1], "test", "test/reward")):
+        for label, _, rows in runs:
+            points = [(r["step"], r[key]) for r in rows if key in r]
+            ax.plot([p[0] for p in points], [p[1] for p in points], label=label)
+        for policy, (mean, _) in reference_levels(split, reference_episodes, 0, semantics_name).items():
+            color, style = REFERENCE_STYLE[policy]
+            ax.axhline(mean, color=color, linestyle=style, linewidth=1, label=f"{policy} policy")
+        ax.set_title(f"{split} environments")
+        ax.set_xlabel("episodes (one A2C update each)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("mean total reward per episode")
+    axes[1].legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

@@ -1,0 +1,366 @@
+"""Training runs of the paper's meta-RL experiment (section 4.2, Figure 5), with presets.
+
+An *episode* here is what the authors' code calls one: every one of the
+``n_envs`` (600) agents plays one 30-step episode on its own training graph
+(agent ``i`` on graph ``i``), followed by one A2C update on the 600 x 30 batch.
+Every ``eval_every`` episodes a run logs the mean training reward since the
+last log and the reward of one fresh episode on each of the 600 test graphs
+(no gradient), to ``metrics.csv`` and TensorBoard, and writes ``checkpoint.pt``
+atomically; ``resume`` continues exactly where the checkpoint left off.
+
+Presets (:data:`PRESETS`): ``paper-fwm`` and ``paper-lstm-{512,1024,2048,4096}``
+are the paper's runs, as long as the authors' released logs; ``cpu`` (the
+default) trains an FWM agent and an LSTM baseline in about 20 minutes on a
+2-core CPU. A folder of runs gets ``figure5.png`` (:mod:`fwm_rl.agents.plotting`)
+and ``results.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.utils import ConstantSchedule
+
+from fwm_rl.agents.a2c import RecurrentA2C
+from fwm_rl.agents.evaluation import EvalResult, evaluate
+from fwm_rl.agents.policies import FwmPolicy, LstmPolicy, RecurrentActorCriticPolicy
+from fwm_rl.agents.vec_env import FWMGraphVecEnv
+from fwm_rl.envs import SEMANTICS, TaskConfig
+from fwm_rl.envs.baselines import reference_levels
+from fwm_rl.envs.vector_env import task_spaces
+from fwm_rl.runs import RunLogger, SavedConfig, atomic_save, load_checkpoint, progress, resolve_device, set_seed
+
+__all__ = [
+    "PRESETS",
+    "RunSummary",
+    "TrainConfig",
+    "load_policy",
+    "preset_configs",
+    "results_table",
+    "run_dirs",
+    "train_preset",
+    "train_run",
+]
+
+CHECKPOINT = "checkpoint.pt"
+CONFIG = "config.json"
+RESULTS = "results.json"
+RUNS = "runs.json"
+MEMORIES: dict[str, type[RecurrentActorCriticPolicy]] = {"fwm": FwmPolicy, "lstm": LstmPolicy}
+
+
+@dataclass
+class TrainConfig(SavedConfig):
+    """One training run. Defaults are the paper's (appendix I and the authors' ``run.sh``)."""
+
+    name: str = "fwm"
+    memory: str = "fwm"  # "fwm" (LSTM + FWM) or "lstm"
+    hidden_size: int = 32
+    d_fwm: int = 16
+    n_reads: int = 3
+    n_envs: int = 600  # agents per batch, agent i on training graph i
+    episodes: int = 51_000  # A2C updates, each on one episode of every agent
+    eval_every: int = 50
+    learning_rate: float = 1e-3
+    adam_eps: float = 1e-4
+    gamma: float = 0.9
+    gae_lambda: float = 1.0  # 1 = Monte-Carlo returns within the episode (paper)
+    vf_coef: float = 0.1
+    ent_coef: float = 0.03
+    max_grad_norm: float | None = None  # None = no clipping (paper)
+    normalize_advantage: bool = False
+    semantics: str = "paper"  # task rules, see fwm_rl.envs ("released_code" = the authors' code)
+    seed: int = 0
+    device: str = "auto"
+    time_budget: float | None = None  # seconds of training; the run stops at the first log after it
+    final_episodes_per_graph: int = 5  # episodes per graph of the final evaluation (results table)
+
+    def __post_init__(self) -> None:
+        if self.memory not in MEMORIES:
+            raise ValueError(f"unknown memory {self.memory!r}; choose one of {sorted(MEMORIES)}")
+        if self.semantics not in SEMANTICS:
+            raise ValueError(f"unknown semantics {self.semantics!r}; choose one of {SEMANTICS}")
+        for name in ("hidden_size", "d_fwm", "n_reads", "n_envs", "episodes", "eval_every", "final_episodes_per_graph"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.n_envs > 600:
+            raise ValueError(f"n_envs must be at most 600 (one agent per training graph), got {self.n_envs}")
+        if not (self.learning_rate > 0 and self.adam_eps > 0):
+            raise ValueError(f"learning_rate and adam_eps must be positive, got {self.learning_rate} and {self.adam_eps}")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ValueError(f"time_budget must be positive seconds or None, got {self.time_budget!r}")
+
+    @property
+    def policy_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"hidden_size": self.hidden_size, "optimizer_kwargs": {"eps": self.adam_eps}}
+        if self.memory == "fwm":
+            kwargs.update(d_fwm=self.d_fwm, n_reads=self.n_reads)
+        return kwargs
+
+    @property
+    def label(self) -> str:
+        """Legend label, e.g. ``FWM-32-16`` or ``LSTM-512`` (as in the authors' figure)."""
+        return f"FWM-{self.hidden_size}-{self.d_fwm}" if self.memory == "fwm" else f"LSTM-{self.hidden_size}"
+
+
+def _paper_lstm(hidden: int, episodes: int) -> TrainConfig:
+    return TrainConfig(name=f"lstm-{hidden}", memory="lstm", hidden_size=hidden, episodes=episodes)
+
+
+#: Preset name -> the runs it trains. Paper runs are as long as the authors' logs
+#: (``metaRL/paper_logs``: FWM 51k episodes, LSTM-512 278k, -1024 232k, -2048 200k, -4096 114k).
+PRESETS: dict[str, tuple[TrainConfig, ...]] = {
+    "cpu": (
+        TrainConfig(name="fwm", episodes=600, eval_every=20, time_budget=840.0),
+        TrainConfig(name="lstm-64", memory="lstm", hidden_size=64, episodes=600, eval_every=20, time_budget=300.0),
+    ),
+    "paper-fwm": (TrainConfig(name="fwm"),),
+    "paper-lstm-512": (_paper_lstm(512, 278_000),),
+    "paper-lstm-1024": (_paper_lstm(1024, 232_000),),
+    "paper-lstm-2048": (_paper_lstm(2048, 200_000),),
+    "paper-lstm-4096": (_paper_lstm(4096, 114_000),),
+}
+
+
+def preset_configs(preset: str, **overrides: Any) -> list[TrainConfig]:
+    """The runs of ``preset`` with ``overrides`` (``seed``, ``episodes``, ``device``, ...; None = keep)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return [dataclasses.replace(cfg, **changes) for cfg in PRESETS[preset]]
+
+
+# ------------------------------------------------------------------------ models
+def make_model(cfg: TrainConfig, device: torch.device) -> RecurrentA2C:
+    """The agent and its training env (the ``n_envs`` first training graphs, on ``device``)."""
+    env = FWMGraphVecEnv.make(cfg.n_envs, split="train", device=device, semantics=cfg.semantics)
+    model = RecurrentA2C(
+        MEMORIES[cfg.memory],
+        env,
+        learning_rate=cfg.learning_rate,
+        n_steps=env.horizon,
+        gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda,
+        ent_coef=cfg.ent_coef,
+        vf_coef=cfg.vf_coef,
+        max_grad_norm=cfg.max_grad_norm,
+        normalize_advantage=cfg.normalize_advantage,
+        policy_kwargs=cfg.policy_kwargs,
+        seed=cfg.seed,
+        device=device,
+    )
+    model.set_logger(Logger(folder=None, output_formats=[]))  # metrics go to RunLogger
+    return model
+
+
+def load_policy(run_dir: str | Path, device: str | torch.device = "auto") -> tuple[RecurrentActorCriticPolicy, TrainConfig, dict]:
+    """The policy of a run's latest checkpoint, its config and the checkpoint itself."""
+    ckpt = load_checkpoint(Path(run_dir) / CHECKPOINT, map_location="cpu")
+    cfg = TrainConfig.from_dict(ckpt["config"])
+    obs_space, action_space = task_spaces(TaskConfig(semantics=cfg.semantics))
+    policy = MEMORIES[cfg.memory](obs_space, action_space, ConstantSchedule(cfg.learning_rate), **cfg.policy_kwargs)
+    policy.load_state_dict(ckpt["policy"])
+    return policy.to(resolve_device(device)), cfg, ckpt
+
+
+class _Tracker(BaseCallback):
+    """Collects the mean training reward of every update and moves the progress bar."""
+
+    def __init__(self, bar) -> None:
+        super().__init__()
+        self.bar, self.rewards = bar, []
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.rewards.append(float(np.mean([info["r"] for info in self.model.ep_info_buffer])))
+        self.bar.update(1)
+
+
+def _chunk_seed(seed: int, episode: int) -> int:
+    return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class RunSummary:
+    """Outcome of one run (also ``results.json`` in its folder)."""
+
+    name: str
+    label: str
+    episodes: int
+    train_reward: float  # mean over the last logging interval
+    test: EvalResult  # final evaluation on the test graphs
+    train: EvalResult  # final evaluation on the training graphs
+    train_seconds: float
+    agent_steps_per_second: float
+    stopped_by_time_budget: bool
+
+
+def train_run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_progress: bool | None = None) -> RunSummary:
+    """Train one agent into ``run_dir`` (``resume``: continue from its ``checkpoint.pt``).
+
+    Raises :class:`~fwm_rl.runs.NonFiniteLossError` if the loss stops being finite; the last
+    checkpoint (written only after finite updates) is then left as it was.
+    """
+    run_dir = Path(run_dir)
+    ckpt = load_checkpoint(run_dir / CHECKPOINT) if resume else None
+    device = resolve_device(cfg.device)
+    set_seed(cfg.seed)
+    model = make_model(cfg, device)
+    done, train_seconds = 0, 0.0
+    if ckpt is not None:
+        model.policy.load_state_dict(ckpt["policy"])
+        model.policy.optimizer.load_state_dict(ckpt["optimizer"])
+        done, train_seconds = ckpt["episodes"], ckpt["train_seconds"]
+        model.num_timesteps, model._n_updates = ckpt["num_timesteps"], ckpt["n_updates"]
+        _set_rng_state(ckpt["rng"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    logger = RunLogger(run_dir, resume_step=done if ckpt is not None else None)
+    bar = progress(total=cfg.episodes, initial=done, desc=f"{cfg.label} episodes", disable=None if show_progress is None else not show_progress)
+    tracker = _Tracker(bar)
+    env, n_steps = model.env, model.n_steps
+    stopped = False
+    try:
+        while done < cfg.episodes:
+            if cfg.time_budget is not None and train_seconds >= cfg.time_budget:
+                stopped = True
+                break
+            chunk = min(cfg.eval_every - done % cfg.eval_every, cfg.episodes - done)
+            # Every chunk starts new episodes from a seed fixed by (seed, episode): resumable exactly.
+            env.seed(_chunk_seed(cfg.seed, done))
+            model._last_obs, model._last_episode_starts, model._last_state = env.reset(), np.ones(env.num_envs, dtype=bool), None
+            tracker.rewards = []
+            start = time.perf_counter()
+            model.learn(chunk * n_steps * env.num_envs, callback=tracker, reset_num_timesteps=False)
+            train_seconds += time.perf_counter() - start
+            done += chunk
+            test = evaluate(model.policy, "test", 1, seed=_chunk_seed(cfg.seed + 1, done), semantics=cfg.semantics)
+            metrics = {
+                "train/reward": float(np.mean(tracker.rewards)),
+                "test/reward": test.mean,
+                **{f"train/{k}": v for k, v in model.last_losses.items()},
+                "time/train_seconds": train_seconds,
+                "time/agent_steps_per_second": done * n_steps * env.num_envs / max(train_seconds, 1e-9),
+            }
+            logger.log(done, metrics)
+            bar.set_postfix(train=f"{metrics['train/reward']:.1f}", test=f"{test.mean:.1f}")
+            atomic_save(
+                {
+                    "config": cfg.to_dict(),
+                    "episodes": done,
+                    "policy": model.policy.state_dict(),
+                    "optimizer": model.policy.optimizer.state_dict(),
+                    "num_timesteps": model.num_timesteps,
+                    "n_updates": model._n_updates,
+                    "train_seconds": train_seconds,
+                    "train_reward": metrics["train/reward"],
+                    "rng": _rng_state(),
+                },
+                run_dir / CHECKPOINT,
+            )
+    finally:
+        bar.close()
+        logger.close()
+    model.save(run_dir / "model.zip")
+    return _finish(cfg, run_dir, model.policy, stopped)
+
+
+def _finish(cfg: TrainConfig, run_dir: Path, policy: RecurrentActorCriticPolicy, stopped: bool) -> RunSummary:
+    """Final evaluation on both graph sets, written to ``results.json``."""
+    ckpt = load_checkpoint(run_dir / CHECKPOINT)
+    k = cfg.final_episodes_per_graph
+    summary = RunSummary(
+        name=cfg.name,
+        label=cfg.label,
+        episodes=ckpt["episodes"],
+        train_reward=ckpt["train_reward"],
+        test=evaluate(policy, "test", k, seed=cfg.seed + 10_000, semantics=cfg.semantics),
+        train=evaluate(policy, "train", k, seed=cfg.seed + 20_000, semantics=cfg.semantics),
+        train_seconds=ckpt["train_seconds"],
+        agent_steps_per_second=ckpt["num_timesteps"] / max(ckpt["train_seconds"], 1e-9),
+        stopped_by_time_budget=stopped,
+    )
+    (run_dir / RESULTS).write_text(json.dumps(dataclasses.asdict(summary), indent=2) + "\n")
+    return summary
+
+
+# --------------------------------------------------------------- runs of a preset
+def run_dirs(path: str | Path) -> list[Path]:
+    """The run folders in ``path``: itself if it holds a run, else the runs listed in its ``runs.json``
+    (or its sub-folders with a ``config.json``)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is not a folder of training runs")
+    if (path / CONFIG).exists():
+        return [path]
+    if (path / RUNS).exists():
+        return [path / name for name in json.loads((path / RUNS).read_text())["runs"]]
+    found = sorted(p for p in path.iterdir() if (p / CONFIG).exists())
+    if not found:
+        raise FileNotFoundError(f"{path} holds no training run (no {CONFIG}, {RUNS} or run sub-folders)")
+    return found
+
+
+def train_preset(configs: list[TrainConfig], out: str | Path, resume: bool = False, show_progress: bool | None = None) -> list[RunSummary]:
+    """Train ``configs`` one after the other into ``out/<name>``; then draw ``out/figure5.png`` and
+    write ``out/results.md``. ``resume`` continues runs that have a checkpoint and starts the others."""
+    from fwm_rl.agents.plotting import plot_runs
+
+    out = Path(out)
+    names = [cfg.name for cfg in configs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"run names must differ, got {names}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RUNS).write_text(json.dumps({"runs": names, "configs": [c.to_dict() for c in configs]}, indent=2) + "\n")
+    summaries = []
+    for cfg in configs:
+        run_dir = out / cfg.name
+        print(f"training {cfg.label} ({cfg.episodes} episodes x {cfg.n_envs} agents) -> {run_dir}")
+        summaries.append(train_run(cfg, run_dir, resume=resume and (run_dir / CHECKPOINT).exists(), show_progress=show_progress))
+    plot_runs([out / name for name in names], out / "figure5.png")
+    table = results_table(summaries, semantics=configs[0].semantics)
+    (out / "results.md").write_text(table)
+    print(table, end="")
+    print(f"wrote {out / 'figure5.png'} and {out / 'results.md'}")
+    return summaries
+
+
+def results_table(summaries: list[RunSummary], semantics: str = "paper") -> str:
+    """Markdown table: final test and train reward of each run, with the reference policies."""
+    lines = [
+        "| agent | episodes | train seconds | agent-steps/s | train reward (last log) | test reward (final) | train-graph reward (final) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        note = " (time budget)" if s.stopped_by_time_budget else ""
+        lines.append(
+            f"| {s.label} | {s.episodes}{note} | {s.train_seconds:.0f} | {s.agent_steps_per_second:,.0f} | {s.train_reward:.1f} | "
+            f"{s.test.mean:.1f} ± {s.test.sem:.1f} | {s.train.mean:.1f} ± {s.train.sem:.1f} |"
+        )
+    levels = {split: reference_levels(split, 6000, 0, semantics) for split in ("test", "train")}
+    for policy in ("random", "explorer", "oracle"):
+        (test_mean, test_sem), (train_mean, train_sem) = levels["test"][policy], levels["train"][policy]
+        lines.append(f"| {policy} policy | | | | | {test_mean:.1f} ± {test_sem:.1f} | {train_mean:.1f} ± {train_sem:.1f} |")
+    return "\n".join(lines) + "\n"
