@@ -1,0 +1,148 @@
+"""``fwm-rl train``, ``fwm-rl eval`` and ``fwm-rl plot`` (``scripts/train_a2c.py`` is ``train``)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from fwm_rl.agents.evaluation import evaluate
+from fwm_rl.agents.plotting import plot_runs
+from fwm_rl.agents.training import (
+    CHECKPOINT,
+    PRESETS,
+    RUNS,
+    TrainConfig,
+    load_policy,
+    preset_configs,
+    results_table,
+    run_dirs,
+    train_preset,
+    train_run,
+)
+from fwm_rl.envs import SEMANTICS
+from fwm_rl.runs import NonFiniteLossError
+
+__all__ = ["add_train_arguments", "register", "run_train"]
+
+#: Options that may change when a run is resumed; everything else comes from its checkpoint.
+RESUME_OVERRIDES = ("episodes", "device", "time_budget")
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``fwm-rl train`` and ``scripts/train_a2c.py``."""
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help="runs to train (default cpu: an FWM agent and an LSTM-64 baseline, ~20 min on 2 CPU cores; "
+        "paper-fwm / paper-lstm-N: the paper's runs, GPU-sized)",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="seed of weights, placements and sampling (default 0)")
+    parser.add_argument("--episodes", type=int, default=None, help="episodes (= A2C updates on one episode of every agent) per run")
+    parser.add_argument("--device", default=None, help="auto (CUDA when present, default) | cpu | cuda[:N]")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/a2c-PRESET-seedSEED)")
+    parser.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the runs in DIR (a run or a folder of runs)")
+    parser.add_argument("--eval-every", type=int, default=None, help="episodes between logs + test evaluations + checkpoints")
+    parser.add_argument("--n-envs", type=int, default=None, help="agents per batch (at most 600, one per training graph)")
+    parser.add_argument("--lr", type=float, default=None, dest="learning_rate", help="Adam learning rate (paper 1e-3)")
+    parser.add_argument("--semantics", choices=SEMANTICS, default=None, help="task rules (default paper; released_code = the authors' code)")
+    parser.add_argument("--time-budget", type=float, default=None, help="seconds of training per run; stops at the next log after it")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train a preset (or resume), then write the plot and the results table."""
+    show = False if args.no_progress else None
+    overrides = {
+        "seed": args.seed,
+        "episodes": args.episodes,
+        "device": args.device,
+        "eval_every": args.eval_every,
+        "n_envs": args.n_envs,
+        "learning_rate": args.learning_rate,
+        "semantics": args.semantics,
+        "time_budget": args.time_budget,
+    }
+    try:
+        if args.resume is not None:
+            fixed = [k for k, v in overrides.items() if v is not None and k not in RESUME_OVERRIDES]
+            fixed += [k for k, v in (("preset", args.preset), ("out", args.out)) if v is not None]
+            if fixed:
+                flags = ", ".join("--" + {"learning_rate": "lr"}.get(k, k).replace("_", "-") for k in fixed)
+                raise ValueError(f"--resume continues the stored configuration; only --episodes, --device and --time-budget may change (drop {flags})")
+            changes = {k: v for k, v in overrides.items() if v is not None}
+            _resume(args.resume, changes, show)
+        else:
+            preset = args.preset or "cpu"
+            configs = preset_configs(preset, **overrides)
+            out = args.out or Path("runs") / f"a2c-{preset}-seed{configs[0].seed}"
+            train_preset(configs, out, show_progress=show)
+    except NonFiniteLossError as exc:
+        print(f"fwm-rl train: {exc} The last good checkpoint ({CHECKPOINT}) is kept; resume from it with other settings.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _resume(path: Path, changes: dict, show: bool | None) -> None:
+    if (path / RUNS).exists():
+        configs = [dataclasses.replace(TrainConfig.from_dict(c), **changes) for c in json.loads((path / RUNS).read_text())["configs"]]
+        train_preset(configs, path, resume=True, show_progress=show)
+        return
+    if not (path / CHECKPOINT).exists():
+        raise FileNotFoundError(f"nothing to resume in {path}: no {RUNS} and no {CHECKPOINT}")
+    _, cfg, _ = load_policy(path)
+    summary = train_run(dataclasses.replace(cfg, **changes), path, resume=True, show_progress=show)
+    plot_runs([path], path / "figure5.png")
+    print(results_table([summary], cfg.semantics), end="")
+
+
+def _eval(args: argparse.Namespace) -> int:
+    print(f"{'run':24s} {'split':6s} {'mean reward':>12s} {'std. error':>11s} {'episodes':>9s}")
+    for run_dir in run_dirs(args.run_dir):
+        policy, cfg, ckpt = load_policy(run_dir, args.device)
+        for split in ("train", "test"):
+            result = evaluate(policy, split, args.episodes_per_graph, args.seed, cfg.semantics, args.deterministic)
+            name = f"{cfg.label} @ {ckpt['episodes']}"
+            print(f"{name:24s} {split:6s} {result.mean:12.2f} {result.sem:11.2f} {result.episodes:9d}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    dirs = [d for path in args.run_dirs for d in run_dirs(path)]
+    print(f"wrote {plot_runs(dirs, args.out)}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser(
+        "train",
+        help="train A2C agents (FWM / LSTM) on the paper's metro graphs",
+        description="Train the runs of a preset on the 600 training graphs, logging train reward and reward on the "
+        "600 test graphs; then draw figure5.png and write results.md in the output folder.",
+    )
+    add_train_arguments(train)
+    train.set_defaults(func=run_train)
+
+    ev = subparsers.add_parser(
+        "eval",
+        help="evaluate a trained agent on the train and test graphs",
+        description="Mean total reward per episode +- standard error of a run's latest checkpoint, on the 600 train and 600 test graphs.",
+    )
+    ev.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder (or a folder of runs)")
+    ev.add_argument("--episodes-per-graph", type=int, default=10, help="episodes on each graph (default 10)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of placements and action sampling (default 0)")
+    ev.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    ev.add_argument("--deterministic", action="store_true", help="take the most likely action instead of sampling")
+    ev.set_defaults(func=_eval)
+
+    plot = subparsers.add_parser(
+        "plot",
+        help="Figure-5-style learning curves of training runs",
+        description="Train and test reward against episodes for each run, with the random / explorer / oracle levels.",
+    )
+    plot.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="run folders (or folders of runs)")
+    plot.add_argument("--out", type=Path, default=Path("figure5.png"), help="PNG path (default figure5.png)")
+    plot.set_defaults(func=_plot)
