@@ -375,8 +375,8 @@ class _WriteRecurrence(torch.autograd.Function):
         # (contiguous products are faster than growing slices); W and the decay are 0 beyond t.
         hidden = ~(visible & torch.ones(C, C, dtype=torch.bool, device=v.device).tril(-1))
         L = torch.zeros(B, dtype=v.dtype, device=v.device)
-        W, V_old = torch.zeros_like(v), torch.zeros_like(v)
-        L_in, L_out, SQ_new = torch.zeros_like(beta), torch.empty_like(beta), torch.empty_like(beta)
+        W, L_in = torch.zeros_like(v), torch.zeros_like(beta)
+        v_olds, sq_news, L_outs = [], [], []
         for t in range(C):
             if resets is not None:
                 r = resets[:, t]
@@ -384,22 +384,26 @@ class _WriteRecurrence(torch.autograd.Function):
             L_in[:, t] = L
             if t > 0:  # the chunk's earlier writes
                 coef = gram[:, t] * _decay(hidden, L_in, L, t)
-                V_old[:, t] = (coef.unsqueeze(1) @ W).squeeze(1)
-            if p0 is not None:  # F0's part
-                V_old[:, t] += L.exp().unsqueeze(-1) * p0[:, t]
-            v_old = V_old[:, t]
+                v_old = torch.bmm(coef.unsqueeze(1), W).squeeze(1)
+                if p0 is not None:  # F0's part
+                    v_old = torch.addcmul(v_old, L.exp().unsqueeze(-1), p0[:, t])
+            else:
+                v_old = torch.zeros_like(v[:, 0]) if p0 is None else L.exp().unsqueeze(-1) * p0[:, t]
             w = torch.addcmul(sbv[:, t], sb[:, t, None], v_old, value=-1.0)
-            sq_new = sq + 2 * (v_old * w).sum(-1) + ksq[:, t] * (w * w).sum(-1)
+            # ||F'||^2 = ||F||^2 + 2 v_old.w + ||key||^2 ||w||^2 (F's part along the key is v_old)
+            sq_new = sq + 2 * (w * torch.addcmul(v_old, ksq[:, t, None], w, value=0.5)).sum(-1)
             cap = sq_new.clamp(min=1.0)
             L_next, sq_next = L - 0.5 * cap.log(), sq_new / cap
             if keep is not None:
                 k = keep[:, t]
                 L_next, sq_next = torch.where(k, L_next, L), torch.where(k, sq_next, sq)
-            W[:, t], SQ_new[:, t], L_out[:, t] = w, sq_new, L_next
+            W[:, t] = w
+            v_olds.append(v_old), sq_news.append(sq_new), L_outs.append(L_next)
             L, sq = L_next, sq_next
+        V_old, SQ_new = torch.stack(v_olds, 1), torch.stack(sq_news, 1)
         ctx.scale = scale
         ctx.save_for_backward(gram, ksq, beta, v, p0, hidden, resets, keep, sb, W, V_old, SQ_new, L_in)
-        return W, L_in, L_out
+        return W, L_in, torch.stack(L_outs, 1)
 
     @staticmethod
     def backward(ctx, gW_out, gL_in_out, gL_out_out):
@@ -409,28 +413,30 @@ class _WriteRecurrence(torch.autograd.Function):
         g_p0 = None if p0 is None else torch.zeros_like(p0)
         gW = torch.zeros_like(v) if gW_out is None else gW_out.clone()  # adjoint of W, grows
         gL_in = torch.zeros_like(beta) if gL_in_out is None else gL_in_out.clone()  # adjoint of L_in, grows
-        GW, G_sq_new = torch.empty_like(v), torch.empty_like(beta)  # adjoints of w and ||F'||^2 per step
         gL = torch.zeros(B, dtype=v.dtype, device=v.device)  # adjoint of log a_t (carried)
         g_sq = torch.zeros(B, dtype=v.dtype, device=v.device)  # adjoint of sq_t (carried)
-        cap_all = SQ_new.clamp(min=1.0)
+        # L_next = L - log(cap) / 2 and sq_next = sq_new / cap with cap = max(1, sq_new) give
+        # g_sq_new = A g_sq - Bc gL; where sq_new >= 1, A = 0 (sq_next = 1).
+        cap = SQ_new.clamp(min=1.0)
+        above = (SQ_new >= 1.0).to(cap.dtype)
+        A, Bc = (1 - above * SQ_new / cap) / cap, 0.5 * above / cap
+        Q = 2 * torch.addcmul(V_old, ksq.unsqueeze(-1), W)  # d ||F'||^2 / d w
+        W2 = 2 * W  # d ||F'||^2 / d v_old
+        gws, g_sq_news = [], []
         for t in reversed(range(C)):
-            w, v_old, sq_new, cap, L = W[:, t], V_old[:, t], SQ_new[:, t], cap_all[:, t], L_in[:, t]
             if gL_out_out is not None:
                 gL = gL + gL_out_out[:, t]
-            # L_next = L - log(cap) / 2, sq_next = sq_new / cap (L, sq on padding)
-            g_cap = -0.5 * gL / cap - sq_new / cap.pow(2) * g_sq
-            g_sq_new = g_sq / cap + g_cap * (sq_new >= 1.0).to(cap.dtype)
-            if keep is not None:
+            g_sq_new = torch.addcmul(g_sq * A[:, t], gL, Bc[:, t], value=-1.0)
+            if keep is not None:  # padding: L, sq passed through unchanged
                 k = keep[:, t]
                 g_sq_new = g_sq_new.masked_fill(~k, 0.0)
                 g_sq = torch.where(k, g_sq_new, g_sq)
             else:
                 g_sq = g_sq_new
-            G_sq_new[:, t] = g_sq_new
-            # sq_new = sq + 2 v_old.w + ksq_t |w|^2 and w = sbv - sb v_old
-            gw = gW[:, t] + g_sq_new.unsqueeze(-1) * (2 * v_old + 2 * ksq[:, t, None] * w)
-            GW[:, t] = gw
-            g_vold = 2 * g_sq_new.unsqueeze(-1) * w - sb[:, t, None] * gw
+            gw = torch.addcmul(gW[:, t], g_sq_new.unsqueeze(-1), Q[:, t])
+            g_vold = torch.addcmul(W2[:, t] * g_sq_new.unsqueeze(-1), sb[:, t, None], gw, value=-1.0)
+            gws.append(gw), g_sq_news.append(g_sq_new)
+            L = L_in[:, t]
             if p0 is not None:
                 a = L.exp()
                 g_p0[:, t] = a.unsqueeze(-1) * g_vold
@@ -439,7 +445,7 @@ class _WriteRecurrence(torch.autograd.Function):
                 decay = _decay(hidden, L_in, L, t)
                 coef = gram[:, t] * decay
                 gW.addcmul_(coef.unsqueeze(-1), g_vold.unsqueeze(1))
-                g_coef = (W @ g_vold.unsqueeze(-1)).squeeze(-1)
+                g_coef = torch.bmm(W, g_vold.unsqueeze(-1)).squeeze(-1)
                 g_gram[:, t] = g_coef * decay
                 g_x = g_coef * coef
                 gL = gL + g_x.sum(-1)
@@ -448,6 +454,7 @@ class _WriteRecurrence(torch.autograd.Function):
             if resets is not None:
                 r = resets[:, t]
                 gL, g_sq = gL.masked_fill(r, 0.0), g_sq.masked_fill(r, 0.0)
+        GW, G_sq_new = torch.stack(gws[::-1], 1), torch.stack(g_sq_news[::-1], 1)
         g_ksq = G_sq_new * W.pow(2).sum(-1)
         g_v = sb.unsqueeze(-1) * GW
         g_beta = ctx.scale * ((v - V_old) * GW).sum(-1)
