@@ -221,6 +221,8 @@ class FastWeightMemory(nn.Module):
         zero_start = F is None or (resets is not None and bool(resets[0].all()))
         if F is not None:
             self._check_state(F, B)
+        if zero_start and resets is not None and not bool(resets[1:].any()):
+            resets = None  # resetting an empty memory at step 0 changes nothing
         keep = _check_mask("keep", keep, T, B)
         read_mask = _check_mask("read_mask", read_mask, T, B)
         impl = impl or self.impl
@@ -235,7 +237,9 @@ class FastWeightMemory(nn.Module):
         if impl == "step":
             n_final, F, queries = self._run_step(F, k1, k2, v, beta, n0, e, resets, keep, read_mask)
         else:
-            n_final, F, queries = self._run_chunked(F, zero_start, k1, k2, v, beta, n0, e, resets, keep, need_state, return_trace)
+            # Reads only at steps where some row reads (catbAbI's QA mode); the trace wants all.
+            read_any = None if read_mask is None or return_trace else read_mask.any(1)
+            n_final, F, queries = self._run_chunked(F, zero_start, k1, k2, v, beta, n0, e, resets, keep, read_any, need_state, return_trace)
         out = self.W_o(n_final)  # eq. 8
         visible = keep if read_mask is None else (read_mask if keep is None else keep & read_mask)
         if visible is not None:
@@ -272,24 +276,30 @@ class FastWeightMemory(nn.Module):
         return torch.stack(finals), F, torch.stack(queries)
 
     # ------------------------------------------------------ exact chunked form
-    def _run_chunked(self, F, zero_start, k1, k2, v, beta, n0, e, resets, keep, need_state, trace):
+    def _run_chunked(self, F, zero_start, k1, k2, v, beta, n0, e, resets, keep, read_any, need_state, trace):
         T = k1.shape[0]
         C = self.chunk_size or (T if zero_start and T <= 64 else 32)
         finals, queries = [], []
         for s in range(0, T, C):
             sl = slice(s, min(s + C, T))
             part = lambda m: None if m is None else m[sl]  # noqa: E731
+            read_steps = None
+            if read_any is not None and not bool(read_any[sl].all()):
+                read_steps = read_any[sl].nonzero().squeeze(1)
             n_c, F, q_c = self._chunk(
                 F, zero_start and s == 0, k1[sl], k2[sl], v[sl], beta[sl], n0[sl], e[sl], part(resets), part(keep),
-                need_state or s + C < T, trace,
+                read_steps, need_state or s + C < T, trace,
             )
             finals.append(n_c)
             queries.append(q_c)
         cat = lambda xs: xs[0] if len(xs) == 1 else torch.cat(xs)  # noqa: E731
         return cat(finals), F, cat(queries) if trace else None
 
-    def _chunk(self, F0, zero_start, k1, k2, v, beta, n0, e, resets, keep, need_state=True, trace=False):
+    def _chunk(self, F0, zero_start, k1, k2, v, beta, n0, e, resets, keep, read_steps=None, need_state=True, trace=False):
         """One chunk starting from ``F0`` (batch-major inside: ``[B, C, ...]``).
+
+        ``read_steps`` (chunk-local step indices) restricts the reads to those steps; the
+        final read of every other step is 0.
 
         With ``w_j`` the update of eq. 3 at step ``j`` and ``c_i = 1 / max(1, ||F'_i||)`` the
         rescale of eq. 4, ``F_t = a_t F0 + sum_{j<=t} (a_t / a_{j-1}) key_j (x) w_j`` where
@@ -302,7 +312,7 @@ class FastWeightMemory(nn.Module):
         dt, dev = k1.dtype, k1.device
         # A write j is visible at step t iff it is not later and no reset falls between them
         # (same segment; seg counts a row's resets up to t); F0 is visible while seg == 0.
-        upto = torch.tril(torch.ones(C, C, dtype=torch.bool, device=dev)).expand(B, C, C)  # j <= t
+        upto = torch.tril(torch.ones(C, C, dtype=torch.bool, device=dev))  # j <= t (broadcast over rows)
         from_F0 = None
         if resets is not None:
             seg = resets.t().long().cumsum(1)
@@ -329,14 +339,20 @@ class FastWeightMemory(nn.Module):
         if not zero_start:
             a_F0 = torch.exp(L_t) if from_F0 is None else torch.exp(L_t) * from_F0
 
-        # Reads (eq. 7) for all steps of the chunk at once, one chained read at a time.
-        n, qs = n0, []
-        for e_i in e.unbind(2):
+        # Reads (eq. 7) for all (read) steps of the chunk at once, one chained read at a time.
+        n, e_r, decay_r, a_F0_r = n0, e, decay, a_F0
+        if read_steps is not None:
+            n, e_r, decay_r = n0[:, read_steps], e[:, read_steps], decay[:, read_steps]
+            a_F0_r = None if a_F0 is None else a_F0[:, read_steps]
+        qs = []
+        for e_i in e_r.unbind(2):
             qs.append(n)
-            r = (self._key_gram(n, e_i, k1, k2) * decay) @ W
-            if a_F0 is not None:
-                r = r + a_F0.unsqueeze(-1) * self._contract(F0, n, e_i)
+            r = (self._key_gram(n, e_i, k1, k2) * decay_r) @ W
+            if a_F0_r is not None:
+                r = r + a_F0_r.unsqueeze(-1) * self._contract(F0, n, e_i)
             n = F_.layer_norm(r, (d,), eps=LN_EPS)
+        if read_steps is not None:
+            n = n.new_zeros(B, C, d).index_copy(1, read_steps, n)
         n_out, q_out = n.transpose(0, 1), torch.stack(qs, 2).transpose(0, 1) if trace else None
         if not need_state:
             return n_out, None, q_out

@@ -103,7 +103,7 @@ def _run(mem, h, impl, **kw):
 
 @pytest.mark.parametrize("keys", ["tensor", "concat"])
 @pytest.mark.parametrize("start", ["zero", "state"])
-@pytest.mark.parametrize("masks", ["none", "resets", "keep", "both"])
+@pytest.mark.parametrize("masks", ["none", "resets", "keep", "reads", "all"])
 def test_chunked_form_equals_step_by_step_reference(keys, start, masks):
     torch.manual_seed(1)
     mem = _memory(keys=keys, n_reads=3, update_scale=0.25, beta_bias=1.0, chunk_size=7)
@@ -113,9 +113,13 @@ def test_chunked_form_equals_step_by_step_reference(keys, start, masks):
     if start == "state":
         F0 = torch.randn(mem.state_shape(B), dtype=torch.float64)
         F0 = F0 / F0.flatten(1).norm(dim=1).view(B, *[1] * (F0.dim() - 1)) * 0.8
-    resets = (torch.rand(T, B) < 0.15) if masks in ("resets", "both") else None
-    keep = (torch.rand(T, B) < 0.8) if masks in ("keep", "both") else None
-    kw = dict(F=F0, resets=resets, keep=keep)
+    resets = (torch.rand(T, B) < 0.15) if masks in ("resets", "all") else None
+    keep = (torch.rand(T, B) < 0.8) if masks in ("keep", "all") else None
+    read_mask = None
+    if masks in ("reads", "all"):  # sparse QA-style reads: most steps have no reader at all
+        read_mask = torch.rand(T, B) < 0.1
+        read_mask[:8] = False  # a whole chunk without reads
+    kw = dict(F=F0, resets=resets, keep=keep, read_mask=read_mask)
     for ref, fast in zip(_run(mem, h, "step", **kw), _run(mem, h, "chunked", **kw)):
         torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-11)
 
@@ -248,3 +252,18 @@ def test_need_state_false_gives_same_outputs_and_gradients_without_the_state():
     torch.testing.assert_close(lean, full)
     torch.testing.assert_close(g_lean, g_full)
     assert lean_state[1] is None and torch.equal(lean_state[0][0], state[0][0])
+
+
+def test_episode_starts_at_step_zero_equal_a_fresh_start():
+    """An A2C update replays from the rollout's start state with every row starting an episode."""
+    torch.manual_seed(9)
+    layer = FWMLSTM(5, 8, d_fwm=3, n_reads=2).double()
+    x = torch.randn(10, 3, 5, dtype=torch.float64)
+    (h, c), F = layer.initial_state(3)
+    stale = ((h + 0.3, c - 0.2), F + 0.05)
+    starts = torch.zeros(10, 3, dtype=torch.bool)
+    starts[0] = True
+    fresh, st_fresh = layer(x)
+    replay, st_replay = layer(x, stale, episode_starts=starts)
+    torch.testing.assert_close(replay, fresh)
+    torch.testing.assert_close(st_replay[1], st_fresh[1])
