@@ -195,7 +195,7 @@ class RecurrentA2C(OnPolicyAlgorithm):
             _init_setup_model=False,
             supported_action_spaces=(spaces.Discrete,),
         )
-        if stats_window_size is None:
+        if stats_window_size is None and self.env is not None:  # (``load`` restores the saved one)
             self._stats_window_size = self.n_envs
         self.normalize_advantage = normalize_advantage
         self._last_state: State = None

@@ -1,0 +1,225 @@
+"""RecurrentA2C, its policies and the SB3 VecEnv adapter (fwm_rl.agents)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+import fwm_rl  # noqa: F401  (registers FWMGraph-v0)
+from fwm_rl.agents import FWMGraphVecEnv, FwmPolicy, LstmPolicy, RecurrentA2C, RecurrentRolloutBuffer
+from fwm_rl.agents.evaluation import episode_returns
+from fwm_rl.memory import count_parameters
+
+SMALL_FWM = {"hidden_size": 8, "d_fwm": 4, "n_reads": 2}
+SMALL_LSTM = {"hidden_size": 8}
+
+
+def small_model(policy: str = "FwmPolicy", n_envs: int = 4, horizon: int = 30, seed: int = 0, **kwargs) -> RecurrentA2C:
+    env = FWMGraphVecEnv.make(n_envs, split="train", device="cpu", horizon=horizon, seed=seed)
+    policy_kwargs = SMALL_FWM if policy == "FwmPolicy" else SMALL_LSTM
+    return RecurrentA2C(policy, env, seed=seed, device="cpu", policy_kwargs=policy_kwargs, **kwargs)
+
+
+def collect(model: RecurrentA2C) -> RecurrentRolloutBuffer:
+    """One rollout without an update (as ``learn`` does before ``train``)."""
+    if model._last_obs is None:
+        model._setup_learn(1, None)
+    callback = model._init_callback(None)
+    assert model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
+    return model.rollout_buffer
+
+
+def test_paper_agent_parameter_count():
+    obs_space, action_space = spaces.Box(0, 10, (17,), np.float32), spaces.Discrete(3)
+    policy = FwmPolicy(obs_space, action_space, lambda _: 1e-3)
+    assert count_parameters(policy) == 10_933  # README: FWMLSTM(17, 32, 16, 3) + Linear(32, 3) + Linear(32, 1)
+    assert isinstance(policy.optimizer, torch.optim.Adam)
+    assert policy.optimizer.defaults["eps"] == 1e-4 and policy.optimizer.defaults["lr"] == 1e-3
+
+
+@pytest.mark.parametrize("policy", ["FwmPolicy", "LstmPolicy"])
+def test_replay_equals_rollout(policy):
+    # 45 steps per rollout with 30-step episodes: the first rollout has an episode start inside it,
+    # the second starts mid-episode from a carried memory state.
+    model = small_model(policy, n_envs=5, n_steps=45)
+    for starts in ([0, 30], [15]):
+        buffer = collect(model)
+        assert buffer.episode_starts.all(1).nonzero().flatten().tolist() == starts
+        with torch.no_grad():
+            values, log_probs, _ = model.policy.evaluate_actions(buffer.observations, buffer.actions, buffer.initial_state, buffer.episode_starts)
+        torch.testing.assert_close(values, buffer.values, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(log_probs, buffer.log_probs, atol=1e-5, rtol=1e-5)
+
+
+def test_paper_loss_equals_hand_computed_a2c_loss():
+    model = small_model("FwmPolicy", n_envs=3, horizon=4, n_steps=4)
+    assert (model.gamma, model.gae_lambda, model.vf_coef, model.ent_coef, model.max_grad_norm) == (0.9, 1.0, 0.1, 0.03, None)
+    buffer = collect(model)
+    r = buffer.rewards
+    # Monte-Carlo discounted returns within the 4-step episode, nothing after its end.
+    R = torch.stack([sum(0.9**k * r[t + k] for k in range(4 - t)) for t in range(4)])
+    torch.testing.assert_close(buffer.returns, R)
+    # The authors' loss: per step, entropy penalty + policy gradient + 0.1 * squared error, averaged.
+    policy, state = model.policy, buffer.initial_state
+    total = 0.0
+    for t in range(4):
+        out, state = policy.core(buffer.observations[t : t + 1], state, episode_starts=buffer.episode_starts[t : t + 1])
+        logits, V = policy.action_net(out[0]), policy.value_net(out[0]).squeeze(-1)
+        dist = torch.distributions.Categorical(logits=logits)
+        advantage = R[t] - V
+        total = total - 0.03 * dist.entropy().mean() - (dist.log_prob(buffer.actions[t]) * advantage.detach()).mean()
+        total = total + 0.1 * advantage.pow(2).mean()
+    loss, _ = model.loss()
+    torch.testing.assert_close(loss, total / 4, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("gae_lambda", [1.0, 0.95])
+def test_returns_match_sb3_rollout_buffer(gae_lambda):
+    T, B = 7, 3
+    gen = torch.Generator().manual_seed(0)
+    rewards, values, last_values = torch.randn(T, B, generator=gen), torch.randn(T, B, generator=gen), torch.randn(B, generator=gen)
+    starts = torch.zeros(T, B, dtype=torch.bool)
+    starts[0], starts[3, 1], starts[5, 0] = True, True, True
+    dones = torch.tensor([False, True, False])
+    ours = RecurrentRolloutBuffer(T, B, 2, torch.device("cpu"), gamma=0.9, gae_lambda=gae_lambda)
+    ours.reset(torch.zeros(1))
+    sb3 = RolloutBuffer(T, spaces.Box(-1, 1, (2,)), spaces.Discrete(3), device="cpu", gamma=0.9, gae_lambda=gae_lambda, n_envs=B)
+    for t in range(T):
+        ours.add(torch.zeros(B, 2), torch.zeros(B, dtype=torch.long), rewards[t], starts[t], values[t], torch.zeros(B))
+        sb3.add(np.zeros((B, 2)), np.zeros((B, 1)), rewards[t].numpy(), starts[t].numpy(), values[t], torch.zeros(B))
+    ours.compute_returns_and_advantage(last_values, dones)
+    sb3.compute_returns_and_advantage(last_values, dones.numpy())
+    np.testing.assert_allclose(ours.returns.numpy(), sb3.returns, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours.advantages.numpy(), sb3.advantages, rtol=1e-5, atol=1e-5)
+
+
+class CountSteps(BaseCallback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps = self.rollouts = 0
+
+    def _on_step(self) -> bool:
+        self.steps += 1
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.rollouts += 1
+
+
+def test_learn_with_callback_progress_bar_and_tensorboard(tmp_path):
+    env = FWMGraphVecEnv.make(4, split="train", device="cpu", seed=0)
+    model = RecurrentA2C("LstmPolicy", env, policy_kwargs=SMALL_LSTM, tensorboard_log=str(tmp_path), seed=0, device="cpu")
+    counter = CountSteps()
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.learn(2 * 4 * 30, callback=counter, progress_bar=True)
+    assert (counter.steps, counter.rollouts, model._n_updates, model.num_timesteps) == (60, 2, 2, 240)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.policy.parameters()))
+    assert list(tmp_path.glob("RecurrentA2C_1/events.out.tfevents*"))
+    assert len(model.ep_info_buffer) == 4 and all(info["l"] == 30 for info in model.ep_info_buffer)
+    assert set(model.last_losses) == {"loss", "policy_loss", "value_loss", "entropy", "explained_variance"}
+
+
+def test_learns_on_a_generic_sb3_vec_env():
+    # Gymnasium single envs behind SB3's DummyVecEnv + Monitor: the numpy path with info dicts.
+    env = DummyVecEnv([lambda i=i: Monitor(gym.make("FWMGraph-v0", split="train")) for i in range(3)])
+    model = RecurrentA2C("FwmPolicy", env, policy_kwargs=SMALL_FWM, seed=0, device="cpu")
+    model.learn(3 * 30)
+    assert model._n_updates == 1 and len(model.ep_info_buffer) == 3
+
+
+def test_save_load_predict_round_trip(tmp_path):
+    model = small_model("FwmPolicy", n_envs=4)
+    model.learn(4 * 30)
+    model.save(tmp_path / "agent.zip")
+    loaded = RecurrentA2C.load(tmp_path / "agent.zip", device="cpu")
+    for a, b in zip(model.policy.state_dict().values(), loaded.policy.state_dict().values()):
+        assert torch.equal(a, b)
+    env = FWMGraphVecEnv.make(4, split="test", device="cpu", seed=3)
+    obs, starts = env.reset(), np.ones(4, dtype=bool)
+    states = [None, None]
+    for _ in range(30):
+        (a1, states[0]), (a2, states[1]) = (m.predict(obs, s, starts, deterministic=True) for m, s in zip((model, loaded), states))
+        np.testing.assert_array_equal(a1, a2)
+        obs, _, starts, _ = env.step(a1)
+    for x, y in zip(torch.utils._pytree.tree_leaves(states[0]), torch.utils._pytree.tree_leaves(states[1])):
+        torch.testing.assert_close(x, y)
+    # One observation (not vectorised) and a wrong episode_start shape.
+    action, _ = loaded.predict(obs[0])
+    assert np.shape(action) == () and 0 <= int(action) < 3
+    with pytest.raises(ValueError, match="episode_start"):
+        loaded.predict(obs, None, np.ones(3, dtype=bool))
+
+
+def test_evaluate_policy_threads_the_memory_state():
+    model = small_model("FwmPolicy", n_envs=4)
+    model.learn(4 * 30)
+    env = FWMGraphVecEnv.make(4, split="test", device="cpu")
+    env.seed(7)
+    rewards, lengths = evaluate_policy(model, env, n_eval_episodes=4, deterministic=True, return_episode_rewards=True, warn=False)
+    assert lengths == [30] * 4
+    # The same episodes by hand, carrying the state: evaluate_policy must have done exactly this.
+    env.seed(7)
+    obs, starts, state, totals = env.reset(), np.ones(4, dtype=bool), None, np.zeros(4)
+    for _ in range(30):
+        actions, state = model.predict(obs, state, starts, deterministic=True)
+        obs, reward, starts, _ = env.step(actions)
+        totals += reward
+    np.testing.assert_allclose(sorted(rewards), sorted(totals), rtol=1e-6)
+
+
+def test_vec_env_adapter_numpy_and_tensor_paths_agree():
+    # SB3's numpy step and the tensor step RecurrentA2C uses, on two copies of one batch.
+    numpy_env = FWMGraphVecEnv.make(6, split="train", device="cpu", seed=1)
+    tensor_env = FWMGraphVecEnv.make(6, split="train", device="cpu", seed=1)
+    np.testing.assert_array_equal(numpy_env.reset(), tensor_env.reset())
+    rng = np.random.default_rng(0)
+    for t in range(30):
+        actions = rng.integers(0, 3, size=6)
+        obs, reward, dones, infos = numpy_env.step(actions)
+        obs_t, reward_t, dones_t = tensor_env.step_tensors(torch.as_tensor(actions))
+        np.testing.assert_array_equal(obs, obs_t.numpy())
+        np.testing.assert_allclose(reward, reward_t.numpy())
+        np.testing.assert_array_equal(dones, dones_t.numpy())
+        assert obs.dtype == np.float32 and dones.dtype == bool
+        assert bool(dones.all()) == (t == 29)
+    assert set(infos[0]) == {"terminal_observation", "episode", "TimeLimit.truncated"}
+    assert infos[0]["episode"]["l"] == 30 and infos[0]["TimeLimit.truncated"] is False
+    assert numpy_env.get_attr("split") == ["train"] * 6
+    host_env = FWMGraphVecEnv.make(6, split="train", device=None, seed=1)  # numpy-backed batch
+    host_env.reset()
+    obs, reward, dones = host_env.step_tensors(torch.zeros(6, dtype=torch.long))
+    assert obs.shape == (6, 17) and obs.dtype == torch.float32 and reward.dtype == torch.float32 and dones.dtype == torch.bool
+    with pytest.raises(ValueError, match="outside the action space"):
+        numpy_env.step(np.full(6, 3))
+    with pytest.raises(ValueError, match="share one batch"):
+        numpy_env.set_attr("split", "test", indices=[0])
+
+
+def test_bad_arguments_are_rejected():
+    env = FWMGraphVecEnv.make(2, split="train", device="cpu")
+    with pytest.raises(ValueError, match="gamma"):
+        RecurrentA2C("FwmPolicy", env, gamma=1.5)
+    with pytest.raises(ValueError, match="max_grad_norm"):
+        RecurrentA2C("FwmPolicy", env, max_grad_norm=0.0)
+    with pytest.raises(ValueError, match="Discrete"):
+        FwmPolicy(spaces.Box(0, 1, (17,)), spaces.Box(0, 1, (2,)), lambda _: 1e-3)
+    with pytest.raises(TypeError, match="FWMGraphVectorEnv"):
+        FWMGraphVecEnv(gym.make("FWMGraph-v0"))
+
+
+def test_evaluation_is_seeded_and_uses_every_graph():
+    model = small_model("LstmPolicy", n_envs=2)
+    a = episode_returns(model.policy, "test", episodes_per_graph=2, seed=5)
+    b = episode_returns(model.policy, "test", episodes_per_graph=2, seed=5)
+    assert a.shape == (1200,) and np.array_equal(a, b)
+    assert not np.array_equal(a, episode_returns(model.policy, "test", episodes_per_graph=2, seed=6))
+    with pytest.raises(ValueError, match="split"):
+        episode_returns(model.policy, "random")
