@@ -82,7 +82,9 @@ class FastWeightMemory(nn.Module):
             authors' code uses ``+1`` ("bias to writing") in all experiments.
         update_scale: factor on the update term of eq. 3. The paper's eq. 3 is ``1``; the authors'
             code scales by ``1/d_fwm`` in all experiments.
-        tanh_first_query: apply ``tanh`` to ``n^(0)`` as eq. 5 says; the authors' code does not.
+        tanh_first_query: apply ``tanh`` to ``n^(0)`` as eq. 5 says; the authors' meta-RL and
+            catbAbI code does not.
+        tanh_read_keys: apply ``tanh`` to ``e^(i)`` as eq. 6 says; the authors' meta-RL code does not.
         chunk_size: steps per chunk of the chunked form (``None``: the whole sequence when it starts
             from a zero state and is at most 64 steps, else 32).
         impl: ``"auto"``, ``"step"`` (reference) or ``"chunked"``.
@@ -98,6 +100,7 @@ class FastWeightMemory(nn.Module):
         beta_bias: float = 0.0,
         update_scale: float = 1.0,
         tanh_first_query: bool = True,
+        tanh_read_keys: bool = True,
         chunk_size: int | None = None,
         impl: str = "auto",
     ):
@@ -116,7 +119,8 @@ class FastWeightMemory(nn.Module):
             raise ValueError(f"update_scale must be positive, got {update_scale!r}")
         self.input_size, self.d_fwm, self.n_reads, self.output_size = input_size, d_fwm, n_reads, output_size
         self.keys, self.beta_bias, self.update_scale = keys, float(beta_bias), float(update_scale)
-        self.tanh_first_query, self.chunk_size, self.impl = tanh_first_query, chunk_size, impl
+        self.tanh_first_query, self.tanh_read_keys = tanh_first_query, tanh_read_keys
+        self.chunk_size, self.impl = chunk_size, impl
         d = d_fwm
         self.W_write = nn.Linear(input_size, 3 * d + 1)  # [k1, k2, v] (eq. 1) and beta (eq. 2)
         self.W_read = nn.Linear(input_size, d + n_reads * d)  # n^(0) (eq. 5) and e^(1..N_r) (eq. 6)
@@ -147,13 +151,16 @@ class FastWeightMemory(nn.Module):
     def project(self, h: Tensor):
         """Eqs 1, 2, 5, 6 for all steps at once: ``k1, k2, v [T,B,d]``, ``beta [T,B]``, ``n0 [T,B,d]``, ``e [T,B,N_r,d]``."""
         d = self.d_fwm
-        k1, k2, v, b = self.W_write(h).split([d, d, d, 1], dim=-1)
-        k1, k2, v = torch.tanh(k1), torch.tanh(k2), torch.tanh(v)  # eq. 1
+        keys_value, b = self.W_write(h).split([3 * d, 1], dim=-1)
+        k1, k2, v = torch.tanh(keys_value).split(d, dim=-1)  # eq. 1
         beta = torch.sigmoid(b.squeeze(-1) + self.beta_bias)  # eq. 2
-        n0, e = self.W_read(h).split([d, self.n_reads * d], dim=-1)
-        if self.tanh_first_query:
-            n0 = torch.tanh(n0)  # eq. 5
-        e = torch.tanh(e).unflatten(-1, (self.n_reads, d))  # eq. 6
+        queries = self.W_read(h)
+        if self.tanh_first_query and self.tanh_read_keys:
+            queries = torch.tanh(queries)  # eqs 5 and 6 in one call
+        n0, e = queries.split([d, self.n_reads * d], dim=-1)
+        if self.tanh_first_query != self.tanh_read_keys:
+            n0, e = (torch.tanh(n0), e) if self.tanh_first_query else (n0, torch.tanh(e))  # eq. 5 or 6
+        e = e.unflatten(-1, (self.n_reads, d))
         return k1, k2, v, beta, n0, e
 
     # -------------------------------------------------- key algebra (both modes)

@@ -267,3 +267,18 @@ def test_episode_starts_at_step_zero_equal_a_fresh_start():
     replay, st_replay = layer(x, stale, episode_starts=starts)
     torch.testing.assert_close(replay, fresh)
     torch.testing.assert_close(st_replay[1], st_fresh[1])
+
+
+@pytest.mark.parametrize("first, keys", [(True, True), (False, True), (False, False), (True, False)])
+def test_query_tanh_options(first, keys):
+    """eq. 5/6 tanh on n^(0) and e^(i), each switchable (the authors' meta-RL code has neither)."""
+    torch.manual_seed(10)
+    mem = _memory(tanh_first_query=first, tanh_read_keys=keys)
+    h = torch.randn(6, 2, 6, dtype=torch.float64)
+    raw = mem.W_read(h)
+    _, _, trace = mem(h, return_trace=True)
+    torch.testing.assert_close(trace.n[:, :, 0], torch.tanh(raw[..., :4]) if first else raw[..., :4])
+    e = raw[..., 4:].unflatten(-1, (2, 4))
+    torch.testing.assert_close(trace.e, torch.tanh(e) if keys else e)
+    for ref, fast in zip(_run(mem, h, "step"), _run(mem, h, "chunked")):
+        torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-11)
