@@ -28,7 +28,7 @@ from fwm_rl.runs import NonFiniteLossError
 __all__ = ["add_train_arguments", "register", "run_train"]
 
 #: Options that may change when a run is resumed; everything else comes from its checkpoint.
-RESUME_OVERRIDES = ("episodes", "device", "time_budget")
+RESUME_OVERRIDES = ("episodes", "device", "time_budget", "final_episodes_per_graph")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +50,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=None, dest="learning_rate", help="Adam learning rate (paper 1e-3)")
     parser.add_argument("--semantics", choices=SEMANTICS, default=None, help="task rules (default paper; released_code = the authors' code)")
     parser.add_argument("--time-budget", type=float, default=None, help="seconds of training per run; stops at the next log after it")
+    parser.add_argument(
+        "--final-episodes-per-graph", type=int, default=None, help="episodes per graph of the final evaluation (results table; default 5)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -65,6 +68,7 @@ def run_train(args: argparse.Namespace) -> int:
         "learning_rate": args.learning_rate,
         "semantics": args.semantics,
         "time_budget": args.time_budget,
+        "final_episodes_per_graph": args.final_episodes_per_graph,
     }
     try:
         if args.resume is not None:
@@ -72,7 +76,7 @@ def run_train(args: argparse.Namespace) -> int:
             fixed += [k for k, v in (("preset", args.preset), ("out", args.out)) if v is not None]
             if fixed:
                 flags = ", ".join("--" + {"learning_rate": "lr"}.get(k, k).replace("_", "-") for k in fixed)
-                raise ValueError(f"--resume continues the stored configuration; only --episodes, --device and --time-budget may change (drop {flags})")
+                raise ValueError(f"--resume continues the stored configuration; only --episodes, --device, --time-budget and --final-episodes-per-graph may change (drop {flags})")
             changes = {k: v for k, v in overrides.items() if v is not None}
             _resume(args.resume, changes, show)
         else:

@@ -1,0 +1,122 @@
+"""Training runs of fwm_rl.agents: resume, the non-finite guard, the CLI and a short learning run."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+
+import pytest
+import torch
+
+from fwm_rl.agents import cli as agents_cli
+from fwm_rl.agents.a2c import RecurrentRolloutBuffer
+from fwm_rl.agents.training import PRESETS, TrainConfig, load_policy, preset_configs, train_run
+from fwm_rl.runs import NonFiniteLossError, load_checkpoint
+
+TINY = {"n_envs": 4, "eval_every": 2, "final_episodes_per_graph": 1, "device": "cpu"}
+
+
+def tiny_lstm(**changes) -> TrainConfig:
+    return TrainConfig(**{"name": "lstm", "memory": "lstm", "hidden_size": 8, "episodes": 4, **TINY, **changes})
+
+
+def metrics(run_dir) -> list[dict]:
+    with open(run_dir / "metrics.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = train_run(tiny_lstm(), tmp_path / "straight", show_progress=False)
+    train_run(tiny_lstm(episodes=2), tmp_path / "split", show_progress=False)
+    resumed = train_run(tiny_lstm(episodes=4), tmp_path / "split", resume=True, show_progress=False)
+    a, b = (load_checkpoint(tmp_path / d / "checkpoint.pt") for d in ("straight", "split"))
+    assert a["episodes"] == b["episodes"] == 4
+    for name, value in a["policy"].items():
+        assert torch.equal(value, b["policy"][name]), name
+    rows_a, rows_b = metrics(tmp_path / "straight"), metrics(tmp_path / "split")
+    assert [r["step"] for r in rows_b] == ["2", "4"]
+    for ra, rb in zip(rows_a, rows_b):
+        assert (ra["train/reward"], ra["test/reward"], ra["train/loss"]) == (rb["train/reward"], rb["test/reward"], rb["train/loss"])
+    assert straight.test == resumed.test
+    assert json.loads((tmp_path / "split" / "results.json").read_text())["episodes"] == 4
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    original = RecurrentRolloutBuffer.compute_returns_and_advantage
+    calls = []
+
+    def poisoned(self, last_values, dones):
+        original(self, last_values, dones)
+        calls.append(1)
+        if len(calls) >= 3:  # the third update sees a NaN return
+            self.returns[0, 0] = float("nan")
+
+    monkeypatch.setattr(RecurrentRolloutBuffer, "compute_returns_and_advantage", poisoned)
+    run_dir = tmp_path / "run"
+    with pytest.raises(NonFiniteLossError, match="non-finite loss"):
+        train_run(tiny_lstm(episodes=6), run_dir, show_progress=False)
+    ckpt = load_checkpoint(run_dir / "checkpoint.pt")
+    assert ckpt["episodes"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["policy"].values())
+    policy, cfg, _ = load_policy(run_dir, "cpu")
+    assert cfg.episodes == 6 and policy.core.output_size == 8
+    # The CLI reports it as a clean error and a non-zero exit code.
+    calls.clear()
+    parser = argparse.ArgumentParser()
+    agents_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["train", "--resume", str(run_dir), "--no-progress"])
+    assert args.func(args) == 1
+
+
+def test_presets_and_config_checks():
+    assert set(PRESETS) == {"cpu", "paper-fwm", "paper-lstm-512", "paper-lstm-1024", "paper-lstm-2048", "paper-lstm-4096"}
+    (fwm,) = PRESETS["paper-fwm"]
+    assert (fwm.memory, fwm.hidden_size, fwm.d_fwm, fwm.n_reads, fwm.n_envs) == ("fwm", 32, 16, 3, 600)
+    assert (fwm.learning_rate, fwm.adam_eps, fwm.gamma, fwm.gae_lambda, fwm.vf_coef, fwm.ent_coef) == (1e-3, 1e-4, 0.9, 1.0, 0.1, 0.03)
+    assert fwm.max_grad_norm is None and not fwm.normalize_advantage
+    assert [c.memory for c in PRESETS["cpu"]] == ["fwm", "lstm"]
+    assert [c.seed for c in preset_configs("cpu", seed=3, episodes=None)] == [3, 3]
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset_configs("paper-gru")
+    with pytest.raises(ValueError, match="n_envs"):
+        TrainConfig(n_envs=601)
+    with pytest.raises(ValueError, match="memory"):
+        TrainConfig(memory="gru")
+
+
+def test_cli_train_eval_plot_resume(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    agents_cli.register(parser.add_subparsers(dest="command"))
+
+    def run(*argv):
+        args = parser.parse_args(list(argv))
+        return args.func(args)
+
+    out = tmp_path / "runs"
+    common = ["--episodes", "2", "--eval-every", "1", "--n-envs", "3", "--device", "cpu", "--final-episodes-per-graph", "1", "--no-progress"]
+    assert run("train", "--out", str(out), *common) == 0
+    text = capsys.readouterr().out
+    assert "| FWM-32-16 | 2 |" in text and "| LSTM-64 | 2 |" in text and "random policy" in text
+    assert (out / "figure5.png").stat().st_size > 0 and (out / "results.md").exists()
+    assert [r["step"] for r in metrics(out / "fwm")] == ["1", "2"]
+    assert run("train", "--resume", str(out), "--episodes", "3", "--final-episodes-per-graph", "1", "--no-progress") == 0
+    assert [r["step"] for r in metrics(out / "lstm-64")] == ["1", "2", "3"]
+    capsys.readouterr()
+    assert run("eval", str(out / "fwm"), "--episodes-per-graph", "1", "--device", "cpu") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and "FWM-32-16 @ 3" in lines[1] and " train " in lines[1] and " test " in lines[2]
+    assert run("plot", str(out), "--out", str(tmp_path / "fig.png")) == 0
+    assert (tmp_path / "fig.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="drop --seed"):
+        run("train", "--resume", str(out), "--seed", "1")
+    with pytest.raises(FileNotFoundError):
+        run("eval", str(tmp_path / "missing"))
+
+
+@pytest.mark.slow
+def test_short_cpu_training_beats_the_random_policy(tmp_path):
+    cfg = TrainConfig(name="lstm", memory="lstm", hidden_size=64, n_envs=600, episodes=200, eval_every=50, device="cpu")
+    summary = train_run(cfg, tmp_path / "run", show_progress=False)
+    random_level = 44.9  # README: random policy on the test graphs, 44.87 +- 0.27
+    assert summary.test.mean > random_level + 5 * summary.test.sem
