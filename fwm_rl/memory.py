@@ -399,7 +399,7 @@ class _WriteRecurrence(torch.autograd.Function):
         hidden = ~(visible & torch.ones(C, C, dtype=torch.bool, device=v.device).tril(-1))
         L = torch.zeros(B, dtype=v.dtype, device=v.device)
         W, L_in = torch.zeros_like(v), torch.zeros_like(beta)
-        v_olds, sq_news, L_outs = [], [], []
+        v_chunks, sq_news, L_outs = [], [], []
         for t in range(C):
             if resets is not None:
                 r = resets[:, t]
@@ -407,11 +407,10 @@ class _WriteRecurrence(torch.autograd.Function):
             L_in[:, t] = L
             if t > 0:  # the chunk's earlier writes
                 coef = gram[:, t] * _decay(hidden, L_in, L, t)
-                v_old = torch.bmm(coef.unsqueeze(1), W).squeeze(1)
-                if p0 is not None:  # F0's part
-                    v_old = torch.addcmul(v_old, L.exp().unsqueeze(-1), p0[:, t])
+                v_chunk = torch.bmm(coef.unsqueeze(1), W).squeeze(1)
             else:
-                v_old = torch.zeros_like(v[:, 0]) if p0 is None else L.exp().unsqueeze(-1) * p0[:, t]
+                v_chunk = torch.zeros_like(v[:, 0])
+            v_old = v_chunk if p0 is None else torch.addcmul(v_chunk, L.exp().unsqueeze(-1), p0[:, t])  # + F0's part
             w = torch.addcmul(sbv[:, t], sb[:, t, None], v_old, value=-1.0)
             # ||F'||^2 = ||F||^2 + 2 v_old.w + ||key||^2 ||w||^2 (F's part along the key is v_old)
             sq_new = sq + 2 * (w * torch.addcmul(v_old, ksq[:, t, None], w, value=0.5)).sum(-1)
@@ -421,21 +420,29 @@ class _WriteRecurrence(torch.autograd.Function):
                 k = keep[:, t]
                 L_next, sq_next = torch.where(k, L_next, L), torch.where(k, sq_next, sq)
             W[:, t] = w
-            v_olds.append(v_old), sq_news.append(sq_new), L_outs.append(L_next)
+            v_chunks.append(v_chunk), sq_news.append(sq_new), L_outs.append(L_next)
             L, sq = L_next, sq_next
-        V_old, SQ_new = torch.stack(v_olds, 1), torch.stack(sq_news, 1)
+        V_chunk, SQ_new = torch.stack(v_chunks, 1), torch.stack(sq_news, 1)
         ctx.scale = scale
-        ctx.save_for_backward(gram, ksq, beta, v, p0, hidden, resets, keep, sb, W, V_old, SQ_new, L_in)
+        ctx.save_for_backward(gram, ksq, beta, v, p0, hidden, resets, keep, sb, W, V_chunk, SQ_new, L_in)
         return W, L_in, torch.stack(L_outs, 1)
 
     @staticmethod
     def backward(ctx, gW_out, gL_in_out, gL_out_out):
-        gram, ksq, beta, v, p0, hidden, resets, keep, sb, W, V_old, SQ_new, L_in = ctx.saved_tensors
+        """Reverse steps; the retrieval's adjoints need no per-step ``[B, C, C]`` work.
+
+        With ``coef[t, j] = <key_t, key_j> exp(L_t - L_j)``, the retrieval's adjoint reaches
+        ``w_j`` as ``sum_{t>j} coef[t, j] g_vold_t`` (one row of ``coef^T`` times the adjoints
+        so far), ``L_t`` as ``g_vold_t . v_chunk_t`` and ``L_j`` as ``-w_j . (that sum)``;
+        ``<key_t, key_j>`` gets ``(g_vold_t . w_j) exp(L_t - L_j)`` in one product at the end.
+        """
+        gram, ksq, beta, v, p0, hidden, resets, keep, sb, W, V_chunk, SQ_new, L_in = ctx.saved_tensors
         B, C, d = v.shape
-        g_gram = torch.zeros_like(gram)
-        g_p0 = None if p0 is None else torch.zeros_like(p0)
-        gW = torch.zeros_like(v) if gW_out is None else gW_out.clone()  # adjoint of W, grows
-        gL_in = torch.zeros_like(beta) if gL_in_out is None else gL_in_out.clone()  # adjoint of L_in, grows
+        decay = (L_in.unsqueeze(-1) - L_in.unsqueeze(1)).masked_fill_(hidden, 0.0).exp_().masked_fill_(hidden, 0.0)
+        coef_t = (gram * decay).transpose(1, 2).contiguous()  # coef_t[b, j, t] = coef[b, t, j]
+        a_in = L_in.exp()  # a_{t-1}, the weight of F0's part
+        V_old = V_chunk if p0 is None else torch.addcmul(V_chunk, a_in.unsqueeze(-1), p0)
+        G_vold = torch.zeros_like(v)  # adjoints of v_old, filled from the end
         gL = torch.zeros(B, dtype=v.dtype, device=v.device)  # adjoint of log a_t (carried)
         g_sq = torch.zeros(B, dtype=v.dtype, device=v.device)  # adjoint of sq_t (carried)
         # L_next = L - log(cap) / 2 and sq_next = sq_new / cap with cap = max(1, sq_new) give
@@ -456,33 +463,28 @@ class _WriteRecurrence(torch.autograd.Function):
                 g_sq = torch.where(k, g_sq_new, g_sq)
             else:
                 g_sq = g_sq_new
-            gw = torch.addcmul(gW[:, t], g_sq_new.unsqueeze(-1), Q[:, t])
+            g_retrieved = torch.bmm(coef_t[:, t : t + 1], G_vold).squeeze(1)  # later steps' retrievals of w_t
+            gL = gL - (W[:, t] * g_retrieved).sum(-1)  # ... through their exp(L_t' - L_t)
+            gw = torch.addcmul(g_retrieved if gW_out is None else gW_out[:, t] + g_retrieved, g_sq_new.unsqueeze(-1), Q[:, t])
             g_vold = torch.addcmul(W2[:, t] * g_sq_new.unsqueeze(-1), sb[:, t, None], gw, value=-1.0)
+            G_vold[:, t] = g_vold
             gws.append(gw), g_sq_news.append(g_sq_new)
-            L = L_in[:, t]
+            gL = gL + (V_chunk[:, t] * g_vold).sum(-1)  # this step's retrieval through exp(L_t - L_j)
             if p0 is not None:
-                a = L.exp()
-                g_p0[:, t] = a.unsqueeze(-1) * g_vold
-                gL = gL + a * (p0[:, t] * g_vold).sum(-1)
-            if t > 0:  # v_old += sum_j gram[t, j] exp(L - L_in_j) w_j over visible j < t
-                decay = _decay(hidden, L_in, L, t)
-                coef = gram[:, t] * decay
-                gW.addcmul_(coef.unsqueeze(-1), g_vold.unsqueeze(1))
-                g_coef = torch.bmm(W, g_vold.unsqueeze(-1)).squeeze(-1)
-                g_gram[:, t] = g_coef * decay
-                g_x = g_coef * coef
-                gL = gL + g_x.sum(-1)
-                gL_in -= g_x
-            gL = gL + gL_in[:, t]
+                gL = gL + a_in[:, t] * (p0[:, t] * g_vold).sum(-1)
+            if gL_in_out is not None:
+                gL = gL + gL_in_out[:, t]
             if resets is not None:
                 r = resets[:, t]
                 gL, g_sq = gL.masked_fill(r, 0.0), g_sq.masked_fill(r, 0.0)
         GW, G_sq_new = torch.stack(gws[::-1], 1), torch.stack(g_sq_news[::-1], 1)
+        g_gram = torch.bmm(G_vold, W.transpose(1, 2)).mul_(decay)
         g_ksq = G_sq_new * W.pow(2).sum(-1)
         g_v = sb.unsqueeze(-1) * GW
         g_beta = ctx.scale * ((v - V_old) * GW).sum(-1)
         if keep is not None:
             g_beta = g_beta * keep.to(beta.dtype)
+        g_p0 = None if p0 is None else a_in.unsqueeze(-1) * G_vold
         return g_gram, g_ksq, g_beta, g_v, g_p0, g_sq, None, None, None, None
 
 
