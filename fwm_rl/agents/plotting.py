@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from fwm_rl.agents.training import CONFIG, TrainConfig  # noqa: E402
 from fwm_rl.envs.baselines import reference_levels  # noqa: E402
 
-__all__ = ["plot_runs"]
+__all__ = ["curves_table", "plot_runs"]
 
 REFERENCE_STYLE = {"random": ("tab:gray", ":"), "explorer": ("tab:green", "--"), "oracle": ("black", "-.")}
 
@@ -68,3 +68,17 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, reference_episodes: i
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def curves_table(run_dirs: list[str | Path], key: str = "test/reward") -> str:
+    """Markdown table of ``key`` against episodes, one column per run (as logged)."""
+    runs = [(Path(d).name, _read_run(Path(d))) for d in run_dirs]
+    episodes = sorted({int(r["step"]) for _, (_, _, rows) in runs for r in rows})
+    lines = ["| episodes | " + " | ".join(f"{label} ({name})" for name, (label, _, _) in runs) + " |", "|---" * (len(runs) + 1) + "|"]
+    for ep in episodes:
+        cells = []
+        for _, (_, _, rows) in runs:
+            value = next((r[key] for r in rows if int(r["step"]) == ep and key in r), None)
+            cells.append("" if value is None else f"{value:.1f}")
+        lines.append(f"| {ep} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
