@@ -383,9 +383,10 @@ class _WriteRecurrence(torch.autograd.Function):
     ``cap = max(1, ||F'||^2)``, ``log a_t = log a_{t-1} - log(cap) / 2`` and ``sq = ||F'||^2 / cap``
     (both unchanged on padding). ``visible[b, t, j]`` (used for ``j < t``) says that write ``j``
     is in the same segment as step ``t``. Returns ``W [B,C,d]``, ``log a_{t-1}`` and ``log a_t``
-    (each ``[B, C]``). Per step only ``[B, t]`` and one ``[B, t] x [B, t, d]`` product are
-    formed; the backward runs the same steps in reverse, and tests hold it equal to autograd
-    through the step form.
+    (each ``[B, C]``). The factors ``a_{t-1} / a_{j-1}`` are carried as one row per step,
+    rescaled by each step's ``1 / sqrt(cap)``, so a step forms only ``[B, C]`` rows and one
+    ``[B, 1, C] x [B, C, d]`` product. The backward runs the steps in reverse; tests hold it
+    equal to autograd through the step form.
     """
 
     @staticmethod
@@ -394,20 +395,19 @@ class _WriteRecurrence(torch.autograd.Function):
         # w = s beta (v - v_old) = sbv - sb v_old, with padding steps' sb and sbv zero (so w = 0)
         sb = scale * beta if keep is None else scale * beta * keep.to(beta.dtype)
         sbv = sb.unsqueeze(-1) * v
-        # Writes j that step t retrieves from: visible and earlier. Rows are kept full width
-        # (contiguous products are faster than growing slices); W and the decay are 0 beyond t.
-        hidden = ~(visible & torch.ones(C, C, dtype=torch.bool, device=v.device).tril(-1))
+        # Rows are kept full width (contiguous products are faster than growing slices); W and
+        # the decay are 0 beyond t.
         L = torch.zeros(B, dtype=v.dtype, device=v.device)
         W, L_in = torch.zeros_like(v), torch.zeros_like(beta)
+        decay = torch.zeros_like(beta)  # decay[:, j] = a_{t-1} / a_{j-1} for the writes j step t sees
         v_chunks, sq_news, L_outs = [], [], []
         for t in range(C):
             if resets is not None:
                 r = resets[:, t]
-                L, sq = L.masked_fill(r, 0.0), sq.masked_fill(r, 0.0)
+                L, sq, decay = L.masked_fill(r, 0.0), sq.masked_fill(r, 0.0), decay.masked_fill(r.unsqueeze(-1), 0.0)
             L_in[:, t] = L
             if t > 0:  # the chunk's earlier writes
-                coef = gram[:, t] * _decay(hidden, L_in, L, t)
-                v_chunk = torch.bmm(coef.unsqueeze(1), W).squeeze(1)
+                v_chunk = torch.bmm((gram[:, t] * decay).unsqueeze(1), W).squeeze(1)
             else:
                 v_chunk = torch.zeros_like(v[:, 0])
             v_old = v_chunk if p0 is None else torch.addcmul(v_chunk, L.exp().unsqueeze(-1), p0[:, t])  # + F0's part
@@ -421,10 +421,12 @@ class _WriteRecurrence(torch.autograd.Function):
                 L_next, sq_next = torch.where(k, L_next, L), torch.where(k, sq_next, sq)
             W[:, t] = w
             v_chunks.append(v_chunk), sq_news.append(sq_new), L_outs.append(L_next)
+            decay[:, t] = 1.0
+            decay = decay * (L_next - L).exp().unsqueeze(-1)  # the cap of eq. 4 rescales all writes
             L, sq = L_next, sq_next
         V_chunk, SQ_new = torch.stack(v_chunks, 1), torch.stack(sq_news, 1)
         ctx.scale = scale
-        ctx.save_for_backward(gram, ksq, beta, v, p0, hidden, resets, keep, sb, W, V_chunk, SQ_new, L_in)
+        ctx.save_for_backward(gram, ksq, beta, v, p0, visible, resets, keep, sb, W, V_chunk, SQ_new, L_in)
         return W, L_in, torch.stack(L_outs, 1)
 
     @staticmethod
@@ -436,8 +438,9 @@ class _WriteRecurrence(torch.autograd.Function):
         so far), ``L_t`` as ``g_vold_t . v_chunk_t`` and ``L_j`` as ``-w_j . (that sum)``;
         ``<key_t, key_j>`` gets ``(g_vold_t . w_j) exp(L_t - L_j)`` in one product at the end.
         """
-        gram, ksq, beta, v, p0, hidden, resets, keep, sb, W, V_chunk, SQ_new, L_in = ctx.saved_tensors
+        gram, ksq, beta, v, p0, visible, resets, keep, sb, W, V_chunk, SQ_new, L_in = ctx.saved_tensors
         B, C, d = v.shape
+        hidden = ~(visible & torch.ones(C, C, dtype=torch.bool, device=v.device).tril(-1))  # j < t, same segment
         decay = (L_in.unsqueeze(-1) - L_in.unsqueeze(1)).masked_fill_(hidden, 0.0).exp_().masked_fill_(hidden, 0.0)
         coef_t = (gram * decay).transpose(1, 2).contiguous()  # coef_t[b, j, t] = coef[b, t, j]
         a_in = L_in.exp()  # a_{t-1}, the weight of F0's part
@@ -486,12 +489,6 @@ class _WriteRecurrence(torch.autograd.Function):
             g_beta = g_beta * keep.to(beta.dtype)
         g_p0 = None if p0 is None else a_in.unsqueeze(-1) * G_vold
         return g_gram, g_ksq, g_beta, g_v, g_p0, g_sq, None, None, None, None
-
-
-def _decay(hidden: Tensor, L_in: Tensor, L: Tensor, t: int) -> Tensor:
-    """``a_{t-1} / a_{j-1} = exp(L - L_in[:, j])`` for the writes ``j`` step ``t`` sees, 0 where ``hidden``."""
-    hide = hidden[..., t, :]  # (exp(-inf) is a slow path on CPU, so mask before and after instead)
-    return (L.unsqueeze(-1) - L_in).masked_fill_(hide, 0.0).exp_().masked_fill_(hide, 0.0)
 
 
 State = tuple[tuple[Tensor, Tensor], Tensor]
