@@ -143,8 +143,10 @@ def test_gradcheck_cell_with_masks():
     F0 = (torch.randn(2, 2, 2, 2, dtype=torch.float64) * 0.3).requires_grad_()
     resets = torch.tensor([[0, 0], [0, 1], [0, 0], [1, 0], [0, 0]], dtype=torch.bool)
     keep = torch.tensor([[1, 1], [1, 1], [0, 1], [1, 1], [1, 0]], dtype=torch.bool)
+    reads = torch.tensor([[0, 0], [1, 0], [1, 1], [0, 0], [0, 1]], dtype=torch.bool)
     for impl in ("step", "chunked"):
-        assert torch.autograd.gradcheck(lambda x, F: mem(x, F, resets=resets, keep=keep, impl=impl), (h, F0))
+        for read_mask in (None, reads):
+            assert torch.autograd.gradcheck(lambda x, F: mem(x, F, resets=resets, keep=keep, read_mask=read_mask, impl=impl), (h, F0))
 
 
 def test_gradcheck_sequence_layer_with_masks():
@@ -281,4 +283,17 @@ def test_query_tanh_options(first, keys):
     e = raw[..., 4:].unflatten(-1, (2, 4))
     torch.testing.assert_close(trace.e, torch.tanh(e) if keys else e)
     for ref, fast in zip(_run(mem, h, "step"), _run(mem, h, "chunked")):
+        torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_chunked_form_equals_reference_on_cuda():
+    torch.manual_seed(11)
+    mem = _memory(n_reads=3, update_scale=0.25, beta_bias=1.0, chunk_size=7).cuda()
+    T, B = 23, 4
+    h = torch.randn(T, B, 6, dtype=torch.float64, device="cuda")
+    kw = dict(resets=torch.rand(T, B, device="cuda") < 0.15, keep=torch.rand(T, B, device="cuda") < 0.8,
+              read_mask=torch.rand(T, B, device="cuda") < 0.3)
+    for ref, fast in zip(_run(mem, h, "step", **kw), _run(mem, h, "chunked", **kw)):
         torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-11)
