@@ -339,22 +339,21 @@ class FastWeightMemory(nn.Module):
         # The write recurrence (eqs 3-4), one step at a time on small tensors only, with a
         # hand-written backward (autograd through 30-200 tiny steps costs more than the maths).
         W, L_prev, L_t = _WriteRecurrence.apply(gram, ksq, beta, v, p0, sq, upto, reset_t, keep_t, self.update_scale)
-        # decay[b, t, j] = a_t / a_{j-1} for visible writes j <= t, else 0
-        hidden = ~upto
-        decay = (L_t[:, :, None] - L_prev[:, None, :]).masked_fill(hidden, 0.0).exp().masked_fill(hidden, 0.0)
         a_F0 = None
         if not zero_start:
             a_F0 = torch.exp(L_t) if from_F0 is None else torch.exp(L_t) * from_F0
 
         # Reads (eq. 7) for all (read) steps of the chunk at once, one chained read at a time.
-        n, e_r, decay_r, a_F0_r = n0, e, decay, a_F0
+        n, e_r, L_r, upto_r, a_F0_r = n0, e, L_t, upto, a_F0
         if read_steps is not None:
-            n, e_r, decay_r = n0[:, read_steps], e[:, read_steps], decay[:, read_steps]
+            n, e_r, L_r, upto_r = n0[:, read_steps], e[:, read_steps], L_t[:, read_steps], upto[..., read_steps, :]
             a_F0_r = None if a_F0 is None else a_F0[:, read_steps]
+        with torch.no_grad():  # (its gradient comes from _ChunkRead, which needs no [B, C, C] for it)
+            decay = _decay_matrix(L_r, L_prev, upto_r)
         qs = []
         for e_i in e_r.unbind(2):
             qs.append(n)
-            r = (self._key_gram(n, e_i, k1, k2) * decay_r) @ W
+            r = _ChunkRead.apply(n, e_i, k1, k2, W, L_r, L_prev, decay, self.keys == "tensor")
             if a_F0_r is not None:
                 r = r + a_F0_r.unsqueeze(-1) * self._contract(F0, n, e_i)
             n = F_.layer_norm(r, (d,), eps=LN_EPS)
@@ -364,13 +363,52 @@ class FastWeightMemory(nn.Module):
         if not need_state:
             return n_out, None, q_out
         # The state at the chunk's end, materialised once.
-        Wv = W * decay[:, -1, :].unsqueeze(-1)
+        Wv = W * _decay_matrix(L_t[:, -1:], L_prev, upto[..., -1:, :]).squeeze(1).unsqueeze(-1)
         if self.keys == "tensor":  # sum_j k1_j (x) (k2_j (x) w_j) as one batched matmul
             S = (k1.transpose(1, 2) @ (k2.unsqueeze(-1) * Wv.unsqueeze(-2)).flatten(2)).view(B, d, d, d)
         else:
             S = torch.cat([k1, k2], dim=2).transpose(1, 2) @ Wv
         F_end = S if a_F0 is None else a_F0[:, -1].view(B, *([1] * (F0.dim() - 1))) * F0 + S
         return n_out, F_end, q_out
+
+
+def _decay_matrix(L_t: Tensor, L_prev: Tensor, visible: Tensor) -> Tensor:
+    """``D[b, t, j] = a_t / a_{j-1} = exp(L_t - L_prev_j)`` where ``visible[.., t, j]``, else 0.
+
+    (Masked before and after the exp: ``exp(-inf)`` is a slow path on CPU, and hidden pairs
+    may have ``L_t > L_prev_j``.)
+    """
+    hidden = ~visible
+    return (L_t.unsqueeze(-1) - L_prev.unsqueeze(1)).masked_fill(hidden, 0.0).exp().masked_fill(hidden, 0.0)
+
+
+class _ChunkRead(torch.autograd.Function):
+    """The chunk's writes' part of one read (eq. 7): ``r = ((n k1^T) * (e k2^T) * D) W``.
+
+    ``D = _decay_matrix(L_t, L_prev)`` is passed in without gradient; its part of the backward
+    needs no ``[B, C, C]`` tensor: ``dr_t / dL_t = r_t`` and ``dr / dL_prev_j = -(X^T g)_j . w_j``
+    with ``X^T g`` the adjoint of ``W``. ``tensor=False`` is the concatenated-keys ablation,
+    ``(n k1^T + e k2^T) * D``.
+    """
+
+    @staticmethod
+    def forward(ctx, n, e, k1, k2, W, L_t, L_prev, D, tensor: bool):
+        G1, G2 = n @ k1.transpose(1, 2), e @ k2.transpose(1, 2)
+        X = (G1 * G2 if tensor else G1 + G2).mul_(D)
+        r = X @ W
+        ctx.tensor = tensor
+        ctx.save_for_backward(n, e, k1, k2, W, D, G1, G2, X, r)
+        return r
+
+    @staticmethod
+    def backward(ctx, g_r):
+        n, e, k1, k2, W, D, G1, G2, X, r = ctx.saved_tensors
+        g_W = X.transpose(1, 2) @ g_r
+        g_P = (g_r @ W.transpose(1, 2)).mul_(D)  # adjoint of the key match before the decay
+        g_G1, g_G2 = (g_P * G2, g_P * G1) if ctx.tensor else (g_P, g_P)
+        g_L_t = (g_r * r).sum(-1)
+        g_L_prev = -(g_W * W).sum(-1)
+        return g_G1 @ k1, g_G2 @ k2, g_G1.transpose(1, 2) @ n, g_G2.transpose(1, 2) @ e, g_W, g_L_t, g_L_prev, None, None
 
 
 class _WriteRecurrence(torch.autograd.Function):
