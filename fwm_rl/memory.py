@@ -26,6 +26,7 @@ Two exact implementations of the same recurrence:
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -85,8 +86,7 @@ class FastWeightMemory(nn.Module):
         tanh_first_query: apply ``tanh`` to ``n^(0)`` as eq. 5 says; the authors' meta-RL and
             catbAbI code does not.
         tanh_read_keys: apply ``tanh`` to ``e^(i)`` as eq. 6 says; the authors' meta-RL code does not.
-        chunk_size: steps per chunk of the chunked form (``None``: the whole sequence when it starts
-            from a zero state and is at most 64 steps, else 32).
+        chunk_size: steps per chunk of the chunked form (``None``: :meth:`default_chunk_size`).
         impl: ``"auto"``, ``"step"`` (reference) or ``"chunked"``.
     """
 
@@ -256,6 +256,18 @@ class FastWeightMemory(nn.Module):
             return out, F, MemoryTrace(k1, k2, v, beta, queries, e)
         return out, F
 
+    @staticmethod
+    def default_chunk_size(T: int, B: int, zero_start: bool) -> int:
+        """Chunk length when ``chunk_size`` is None (chosen by ``scripts/bench_fwm.py`` timings).
+
+        A short sequence from an empty memory (an RL episode) is one chunk: no ``d^3`` tensor
+        at all. Otherwise chunks are as long as the ``[B, C, C]`` match matrices stay within
+        about 2M entries (at least 32 steps): longer chunks form ``F`` less often.
+        """
+        if zero_start and T <= 64:
+            return T
+        return min(T, max(32, math.isqrt(2**21 // B)))
+
     # ------------------------------------------------- reference: step by step
     def _run_step(self, F, k1, k2, v, beta, n0, e, resets, keep, read_mask):
         T, B, _ = k1.shape
@@ -285,7 +297,7 @@ class FastWeightMemory(nn.Module):
     # ------------------------------------------------------ exact chunked form
     def _run_chunked(self, F, zero_start, k1, k2, v, beta, n0, e, resets, keep, read_any, need_state, trace):
         T = k1.shape[0]
-        C = self.chunk_size or (T if zero_start and T <= 64 else 32)
+        C = self.chunk_size or self.default_chunk_size(T, k1.shape[1], zero_start)
         finals, queries = [], []
         for s in range(0, T, C):
             sl = slice(s, min(s + C, T))

@@ -3,7 +3,8 @@
 Two configurations from the paper, timed in one run on the same machine:
 
 * meta-RL agent: 600 envs x 30 steps, 17 inputs, LSTM 32, d_fwm 16, 3 reads, policy + value heads;
-* catbAbI model: batch 32 x 200 tokens, embedding 256, LSTM 256, d_fwm 32, 3 reads, softmax over 180 words.
+* catbAbI model: batch 32 x 200 tokens, embedding 256, LSTM 256, d_fwm 32, 3 reads, softmax over 180 words,
+  starting from the state a previous segment left (as in training on a long stream).
 
 Usage: ``python scripts/bench_fwm.py [--repeats 3] [--threads N] [--device cpu]``.
 Prints a Markdown table (time per batch, items/s, ratios, peak memory of the variant's own process:
@@ -41,9 +42,9 @@ class _Model(nn.Module):
         self.core = FWMLSTM(width, hidden, d_fwm, 3, residual=residual, impl=impl, **opts) if memory else nn.LSTM(width, hidden)
         self.head = nn.Linear(hidden, n_out)
 
-    def forward(self, x):
+    def forward(self, x, state=None):
         x = self.embed(x) if self.embed is not None else x
-        out, _ = self.core(x, need_state=self.need_state) if isinstance(self.core, FWMLSTM) else self.core(x)
+        out, _ = self.core(x, state, need_state=self.need_state) if isinstance(self.core, FWMLSTM) else self.core(x, state)
         return self.head(out)
 
 
@@ -56,13 +57,17 @@ def _measure(args) -> tuple[float, float]:
     torch.manual_seed(0)
     x = torch.randint(0, n_in, (T, B), device=device) if embed else torch.randn(T, B, n_in, device=device)
     model = _Model(n_in, hidden, d, n_in if embed else 4, memory, impl, embed, residual, need_state, **opts).to(device)
-    return _time(model, x, repeats, device)
+    state = None
+    if need_state:  # a segment of a long stream: the state of the previous segment is carried in
+        with torch.no_grad():
+            state = model.core(model.embed(x) if embed else x)[1]
+    return _time(model, x, state, repeats, device)
 
 
-def _time(model, x, repeats: int, device) -> tuple[float, float]:
+def _time(model, x, state, repeats: int, device) -> tuple[float, float]:
     def step():
         model.zero_grad(set_to_none=True)
-        model(x).float().pow(2).mean().backward()
+        model(x, state).float().pow(2).mean().backward()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
@@ -79,8 +84,8 @@ def _time(model, x, repeats: int, device) -> tuple[float, float]:
 
 CONFIGS = {
     # name: (T, B, n_in/vocab, hidden, d_fwm, embed, residual, need_state, memory options as in the authors' code)
-    # The A2C update replays whole episodes and drops the state after them (need_state=False);
-    # catbAbI carries the state into the next segment.
+    # The A2C update replays whole episodes from an empty memory and drops the state after them
+    # (need_state=False); catbAbI starts each segment from the previous one's state and keeps it.
     "meta-RL (600x30, LSTM 32, d_fwm 16)": (30, 600, 17, 32, 16, None, True, False, dict(beta_bias=1.0, update_scale=1 / 16, tanh_first_query=False, tanh_read_keys=False)),
     "catbAbI (32x200, LSTM 256, d_fwm 32)": (200, 32, 180, 256, 32, 256, True, True, dict(beta_bias=1.0, update_scale=1 / 32, tanh_first_query=False)),
 }

@@ -297,3 +297,15 @@ def test_chunked_form_equals_reference_on_cuda():
               read_mask=torch.rand(T, B, device="cuda") < 0.3)
     for ref, fast in zip(_run(mem, h, "step", **kw), _run(mem, h, "chunked", **kw)):
         torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-11)
+
+
+def test_default_chunks_over_a_long_carried_sequence_equal_reference():
+    """Default chunking (one long chunk here) from a carried state, with strong writes that cap often."""
+    torch.manual_seed(12)
+    mem = _memory(n_reads=2, update_scale=1.0, beta_bias=2.0)
+    T, B = 150, 2
+    assert mem.default_chunk_size(T, B, zero_start=False) == T
+    h = torch.randn(T, B, 6, dtype=torch.float64) * 3
+    F0 = torch.randn(mem.state_shape(B), dtype=torch.float64) * 0.2
+    for ref, fast in zip(_run(mem, h, "step", F=F0), _run(mem, h, "auto", F=F0)):
+        torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-11)
