@@ -228,8 +228,10 @@ class FastWeightMemory(nn.Module):
         zero_start = F is None or (resets is not None and bool(resets[0].all()))
         if F is not None:
             self._check_state(F, B)
-        if zero_start and resets is not None and not bool(resets[1:].any()):
-            resets = None  # resetting an empty memory at step 0 changes nothing
+        if zero_start:
+            F = None  # every row starts empty (a reset at step 0 discards the state given)
+            if resets is not None and not bool(resets[1:].any()):
+                resets = None  # resetting an empty memory at step 0 changes nothing
         keep = _check_mask("keep", keep, T, B)
         read_mask = _check_mask("read_mask", read_mask, T, B)
         impl = impl or self.impl

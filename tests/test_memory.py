@@ -309,3 +309,17 @@ def test_default_chunks_over_a_long_carried_sequence_equal_reference():
     F0 = torch.randn(mem.state_shape(B), dtype=torch.float64) * 0.2
     for ref, fast in zip(_run(mem, h, "step", F=F0), _run(mem, h, "auto", F=F0)):
         torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-11)
+
+
+def test_single_step_reset_of_every_row_discards_the_given_state():
+    """One-step calls (an RL rollout) with every row starting an episode see an empty memory."""
+    torch.manual_seed(9)
+    mem = _memory()
+    F = torch.randn(mem.state_shape(3), dtype=torch.float64) * 0.2
+    h = torch.randn(1, 3, 6, dtype=torch.float64)
+    starts = torch.ones(1, 3, dtype=torch.bool)
+    for impl in ("step", "chunked"):
+        out, F_new = mem(h, F, resets=starts, impl=impl)
+        ref, F_ref = mem(h, None, impl=impl)
+        torch.testing.assert_close(out, ref)
+        torch.testing.assert_close(F_new, F_ref)
