@@ -164,37 +164,27 @@ class FastWeightMemory(nn.Module):
         return k1, k2, v, beta, n0, e
 
     # -------------------------------------------------- key algebra (both modes)
-    def _key_dot(self, a1: Tensor, a2: Tensor, b1: Tensor, b2: Tensor) -> Tensor:
-        """``<key(a1, a2), key(b1, b2)>`` over the last dim, broadcast over the rest."""
-        if self.keys == "tensor":  # <a1 (x) a2, b1 (x) b2> = (a1.b1)(a2.b2)
-            return (a1 * b1).sum(-1) * (a2 * b2).sum(-1)
-        return (a1 * b1).sum(-1) + (a2 * b2).sum(-1)  # <[a1; a2], [b1; b2]>
+    def _key(self, q1: Tensor, q2: Tensor) -> Tensor:
+        """The key ``vec(q1 (x) q2)`` (``[..., d*d]``), or ``[q1; q2]`` (``[..., 2d]``) for ``keys="concat"``."""
+        if self.keys == "tensor":
+            return (q1.unsqueeze(-1) * q2.unsqueeze(-2)).flatten(-2)
+        return torch.cat([q1, q2], dim=-1)
 
     def _key_gram(self, a1: Tensor, a2: Tensor, b1: Tensor, b2: Tensor) -> Tensor:
         """``G[b, t, j] = <key(a_t), key(b_j)>`` for ``a: [B, C, d]``, ``b: [B, C', d]``."""
         g1, g2 = a1 @ b1.transpose(1, 2), a2 @ b2.transpose(1, 2)
-        return g1 * g2 if self.keys == "tensor" else g1 + g2
+        return g1 * g2 if self.keys == "tensor" else g1 + g2  # (a1.b1)(a2.b2) or a1.b1 + a2.b2
 
     def _contract(self, F: Tensor, q1: Tensor, q2: Tensor) -> Tensor:
-        """``F vec(q1 (x) q2)`` (or ``F^T [q1; q2]``) for ``F: [B, ...]``, ``q: [B, *, d]`` -> ``[B, *, d]``."""
-        if self.keys == "tensor":
-            if q1.dim() == 2:
-                return torch.einsum("bsrv,bs,br->bv", F, q1, q2)
-            key = (q1.unsqueeze(-1) * q2.unsqueeze(-2)).flatten(-2)  # [B, C, d*d]
-            return key @ F.flatten(1, 2)
-        d = self.d_fwm
-        if q1.dim() == 2:
-            return (q1.unsqueeze(1) @ F[:, :d] + q2.unsqueeze(1) @ F[:, d:]).squeeze(1)
-        return q1 @ F[:, :d] + q2 @ F[:, d:]
+        """``F vec(q1 (x) q2)`` for ``F: [B, ...]`` and ``q: [B, d]`` or ``[B, C, d]`` (one batched product)."""
+        key = self._key(q1, q2)
+        F = F.reshape(F.shape[0], -1, self.d_fwm)
+        return torch.bmm(key.unsqueeze(1), F).squeeze(1) if key.dim() == 2 else torch.bmm(key, F)
 
-    def _outer(self, k1: Tensor, k2: Tensor, w: Tensor) -> Tensor:
-        """``vec(k1 (x) k2) (x) w`` (or ``[k1; k2] (x) w``) for ``[B, d]`` inputs."""
-        if self.keys == "tensor":
-            return k1[:, :, None, None] * k2[:, None, :, None] * w[:, None, None, :]
-        return torch.cat([k1, k2], dim=1)[:, :, None] * w[:, None, :]
-
-    def _read(self, n: Tensor, e_i: Tensor, retrieve) -> Tensor:
-        return F_.layer_norm(retrieve(n, e_i), (self.d_fwm,), eps=LN_EPS)  # eq. 7
+    def _write(self, F: Tensor, key: Tensor, w: Tensor) -> Tensor:
+        """``F + key (x) w`` for ``key: [B, d*d]`` (or ``[B, 2d]``), ``w: [B, d]`` (eq. 3's update)."""
+        B = F.shape[0]
+        return torch.addcmul(F.reshape(B, -1, self.d_fwm), key.unsqueeze(-1), w.unsqueeze(1)).view(F.shape)
 
     # ----------------------------------------------------------------- forward
     def forward(
@@ -275,12 +265,14 @@ class FastWeightMemory(nn.Module):
         T, B, _ = k1.shape
         finals, queries = [], []
         for t in range(T):
-            if resets is not None:
+            if resets is not None and bool(resets[t].any()):
                 F = F * (~resets[t]).to(F.dtype).view(B, *([1] * (F.dim() - 1)))
-            v_old = self._contract(F, k1[t], k2[t])  # retrieve v_old
+            key = self._key(k1[t], k2[t])
+            v_old = torch.bmm(key.unsqueeze(1), F.reshape(B, -1, self.d_fwm)).squeeze(1)  # retrieve v_old
             w = self.update_scale * beta[t, :, None] * (v[t] - v_old)
-            F_new = F + self._outer(k1[t], k2[t], w)  # eq. 3
-            F_new = F_new / F_new.flatten(1).norm(dim=1).clamp(min=1.0).view(B, *([1] * (F.dim() - 1)))  # eq. 4
+            F_new = self._write(F, key, w)  # eq. 3
+            cap = torch.linalg.vector_norm(F_new.flatten(1), dim=1).clamp(min=1.0).view(B, *([1] * (F.dim() - 1)))
+            F_new = F_new / cap if torch.is_grad_enabled() else F_new.div_(cap)  # eq. 4 (in place without autograd)
             if keep is not None:
                 F_new = torch.where(keep[t].view(B, *([1] * (F.dim() - 1))), F_new, F)
             F = F_new
@@ -288,7 +280,7 @@ class FastWeightMemory(nn.Module):
             if read_mask is None or bool(read_mask[t].any()):
                 for i in range(self.n_reads):
                     qs.append(n)
-                    n = self._read(n, e[t, :, i], lambda a, b: self._contract(F, a, b))  # eq. 7
+                    n = F_.layer_norm(self._contract(F, n, e[t, :, i]), (self.d_fwm,), eps=LN_EPS)  # eq. 7
             else:  # nothing reads at this step: its output is masked to 0
                 qs = [n] * self.n_reads
                 n = torch.zeros_like(n)

@@ -30,7 +30,7 @@ def test_appendix_b_write_replaces_value_by_convex_combination(beta):
     v_old, v = torch.randn(4, generator=g, dtype=torch.float64) * 0.3, torch.randn(4, generator=g, dtype=torch.float64) * 0.3
     F = torch.einsum("s,r,v->srv", k1, k2, v_old)[None]
     w = beta * (v - mem._contract(F, k1[None], k2[None])[0])  # eq. 3 with update_scale 1
-    F_new = F + mem._outer(k1[None], k2[None], w[None])
+    F_new = mem._write(F, mem._key(k1[None], k2[None]), w[None])
     expected = torch.einsum("s,r,v->srv", k1, k2, (1 - beta) * v_old + beta * v)
     torch.testing.assert_close(F_new[0], expected)
     assert F_new.norm() <= 1  # so eq. 4 leaves it alone
