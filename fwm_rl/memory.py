@@ -26,6 +26,7 @@ Two exact implementations of the same recurrence:
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import NamedTuple
 
@@ -295,18 +296,17 @@ class FastWeightMemory(nn.Module):
         finals, queries = [], []
         for s in range(0, T, C):
             sl = slice(s, min(s + C, T))
-            part = lambda m: None if m is None else m[sl]  # noqa: E731
+            resets_c, keep_c = (None if m is None else m[sl] for m in (resets, keep))
             read_steps = None
             if read_any is not None and not bool(read_any[sl].all()):
                 read_steps = read_any[sl].nonzero().squeeze(1)
             n_c, F, q_c = self._chunk(
-                F, zero_start and s == 0, k1[sl], k2[sl], v[sl], beta[sl], n0[sl], e[sl], part(resets), part(keep),
+                F, zero_start and s == 0, k1[sl], k2[sl], v[sl], beta[sl], n0[sl], e[sl], resets_c, keep_c,
                 read_steps, need_state or s + C < T, trace,
             )
             finals.append(n_c)
             queries.append(q_c)
-        cat = lambda xs: xs[0] if len(xs) == 1 else torch.cat(xs)  # noqa: E731
-        return cat(finals), F, cat(queries) if trace else None
+        return _cat(finals), F, _cat(queries) if trace else None
 
     def _chunk(self, F0, zero_start, k1, k2, v, beta, n0, e, resets, keep, read_steps=None, need_state=True, trace=False):
         """One chunk starting from ``F0`` (batch-major inside: ``[B, C, ...]``).
@@ -378,6 +378,11 @@ class FastWeightMemory(nn.Module):
         return n_out, F_end, q_out
 
 
+def _cat(xs: list[Tensor]) -> Tensor:
+    """``torch.cat`` along time, without a copy for a single piece."""
+    return xs[0] if len(xs) == 1 else torch.cat(xs)
+
+
 def _decay_matrix(L_t: Tensor, L_prev: Tensor, visible: Tensor) -> Tensor:
     """``D[b, t, j] = a_t / a_{j-1} = exp(L_t - L_prev_j)`` where ``visible[.., t, j]``, else 0.
 
@@ -435,7 +440,7 @@ class _WriteRecurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, gram, ksq, beta, v, p0, sq, visible, resets, keep, scale):
-        B, C, d = v.shape
+        B, C, _ = v.shape
         # w = s beta (v - v_old) = sbv - sb v_old, with padding steps' sb and sbv zero (so w = 0)
         sb = scale * beta if keep is None else scale * beta * keep.to(beta.dtype)
         sbv = sb.unsqueeze(-1) * v
@@ -483,7 +488,7 @@ class _WriteRecurrence(torch.autograd.Function):
         ``<key_t, key_j>`` gets ``(g_vold_t . w_j) exp(L_t - L_j)`` in one product at the end.
         """
         gram, ksq, beta, v, p0, visible, resets, keep, sb, W, V_chunk, SQ_new, L_in = ctx.saved_tensors
-        B, C, d = v.shape
+        B, C, _ = v.shape
         hidden = ~(visible & torch.ones(C, C, dtype=torch.bool, device=v.device).tril(-1))  # j < t, same segment
         decay = (L_in.unsqueeze(-1) - L_in.unsqueeze(1)).masked_fill_(hidden, 0.0).exp_().masked_fill_(hidden, 0.0)
         coef_t = (gram * decay).transpose(1, 2).contiguous()  # coef_t[b, j, t] = coef[b, t, j]
@@ -613,13 +618,13 @@ class FWMLSTM(nn.Module):
         cuts.append(T)
         h, c = hc
         outs = []
-        for a, b in zip(cuts[:-1], cuts[1:]):
+        for a, b in itertools.pairwise(cuts):
             if starts is not None:
                 live = (~starts[a]).to(h.dtype).view(1, B, 1)
                 h, c = h * live, c * live
             o, (h, c) = self.lstm(x[a:b], (h, c))
             outs.append(o)
-        return (outs[0] if len(outs) == 1 else torch.cat(outs)), (h, c)
+        return _cat(outs), (h, c)
 
     def forward(
         self,

@@ -86,8 +86,8 @@ CONFIGS = {
     # name: (T, B, n_in/vocab, hidden, d_fwm, embed, residual, need_state, memory options as in the authors' code)
     # The A2C update replays whole episodes from an empty memory and drops the state after them
     # (need_state=False); catbAbI starts each segment from the previous one's state and keeps it.
-    "meta-RL (600x30, LSTM 32, d_fwm 16)": (30, 600, 17, 32, 16, None, True, False, dict(beta_bias=1.0, update_scale=1 / 16, tanh_first_query=False, tanh_read_keys=False)),
-    "catbAbI (32x200, LSTM 256, d_fwm 32)": (200, 32, 180, 256, 32, 256, True, True, dict(beta_bias=1.0, update_scale=1 / 32, tanh_first_query=False)),
+    "meta-RL (600x30, LSTM 32, d_fwm 16)": (30, 600, 17, 32, 16, None, True, False, {"beta_bias": 1.0, "update_scale": 1 / 16, "tanh_first_query": False, "tanh_read_keys": False}),
+    "catbAbI (32x200, LSTM 256, d_fwm 32)": (200, 32, 180, 256, 32, 256, True, True, {"beta_bias": 1.0, "update_scale": 1 / 32, "tanh_first_query": False}),
 }
 
 

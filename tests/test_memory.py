@@ -14,7 +14,7 @@ def _unit(x):
 
 
 def _memory(**kw):
-    opts = dict(d_fwm=4, n_reads=2)
+    opts = {"d_fwm": 4, "n_reads": 2}
     opts.update(kw)
     return FastWeightMemory(6, **opts).double()
 
@@ -119,7 +119,7 @@ def test_chunked_form_equals_step_by_step_reference(keys, start, masks):
     if masks in ("reads", "all"):  # sparse QA-style reads: most steps have no reader at all
         read_mask = torch.rand(T, B) < 0.1
         read_mask[:8] = False  # a whole chunk without reads
-    kw = dict(F=F0, resets=resets, keep=keep, read_mask=read_mask)
+    kw = {"F": F0, "resets": resets, "keep": keep, "read_mask": read_mask}
     for ref, fast in zip(_run(mem, h, "step", **kw), _run(mem, h, "chunked", **kw)):
         torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-11)
 
@@ -146,7 +146,10 @@ def test_gradcheck_cell_with_masks():
     reads = torch.tensor([[0, 0], [1, 0], [1, 1], [0, 0], [0, 1]], dtype=torch.bool)
     for impl in ("step", "chunked"):
         for read_mask in (None, reads):
-            assert torch.autograd.gradcheck(lambda x, F: mem(x, F, resets=resets, keep=keep, read_mask=read_mask, impl=impl), (h, F0))
+            def cell(x, F, read_mask=read_mask, impl=impl):
+                return mem(x, F, resets=resets, keep=keep, read_mask=read_mask, impl=impl)
+
+            assert torch.autograd.gradcheck(cell, (h, F0))
 
 
 def test_gradcheck_sequence_layer_with_masks():
@@ -236,7 +239,7 @@ def test_clear_errors():
         layer(torch.randn(4, 2, 5), layer.initial_state(3))
     with pytest.raises(ValueError, match=r"state must be \(\(h, c\), F\)"):
         layer(torch.randn(4, 2, 5), torch.zeros(3))
-    for bad in (dict(d_fwm=0), dict(n_reads=0), dict(keys="sum"), dict(impl="fast"), dict(chunk_size=0), dict(update_scale=-1.0)):
+    for bad in ({"d_fwm": 0}, {"n_reads": 0}, {"keys": "sum"}, {"impl": "fast"}, {"chunk_size": 0}, {"update_scale": -1.0}):
         with pytest.raises(ValueError):
             FWMLSTM(5, 8, **bad)
     with pytest.raises(ValueError, match="hidden_size"):
@@ -293,8 +296,8 @@ def test_chunked_form_equals_reference_on_cuda():
     mem = _memory(n_reads=3, update_scale=0.25, beta_bias=1.0, chunk_size=7).cuda()
     T, B = 23, 4
     h = torch.randn(T, B, 6, dtype=torch.float64, device="cuda")
-    kw = dict(resets=torch.rand(T, B, device="cuda") < 0.15, keep=torch.rand(T, B, device="cuda") < 0.8,
-              read_mask=torch.rand(T, B, device="cuda") < 0.3)
+    kw = {"resets": torch.rand(T, B, device="cuda") < 0.15, "keep": torch.rand(T, B, device="cuda") < 0.8,
+              "read_mask": torch.rand(T, B, device="cuda") < 0.3}
     for ref, fast in zip(_run(mem, h, "step", **kw), _run(mem, h, "chunked", **kw)):
         torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-11)
 
