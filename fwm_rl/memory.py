@@ -332,7 +332,8 @@ class FastWeightMemory(nn.Module):
             upto = upto & (seg[:, :, None] == seg[:, None, :])
             from_F0 = (seg == 0).to(dt)
         gram = self._key_gram(k1, k2, k1, k2)  # <key_t, key_j>
-        ksq = torch.diagonal(gram, dim1=1, dim2=2)  # ||key_t||^2
+        s1, s2 = k1.pow(2).sum(-1), k2.pow(2).sum(-1)
+        ksq = s1 * s2 if self.keys == "tensor" else s1 + s2  # ||key_t||^2 (gram's diagonal, without a [B, C, C] backward)
         p0 = None
         if not zero_start:
             p0 = self._contract(F0, k1, k2)  # F0's part of every retrieval, one contraction
