@@ -246,6 +246,7 @@ class FwmPolicy(RecurrentActorCriticPolicy):
         beta_bias: float = 1.0,
         update_scale: float | None = None,
         tanh_first_query: bool = False,
+        tanh_read_keys: bool = False,
     ) -> nn.Module:
         return FWMLSTM(
             input_size,
@@ -255,7 +256,8 @@ class FwmPolicy(RecurrentActorCriticPolicy):
             residual=residual,
             beta_bias=beta_bias,
             update_scale=1.0 / d_fwm if update_scale is None else update_scale,
-            tanh_first_query=tanh_first_query,
+            tanh_first_query=tanh_first_query,  # the authors' meta-RL cell has no tanh on the
+            tanh_read_keys=tanh_read_keys,  # first query nor on the read keys
         )
 
 

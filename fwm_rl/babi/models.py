@@ -128,7 +128,8 @@ class CatbAbIModel(nn.Module):
         if config.model == "fwm":
             scale = config.update_scale if config.update_scale is not None else 1.0 / config.d_fwm
             self.core = FWMLSTM(config.embedding_size, config.hidden_size, d_fwm=config.d_fwm, n_reads=config.n_reads,
-                                residual=config.residual, beta_bias=config.beta_bias, update_scale=scale)
+                                residual=config.residual, beta_bias=config.beta_bias, update_scale=scale,
+                                tanh_first_query=False)  # the authors' catbAbI cell: no tanh on n^(0)
         else:
             self.core = StackedLSTM(config.embedding_size, config.hidden_size, config.layers, config.residual)
         self.output = nn.Linear(config.hidden_size, vocab_size, bias=False)  # W^(s)

@@ -154,7 +154,8 @@ class AWDLanguageModel(nn.Module):
         self.embedding = nn.Embedding(config.vocab_size, config.d_embed)
         self.rnns = nn.ModuleList(WeightDropLSTM(i, o, config.wdrop) for i, o in zip(inputs, sizes))
         self.fwm = (
-            FastWeightMemory(sizes[-1], d_fwm=config.d_fwm, n_reads=config.n_reads, output_size=sizes[-1])
+            FastWeightMemory(sizes[-1], d_fwm=config.d_fwm, n_reads=config.n_reads, output_size=sizes[-1],
+                             beta_bias=1.0)  # the authors' LM cell: bias to writing, update scale 1
             if config.model == "fwm"
             else None
         )
