@@ -37,12 +37,12 @@ from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import explained_variance
 from stable_baselines3.common.vec_env import VecEnv
 from torch import Tensor
 
 from fwm_rl.agents.policies import FwmPolicy, LstmPolicy, RecurrentActorCriticPolicy, State, detach_state
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
+from fwm_rl.distributed import DistContext, all_reduce_gradients, all_reduce_sum
 from fwm_rl.runs import check_finite
 
 __all__ = ["RecurrentA2C", "RecurrentRolloutBuffer"]
@@ -137,6 +137,9 @@ class RecurrentA2C(OnPolicyAlgorithm):
         max_grad_norm: gradient norm clip; None (paper) = no clipping.
         normalize_advantage: normalise advantages over the batch (off in the paper).
         stats_window_size: episodes averaged for ``rollout/ep_rew_mean`` (None: ``n_envs``).
+        dist: the process group of a data-parallel run (:func:`fwm_rl.distributed.init_distributed`);
+            each process steps its own share of the environments and the gradients are combined
+            as if one process had stepped them all (see :meth:`compute_gradients`). None: one process.
         tensorboard_log, policy_kwargs, verbose, seed, device: as in stable-baselines3.
     """
 
@@ -157,6 +160,7 @@ class RecurrentA2C(OnPolicyAlgorithm):
         max_grad_norm: float | None = None,
         normalize_advantage: bool = False,
         stats_window_size: int | None = None,
+        dist: DistContext | None = None,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
         verbose: int = 0,
@@ -198,6 +202,7 @@ class RecurrentA2C(OnPolicyAlgorithm):
         if stats_window_size is None and self.env is not None:  # (``load`` restores the saved one)
             self._stats_window_size = self.n_envs
         self.normalize_advantage = normalize_advantage
+        self.dist = DistContext() if dist is None else dist
         self._last_state: State = None
         #: Losses of the last update (``loss``, ``policy_loss``, ``value_loss``, ``entropy``, ``explained_variance``).
         self.last_losses: dict[str, float] = {}
@@ -229,6 +234,7 @@ class RecurrentA2C(OnPolicyAlgorithm):
             "_episode_return",
             "_episode_length",
             "last_losses",
+            "dist",
         ]
 
     # ---------------------------------------------------------------- rollout
@@ -306,38 +312,72 @@ class RecurrentA2C(OnPolicyAlgorithm):
         return rewards.index_add(0, rows, self.gamma * values[rows])
 
     # ----------------------------------------------------------------- update
+    def _global_means(self, sums: dict[str, Tensor | float], count: float) -> dict[str, float]:
+        """Means over the environments of every process: ``sums`` are this process's sums over
+        ``count`` items (one process: plain means)."""
+        totals = all_reduce_sum({**sums, "_count": count}, self.dist)
+        n = totals.pop("_count")
+        return {k: v / n for k, v in totals.items()}
+
     def loss(self) -> tuple[Tensor, dict[str, Tensor]]:
         """The A2C loss of the current rollout, replayed with gradients from its start state;
-        returns ``(loss, parts)`` with ``parts`` = policy_loss, value_loss, entropy."""
+        returns ``(loss, parts)`` with ``parts`` = policy_loss, value_loss, entropy.
+
+        In a data-parallel run it is this process's share (a mean over its environments), and
+        advantage normalisation uses the mean and deviation over all processes' environments.
+        """
         buffer = self.rollout_buffer
         values, log_prob, entropy = self.policy.evaluate_actions(buffer.observations, buffer.actions, buffer.initial_state, buffer.episode_starts)
         advantages = buffer.advantages
-        if self.normalize_advantage:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        if self.normalize_advantage:  # mean and (unbiased) deviation over every process's steps
+            s = all_reduce_sum({"a": advantages.sum(), "a2": advantages.pow(2).sum(), "n": advantages.numel()}, self.dist)
+            mean = s["a"] / s["n"]
+            std = (max(s["a2"] - s["n"] * mean**2, 0.0) / max(s["n"] - 1, 1)) ** 0.5
+            advantages = (advantages - mean) / (std + 1e-8)
         policy_loss = -(advantages * log_prob).mean()
         value_loss = F.mse_loss(values, buffer.returns)
         entropy = entropy.mean()
         loss = policy_loss + self.vf_coef * value_loss - self.ent_coef * entropy
         return loss, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy}
 
+    def compute_gradients(self) -> dict[str, float]:
+        """Backpropagate the loss of the current rollout into the policy's ``.grad`` and return
+        the losses (means over all processes' environments).
+
+        In a data-parallel run each process's gradient is weighted by its share of the
+        environments and summed over processes, which equals the gradient of one process holding
+        every environment. A non-finite loss on any process raises
+        :class:`~fwm_rl.runs.NonFiniteLossError` on all of them, before the weights change.
+        """
+        loss, parts = self.loss()
+        n_local = float(self.n_envs)
+        losses = self._global_means({k: v.detach() * n_local for k, v in {"loss": loss, **parts}.items()}, n_local)
+        check_finite(torch.tensor(losses["loss"]), self._n_updates, hint="Lower the learning rate or clip gradients (max_grad_norm).")
+        self.policy.optimizer.zero_grad()
+        loss.backward()
+        all_reduce_gradients(self.policy, self.dist, weight=n_local / all_reduce_sum({"n": n_local}, self.dist)["n"])
+        return losses
+
+    def _explained_variance(self) -> float:
+        """``1 - Var(R - V) / Var(R)`` over the rollout's steps (of all processes), as SB3 logs it."""
+        returns, residual = self.rollout_buffer.returns, self.rollout_buffer.returns - self.rollout_buffer.values
+        m = self._global_means(
+            {"r": returns.sum(), "r2": returns.pow(2).sum(), "d": residual.sum(), "d2": residual.pow(2).sum()}, returns.numel()
+        )
+        var_returns = m["r2"] - m["r"] ** 2
+        return float("nan") if var_returns <= 0 else 1.0 - (m["d2"] - m["d"] ** 2) / var_returns
+
     def train(self) -> None:
         """One gradient step on the whole rollout. A non-finite loss raises
         :class:`~fwm_rl.runs.NonFiniteLossError` before the weights change."""
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
-        loss, parts = self.loss()
-        check_finite(loss, self._n_updates, hint="Lower the learning rate or clip gradients (max_grad_norm).")
-        self.policy.optimizer.zero_grad()
-        loss.backward()
+        self.last_losses = self.compute_gradients()
         if self.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
         self.policy.optimizer.step()
         self._n_updates += 1
-        buffer = self.rollout_buffer
-        self.last_losses = {"loss": loss.item(), **{k: v.item() for k, v in parts.items()}}
-        self.last_losses["explained_variance"] = float(
-            explained_variance(buffer.values.flatten().cpu().numpy(), buffer.returns.flatten().cpu().numpy())
-        )
+        self.last_losses["explained_variance"] = self._explained_variance()
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         for key, value in self.last_losses.items():
             self.logger.record(f"train/{key}", value)

@@ -8,6 +8,11 @@ last log and the reward of one fresh episode on each of the 600 test graphs
 (no gradient), to ``metrics.csv`` and TensorBoard, and writes ``checkpoint.pt``
 atomically; ``resume`` continues exactly where the checkpoint left off.
 
+Under ``torchrun`` a run is data-parallel (:mod:`fwm_rl.distributed`): each of
+the K processes plays its share of the ``n_envs`` agents (a contiguous block of
+the training graphs), the gradients are combined as if one process had played
+them all, and rank 0 alone evaluates, logs and writes checkpoints.
+
 Presets (:data:`PRESETS`): ``paper-fwm`` and ``paper-lstm-{512,1024,2048,4096}``
 are the paper's runs, as long as the authors' released logs; ``cpu`` (the
 default) trains an FWM agent and an LSTM baseline in about 20 minutes on a
@@ -34,8 +39,10 @@ from fwm_rl.agents.a2c import RecurrentA2C
 from fwm_rl.agents.evaluation import EvalResult, evaluate
 from fwm_rl.agents.policies import FwmPolicy, LstmPolicy, RecurrentActorCriticPolicy
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
+from fwm_rl.distributed import DistContext, all_reduce_sum, broadcast_object, init_distributed, rank_seed, shard_bounds
 from fwm_rl.envs import SEMANTICS, TaskConfig
 from fwm_rl.envs.baselines import reference_levels
+from fwm_rl.envs.graphs import graph_set
 from fwm_rl.envs.vector_env import task_spaces
 from fwm_rl.runs import RunLogger, SavedConfig, atomic_save, load_checkpoint, progress, resolve_device, set_seed
 
@@ -141,9 +148,13 @@ def preset_configs(preset: str, **overrides: Any) -> list[TrainConfig]:
 
 
 # ------------------------------------------------------------------------ models
-def make_model(cfg: TrainConfig, device: torch.device) -> RecurrentA2C:
-    """The agent and its training env (the ``n_envs`` first training graphs, on ``device``)."""
-    env = FWMGraphVecEnv.make(cfg.n_envs, split="train", device=device, semantics=cfg.semantics)
+def make_model(cfg: TrainConfig, device: torch.device, dist: DistContext | None = None) -> RecurrentA2C:
+    """The agent and its training env on ``device``: agent ``i`` on training graph ``i`` for the
+    ``n_envs`` first graphs, or this process's contiguous share of them in a data-parallel run."""
+    dist = DistContext(device=device) if dist is None else dist
+    start, stop = shard_bounds(cfg.n_envs, dist.rank, dist.world_size)
+    graphs = graph_set("train")[start:stop]
+    env = FWMGraphVecEnv.make(stop - start, graphs=graphs, device=device, semantics=cfg.semantics)
     model = RecurrentA2C(
         MEMORIES[cfg.memory],
         env,
@@ -158,6 +169,7 @@ def make_model(cfg: TrainConfig, device: torch.device) -> RecurrentA2C:
         policy_kwargs=cfg.policy_kwargs,
         seed=cfg.seed,
         device=device,
+        dist=dist,
     )
     model.set_logger(Logger(folder=None, output_formats=[]))  # metrics go to RunLogger
     return model
@@ -188,18 +200,9 @@ class _Tracker(BaseCallback):
         self.bar.update(1)
 
 
-def _chunk_seed(seed: int, episode: int) -> int:
-    return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
-
-
-def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def _chunk_seed(seed: int, episode: int, stream: int) -> int:
+    """Seed of the placements (``stream`` 0) or the action sampling (1) of the episodes from ``episode`` on."""
+    return int(np.random.SeedSequence([seed, episode, stream]).generate_state(1)[0])
 
 
 @dataclass
@@ -220,71 +223,83 @@ class RunSummary:
 def train_run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_progress: bool | None = None) -> RunSummary:
     """Train one agent into ``run_dir`` (``resume``: continue from its ``checkpoint.pt``).
 
-    Raises :class:`~fwm_rl.runs.NonFiniteLossError` if the loss stops being finite; the last
-    checkpoint (written only after finite updates) is then left as it was.
+    Under ``torchrun`` every process calls it with the same arguments (see the module docstring)
+    and gets the same summary back. Raises :class:`~fwm_rl.runs.NonFiniteLossError` if the loss
+    stops being finite; the last checkpoint (written only after finite updates) is then left as it was.
     """
     run_dir = Path(run_dir)
+    dist = init_distributed(cfg.device)
     ckpt = load_checkpoint(run_dir / CHECKPOINT) if resume else None
-    device = resolve_device(cfg.device)
-    set_seed(cfg.seed)
-    model = make_model(cfg, device)
+    set_seed(cfg.seed)  # the same initial weights in every process
+    model = make_model(cfg, dist.device, dist)
     done, train_seconds = 0, 0.0
     if ckpt is not None:
         model.policy.load_state_dict(ckpt["policy"])
         model.policy.optimizer.load_state_dict(ckpt["optimizer"])
         done, train_seconds = ckpt["episodes"], ckpt["train_seconds"]
-        model.num_timesteps, model._n_updates = ckpt["num_timesteps"], ckpt["n_updates"]
-        _set_rng_state(ckpt["rng"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    logger = RunLogger(run_dir, resume_step=done if ckpt is not None else None)
-    bar = progress(total=cfg.episodes, initial=done, desc=f"{cfg.label} episodes", disable=None if show_progress is None else not show_progress)
-    tracker = _Tracker(bar)
     env, n_steps = model.env, model.n_steps
+    model.num_timesteps, model._n_updates = done * n_steps * env.num_envs, done
+    logger, bar = None, None
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        logger = RunLogger(run_dir, resume_step=done if ckpt is not None else None)
+    show = dist.is_main and (show_progress is None or show_progress)
+    bar = progress(total=cfg.episodes, initial=done, desc=f"{cfg.label} episodes", disable=None if show else True)
+    tracker = _Tracker(bar)
+    seed = rank_seed(cfg.seed, dist.rank)
     stopped = False
     try:
         while done < cfg.episodes:
-            if cfg.time_budget is not None and train_seconds >= cfg.time_budget:
+            # Rank 0's clock decides, so that every process stops after the same update.
+            if broadcast_object(cfg.time_budget is not None and train_seconds >= cfg.time_budget, dist):
                 stopped = True
                 break
             chunk = min(cfg.eval_every - done % cfg.eval_every, cfg.episodes - done)
-            # Every chunk starts new episodes from a seed fixed by (seed, episode): resumable exactly.
-            env.seed(_chunk_seed(cfg.seed, done))
+            # Every chunk starts new episodes and action sampling from seeds fixed by
+            # (seed, rank, episode): a resumed run continues exactly.
+            env.seed(_chunk_seed(seed, done, 0))
+            torch.manual_seed(_chunk_seed(seed, done, 1))
             model._last_obs, model._last_episode_starts, model._last_state = env.reset(), np.ones(env.num_envs, dtype=bool), None
             tracker.rewards = []
             start = time.perf_counter()
             model.learn(chunk * n_steps * env.num_envs, callback=tracker, reset_num_timesteps=False)
             train_seconds += time.perf_counter() - start
             done += chunk
-            test = evaluate(model.policy, "test", 1, seed=_chunk_seed(cfg.seed + 1, done), semantics=cfg.semantics)
-            metrics = {
-                "train/reward": float(np.mean(tracker.rewards)),
-                "test/reward": test.mean,
-                **{f"train/{k}": v for k, v in model.last_losses.items()},
-                "time/train_seconds": train_seconds,
-                "time/agent_steps_per_second": done * n_steps * env.num_envs / max(train_seconds, 1e-9),
-            }
-            logger.log(done, metrics)
-            bar.set_postfix(train=f"{metrics['train/reward']:.1f}", test=f"{test.mean:.1f}")
-            atomic_save(
-                {
-                    "config": cfg.to_dict(),
-                    "episodes": done,
-                    "policy": model.policy.state_dict(),
-                    "optimizer": model.policy.optimizer.state_dict(),
-                    "num_timesteps": model.num_timesteps,
-                    "n_updates": model._n_updates,
-                    "train_seconds": train_seconds,
-                    "train_reward": metrics["train/reward"],
-                    "rng": _rng_state(),
-                },
-                run_dir / CHECKPOINT,
-            )
+            # Mean training reward over every process's agents.
+            totals = all_reduce_sum({"reward": float(np.mean(tracker.rewards)) * env.num_envs, "agents": env.num_envs}, dist)
+            if dist.is_main:
+                train_reward = totals["reward"] / totals["agents"]
+                test = evaluate(model.policy, "test", 1, seed=_chunk_seed(cfg.seed + 1, done, 0), semantics=cfg.semantics)
+                metrics = {
+                    "train/reward": train_reward,
+                    "test/reward": test.mean,
+                    **{f"train/{k}": v for k, v in model.last_losses.items()},
+                    "time/train_seconds": train_seconds,
+                    "time/agent_steps_per_second": done * n_steps * cfg.n_envs / max(train_seconds, 1e-9),
+                }
+                logger.log(done, metrics)
+                bar.set_postfix(train=f"{train_reward:.1f}", test=f"{test.mean:.1f}")
+                atomic_save(
+                    {
+                        "config": cfg.to_dict(),
+                        "episodes": done,
+                        "policy": model.policy.state_dict(),
+                        "optimizer": model.policy.optimizer.state_dict(),
+                        "train_seconds": train_seconds,
+                        "train_reward": train_reward,
+                    },
+                    run_dir / CHECKPOINT,
+                )
     finally:
         bar.close()
-        logger.close()
-    model.save(run_dir / "model.zip")
-    return _finish(cfg, run_dir, model.policy, stopped)
+        if logger is not None:
+            logger.close()
+    summary = None
+    if dist.is_main:
+        model.save(run_dir / "model.zip")
+        summary = _finish(cfg, run_dir, model.policy, stopped)
+    return broadcast_object(summary, dist)
 
 
 def _finish(cfg: TrainConfig, run_dir: Path, policy: RecurrentActorCriticPolicy, stopped: bool) -> RunSummary:
@@ -299,7 +314,7 @@ def _finish(cfg: TrainConfig, run_dir: Path, policy: RecurrentActorCriticPolicy,
         test=evaluate(policy, "test", k, seed=cfg.seed + 10_000, semantics=cfg.semantics),
         train=evaluate(policy, "train", k, seed=cfg.seed + 20_000, semantics=cfg.semantics),
         train_seconds=ckpt["train_seconds"],
-        agent_steps_per_second=ckpt["num_timesteps"] / max(ckpt["train_seconds"], 1e-9),
+        agent_steps_per_second=ckpt["episodes"] * TaskConfig().horizon * cfg.n_envs / max(ckpt["train_seconds"], 1e-9),
         stopped_by_time_budget=stopped,
     )
     (run_dir / RESULTS).write_text(json.dumps(dataclasses.asdict(summary), indent=2) + "\n")
@@ -332,13 +347,18 @@ def train_preset(configs: list[TrainConfig], out: str | Path, resume: bool = Fal
     names = [cfg.name for cfg in configs]
     if len(set(names)) != len(names):
         raise ValueError(f"run names must differ, got {names}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / RUNS).write_text(json.dumps({"runs": names, "configs": [c.to_dict() for c in configs]}, indent=2) + "\n")
+    main = init_distributed(configs[0].device).is_main if configs else True
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / RUNS).write_text(json.dumps({"runs": names, "configs": [c.to_dict() for c in configs]}, indent=2) + "\n")
     summaries = []
     for cfg in configs:
         run_dir = out / cfg.name
-        print(f"training {cfg.label} ({cfg.episodes} episodes x {cfg.n_envs} agents) -> {run_dir}")
+        if main:
+            print(f"training {cfg.label} ({cfg.episodes} episodes x {cfg.n_envs} agents) -> {run_dir}")
         summaries.append(train_run(cfg, run_dir, resume=resume and (run_dir / CHECKPOINT).exists(), show_progress=show_progress))
+    if not main:
+        return summaries
     plot_runs([out / name for name in names], out / "figure5.png")
     table = results_table(summaries, semantics=configs[0].semantics)
     (out / "results.md").write_text(table)

@@ -60,13 +60,16 @@ class FWMGraphVecEnv(VecEnv):
     def make(
         cls,
         num_envs: int = 600,
-        split: str = "train",
+        split: str | None = None,
         device: str | torch.device | None = None,
         seed: int | None = None,
         **task_kwargs: Any,
     ) -> FWMGraphVecEnv:
-        """Build the native vector env (``split``, ``device`` and task keywords as in
-        :class:`~fwm_rl.envs.FWMGraphVectorEnv`) and wrap it; ``seed`` seeds the first reset."""
+        """Build the native vector env (``split``, ``device``, ``graphs`` and task keywords as in
+        :class:`~fwm_rl.envs.FWMGraphVectorEnv`) and wrap it; ``seed`` seeds the first reset.
+        ``split`` defaults to ``"train"``, the paper's training graphs, unless ``graphs`` are given."""
+        if split is None:
+            split = "random" if task_kwargs.get("graphs") is not None else "train"
         env = cls(FWMGraphVectorEnv(num_envs, split=split, device=device, **task_kwargs))
         if seed is not None:
             env.seed(seed)
