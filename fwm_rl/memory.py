@@ -61,6 +61,16 @@ def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
+def _host_checks(device: torch.device) -> bool:
+    """Whether masks may be inspected on the host to skip work (``resets[t].any()``, ...).
+
+    On the CPU that is free. On an accelerator every such check waits for the device, once per
+    step of an A2C rollout, so there the masks are applied unconditionally instead: the same
+    numbers, no synchronisation.
+    """
+    return device.type == "cpu"
+
+
 def _check_mask(name: str, mask: Tensor | None, T: int, B: int) -> Tensor | None:
     if mask is None:
         return None
@@ -216,7 +226,8 @@ class FastWeightMemory(nn.Module):
         resets = _check_mask("resets", resets, T, B)
         # A known-empty start (no state given, or every row reset at step 0, as in an RL
         # episode) lets the chunked form drop all F_0 terms.
-        zero_start = F is None or (resets is not None and bool(resets[0].all()))
+        host_checks = _host_checks(h.device)
+        zero_start = F is None or (resets is not None and host_checks and bool(resets[0].all()))
         if F is not None:
             self._check_state(F, B)
         if zero_start:
@@ -235,7 +246,7 @@ class FastWeightMemory(nn.Module):
 
         k1, k2, v, beta, n0, e = self.project(h)
         if impl == "step":
-            n_final, F, queries = self._run_step(F, k1, k2, v, beta, n0, e, resets, keep, read_mask)
+            n_final, F, queries = self._run_step(F, k1, k2, v, beta, n0, e, resets, keep, read_mask, host_checks)
         else:
             # Reads only at steps where some row reads (catbAbI's QA mode); the trace wants all.
             read_any = None if read_mask is None or return_trace else read_mask.any(1)
@@ -262,11 +273,11 @@ class FastWeightMemory(nn.Module):
         return min(T, max(32, math.isqrt(2**21 // B)))
 
     # ------------------------------------------------- reference: step by step
-    def _run_step(self, F, k1, k2, v, beta, n0, e, resets, keep, read_mask):
+    def _run_step(self, F, k1, k2, v, beta, n0, e, resets, keep, read_mask, host_checks=True):
         T, B, _ = k1.shape
         finals, queries = [], []
         for t in range(T):
-            if resets is not None and bool(resets[t].any()):
+            if resets is not None and (not host_checks or bool(resets[t].any())):
                 F = F * (~resets[t]).to(F.dtype).view(B, *([1] * (F.dim() - 1)))
             key = self._key(k1[t], k2[t])
             v_old = torch.bmm(key.unsqueeze(1), F.reshape(B, -1, self.d_fwm)).squeeze(1)  # retrieve v_old
@@ -278,7 +289,7 @@ class FastWeightMemory(nn.Module):
                 F_new = torch.where(keep[t].view(B, *([1] * (F.dim() - 1))), F_new, F)
             F = F_new
             n, qs = n0[t], []
-            if read_mask is None or bool(read_mask[t].any()):
+            if read_mask is None or not host_checks or bool(read_mask[t].any()):
                 for i in range(self.n_reads):
                     qs.append(n)
                     n = F_.layer_norm(self._contract(F, n, e[t, :, i]), (self.d_fwm,), eps=LN_EPS)  # eq. 7
@@ -612,11 +623,10 @@ class FWMLSTM(nn.Module):
                 h, c = torch.where(k, h2, h), torch.where(k, c2, c)
                 outs.append(o)
             return torch.cat(outs), (h, c)
-        # Split at the steps where some row starts a new episode; one nn.LSTM call per piece.
-        cuts = [0]
-        if starts is not None:
-            cuts += [t for t in range(1, T) if bool(starts[t].any())]
-        cuts.append(T)
+        # Split at the steps where some row starts a new episode; one nn.LSTM call per piece
+        # (found with one look at the host, none for a single step).
+        inner = (torch.nonzero(starts[1:].any(1)).flatten() + 1).tolist() if starts is not None and T > 1 else []
+        cuts = [0, *inner, T]
         h, c = hc
         outs = []
         for a, b in itertools.pairwise(cuts):

@@ -1,6 +1,6 @@
 """Train FWM and LSTM A2C agents on the paper's metro graphs (the same as ``fwm-rl train``).
 
-    python scripts/train_a2c.py                                  # CPU default: FWM + LSTM-64, ~20 min, 2 cores
+    python scripts/train_a2c.py                                  # CPU default: FWM + LSTM-512, ~25 min, 2 cores
     python scripts/train_a2c.py --preset paper-fwm --device cuda # the paper's FWM run (51k episodes)
     python scripts/train_a2c.py --resume runs/a2c-cpu-seed0      # continue
 

@@ -97,11 +97,11 @@ def test_cli_train_eval_plot_resume(tmp_path, capsys):
     common = ["--episodes", "2", "--eval-every", "1", "--n-envs", "3", "--device", "cpu", "--final-episodes-per-graph", "1", "--no-progress"]
     assert run("train", "--out", str(out), *common) == 0
     text = capsys.readouterr().out
-    assert "| FWM-32-16 | 2 |" in text and "| LSTM-64 | 2 |" in text and "random policy" in text
+    assert "| FWM-32-16 | 2 |" in text and "| LSTM-512 | 2 |" in text and "random policy" in text
     assert (out / "figure5.png").stat().st_size > 0 and (out / "results.md").exists()
     assert [r["step"] for r in metrics(out / "fwm")] == ["1", "2"]
     assert run("train", "--resume", str(out), "--episodes", "3", "--final-episodes-per-graph", "1", "--no-progress") == 0
-    assert [r["step"] for r in metrics(out / "lstm-64")] == ["1", "2", "3"]
+    assert [r["step"] for r in metrics(out / "lstm-512")] == ["1", "2", "3"]
     capsys.readouterr()
     assert run("eval", str(out / "fwm"), "--episodes-per-graph", "1", "--device", "cpu") == 0
     lines = capsys.readouterr().out.splitlines()
@@ -116,7 +116,13 @@ def test_cli_train_eval_plot_resume(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_short_cpu_training_beats_the_random_policy(tmp_path):
-    cfg = TrainConfig(name="lstm", memory="lstm", hidden_size=64, n_envs=600, episodes=200, eval_every=50, device="cpu")
+    """The paper's FWM agent and settings, 1,200 episodes (about 6 minutes on one CPU core).
+
+    The authors' log reaches a training reward of about 51 after 1,000 episodes from the
+    random policy's 45; this project's run (README) reaches 49 on the test graphs at 1,200.
+    """
+    cfg = TrainConfig(name="fwm", episodes=1200, eval_every=100, device="cpu")
     summary = train_run(cfg, tmp_path / "run", show_progress=False)
-    random_level = 44.9  # README: random policy on the test graphs, 44.87 +- 0.27
+    random_level = 44.87  # README: random policy on the test graphs, 44.87 +- 0.27
     assert summary.test.mean > random_level + 5 * summary.test.sem
+    assert summary.train.mean > random_level + 5 * summary.train.sem

@@ -326,3 +326,30 @@ def test_single_step_reset_of_every_row_discards_the_given_state():
         ref, F_ref = mem(h, None, impl=impl)
         torch.testing.assert_close(out, ref)
         torch.testing.assert_close(F_new, F_ref)
+
+
+def test_without_host_checks_of_the_masks_results_are_the_same(monkeypatch):
+    """On an accelerator the masks are applied without looking at them on the host (no sync per
+    rollout step); the numbers must not change. Forced here on the CPU."""
+    import fwm_rl.memory as memory
+
+    torch.manual_seed(13)
+    layer = FWMLSTM(5, 8, d_fwm=3, n_reads=2, residual=True).double()
+    T, B = 6, 4
+    x = torch.randn(T, B, 5, dtype=torch.float64)
+    starts = torch.rand(T, B) < 0.3
+    starts[0] = True
+    read_mask = torch.rand(T, B) < 0.5
+
+    def run():
+        seq = layer(x, layer.initial_state(B), episode_starts=starts, read_mask=read_mask)
+        state, outs = layer.initial_state(B), []
+        for t in range(T):  # one step at a time, as in a rollout
+            o, state = layer(x[t : t + 1], state, episode_starts=starts[t : t + 1], read_mask=read_mask[t : t + 1])
+            outs.append(o)
+        return seq[0], seq[1][1], torch.cat(outs), state[1]
+
+    checked = run()
+    monkeypatch.setattr(memory, "_host_checks", lambda device: False)
+    for a, b in zip(checked, run()):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

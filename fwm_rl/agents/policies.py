@@ -247,6 +247,7 @@ class FwmPolicy(RecurrentActorCriticPolicy):
         update_scale: float | None = None,
         tanh_first_query: bool = False,
         tanh_read_keys: bool = False,
+        impl: str = "auto",
     ) -> nn.Module:
         return FWMLSTM(
             input_size,
@@ -258,6 +259,7 @@ class FwmPolicy(RecurrentActorCriticPolicy):
             update_scale=1.0 / d_fwm if update_scale is None else update_scale,
             tanh_first_query=tanh_first_query,  # the authors' meta-RL cell has no tanh on the
             tanh_read_keys=tanh_read_keys,  # first query nor on the read keys
+            impl=impl,  # "step": the reference recurrence instead of the chunked form (speed comparisons)
         )
 
 
