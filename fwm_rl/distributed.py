@@ -10,8 +10,9 @@ them unconditionally.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -22,10 +23,16 @@ __all__ = [
     "DistContext",
     "all_reduce_gradients",
     "all_reduce_sum",
+    "all_reduce_tensor",
     "broadcast_object",
+    "gather_rows",
     "init_distributed",
+    "main_print",
     "rank_seed",
+    "row_share",
+    "seed_rank",
     "shard_bounds",
+    "shard_rows",
 ]
 
 
@@ -77,6 +84,15 @@ def init_distributed(device: str | torch.device = "auto") -> DistContext:
     return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=dev, backend=backend)
 
 
+def _silent(*args: Any, **kwargs: Any) -> None:
+    """Stands for ``print`` on the ranks other than 0."""
+
+
+def main_print(ctx: DistContext) -> Callable[..., None]:
+    """``print`` on rank 0 and a no-op elsewhere, for the console output of commands under torchrun."""
+    return print if ctx.is_main else _silent
+
+
 def rank_seed(seed: int, rank: int) -> int:
     """A distinct, reproducible seed per rank (rank 0 keeps ``seed``, so 1 process == the plain run)."""
     return seed + 1_000_003 * rank
@@ -98,22 +114,31 @@ def all_reduce_gradients(module: torch.nn.Module, ctx: DistContext, weight: floa
     rank's gradient is multiplied by ``weight`` (its share of the global batch,
     e.g. ``n_local / n_total``) before summing, which equals the single-process
     gradient of a mean loss when shares differ.
+
+    A rank may have no gradient for a parameter (``p.grad is None``: its rows gave no
+    loss, or did not reach that parameter); it then counts as zero. A parameter no
+    rank has a gradient for keeps ``grad = None``, as in a single-process step, so the
+    optimizer skips it there too. One collective call carries all of it.
     """
     if not ctx.distributed:
         return
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
-    if not grads:
+    params = [p for p in module.parameters() if p.requires_grad]
+    if not params:
         return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    if weight is None:
-        flat /= ctx.world_size
-    else:
-        flat *= weight
+    scale = 1.0 / ctx.world_size if weight is None else weight
+    dtype = params[0].dtype
+    parts = [p.grad.reshape(-1).to(dtype) * scale if p.grad is not None else p.new_zeros(p.numel(), dtype=dtype) for p in params]
+    present = torch.tensor([float(p.grad is not None) for p in params], dtype=dtype, device=params[0].device)
+    flat = torch.cat([*parts, present])
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     offset = 0
-    for g in grads:
-        g.copy_(flat[offset : offset + g.numel()].view_as(g))
-        offset += g.numel()
+    for i, p in enumerate(params):
+        combined = flat[offset : offset + p.numel()].view_as(p)
+        if p.grad is not None:
+            p.grad.copy_(combined)
+        elif flat[-len(params) + i] > 0:
+            p.grad = combined.to(p.dtype).clone()
+        offset += p.numel()
 
 
 def all_reduce_sum(values: Mapping[str, float | torch.Tensor], ctx: DistContext) -> dict[str, float]:
@@ -133,3 +158,88 @@ def broadcast_object(obj, ctx: DistContext):
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def all_reduce_tensor(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Sum ``tensor`` (e.g. per-task counts and losses) over ranks, in place; returns it."""
+    if ctx.distributed:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def row_share(n_rows: int, ctx: DistContext, option: str = "--batch-size") -> slice:
+    """This rank's contiguous rows of a batch of ``n_rows`` (all of them in a single process).
+
+    ``option`` names the setting that sizes the batch, for the error when there are more
+    processes than rows.
+    """
+    if n_rows < ctx.world_size:
+        raise ValueError(f"{option} {n_rows} gives fewer batch rows than the {ctx.world_size} processes of this run "
+                         f"(torchrun --nnodes x --nproc_per_node): every process needs at least one row; "
+                         f"raise {option} to at least {ctx.world_size} or start fewer processes")
+    return slice(*shard_bounds(n_rows, ctx.rank, ctx.world_size))
+
+
+def seed_rank(seed: int, ctx: DistContext) -> None:
+    """Give every rank but 0 its own torch random stream (:func:`rank_seed`), e.g. for dropout masks.
+
+    Rank 0 keeps its current stream, so a single-process run is exactly the plain run.
+    Call it after building the model, whose initial parameters must agree on every rank.
+    """
+    if ctx.rank:
+        torch.manual_seed(rank_seed(seed, ctx.rank))
+
+
+def _leaves(tree: Any) -> list:
+    """The tensors (and ``None``) of a nest of tuples, lists and named tuples, depth first."""
+    if isinstance(tree, (tuple, list)):
+        return [leaf for child in tree for leaf in _leaves(child)]
+    return [tree]
+
+
+def _paired_leaves(state: Any, batch_dims: Any) -> tuple[list, list]:
+    leaves, dims = _leaves(state), _leaves(batch_dims)
+    if len(leaves) != len(dims):
+        raise ValueError(f"batch_dims has {len(dims)} entries for a state of {len(leaves)} tensors; give one batch dimension per tensor")
+    return leaves, dims
+
+
+def _rebuild(tree: Any, leaves) -> Any:
+    if isinstance(tree, (tuple, list)):
+        children = [_rebuild(child, leaves) for child in tree]
+        return type(tree)(*children) if hasattr(tree, "_fields") else type(tree)(children)
+    return next(leaves)
+
+
+def gather_rows(state: Any, batch_dims: Any, ctx: DistContext) -> Any:
+    """The full-batch version of a per-rank recurrent state, on the CPU, on every rank.
+
+    ``state`` is a nest (tuples, lists, named tuples) of tensors, each holding this rank's
+    contiguous share of the batch rows along the matching entry of ``batch_dims`` (a nest
+    of the same shape, ints); ``None`` leaves stay ``None``. The shares are concatenated in
+    rank order, so the result is what a single process would carry for the whole batch.
+    This is how checkpoints stay independent of the world size.
+    """
+    leaves, dims = _paired_leaves(state, batch_dims)
+    local = [None if t is None else t.detach().cpu() for t in leaves]
+    if not ctx.distributed:
+        return _rebuild(state, iter(local))
+    shares: list = [None] * ctx.world_size
+    dist.all_gather_object(shares, local)
+    full = [None if parts[0] is None else torch.cat(parts, dim=dim) for parts, dim in zip(zip(*shares), dims)]
+    return _rebuild(state, iter(full))
+
+
+def shard_rows(state: Any, batch_dims: Any, ctx: DistContext) -> Any:
+    """This rank's rows of a full-batch state (the inverse of :func:`gather_rows`)."""
+    leaves, dims = _paired_leaves(state, batch_dims)
+    if not ctx.distributed:
+        return state
+    parts = []
+    for t, dim in zip(leaves, dims):
+        if t is None:
+            parts.append(None)
+            continue
+        rows = row_share(t.size(dim), ctx)
+        parts.append(t.narrow(dim, rows.start, rows.stop - rows.start).clone())
+    return _rebuild(state, iter(parts))

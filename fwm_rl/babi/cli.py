@@ -89,11 +89,14 @@ def _generate(args) -> int:
 def _train(args) -> int:
     from fwm_rl.babi.models import preset
     from fwm_rl.babi.trainer import CatbAbITrainer, TrainConfig
+    from fwm_rl.distributed import broadcast_object, init_distributed, main_print
 
+    ctx = init_distributed(args.device)  # under torchrun: join the group (the trainer gets the same context)
+    say = main_print(ctx)
     if args.resume is not None:
         trainer = CatbAbITrainer.resume(args.resume, device=args.device, steps=args.steps, tensorboard=not args.no_tensorboard)
-        print(f"resuming {args.resume} at step {trainer.step} ({trainer.data_spec.describe()}); "
-              "the checkpoint's settings apply, only --steps and --device are taken from the command line")
+        say(f"resuming {args.resume} at step {trainer.step} ({trainer.data_spec.describe()}); "
+            "the checkpoint's settings apply, only --steps and --device are taken from the command line")
     else:
         spec = _data_spec(args)
         name = args.preset or ("paper" if args.data else "small")
@@ -104,24 +107,25 @@ def _train(args) -> int:
                              eval_every=args.eval_every, eval_batch_size=args.eval_batch_size, eval_segments=args.eval_segments,
                              log_every=args.log_every, seed=args.seed)
         out = Path(args.out or f"runs/babi-{args.model}-{args.mode}")
-        if (out / "checkpoint.pt").exists():
+        if broadcast_object((out / "checkpoint.pt").exists(), ctx):  # rank 0's view decides for every process
             raise ValueError(f"{out} already holds a run; pass --resume {out} to continue it or choose another --out")
-        print(f"data: {spec.describe()}")
+        say(f"data: {spec.describe()}")
         trainer = CatbAbITrainer(model_config, config, spec, out, args.device, tensorboard=not args.no_tensorboard)
-        print(f"model: {args.model} ({name} preset) {model_config.to_dict()}, {trainer.model.num_parameters():,} parameters, "
-              f"vocabulary {len(trainer.data.vocab)}, device {trainer.device}, {config.mode.upper()} mode")
+        processes = f", {ctx.world_size} processes ({ctx.backend})" if ctx.distributed else ""
+        say(f"model: {args.model} ({name} preset) {model_config.to_dict()}, {trainer.model.num_parameters():,} parameters, "
+            f"vocabulary {len(trainer.data.vocab)}, device {trainer.device}{processes}, {config.mode.upper()} mode")
     test = trainer.train()
-    _print_result(test, "test", per_task=True)
-    print(f"run folder: {trainer.out_dir}")
+    _print_result(test, "test", per_task=True, say=say)
+    say(f"run folder: {trainer.out_dir}")
     return 0
 
 
-def _print_result(result, split: str, per_task: bool) -> None:
-    print(f"{split}: answer accuracy {result.answer_accuracy:.4f}, answer perplexity {result.answer_perplexity:.4f} "
-          f"({result.answers:,} answers, {result.tokens:,} tokens)")
+def _print_result(result, split: str, per_task: bool, say=print) -> None:
+    say(f"{split}: answer accuracy {result.answer_accuracy:.4f}, answer perplexity {result.answer_perplexity:.4f} "
+        f"({result.answers:,} answers, {result.tokens:,} tokens)")
     if per_task:
         for task, r in result.per_task.items():
-            print(f"  task {task:>2}: accuracy {r['accuracy']:.4f}  perplexity {r['perplexity']:8.4f}  ({r['answers']} answers)")
+            say(f"  task {task:>2}: accuracy {r['accuracy']:.4f}  perplexity {r['perplexity']:8.4f}  ({r['answers']} answers)")
 
 
 # ----------------------------------------------------------------------- eval

@@ -15,6 +15,13 @@ zero state.
 A run folder holds ``checkpoint.pt`` (full training state, written atomically at every validation and
 at the end; ``--resume`` continues from it exactly), ``metrics.csv``, TensorBoard events and
 ``results.json`` (the final test evaluation of the final weights).
+
+Under ``torchrun`` training is data-parallel over the ``batch_size`` streams (:mod:`fwm_rl.distributed`):
+every process builds the same global segments and runs its contiguous share of the rows, with its own
+carried state for them; the gradients of the mean loss are combined with each process's share of the
+loss tokens as weight, so an update equals the single-process update on the same segment. Evaluation
+rows are split the same way and the tallies summed. Rank 0 alone logs and writes files; the carried
+state is gathered to the full batch in checkpoints, which therefore resume under any number of processes.
 """
 
 from __future__ import annotations
@@ -33,6 +40,16 @@ from torch import Tensor
 from fwm_rl.babi.batching import SEQ_LEN, Segment, TrainStream, eval_segments
 from fwm_rl.babi.catbabi import CatbAbI, DataSpec, Vocabulary, load_catbabi
 from fwm_rl.babi.models import CatbAbIModel, ModelConfig
+from fwm_rl.distributed import (
+    DistContext,
+    all_reduce_gradients,
+    all_reduce_sum,
+    all_reduce_tensor,
+    gather_rows,
+    init_distributed,
+    row_share,
+    shard_rows,
+)
 from fwm_rl.runs import (
     RunLogger,
     SavedConfig,
@@ -123,6 +140,15 @@ class _Tally:
         self.loss_n += int(loss_mask.sum())
         self.tokens += int(seg.keep.sum())
 
+    def all_reduce(self, ctx: DistContext) -> _Tally:
+        """Sum the tallies of every process (each tallied its own rows); returns ``self``."""
+        counts = torch.tensor([self.loss_n, self.tokens], dtype=torch.float64, device=self.nll.device)
+        flat = all_reduce_tensor(torch.cat([self.n.double(), self.correct.double(), self.nll, self.loss_sum.view(1), counts]), ctx)
+        k = N_TASKS + 1
+        self.n, self.correct, self.nll = flat[:k].round().long(), flat[k : 2 * k].round().long(), flat[2 * k : 3 * k]
+        self.loss_sum, self.loss_n, self.tokens = flat[3 * k], int(flat[3 * k + 1]), int(flat[3 * k + 2])
+        return self
+
     def result(self) -> EvalResult:
         n, correct, nll = self.n.cpu(), self.correct.cpu(), self.nll.cpu()
         total = int(n.sum())
@@ -149,33 +175,47 @@ def _map_state(state, fn: Callable[[Tensor], Tensor]):
     return type(state)(_map_state(s, fn) for s in state)
 
 
+def _rows(seg: Segment, rows: slice) -> Segment:
+    """The streams ``rows`` of a ``[T, B]`` segment."""
+    return Segment(*(t[:, rows] for t in seg))
+
+
 @torch.no_grad()
-def evaluate(model: CatbAbIModel, segs: Sequence[Segment], mode: str, device: torch.device,
-             max_segments: int | None = None) -> EvalResult:
-    """Run ``model`` over the fixed stream ``segs`` from a zero state and tally the answers."""
+def _tally(model: CatbAbIModel, segs: Sequence[Segment], mode: str, device: torch.device, rows: slice = slice(None)) -> _Tally:
     was_training = model.training
     model.eval()
     tally, state = _Tally(device), None
-    for seg in segs[:max_segments]:
-        seg = seg.to(device)
+    for seg in segs:
+        seg = _rows(seg, rows).to(device)
         logits, state = model(seg.x, state, keep=seg.keep, read_mask=_read_mask(seg, mode))
         nll = F.cross_entropy(logits.flatten(0, 1), seg.y.flatten(), reduction="none").view_as(seg.y)
         tally.add(nll, logits, seg, _loss_mask(seg, mode))
     model.train(was_training)
-    return tally.result()
+    return tally
+
+
+def evaluate(model: CatbAbIModel, segs: Sequence[Segment], mode: str, device: torch.device,
+             max_segments: int | None = None) -> EvalResult:
+    """Run ``model`` over the fixed stream ``segs`` from a zero state and tally the answers."""
+    return _tally(model, segs[:max_segments], mode, device).result()
 
 
 class CatbAbITrainer:
     """Trains a :class:`CatbAbIModel` on catbAbI; see the module documentation.
 
-    ``data`` may be passed to skip reading (it must come from ``data_spec``).
+    ``data`` may be passed to skip reading (it must come from ``data_spec``). Under ``torchrun`` the
+    process group is joined here (``device="auto"``: this process's GPU, else the CPU); ``ctx`` says
+    where this process stands and ``rows`` which streams of the batch it trains.
     """
 
     def __init__(self, model_config: ModelConfig, config: TrainConfig, data_spec: DataSpec,
                  out_dir: str | Path | None = None, device: str | torch.device = "auto",
                  data: CatbAbI | None = None, tensorboard: bool = True):
         self.model_config, self.config, self.data_spec = model_config, config, data_spec
-        self.device = resolve_device(device)
+        self.ctx = init_distributed(device)
+        self.device = self.ctx.device
+        self.rows = row_share(config.batch_size, self.ctx, "--batch-size")
+        self._eval_rows = row_share(config.eval_batch_size, self.ctx, "--eval-batch-size")
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.data = data if data is not None else load_catbabi(data_spec)
         for split in ("train", "valid", "test"):
@@ -186,7 +226,7 @@ class CatbAbITrainer:
         self.model = CatbAbIModel(model_config, len(vocab)).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.stream = TrainStream(self.data.splits["train"], config.batch_size, config.seq_len, vocab.eos, vocab.pad, config.seed)
-        self.state = None  # carried recurrent state
+        self.state = None  # carried recurrent state of this process's rows
         self.step = 0
         self.best_valid_accuracy = -1.0
         self._eval_cache: dict[str, list[Segment]] = {}
@@ -201,25 +241,41 @@ class CatbAbITrainer:
         return self._eval_cache[split]
 
     def evaluate(self, split: str = "valid", max_segments: int | None = None) -> EvalResult:
-        return evaluate(self.model, self.eval_stream(split), self.config.mode, self.device, max_segments)
+        """Evaluate on ``split`` (each process its rows of the stream, the tallies summed over processes)."""
+        segs = self.eval_stream(split)[:max_segments]
+        return _tally(self.model, segs, self.config.mode, self.device, self._eval_rows).all_reduce(self.ctx).result()
 
     # ---------------------------------------------------------------- training
     def train_step(self, seg: Segment) -> tuple[float, int, int]:
-        """One Adam step on ``seg``; returns (loss, answers right, answers) and carries the state."""
-        seg = seg.to(self.device)
-        logits, state = self.model(seg.x, self.state, keep=seg.keep, read_mask=_read_mask(seg, self.config.mode))
+        """One Adam step on the whole-batch segment ``seg``; returns (loss, answers right, answers) of the
+        whole batch and carries the state.
+
+        This process runs its rows ``self.rows`` only. The loss is the mean over the batch's loss tokens,
+        so each process's gradient of its own mean is weighted by its share of those tokens before the
+        sum over processes: the update is the single-process one.
+        """
+        mode = self.config.mode
+        n_loss = int(_loss_mask(seg, mode).sum())  # loss tokens of the whole batch
+        seg = _rows(seg, self.rows).to(self.device)
+        logits, state = self.model(seg.x, self.state, keep=seg.keep, read_mask=_read_mask(seg, mode))
         self.state = _map_state(state, lambda t: t.detach())
-        mask = _loss_mask(seg, self.config.mode)
         self.optimizer.zero_grad(set_to_none=True)
-        if not bool(mask.any()):  # e.g. an all-padding tail segment: nothing to learn from
+        if n_loss == 0:  # e.g. an all-padding tail segment: nothing to learn from
             return float("nan"), 0, 0
-        loss = F.cross_entropy(logits[mask], seg.y[mask])
-        check_finite(loss, self.step, "lower the learning rate (--lr) or check the data")
-        loss.backward()
-        self.optimizer.step()
+        mask = _loss_mask(seg, mode)
+        share = int(mask.sum()) / n_loss
+        local_loss = 0.0
+        if share > 0:  # a process whose rows have no loss tokens adds zero gradients
+            loss = F.cross_entropy(logits[mask], seg.y[mask])
+            loss.backward()
+            local_loss = float(loss.detach())
+        all_reduce_gradients(self.model, self.ctx, weight=share)
         answer = seg.answer & seg.keep
-        correct = int((logits[answer].argmax(-1) == seg.y[answer]).sum())
-        return float(loss.detach()), correct, int(answer.sum())
+        totals = all_reduce_sum({"loss": local_loss * share, "answers": int(answer.sum()),
+                                 "correct": int((logits[answer].argmax(-1) == seg.y[answer]).sum())}, self.ctx)
+        check_finite(totals["loss"], self.step, "lower the learning rate (--lr) or check the data")
+        self.optimizer.step()
+        return totals["loss"], int(totals["correct"]), int(totals["answers"])
 
     def throughput(self, steps: int, warmup: int = 2) -> float:
         """Training tokens per second over ``steps`` timed steps after ``warmup`` untimed ones (this trains the model)."""
@@ -239,10 +295,12 @@ class CatbAbITrainer:
         """Train until ``steps`` (default ``config.steps``) in total, validating every ``eval_every``
         steps; then evaluate on test, write ``results.json`` and return the test result."""
         steps = self.config.steps if steps is None else steps
-        if self.out_dir is not None and self._logger is None:
+        main = self.ctx.is_main
+        if main and self.out_dir is not None and self._logger is None:
             self._logger = RunLogger(self.out_dir, tensorboard=self._tensorboard, resume_step=self.step)
         self.model.train()
-        bar = progress(total=steps, initial=self.step, desc=f"catbAbI {self.model_config.model}/{self.config.mode}")
+        bar = progress(total=steps, initial=self.step, desc=f"catbAbI {self.model_config.model}/{self.config.mode}",
+                       disable=None if main else True)
         window = {"loss": 0.0, "n": 0, "correct": 0, "answers": 0, "tokens": 0, "time": time.perf_counter()}
         try:
             while self.step < steps:
@@ -269,14 +327,15 @@ class CatbAbITrainer:
                     valid = self.evaluate("valid", self.config.eval_segments)
                     self.best_valid_accuracy = max(self.best_valid_accuracy, valid.answer_accuracy)
                     self._record(valid.metrics("valid"))
-                    bar.write(f"step {self.step}: valid answer accuracy {valid.answer_accuracy:.4f}, "
-                              f"answer perplexity {valid.answer_perplexity:.3f}")
+                    if main:
+                        bar.write(f"step {self.step}: valid answer accuracy {valid.answer_accuracy:.4f}, "
+                                  f"answer perplexity {valid.answer_perplexity:.3f}")
                     self.save()
         finally:
             bar.close()
         test = self.evaluate("test")
         self._record(test.metrics("test"))
-        if self.out_dir is not None:
+        if main and self.out_dir is not None:
             (self.out_dir / RESULTS).write_text(json.dumps({"step": self.step, "test": test.to_dict(),
                                                             "model": self.model_config.to_dict(), "train": self.config.to_dict(),
                                                             "data": self.data_spec.describe()}, indent=2))
@@ -290,7 +349,13 @@ class CatbAbITrainer:
             self._logger.log(self.step, metrics)
 
     # -------------------------------------------------------------- checkpoints
+    def _state_batch_dims(self) -> list[int]:
+        """Where the batch rows are in the carried state's tensors: ``(h, c)`` are ``[1, B, H]``, ``F`` is ``[B, ...]``."""
+        return [1, 1, 0] if self.model.uses_memory else [1, 1] * self.model_config.layers
+
     def checkpoint(self) -> dict[str, Any]:
+        """The full training state, with the carried state of the whole batch (collective under torchrun:
+        every process must call it)."""
         return {
             "kind": "catbabi",
             "step": self.step,
@@ -301,22 +366,27 @@ class CatbAbITrainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "stream": self.stream.state_dict(),
-            "state": None if self.state is None else _map_state(self.state, lambda t: t.cpu()),
+            "state": None if self.state is None else gather_rows(self.state, self._state_batch_dims(), self.ctx),
             "best_valid_accuracy": self.best_valid_accuracy,
         }
 
     def save(self, path: str | Path | None = None) -> Path | None:
-        """Write :meth:`checkpoint` atomically (default ``out_dir/checkpoint.pt``)."""
+        """Write :meth:`checkpoint` atomically (default ``out_dir/checkpoint.pt``); rank 0 writes, every
+        process must call it. Returns the path (``None`` without one, and on other ranks)."""
         if path is None:
             if self.out_dir is None:
                 return None
             path = self.out_dir / CHECKPOINT
-        return atomic_save(self.checkpoint(), path)
+        ckpt = self.checkpoint()
+        return atomic_save(ckpt, path) if self.ctx.is_main else None
 
     @classmethod
     def resume(cls, path: str | Path, device: str | torch.device = "auto", steps: int | None = None,
                data: CatbAbI | None = None, tensorboard: bool = True) -> "CatbAbITrainer":
-        """Continue the run whose checkpoint (or run folder) is ``path``; ``steps`` may extend the budget."""
+        """Continue the run whose checkpoint (or run folder) is ``path``; ``steps`` may extend the budget.
+
+        The number of processes may differ from the run that wrote the checkpoint (every process reads it).
+        """
         path = Path(path)
         ckpt_path = path / CHECKPOINT if path.is_dir() else path
         ckpt = _load_catbabi_checkpoint(ckpt_path)
@@ -331,7 +401,8 @@ class CatbAbITrainer:
         trainer.optimizer.load_state_dict(ckpt["optimizer"])
         trainer.stream.load_state_dict(ckpt["stream"])
         if ckpt["state"] is not None:
-            trainer.state = _map_state(ckpt["state"], lambda t: t.to(trainer.device))
+            rows = shard_rows(ckpt["state"], trainer._state_batch_dims(), trainer.ctx)
+            trainer.state = _map_state(rows, lambda t: t.to(trainer.device))
         trainer.step, trainer.best_valid_accuracy = int(ckpt["step"]), float(ckpt["best_valid_accuracy"])
         return trainer
 

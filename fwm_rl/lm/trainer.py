@@ -16,6 +16,14 @@ artificial start token ``x_0`` of the paper is the end-of-sentence token) and th
 Outputs in ``out_dir``: ``checkpoint.pt`` (full training state; ``--resume`` continues from it
 exactly), ``best.pt`` (the weights with the best validation loss, plus the softmax temperature
 tuned on validation), ``metrics.csv`` and TensorBoard events.
+
+Under ``torchrun`` training is data-parallel over the ``batch_size`` streams (:mod:`fwm_rl.distributed`):
+each process trains its contiguous share of the streams with its own carried state, every process draws
+the same window lengths, and the gradients (each of a mean over equally long rows) are combined with the
+process's share of the rows as weight before clipping, so an update equals the single-process one
+(without dropout; with dropout each process draws its own masks). Validation splits its streams the same
+way. Rank 0 alone logs, tunes the temperature and writes files; the carried state is gathered to the
+full batch in ``checkpoint.pt``, which therefore resumes under any number of processes.
 """
 
 from __future__ import annotations
@@ -32,6 +40,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fwm_rl.distributed import (
+    all_reduce_gradients,
+    all_reduce_sum,
+    broadcast_object,
+    gather_rows,
+    init_distributed,
+    row_share,
+    seed_rank,
+    shard_rows,
+)
 from fwm_rl.lm.corpus import EOS_INDEX, Corpus, Vocabulary, load_data
 from fwm_rl.lm.model import AWDLanguageModel, LMConfig, LMState
 from fwm_rl.runs import (
@@ -179,6 +197,30 @@ def _windows(length: int, bptt: int) -> Iterator[slice]:
 
 
 @torch.no_grad()
+def _stream_losses(model: AWDLanguageModel, tokens: Tensor, batch_size: int, bptt: int, temperature: float = 1.0,
+                   rows: slice = slice(None), show_progress: bool = False) -> tuple[Tensor, Tensor]:
+    """Per-token losses ``[L, rows]`` of the streams ``rows`` of ``batchify(tokens, batch_size)`` and
+    the mask of real (non-padding) targets."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    was_training = model.training
+    model.eval()
+    device = model.embedding.weight.device
+    inputs, targets = (t[:, rows].to(device) for t in batchify(tokens, batch_size, pad=True))
+    state = model.initial_state(inputs.size(1))
+    losses = torch.zeros_like(targets, dtype=torch.float32)
+    windows = list(_windows(inputs.size(0), bptt))
+    for window in progress(windows, desc="eval", disable=not show_progress):
+        out = model(inputs[window], state)
+        state = out.state
+        logits = out.logits / temperature
+        losses[window] = F.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), targets[window].reshape(-1), ignore_index=-1, reduction="none"
+        ).view_as(targets[window]).float()
+    model.train(was_training)
+    return losses, targets >= 0
+
+
 def evaluate(
     model: AWDLanguageModel,
     tokens: Tensor,
@@ -193,24 +235,8 @@ def evaluate(
     The state is carried across windows of ``bptt`` tokens, so in eval mode the result does not
     depend on ``bptt``; ``batch_size > 1`` is faster but each stream starts from a zero state.
     """
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
-    was_training = model.training
-    model.eval()
-    device = model.embedding.weight.device
-    inputs, targets = (t.to(device) for t in batchify(tokens, batch_size, pad=True))
-    state = model.initial_state(batch_size)
-    losses = torch.zeros_like(targets, dtype=torch.float32)
-    windows = list(_windows(inputs.size(0), bptt))
-    for window in progress(windows, desc="eval", disable=not show_progress):
-        out = model(inputs[window], state)
-        state = out.state
-        logits = out.logits / temperature
-        losses[window] = F.cross_entropy(
-            logits.reshape(-1, logits.size(-1)), targets[window].reshape(-1), ignore_index=-1, reduction="none"
-        ).view_as(targets[window]).float()
-    model.train(was_training)
-    n_tokens = int((targets >= 0).sum())
+    losses, real = _stream_losses(model, tokens, batch_size, bptt, temperature, show_progress=show_progress)
+    n_tokens = int(real.sum())
     token_losses = losses.t().reshape(-1)[: tokens.numel()].cpu() if return_token_losses else None
     return EvalResult(float(losses.sum()) / n_tokens, n_tokens, token_losses)
 
@@ -271,6 +297,8 @@ class LMTrainer:
 
     ``data`` is the folder the corpus was read from (``None`` for the generated bAbI default);
     it is stored in the checkpoints so that ``eval``/``compare`` and ``--resume`` find the text again.
+    Under ``torchrun`` the process group is joined here; ``ctx`` says where this process stands and
+    ``rows`` which of the ``batch_size`` streams it trains.
     """
 
     def __init__(self, corpus: Corpus, model_config: LMConfig, config: TrainConfig, out_dir: str | os.PathLike,
@@ -280,10 +308,15 @@ class LMTrainer:
         self.corpus, self.model_config, self.config = corpus, model_config, config
         self.out_dir = Path(out_dir)
         self.data = None if data is None else str(data)
-        self.device = resolve_device(config.device)
+        self.ctx = init_distributed(config.device)
+        self.device = self.ctx.device
+        self.rows = row_share(config.batch_size, self.ctx, "--batch-size")
+        self._eval_rows = row_share(config.eval_batch_size, self.ctx, "--eval-batch-size")
         set_seed(config.seed)
-        self.model = AWDLanguageModel(model_config).to(self.device)
-        self.train_x, self.train_y = (t.to(self.device) for t in batchify(corpus.train, config.batch_size, pad=False))
+        self.model = AWDLanguageModel(model_config).to(self.device)  # the same initial weights in every process
+        seed_rank(config.seed, self.ctx)  # ... but each process its own dropout masks
+        self.train_x, self.train_y = (t[:, self.rows].contiguous().to(self.device)
+                                      for t in batchify(corpus.train, config.batch_size, pad=False))
         if self.train_x.size(0) < 2:
             raise ValueError(f"training split of {corpus.train.numel()} tokens is too short for batch size {config.batch_size}")
         self.bptt_rng = np.random.default_rng(config.seed)
@@ -292,7 +325,7 @@ class LMTrainer:
         self.step = 0
         self.epoch = 0
         self.position = 0
-        self.state = self.model.initial_state(config.batch_size)
+        self.state = self.model.initial_state(self.train_x.size(1))  # of this process's streams
         self.val_history: list[float] = []
         self.best_valid = math.inf
         self.tokens_seen = 0
@@ -304,7 +337,8 @@ class LMTrainer:
     @classmethod
     def resume(cls, out_dir: str | os.PathLike, corpus: Corpus | None = None, device: str | None = None, **budget) -> "LMTrainer":
         """Continue the run in ``out_dir`` from its ``checkpoint.pt``; only the ``device`` and the budget
-        (``epochs``, ``max_steps``, ``time_budget``) may change; every other setting comes from the checkpoint."""
+        (``epochs``, ``max_steps``, ``time_budget``) may change; every other setting comes from the checkpoint.
+        The number of processes may differ from the run that wrote it (every process reads it)."""
         bad = set(budget) - set(BUDGET_FIELDS)
         if bad:
             raise ValueError(f"only {', '.join(BUDGET_FIELDS)} can change on resume, not {', '.join(sorted(bad))}")
@@ -343,7 +377,13 @@ class LMTrainer:
                 state["decoder.weight"] = state["embedding.weight"]
         return state
 
+    def _state_batch_dims(self) -> LMState:
+        """Where the batch rows are in the carried state: ``(h, c)`` are ``[1, B, size]``, ``F`` is ``[B, ...]``."""
+        return LMState(tuple((1, 1) for _ in self.state.layers), None if self.state.fast_weights is None else 0)
+
     def _checkpoint(self, eval_state: dict, valid_loss: float, temperature: float = 1.0, with_train_state: bool = False) -> dict:
+        """The checkpoint dict; ``with_train_state`` adds everything ``resume`` needs, with the carried state
+        of the whole batch (then collective under torchrun: every process must call it)."""
         ckpt = {
             "kind": "fwm-rl lm",
             "model_config": self.model_config.to_dict(),
@@ -357,6 +397,7 @@ class LMTrainer:
             "step": self.step,
         }
         if with_train_state:
+            state = gather_rows(self.state, self._state_batch_dims(), self.ctx)
             rng = {"torch": torch.get_rng_state(), "bptt": self.bptt_rng.bit_generator.state}
             if torch.cuda.is_available():
                 rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -367,8 +408,8 @@ class LMTrainer:
                 "step": self.step,
                 "epoch": self.epoch,
                 "position": self.position,
-                "hidden": [list(layer) for layer in self.state.layers],
-                "fast_weights": self.state.fast_weights,
+                "hidden": [list(layer) for layer in state.layers],
+                "fast_weights": state.fast_weights,
                 "val_history": list(self.val_history),
                 "best_valid": self.best_valid,
                 "tokens_seen": self.tokens_seen,
@@ -384,8 +425,8 @@ class LMTrainer:
         self.optimizer = self._make_optimizer(self.optimizer_name)
         self.optimizer.load_state_dict(ts["optimizer"])
         self.step, self.epoch, self.position = ts["step"], ts["epoch"], ts["position"]
-        fast = ts["fast_weights"]
-        self.state = LMState(tuple((h, c) for h, c in ts["hidden"]), fast).to(self.device)
+        full = LMState(tuple((h, c) for h, c in ts["hidden"]), ts["fast_weights"])
+        self.state = shard_rows(full, self._state_batch_dims(), self.ctx).to(self.device)
         self.val_history = list(ts["val_history"])
         self.best_valid = ts["best_valid"]
         self.tokens_seen, self.elapsed = ts["tokens_seen"], ts["elapsed"]
@@ -394,6 +435,7 @@ class LMTrainer:
         if "cuda" in ts["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in ts["rng"]["cuda"]])
         self.bptt_rng.bit_generator.state = ts["rng"]["bptt"]
+        seed_rank(self.config.seed + self.step, self.ctx)  # the checkpoint holds rank 0's random state
 
     # ---------------------------------------------------------------------------------- training
     def _seq_len(self) -> int:
@@ -419,9 +461,13 @@ class LMTrainer:
             loss = loss + cfg.ar_alpha * out.dropped.pow(2).mean()
         if cfg.tar_beta and seq_len > 1:
             loss = loss + cfg.tar_beta * (out.hidden[1:] - out.hidden[:-1]).pow(2).mean()
-        check_finite(loss, self.step, hint="try a lower --lr or a smaller --clip")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        # every term is a mean over equally long rows: a process's share of the batch is its share of the rows
+        share = inputs.size(1) / cfg.batch_size
+        all_reduce_gradients(self.model, self.ctx, weight=share)
+        totals = all_reduce_sum({"raw": float(raw_loss.detach()) * share, "loss": float(loss.detach()) * share}, self.ctx)
+        check_finite(totals["loss"], self.step, hint="try a lower --lr or a smaller --clip")
         if cfg.clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
         self.optimizer.step()
@@ -431,19 +477,22 @@ class LMTrainer:
         if self.position >= self.train_x.size(0):  # next epoch: start of the text, fresh state
             self.epoch += 1
             self.position = 0
-            self.state = self.model.initial_state(cfg.batch_size)
+            self.state = self.model.initial_state(inputs.size(1))
         self.step += 1
-        n_tokens = inputs.numel()
+        n_tokens = seq_len * cfg.batch_size  # of the whole batch
         self.tokens_seen += n_tokens
-        return float(raw_loss.detach()), n_tokens
+        return totals["raw"], n_tokens
 
     def validate(self) -> float:
-        """Validation loss of the evaluation weights (the ASGD average under ASGD)."""
+        """Validation loss of the evaluation weights (the ASGD average under ASGD); each process scores
+        its share of the ``eval_batch_size`` streams and the sums are combined."""
         current = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.model.load_state_dict(self._eval_state_dict())
-        result = evaluate(self.model, self.corpus.valid, self.config.eval_batch_size, self.config.bptt)
+        losses, real = _stream_losses(self.model, self.corpus.valid, self.config.eval_batch_size, self.config.bptt,
+                                      rows=self._eval_rows)
         self.model.load_state_dict(current)
-        return result.loss
+        totals = all_reduce_sum({"loss": float(losses.sum()), "tokens": int(real.sum())}, self.ctx)
+        return totals["loss"] / totals["tokens"]
 
     def _finished(self) -> bool:
         cfg = self.config
@@ -453,12 +502,17 @@ class LMTrainer:
             or (cfg.time_budget is not None and self.elapsed >= cfg.time_budget)
         )
 
-    def _after_validation(self, valid_loss: float, scheduled: bool, log: RunLogger) -> None:
+    def _after_validation(self, valid_loss: float, scheduled: bool, log: RunLogger | None) -> None:
+        """Log, keep the best weights, maybe switch to ASGD, checkpoint (every process calls it, ``log``
+        and the files are rank 0's; the switch is taken everywhere, from the same validation loss)."""
         cfg = self.config
-        log.log(self.step, {"valid/loss": valid_loss, "valid/ppl": math.exp(valid_loss), "epoch": self.epoch})
+        main = self.ctx.is_main
+        if main:
+            log.log(self.step, {"valid/loss": valid_loss, "valid/ppl": math.exp(valid_loss), "epoch": self.epoch})
         if valid_loss < self.best_valid:
             self.best_valid = valid_loss
-            atomic_save(self._checkpoint(self._eval_state_dict(), valid_loss), self.out_dir / BEST)
+            if main:
+                atomic_save(self._checkpoint(self._eval_state_dict(), valid_loss), self.out_dir / BEST)
         if scheduled and self.optimizer_name == "adam":
             history = self.val_history
             switch = (cfg.asgd_after is not None and len(history) + 1 >= cfg.asgd_after) or (
@@ -467,19 +521,26 @@ class LMTrainer:
             if switch:
                 self.optimizer_name = "asgd"
                 self.optimizer = self._make_optimizer("asgd")
-                log.log(self.step, {"asgd_switch": 1.0})
+                if main:
+                    log.log(self.step, {"asgd_switch": 1.0})
         if scheduled:
             self.val_history.append(valid_loss)
-        atomic_save(self._checkpoint(self._eval_state_dict(), valid_loss, with_train_state=True), self.out_dir / CHECKPOINT)
+        ckpt = self._checkpoint(self._eval_state_dict(), valid_loss, with_train_state=True)
+        if main:
+            atomic_save(ckpt, self.out_dir / CHECKPOINT)
 
     def train(self, show_progress: bool = True) -> TrainSummary:
-        """Run until the budget is spent; validate and checkpoint on the way; tune the temperature at the end."""
+        """Run until the budget is spent; validate and checkpoint on the way; tune the temperature at the end.
+
+        Under ``torchrun`` every process calls it; rank 0 logs, shows the progress bar and writes the files.
+        """
         cfg = self.config
-        if not self.resumed and (self.out_dir / CHECKPOINT).exists():
+        main = self.ctx.is_main
+        if not self.resumed and broadcast_object((self.out_dir / CHECKPOINT).exists(), self.ctx):
             raise ValueError(f"{self.out_dir} already holds a run ({CHECKPOINT}); pass --resume to continue it or choose another --out")
-        log = RunLogger(self.out_dir, tensorboard=cfg.tensorboard, resume_step=self.step if self.resumed else None)
+        log = RunLogger(self.out_dir, tensorboard=cfg.tensorboard, resume_step=self.step if self.resumed else None) if main else None
         total = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * math.ceil(self.train_x.size(0) / cfg.bptt)
-        bar = progress(total=total, initial=self.step, desc=f"lm {self.model_config.model}", disable=not show_progress)
+        bar = progress(total=total, initial=self.step, desc=f"lm {self.model_config.model}", disable=not (show_progress and main))
         last_validated = -1
         try:
             while not self._finished():
@@ -487,12 +548,15 @@ class LMTrainer:
                 epoch = self.epoch
                 loss, n_tokens = self._train_step()
                 self.elapsed += time.perf_counter() - start
+                if cfg.time_budget is not None and self.ctx.distributed:  # rank 0's clock stops every process
+                    self.elapsed = all_reduce_sum({"elapsed": self.elapsed if main else 0.0}, self.ctx)["elapsed"]
                 self.running = [self.running[0] + loss, self.running[1] + 1, self.running[2] + n_tokens]
                 bar.update(1)
                 if self.step % cfg.log_interval == 0:
                     mean = self.running[0] / self.running[1]
-                    log.log(self.step, {"train/loss": mean, "train/ppl": math.exp(mean), "lr": self.optimizer.param_groups[0]["lr"],
-                                        "tokens_per_s": self.tokens_seen / max(self.elapsed, 1e-9)})
+                    if main:
+                        log.log(self.step, {"train/loss": mean, "train/ppl": math.exp(mean), "lr": self.optimizer.param_groups[0]["lr"],
+                                            "tokens_per_s": self.tokens_seen / max(self.elapsed, 1e-9)})
                     bar.set_postfix(loss=f"{mean:.3f}", ppl=f"{math.exp(mean):.1f}")
                     self.running = [0.0, 0, 0]
                 due = (self.step % cfg.eval_interval == 0) if cfg.eval_interval else (self.epoch != epoch)
@@ -505,7 +569,7 @@ class LMTrainer:
         finally:
             bar.close()
         temperature = 1.0
-        if cfg.tune_temperature and (self.out_dir / BEST).exists():
+        if main and cfg.tune_temperature and (self.out_dir / BEST).exists():
             best = load_checkpoint(self.out_dir / BEST, map_location=self.device)
             current = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             self.model.load_state_dict(best["model_state"])
@@ -514,6 +578,8 @@ class LMTrainer:
             best["temperature"] = temperature
             atomic_save(best, self.out_dir / BEST)
             log.log(self.step, {"valid/ppl_tuned_temperature": math.exp(tuned), "temperature": temperature})
-        log.close()
+        if main:
+            log.close()
+        temperature = broadcast_object(temperature, self.ctx)
         return TrainSummary(self.step, self.epoch, self.best_valid, temperature,
                             self.tokens_seen / max(self.elapsed, 1e-9), self.out_dir)
