@@ -3,6 +3,6 @@
 Importing the package registers the Gymnasium environments (``FWMGraph-v0``).
 """
 
-from fwm_rl import envs as envs  # noqa: F401  (registers FWMGraph-v0)
+from fwm_rl import envs as envs
 
 __version__ = "0.1.0"

@@ -12,6 +12,8 @@ import argparse
 import importlib
 import sys
 
+from fwm_rl.distributed import finish_distributed, launch_rank
+
 #: Modules whose ``register(subparsers)`` adds sub-commands, in help order.
 COMMAND_MODULES = (
     "fwm_rl.envs.cli",  # show-graph, baselines
@@ -39,9 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = args.func(args)
     except (ValueError, FileNotFoundError, KeyError) as exc:
-        # Bad input: say what is wrong without a traceback.
-        print(f"fwm-rl {args.command}: error: {exc}", file=sys.stderr)
+        # Bad input: say what is wrong without a traceback (once, under torchrun).
+        if launch_rank() == 0:
+            print(f"fwm-rl {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        finish_distributed()
     return int(result or 0)
 
 

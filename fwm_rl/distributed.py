@@ -25,8 +25,10 @@ __all__ = [
     "all_reduce_sum",
     "all_reduce_tensor",
     "broadcast_object",
+    "finish_distributed",
     "gather_rows",
     "init_distributed",
+    "launch_rank",
     "main_print",
     "rank_seed",
     "row_share",
@@ -82,6 +84,17 @@ def init_distributed(device: str | torch.device = "auto") -> DistContext:
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
     return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=dev, backend=backend)
+
+
+def launch_rank() -> int:
+    """This process's rank as torchrun set it (0 outside torchrun), before any process group exists."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def finish_distributed() -> None:
+    """Leave the process group, if this process joined one (the end of a command under torchrun)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _silent(*args: Any, **kwargs: Any) -> None:

@@ -13,16 +13,17 @@ import math
 import os
 import random
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 
 __all__ = [
     "NonFiniteLossError",
-    "SavedConfig",
     "RunLogger",
+    "SavedConfig",
     "atomic_save",
     "check_finite",
     "load_checkpoint",

@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from fwm_rl.agents.cli import add_train_arguments, run_train
+from fwm_rl.distributed import finish_distributed, launch_rank
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,8 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run_train(args)
     except (ValueError, FileNotFoundError, KeyError) as exc:
-        print(f"train_a2c.py: error: {exc}", file=sys.stderr)
+        if launch_rank() == 0:  # once, under torchrun
+            print(f"train_a2c.py: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        finish_distributed()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -17,11 +18,17 @@ def _free_port() -> int:
 
 def _worker(rank: int, world_size: int, port: int, fn, args) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
-    try:
-        fn(rank, world_size, *args)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    fn(rank, world_size, *args)  # (an exception ends this process; mp.spawn reports it)
+    if dist.is_initialized():
+        # Leave together: a process that tears down its gloo group while the other is still
+        # using the shared store (hosted by rank 0) can abort it.
+        dist.barrier()
+        dist.destroy_process_group()
+    # Skip the interpreter's teardown: with torch 2.13 a gloo worker sometimes aborts there
+    # ("terminate called without an active exception") after all its work is done.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def spawn_gloo(fn, world_size: int = 2, *args) -> None:

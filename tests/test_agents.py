@@ -14,7 +14,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import fwm_rl  # noqa: F401  (registers FWMGraph-v0)
-from fwm_rl.agents import FWMGraphVecEnv, FwmPolicy, LstmPolicy, RecurrentA2C, RecurrentRolloutBuffer
+from fwm_rl.agents import FWMGraphVecEnv, FwmPolicy, RecurrentA2C, RecurrentRolloutBuffer
 from fwm_rl.agents.evaluation import episode_returns
 from fwm_rl.memory import count_parameters
 

@@ -6,8 +6,8 @@ import csv
 import json
 
 import torch
-
 from dist_launch import spawn_gloo
+
 from fwm_rl.agents.training import TrainConfig, make_model, train_run
 from fwm_rl.distributed import init_distributed, shard_bounds
 from fwm_rl.runs import load_checkpoint

@@ -220,7 +220,7 @@ def test_model_shapes_and_padding_holds_state(kind):
     logits, state = model(x, keep=keep)
     assert logits.shape == (6, 3, 11)
     _, short = model(x[:4, 1:2])
-    flat = lambda s: [t for t in (s if isinstance(s, list) else [s]) for t in (t if isinstance(t, tuple) else [t])]  # noqa: E731
+    flat = lambda s: [t for t in (s if isinstance(s, list) else [s]) for t in (t if isinstance(t, tuple) else [t])]
     if kind == "fwm":
         (h, c), F = state
         (h1, c1), F1 = short

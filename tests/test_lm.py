@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from fwm_rl.lm.corpus import EOS, Vocabulary, babi_story_lines, find_split_files, load_corpus, tokenize_lines
 from fwm_rl.lm.model import AWDLanguageModel, LMConfig, WeightDropLSTM, locked_dropout

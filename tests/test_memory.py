@@ -331,7 +331,7 @@ def test_single_step_reset_of_every_row_discards_the_given_state():
 def test_without_host_checks_of_the_masks_results_are_the_same(monkeypatch):
     """On an accelerator the masks are applied without looking at them on the host (no sync per
     rollout step); the numbers must not change. Forced here on the CPU."""
-    import fwm_rl.memory as memory
+    from fwm_rl import memory
 
     torch.manual_seed(13)
     layer = FWMLSTM(5, 8, d_fwm=3, n_reads=2, residual=True).double()

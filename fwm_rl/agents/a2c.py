@@ -39,6 +39,7 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.vec_env import VecEnv
 from torch import Tensor
+from typing_extensions import Self
 
 from fwm_rl.agents.policies import FwmPolicy, LstmPolicy, RecurrentActorCriticPolicy, State, detach_state
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
@@ -383,13 +384,13 @@ class RecurrentA2C(OnPolicyAlgorithm):
             self.logger.record(f"train/{key}", value)
 
     def learn(
-        self: SelfRecurrentA2C,
+        self,
         total_timesteps: int,
         callback: MaybeCallback = None,
         log_interval: int = 1,
         tb_log_name: str = "RecurrentA2C",
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
-    ) -> SelfRecurrentA2C:
+    ) -> Self:
         """Train for ``total_timesteps`` environment steps (``n_steps * n_envs`` per update)."""
         return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)

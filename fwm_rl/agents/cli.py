@@ -22,6 +22,7 @@ from fwm_rl.agents.training import (
     train_preset,
     train_run,
 )
+from fwm_rl.distributed import launch_rank
 from fwm_rl.envs import SEMANTICS
 from fwm_rl.runs import NonFiniteLossError
 
@@ -85,7 +86,8 @@ def run_train(args: argparse.Namespace) -> int:
             out = args.out or Path("runs") / f"a2c-{preset}-seed{configs[0].seed}"
             train_preset(configs, out, show_progress=show)
     except NonFiniteLossError as exc:
-        print(f"fwm-rl train: {exc} The last good checkpoint ({CHECKPOINT}) is kept; resume from it with other settings.", file=sys.stderr)
+        if launch_rank() == 0:
+            print(f"fwm-rl train: {exc} The last good checkpoint ({CHECKPOINT}) is kept; resume from it with other settings.", file=sys.stderr)
         return 1
     return 0
 
@@ -99,8 +101,9 @@ def _resume(path: Path, changes: dict, show: bool | None) -> None:
         raise FileNotFoundError(f"nothing to resume in {path}: no {RUNS} and no {CHECKPOINT}")
     _, cfg, _ = load_policy(path)
     summary = train_run(dataclasses.replace(cfg, **changes), path, resume=True, show_progress=show)
-    plot_runs([path], path / "figure5.png")
-    print(results_table([summary], cfg.semantics), end="")
+    if launch_rank() == 0:
+        plot_runs([path], path / "figure5.png")
+        print(results_table([summary], cfg.semantics), end="")
 
 
 def _eval(args: argparse.Namespace) -> int:

@@ -16,10 +16,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from fwm_rl.agents.training import CONFIG, TrainConfig  # noqa: E402
-from fwm_rl.envs.baselines import reference_levels  # noqa: E402
+from fwm_rl.agents.training import CONFIG, TrainConfig
+from fwm_rl.envs.baselines import reference_levels
 
 __all__ = ["curves_table", "plot_runs"]
 

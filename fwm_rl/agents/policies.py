@@ -20,6 +20,7 @@ FWM, the exact chunked form of :mod:`fwm_rl.memory`).
 
 from __future__ import annotations
 
+import itertools
 from abc import abstractmethod
 from typing import Any
 
@@ -73,7 +74,7 @@ class LSTMCore(nn.Module):
         inner = (torch.nonzero(starts[1:].any(1)).flatten() + 1).tolist() if T > 1 else []
         cuts = [0, *inner, T]
         outs = []
-        for a, b in zip(cuts[:-1], cuts[1:]):
+        for a, b in itertools.pairwise(cuts):
             live = (~starts[a]).to(h.dtype).view(1, B, 1)
             out, (h, c) = self.lstm(x[a:b], (h * live, c * live))
             outs.append(out)

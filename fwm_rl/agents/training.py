@@ -44,8 +44,8 @@ from fwm_rl.distributed import DistContext, all_reduce_sum, broadcast_object, in
 from fwm_rl.envs import SEMANTICS, TaskConfig
 from fwm_rl.envs.baselines import reference_levels
 from fwm_rl.envs.graphs import graph_set
-from fwm_rl.memory import IMPLS
 from fwm_rl.envs.vector_env import task_spaces
+from fwm_rl.memory import IMPLS
 from fwm_rl.runs import RunLogger, SavedConfig, atomic_save, load_checkpoint, progress, resolve_device, set_seed
 
 __all__ = [

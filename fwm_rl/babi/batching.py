@@ -39,7 +39,7 @@ class Segment(NamedTuple):
     answer: Tensor  # bool: the target is an answer (the input is '?')
     keep: Tensor  # bool: False at padding
 
-    def to(self, device) -> "Segment":
+    def to(self, device) -> Segment:
         return Segment(*(t.to(device, non_blocking=True) for t in self))
 
 

@@ -12,8 +12,8 @@ built-in generator :mod:`fwm_rl.babi.generator` (not the official data; see its 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -67,7 +67,7 @@ class Vocabulary:
         self.pad, self.eos, self.question_mark = self.index[PAD], self.index[END_OF_STORY], self.index.get(QUESTION_MARK, -1)
 
     @classmethod
-    def from_stories(cls, stories: Iterable[Story]) -> "Vocabulary":
+    def from_stories(cls, stories: Iterable[Story]) -> Vocabulary:
         return cls([w for s in stories for w in story_tokens(s)[0]])
 
     def __len__(self) -> int:

@@ -91,7 +91,7 @@ class StackedLSTM(nn.Module):
 
     def initial_state(self, batch_size: int, device=None, dtype=None) -> LSTMState:
         p = self.layers[0].weight_ih_l0
-        zeros = lambda: torch.zeros(1, batch_size, self.hidden_size, device=device or p.device, dtype=dtype or p.dtype)  # noqa: E731
+        zeros = lambda: torch.zeros(1, batch_size, self.hidden_size, device=device or p.device, dtype=dtype or p.dtype)
         return [(zeros(), zeros()) for _ in self.layers]
 
     def forward(self, x: Tensor, state: LSTMState, keep: Tensor | None = None) -> tuple[Tensor, LSTMState]:

@@ -22,9 +22,9 @@ from __future__ import annotations
 import re
 import tarfile
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence, Union
 
 __all__ = [
     "SPLITS",
@@ -73,7 +73,7 @@ class Story:
     """One bAbI story (line index 1 up to the next 1) of task ``task``; ``source`` is ``file:line``."""
 
     task: int
-    lines: tuple[Union[Sentence, Question], ...]
+    lines: tuple[Sentence | Question, ...]
     source: str
 
     @property
@@ -91,7 +91,7 @@ def parse_babi_text(text: str, task: int, source: str = "<text>") -> list[Story]
     :class:`BabiFormatError` naming ``source`` and the line number.
     """
     stories: list[Story] = []
-    lines: list[Union[Sentence, Question]] = []
+    lines: list[Sentence | Question] = []
     start, previous = 0, 0
 
     def fail(lineno: int, raw: str, problem: str):

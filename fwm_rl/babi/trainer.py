@@ -29,9 +29,10 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -382,7 +383,7 @@ class CatbAbITrainer:
 
     @classmethod
     def resume(cls, path: str | Path, device: str | torch.device = "auto", steps: int | None = None,
-               data: CatbAbI | None = None, tensorboard: bool = True) -> "CatbAbITrainer":
+               data: CatbAbI | None = None, tensorboard: bool = True) -> CatbAbITrainer:
         """Continue the run whose checkpoint (or run folder) is ``path``; ``steps`` may extend the budget.
 
         The number of processes may differ from the run that wrote the checkpoint (every process reads it).

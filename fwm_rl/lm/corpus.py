@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import gzip
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import torch
 

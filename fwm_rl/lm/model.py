@@ -87,12 +87,12 @@ class LMState(NamedTuple):
     #: the FWM's fast weights ``F`` (``None`` for the plain LSTM)
     fast_weights: Tensor | None
 
-    def detach(self) -> "LMState":
+    def detach(self) -> LMState:
         """Cut the graph (truncated BPTT) while keeping the values."""
         layers = tuple((h.detach(), c.detach()) for h, c in self.layers)
         return LMState(layers, None if self.fast_weights is None else self.fast_weights.detach())
 
-    def to(self, device: torch.device | str) -> "LMState":
+    def to(self, device: torch.device | str) -> LMState:
         layers = tuple((h.to(device), c.to(device)) for h, c in self.layers)
         return LMState(layers, None if self.fast_weights is None else self.fast_weights.to(device))
 

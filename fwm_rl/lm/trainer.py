@@ -31,9 +31,9 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -64,8 +64,8 @@ from fwm_rl.runs import (
 )
 
 __all__ = [
-    "CHECKPOINT",
     "BEST",
+    "CHECKPOINT",
     "EvalResult",
     "LMTrainer",
     "TrainConfig",
@@ -335,7 +335,7 @@ class LMTrainer:
 
     # ----------------------------------------------------------------------------------- set-up
     @classmethod
-    def resume(cls, out_dir: str | os.PathLike, corpus: Corpus | None = None, device: str | None = None, **budget) -> "LMTrainer":
+    def resume(cls, out_dir: str | os.PathLike, corpus: Corpus | None = None, device: str | None = None, **budget) -> LMTrainer:
         """Continue the run in ``out_dir`` from its ``checkpoint.pt``; only the ``device`` and the budget
         (``epochs``, ``max_steps``, ``time_budget``) may change; every other setting comes from the checkpoint.
         The number of processes may differ from the run that wrote it (every process reads it)."""

@@ -47,7 +47,7 @@ task   name                    module              answers
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from fwm_rl.babi.generator import house, knowledge, logic, motivations, spatial
 from fwm_rl.babi.generator.dataset import write_dataset

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 __all__ = ["DEFAULT_STORIES", "write_dataset"]
 
@@ -24,7 +24,7 @@ def split_seed(seed: int, split: str) -> int:
     return 3 * seed + SPLITS.index(split)
 
 
-def write_dataset(out_dir, variant: str = "en-valid-10k", n_stories: Optional[dict[str, int]] = None,
+def write_dataset(out_dir, variant: str = "en-valid-10k", n_stories: dict[str, int] | None = None,
                   seed: int = 0, tasks: Iterable[int] = range(1, 21)) -> Path:
     """Write generated stories in the official layout and return the variant folder.
 

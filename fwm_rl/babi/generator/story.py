@@ -10,8 +10,8 @@ sentences that support its answer. :meth:`StoryWriter.render` writes the officia
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 __all__ = ["StoryWriter", "capitalize", "join_answer"]
 

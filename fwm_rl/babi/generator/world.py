@@ -16,8 +16,8 @@ A person's first action is always a move, so a person handling an object is in a
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
 
 from fwm_rl.babi.generator.story import StoryWriter
 from fwm_rl.babi.generator.vocab import DROP_VERBS, GIVE_VERBS, MOVE_VERBS, PICK_VERBS
@@ -36,7 +36,7 @@ class Segment:
     room: str
     arrived: int
     picked: int
-    came_from: Optional[int]
+    came_from: int | None
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,10 @@ class World:
     #: Probabilities that a pick-up / a drop sentence ends with "there" (as often as in the official files).
     pick_there: float = 1.0
     drop_there: float = 0.2
-    where: dict[str, Optional[str]] = field(init=False)
+    where: dict[str, str | None] = field(init=False)
     moved_at: dict[str, int] = field(init=False)
-    holder: dict[str, Optional[str]] = field(init=False)
-    floor: dict[str, Optional[str]] = field(init=False)
+    holder: dict[str, str | None] = field(init=False)
+    floor: dict[str, str | None] = field(init=False)
     dropped_at: dict[str, tuple[int, int]] = field(init=False)
     object_lines: dict[str, list[int]] = field(init=False)
     carrying: dict[str, list[str]] = field(init=False)
@@ -87,7 +87,7 @@ class World:
         self.gives = []
 
     # ----------------------------------------------------------------- actions
-    def move(self, person: str, room: Optional[str] = None) -> int:
+    def move(self, person: str, room: str | None = None) -> int:
         """``person`` goes to ``room`` (default: a random other room); returns the sentence's line."""
         if room is None:
             room = self.rng.choice([r for r in self.rooms if r != self.where[person]])
@@ -158,7 +158,7 @@ class World:
         return action(*args)
 
     # ------------------------------------------------------------ knowledge
-    def object_room(self, obj: str) -> Optional[tuple[str, list[int]]]:
+    def object_room(self, obj: str) -> tuple[str, list[int]] | None:
         """Where ``obj`` is and the two lines proving it (object event, then the move that places it)."""
         holder = self.holder[obj]
         if holder is not None:
