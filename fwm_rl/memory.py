@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F_
 from torch import Tensor, nn
 
-__all__ = ["FWMLSTM", "FastWeightMemory", "MemoryTrace", "count_parameters"]
+__all__ = ["FWMLSTM", "FastWeightMemory", "MemoryTrace", "count_parameters", "lstm_with_resets"]
 
 LN_EPS = 1e-5  # layer norm epsilon (PyTorch's default, as in the authors' code)
 KEY_MODES = ("tensor", "concat")
@@ -552,6 +552,23 @@ class _WriteRecurrence(torch.autograd.Function):
         return g_gram, g_ksq, g_beta, g_v, g_p0, g_sq, None, None, None, None
 
 
+def lstm_with_resets(lstm: nn.LSTM, x: Tensor, hc: tuple[Tensor, Tensor], starts: Tensor | None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """``lstm`` over ``x: [T, B, in]`` from ``hc``, zeroing row ``b``'s state before step ``t`` where
+    ``starts[t, b]``: one ``nn.LSTM`` call per stretch without a reset inside (the stretches are found
+    with one look at the host, none for a single step). Returns ``(out [T, B, H], (h, c))``."""
+    T, B, _ = x.shape
+    inner = (torch.nonzero(starts[1:].any(1)).flatten() + 1).tolist() if starts is not None and T > 1 else []
+    h, c = hc
+    outs = []
+    for a, b in itertools.pairwise([0, *inner, T]):
+        if starts is not None:
+            live = (~starts[a]).to(h.dtype).view(1, B, 1)
+            h, c = h * live, c * live
+        o, (h, c) = lstm(x[a:b], (h, c))
+        outs.append(o)
+    return _cat(outs), (h, c)
+
+
 State = tuple[tuple[Tensor, Tensor], Tensor]
 
 
@@ -623,19 +640,7 @@ class FWMLSTM(nn.Module):
                 h, c = torch.where(k, h2, h), torch.where(k, c2, c)
                 outs.append(o)
             return torch.cat(outs), (h, c)
-        # Split at the steps where some row starts a new episode; one nn.LSTM call per piece
-        # (found with one look at the host, none for a single step).
-        inner = (torch.nonzero(starts[1:].any(1)).flatten() + 1).tolist() if starts is not None and T > 1 else []
-        cuts = [0, *inner, T]
-        h, c = hc
-        outs = []
-        for a, b in itertools.pairwise(cuts):
-            if starts is not None:
-                live = (~starts[a]).to(h.dtype).view(1, B, 1)
-                h, c = h * live, c * live
-            o, (h, c) = self.lstm(x[a:b], (h, c))
-            outs.append(o)
-        return _cat(outs), (h, c)
+        return lstm_with_resets(self.lstm, x, hc, starts)
 
     def forward(
         self,

@@ -20,7 +20,6 @@ FWM, the exact chunked form of :mod:`fwm_rl.memory`).
 
 from __future__ import annotations
 
-import itertools
 from abc import abstractmethod
 from typing import Any
 
@@ -33,7 +32,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.utils import ConstantSchedule
 from torch import Tensor, nn
 
-from fwm_rl.memory import FWMLSTM
+from fwm_rl.memory import FWMLSTM, lstm_with_resets
 
 __all__ = ["FwmPolicy", "LSTMCore", "LstmPolicy", "RecurrentActorCriticPolicy", "State", "detach_state"]
 
@@ -64,21 +63,9 @@ class LSTMCore(nn.Module):
     def forward(
         self, x: Tensor, state: tuple[Tensor, Tensor] | None = None, episode_starts: Tensor | None = None, need_state: bool = True
     ) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
-        T, B, _ = x.shape
-        h, c = self.initial_state(B, x.device, x.dtype) if state is None else state
-        if episode_starts is None:
-            out, (h, c) = self.lstm(x, (h, c))
-            return out, ((h, c) if need_state else None)
-        starts = episode_starts.bool()
-        # One nn.LSTM call per stretch without a reset inside (one host sync finds the stretches).
-        inner = (torch.nonzero(starts[1:].any(1)).flatten() + 1).tolist() if T > 1 else []
-        cuts = [0, *inner, T]
-        outs = []
-        for a, b in itertools.pairwise(cuts):
-            live = (~starts[a]).to(h.dtype).view(1, B, 1)
-            out, (h, c) = self.lstm(x[a:b], (h * live, c * live))
-            outs.append(out)
-        return torch.cat(outs), ((h, c) if need_state else None)
+        hc = self.initial_state(x.shape[1], x.device, x.dtype) if state is None else state
+        out, hc = lstm_with_resets(self.lstm, x, hc, None if episode_starts is None else episode_starts.bool())
+        return out, (hc if need_state else None)
 
 
 class RecurrentActorCriticPolicy(BasePolicy):
