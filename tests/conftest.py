@@ -16,3 +16,11 @@ def _few_threads():
     """Tests are small; extra intra-op threads only add contention on 2-core CI."""
     torch.set_num_threads(1)
     yield
+
+
+@pytest.fixture(scope="module")
+def float64_default():
+    """float64 as torch's default dtype for a whole test module (``pytest.mark.usefixtures``)."""
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(torch.float32)

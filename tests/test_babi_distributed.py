@@ -23,12 +23,8 @@ CONFIG = TrainConfig(batch_size=5, seq_len=30, steps=10, eval_every=4, eval_batc
 STEPS, HALF = CONFIG.steps, 4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _float64():
-    """Compare in float64: in float32 the rounding differences of split batches grow through Adam to ~1e-5."""
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
+# Compared in float64: in float32 the rounding differences of split batches grow through Adam to ~1e-5.
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 @pytest.fixture(scope="module")

@@ -22,12 +22,8 @@ STEPS, HALF = CONFIG.max_steps, 6
 NO_DROPOUT = {"dropout": 0.0, "dropout_h": 0.0, "dropout_i": 0.0, "dropout_e": 0.0, "wdrop": 0.0}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _float64():
-    """Compare in float64: in float32 the rounding differences of split batches grow through Adam to ~1e-5."""
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
+# Compared in float64: in float32 the rounding differences of split batches grow through Adam to ~1e-5.
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 @pytest.fixture(scope="module")
