@@ -40,7 +40,7 @@ from fwm_rl.agents.a2c import RecurrentA2C
 from fwm_rl.agents.evaluation import EvalResult, evaluate
 from fwm_rl.agents.policies import FwmPolicy, LstmPolicy, RecurrentActorCriticPolicy
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
-from fwm_rl.distributed import DistContext, all_reduce_sum, broadcast_object, init_distributed, rank_seed, shard_bounds
+from fwm_rl.distributed import DistContext, all_reduce_sum, broadcast_object, init_distributed, rank_seed, row_share
 from fwm_rl.envs import SEMANTICS, TaskConfig
 from fwm_rl.envs.baselines import reference_levels
 from fwm_rl.envs.graphs import graph_set
@@ -158,9 +158,8 @@ def make_model(cfg: TrainConfig, device: torch.device, dist: DistContext | None 
     """The agent and its training env on ``device``: agent ``i`` on training graph ``i`` for the
     ``n_envs`` first graphs, or this process's contiguous share of them in a data-parallel run."""
     dist = DistContext(device=device) if dist is None else dist
-    start, stop = shard_bounds(cfg.n_envs, dist.rank, dist.world_size)
-    graphs = graph_set("train")[start:stop]
-    env = FWMGraphVecEnv.make(stop - start, graphs=graphs, device=device, semantics=cfg.semantics)
+    share = row_share(cfg.n_envs, dist, "--n-envs")
+    env = FWMGraphVecEnv.make(share.stop - share.start, graphs=graph_set("train")[share], device=device, semantics=cfg.semantics)
     model = RecurrentA2C(
         MEMORIES[cfg.memory],
         env,
