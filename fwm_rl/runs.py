@@ -29,6 +29,7 @@ __all__ = [
     "load_checkpoint",
     "progress",
     "resolve_device",
+    "save_figure",
     "set_seed",
 ]
 
@@ -77,6 +78,18 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def save_figure(fig: Any, path: str | os.PathLike, **savefig_kwargs: Any) -> Path:
+    """Write a matplotlib ``Figure`` to ``path`` (parent folders are created) and return the path.
+
+    The project's figures are ``matplotlib.figure.Figure`` objects made without pyplot, so drawing
+    neither changes the user's backend nor leaves figures open.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, **savefig_kwargs)
+    return path
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:

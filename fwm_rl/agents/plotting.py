@@ -13,13 +13,11 @@ import csv
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from fwm_rl.agents.training import CONFIG, TrainConfig
 from fwm_rl.envs.baselines import reference_levels
+from fwm_rl.runs import save_figure
 
 __all__ = ["curves_table", "plot_runs"]
 
@@ -49,7 +47,8 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, reference_episodes: i
     if len(semantics) != 1:
         raise ValueError(f"runs use different task semantics {sorted(semantics)}; plot them separately")
     semantics_name = semantics.pop()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    fig = Figure(figsize=(12, 4.8))
+    axes = fig.subplots(1, 2, sharey=True)
     for ax, split, key in ((axes[0], "train", "train/reward"), (axes[1], "test", "test/reward")):
         for label, _, rows in runs:
             points = [(r["step"], r[key]) for r in rows if key in r]
@@ -63,11 +62,7 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, reference_episodes: i
     axes[0].set_ylabel("mean total reward per episode")
     axes[1].legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=120)
 
 
 def curves_table(run_dirs: list[str | Path], key: str = "test/reward") -> str:

@@ -16,6 +16,7 @@ import torch
 
 from fwm_rl.babi.batching import EVAL_ORDER_SEED, build_rows
 from fwm_rl.babi.trainer import load_trained
+from fwm_rl.runs import save_figure
 
 __all__ = ["Explanation", "explain_question", "plot_explanation"]
 
@@ -66,13 +67,11 @@ def explain_question(checkpoint: str | Path, split: str = "valid", task: int | N
 
 def plot_explanation(ex: Explanation, out: str | Path) -> Path:
     """Draw ``ex`` as a heatmap (reads x words) into the PNG ``out``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     n_reads, width = ex.match.shape
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.22 * width + 1.5), 1.2 + 0.5 * n_reads))
+    fig = Figure(figsize=(max(6.0, 0.22 * width + 1.5), 1.2 + 0.5 * n_reads))
+    ax = fig.subplots()
     image = ax.imshow(ex.match, aspect="auto", cmap="viridis")
     ax.set_xticks(range(width))
     ax.set_xticklabels(ex.words, rotation=90, fontsize=7)
@@ -81,8 +80,4 @@ def plot_explanation(ex: Explanation, out: str | Path) -> Path:
     ax.set_title(f"task {ex.task}: answer '{ex.answer}', predicted '{ex.predicted}'", fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.02, pad=0.01, label=r"$\langle k_1 \otimes k_2, n \otimes e\rangle$")
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=120)

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyArrowPatch
 
 from fwm_rl.envs.graphs import to_networkx
+from fwm_rl.runs import save_figure
 
 AGENT_COLOUR = "#6cc24a"
 REWARD_COLOUR = "#ffd84d"
@@ -78,10 +79,7 @@ def draw_graph(
 def save_graph_png(path: str | Path, adjacency: np.ndarray, agent: int | None = None, reward: int | None = None,
                    title: str | None = None) -> Path:
     """Draw one graph to a PNG file (parent folders are created) and return its path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    draw_graph(adjacency, agent=agent, reward=reward, title=title).savefig(path)
-    return path
+    return save_figure(draw_graph(adjacency, agent=agent, reward=reward, title=title), path)
 
 
 def render_rgb(adjacency: np.ndarray, agent: int | None = None, reward: int | None = None,

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from fwm_rl.lm.trainer import checkpoint_corpus, evaluate, load_model
+from fwm_rl.runs import save_figure
 
 __all__ = ["Comparison", "compare_checkpoints", "plot_loss_comparison"]
 
@@ -85,10 +86,7 @@ def plot_loss_comparison(
     fig.colorbar(losses, cax=fig.add_subplot(grid[0, 1]), label="bits")
     fig.colorbar(diff, cax=fig.add_subplot(grid[1, 1]), label="bits")
     fig.suptitle(f"per-word loss (bits): {labels[0]} vs {labels[1]}; blue = {labels[1]} better")
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=120, bbox_inches="tight")
-    return out_path
+    return save_figure(fig, out_path, dpi=120, bbox_inches="tight")
 
 
 def compare_checkpoints(
