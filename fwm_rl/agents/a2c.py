@@ -313,12 +313,12 @@ class RecurrentA2C(OnPolicyAlgorithm):
         return rewards.index_add(0, rows, self.gamma * values[rows])
 
     # ----------------------------------------------------------------- update
-    def _global_means(self, sums: dict[str, Tensor | float], count: float) -> dict[str, float]:
-        """Means over the environments of every process: ``sums`` are this process's sums over
-        ``count`` items (one process: plain means)."""
+    def _global_means(self, sums: dict[str, Tensor | float], count: float) -> tuple[dict[str, float], float]:
+        """Means over every process's items and the number of those items: ``sums`` are this
+        process's sums over its ``count`` items (one process: plain means). One collective call."""
         totals = all_reduce_sum({**sums, "_count": count}, self.dist)
         n = totals.pop("_count")
-        return {k: v / n for k, v in totals.items()}
+        return {k: v / n for k, v in totals.items()}, n
 
     def loss(self) -> tuple[Tensor, dict[str, Tensor]]:
         """The A2C loss of the current rollout, replayed with gradients from its start state;
@@ -352,17 +352,17 @@ class RecurrentA2C(OnPolicyAlgorithm):
         """
         loss, parts = self.loss()
         n_local = float(self.n_envs)
-        losses = self._global_means({k: v.detach() * n_local for k, v in {"loss": loss, **parts}.items()}, n_local)
+        losses, n_total = self._global_means({k: v.detach() * n_local for k, v in {"loss": loss, **parts}.items()}, n_local)
         check_finite(torch.tensor(losses["loss"]), self._n_updates, hint="Lower the learning rate or clip gradients (max_grad_norm).")
         self.policy.optimizer.zero_grad()
         loss.backward()
-        all_reduce_gradients(self.policy, self.dist, weight=n_local / all_reduce_sum({"n": n_local}, self.dist)["n"])
+        all_reduce_gradients(self.policy, self.dist, weight=n_local / n_total)
         return losses
 
     def _explained_variance(self) -> float:
         """``1 - Var(R - V) / Var(R)`` over the rollout's steps (of all processes), as SB3 logs it."""
         returns, residual = self.rollout_buffer.returns, self.rollout_buffer.returns - self.rollout_buffer.values
-        m = self._global_means(
+        m, _ = self._global_means(
             {"r": returns.sum(), "r2": returns.pow(2).sum(), "d": residual.sum(), "d2": residual.pow(2).sum()}, returns.numel()
         )
         var_returns = m["r2"] - m["r"] ** 2
