@@ -205,6 +205,11 @@ class _Tracker(BaseCallback):
         self.bar.update(1)
 
 
+def _agent_steps_per_second(cfg: TrainConfig, episodes: int, seconds: float) -> float:
+    """Training throughput of a run: every one of its ``n_envs`` agents steps a whole episode per episode."""
+    return episodes * TaskConfig(semantics=cfg.semantics).horizon * cfg.n_envs / max(seconds, 1e-9)
+
+
 def _chunk_seed(seed: int, episode: int, stream: int) -> int:
     """Seed of the placements (``stream`` 0) or the action sampling (1) of the episodes from ``episode`` on."""
     return int(np.random.SeedSequence([seed, episode, stream]).generate_state(1)[0])
@@ -244,13 +249,13 @@ def train_run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_
         done, train_seconds = ckpt["episodes"], ckpt["train_seconds"]
     env, n_steps = model.env, model.n_steps
     model.num_timesteps, model._n_updates = done * n_steps * env.num_envs, done
-    logger, bar = None, None
+    logger = None
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         logger = RunLogger(run_dir, resume_step=done if ckpt is not None else None)
-    show = dist.is_main and (show_progress is None or show_progress)
-    bar = progress(total=cfg.episodes, initial=done, desc=f"{cfg.label} episodes", disable=None if show else True)
+    hide = not dist.is_main or (None if show_progress is None else not show_progress)  # None: tqdm's choice
+    bar = progress(total=cfg.episodes, initial=done, desc=f"{cfg.label} episodes", disable=hide)
     tracker = _Tracker(bar)
     seed = rank_seed(cfg.seed, dist.rank)
     stopped = False
@@ -281,7 +286,7 @@ def train_run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_
                     "test/reward": test.mean,
                     **{f"train/{k}": v for k, v in model.last_losses.items()},
                     "time/train_seconds": train_seconds,
-                    "time/agent_steps_per_second": done * n_steps * cfg.n_envs / max(train_seconds, 1e-9),
+                    "time/agent_steps_per_second": _agent_steps_per_second(cfg, done, train_seconds),
                 }
                 logger.log(done, metrics)
                 bar.set_postfix(train=f"{train_reward:.1f}", test=f"{test.mean:.1f}")
@@ -319,7 +324,7 @@ def _finish(cfg: TrainConfig, run_dir: Path, policy: RecurrentActorCriticPolicy,
         test=evaluate(policy, "test", k, seed=cfg.seed + 10_000, semantics=cfg.semantics),
         train=evaluate(policy, "train", k, seed=cfg.seed + 20_000, semantics=cfg.semantics),
         train_seconds=ckpt["train_seconds"],
-        agent_steps_per_second=ckpt["episodes"] * TaskConfig().horizon * cfg.n_envs / max(ckpt["train_seconds"], 1e-9),
+        agent_steps_per_second=_agent_steps_per_second(cfg, ckpt["episodes"], ckpt["train_seconds"]),
         stopped_by_time_budget=stopped,
     )
     (run_dir / RESULTS).write_text(json.dumps(dataclasses.asdict(summary), indent=2) + "\n")
