@@ -33,6 +33,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F_
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 __all__ = ["FWMLSTM", "FastWeightMemory", "MemoryTrace", "count_parameters", "lstm_with_resets"]
 
@@ -176,10 +177,7 @@ class FastWeightMemory(nn.Module):
 
     # -------------------------------------------------- key algebra (both modes)
     def _key(self, q1: Tensor, q2: Tensor) -> Tensor:
-        """The key ``vec(q1 (x) q2)`` (``[..., d*d]``), or ``[q1; q2]`` (``[..., 2d]``) for ``keys="concat"``."""
-        if self.keys == "tensor":
-            return (q1.unsqueeze(-1) * q2.unsqueeze(-2)).flatten(-2)
-        return torch.cat([q1, q2], dim=-1)
+        return _key_vec(q1, q2, self.keys == "tensor")
 
     def _key_gram(self, a1: Tensor, a2: Tensor, b1: Tensor, b2: Tensor) -> Tensor:
         """``G[b, t, j] = <key(a_t), key(b_j)>`` for ``a: [B, C, d]``, ``b: [B, C', d]``."""
@@ -354,9 +352,15 @@ class FastWeightMemory(nn.Module):
         keep_t = None if keep is None else keep.t().contiguous()
         reset_t = None if resets is None else resets.t().contiguous()
 
-        # The write recurrence (eqs 3-4), one step at a time on small tensors only, with a
-        # hand-written backward (autograd through 30-200 tiny steps costs more than the maths).
-        W, L_prev, L_t = _WriteRecurrence.apply(gram, ksq, beta, v, p0, sq, upto, reset_t, keep_t, self.update_scale)
+        # The write recurrence (eqs 3-4). While no cap of eq. 4 engages it is linear in the
+        # updates and one triangular solve gives them all; otherwise it runs one step at a time
+        # on small tensors only, with a hand-written backward (autograd through 30-200 tiny
+        # steps costs more than the maths).
+        W, uncapped = _UncappedWrites.apply(gram, ksq, beta, v, p0, sq, from_F0, upto, keep_t, self.update_scale)
+        if not uncapped:
+            W, L_prev, L_t = _WriteRecurrence.apply(gram, ksq, beta, v, p0, sq, upto, reset_t, keep_t, self.update_scale)
+        else:  # no cap: every a_t is 1
+            L_prev = L_t = torch.zeros_like(beta, requires_grad=False)
         a_F0 = None
         if not zero_start:
             a_F0 = torch.exp(L_t) if from_F0 is None else torch.exp(L_t) * from_F0
@@ -366,18 +370,12 @@ class FastWeightMemory(nn.Module):
         if read_steps is not None:
             n, e_r, L_r, upto_r = n0[:, read_steps], e[:, read_steps], L_t[:, read_steps], upto[..., read_steps, :]
             a_F0_r = None if a_F0 is None else a_F0[:, read_steps]
-        with torch.no_grad():  # (its gradient comes from _ChunkRead, which needs no [B, C, C] for it)
-            decay = _decay_matrix(L_r, L_prev, upto_r)
-        qs = []
-        for e_i in e_r.unbind(2):
-            qs.append(n)
-            r = _ChunkRead.apply(n, e_i, k1, k2, W, L_r, L_prev, decay, self.keys == "tensor")
-            if a_F0_r is not None:
-                r = r + a_F0_r.unsqueeze(-1) * self._contract(F0, n, e_i)
-            n = F_.layer_norm(r, (d,), eps=LN_EPS)
+        with torch.no_grad():  # (its gradient comes from _ChunkReads, which needs no [B, C, C] for it)
+            decay = upto_r.to(dt) if uncapped else _decay_matrix(L_r, L_prev, upto_r)
+        n, qs = _ChunkReads.apply(n, e_r, k1, k2, W, L_r, L_prev, decay, F0, a_F0_r, self.keys == "tensor", trace)
         if read_steps is not None:
             n = n.new_zeros(B, C, d).index_copy(1, read_steps, n)
-        n_out, q_out = n.transpose(0, 1), torch.stack(qs, 2).transpose(0, 1) if trace else None
+        n_out, q_out = n.transpose(0, 1), qs.transpose(0, 1) if trace else None
         if not need_state:
             return n_out, None, q_out
         # The state at the chunk's end, materialised once.
@@ -388,6 +386,13 @@ class FastWeightMemory(nn.Module):
             S = torch.cat([k1, k2], dim=2).transpose(1, 2) @ Wv
         F_end = S if a_F0 is None else a_F0[:, -1].view(B, *([1] * (F0.dim() - 1))) * F0 + S
         return n_out, F_end, q_out
+
+
+def _key_vec(q1: Tensor, q2: Tensor, tensor: bool) -> Tensor:
+    """The key ``vec(q1 (x) q2)`` (``[..., d*d]``), or ``[q1; q2]`` (``[..., 2d]``) for ``keys="concat"``."""
+    if tensor:
+        return (q1.unsqueeze(-1) * q2.unsqueeze(-2)).flatten(-2)
+    return torch.cat([q1, q2], dim=-1)
 
 
 def _cat(xs: list[Tensor]) -> Tensor:
@@ -405,33 +410,148 @@ def _decay_matrix(L_t: Tensor, L_prev: Tensor, visible: Tensor) -> Tensor:
     return (L_t.unsqueeze(-1) - L_prev.unsqueeze(1)).masked_fill(hidden, 0.0).exp().masked_fill(hidden, 0.0)
 
 
-class _ChunkRead(torch.autograd.Function):
-    """The chunk's writes' part of one read (eq. 7): ``r = ((n k1^T) * (e k2^T) * D) W``.
+class _UncappedWrites(torch.autograd.Function):
+    """The chunk's updates ``W [B, C, d]`` of eq. 3 by one triangular solve, valid while no cap engages.
 
-    ``D = _decay_matrix(L_t, L_prev)`` is passed in without gradient; its part of the backward
-    needs no ``[B, C, C]`` tensor: ``dr_t / dL_t = r_t`` and ``dr / dL_prev_j = -(X^T g)_j . w_j``
-    with ``X^T g`` the adjoint of ``W``. ``tensor=False`` is the concatenated-keys ablation,
-    ``(n k1^T + e k2^T) * D``.
+    While every ``||F'_t|| < 1`` each cap of eq. 4 is 1, so the retrieval is
+    ``v_old_t = sum_{j<t visible} <key_t, key_j> w_j + p0_t`` and ``w = s beta (v - v_old)`` reads
+    ``(I + diag(s beta) Gram_<) W = diag(s beta) (V - P0)``: unit lower triangular in the steps.
+    Returns ``(W, ok)``; ``ok`` (no gradient) says that every norm stayed below 1, checked
+    afterwards from ``||F'_t||^2 = ||F_{t-1}||^2 + 2 v_old_t.w_t + ||key_t||^2 ||w_t||^2`` summed
+    over the segment (below 1 the cap has no gradient either). Where it is False the caller runs
+    :class:`_WriteRecurrence` instead. Padding steps have ``s beta = 0``, hence ``w = 0`` and an
+    unchanged norm, as in the step form.
+
+    Backward: with ``Y = A^{-T} g_W`` (one more solve), ``g_rhs = Y`` and
+    ``g_A = -Y W^T`` on the visible strictly lower part; ``d/d(s beta_t) = Y_t . (v_t - v_old_t)``.
     """
 
     @staticmethod
-    def forward(ctx, n, e, k1, k2, W, L_t, L_prev, D, tensor: bool):
-        G1, G2 = n @ k1.transpose(1, 2), e @ k2.transpose(1, 2)
-        X = (G1 * G2 if tensor else G1 + G2).mul_(D)
-        r = X @ W
-        ctx.tensor = tensor
-        ctx.save_for_backward(n, e, k1, k2, W, D, G1, G2, X, r)
-        return r
+    def forward(ctx, gram, ksq, beta, v, p0, sq0, from_F0, visible, keep, scale):
+        C = beta.shape[1]
+        sb = scale * beta if keep is None else scale * beta * keep.to(beta.dtype)
+        if visible.dim() == 2:  # no resets: every earlier step of the chunk is visible
+            strict, gram_s = None, torch.tril(gram, -1)
+        else:
+            strict = visible & ~torch.eye(C, dtype=torch.bool, device=beta.device)  # j < t, same segment
+            gram_s = gram.masked_fill(~strict, 0.0)
+        lower = gram_s * sb.unsqueeze(-1)  # (its unit diagonal is implicit)
+        target = v if p0 is None else v - p0
+        W = torch.linalg.solve_triangular(lower, sb.unsqueeze(-1) * target, upper=False, unitriangular=True)
+        v_old = torch.bmm(gram_s, W)  # the chunk's part of each retrieval
+        if p0 is not None:
+            v_old += p0
+        inc = (W * torch.addcmul(v_old, ksq.unsqueeze(-1), W, value=0.5)).sum(-1).mul_(2)
+        norms = inc.cumsum(1) if strict is None else (visible.to(inc.dtype) @ inc.unsqueeze(-1)).squeeze(-1)
+        if p0 is not None:
+            norms += sq0.unsqueeze(-1) if from_F0 is None else sq0.unsqueeze(-1) * from_F0
+        ok = torch.tensor(not bool((norms >= 1.0).any()))
+        ctx.mark_non_differentiable(ok)
+        ctx.scale, ctx.has_p0 = scale, p0 is not None
+        ctx.save_for_backward(lower, sb, W, v - v_old, keep, strict)
+        return W, ok
 
     @staticmethod
-    def backward(ctx, g_r):
-        n, e, k1, k2, W, D, G1, G2, X, r = ctx.saved_tensors
-        g_W = X.transpose(1, 2) @ g_r
-        g_P = (g_r @ W.transpose(1, 2)).mul_(D)  # adjoint of the key match before the decay
-        g_G1, g_G2 = (g_P * G2, g_P * G1) if ctx.tensor else (g_P, g_P)
-        g_L_t = (g_r * r).sum(-1)
-        g_L_prev = -(g_W * W).sum(-1)
-        return g_G1 @ k1, g_G2 @ k2, g_G1.transpose(1, 2) @ n, g_G2.transpose(1, 2) @ e, g_W, g_L_t, g_L_prev, None, None
+    @once_differentiable
+    def backward(ctx, g_W, _):
+        lower, sb, W, v_minus_vold, keep, strict = ctx.saved_tensors
+        Y = torch.linalg.solve_triangular(lower.transpose(1, 2), g_W, upper=True, unitriangular=True)
+        g_lower = torch.bmm(Y, W.transpose(1, 2)).neg_()
+        g_lower = torch.tril(g_lower, -1) if strict is None else g_lower.masked_fill_(~strict, 0.0)
+        g_sb = (Y * v_minus_vold).sum(-1)
+        g_beta = ctx.scale * g_sb if keep is None else ctx.scale * g_sb * keep.to(g_sb.dtype)
+        g_target = sb.unsqueeze(-1) * Y
+        g_p0 = -g_target if ctx.has_p0 else None
+        return g_lower.mul_(sb.unsqueeze(-1)), None, g_beta, g_target, g_p0, None, None, None, None, None
+
+
+class _ChunkReads(torch.autograd.Function):
+    """All ``N_r`` chained reads of eq. 7 for the (read) steps of a chunk, with their backward written out.
+
+    Read ``i`` is ``n^(i) = LN(r)`` with ``r = ((n^(i-1) k1^T) * (e^(i) k2^T) * D) W + a_F0 F0 vec(n^(i-1) (x) e^(i))``:
+    the chunk's writes seen through the decay ``D = _decay_matrix(L_t, L_prev)`` (passed in without
+    gradient) plus the chunk's start state ``F0`` (``None`` from an empty memory). ``D``'s part of the
+    backward needs no ``[B, C, C]`` tensor: ``dr_t / dL_t = r_t`` and ``dr / dL_prev_j = -(X^T g)_j . w_j``.
+    ``tensor=False`` is the concatenated-keys ablation, ``(n k1^T + e k2^T) * D`` and ``F0 [n; e]``.
+    Returns ``n^(N_r) [B, R, d]`` and, if ``want_queries``, the queries ``n^(0..N_r-1)`` as ``[B, R, N_r, d]``.
+    Doing all reads in one function lets the key gradients of every read accumulate in place.
+    """
+
+    @staticmethod
+    def forward(ctx, n0, e, k1, k2, W, L_t, L_prev, D, F0, a_F0, tensor: bool, want_queries: bool):
+        B, R, N, d = e.shape
+        k1T, k2T = k1.transpose(1, 2), k2.transpose(1, 2)
+        F0r = None if F0 is None else F0.reshape(B, -1, d)
+        n, saved = n0, []
+        queries = [] if want_queries else None
+        for i in range(N):
+            e_i = e[:, :, i]
+            G1, G2 = torch.bmm(n, k1T), torch.bmm(e_i, k2T)
+            X = (G1 * G2 if tensor else G1 + G2).mul_(D)
+            r = torch.bmm(X, W)  # the chunk's writes' part
+            p = None
+            if F0r is not None:  # F0's part
+                p = torch.bmm(_key_vec(n, e_i, tensor), F0r)
+                total = torch.addcmul(r, a_F0.unsqueeze(-1), p)
+            else:
+                total = r
+            n_next, mean, rstd = torch.native_layer_norm(total, (d,), None, None, LN_EPS)
+            if queries is not None:
+                queries.append(n)
+            saved.append((n, G1, G2, X, r, total, mean, rstd, p))
+            n = n_next
+        ctx.tensor, ctx.N = tensor, N
+        ctx.save_for_backward(e, k1, k2, W, D, F0, a_F0, *(x for step in saved for x in step))
+        return n, None if queries is None else torch.stack(queries, 2)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_n, g_queries):
+        e, k1, k2, W, D, F0, a_F0, *flat = ctx.saved_tensors
+        F0r = None if F0 is None else F0.reshape(F0.shape[0], -1, W.shape[-1])
+        tensor, N = ctx.tensor, ctx.N
+        saved = [flat[9 * i : 9 * i + 9] for i in range(N)]
+        B, R, _, d = e.shape
+        need_L_t, need_L_prev, need_F0, need_a = (ctx.needs_input_grad[j] for j in (5, 6, 8, 9))
+        g_k1, g_k2, g_W, g_e = k1.new_zeros(k1.shape), k2.new_zeros(k2.shape), W.new_zeros(W.shape), e.new_empty(e.shape)  # (contiguous)
+        g_L_t = torch.zeros_like(e[:, :, 0, 0]) if need_L_t else None
+        g_a = torch.zeros_like(a_F0) if need_a else None
+        g_F0r = torch.zeros_like(F0r) if need_F0 else None
+        if g_n is None:
+            g_n = torch.zeros_like(e[:, :, 0])
+        for i in reversed(range(N)):
+            n, G1, G2, X, r, total, mean, rstd, p = saved[i]
+            e_i = e[:, :, i]
+            g_tot = torch.ops.aten.native_layer_norm_backward(g_n, total, (d,), mean, rstd, None, None, [True, False, False])[0]
+            g_W.baddbmm_(X.transpose(1, 2), g_tot)
+            g_P = torch.bmm(g_tot, W.transpose(1, 2)).mul_(D)  # adjoint of the key match before the decay
+            g_G1, g_G2 = (g_P * G2, g_P.mul_(G1)) if tensor else (g_P, g_P)
+            g_prev = torch.bmm(g_G1, k1)
+            g_e[:, :, i] = torch.bmm(g_G2, k2)
+            g_k1.baddbmm_(g_G1.transpose(1, 2), n)
+            g_k2.baddbmm_(g_G2.transpose(1, 2), e_i)
+            if need_L_t:
+                g_L_t += (g_tot * r).sum(-1)
+            if F0r is not None:
+                g_p = g_tot * a_F0.unsqueeze(-1)
+                g_key = torch.bmm(g_p, F0r.transpose(1, 2))
+                if tensor:  # key = n (x) e
+                    g_key = g_key.view(B, R, d, d)
+                    g_prev += (g_key @ e_i.unsqueeze(-1)).squeeze(-1)
+                    g_e[:, :, i] += (n.unsqueeze(-2) @ g_key).squeeze(-2)
+                else:  # key = [n; e]
+                    g_prev += g_key[..., :d]
+                    g_e[:, :, i] += g_key[..., d:]
+                if need_F0:
+                    g_F0r.baddbmm_(_key_vec(n, e_i, tensor).transpose(1, 2), g_p)
+                if need_a:
+                    g_a += (g_tot * p).sum(-1)
+            if g_queries is not None:
+                g_prev += g_queries[:, :, i]
+            g_n = g_prev
+        g_L_prev = -(g_W * W).sum(-1) if need_L_prev else None
+        g_F0 = None if g_F0r is None else g_F0r.view(F0.shape)
+        return g_n, g_e, g_k1, g_k2, g_W, g_L_t, g_L_prev, None, g_F0, g_a, None, None
 
 
 class _WriteRecurrence(torch.autograd.Function):

@@ -101,18 +101,30 @@ def _run(mem, h, impl, **kw):
     return [out.detach(), F.detach()] + grads
 
 
+def _count_capped_chunks(monkeypatch) -> list:
+    """Record each chunk that needed the step-wise write recurrence (a cap of eq. 4 engaged)."""
+    from fwm_rl import memory
+
+    calls, apply = [], memory._WriteRecurrence.apply
+    monkeypatch.setattr(memory._WriteRecurrence, "apply", lambda *a: calls.append(1) or apply(*a))
+    return calls
+
+
 @pytest.mark.parametrize("keys", ["tensor", "concat"])
 @pytest.mark.parametrize("start", ["zero", "state"])
 @pytest.mark.parametrize("masks", ["none", "resets", "keep", "reads", "all"])
-def test_chunked_form_equals_step_by_step_reference(keys, start, masks):
+@pytest.mark.parametrize("writes", ["weak", "strong"])
+def test_chunked_form_equals_step_by_step_reference(keys, start, masks, writes, monkeypatch):
+    """Weak writes never reach the cap of eq. 4 (the triangular solve); strong ones do (the recurrence)."""
     torch.manual_seed(1)
-    mem = _memory(keys=keys, n_reads=3, update_scale=0.25, beta_bias=1.0, chunk_size=7)
+    scale, h_scale, F0_norm = (0.02, 0.5, 0.5) if writes == "weak" else (0.25, 2.0, 0.8)
+    mem = _memory(keys=keys, n_reads=3, update_scale=scale, beta_bias=1.0, chunk_size=7)
     T, B = 23, 4
-    h = torch.randn(T, B, 6, dtype=torch.float64) * 2
+    h = torch.randn(T, B, 6, dtype=torch.float64) * h_scale
     F0 = None
     if start == "state":
         F0 = torch.randn(mem.state_shape(B), dtype=torch.float64)
-        F0 = F0 / F0.flatten(1).norm(dim=1).view(B, *[1] * (F0.dim() - 1)) * 0.8
+        F0 = F0 / F0.flatten(1).norm(dim=1).view(B, *[1] * (F0.dim() - 1)) * F0_norm
     resets = (torch.rand(T, B) < 0.15) if masks in ("resets", "all") else None
     keep = (torch.rand(T, B) < 0.8) if masks in ("keep", "all") else None
     read_mask = None
@@ -120,8 +132,10 @@ def test_chunked_form_equals_step_by_step_reference(keys, start, masks):
         read_mask = torch.rand(T, B) < 0.1
         read_mask[:8] = False  # a whole chunk without reads
     kw = {"F": F0, "resets": resets, "keep": keep, "read_mask": read_mask}
+    capped = _count_capped_chunks(monkeypatch)
     for ref, fast in zip(_run(mem, h, "step", **kw), _run(mem, h, "chunked", **kw)):
         torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-11)
+    assert (len(capped) == 0) == (writes == "weak"), f"{len(capped)} of 4 chunks capped"
 
 
 def test_read_mask_zeroes_output_without_changing_state():
