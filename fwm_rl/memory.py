@@ -305,13 +305,15 @@ class FastWeightMemory(nn.Module):
         finals, queries = [], []
         for s in range(0, T, C):
             sl = slice(s, min(s + C, T))
-            resets_c, keep_c = (None if m is None else m[sl] for m in (resets, keep))
+            # (one chunk takes the tensors whole: the backward of a slice allocates and copies)
+            k1_c, k2_c, v_c, beta_c, n0_c, e_c, resets_c, keep_c, read_c = (
+                x if C >= T or x is None else x[sl] for x in (k1, k2, v, beta, n0, e, resets, keep, read_any)
+            )
             read_steps = None
-            if read_any is not None and not bool(read_any[sl].all()):
-                read_steps = read_any[sl].nonzero().squeeze(1)
+            if read_c is not None and not bool(read_c.all()):
+                read_steps = read_c.nonzero().squeeze(1)
             n_c, F, q_c = self._chunk(
-                F, zero_start and s == 0, k1[sl], k2[sl], v[sl], beta[sl], n0[sl], e[sl], resets_c, keep_c,
-                read_steps, need_state or s + C < T, trace,
+                F, zero_start and s == 0, k1_c, k2_c, v_c, beta_c, n0_c, e_c, resets_c, keep_c, read_steps, need_state or s + C < T, trace
             )
             finals.append(n_c)
             queries.append(q_c)
@@ -479,7 +481,7 @@ class _ChunkReads(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, n0, e, k1, k2, W, L_t, L_prev, D, F0, a_F0, tensor: bool, want_queries: bool):
-        B, R, N, d = e.shape
+        B, _, N, d = e.shape
         k1T, k2T = k1.transpose(1, 2), k2.transpose(1, 2)
         F0r = None if F0 is None else F0.reshape(B, -1, d)
         n, saved = n0, []
