@@ -179,11 +179,6 @@ class FastWeightMemory(nn.Module):
     def _key(self, q1: Tensor, q2: Tensor) -> Tensor:
         return _key_vec(q1, q2, self.keys == "tensor")
 
-    def _key_gram(self, a1: Tensor, a2: Tensor, b1: Tensor, b2: Tensor) -> Tensor:
-        """``G[b, t, j] = <key(a_t), key(b_j)>`` for ``a: [B, C, d]``, ``b: [B, C', d]``."""
-        g1, g2 = a1 @ b1.transpose(1, 2), a2 @ b2.transpose(1, 2)
-        return g1 * g2 if self.keys == "tensor" else g1 + g2  # (a1.b1)(a2.b2) or a1.b1 + a2.b2
-
     def _contract(self, F: Tensor, q1: Tensor, q2: Tensor) -> Tensor:
         """``F vec(q1 (x) q2)`` for ``F: [B, ...]`` and ``q: [B, d]`` or ``[B, C, d]`` (one batched product)."""
         key = self._key(q1, q2)
@@ -342,9 +337,7 @@ class FastWeightMemory(nn.Module):
             seg = resets.t().long().cumsum(1)
             upto = upto & (seg[:, :, None] == seg[:, None, :])
             from_F0 = (seg == 0).to(dt)
-        gram = self._key_gram(k1, k2, k1, k2)  # <key_t, key_j>
-        s1, s2 = k1.pow(2).sum(-1), k2.pow(2).sum(-1)
-        ksq = s1 * s2 if self.keys == "tensor" else s1 + s2  # ||key_t||^2 (gram's diagonal, without a [B, C, C] backward)
+        gram, ksq = _KeyGram.apply(k1, k2, self.keys == "tensor")  # <key_t, key_j> and ||key_t||^2
         p0 = None
         if not zero_start:
             p0 = self._contract(F0, k1, k2)  # F0's part of every retrieval, one contraction
@@ -410,6 +403,36 @@ def _decay_matrix(L_t: Tensor, L_prev: Tensor, visible: Tensor) -> Tensor:
     """
     hidden = ~visible
     return (L_t.unsqueeze(-1) - L_prev.unsqueeze(1)).masked_fill(hidden, 0.0).exp().masked_fill(hidden, 0.0)
+
+
+class _KeyGram(torch.autograd.Function):
+    """The chunk's key matches ``gram[b, t, j] = <key_t, key_j>`` (``[B, C, C]``) and their diagonal ``||key_t||^2``.
+
+    ``<k1_t (x) k2_t, k1_j (x) k2_j> = (k1_t . k1_j)(k2_t . k2_j)``, or ``k1_t . k1_j + k2_t . k2_j`` for
+    concatenated keys. Both factors are symmetric, so each key's gradient is one product,
+    ``(g + g^T) k``, and the diagonal's gradient is added without a ``[B, C, C]`` tensor.
+    """
+
+    @staticmethod
+    def forward(ctx, k1, k2, tensor: bool):
+        G1, G2 = torch.bmm(k1, k1.transpose(1, 2)), torch.bmm(k2, k2.transpose(1, 2))
+        s1, s2 = G1.diagonal(dim1=1, dim2=2), G2.diagonal(dim1=1, dim2=2)
+        ctx.tensor = tensor
+        ctx.save_for_backward(k1, k2, G1, G2)
+        return (G1 * G2, s1 * s2) if tensor else (G1 + G2, s1 + s2)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_gram, g_ksq):
+        k1, k2, G1, G2 = ctx.saved_tensors
+        s1, s2 = G1.diagonal(dim1=1, dim2=2), G2.diagonal(dim1=1, dim2=2)
+        if ctx.tensor:
+            g_G1, g_G2, g_s1, g_s2 = g_gram * G2, g_gram * G1, g_ksq * s2, g_ksq * s1
+        else:
+            g_G1, g_G2, g_s1, g_s2 = g_gram, g_gram, g_ksq, g_ksq
+        g_k1 = torch.bmm(g_G1 + g_G1.transpose(1, 2), k1).addcmul_(k1, g_s1.unsqueeze(-1), value=2.0)
+        g_k2 = torch.bmm(g_G2 + g_G2.transpose(1, 2), k2).addcmul_(k2, g_s2.unsqueeze(-1), value=2.0)
+        return g_k1, g_k2, None
 
 
 class _UncappedWrites(torch.autograd.Function):
