@@ -499,60 +499,69 @@ class _ChunkReads(torch.autograd.Function):
     backward needs no ``[B, C, C]`` tensor: ``dr_t / dL_t = r_t`` and ``dr / dL_prev_j = -(X^T g)_j . w_j``.
     ``tensor=False`` is the concatenated-keys ablation, ``(n k1^T + e k2^T) * D`` and ``F0 [n; e]``.
     Returns ``n^(N_r) [B, R, d]`` and, if ``want_queries``, the queries ``n^(0..N_r-1)`` as ``[B, R, N_r, d]``.
-    Doing all reads in one function lets the key gradients of every read accumulate in place.
+
+    The layer norm's centring is linear, so it is applied to the values once (``W`` and ``F0``
+    minus their means over ``d``) and every read comes out centred. The adjoints of the centred
+    reads are centred too, so the backward formulas keep the uncentred ``W`` and ``F0``.
     """
 
     @staticmethod
     def forward(ctx, n0, e, k1, k2, W, L_t, L_prev, D, F0, a_F0, tensor: bool, want_queries: bool):
-        B, _, N, d = e.shape
+        B, R, N, d = e.shape
         k1T, k2T = k1.transpose(1, 2), k2.transpose(1, 2)
-        F0r = None if F0 is None else F0.reshape(B, -1, d)
+        W_c = W - W.mean(-1, keepdim=True)
+        F0_c = None if F0 is None else F0.reshape(B, -1, d)
+        if F0_c is not None:
+            F0_c = F0_c - F0_c.mean(-1, keepdim=True)
+        zero_mean = W.new_zeros(B, R, 1)  # (the layer norm's input is centred already)
         n, saved = n0, []
         queries = [] if want_queries else None
         for i in range(N):
             e_i = e[:, :, i]
             G1, G2 = torch.bmm(n, k1T), torch.bmm(e_i, k2T)
             X = (G1 * G2 if tensor else G1 + G2).mul_(D)
-            r = torch.bmm(X, W)  # the chunk's writes' part
-            p = None
-            if F0r is not None:  # F0's part
-                p = torch.bmm(_key_vec(n, e_i, tensor), F0r)
-                total = torch.addcmul(r, a_F0.unsqueeze(-1), p)
-            else:
-                total = r
-            n_next, mean, rstd = torch.native_layer_norm(total, (d,), None, None, LN_EPS)
+            r = torch.bmm(X, W_c)  # the chunk's writes' part, centred
+            p = None if F0_c is None else torch.bmm(_key_vec(n, e_i, tensor), F0_c)  # F0's part, centred
+            total = r if p is None else torch.addcmul(r, a_F0.unsqueeze(-1), p)
+            rstd = total.pow(2).mean(-1, keepdim=True).add_(LN_EPS).rsqrt_()
             if queries is not None:
                 queries.append(n)
-            saved.append((n, G1, G2, X, r, total, mean, rstd, p))
-            n = n_next
+            saved.append((n, G1, G2, X, r, p, total, rstd))
+            n = total * rstd  # eq. 7
         ctx.tensor, ctx.N = tensor, N
-        ctx.save_for_backward(e, k1, k2, W, D, F0, a_F0, *(x for step in saved for x in step))
+        ctx.save_for_backward(e, k1, k2, W, D, F0, a_F0, zero_mean, *(x for step in saved for x in step))
         return n, None if queries is None else torch.stack(queries, 2)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_n, g_queries):
-        e, k1, k2, W, D, F0, a_F0, *flat = ctx.saved_tensors
-        F0r = None if F0 is None else F0.reshape(F0.shape[0], -1, W.shape[-1])
+        e, k1, k2, W, D, F0, a_F0, zero_mean, *flat = ctx.saved_tensors
         tensor, N = ctx.tensor, ctx.N
-        saved = [flat[9 * i : 9 * i + 9] for i in range(N)]
+        saved = [flat[8 * i : 8 * i + 8] for i in range(N)]
         B, R, _, d = e.shape
+        F0r = None if F0 is None else F0.reshape(B, -1, d)
         need_L_t, need_L_prev, need_F0, need_a = (ctx.needs_input_grad[j] for j in (5, 6, 8, 9))
-        g_k1, g_k2, g_W, g_e = k1.new_zeros(k1.shape), k2.new_zeros(k2.shape), W.new_zeros(W.shape), e.new_empty(e.shape)  # (contiguous)
-        g_L_t = torch.zeros_like(e[:, :, 0, 0]) if need_L_t else None
+        g_k1, g_k2, g_W = k1.new_zeros(k1.shape), k2.new_zeros(k2.shape), W.new_zeros(W.shape)  # (contiguous)
+        g_e = e.new_empty(N, B, R, d)  # read-major, so that each read's product writes a contiguous block
+        g_P, g_G1 = D.new_empty(B, R, k1.shape[1]), D.new_empty(B, R, k1.shape[1])  # reused by every read
+        g_L_t = e.new_zeros(B, R) if need_L_t else None
         g_a = torch.zeros_like(a_F0) if need_a else None
         g_F0r = torch.zeros_like(F0r) if need_F0 else None
         if g_n is None:
-            g_n = torch.zeros_like(e[:, :, 0])
+            g_n = e.new_zeros(B, R, d)
         for i in reversed(range(N)):
-            n, G1, G2, X, r, total, mean, rstd, p = saved[i]
+            n, G1, G2, X, r, p, total, rstd = saved[i]
             e_i = e[:, :, i]
-            g_tot = torch.ops.aten.native_layer_norm_backward(g_n, total, (d,), mean, rstd, None, None, [True, False, False])[0]
+            g_tot = torch.ops.aten.native_layer_norm_backward(g_n, total, (d,), zero_mean, rstd, None, None, [True, False, False])[0]
             g_W.baddbmm_(X.transpose(1, 2), g_tot)
-            g_P = torch.bmm(g_tot, W.transpose(1, 2)).mul_(D)  # adjoint of the key match before the decay
-            g_G1, g_G2 = (g_P * G2, g_P.mul_(G1)) if tensor else (g_P, g_P)
+            torch.bmm(g_tot, W.transpose(1, 2), out=g_P).mul_(D)  # adjoint of the key match before the decay
+            if tensor:
+                torch.mul(g_P, G2, out=g_G1)
+                g_G2 = g_P.mul_(G1)
+            else:
+                g_G1, g_G2 = g_P, g_P
             g_prev = torch.bmm(g_G1, k1)
-            g_e[:, :, i] = torch.bmm(g_G2, k2)
+            torch.bmm(g_G2, k2, out=g_e[i])
             g_k1.baddbmm_(g_G1.transpose(1, 2), n)
             g_k2.baddbmm_(g_G2.transpose(1, 2), e_i)
             if need_L_t:
@@ -563,10 +572,10 @@ class _ChunkReads(torch.autograd.Function):
                 if tensor:  # key = n (x) e
                     g_key = g_key.view(B, R, d, d)
                     g_prev += (g_key @ e_i.unsqueeze(-1)).squeeze(-1)
-                    g_e[:, :, i] += (n.unsqueeze(-2) @ g_key).squeeze(-2)
+                    g_e[i] += (n.unsqueeze(-2) @ g_key).squeeze(-2)
                 else:  # key = [n; e]
                     g_prev += g_key[..., :d]
-                    g_e[:, :, i] += g_key[..., d:]
+                    g_e[i] += g_key[..., d:]
                 if need_F0:
                     g_F0r.baddbmm_(_key_vec(n, e_i, tensor).transpose(1, 2), g_p)
                 if need_a:
@@ -576,7 +585,7 @@ class _ChunkReads(torch.autograd.Function):
             g_n = g_prev
         g_L_prev = -(g_W * W).sum(-1) if need_L_prev else None
         g_F0 = None if g_F0r is None else g_F0r.view(F0.shape)
-        return g_n, g_e, g_k1, g_k2, g_W, g_L_t, g_L_prev, None, g_F0, g_a, None, None
+        return g_n, g_e.permute(1, 2, 0, 3), g_k1, g_k2, g_W, g_L_t, g_L_prev, None, g_F0, g_a, None, None
 
 
 class _WriteRecurrence(torch.autograd.Function):
