@@ -161,7 +161,15 @@ class FastWeightMemory(nn.Module):
 
     # ------------------------------------------------------------ projections
     def project(self, h: Tensor):
-        """Eqs 1, 2, 5, 6 for all steps at once: ``k1, k2, v [T,B,d]``, ``beta [T,B]``, ``n0 [T,B,d]``, ``e [T,B,N_r,d]``."""
+        """Eqs 1, 2, 5, 6 for all steps at once: ``k1, k2, v [T,B,d]``, ``beta [T,B]``, ``n0 [T,B,d]``, ``e [T,B,N_r,d]``.
+
+        They are computed batch-major and returned as time-major views: the chunked form works
+        batch-major, and gradients arriving in the storage's own layout make the backward of the
+        splits and products contiguous copies rather than strided gathers.
+        """
+        return tuple(x.transpose(0, 1) for x in self._project(h.transpose(0, 1)))
+
+    def _project(self, h: Tensor):
         d = self.d_fwm
         keys_value, b = self.W_write(h).split([3 * d, 1], dim=-1)
         k1, k2, v = torch.tanh(keys_value).split(d, dim=-1)  # eq. 1
