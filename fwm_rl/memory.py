@@ -35,7 +35,7 @@ import torch.nn.functional as F_
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-__all__ = ["FWMLSTM", "FastWeightMemory", "MemoryTrace", "count_parameters", "lstm_with_resets"]
+__all__ = ["FWMLSTM", "FactoredState", "FastWeightMemory", "MemoryTrace", "count_parameters", "lstm_with_resets"]
 
 LN_EPS = 1e-5  # layer norm epsilon (PyTorch's default, as in the authors' code)
 KEY_MODES = ("tensor", "concat")
@@ -55,6 +55,27 @@ class MemoryTrace(NamedTuple):
     beta: Tensor  # [T, B] write strength
     n: Tensor  # [T, B, n_reads, d] query n^(i-1) of read i
     e: Tensor  # [T, B, n_reads, d] query e^(i) of read i
+
+
+class FactoredState(NamedTuple):
+    """The fast weights as a dense part plus a list of rank-one writes, for one-step calls (an RL rollout).
+
+    ``F = f0_scale F0 + sum_j scale_j vec(k1_j (x) k2_j) (x) w_j`` (for ``keys="concat"`` the key is
+    ``[k1_j; k2_j]``), with ``sq = ||F||^2``. A step appends its write and rescales the factors
+    (the cap of eq. 4 only ever rescales the whole tensor), so a retrieval or read costs
+    ``O(writes x d)`` instead of the ``O(d^3)`` passes over a dense ``F``. When the list holds
+    :attr:`FastWeightMemory.max_writes` writes it is folded into ``F0``. ``F0`` is ``None`` while
+    the dense part is empty (a rollout from an empty memory never forms a ``d^3`` tensor).
+    Made by ``initial_state(..., factored=True)``; :meth:`FastWeightMemory.dense` gives the tensor.
+    """
+
+    F0: Tensor | None  # [B, ...] (the dense state's shape) or None
+    f0_scale: Tensor  # [B]
+    k1: Tensor  # [B, n, d]
+    k2: Tensor  # [B, n, d]
+    w: Tensor  # [B, n, d]
+    scale: Tensor  # [B, n]
+    sq: Tensor  # [B]
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
@@ -146,12 +167,36 @@ class FastWeightMemory(nn.Module):
         d = self.d_fwm
         return (batch_size, d, d, d) if self.keys == "tensor" else (batch_size, 2 * d, d)
 
-    def initial_state(self, batch_size: int, device=None, dtype=None) -> Tensor:
-        """The empty memory ``F = 0``."""
-        p = self.W_o.weight
-        return torch.zeros(self.state_shape(batch_size), device=device or p.device, dtype=dtype or p.dtype)
+    #: Writes a :class:`FactoredState` holds before they are folded into its dense part.
+    max_writes = 64
 
-    def _check_state(self, F: Tensor, B: int) -> None:
+    def initial_state(self, batch_size: int, device=None, dtype=None, factored: bool = False) -> Tensor | FactoredState:
+        """The empty memory ``F = 0``: a dense tensor, or with ``factored=True`` an empty
+        :class:`FactoredState` (the fast form for one-step calls)."""
+        p = self.W_o.weight
+        device, dtype = device or p.device, dtype or p.dtype
+        if factored:
+            zeros = torch.zeros(batch_size, 0, self.d_fwm, device=device, dtype=dtype)
+            ones = torch.ones(batch_size, device=device, dtype=dtype)
+            return FactoredState(None, ones, zeros, zeros, zeros, zeros[..., 0], torch.zeros_like(ones))
+        return torch.zeros(self.state_shape(batch_size), device=device, dtype=dtype)
+
+    def dense(self, F: Tensor | FactoredState) -> Tensor:
+        """``F`` as the dense tensor of :meth:`state_shape` (a tensor is returned as it is)."""
+        if isinstance(F, Tensor):
+            return F
+        S = _sum_writes(F.k1, F.k2, F.w * F.scale.unsqueeze(-1), self.keys == "tensor").view(self.state_shape(F.sq.shape[0]))
+        if F.F0 is not None:
+            S = S + F.f0_scale.view(-1, *([1] * (S.dim() - 1))) * F.F0
+        return S
+
+    def _check_state(self, F: Tensor | FactoredState, B: int) -> None:
+        if isinstance(F, FactoredState):
+            d, n = self.d_fwm, F.k1.shape[1] if F.k1.dim() == 3 else -1
+            shapes = [(F.f0_scale, (B,)), (F.k1, (B, n, d)), (F.k2, (B, n, d)), (F.w, (B, n, d)), (F.scale, (B, n)), (F.sq, (B,))]
+            if any(tuple(x.shape) != shape for x, shape in shapes) or (F.F0 is not None and tuple(F.F0.shape) != self.state_shape(B)):
+                raise ValueError(f"factored fast weight state does not match batch {B}, d_fwm {d}, keys={self.keys!r}; was it made by another configuration?")
+            return
         if not isinstance(F, Tensor) or tuple(F.shape) != self.state_shape(B):
             got = list(F.shape) if isinstance(F, Tensor) else type(F).__name__
             raise ValueError(
@@ -228,9 +273,17 @@ class FastWeightMemory(nn.Module):
         # A known-empty start (no state given, or every row reset at step 0, as in an RL
         # episode) lets the chunked form drop all F_0 terms.
         host_checks = _host_checks(h.device)
-        zero_start = F is None or (resets is not None and host_checks and bool(resets[0].all()))
         if F is not None:
             self._check_state(F, B)
+        if isinstance(F, FactoredState):
+            if resets is not None and host_checks and bool(resets[0].all()):  # every row starts empty
+                F = self.initial_state(B, h.device, h.dtype, factored=True)
+            if T == 1 and (impl or self.impl) != "step":
+                keep, read_mask = _check_mask("keep", keep, T, B), _check_mask("read_mask", read_mask, T, B)
+                return self._step_factored(F, h, resets, keep, read_mask, return_trace, need_state)
+        zero_start = F is None or (resets is not None and host_checks and bool(resets[0].all()))
+        if isinstance(F, FactoredState) and not zero_start:
+            F = self.dense(F)  # (sequences and the reference step form work on the dense tensor)
         if zero_start:
             F = None  # every row starts empty (a reset at step 0 discards the state given)
             if resets is not None and not bool(resets[1:].any()):
@@ -272,6 +325,54 @@ class FastWeightMemory(nn.Module):
         if zero_start and T <= 64:
             return T
         return min(T, max(32, math.isqrt(2**21 // B)))
+
+    # ------------------------------------------------ one step, factored state
+    def _step_factored(self, S: FactoredState, h, resets, keep, read_mask, trace: bool, need_state: bool):
+        """One step (eqs 1-8) on a :class:`FactoredState`: the step form's arithmetic on the factors.
+
+        The retrieval and every read are ``sum_j scale_j <key_j, q> w_j`` (plus ``f0_scale F0 q``),
+        the write appends ``(k1, k2, w)``, and ``||F'||^2 = sq + 2 v_old.w + ||key||^2 ||w||^2``
+        gives the cap of eq. 4, which divides every factor.
+        """
+        tensor = self.keys == "tensor"
+        if S.k1.shape[1] >= self.max_writes:  # fold the list into the dense part
+            F0 = self.dense(S)
+            S = self.initial_state(F0.shape[0], F0.device, F0.dtype, factored=True)._replace(F0=F0, sq=F0.flatten(1).pow(2).sum(1))
+        k1, k2, v, beta, n0, e = (x[0] for x in self.project(h))
+        f0_scale, scale, sq = S.f0_scale, S.scale, S.sq
+        if resets is not None:  # those rows start from an empty memory
+            live = (~resets[0]).to(sq.dtype)
+            f0_scale, scale, sq = f0_scale * live, scale * live.unsqueeze(-1), sq * live
+
+        def contract(k1s, k2s, ws, scales, f0s, q1, q2):  # F vec(q1 (x) q2)
+            out = ((_write_matches(k1s, k2s, q1, q2, tensor) * scales).unsqueeze(1) @ ws).squeeze(1)
+            return out if S.F0 is None else torch.addcmul(out, f0s.unsqueeze(-1), self._contract(S.F0, q1, q2))
+
+        v_old = contract(S.k1, S.k2, S.w, scale, f0_scale, k1, k2)
+        w = self.update_scale * beta.unsqueeze(-1) * (v - v_old)  # eq. 3's update
+        s1, s2 = k1.pow(2).sum(-1), k2.pow(2).sum(-1)
+        sq_new = sq + 2 * (w * torch.addcmul(v_old, (s1 * s2 if tensor else s1 + s2).unsqueeze(-1), w, value=0.5)).sum(-1)
+        inv_cap = sq_new.clamp(min=1.0).rsqrt()  # eq. 4
+        if keep is not None:  # padding: no write, no rescale
+            k = keep[0]
+            w, inv_cap, sq_new = w * k.to(w.dtype).unsqueeze(-1), torch.where(k, inv_cap, 1.0), torch.where(k, sq_new, sq)
+        new = FactoredState(
+            S.F0, f0_scale * inv_cap,
+            torch.cat([S.k1, k1.unsqueeze(1)], 1), torch.cat([S.k2, k2.unsqueeze(1)], 1), torch.cat([S.w, w.unsqueeze(1)], 1),
+            torch.cat([scale, scale.new_ones(scale.shape[0], 1)], 1) * inv_cap.unsqueeze(-1), sq_new * inv_cap.square(),
+        )
+        n, queries = n0, []
+        for i in range(self.n_reads):  # eq. 7 from the written memory
+            queries.append(n)
+            n = F_.layer_norm(contract(new.k1, new.k2, new.w, new.scale, new.f0_scale, n, e[:, i]), (self.d_fwm,), eps=LN_EPS)
+        out = self.W_o(n).unsqueeze(0)  # eq. 8
+        visible = keep if read_mask is None else (read_mask if keep is None else keep & read_mask)
+        if visible is not None:
+            out = out * visible.unsqueeze(-1).to(out.dtype)
+        result = (out, new if need_state else None)
+        if trace:
+            return (*result, MemoryTrace(k1[None], k2[None], v[None], beta[None], torch.stack(queries, 1)[None], e[None]))
+        return result
 
     # ------------------------------------------------- reference: step by step
     def _run_step(self, F, k1, k2, v, beta, n0, e, resets, keep, read_mask, host_checks=True):
@@ -383,10 +484,7 @@ class FastWeightMemory(nn.Module):
             return n_out, None, q_out
         # The state at the chunk's end, materialised once.
         Wv = W * _decay_matrix(L_t[:, -1:], L_prev, upto[..., -1:, :]).squeeze(1).unsqueeze(-1)
-        if self.keys == "tensor":  # sum_j k1_j (x) (k2_j (x) w_j) as one batched matmul
-            S = (k1.transpose(1, 2) @ (k2.unsqueeze(-1) * Wv.unsqueeze(-2)).flatten(2)).view(B, d, d, d)
-        else:
-            S = torch.cat([k1, k2], dim=2).transpose(1, 2) @ Wv
+        S = _sum_writes(k1, k2, Wv, self.keys == "tensor").view(self.state_shape(B))
         F_end = S if a_F0 is None else a_F0[:, -1].view(B, *([1] * (F0.dim() - 1))) * F0 + S
         return n_out, F_end, q_out
 
@@ -396,6 +494,19 @@ def _key_vec(q1: Tensor, q2: Tensor, tensor: bool) -> Tensor:
     if tensor:
         return (q1.unsqueeze(-1) * q2.unsqueeze(-2)).flatten(-2)
     return torch.cat([q1, q2], dim=-1)
+
+
+def _sum_writes(k1: Tensor, k2: Tensor, w: Tensor, tensor: bool) -> Tensor:
+    """``sum_j key_j (x) w_j`` for ``k1, k2, w: [B, n, d]``: ``[B, d*d, d]`` (or ``[B, 2d, d]``), one batched product."""
+    if tensor:  # sum_j k1_j (x) (k2_j (x) w_j)
+        return k1.transpose(1, 2) @ (k2.unsqueeze(-1) * w.unsqueeze(-2)).flatten(2)
+    return torch.cat([k1, k2], dim=2).transpose(1, 2) @ w
+
+
+def _write_matches(k1: Tensor, k2: Tensor, q1: Tensor, q2: Tensor, tensor: bool) -> Tensor:
+    """``<key(q1, q2), key_j>`` for the writes ``k1, k2: [B, n, d]`` and one query ``q: [B, d]``: ``[B, n]``."""
+    g1, g2 = (k1 @ q1.unsqueeze(-1)).squeeze(-1), (k2 @ q2.unsqueeze(-1)).squeeze(-1)
+    return g1 * g2 if tensor else g1 + g2
 
 
 def _cat(xs: list[Tensor]) -> Tensor:
@@ -768,11 +879,12 @@ class FWMLSTM(nn.Module):
     def output_size(self) -> int:
         return self.hidden_size
 
-    def initial_state(self, batch_size: int, device=None, dtype=None) -> State:
+    def initial_state(self, batch_size: int, device=None, dtype=None, factored: bool = False) -> State:
+        """The empty state; ``factored=True`` gives the memory as a :class:`FactoredState` (fast one-step calls)."""
         p = self.memory.W_o.weight
         device, dtype = device or p.device, dtype or p.dtype
         zeros = torch.zeros(1, batch_size, self.hidden_size, device=device, dtype=dtype)
-        return (zeros, zeros.clone()), self.memory.initial_state(batch_size, device, dtype)
+        return (zeros, zeros.clone()), self.memory.initial_state(batch_size, device, dtype, factored=factored)
 
     def _check_state(self, state, B: int) -> None:
         try:

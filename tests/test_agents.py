@@ -16,7 +16,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 import fwm_rl  # noqa: F401  (registers FWMGraph-v0)
 from fwm_rl.agents import FWMGraphVecEnv, FwmPolicy, RecurrentA2C, RecurrentRolloutBuffer
 from fwm_rl.agents.evaluation import episode_returns
-from fwm_rl.memory import count_parameters
+from fwm_rl.memory import FactoredState, count_parameters
 
 SMALL_FWM = {"hidden_size": 8, "d_fwm": 4, "n_reads": 2}
 SMALL_LSTM = {"hidden_size": 8}
@@ -48,11 +48,14 @@ def test_paper_agent_parameter_count():
 @pytest.mark.parametrize("policy", ["FwmPolicy", "LstmPolicy"])
 def test_replay_equals_rollout(policy):
     # 45 steps per rollout with 30-step episodes: the first rollout has an episode start inside it,
-    # the second starts mid-episode from a carried memory state.
+    # the second starts mid-episode from a carried memory state. The rollout's one-step calls use
+    # the factored fast weights, the replay the chunked form.
     model = small_model(policy, n_envs=5, n_steps=45)
     for starts in ([0, 30], [15]):
         buffer = collect(model)
         assert buffer.episode_starts.all(1).nonzero().flatten().tolist() == starts
+        if policy == "FwmPolicy":  # the rollout carries the fast weights factored
+            assert isinstance(buffer.initial_state[1], FactoredState)
         with torch.no_grad():
             values, log_probs, _ = model.policy.evaluate_actions(buffer.observations, buffer.actions, buffer.initial_state, buffer.episode_starts)
         torch.testing.assert_close(values, buffer.values, atol=1e-5, rtol=1e-5)

@@ -367,3 +367,64 @@ def test_without_host_checks_of_the_masks_results_are_the_same(monkeypatch):
     monkeypatch.setattr(memory, "_host_checks", lambda device: False)
     for a, b in zip(checked, run()):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------- factored state (one-step calls)
+@pytest.mark.parametrize("keys", ["tensor", "concat"])
+@pytest.mark.parametrize("start", ["empty", "dense"])
+@pytest.mark.parametrize("writes", ["weak", "strong"])
+def test_factored_one_step_calls_equal_the_step_form(keys, start, writes, monkeypatch):
+    """Step-by-step calls on a FactoredState (resets, padding, sparse reads, the list folded into
+    its dense part twice) give the reference step form's outputs, state and gradients."""
+    torch.manual_seed(14)
+    scale, h_scale = (0.05, 0.5) if writes == "weak" else (0.5, 2.0)
+    mem = _memory(keys=keys, n_reads=3, update_scale=scale, beta_bias=1.0)
+    monkeypatch.setattr(mem, "max_writes", 5)
+    T, B = 13, 4
+    h = (torch.randn(T, B, 6, dtype=torch.float64) * h_scale).requires_grad_()
+    resets, keep, read_mask = torch.rand(T, B) < 0.15, torch.rand(T, B) < 0.85, torch.rand(T, B) < 0.7
+    dense0 = mem.initial_state(B)
+    if start == "dense":
+        dense0 = torch.randn(mem.state_shape(B), dtype=torch.float64) * 0.1
+    factored0 = mem.initial_state(B, factored=True)
+    if start == "dense":
+        factored0 = factored0._replace(F0=dense0, sq=dense0.flatten(1).pow(2).sum(1))
+
+    def run(F):
+        outs = []
+        for t in range(T):
+            masks = {"resets": resets[t : t + 1], "keep": keep[t : t + 1], "read_mask": read_mask[t : t + 1]}
+            out, F = mem(h[t : t + 1], F, **masks)
+            outs.append(out)
+        out = torch.cat(outs)
+        F = mem.dense(F)
+        grads = torch.autograd.grad(out.pow(2).sum() + F.pow(3).sum(), [h, *mem.parameters()])
+        return [out, F, *grads]
+
+    ref = run(dense0)
+    fast = run(factored0)
+    for a, b in zip(fast, ref):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+
+
+def test_factored_state_in_sequences_and_checks():
+    """A sequence call takes a FactoredState through its dense tensor; wrong shapes are refused."""
+    torch.manual_seed(15)
+    layer = FWMLSTM(5, 8, d_fwm=3, n_reads=2).double()
+    x = torch.randn(4, 3, 5, dtype=torch.float64)
+    state = layer.initial_state(3, factored=True)
+    for t in range(2):
+        _, state = layer(x[t : t + 1], state)
+    assert state[1].k1.shape == (3, 2, 3)
+    ref_state = layer.initial_state(3)
+    for t in range(2):
+        _, ref_state = layer(x[t : t + 1], ref_state)
+    out, (_, F) = layer(x[2:], state)
+    ref, (_, F_ref) = layer(x[2:], ref_state)
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(F, F_ref)
+    hc = layer.initial_state(3)[0]
+    with pytest.raises(ValueError, match="factored fast weight state"):
+        layer(x[:1], (hc, layer.initial_state(2, factored=True)[1]))
+    with pytest.raises(ValueError, match="factored fast weight state"):
+        layer(x[:1], (hc, state[1]._replace(scale=state[1].scale[:, :1])))

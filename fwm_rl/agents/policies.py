@@ -7,7 +7,8 @@ shared core, so the value loss trains the memory too.
 
 The algorithm never looks inside the memory state: a core is any module with
 
-* ``initial_state(batch_size, device, dtype)`` -> a nested tuple of tensors (the empty memory),
+* ``initial_state(batch_size, device, dtype)`` -> a nested tuple of tensors (the empty memory;
+  named tuples and ``None`` entries allowed),
 * ``forward(x [T, B, in], state, episode_starts [T, B], need_state) -> (out [T, B, H], state)``,
   where ``episode_starts[t, b]`` empties row ``b``'s memory before step ``t``,
 * ``output_size``,
@@ -41,10 +42,11 @@ State = Any
 
 
 def detach_state(state: State) -> State:
-    """The same nested tuple with every tensor detached."""
-    if isinstance(state, Tensor):
-        return state.detach()
-    return tuple(detach_state(s) for s in state)
+    """The same nested tuple (named tuples keep their type) with every tensor detached."""
+    if state is None or isinstance(state, Tensor):
+        return None if state is None else state.detach()
+    parts = [detach_state(s) for s in state]
+    return type(state)(*parts) if hasattr(state, "_fields") else tuple(parts)
 
 
 class LSTMCore(nn.Module):
@@ -249,6 +251,11 @@ class FwmPolicy(RecurrentActorCriticPolicy):
             tanh_read_keys=tanh_read_keys,  # first query nor on the read keys
             impl=impl,  # "step": the reference recurrence instead of the chunked form (speed comparisons)
         )
+
+    def initial_state(self, n_envs: int) -> State:
+        """The empty memory, its fast weights factored (:class:`fwm_rl.memory.FactoredState`): a
+        rollout's one-step calls then cost ``O(steps x d)`` instead of ``O(d^3)`` passes over ``F``."""
+        return self.core.initial_state(n_envs, device=self.device, factored=self.core.memory.impl != "step")
 
 
 class LstmPolicy(RecurrentActorCriticPolicy):
