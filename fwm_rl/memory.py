@@ -11,7 +11,7 @@ A slow LSTM produces ``h_t``; at every step the memory
 ``F`` is stored as ``[B, d_fwm, d_fwm, d_fwm]`` (key 1, key 2, value); with the appendix E ablation
 (``keys="concat"``) the key is ``[k1; k2]`` and ``F`` is ``[B, 2 d_fwm, d_fwm]``.
 
-Two exact implementations of the same recurrence:
+Exact implementations of the same recurrence:
 
 * ``impl="step"``: the reference, one full ``F`` update and ``N_r`` contractions per step.
 * ``impl="chunked"``: within a chunk of ``C`` steps starting from ``F_0``, ``F_t`` is ``F_0`` plus the
@@ -19,9 +19,14 @@ Two exact implementations of the same recurrence:
   (the cap only ever rescales the whole tensor).
   Retrievals and reads become key dot products against the chunk's earlier writes plus one batched
   contraction with ``F_0``; ``||F'||^2`` is updated incrementally, so no ``d^3`` tensor is formed per step.
-  Starting from a zero state (an RL episode) the ``F_0`` terms vanish altogether.
+  Starting from a zero state (an RL episode) the ``F_0`` terms vanish altogether. While no cap
+  engages (checked exactly afterwards), the writes of eq. 3 solve one unit lower-triangular
+  system; otherwise a step loop on small tensors computes them.
+* one-step calls on a :class:`FactoredState` (``initial_state(..., factored=True)``, what an RL
+  rollout carries): the step form's arithmetic on a dense part plus the list of writes so far.
 
-``impl="auto"`` (default) uses the chunked form for sequences and the step form for single steps.
+``impl="auto"`` (default) uses the chunked form for sequences and the step form (or the factored
+state's step) for single steps.
 """
 
 from __future__ import annotations

@@ -357,11 +357,14 @@ def test_without_host_checks_of_the_masks_results_are_the_same(monkeypatch):
 
     def run():
         seq = layer(x, layer.initial_state(B), episode_starts=starts, read_mask=read_mask)
-        state, outs = layer.initial_state(B), []
-        for t in range(T):  # one step at a time, as in a rollout
-            o, state = layer(x[t : t + 1], state, episode_starts=starts[t : t + 1], read_mask=read_mask[t : t + 1])
-            outs.append(o)
-        return seq[0], seq[1][1], torch.cat(outs), state[1]
+        results = [seq[0], seq[1][1]]
+        for factored in (False, True):
+            state, outs = layer.initial_state(B, factored=factored), []
+            for t in range(T):  # one step at a time, as in a rollout
+                o, state = layer(x[t : t + 1], state, episode_starts=starts[t : t + 1], read_mask=read_mask[t : t + 1])
+                outs.append(o)
+            results += [torch.cat(outs), layer.memory.dense(state[1])]
+        return results
 
     checked = run()
     monkeypatch.setattr(memory, "_host_checks", lambda device: False)
