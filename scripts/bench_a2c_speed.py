@@ -97,8 +97,8 @@ def main() -> None:
     print("| agent | loop | s / episode | agent-steps/s (episode) | s / update | agent-steps/s (update) |")
     print("|---|---|---|---|---|---|")
     runs = [
-        ("FWM-32-16", "ours (chunked update)", TrainConfig(device=str(device))),
-        ("FWM-32-16", "ours (step-form update)", TrainConfig(fwm_impl="step", device=str(device))),
+        ("FWM-32-16", "ours (fast: factored rollout, chunked update)", TrainConfig(device=str(device))),
+        ("FWM-32-16", "ours (step form in rollout and update)", TrainConfig(fwm_impl="step", device=str(device))),
         (f"LSTM-{args.lstm_size}", "ours", TrainConfig(memory="lstm", hidden_size=args.lstm_size, device=str(device))),
     ]
     for label, loop, cfg in runs:

@@ -426,6 +426,10 @@ def test_factored_state_in_sequences_and_checks():
     ref, (_, F_ref) = layer(x[2:], ref_state)
     torch.testing.assert_close(out, ref)
     torch.testing.assert_close(F, F_ref)
+    step_trace = layer(x[:1], layer.initial_state(3), return_trace=True)[2]
+    factored_trace = layer(x[:1], layer.initial_state(3, factored=True), return_trace=True)[2]
+    for a, b in zip(factored_trace, step_trace):
+        torch.testing.assert_close(a, b)
     hc = layer.initial_state(3)[0]
     with pytest.raises(ValueError, match="factored fast weight state"):
         layer(x[:1], (hc, layer.initial_state(2, factored=True)[1]))
