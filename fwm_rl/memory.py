@@ -275,17 +275,20 @@ class FastWeightMemory(nn.Module):
         if T == 0:
             raise ValueError("h has no time steps (T = 0)")
         resets = _check_mask("resets", resets, T, B)
-        # A known-empty start (no state given, or every row reset at step 0, as in an RL
-        # episode) lets the chunked form drop all F_0 terms.
         host_checks = _host_checks(h.device)
+        impl = impl or self.impl
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
         if F is not None:
             self._check_state(F, B)
         if isinstance(F, FactoredState):
             if resets is not None and host_checks and bool(resets[0].all()):  # every row starts empty
                 F = self.initial_state(B, h.device, h.dtype, factored=True)
-            if T == 1 and (impl or self.impl) != "step":
+            if T == 1 and impl != "step":
                 keep, read_mask = _check_mask("keep", keep, T, B), _check_mask("read_mask", read_mask, T, B)
                 return self._step_factored(F, h, resets, keep, read_mask, return_trace, need_state)
+        # A known-empty start (no state given, or every row reset at step 0, as in an RL
+        # episode) lets the chunked form drop all F_0 terms.
         zero_start = F is None or (resets is not None and host_checks and bool(resets[0].all()))
         if isinstance(F, FactoredState) and not zero_start:
             F = self.dense(F)  # (sequences and the reference step form work on the dense tensor)
@@ -295,9 +298,6 @@ class FastWeightMemory(nn.Module):
                 resets = None  # resetting an empty memory at step 0 changes nothing
         keep = _check_mask("keep", keep, T, B)
         read_mask = _check_mask("read_mask", read_mask, T, B)
-        impl = impl or self.impl
-        if impl not in IMPLS:
-            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
         if impl == "auto":
             impl = "step" if T == 1 else "chunked"
         if F is None and impl == "step":  # (the chunked form never forms an empty F)
@@ -469,7 +469,7 @@ class FastWeightMemory(nn.Module):
         if not uncapped:
             W, L_prev, L_t = _WriteRecurrence.apply(gram, ksq, beta, v, p0, sq, upto, reset_t, keep_t, self.update_scale)
         else:  # no cap: every a_t is 1
-            L_prev = L_t = torch.zeros_like(beta, requires_grad=False)
+            L_prev = L_t = torch.zeros_like(beta)
         a_F0 = None
         if not zero_start:
             a_F0 = torch.exp(L_t) if from_F0 is None else torch.exp(L_t) * from_F0
