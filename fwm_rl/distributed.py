@@ -32,7 +32,7 @@ __all__ = [
     "main_print",
     "rank_seed",
     "row_share",
-    "seed_rank",
+    "seed_other_ranks",
     "shard_bounds",
     "shard_rows",
 ]
@@ -193,7 +193,7 @@ def row_share(n_rows: int, ctx: DistContext, option: str = "--batch-size") -> sl
     return slice(*shard_bounds(n_rows, ctx.rank, ctx.world_size))
 
 
-def seed_rank(seed: int, ctx: DistContext) -> None:
+def seed_other_ranks(seed: int, ctx: DistContext) -> None:
     """Give every rank but 0 its own torch random stream (:func:`rank_seed`), e.g. for dropout masks.
 
     Rank 0 keeps its current stream, so a single-process run is exactly the plain run.

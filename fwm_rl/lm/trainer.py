@@ -47,7 +47,7 @@ from fwm_rl.distributed import (
     gather_rows,
     init_distributed,
     row_share,
-    seed_rank,
+    seed_other_ranks,
     shard_rows,
 )
 from fwm_rl.lm.corpus import EOS_INDEX, Corpus, Vocabulary, load_data
@@ -314,7 +314,7 @@ class LMTrainer:
         self._eval_rows = row_share(config.eval_batch_size, self.ctx, "--eval-batch-size")
         set_seed(config.seed)
         self.model = AWDLanguageModel(model_config).to(self.device)  # the same initial weights in every process
-        seed_rank(config.seed, self.ctx)  # ... but each process its own dropout masks
+        seed_other_ranks(config.seed, self.ctx)  # ... but each process its own dropout masks
         self.train_x, self.train_y = (t[:, self.rows].contiguous().to(self.device)
                                       for t in batchify(corpus.train, config.batch_size, pad=False))
         if self.train_x.size(0) < 2:
@@ -435,7 +435,7 @@ class LMTrainer:
         if "cuda" in ts["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in ts["rng"]["cuda"]])
         self.bptt_rng.bit_generator.state = ts["rng"]["bptt"]
-        seed_rank(self.config.seed + self.step, self.ctx)  # the checkpoint holds rank 0's random state
+        seed_other_ranks(self.config.seed + self.step, self.ctx)  # the checkpoint holds rank 0's random state
 
     # ---------------------------------------------------------------------------------- training
     def _seq_len(self) -> int:
