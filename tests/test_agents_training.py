@@ -116,7 +116,7 @@ def test_cli_train_eval_plot_resume(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_short_cpu_training_beats_the_random_policy(tmp_path):
-    """The paper's FWM agent and settings, 1,200 episodes (about 6 minutes on one CPU core).
+    """The paper's FWM agent and settings, 1,200 episodes (about 4 minutes on one CPU core).
 
     The authors' log reaches a training reward of about 51 after 1,000 episodes from the
     random policy's 45; this project's run (README) reaches 49 on the test graphs at 1,200.
