@@ -33,14 +33,15 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F_
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-__all__ = ["FWMLSTM", "FactoredState", "FastWeightMemory", "MemoryTrace", "count_parameters", "lstm_with_resets"]
+__all__ = ["FWMLSTM", "FactoredState", "FastWeightMemory", "MemoryTrace", "count_parameters", "lstm_with_resets", "map_state"]
 
 LN_EPS = 1e-5  # layer norm epsilon (PyTorch's default, as in the authors' code)
 KEY_MODES = ("tensor", "concat")
@@ -828,6 +829,15 @@ class _WriteRecurrence(torch.autograd.Function):
             g_beta = g_beta * keep.to(beta.dtype)
         g_p0 = None if p0 is None else a_in.unsqueeze(-1) * G_vold
         return g_gram, g_ksq, g_beta, g_v, g_p0, g_sq, None, None, None, None
+
+
+def map_state(state: Any, fn: Callable[[Tensor], Tensor]) -> Any:
+    """``fn`` applied to every tensor of a recurrent state: a nest of tuples and named tuples (which keep
+    their type) with ``None`` entries kept, e.g. ``((h, c), F)`` or ``((h, c), FactoredState)``."""
+    if state is None or isinstance(state, Tensor):
+        return None if state is None else fn(state)
+    parts = [map_state(s, fn) for s in state]
+    return type(state)(*parts) if hasattr(state, "_fields") else type(state)(parts)
 
 
 def lstm_with_resets(lstm: nn.LSTM, x: Tensor, hc: tuple[Tensor, Tensor], starts: Tensor | None) -> tuple[Tensor, tuple[Tensor, Tensor]]:

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from fwm_rl.memory import FWMLSTM, FastWeightMemory, count_parameters
+from fwm_rl.memory import FWMLSTM, FactoredState, FastWeightMemory, count_parameters, map_state
 
 torch.set_default_dtype(torch.float32)
 
@@ -435,3 +435,13 @@ def test_factored_state_in_sequences_and_checks():
         layer(x[:1], (hc, layer.initial_state(2, factored=True)[1]))
     with pytest.raises(ValueError, match="factored fast weight state"):
         layer(x[:1], (hc, state[1]._replace(scale=state[1].scale[:, :1])))
+
+
+def test_map_state_keeps_the_nest():
+    """``map_state`` applies to every tensor and keeps tuples, named tuples and ``None`` entries."""
+    layer = FWMLSTM(5, 8, d_fwm=3, n_reads=2)
+    state = layer.initial_state(2, factored=True)
+    doubled = map_state(state, lambda t: t + 1)
+    assert isinstance(doubled[1], FactoredState) and doubled[1].F0 is None
+    torch.testing.assert_close(doubled[0][0], state[0][0] + 1)
+    torch.testing.assert_close(doubled[1].f0_scale, state[1].f0_scale + 1)

@@ -33,7 +33,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.utils import ConstantSchedule
 from torch import Tensor, nn
 
-from fwm_rl.memory import FWMLSTM, lstm_with_resets
+from fwm_rl.memory import FWMLSTM, lstm_with_resets, map_state
 
 __all__ = ["FwmPolicy", "LSTMCore", "LstmPolicy", "RecurrentActorCriticPolicy", "State", "detach_state"]
 
@@ -43,10 +43,7 @@ State = Any
 
 def detach_state(state: State) -> State:
     """The same nested tuple (named tuples keep their type) with every tensor detached."""
-    if state is None or isinstance(state, Tensor):
-        return None if state is None else state.detach()
-    parts = [detach_state(s) for s in state]
-    return type(state)(*parts) if hasattr(state, "_fields") else tuple(parts)
+    return map_state(state, Tensor.detach)
 
 
 class LSTMCore(nn.Module):

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ from fwm_rl.distributed import (
     row_share,
     shard_rows,
 )
+from fwm_rl.memory import map_state
 from fwm_rl.runs import (
     RunLogger,
     SavedConfig,
@@ -170,12 +171,6 @@ def _read_mask(seg: Segment, mode: str) -> Tensor | None:
     return seg.answer if mode == "qa" else None
 
 
-def _map_state(state, fn: Callable[[Tensor], Tensor]):
-    if isinstance(state, Tensor):
-        return fn(state)
-    return type(state)(_map_state(s, fn) for s in state)
-
-
 def _rows(seg: Segment, rows: slice) -> Segment:
     """The streams ``rows`` of a ``[T, B]`` segment."""
     return Segment(*(t[:, rows] for t in seg))
@@ -259,7 +254,7 @@ class CatbAbITrainer:
         n_loss = int(_loss_mask(seg, mode).sum())  # loss tokens of the whole batch
         seg = _rows(seg, self.rows).to(self.device)
         logits, state = self.model(seg.x, self.state, keep=seg.keep, read_mask=_read_mask(seg, mode))
-        self.state = _map_state(state, lambda t: t.detach())
+        self.state = map_state(state, lambda t: t.detach())
         self.optimizer.zero_grad(set_to_none=True)
         if n_loss == 0:  # e.g. an all-padding tail segment: nothing to learn from
             return float("nan"), 0, 0
@@ -403,7 +398,7 @@ class CatbAbITrainer:
         trainer.stream.load_state_dict(ckpt["stream"])
         if ckpt["state"] is not None:
             rows = shard_rows(ckpt["state"], trainer._state_batch_dims(), trainer.ctx)
-            trainer.state = _map_state(rows, lambda t: t.to(trainer.device))
+            trainer.state = map_state(rows, lambda t: t.to(trainer.device))
         trainer.step, trainer.best_valid_accuracy = int(ckpt["step"]), float(ckpt["best_valid_accuracy"])
         return trainer
 
