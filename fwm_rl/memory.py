@@ -282,15 +282,15 @@ class FastWeightMemory(nn.Module):
             raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
         if F is not None:
             self._check_state(F, B)
+        # A known-empty start (no state given, or every row reset at step 0, as in an RL
+        # episode) lets the chunked form drop all F_0 terms, and a factored state start empty.
+        zero_start = F is None or (resets is not None and host_checks and bool(resets[0].all()))
         if isinstance(F, FactoredState):
-            if resets is not None and host_checks and bool(resets[0].all()):  # every row starts empty
+            if zero_start:
                 F = self.initial_state(B, h.device, h.dtype, factored=True)
             if T == 1 and impl != "step":
                 keep, read_mask = _check_mask("keep", keep, T, B), _check_mask("read_mask", read_mask, T, B)
                 return self._step_factored(F, h, resets, keep, read_mask, return_trace, need_state)
-        # A known-empty start (no state given, or every row reset at step 0, as in an RL
-        # episode) lets the chunked form drop all F_0 terms.
-        zero_start = F is None or (resets is not None and host_checks and bool(resets[0].all()))
         if isinstance(F, FactoredState) and not zero_start:
             F = self.dense(F)  # (sequences and the reference step form work on the dense tensor)
         if zero_start:

@@ -441,7 +441,7 @@ def test_map_state_keeps_the_nest():
     """``map_state`` applies to every tensor and keeps tuples, named tuples and ``None`` entries."""
     layer = FWMLSTM(5, 8, d_fwm=3, n_reads=2)
     state = layer.initial_state(2, factored=True)
-    doubled = map_state(state, lambda t: t + 1)
-    assert isinstance(doubled[1], FactoredState) and doubled[1].F0 is None
-    torch.testing.assert_close(doubled[0][0], state[0][0] + 1)
-    torch.testing.assert_close(doubled[1].f0_scale, state[1].f0_scale + 1)
+    shifted = map_state(state, lambda t: t + 1)
+    assert isinstance(shifted[1], FactoredState) and shifted[1].F0 is None
+    torch.testing.assert_close(shifted[0][0], state[0][0] + 1)
+    torch.testing.assert_close(shifted[1].f0_scale, state[1].f0_scale + 1)
