@@ -101,6 +101,9 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--only", choices=["meta-RL", "catbAbI"], default=None)
     args = parser.parse_args(argv)
+    for name in ("repeats", "rounds"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     device = resolve_device(args.device)
     threads = args.threads or torch.get_num_threads()
     print(f"device {device}, torch {torch.__version__}, threads {threads}; each variant runs in its own process, {args.rounds} round(s)\n")
