@@ -201,7 +201,7 @@ def test_cli_show_graph_and_baselines(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert all(name in printed for name in ("random", "explorer", "oracle"))
     with pytest.raises(ValueError, match="unknown split"):
-        _run_cli(["baselines", "--split", "valid", "--episodes", "10"])
+        _run_cli(["baselines", "--split", "validation", "--episodes", "10"])
 
 
 def test_reference_levels_order_and_scale():

@@ -152,7 +152,7 @@ def test_sampler_rejects_nonsense_sizes():
     with pytest.raises(ValueError, match="n_graphs"):
         sample_adjacency_batch(-1)
     with pytest.raises(ValueError, match="unknown split"):
-        graph_set("valid")
+        graph_set("validation")
     with pytest.raises(ValueError, match="n_graphs"):
         paper_graph_sets(0)
 

@@ -256,7 +256,9 @@ class RecurrentA2C(OnPolicyAlgorithm):
         tensor_env = isinstance(env, FWMGraphVecEnv)
         obs = self._as_tensor(self._last_obs, torch.float32)
         starts = self._as_tensor(self._last_episode_starts, torch.bool)
-        state = self.policy.initial_state(n) if self._last_state is None else self._last_state
+        # Where every row starts an episode the carried memory is discarded anyway: start empty.
+        fresh = self._last_state is None or bool(starts.all())
+        state = self.policy.initial_state(n) if fresh else self._last_state
         rollout_buffer.reset(state)
         # Per step: return and length of the episodes that ended there (length 0 elsewhere).
         ended_return = torch.zeros(n_rollout_steps, n, device=self.device)

@@ -18,6 +18,7 @@ import torch
 
 from fwm_rl.agents.policies import RecurrentActorCriticPolicy
 from fwm_rl.envs import GraphBatch, TaskConfig
+from fwm_rl.envs.graphs import SPLITS
 from fwm_rl.envs.vector_env import task_graphs
 
 __all__ = ["EvalResult", "episode_returns", "evaluate"]
@@ -45,12 +46,12 @@ def episode_returns(
     n_graphs: int = 600,
 ) -> np.ndarray:
     """Total reward of each episode (``[n_graphs * episodes_per_graph]``; episode ``i`` plays graph
-    ``i % n_graphs`` of ``split``, ``"train"`` or ``"test"``), actions sampled from the policy
+    ``i % n_graphs`` of ``split``: ``"train"``, ``"test"`` or ``"valid"``, see :func:`~fwm_rl.envs.graphs.graph_set`), actions sampled from the policy
     (``deterministic``: the most likely action). ``seed`` fixes placements and sampling."""
     if isinstance(episodes_per_graph, bool) or not isinstance(episodes_per_graph, int) or episodes_per_graph < 1:
         raise ValueError(f"episodes_per_graph must be a positive integer, got {episodes_per_graph!r}")
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test' (the paper's graph sets), got {split!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS} (the paper's graph sets, or the validation set), got {split!r}")
     config = TaskConfig(semantics=semantics)
     graphs = task_graphs(split, None, config, n_graphs, 666)
     n = n_graphs * episodes_per_graph

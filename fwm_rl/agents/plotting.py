@@ -19,7 +19,7 @@ from fwm_rl.agents.training import CONFIG, TrainConfig
 from fwm_rl.envs.baselines import reference_levels
 from fwm_rl.runs import save_figure
 
-__all__ = ["curves_table", "plot_runs"]
+__all__ = ["curves_table", "plot_runs", "seeds_table"]
 
 REFERENCE_STYLE = {"random": ("tab:gray", ":"), "explorer": ("tab:green", "--"), "oracle": ("black", "-.")}
 
@@ -76,4 +76,27 @@ def curves_table(run_dirs: list[str | Path], key: str = "test/reward") -> str:
             value = next((r[key] for r in rows if int(r["step"]) == ep and key in r), None)
             cells.append("" if value is None else f"{value:.1f}")
         lines.append(f"| {ep} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def seeds_table(groups: dict[str, list[str | Path]], at: list[int], keys: tuple[str, ...] = ("valid/reward", "test/reward", "train/reward")) -> str:
+    """Markdown table comparing groups of runs (e.g. one learning recipe over several seeds): at each
+    episode count of ``at``, the mean and standard deviation over a group's runs of every ``key``
+    as logged there. A run that has not logged that episode count leaves its group's cell short of
+    it (the number of runs counted is shown)."""
+    lines = ["| runs | episodes | seeds | " + " | ".join(f"{k} (mean ± sd)" for k in keys) + " |", "|---" * (3 + len(keys)) + "|"]
+    for name, dirs in groups.items():
+        rows_of = [_read_run(Path(d))[2] for d in dirs]
+        for ep in at:
+            cells, counted = [], 0
+            for key in keys:
+                values = [r[key] for rows in rows_of for r in rows if int(r["step"]) == ep and key in r]
+                counted = max(counted, len(values))
+                if not values:
+                    cells.append("")
+                    continue
+                mean = sum(values) / len(values)
+                sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+                cells.append(f"{mean:.1f} ± {sd:.1f}")
+            lines.append(f"| {name} | {ep} | {counted} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -27,12 +27,13 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
-from stable_baselines3.common.distributions import CategoricalDistribution
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.utils import ConstantSchedule
 from torch import Tensor, nn
 
+from fwm_rl.agents.rollout_step import applies as fused_step_applies
+from fwm_rl.agents.rollout_step import fwm_step, sample_actions
 from fwm_rl.memory import FWMLSTM, lstm_with_resets, map_state
 
 __all__ = ["FwmPolicy", "LSTMCore", "LstmPolicy", "RecurrentActorCriticPolicy", "State", "detach_state"]
@@ -106,7 +107,6 @@ class RecurrentActorCriticPolicy(BasePolicy):
         self.core = self.make_core(int(observation_space.shape[0]), **core_kwargs)
         self.action_net = nn.Linear(self.core.output_size, int(action_space.n))
         self.value_net = nn.Linear(self.core.output_size, 1)
-        self.action_dist = CategoricalDistribution(int(action_space.n))
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
     @abstractmethod
@@ -149,18 +149,18 @@ class RecurrentActorCriticPolicy(BasePolicy):
     ) -> tuple[Tensor, Tensor, Tensor, State]:
         """One step for ``obs: [B, obs_dim]``: ``(actions [B], values [B], log_probs [B], new state)``.
 
-        ``episode_starts: [B]`` empties the memory of those rows first. Sampling draws from
-        ``generator`` (default: torch's global generator of the device).
+        ``episode_starts: [B]`` empties the memory of those rows first. Sampling draws one uniform
+        number per row from ``generator`` (default: torch's global generator of the device) and
+        inverts the action distribution's CDF (:func:`~fwm_rl.agents.rollout_step.sample_actions`).
         """
         out, state = self._core(obs.unsqueeze(0), state, episode_starts.unsqueeze(0))
         out = out.squeeze(0)
-        logits = self.action_net(out)
+        log_probs = torch.log_softmax(self.action_net(out), -1)
         if deterministic:
-            actions = logits.argmax(-1)
+            actions = log_probs.argmax(-1)
         else:
-            actions = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(-1)
-        log_probs = self.action_dist.proba_distribution(logits).log_prob(actions)
-        return actions, self.value_net(out).squeeze(-1), log_probs, state
+            actions = sample_actions(log_probs, torch.rand(out.shape[0], generator=generator, device=out.device, dtype=out.dtype))
+        return actions, self.value_net(out).squeeze(-1), log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1), state
 
     def evaluate_actions(self, obs: Tensor, actions: Tensor, state: State, episode_starts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Replay a rollout with gradients: ``obs [T, B, obs_dim]``, ``actions [T, B]`` from ``state``
@@ -169,8 +169,9 @@ class RecurrentActorCriticPolicy(BasePolicy):
         The whole sequence is one core call (full backpropagation through time).
         """
         out, _ = self._core(obs, state, episode_starts, need_state=False)
-        dist = self.action_dist.proba_distribution(self.action_net(out))
-        return self.value_net(out).squeeze(-1), dist.log_prob(actions), dist.entropy()
+        log_p = torch.log_softmax(self.action_net(out), -1)
+        entropy = -(log_p.exp() * log_p).sum(-1)
+        return self.value_net(out).squeeze(-1), log_p.gather(-1, actions.unsqueeze(-1)).squeeze(-1), entropy
 
     def predict_values(self, obs: Tensor, state: State, episode_starts: Tensor) -> Tensor:
         """Values ``[B]`` of one step ``obs: [B, obs_dim]`` from ``state``."""
@@ -248,6 +249,25 @@ class FwmPolicy(RecurrentActorCriticPolicy):
             tanh_read_keys=tanh_read_keys,  # first query nor on the read keys
             impl=impl,  # "step": the reference recurrence instead of the chunked form (speed comparisons)
         )
+
+    def forward(
+        self,
+        obs: Tensor,
+        state: State,
+        episode_starts: Tensor,
+        deterministic: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor, State]:
+        """One step, as :meth:`RecurrentActorCriticPolicy.forward`; from a factored rollout state
+        without autograd it is the fused step of :mod:`fwm_rl.agents.rollout_step`."""
+        if not torch.is_grad_enabled() and fused_step_applies(self, state):
+            return fwm_step(self, obs, state, episode_starts, deterministic, generator)
+        return super().forward(obs, state, episode_starts, deterministic, generator)
+
+    def predict_values(self, obs: Tensor, state: State, episode_starts: Tensor) -> Tensor:
+        if not torch.is_grad_enabled() and fused_step_applies(self, state):
+            return fwm_step(self, obs, state, episode_starts, deterministic=True)[1]
+        return super().predict_values(obs, state, episode_starts)
 
     def initial_state(self, n_envs: int) -> State:
         """The empty memory, its fast weights factored (:class:`fwm_rl.memory.FactoredState`): a

@@ -4,8 +4,9 @@ An *episode* here is what the authors' code calls one: every one of the
 ``n_envs`` (600) agents plays one 30-step episode on its own training graph
 (agent ``i`` on graph ``i``), followed by one A2C update on the 600 x 30 batch.
 Every ``eval_every`` episodes a run logs the mean training reward since the
-last log and the reward of one fresh episode on each of the 600 test graphs
-(no gradient), to ``metrics.csv`` and TensorBoard, and writes ``checkpoint.pt``
+last log and the reward of one fresh episode on each of the 600 test graphs and
+on each of the 600 validation graphs (no gradient; :func:`~fwm_rl.envs.graphs.graph_set`),
+to ``metrics.csv`` and TensorBoard, and writes ``checkpoint.pt``
 atomically; ``resume`` continues exactly where the checkpoint left off.
 
 Under ``torchrun`` a run is data-parallel (:mod:`fwm_rl.distributed`): each of
@@ -50,14 +51,18 @@ from fwm_rl.runs import RunLogger, SavedConfig, atomic_save, load_checkpoint, pr
 
 __all__ = [
     "PRESETS",
+    "RECIPES",
+    "RECIPE_FIELDS",
     "RunSummary",
     "TrainConfig",
     "load_policy",
     "preset_configs",
+    "recipe_of",
     "results_table",
     "run_dirs",
     "train_preset",
     "train_run",
+    "with_recipe",
 ]
 
 CHECKPOINT = "checkpoint.pt"
@@ -143,6 +148,33 @@ PRESETS: dict[str, tuple[TrainConfig, ...]] = {
     "paper-lstm-2048": (_paper_lstm(2048, 200_000),),
     "paper-lstm-4096": (_paper_lstm(4096, 114_000),),
 }
+
+
+#: The TrainConfig fields that make up a learning recipe (the A2C and Adam settings).
+RECIPE_FIELDS = ("learning_rate", "adam_eps", "gamma", "gae_lambda", "vf_coef", "ent_coef", "max_grad_norm", "normalize_advantage")
+
+#: Learning recipes: name -> the fields of :data:`RECIPE_FIELDS` in which it differs from the
+#: paper's settings (appendix I). ``scripts/bench_learning.py --recipes ...`` compares them over seeds.
+RECIPES: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "lr3e-3": {"learning_rate": 3e-3},
+    "lr3e-3-normadv": {"learning_rate": 3e-3, "normalize_advantage": True},
+    "lr3e-3-gae0.95": {"learning_rate": 3e-3, "gae_lambda": 0.95},
+    "lr1e-2-clip1": {"learning_rate": 1e-2, "max_grad_norm": 1.0},
+}
+
+
+def with_recipe(cfg: TrainConfig, recipe: str) -> TrainConfig:
+    """``cfg`` with the learning settings of ``recipe`` (:data:`RECIPES`); its other fields unchanged."""
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)}")
+    paper = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in RECIPE_FIELDS}
+    return dataclasses.replace(cfg, **{**paper, **RECIPES[recipe]})
+
+
+def recipe_of(cfg: TrainConfig) -> str:
+    """The name of the recipe whose settings ``cfg`` has, or ``"custom"``."""
+    return next((name for name in RECIPES if with_recipe(cfg, name) == cfg), "custom")
 
 
 def preset_configs(preset: str, **overrides: Any) -> list[TrainConfig]:
@@ -281,8 +313,10 @@ def train_run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_
             if dist.is_main:
                 train_reward = totals["reward"] / totals["agents"]
                 test = evaluate(model.policy, "test", 1, seed=_chunk_seed(cfg.seed + 1, done, 0), semantics=cfg.semantics)
+                valid = evaluate(model.policy, "valid", 1, seed=_chunk_seed(cfg.seed + 2, done, 0), semantics=cfg.semantics)
                 metrics = {
                     "train/reward": train_reward,
+                    "valid/reward": valid.mean,
                     "test/reward": test.mean,
                     **{f"train/{k}": v for k, v in model.last_losses.items()},
                     "time/train_seconds": train_seconds,

@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     source = show.add_mutually_exclusive_group()
     source.add_argument("--seed", type=int, default=None, help="draw a graph with Listing 1 from RandomState(SEED) (default 0)")
-    source.add_argument("--split", choices=("train", "test"), default=None, help="take a graph of the paper's set")
+    source.add_argument("--split", choices=("train", "test", "valid"), default=None, help="take a graph of the paper's sets or of the validation set")
     show.add_argument("--index", type=int, default=0, help="graph index in --split (default 0)")
     show.add_argument("--agent", type=int, default=None, help="colour this location green (the agent)")
     show.add_argument("--reward", type=int, default=None, help="colour this location yellow (the reward)")
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="mean total reward per episode of the reference policies (random, explorer, oracle)",
         description="Run the reference policies on the paper's graphs and print mean total reward per episode +- standard error.",
     )
-    base.add_argument("--split", default="test", help="train | test | random (fresh graphs); default test")
+    base.add_argument("--split", default="test", help="train | test | valid (this project's validation set) | random (fresh graphs); default test")
     base.add_argument("--episodes", type=int, default=6000, help="episodes per policy (episode i on graph i %% 600); default 6000")
     base.add_argument("--seed", type=int, default=0, help="seed of placements and random choices (default 0)")
     base.add_argument("--semantics", choices=SEMANTICS, default="paper", help="task rules (default paper)")

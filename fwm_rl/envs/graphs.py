@@ -44,8 +44,9 @@ from fwm_rl.envs._backend import Backend, make_backend
 N_STATES = 5
 N_ACTIONS = 3
 
-Split = Literal["train", "test"]
-SPLITS: tuple[str, ...] = ("train", "test")
+Split = Literal["train", "test", "valid"]
+#: The paper's training and test sets, and a validation set of this project's for choosing recipes.
+SPLITS: tuple[str, ...] = ("train", "test", "valid")
 
 
 def check_sizes(n_actions: int, n_states: int) -> None:
@@ -252,13 +253,23 @@ def _draw_set(n_graphs: int, random_state: np.random.RandomState, excluded: set[
 
 
 @functools.lru_cache(maxsize=4)
-def _paper_graph_sets(n_graphs: int, data_seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _graph_sets(n_graphs: int, data_seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(train, test, valid)``: test, then train, then valid from one ``RandomState(data_seed)`` stream,
+    each set skipping the graphs of the sets drawn before it."""
     random_state = np.random.RandomState(data_seed)
     test = _draw_set(n_graphs, random_state, excluded=set())
     train = _draw_set(n_graphs, random_state, excluded={graph.tobytes() for graph in test})
-    for graphs in (train, test):
+    valid = _draw_set(n_graphs, random_state, excluded={graph.tobytes() for graph in (*test, *train)})
+    for graphs in (train, test, valid):
         graphs.flags.writeable = False
-    return train, test
+    return train, test, valid
+
+
+def _check_set_arguments(n_graphs: int, data_seed: int) -> None:
+    if isinstance(n_graphs, bool) or not isinstance(n_graphs, (int, np.integer)) or n_graphs < 1:
+        raise ValueError(f"n_graphs must be a positive integer, got {n_graphs!r}")
+    if isinstance(data_seed, bool) or not isinstance(data_seed, (int, np.integer)) or data_seed < 0:
+        raise ValueError(f"data_seed must be a non-negative integer, got {data_seed!r}")
 
 
 def paper_graph_sets(n_graphs: int = 600, data_seed: int = 666) -> tuple[np.ndarray, np.ndarray]:
@@ -269,16 +280,18 @@ def paper_graph_sets(n_graphs: int = 600, data_seed: int = 666) -> tuple[np.ndar
     skipping any graph equal to a test graph (duplicates within a set are kept).
     The arrays are cached and read-only.
     """
-    if isinstance(n_graphs, bool) or not isinstance(n_graphs, (int, np.integer)) or n_graphs < 1:
-        raise ValueError(f"n_graphs must be a positive integer, got {n_graphs!r}")
-    if isinstance(data_seed, bool) or not isinstance(data_seed, (int, np.integer)) or data_seed < 0:
-        raise ValueError(f"data_seed must be a non-negative integer, got {data_seed!r}")
-    return _paper_graph_sets(int(n_graphs), int(data_seed))
+    _check_set_arguments(n_graphs, data_seed)
+    return _graph_sets(int(n_graphs), int(data_seed))[:2]
 
 
 def graph_set(split: str, n_graphs: int = 600, data_seed: int = 666) -> np.ndarray:
-    """One of :func:`paper_graph_sets` by name (``"train"`` or ``"test"``)."""
+    """One graph set by name: ``"train"`` or ``"test"`` (:func:`paper_graph_sets`), or ``"valid"``.
+
+    ``"valid"`` is not the paper's: ``n_graphs`` more graphs drawn from the same stream after the
+    training set, none equal to a training or test graph. It is for choosing learning recipes
+    without looking at the test set (the paper's sets are drawn first, so they do not change).
+    """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
-    train, test = paper_graph_sets(n_graphs, data_seed)
-    return train if split == "train" else test
+    _check_set_arguments(n_graphs, data_seed)
+    return _graph_sets(int(n_graphs), int(data_seed))[SPLITS.index(split)]
