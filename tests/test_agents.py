@@ -226,3 +226,106 @@ def test_evaluation_is_seeded_and_uses_every_graph():
     assert not np.array_equal(a, episode_returns(model.policy, "test", episodes_per_graph=2, seed=6))
     with pytest.raises(ValueError, match="split"):
         episode_returns(model.policy, "random")
+
+
+# ------------------------------------------------------------------ fused rollout step
+def _paper_policy(dtype=torch.float64, **kwargs) -> FwmPolicy:
+    torch.manual_seed(0)
+    policy = FwmPolicy(spaces.Box(0, 10, (17,), np.float32), spaces.Discrete(3), lambda _: 1e-3, **kwargs)
+    return policy.to(dtype)
+
+
+@pytest.mark.parametrize("options", [{}, {"tanh_first_query": True, "tanh_read_keys": True, "residual": False}, {"n_reads": 1, "beta_bias": 0.0}])
+def test_fused_rollout_step_equals_the_general_path(options):
+    """The fused step (rollout_step.fwm_step) against the policy's general path (nn.LSTM, the
+    memory's factored step, log-softmax heads) in float64: same actions from the same generator,
+    values, log-probabilities and every state tensor to 1e-10, over 90 steps with random episode
+    starts (every row at steps 0 and 10) and writes strong enough to engage the cap of eq. 4."""
+    from fwm_rl.agents import rollout_step
+    from fwm_rl.agents.policies import RecurrentActorCriticPolicy
+
+    policy = _paper_policy(update_scale=1.0, **options)
+    B = 9
+    fused, general = policy.initial_state(B), policy.initial_state(B)
+    g_fused, g_general = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    data = torch.Generator().manual_seed(2)
+    steps_fused = 0
+    for t in range(90):
+        obs = torch.rand(B, 17, generator=data, dtype=torch.float64) * 4
+        starts = torch.rand(B, generator=data) < (1.0 if t in (0, 10) else 0.15)
+        with torch.no_grad():
+            steps_fused += rollout_step.applies(policy, fused)
+            a1, v1, l1, fused = policy(obs, fused, starts, deterministic=t % 5 == 4, generator=g_fused)
+            a2, v2, l2, general = RecurrentActorCriticPolicy.forward(policy, obs, general, starts, deterministic=t % 5 == 4, generator=g_general)
+        assert torch.equal(a1, a2)
+        torch.testing.assert_close(v1, v2, atol=1e-10, rtol=1e-10)
+        torch.testing.assert_close(l1, l2, atol=1e-10, rtol=1e-10)
+        for x, y in zip(torch.utils._pytree.tree_leaves(fused), torch.utils._pytree.tree_leaves(general)):
+            torch.testing.assert_close(x, y, atol=1e-10, rtol=1e-10)
+    assert steps_fused == 10 + 64  # the full reset empties the list; at max_writes (64) the general path folds it
+    capped = general[1].f0_scale < 1
+    assert bool(capped.any())  # the cap engaged
+    with torch.no_grad():
+        torch.testing.assert_close(policy.predict_values(obs, fused, starts), RecurrentActorCriticPolicy.predict_values(policy, obs, general, starts))
+
+
+def test_fused_rollout_step_compiled_equals_eager(monkeypatch):
+    """torch.compile of the fused step gives the eager step's numbers (float32, a rollout batch)."""
+    from fwm_rl.agents import rollout_step
+
+    monkeypatch.setenv("FWM_RL_COMPILE", "1")
+    policy = _paper_policy(torch.float32)
+    B = rollout_step.COMPILE_MIN_BATCH
+    states, outs = [policy.initial_state(B), policy.initial_state(B)], [[], []]
+    data = torch.Generator().manual_seed(0)
+    for t in range(6):
+        obs, starts = torch.rand(B, 17, generator=data) * 4, torch.full((B,), t == 0)
+        for i, compiled in enumerate((True, False)):
+            monkeypatch.setenv("FWM_RL_COMPILE", "1" if compiled else "0")
+            with torch.no_grad():
+                _, v, lp, states[i] = policy(obs, states[i], starts, deterministic=True)
+            outs[i].append((v, lp))
+    assert callable(rollout_step._compiled)  # it compiled
+    for (v1, l1), (v2, l2) in zip(*outs):
+        torch.testing.assert_close(v1, v2, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(l1, l2, atol=1e-5, rtol=1e-5)
+
+
+def test_inverse_cdf_action_draws_follow_the_policy():
+    from fwm_rl.agents.rollout_step import sample_actions
+
+    probs = torch.tensor([0.2, 0.5, 0.3])
+    log_probs = probs.log().expand(200_000, 3)
+    actions = sample_actions(log_probs, torch.rand(200_000, generator=torch.Generator().manual_seed(0)))
+    freq = torch.bincount(actions, minlength=3) / 200_000.0
+    torch.testing.assert_close(freq, probs, atol=4e-3, rtol=0)  # ~4 standard errors
+    # The uniform number picks the first action whose cumulative probability exceeds it.
+    assert sample_actions(probs.log().expand(4, 3), torch.tensor([0.0, 0.19, 0.69, 0.999999])).tolist() == [0, 0, 1, 2]
+
+
+def test_rollout_starting_every_episode_drops_the_carried_memory():
+    # Three whole-episode rollouts in one learn call: each starts with every row's episode, so the
+    # rollout starts from an empty factored state (the list of writes never grows past 30).
+    model = small_model("FwmPolicy", n_envs=3)
+    model.learn(3 * 3 * 30)
+    assert model._last_state[1].k1.shape[1] == 30
+
+
+def test_advantage_normalisation_gives_mean_zero_and_unit_deviation():
+    model = small_model("FwmPolicy", n_envs=4, normalize_advantage=True)
+    buffer = collect(model)
+    seen = {}
+    log_probs_of = model.policy.evaluate_actions
+
+    def spy(*args):
+        values, log_prob, entropy = log_probs_of(*args)
+        log_prob.register_hook(lambda g: seen.setdefault("grad", g))  # d policy_loss / d log_prob = -A / n
+        return values, log_prob, entropy
+
+    model.policy.evaluate_actions = spy
+    loss, parts = model.loss()
+    parts["policy_loss"].backward()
+    normalised = -seen["grad"] * buffer.advantages.numel()
+    assert abs(float(normalised.mean())) < 1e-5 and abs(float(normalised.std()) - 1.0) < 1e-4
+    expected = (buffer.advantages - buffer.advantages.mean()) / (buffer.advantages.std() + 1e-8)
+    torch.testing.assert_close(normalised, expected, atol=1e-5, rtol=1e-5)

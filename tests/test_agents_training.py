@@ -11,7 +11,7 @@ import torch
 
 from fwm_rl.agents import cli as agents_cli
 from fwm_rl.agents.a2c import RecurrentRolloutBuffer
-from fwm_rl.agents.training import PRESETS, TrainConfig, load_policy, preset_configs, train_run
+from fwm_rl.agents.training import PRESETS, RECIPE_FIELDS, RECIPES, TrainConfig, load_policy, preset_configs, recipe_of, train_run, with_recipe
 from fwm_rl.runs import NonFiniteLossError, load_checkpoint
 
 TINY = {"n_envs": 4, "eval_every": 2, "final_episodes_per_graph": 1, "device": "cpu"}
@@ -126,3 +126,37 @@ def test_short_cpu_training_beats_the_random_policy(tmp_path):
     random_level = 44.87  # README: random policy on the test graphs, 44.87 +- 0.27
     assert summary.test.mean > random_level + 5 * summary.test.sem
     assert summary.train.mean > random_level + 5 * summary.train.sem
+
+
+def test_recipes_change_only_the_learning_settings():
+    base = TrainConfig(name="x", episodes=7, seed=3)
+    assert recipe_of(base) == "paper" and RECIPES["paper"] == {}
+    for name, fields in RECIPES.items():
+        cfg = with_recipe(base, name)
+        assert recipe_of(cfg) == name and set(fields) <= set(RECIPE_FIELDS)
+        assert all(getattr(cfg, k) == v for k, v in fields.items())
+        assert (cfg.name, cfg.episodes, cfg.seed) == ("x", 7, 3)
+        assert with_recipe(cfg, "paper") == base  # back to the paper's settings
+    assert recipe_of(TrainConfig(learning_rate=5e-3)) == "custom"
+    with pytest.raises(ValueError, match="unknown recipe"):
+        with_recipe(base, "fast")
+
+
+def test_bench_learning_compares_recipes_over_seeds(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("bench_learning", Path(__file__).parents[1] / "scripts" / "bench_learning.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "b"
+    argv = ["--recipes", "paper", "lr3e-3", "--seeds", "0", "1", "--episodes", "2", "--eval-every", "1", "--n-envs", "3", "--device", "cpu", "--out", str(out)]
+    assert bench.main(argv) == 0
+    table = (out / "recipes.md").read_text()
+    assert table in capsys.readouterr().out
+    rows = [line.split(" | ") for line in table.splitlines()[2:]]
+    assert [(r[0].strip("| "), r[1], r[2]) for r in rows] == [("paper", "1", "2"), ("paper", "2", "2"), ("lr3e-3", "1", "2"), ("lr3e-3", "2", "2")]
+    assert json.loads((out / "lr3e-3-seed1" / "config.json").read_text())["learning_rate"] == 3e-3
+    assert "valid/reward" in metrics(out / "paper-seed0")[0]
+    with pytest.raises(SystemExit):  # the folder exists now: refused
+        bench.main(argv)

@@ -166,3 +166,13 @@ def test_accept_is_listing1_acceptance():
     chord = cycle.copy()
     chord[0, 0, 1] = 2  # adds a 4-cycle 0->2->3->4->0; gcd(5, 4) = 1
     assert _accept(backend, chord, np.array([True]))[0]
+
+
+def test_validation_set_is_disjoint_from_the_papers_sets_and_leaves_them_unchanged():
+    valid, train, test = graph_set("valid"), graph_set("train"), graph_set("test")
+    assert valid.shape == (600, 3, 5, 5) and not valid.flags.writeable
+    seen = {g.tobytes() for g in (*train, *test)}
+    assert not any(g.tobytes() in seen for g in valid)
+    np.testing.assert_array_equal(paper_graph_sets()[0], train)  # drawn after the paper's sets
+    np.testing.assert_array_equal(graph_set("valid", 600, 666), valid)
+    assert not np.array_equal(graph_set("valid", 600, 667), valid)
