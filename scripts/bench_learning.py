@@ -9,7 +9,8 @@ and prints test reward against episodes and the final results table. With ``--re
 one agent (``--memory``) with each learning recipe of ``fwm_rl.agents.training.RECIPES`` for every
 seed and prints, at the ``--at`` episode counts, the mean and spread over seeds of the reward on the
 validation graphs (choose recipes by this column), the test graphs (report only) and the training
-graphs. Runs go to ``--out``/<recipe>-seed<S> (a folder that exists is refused).
+graphs. Runs go to ``--out``/<recipe>-seed<S>; a folder that exists is refused unless ``--resume``
+continues its runs (to a larger ``--episodes``, say) and starts those it lacks.
 """
 
 import argparse
@@ -33,12 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--at", type=int, nargs="+", default=None, help="episode counts of the recipe table (default: every evaluation)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-learning"), help="output folder")
+    parser.add_argument("--resume", action="store_true", help="continue (or extend, with a larger --episodes) the runs in --out; start the missing ones")
     args = parser.parse_args(argv)
     for name in ("episodes", "eval_every", "n_envs", "lstm_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.out.exists():
-        parser.error(f"--out {args.out} exists; give a new folder (runs are never overwritten)")
+    if args.out.exists() and not args.resume:
+        parser.error(f"--out {args.out} exists; give a new folder (runs are never overwritten) or --resume to continue its runs")
     common = {"episodes": args.episodes, "eval_every": args.eval_every, "n_envs": args.n_envs, "device": args.device}
     if args.recipes is None:
         configs = [
@@ -49,14 +51,14 @@ def main(argv: list[str] | None = None) -> int:
                 TrainConfig(name=f"lstm-{args.lstm_size}-seed{seed}", memory="lstm", hidden_size=args.lstm_size, seed=seed, **common),
             )
         ]
-        train_preset(configs, args.out)
+        train_preset(configs, args.out, resume=args.resume)
         print("\ntest reward (one episode on each of the 600 test graphs) against episodes:")
         print(curves_table([args.out / cfg.name for cfg in configs]), end="")
         return 0
     agent = TrainConfig(**common) if args.memory == "fwm" else TrainConfig(memory="lstm", hidden_size=args.lstm_size, **common)
     # Seeds in the outer loop: an interrupted comparison has every recipe at the same seeds.
     configs = [dataclasses.replace(with_recipe(agent, r), name=f"{r}-seed{s}", seed=s) for s in args.seeds for r in args.recipes]
-    train_preset(configs, args.out)
+    train_preset(configs, args.out, resume=args.resume)
     at = args.at or list(range(args.eval_every, args.episodes + 1, args.eval_every))
     groups = {r: [args.out / f"{r}-seed{s}" for s in args.seeds] for r in args.recipes}
     table = seeds_table(groups, at)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from fwm_rl.agents import cli as agents_cli
+from fwm_rl.agents.plotting import read_reference_curve
 from fwm_rl.agents.a2c import RecurrentRolloutBuffer
 from fwm_rl.agents.training import PRESETS, RECIPE_FIELDS, RECIPES, TrainConfig, load_policy, preset_configs, recipe_of, train_run, with_recipe
 from fwm_rl.runs import NonFiniteLossError, load_checkpoint
@@ -108,6 +109,20 @@ def test_cli_train_eval_plot_resume(tmp_path, capsys):
     assert len(lines) == 3 and "FWM-32-16 @ 3" in lines[1] and " train " in lines[1] and " test " in lines[2]
     assert run("plot", str(out), "--out", str(tmp_path / "fig.png")) == 0
     assert (tmp_path / "fig.png").stat().st_size > 0
+    # Published curves beside ours: the authors' log format, one value per 50 episodes.
+    ref = tmp_path / "testrewards_fwm_h32_m16_graph5,3_r10.0.txt"
+    ref.write_text("45.7\n46.1\n\n47.0\n")
+    panel, label, points = read_reference_curve(ref)
+    assert (panel, label, points) == ("test", "authors' FWM-32-16", [(50, 45.7), (100, 46.1), (150, 47.0)])
+    (tmp_path / "trainrewards_lstm_h512_m16.txt").write_text("44\n")
+    assert read_reference_curve(tmp_path / "trainrewards_lstm_h512_m16.txt", 10) == ("train", "authors' LSTM-512", [(10, 44.0)])
+    assert run("plot", str(out), "--reference", str(ref), str(tmp_path / "trainrewards_lstm_h512_m16.txt"), "--out", str(tmp_path / "ref.png")) == 0
+    assert (tmp_path / "ref.png").stat().st_size > (tmp_path / "fig.png").stat().st_size // 2
+    (tmp_path / "bad.txt").write_text("45.7\nnan?\n")
+    with pytest.raises(ValueError, match="bad.txt:2: expected one reward per line"):
+        run("plot", str(out), "--reference", str(tmp_path / "bad.txt"))
+    with pytest.raises(FileNotFoundError, match="reference curve"):
+        run("plot", str(out), "--reference", str(tmp_path / "none.txt"))
     with pytest.raises(ValueError, match="drop --seed"):
         run("train", "--resume", str(out), "--seed", "1")
     with pytest.raises(FileNotFoundError):
@@ -160,3 +175,6 @@ def test_bench_learning_compares_recipes_over_seeds(tmp_path, capsys):
     assert "valid/reward" in metrics(out / "paper-seed0")[0]
     with pytest.raises(SystemExit):  # the folder exists now: refused
         bench.main(argv)
+    longer = [*argv[: argv.index("--episodes") + 1], "3", *argv[argv.index("--episodes") + 2 :], "--resume", "--at", "3"]
+    assert bench.main(longer) == 0  # continues every run to 3 episodes
+    assert [r["step"] for r in metrics(out / "lr3e-3-seed0")] == ["1", "2", "3"]

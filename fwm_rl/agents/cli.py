@@ -119,7 +119,9 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _plot(args: argparse.Namespace) -> int:
     dirs = [d for path in args.run_dirs for d in run_dirs(path)]
-    print(f"wrote {plot_runs(dirs, args.out)}")
+    if args.reference_every < 1:
+        raise ValueError(f"--reference-every must be at least 1, got {args.reference_every}")
+    print(f"wrote {plot_runs(dirs, args.out, references=args.reference, reference_every=args.reference_every)}")
     return 0
 
 
@@ -152,4 +154,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     plot.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="run folders (or folders of runs)")
     plot.add_argument("--out", type=Path, default=Path("figure5.png"), help="PNG path (default figure5.png)")
+    plot.add_argument(
+        "--reference", type=Path, nargs="+", default=[], metavar="PATH",
+        help="published curves to draw beside the runs, one reward per line (e.g. the authors' metaRL/paper_logs/testrewards_*.txt; "
+        "trainrewards_* files go to the train panel)",
+    )  # fmt: skip
+    plot.add_argument("--reference-every", type=int, default=50, help="episodes between two values of a --reference file (default 50, the authors')")
     plot.set_defaults(func=_plot)

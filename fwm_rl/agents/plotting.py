@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -19,7 +20,7 @@ from fwm_rl.agents.training import CONFIG, TrainConfig
 from fwm_rl.envs.baselines import reference_levels
 from fwm_rl.runs import save_figure
 
-__all__ = ["curves_table", "plot_runs", "seeds_table"]
+__all__ = ["curves_table", "plot_runs", "read_reference_curve", "seeds_table"]
 
 REFERENCE_STYLE = {"random": ("tab:gray", ":"), "explorer": ("tab:green", "--"), "oracle": ("black", "-.")}
 
@@ -37,10 +38,43 @@ def _read_run(run_dir: Path) -> tuple[str, str, list[dict[str, float]]]:
     return cfg.label, cfg.semantics, rows
 
 
-def plot_runs(run_dirs: list[str | Path], out: str | Path, reference_episodes: int = 6000) -> Path:
+def read_reference_curve(path: str | Path, every: int = 50) -> tuple[str, str, list[tuple[int, float]]]:
+    """A published learning curve: one reward per line, one line per ``every`` episodes (the format of
+    the authors' ``metaRL/paper_logs/{train,test}rewards_*.txt``, logged every 50 episodes).
+
+    Returns the panel it belongs to (``"train"`` for a file named ``trainrewards*``, else ``"test"``),
+    a legend label (the authors' naming: ``fwm_h32_m16`` -> ``authors' FWM-32-16``) and the points.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"reference curve {path} does not exist (e.g. metaRL/paper_logs/testrewards_*.txt of the authors' code)")
+    values = []
+    for number, line in enumerate(path.read_text().split("\n"), 1):
+        if line.strip():
+            try:
+                values.append(float(line))
+            except ValueError:
+                raise ValueError(f"{path}:{number}: expected one reward per line, got {line.strip()[:40]!r}") from None
+    if not values:
+        raise ValueError(f"reference curve {path} holds no values")
+    name = path.stem
+    panel = "train" if name.startswith("trainrewards") else "test"
+    label = name
+    match = re.match(r"(?:train|test)rewards_(fwm|lstm)_h(\d+)_m(\d+)", name)
+    if match:
+        kind, hidden, d_fwm = match.groups()
+        label = f"authors' FWM-{hidden}-{d_fwm}" if kind == "fwm" else f"authors' LSTM-{hidden}"
+    return panel, label, [(every * (i + 1), v) for i, v in enumerate(values)]
+
+
+def plot_runs(
+    run_dirs: list[str | Path], out: str | Path, reference_episodes: int = 6000, references: list[str | Path] = (), reference_every: int = 50
+) -> Path:
     """Draw the train/test curves of ``run_dirs`` (each with ``config.json`` and ``metrics.csv``)
-    into ``out`` (PNG), with the reference policies' levels (``reference_episodes`` episodes each)."""
+    into ``out`` (PNG), with the reference policies' levels (``reference_episodes`` episodes each)
+    and published curves ``references`` (:func:`read_reference_curve`, dashed, in their panel)."""
     runs = [_read_run(Path(d)) for d in run_dirs]
+    curves = [read_reference_curve(p, reference_every) for p in references]
     if not runs:
         raise ValueError("no runs to plot")
     semantics = {s for _, s, _ in runs}
@@ -53,6 +87,9 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, reference_episodes: i
         for label, _, rows in runs:
             points = [(r["step"], r[key]) for r in rows if key in r]
             ax.plot([p[0] for p in points], [p[1] for p in points], label=label)
+        for panel, label, points in curves:
+            if panel == split:
+                ax.plot([p[0] for p in points], [p[1] for p in points], linestyle="--", linewidth=1, alpha=0.8, label=label)
         for policy, (mean, _) in reference_levels(split, reference_episodes, 0, semantics_name).items():
             color, style = REFERENCE_STYLE[policy]
             ax.axhline(mean, color=color, linestyle=style, linewidth=1, label=f"{policy} policy")
