@@ -123,6 +123,20 @@ def test_cli_train_eval_plot_resume(tmp_path, capsys):
         run("plot", str(out), "--reference", str(tmp_path / "bad.txt"))
     with pytest.raises(FileNotFoundError, match="reference curve"):
         run("plot", str(out), "--reference", str(tmp_path / "none.txt"))
+    # An episode of the FWM agent as a GIF: 31 frames (the start and 30 steps), from a run folder or a checkpoint.
+    from PIL import Image
+
+    assert run("watch", str(out / "fwm"), "--split", "test", "--index", "2", "--out", str(tmp_path / "w.gif")) == 0
+    assert "test graph 2: total reward" in capsys.readouterr().out
+    with Image.open(tmp_path / "w.gif") as gif:
+        assert gif.n_frames == 31
+    assert run("watch", str(out / "lstm-512" / "checkpoint.pt"), "--seed", "3", "--deterministic", "--fps", "4", "--out", str(tmp_path / "l.gif")) == 0
+    with pytest.raises(ValueError, match=".gif"):
+        run("watch", str(out / "fwm"), "--out", str(tmp_path / "w.png"))
+    with pytest.raises(ValueError, match="out of range"):
+        run("watch", str(out / "fwm"), "--index", "600", "--out", str(tmp_path / "w.gif"))
+    with pytest.raises(FileNotFoundError, match="neither a run folder"):
+        run("watch", str(tmp_path / "missing"), "--out", str(tmp_path / "w.gif"))
     with pytest.raises(ValueError, match="drop --seed"):
         run("train", "--resume", str(out), "--seed", "1")
     with pytest.raises(FileNotFoundError):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from fwm_rl.agents.evaluation import evaluate
 from fwm_rl.agents.plotting import plot_runs
+from fwm_rl.agents.watch import check_gif_options, episode_gif, play_episode
 from fwm_rl.agents.training import (
     CHECKPOINT,
     PRESETS,
@@ -24,6 +25,7 @@ from fwm_rl.agents.training import (
 )
 from fwm_rl.distributed import launch_rank
 from fwm_rl.envs import SEMANTICS
+from fwm_rl.envs.graphs import SPLITS
 from fwm_rl.runs import NonFiniteLossError
 
 __all__ = ["add_train_arguments", "register", "run_train"]
@@ -117,6 +119,19 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _watch(args: argparse.Namespace) -> int:
+    if args.index < 0:
+        raise ValueError(f"--index must be >= 0, got {args.index}")
+    check_gif_options(args.out, args.fps)
+    if not (args.source.is_file() or (args.source / CHECKPOINT).exists()):
+        raise FileNotFoundError(f"{args.source} is neither a run folder with a {CHECKPOINT} nor a checkpoint file")
+    policy, cfg, ckpt = load_policy(args.source, args.device)
+    record = play_episode(policy, args.split, args.index, args.seed, args.episode_seed, args.deterministic, cfg.semantics)
+    path = episode_gif(record, args.out, args.fps, label=f"{cfg.label} @ {ckpt['episodes']} episodes")
+    print(f"{record.title}: total reward {sum(record.rewards):g} in {len(record.actions)} steps; wrote {path}")
+    return 0
+
+
 def _plot(args: argparse.Namespace) -> int:
     dirs = [d for path in args.run_dirs for d in run_dirs(path)]
     if args.reference_every < 1:
@@ -146,6 +161,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     ev.add_argument("--deterministic", action="store_true", help="take the most likely action instead of sampling")
     ev.set_defaults(func=_eval)
+
+    watch = subparsers.add_parser(
+        "watch",
+        help="an animated GIF of a trained agent playing one episode",
+        description="Play one episode of a run's agent on one graph and write it as a GIF: per step the graph (agent green, "
+        "reward yellow), the action and the reward so far; for FWM agents the write strength beta and the read queries below.",
+    )
+    watch.add_argument("source", type=Path, metavar="RUN", help="a run folder or a checkpoint.pt file")
+    graph = watch.add_mutually_exclusive_group()
+    graph.add_argument("--split", choices=SPLITS, default=None, help="graph set (default test)")
+    graph.add_argument("--seed", type=int, default=None, help="a fresh Listing-1 graph from RandomState(SEED) instead")
+    watch.add_argument("--index", type=int, default=0, help="graph index in --split (default 0)")
+    watch.add_argument("--episode-seed", type=int, default=0, help="seed of placements and action sampling (default 0)")
+    watch.add_argument("--deterministic", action="store_true", help="take the most likely action instead of sampling")
+    watch.add_argument("--fps", type=float, default=2.0, help="frames per second (default 2)")
+    watch.add_argument("--out", type=Path, default=Path("episode.gif"), help="GIF path (default episode.gif)")
+    watch.add_argument("--device", default="cpu", help="cpu (default) | auto | cuda[:N]")
+    watch.set_defaults(func=_watch)
 
     plot = subparsers.add_parser(
         "plot",

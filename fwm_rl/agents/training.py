@@ -213,8 +213,10 @@ def make_model(cfg: TrainConfig, device: torch.device, dist: DistContext | None 
 
 
 def load_policy(run_dir: str | Path, device: str | torch.device = "auto") -> tuple[RecurrentActorCriticPolicy, TrainConfig, dict]:
-    """The policy of a run's latest checkpoint, its config and the checkpoint itself."""
-    ckpt = load_checkpoint(Path(run_dir) / CHECKPOINT, map_location="cpu")
+    """The policy of a run's latest checkpoint (``run_dir``: a run folder, or a ``checkpoint.pt``
+    file itself), its config and the checkpoint itself."""
+    path = Path(run_dir)
+    ckpt = load_checkpoint(path if path.is_file() else path / CHECKPOINT, map_location="cpu")
     cfg = TrainConfig.from_dict(ckpt["config"])
     obs_space, action_space = task_spaces(TaskConfig(semantics=cfg.semantics))
     policy = MEMORIES[cfg.memory](obs_space, action_space, ConstantSchedule(cfg.learning_rate), **cfg.policy_kwargs)
