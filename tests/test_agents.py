@@ -329,3 +329,24 @@ def test_advantage_normalisation_gives_mean_zero_and_unit_deviation():
     assert abs(float(normalised.mean())) < 1e-5 and abs(float(normalised.std()) - 1.0) < 1e-4
     expected = (buffer.advantages - buffer.advantages.mean()) / (buffer.advantages.std() + 1e-8)
     torch.testing.assert_close(normalised, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_explain_matches_are_the_key_products_of_the_trace():
+    from fwm_rl.agents.explain import read_matches, step_labels, write_key_similarity
+    from fwm_rl.agents.watch import EpisodeRecord
+    from fwm_rl.memory import MemoryTrace
+
+    rng = np.random.default_rng(0)
+    T, d, N = 5, 3, 2
+    trace = MemoryTrace(*(rng.normal(size=s) for s in ((T, d), (T, d), (T, d), (T,), (T, N, d), (T, N, d))))
+    record = EpisodeRecord(np.zeros((3, 5, 5)), "g", [0, 1, 2, 4, 4, 3], [2] * 6, [0, 1, 2, 1, 0], [True, True, False, True, True],
+                           [0.0, 10.0, -0.05, 0.0, 0.0], trace)  # fmt: skip
+    matches = read_matches(record)
+    for i in range(N):
+        for t in range(T):
+            for j in range(T):
+                key_write = np.outer(trace.k1[j], trace.k2[j]).ravel()
+                key_read = np.outer(trace.n[t, i], trace.e[t, i]).ravel()
+                assert np.isclose(matches[i, t, j], key_write @ key_read if j <= t else 0.0)
+    np.testing.assert_allclose(np.diag(write_key_similarity(record)), 1.0)
+    assert step_labels(record) == ["start 0", "0-0->1", "*2", "2-2->4", "4-1->4"]

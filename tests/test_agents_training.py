@@ -131,6 +131,10 @@ def test_cli_train_eval_plot_resume(tmp_path, capsys):
     with Image.open(tmp_path / "w.gif") as gif:
         assert gif.n_frames == 31
     assert run("watch", str(out / "lstm-512" / "checkpoint.pt"), "--seed", "3", "--deterministic", "--fps", "4", "--out", str(tmp_path / "l.gif")) == 0
+    assert run("explain", str(out / "fwm"), "--index", "1", "--out", str(tmp_path / "e.png")) == 0
+    assert (tmp_path / "e.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="no fast weight memory"):
+        run("explain", str(out / "lstm-512"), "--out", str(tmp_path / "e.png"))
     with pytest.raises(ValueError, match=".gif"):
         run("watch", str(out / "fwm"), "--out", str(tmp_path / "w.png"))
     with pytest.raises(ValueError, match="out of range"):

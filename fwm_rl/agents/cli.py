@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from fwm_rl.agents.evaluation import evaluate
+from fwm_rl.agents.explain import explain_figure
 from fwm_rl.agents.plotting import plot_runs
 from fwm_rl.agents.watch import check_gif_options, episode_gif, play_episode
 from fwm_rl.agents.training import (
@@ -119,16 +120,42 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _watch(args: argparse.Namespace) -> int:
+def _add_episode_arguments(parser: argparse.ArgumentParser) -> None:
+    """The agent and the episode of ``watch`` and ``explain``."""
+    parser.add_argument("source", type=Path, metavar="RUN", help="a run folder or a checkpoint.pt file")
+    graph = parser.add_mutually_exclusive_group()
+    graph.add_argument("--split", choices=SPLITS, default=None, help="graph set (default test)")
+    graph.add_argument("--seed", type=int, default=None, help="a fresh Listing-1 graph from RandomState(SEED) instead")
+    parser.add_argument("--index", type=int, default=0, help="graph index in --split (default 0)")
+    parser.add_argument("--episode-seed", type=int, default=0, help="seed of placements and action sampling (default 0)")
+    parser.add_argument("--deterministic", action="store_true", help="take the most likely action instead of sampling")
+    parser.add_argument("--device", default="cpu", help="cpu (default) | auto | cuda[:N]")
+
+
+def _episode(args: argparse.Namespace):
+    """The agent of ``args.source`` playing the episode the options name: ``(record, label)``."""
     if args.index < 0:
         raise ValueError(f"--index must be >= 0, got {args.index}")
-    check_gif_options(args.out, args.fps)
     if not (args.source.is_file() or (args.source / CHECKPOINT).exists()):
         raise FileNotFoundError(f"{args.source} is neither a run folder with a {CHECKPOINT} nor a checkpoint file")
     policy, cfg, ckpt = load_policy(args.source, args.device)
     record = play_episode(policy, args.split, args.index, args.seed, args.episode_seed, args.deterministic, cfg.semantics)
-    path = episode_gif(record, args.out, args.fps, label=f"{cfg.label} @ {ckpt['episodes']} episodes")
-    print(f"{record.title}: total reward {sum(record.rewards):g} in {len(record.actions)} steps; wrote {path}")
+    print(f"{record.title}: total reward {sum(record.rewards):g} in {len(record.actions)} steps")
+    return record, f"{cfg.label} @ {ckpt['episodes']} episodes"
+
+
+def _watch(args: argparse.Namespace) -> int:
+    check_gif_options(args.out, args.fps)
+    record, label = _episode(args)
+    print(f"wrote {episode_gif(record, args.out, args.fps, label=label)}")
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    if args.out.suffix.lower() != ".png":
+        raise ValueError(f"the output must be a .png file, got {args.out}")
+    record, label = _episode(args)
+    print(f"wrote {explain_figure(record, args.out, label=label)}")
     return 0
 
 
@@ -168,17 +195,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Play one episode of a run's agent on one graph and write it as a GIF: per step the graph (agent green, "
         "reward yellow), the action and the reward so far; for FWM agents the write strength beta and the read queries below.",
     )
-    watch.add_argument("source", type=Path, metavar="RUN", help="a run folder or a checkpoint.pt file")
-    graph = watch.add_mutually_exclusive_group()
-    graph.add_argument("--split", choices=SPLITS, default=None, help="graph set (default test)")
-    graph.add_argument("--seed", type=int, default=None, help="a fresh Listing-1 graph from RandomState(SEED) instead")
-    watch.add_argument("--index", type=int, default=0, help="graph index in --split (default 0)")
-    watch.add_argument("--episode-seed", type=int, default=0, help="seed of placements and action sampling (default 0)")
-    watch.add_argument("--deterministic", action="store_true", help="take the most likely action instead of sampling")
+    _add_episode_arguments(watch)
     watch.add_argument("--fps", type=float, default=2.0, help="frames per second (default 2)")
     watch.add_argument("--out", type=Path, default=Path("episode.gif"), help="GIF path (default episode.gif)")
-    watch.add_argument("--device", default="cpu", help="cpu (default) | auto | cuda[:N]")
     watch.set_defaults(func=_watch)
+
+    explain = subparsers.add_parser(
+        "explain",
+        help="what an FWM agent's memory does in one episode (write strength, read-write matches, write keys)",
+        description="Play one episode of a run's FWM agent on one graph and plot, per step, the write strength beta, the match of "
+        "every read's query with every earlier write key, and the similarity of the write keys (the Figure-3 idea for meta-RL).",
+    )
+    _add_episode_arguments(explain)
+    explain.add_argument("--out", type=Path, default=Path("explain.png"), help="PNG path (default explain.png)")
+    explain.set_defaults(func=_explain)
 
     plot = subparsers.add_parser(
         "plot",

@@ -22,6 +22,7 @@ from fwm_rl.agents.policies import FwmPolicy, RecurrentActorCriticPolicy
 from fwm_rl.envs.graph_env import FWMGraphEnv
 from fwm_rl.envs.graphs import SPLITS, graph_set, sample_adjacency_matrix
 from fwm_rl.envs.render import draw_graph
+from fwm_rl.memory import MemoryTrace
 
 __all__ = ["EpisodeRecord", "check_gif_options", "episode_gif", "play_episode"]
 
@@ -37,8 +38,17 @@ class EpisodeRecord:
     actions: list[int]  # [T]
     valid: list[bool]  # [T]
     rewards: list[float]  # [T]
-    beta: np.ndarray | None  # [T] write strength (FWM agents)
-    queries: np.ndarray | None  # [T, (1 + n_reads) d]: n^(0) then e^(1..N_r) (FWM agents)
+    trace: MemoryTrace | None  # the memory's internals (FWM agents), numpy arrays [T, ...] of the one row
+
+    @property
+    def beta(self) -> np.ndarray | None:
+        """Write strength of eq. 2 at every step ``[T]`` (FWM agents)."""
+        return None if self.trace is None else self.trace.beta
+
+    @property
+    def queries(self) -> np.ndarray | None:
+        """Read queries ``[T, (1 + n_reads) d]``: ``n^(0)`` (eq. 5) then ``e^(1..N_r)`` (eq. 6) (FWM agents)."""
+        return None if self.trace is None else np.concatenate([self.trace.n[:, 0], self.trace.e.reshape(len(self.trace.e), -1)], -1)
 
 
 def _graph(split: str | None, index: int, seed: int | None) -> tuple[np.ndarray, str]:
@@ -89,14 +99,13 @@ def play_episode(
         start = np.zeros(1, dtype=bool)
         if terminated or truncated:
             break
-    beta = queries = None
+    trace = None
     if isinstance(policy, FwmPolicy):  # the memory's internals: the episode replayed in one sequence call
         x = torch.as_tensor(np.stack(observations[: len(actions)]), device=policy.device, dtype=policy.dtype).unsqueeze(1)
         with torch.no_grad():
             _, _, trace = policy.core(x, None, return_trace=True)
-        beta = trace.beta[:, 0].cpu().numpy()
-        queries = torch.cat([trace.n[:, 0, 0], trace.e[:, 0].flatten(1)], -1).cpu().numpy()
-    return EpisodeRecord(adjacency, title, agent, reward_location, actions, valid, rewards, beta, queries)
+        trace = MemoryTrace(*(part[:, 0].cpu().numpy() for part in trace))
+    return EpisodeRecord(adjacency, title, agent, reward_location, actions, valid, rewards, trace)
 
 
 def _frame(record: EpisodeRecord, t: int, label: str) -> np.ndarray:
