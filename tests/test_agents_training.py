@@ -71,12 +71,16 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
 
 
 def test_presets_and_config_checks():
-    assert set(PRESETS) == {"cpu", "paper-fwm", "paper-lstm-512", "paper-lstm-1024", "paper-lstm-2048", "paper-lstm-4096"}
+    assert set(PRESETS) == {"cpu", "fast-fwm", "paper-fwm", "paper-lstm-512", "paper-lstm-1024", "paper-lstm-2048", "paper-lstm-4096"}
     (fwm,) = PRESETS["paper-fwm"]
     assert (fwm.memory, fwm.hidden_size, fwm.d_fwm, fwm.n_reads, fwm.n_envs) == ("fwm", 32, 16, 3, 600)
     assert (fwm.learning_rate, fwm.adam_eps, fwm.gamma, fwm.gae_lambda, fwm.vf_coef, fwm.ent_coef) == (1e-3, 1e-4, 0.9, 1.0, 0.1, 0.03)
     assert fwm.max_grad_norm is None and not fwm.normalize_advantage
     assert [c.memory for c in PRESETS["cpu"]] == ["fwm", "lstm"]
+    # The CPU default: one recipe for both agents (a fair comparison), the same training time each.
+    assert [recipe_of(c) for c in PRESETS["cpu"]] == ["lr3e-3", "lr3e-3"] and {c.time_budget for c in PRESETS["cpu"]} == {780.0}
+    assert recipe_of(PRESETS["fast-fwm"][0]) == "lr3e-3" and with_recipe(PRESETS["fast-fwm"][0], "paper") == fwm
+    assert all(recipe_of(c) == "paper" for name, (c, *_) in PRESETS.items() if name.startswith("paper-"))
     assert [c.seed for c in preset_configs("cpu", seed=3, episodes=None)] == [3, 3]
     with pytest.raises(ValueError, match="unknown preset"):
         preset_configs("paper-gru")
