@@ -2,6 +2,17 @@
 
 from fwm_rl.agents.a2c import RecurrentA2C, RecurrentRolloutBuffer
 from fwm_rl.agents.policies import FwmPolicy, LSTMCore, LstmPolicy, RecurrentActorCriticPolicy
+from fwm_rl.agents.pretrained import PRETRAINED, load_pretrained
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
 
-__all__ = ["FWMGraphVecEnv", "FwmPolicy", "LSTMCore", "LstmPolicy", "RecurrentA2C", "RecurrentActorCriticPolicy", "RecurrentRolloutBuffer"]
+__all__ = [
+    "PRETRAINED",
+    "FWMGraphVecEnv",
+    "FwmPolicy",
+    "LSTMCore",
+    "LstmPolicy",
+    "RecurrentA2C",
+    "RecurrentActorCriticPolicy",
+    "RecurrentRolloutBuffer",
+    "load_pretrained",
+]

@@ -11,6 +11,7 @@ from pathlib import Path
 from fwm_rl.agents.evaluation import evaluate
 from fwm_rl.agents.explain import explain_figure
 from fwm_rl.agents.plotting import plot_runs
+from fwm_rl.agents.pretrained import PRETRAINED, load_pretrained
 from fwm_rl.agents.watch import check_gif_options, episode_gif, play_episode
 from fwm_rl.agents.training import (
     CHECKPOINT,
@@ -109,20 +110,42 @@ def _resume(path: Path, changes: dict, show: bool | None) -> None:
         print(results_table([summary], cfg.semantics), end="")
 
 
-def _eval(args: argparse.Namespace) -> int:
-    print(f"{'run':24s} {'split':6s} {'mean reward':>12s} {'std. error':>11s} {'episodes':>9s}")
-    for run_dir in run_dirs(args.run_dir):
+def _agents(args: argparse.Namespace, source: str) -> list[tuple]:
+    """``(policy, config, name)`` of the agents the command names: a run (or checkpoint), or ``--pretrained``."""
+    given = getattr(args, source)
+    if (given is None) == (args.pretrained is None):
+        raise ValueError(f"give either a {source.upper().replace('_', ' ')} or --pretrained NAME (one of {sorted(PRETRAINED)})")
+    if args.pretrained is not None:
+        model, record = load_pretrained(args.pretrained, args.device), PRETRAINED[args.pretrained]
+        return [(model.policy, record.train_config(), f"{args.pretrained} ({record.label} @ {record.episodes})")]
+    if given.is_file():
+        policy, cfg, ckpt = load_policy(given, args.device)
+        return [(policy, cfg, f"{cfg.label} @ {ckpt['episodes']}")]
+    agents = []
+    for run_dir in run_dirs(given):
+        if not (run_dir / CHECKPOINT).exists():
+            raise FileNotFoundError(f"{run_dir} has no {CHECKPOINT}: the run has not logged yet")
         policy, cfg, ckpt = load_policy(run_dir, args.device)
-        for split in ("train", "test"):
+        agents.append((policy, cfg, f"{cfg.label} @ {ckpt['episodes']}"))
+    return agents
+
+
+def _eval(args: argparse.Namespace) -> int:
+    agents = _agents(args, "run_dir")  # (errors before the table's header)
+    splits = ("train", "test") if args.split is None else (args.split,)
+    width = max(24, *(len(name) + 1 for _, _, name in agents))
+    print(f"{'agent':{width}s} {'split':6s} {'mean reward':>12s} {'std. error':>11s} {'episodes':>9s}")
+    for policy, cfg, name in agents:
+        for split in splits:
             result = evaluate(policy, split, args.episodes_per_graph, args.seed, cfg.semantics, args.deterministic)
-            name = f"{cfg.label} @ {ckpt['episodes']}"
-            print(f"{name:24s} {split:6s} {result.mean:12.2f} {result.sem:11.2f} {result.episodes:9d}")
+            print(f"{name:{width}s} {split:6s} {result.mean:12.2f} {result.sem:11.2f} {result.episodes:9d}")
     return 0
 
 
 def _add_episode_arguments(parser: argparse.ArgumentParser) -> None:
     """The agent and the episode of ``watch`` and ``explain``."""
-    parser.add_argument("source", type=Path, metavar="RUN", help="a run folder or a checkpoint.pt file")
+    parser.add_argument("source", type=Path, nargs="?", default=None, metavar="RUN", help="a run folder or a checkpoint.pt file")
+    parser.add_argument("--pretrained", default=None, metavar="NAME", help=f"a shipped agent instead: {', '.join(sorted(PRETRAINED)) or 'none yet'}")
     graph = parser.add_mutually_exclusive_group()
     graph.add_argument("--split", choices=SPLITS, default=None, help="graph set (default test)")
     graph.add_argument("--seed", type=int, default=None, help="a fresh Listing-1 graph from RandomState(SEED) instead")
@@ -133,15 +156,15 @@ def _add_episode_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _episode(args: argparse.Namespace):
-    """The agent of ``args.source`` playing the episode the options name: ``(record, label)``."""
+    """The agent the options name playing the episode they name: ``(record, label)``."""
     if args.index < 0:
         raise ValueError(f"--index must be >= 0, got {args.index}")
-    if not (args.source.is_file() or (args.source / CHECKPOINT).exists()):
+    if args.source is not None and not (args.source.is_file() or (args.source / CHECKPOINT).exists()):
         raise FileNotFoundError(f"{args.source} is neither a run folder with a {CHECKPOINT} nor a checkpoint file")
-    policy, cfg, ckpt = load_policy(args.source, args.device)
+    ((policy, cfg, name),) = _agents(args, "source")
     record = play_episode(policy, args.split, args.index, args.seed, args.episode_seed, args.deterministic, cfg.semantics)
     print(f"{record.title}: total reward {sum(record.rewards):g} in {len(record.actions)} steps")
-    return record, f"{cfg.label} @ {ckpt['episodes']} episodes"
+    return record, f"{name} episodes"
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -182,7 +205,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="evaluate a trained agent on the train and test graphs",
         description="Mean total reward per episode +- standard error of a run's latest checkpoint, on the 600 train and 600 test graphs.",
     )
-    ev.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder (or a folder of runs)")
+    ev.add_argument("run_dir", type=Path, nargs="?", default=None, metavar="RUN_DIR", help="a run folder (or a folder of runs, or a checkpoint.pt)")
+    ev.add_argument("--pretrained", default=None, metavar="NAME", help=f"a shipped agent instead: {', '.join(sorted(PRETRAINED)) or 'none yet'}")
+    ev.add_argument("--split", choices=SPLITS, default=None, help="only this graph set (default: train and test)")
     ev.add_argument("--episodes-per-graph", type=int, default=10, help="episodes on each graph (default 10)")
     ev.add_argument("--seed", type=int, default=0, help="seed of placements and action sampling (default 0)")
     ev.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
