@@ -119,8 +119,8 @@ def curves_table(run_dirs: list[str | Path], key: str = "test/reward") -> str:
 def seeds_table(groups: dict[str, list[str | Path]], at: list[int], keys: tuple[str, ...] = ("valid/reward", "test/reward", "train/reward")) -> str:
     """Markdown table comparing groups of runs (e.g. one learning recipe over several seeds): at each
     episode count of ``at``, the mean and standard deviation over a group's runs of every ``key``
-    as logged there. A run that has not logged that episode count leaves its group's cell short of
-    it (the number of runs counted is shown)."""
+    as logged there (the mean alone for a single run). A run that has not logged that episode count
+    is left out of its group's cell (the number of runs counted is shown)."""
     lines = ["| runs | episodes | seeds | " + " | ".join(f"{k} (mean ± sd)" for k in keys) + " |", "|---" * (3 + len(keys)) + "|"]
     for name, dirs in groups.items():
         rows_of = [_read_run(Path(d))[2] for d in dirs]
@@ -134,6 +134,6 @@ def seeds_table(groups: dict[str, list[str | Path]], at: list[int], keys: tuple[
                     continue
                 mean = sum(values) / len(values)
                 sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
-                cells.append(f"{mean:.1f} ± {sd:.1f}")
+                cells.append(f"{mean:.1f} ± {sd:.1f}" if len(values) > 1 else f"{mean:.1f}")  # (no spread from one run)
             lines.append(f"| {name} | {ep} | {counted} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
