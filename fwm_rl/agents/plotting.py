@@ -133,7 +133,10 @@ def seeds_table(groups: dict[str, list[str | Path]], at: list[int], keys: tuple[
                     cells.append("")
                     continue
                 mean = sum(values) / len(values)
-                sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
-                cells.append(f"{mean:.1f} ± {sd:.1f}" if len(values) > 1 else f"{mean:.1f}")  # (no spread from one run)
+                if len(values) == 1:  # no spread from one run
+                    cells.append(f"{mean:.1f}")
+                    continue
+                sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+                cells.append(f"{mean:.1f} ± {sd:.1f}")
             lines.append(f"| {name} | {ep} | {counted} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -21,7 +21,8 @@ from typing import Any
 import torch
 
 from fwm_rl.agents.a2c import RecurrentA2C
-from fwm_rl.agents.training import MEMORIES, TrainConfig, recipe_of
+from fwm_rl.agents.evaluation import evaluate
+from fwm_rl.agents.training import MEMORIES, TrainConfig, load_policy, recipe_of
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
 from fwm_rl.runs import resolve_device
 
@@ -91,9 +92,6 @@ def export_pretrained(
     float32 tensors) and a record whose rewards come from a fresh evaluation
     (``eval_episodes_per_graph`` episodes on every test and training graph, seeds 10,000 and 20,000
     as in a run's final evaluation)."""
-    from fwm_rl.agents.evaluation import evaluate
-    from fwm_rl.agents.training import load_policy
-
     out = Path(out)
     if not overwrite and ((out / f"{name}.pt").exists() or (out / f"{name}.json").exists()):
         raise FileExistsError(f"{out / name}.pt or .json exists; pass overwrite=True to replace it")

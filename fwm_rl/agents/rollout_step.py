@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F_
 from torch import Tensor
 
-from fwm_rl.memory import LN_EPS, FactoredState
+from fwm_rl.memory import LN_EPS, FactoredState, _host_checks
 
 __all__ = ["COMPILE_MIN_BATCH", "applies", "fwm_step", "sample_actions"]
 
@@ -153,8 +153,8 @@ def fwm_step(policy: Any, obs: Tensor, state: Any, starts: Tensor, deterministic
     )  # fmt: skip
     x = obs.to(policy.dtype)
     B = x.shape[0]
-    if x.device.type == "cpu" and bool(starts.all()):  # every row starts empty: drop the old writes
-        S = memory.initial_state(B, x.device, x.dtype, factored=True)  # (as the memory does; free on the CPU only)
+    if _host_checks(x.device) and bool(starts.all()):  # every row starts empty: drop the old writes, as the memory does
+        S = memory.initial_state(B, x.device, x.dtype, factored=True)
     uniform = x.new_zeros(B) if deterministic else torch.rand(B, generator=generator, device=x.device, dtype=x.dtype)
     args = (
         params, x, starts.bool(), h[0], c[0], S.f0_scale, S.k1, S.k2, S.w, S.scale, S.sq, uniform,

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from fwm_rl.agents.policies import FwmPolicy, RecurrentActorCriticPolicy
 from fwm_rl.envs.graph_env import FWMGraphEnv
-from fwm_rl.envs.graphs import SPLITS, graph_set, sample_adjacency_matrix
+from fwm_rl.envs.graphs import N_ACTIONS, N_STATES, graph_at, sample_adjacency_matrix
 from fwm_rl.envs.render import draw_graph
 from fwm_rl.memory import MemoryTrace
 
@@ -57,14 +57,9 @@ def _graph(split: str | None, index: int, seed: int | None) -> tuple[np.ndarray,
             raise ValueError("give either a graph of a set (--split/--index) or a fresh Listing-1 graph (--seed), not both")
         if seed < 0:
             raise ValueError(f"--seed must be >= 0, got {seed}")
-        return sample_adjacency_matrix(3, 5, np.random.RandomState(seed)), f"Listing 1 graph, seed {seed}"
+        return sample_adjacency_matrix(N_ACTIONS, N_STATES, np.random.RandomState(seed)), f"Listing 1 graph, seed {seed}"
     split = split or "test"
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
-    graphs = graph_set(split)
-    if not 0 <= index < len(graphs):
-        raise ValueError(f"--index {index} is out of range: the {split} set has {len(graphs)} graphs (0..{len(graphs) - 1})")
-    return graphs[index], f"{split} graph {index}"
+    return graph_at(split, index), f"{split} graph {index}"
 
 
 def play_episode(

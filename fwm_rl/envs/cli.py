@@ -9,7 +9,7 @@ import numpy as np
 
 from fwm_rl.envs.baselines import POLICIES, reference_levels
 from fwm_rl.envs.core import SEMANTICS
-from fwm_rl.envs.graphs import N_ACTIONS, N_STATES, graph_set, sample_adjacency_matrix
+from fwm_rl.envs.graphs import N_ACTIONS, N_STATES, graph_at, sample_adjacency_matrix
 from fwm_rl.envs.render import ansi_map, save_graph_png
 
 
@@ -42,10 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _show_graph(args: argparse.Namespace) -> int:
     if args.split is not None:
-        graphs = graph_set(args.split)
-        if not 0 <= args.index < len(graphs):
-            raise ValueError(f"--index {args.index} is out of range: the {args.split} set has {len(graphs)} graphs (0..{len(graphs) - 1})")
-        adjacency, title = graphs[args.index], f"{args.split} graph {args.index}"
+        adjacency, title = graph_at(args.split, args.index), f"{args.split} graph {args.index}"
     else:
         seed = 0 if args.seed is None else args.seed
         if seed < 0:

@@ -253,16 +253,26 @@ def _draw_set(n_graphs: int, random_state: np.random.RandomState, excluded: set[
 
 
 @functools.lru_cache(maxsize=4)
-def _graph_sets(n_graphs: int, data_seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(train, test, valid)``: test, then train, then valid from one ``RandomState(data_seed)`` stream,
-    each set skipping the graphs of the sets drawn before it."""
+def _paper_graph_sets(n_graphs: int, data_seed: int) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """``(train, test, stream state)``: test, then train from one ``RandomState(data_seed)`` stream,
+    train skipping test graphs; the stream's state after them continues into the validation set."""
     random_state = np.random.RandomState(data_seed)
     test = _draw_set(n_graphs, random_state, excluded=set())
     train = _draw_set(n_graphs, random_state, excluded={graph.tobytes() for graph in test})
-    valid = _draw_set(n_graphs, random_state, excluded={graph.tobytes() for graph in (*test, *train)})
-    for graphs in (train, test, valid):
+    for graphs in (train, test):
         graphs.flags.writeable = False
-    return train, test, valid
+    return train, test, random_state.get_state()
+
+
+@functools.lru_cache(maxsize=4)
+def _validation_set(n_graphs: int, data_seed: int) -> np.ndarray:
+    """The stream of :func:`_paper_graph_sets` continued after the train set, skipping train and test graphs."""
+    train, test, state = _paper_graph_sets(n_graphs, data_seed)
+    random_state = np.random.RandomState()
+    random_state.set_state(state)
+    valid = _draw_set(n_graphs, random_state, excluded={graph.tobytes() for graph in (*test, *train)})
+    valid.flags.writeable = False
+    return valid
 
 
 def _check_set_arguments(n_graphs: int, data_seed: int) -> None:
@@ -281,7 +291,7 @@ def paper_graph_sets(n_graphs: int = 600, data_seed: int = 666) -> tuple[np.ndar
     The arrays are cached and read-only.
     """
     _check_set_arguments(n_graphs, data_seed)
-    return _graph_sets(int(n_graphs), int(data_seed))[:2]
+    return _paper_graph_sets(int(n_graphs), int(data_seed))[:2]
 
 
 def graph_set(split: str, n_graphs: int = 600, data_seed: int = 666) -> np.ndarray:
@@ -294,4 +304,15 @@ def graph_set(split: str, n_graphs: int = 600, data_seed: int = 666) -> np.ndarr
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
     _check_set_arguments(n_graphs, data_seed)
-    return _graph_sets(int(n_graphs), int(data_seed))[SPLITS.index(split)]
+    if split == "valid":
+        return _validation_set(int(n_graphs), int(data_seed))
+    train, test, _ = _paper_graph_sets(int(n_graphs), int(data_seed))
+    return train if split == "train" else test
+
+
+def graph_at(split: str, index: int) -> np.ndarray:
+    """Graph ``index`` of the 600-graph set ``split`` (:func:`graph_set`), or a ValueError saying which indices exist."""
+    graphs = graph_set(split)
+    if not 0 <= index < len(graphs):
+        raise ValueError(f"graph index {index} is out of range: the {split} set has {len(graphs)} graphs (0..{len(graphs) - 1})")
+    return graphs[index]
