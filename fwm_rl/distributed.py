@@ -2,9 +2,9 @@
 
 Runs launched with ``torchrun`` get ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` in their
 environment; :func:`init_distributed` turns them into a :class:`DistContext`
-(``nccl`` on CUDA, ``gloo`` on CPU). A plain ``python ...`` run gets a
-single-process context and every helper below becomes a no-op, so trainers call
-them unconditionally.
+(``nccl`` on CUDA, ``gloo`` on CPU), a single process under ``torchrun`` included. A
+plain ``python ...`` run gets a single-process context and every helper below becomes
+a no-op, so trainers call them unconditionally.
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ class DistContext:
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        """Several processes, or one that joined a process group (``torchrun --nproc_per_node=1``)."""
+        return self.world_size > 1 or self.backend is not None
 
     def barrier(self) -> None:
         if self.distributed:
@@ -76,8 +77,8 @@ def init_distributed(device: str | torch.device = "auto") -> DistContext:
     dev = resolve_device(device)
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
-    if world_size == 1:
-        return DistContext(device=dev)
+    if world_size == 1 and "TORCHELASTIC_RUN_ID" not in os.environ:
+        return DistContext(device=dev)  # a plain run; under torchrun even one process joins a group
     backend = "nccl" if dev.type == "cuda" else "gloo"
     if dev.type == "cuda":
         torch.cuda.set_device(dev)

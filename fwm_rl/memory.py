@@ -272,6 +272,12 @@ class FastWeightMemory(nn.Module):
         if not isinstance(h, Tensor) or h.dim() != 3 or h.shape[-1] != self.input_size:
             got = list(h.shape) if isinstance(h, Tensor) else type(h).__name__
             raise ValueError(f"h must be [T, B, {self.input_size}] (time first), got {got}")
+        if torch.is_autocast_enabled(h.device.type):
+            # Mixed precision (fwm_rl.runs.autocast): the slow net may run in bfloat16, but F sums
+            # thousands of small writes (eq. 3), so the memory runs in float32 with autocast off.
+            with torch.autocast(h.device.type, enabled=False):
+                F = F.float() if isinstance(F, Tensor) else F
+                return self.forward(h.float(), F, resets, keep, read_mask, return_trace, impl, need_state)
         T, B, _ = h.shape
         if T == 0:
             raise ValueError("h has no time steps (T = 0)")

@@ -21,10 +21,12 @@ import numpy as np
 import torch
 
 __all__ = [
+    "AMP_MODES",
     "NonFiniteLossError",
     "RunLogger",
     "SavedConfig",
     "atomic_save",
+    "autocast",
     "check_finite",
     "load_checkpoint",
     "progress",
@@ -69,6 +71,23 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for, but CUDA is not available here: use --device cpu or auto")
     return dev
+
+
+#: Mixed-precision modes of the catbAbI and LM trainers (``--amp``): ``"none"`` (float32 throughout)
+#: or ``"bf16"`` (the slow network and the softmax under bfloat16 autocast, the FWM in float32).
+AMP_MODES = ("none", "bf16")
+
+
+def autocast(device: torch.device, amp: str) -> torch.autocast:
+    """The autocast context of mixed-precision mode ``amp`` (:data:`AMP_MODES`) on ``device``.
+
+    ``"bf16"`` needs no loss scaling (bfloat16 has float32's exponent range). Inside it the FWM
+    turns autocast off for itself: its fast weights, writes and reads stay in float32
+    (:meth:`fwm_rl.memory.FastWeightMemory.forward`).
+    """
+    if amp not in AMP_MODES:
+        raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
 
 
 def set_seed(seed: int) -> None:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from fwm_rl.babi.reader import SPLITS, VARIANTS
+from fwm_rl.runs import AMP_MODES
 
 __all__ = ["register"]
 
@@ -105,7 +106,7 @@ def _train(args) -> int:
         steps = args.steps or DEFAULT_STEPS["data" if args.data else "generated"]
         config = TrainConfig(mode=args.mode, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr, steps=steps,
                              eval_every=args.eval_every, eval_batch_size=args.eval_batch_size, eval_segments=args.eval_segments,
-                             log_every=args.log_every, seed=args.seed)
+                             log_every=args.log_every, seed=args.seed, amp=args.amp)
         out = Path(args.out or f"runs/babi-{args.model}-{args.mode}")
         if broadcast_object((out / "checkpoint.pt").exists(), ctx):  # rank 0's view decides for every process
             raise ValueError(f"{out} already holds a run; pass --resume {out} to continue it or choose another --out")
@@ -200,6 +201,9 @@ def register(subparsers) -> None:
     p.add_argument("--eval-segments", type=int, default=None, help="periodic validation on the first N segments only")
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--amp", choices=AMP_MODES, default="none",
+                   help="mixed precision of the training steps: bf16 = bfloat16 autocast for the LSTM and the softmax, "
+                        "the FWM in float32 (default none; evaluations always run in float32)")
     p.add_argument("--out", help="run folder (default runs/babi-MODEL-MODE)")
     p.add_argument("--resume", help="run folder or checkpoint to continue")
     p.add_argument("--device", default="auto")

@@ -53,9 +53,11 @@ from fwm_rl.distributed import (
 )
 from fwm_rl.memory import map_state
 from fwm_rl.runs import (
+    AMP_MODES,
     RunLogger,
     SavedConfig,
     atomic_save,
+    autocast,
     check_finite,
     load_checkpoint,
     progress,
@@ -85,10 +87,13 @@ class TrainConfig(SavedConfig):
     eval_segments: int | None = None  # periodic validation on the first N segments only (None: all)
     log_every: int = 25
     seed: int = 0
+    amp: str = "none"  # mixed precision of the training steps (fwm_rl.runs.AMP_MODES); evaluations run in float32
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
         for name in ("batch_size", "seq_len", "steps", "eval_every", "eval_batch_size", "log_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -253,8 +258,13 @@ class CatbAbITrainer:
         mode = self.config.mode
         n_loss = int(_loss_mask(seg, mode).sum())  # loss tokens of the whole batch
         seg = _rows(seg, self.rows).to(self.device)
-        logits, state = self.model(seg.x, self.state, keep=seg.keep, read_mask=_read_mask(seg, mode))
-        self.state = map_state(state, lambda t: t.detach())
+        with autocast(self.device, self.config.amp):
+            logits, state = self.model(seg.x, self.state, keep=seg.keep, read_mask=_read_mask(seg, mode))
+        # Under autocast the LSTM's state and the logits come out in bfloat16: the carried state and
+        # the loss are kept in the parameters' precision.
+        dtype = self.model.embedding.weight.dtype
+        logits = logits.to(dtype)
+        self.state = map_state(state, lambda t: t.detach().to(dtype))
         self.optimizer.zero_grad(set_to_none=True)
         if n_loss == 0:  # e.g. an all-padding tail segment: nothing to learn from
             return float("nan"), 0, 0

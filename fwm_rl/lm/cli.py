@@ -7,6 +7,7 @@ from dataclasses import fields
 
 from fwm_rl.lm.model import MODELS, LMConfig
 from fwm_rl.lm.trainer import BEST, BUDGET_FIELDS, CHECKPOINT, TrainConfig
+from fwm_rl.runs import AMP_MODES
 
 #: ``lm train`` options that set :class:`LMConfig` / :class:`TrainConfig` fields (dest = field name).
 _MODEL_OPTIONS = {
@@ -60,6 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--no-tie", dest="tie_weights", action="store_const", const=False, help="do not tie input and output embeddings")
     for name, (kind, text) in {**_MODEL_OPTIONS, **_TRAIN_OPTIONS}.items():
         train.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
+    train.add_argument("--amp", choices=AMP_MODES, help="mixed precision of the training steps: bf16 = bfloat16 autocast for the "
+                                                       "LSTMs and the softmax, the FWM in float32 (default none; evaluations run in float32)")
     train.add_argument("--no-temperature", dest="tune_temperature", action="store_const", const=False,
                        help="skip tuning the softmax temperature on validation at the end")
     train.add_argument("--no-tensorboard", dest="tensorboard", action="store_const", const=False, help="CSV log only")

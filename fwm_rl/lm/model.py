@@ -92,9 +92,10 @@ class LMState(NamedTuple):
         layers = tuple((h.detach(), c.detach()) for h, c in self.layers)
         return LMState(layers, None if self.fast_weights is None else self.fast_weights.detach())
 
-    def to(self, device: torch.device | str) -> LMState:
-        layers = tuple((h.to(device), c.to(device)) for h, c in self.layers)
-        return LMState(layers, None if self.fast_weights is None else self.fast_weights.to(device))
+    def to(self, device_or_dtype: torch.device | str | torch.dtype) -> LMState:
+        """Every tensor moved to a device or cast to a dtype (as ``Tensor.to``)."""
+        layers = tuple((h.to(device_or_dtype), c.to(device_or_dtype)) for h, c in self.layers)
+        return LMState(layers, None if self.fast_weights is None else self.fast_weights.to(device_or_dtype))
 
 
 class LMOutput(NamedTuple):

@@ -53,9 +53,11 @@ from fwm_rl.distributed import (
 from fwm_rl.lm.corpus import EOS_INDEX, Corpus, Vocabulary, load_data
 from fwm_rl.lm.model import AWDLanguageModel, LMConfig, LMState
 from fwm_rl.runs import (
+    AMP_MODES,
     RunLogger,
     SavedConfig,
     atomic_save,
+    autocast,
     check_finite,
     load_checkpoint,
     progress,
@@ -113,6 +115,8 @@ class TrainConfig(SavedConfig):
     seed: int = 141
     device: str = "auto"
     tensorboard: bool = True
+    #: mixed precision of the training steps (fwm_rl.runs.AMP_MODES); validation and tests run in float32
+    amp: str = "none"
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "bptt", "epochs", "eval_batch_size", "log_interval"):
@@ -133,6 +137,8 @@ class TrainConfig(SavedConfig):
         for name in ("weight_decay", "clip", "ar_alpha", "tar_beta"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
 
 
 
@@ -454,13 +460,18 @@ class LMTrainer:
         base_lr = group["lr"]
         group["lr"] = base_lr * seq_len / cfg.bptt  # shorter windows take smaller steps
         self.model.train()
-        out = self.model(inputs, self.state.detach())
-        raw_loss = F.cross_entropy(out.logits.reshape(-1, out.logits.size(-1)), targets.reshape(-1))
+        with autocast(self.device, cfg.amp):
+            out = self.model(inputs, self.state.detach())
+        # Under autocast the outputs and the LSTM states come out in bfloat16: the loss and the
+        # carried state are kept in the parameters' precision.
+        dtype = self.model.embedding.weight.dtype
+        logits, dropped, hidden = (t.to(dtype) for t in (out.logits, out.dropped, out.hidden))
+        raw_loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
         loss = raw_loss
         if cfg.ar_alpha:
-            loss = loss + cfg.ar_alpha * out.dropped.pow(2).mean()
+            loss = loss + cfg.ar_alpha * dropped.pow(2).mean()
         if cfg.tar_beta and seq_len > 1:
-            loss = loss + cfg.tar_beta * (out.hidden[1:] - out.hidden[:-1]).pow(2).mean()
+            loss = loss + cfg.tar_beta * (hidden[1:] - hidden[:-1]).pow(2).mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         # every term is a mean over equally long rows: a process's share of the batch is its share of the rows
@@ -472,7 +483,7 @@ class LMTrainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
         self.optimizer.step()
         group["lr"] = base_lr
-        self.state = out.state.detach()
+        self.state = out.state.detach().to(dtype)
         self.position += seq_len
         if self.position >= self.train_x.size(0):  # next epoch: start of the text, fresh state
             self.epoch += 1
