@@ -11,8 +11,12 @@ import csv
 import dataclasses
 import math
 import os
+import platform
 import random
+import shlex
+import sys
 import tempfile
+from datetime import datetime, timezone
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,7 +33,9 @@ __all__ = [
     "autocast",
     "check_finite",
     "load_checkpoint",
+    "machine_description",
     "progress",
+    "run_record",
     "resolve_device",
     "save_figure",
     "set_seed",
@@ -88,6 +94,32 @@ def autocast(device: torch.device, amp: str) -> torch.autocast:
     if amp not in AMP_MODES:
         raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
+
+
+def machine_description(device: torch.device | None = None) -> str:
+    """The machine a run ran on, in one line: processor, cores, system, torch and its threads (and the GPU)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    text = f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}; torch {torch.__version__}, {torch.get_num_threads()} threads"
+    if device is not None and device.type == "cuda":
+        text += f"; {torch.cuda.get_device_name(device)}"
+    return text
+
+
+def run_record(started: datetime, device: torch.device | None = None) -> dict[str, Any]:
+    """How a run was made, for its results: the command line, the machine and when it ran (UTC)."""
+    finished = datetime.now(timezone.utc)
+    return {
+        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "machine": machine_description(device),
+        "started": started.isoformat(timespec="seconds"),
+        "finished": finished.isoformat(timespec="seconds"),
+        "wall_seconds": round((finished - started).total_seconds(), 1),
+    }
 
 
 def set_seed(seed: int) -> None:

@@ -40,7 +40,8 @@ def test_resume_continues_exactly(tmp_path):
     for ra, rb in zip(rows_a, rows_b):
         assert (ra["train/reward"], ra["test/reward"], ra["train/loss"]) == (rb["train/reward"], rb["test/reward"], rb["train/loss"])
     assert straight.test == resumed.test
-    assert json.loads((tmp_path / "split" / "results.json").read_text())["episodes"] == 4
+    results = json.loads((tmp_path / "split" / "results.json").read_text())
+    assert results["episodes"] == 4 and {"command", "machine", "started", "finished", "wall_seconds"} <= set(results["record"])
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from fwm_rl.runs import NonFiniteLossError, RunLogger, atomic_save, check_finite, load_checkpoint, resolve_device
+from fwm_rl.runs import NonFiniteLossError, RunLogger, atomic_save, check_finite, load_checkpoint, machine_description, resolve_device, run_record
 
 
 def test_atomic_save_roundtrip_and_no_temp_left(tmp_path):
@@ -85,3 +85,13 @@ def test_saved_config_round_trip_and_unknown_fields():
     assert Cfg.from_dict(Cfg(a=3).to_dict()) == Cfg(a=3)
     with pytest.raises(ValueError, match=r"unknown Cfg fields \['c'\]"):
         Cfg.from_dict({"a": 1, "c": 2})
+
+
+def test_run_record_names_command_machine_and_times(monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    monkeypatch.setattr("sys.argv", ["/usr/bin/fwm-rl", "train", "--out", "my runs/a"])
+    record = run_record(datetime.now(timezone.utc) - timedelta(seconds=90))
+    assert record["command"] == "fwm-rl train --out 'my runs/a'"
+    assert record["machine"] == machine_description() and "torch " + torch.__version__ in record["machine"]
+    assert 89 < record["wall_seconds"] < 120 and record["started"] < record["finished"]

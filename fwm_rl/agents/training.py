@@ -29,6 +29,7 @@ import dataclasses
 import json
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ from fwm_rl.envs.baselines import reference_levels
 from fwm_rl.envs.graphs import graph_set
 from fwm_rl.envs.vector_env import task_spaces
 from fwm_rl.memory import IMPLS
-from fwm_rl.runs import RunLogger, SavedConfig, atomic_save, load_checkpoint, progress, resolve_device, set_seed
+from fwm_rl.runs import RunLogger, SavedConfig, atomic_save, load_checkpoint, progress, resolve_device, run_record, set_seed
 
 __all__ = [
     "PRESETS",
@@ -271,6 +272,7 @@ class RunSummary:
     train_seconds: float
     agent_steps_per_second: float
     stopped_by_time_budget: bool
+    record: dict[str, Any]  # fwm_rl.runs.run_record: command, machine, start and end of this process's part of the run
 
 
 def train_run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_progress: bool | None = None) -> RunSummary:
@@ -281,6 +283,7 @@ def train_run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_
     stops being finite; the last checkpoint (written only after finite updates) is then left as it was.
     """
     run_dir = Path(run_dir)
+    started = datetime.now(timezone.utc)
     dist = init_distributed(cfg.device)
     ckpt = load_checkpoint(run_dir / CHECKPOINT) if resume else None
     set_seed(cfg.seed)  # the same initial weights in every process
@@ -353,11 +356,11 @@ def train_run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_
     summary = None
     if dist.is_main:
         model.save(run_dir / "model.zip")
-        summary = _finish(cfg, run_dir, model.policy, stopped)
+        summary = _finish(cfg, run_dir, model.policy, stopped, started)
     return broadcast_object(summary, dist)
 
 
-def _finish(cfg: TrainConfig, run_dir: Path, policy: RecurrentActorCriticPolicy, stopped: bool) -> RunSummary:
+def _finish(cfg: TrainConfig, run_dir: Path, policy: RecurrentActorCriticPolicy, stopped: bool, started: datetime) -> RunSummary:
     """Final evaluation on both graph sets, written to ``results.json``."""
     ckpt = load_checkpoint(run_dir / CHECKPOINT)
     k = cfg.final_episodes_per_graph
@@ -371,6 +374,7 @@ def _finish(cfg: TrainConfig, run_dir: Path, policy: RecurrentActorCriticPolicy,
         train_seconds=ckpt["train_seconds"],
         agent_steps_per_second=_agent_steps_per_second(cfg, ckpt["episodes"], ckpt["train_seconds"]),
         stopped_by_time_budget=stopped,
+        record=run_record(started, next(policy.parameters()).device),
     )
     (run_dir / RESULTS).write_text(json.dumps(dataclasses.asdict(summary), indent=2) + "\n")
     return summary
