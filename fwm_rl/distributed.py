@@ -30,6 +30,7 @@ __all__ = [
     "init_distributed",
     "launch_rank",
     "main_print",
+    "on_main",
     "rank_seed",
     "row_share",
     "seed_other_ranks",
@@ -172,6 +173,21 @@ def broadcast_object(obj, ctx: DistContext):
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def on_main(fn: Callable[[], Any], ctx: DistContext) -> Any:
+    """Run ``fn`` on rank 0 alone and return its result on every rank. A ``ValueError`` it raises
+    (bad input, a run folder already taken) is raised on every rank, so that all stop together."""
+    outcome = None
+    if ctx.is_main:
+        try:
+            outcome = (fn(), None)
+        except ValueError as exc:
+            outcome = (None, exc)
+    result, error = broadcast_object(outcome, ctx)
+    if error is not None:
+        raise error
+    return result
 
 
 def all_reduce_tensor(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:

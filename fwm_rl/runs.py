@@ -14,6 +14,7 @@ import os
 import platform
 import random
 import shlex
+import shutil
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -27,11 +28,13 @@ import torch
 __all__ = [
     "AMP_MODES",
     "NonFiniteLossError",
+    "RunExistsError",
     "RunLogger",
     "SavedConfig",
     "atomic_save",
     "autocast",
     "check_finite",
+    "claim_run_folder",
     "load_checkpoint",
     "machine_description",
     "progress",
@@ -44,6 +47,33 @@ __all__ = [
 
 class NonFiniteLossError(RuntimeError):
     """Raised when a training loss becomes NaN or infinite."""
+
+
+class RunExistsError(ValueError):
+    """A trainer was pointed at a folder that holds a run, without ``--resume`` or ``--overwrite``."""
+
+
+def claim_run_folder(folder: str | os.PathLike, outputs: Iterable[str], overwrite: bool, resume_hint: str) -> list[Path]:
+    """Make ``folder`` ready for a new run whose files are ``outputs`` (names or glob patterns).
+
+    If the folder holds any of them, raise :class:`RunExistsError` naming both ways out
+    (``resume_hint`` and ``--overwrite``), unless ``overwrite``: then exactly those files and folders
+    are removed and returned. Nothing else in the folder is touched, and nothing is ever removed
+    without ``overwrite``.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise RunExistsError(f"{folder} is a file, not a run folder: choose another --out")
+    found = sorted({path for pattern in outputs for path in folder.glob(pattern)}) if folder.is_dir() else []
+    if found and not overwrite:
+        raise RunExistsError(f"{folder} already holds a run ({found[0].name}); pass {resume_hint} to continue it, "
+                             "or --overwrite to start again (its checkpoints and logs are then deleted)")
+    for path in found:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return found
 
 
 class SavedConfig:

@@ -103,6 +103,14 @@ def test_cli_train_eval_plot_resume(tmp_path, capsys):
     common = ["--episodes", "2", "--eval-every", "1", "--n-envs", "3", "--device", "cpu", "--final-episodes-per-graph", "1", "--no-progress"]
     assert run("train", "--out", str(out), *common) == 0
     text = capsys.readouterr().out
+    # The same command again: refused, the first runs untouched; --overwrite starts again.
+    before = (out / "fwm" / "metrics.csv").read_text()
+    with pytest.raises(ValueError, match=f"{out} already holds a run .*--resume {out}.*--overwrite"):
+        run("train", "--out", str(out), *common)
+    assert (out / "fwm" / "metrics.csv").read_text() == before
+    assert run("train", "--out", str(out), "--overwrite", *common) == 0
+    assert [r["step"] for r in metrics(out / "fwm")] == ["1", "2"]
+    text = capsys.readouterr().out
     assert "| FWM-32-16 | 2 |" in text and "| LSTM-512 | 2 |" in text and "random policy" in text
     assert (out / "figure5.png").stat().st_size > 0 and (out / "results.md").exists()
     assert [r["step"] for r in metrics(out / "fwm")] == ["1", "2"]
@@ -148,6 +156,8 @@ def test_cli_train_eval_plot_resume(tmp_path, capsys):
         run("watch", str(tmp_path / "missing"), "--out", str(tmp_path / "w.gif"))
     with pytest.raises(ValueError, match="drop --seed"):
         run("train", "--resume", str(out), "--seed", "1")
+    with pytest.raises(ValueError, match="drop --overwrite"):
+        run("train", "--resume", str(out), "--overwrite")
     with pytest.raises(FileNotFoundError):
         run("eval", str(tmp_path / "missing"))
 

@@ -288,8 +288,11 @@ def test_cli_train_eval_explain(variant, tmp_path, capsys):
               "--embedding-size", "16", "--hidden-size", "16", "--device", "cpu", "--no-tensorboard"]
     assert run_cli(["babi", "train", "--model", "fwm", "--steps", "2", "--out", str(out), *common]) == 0
     assert "test: answer accuracy" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="--resume"):
+    with pytest.raises(ValueError, match=f"already holds a run .*--resume {out}.*--overwrite"):
         run_cli(["babi", "train", "--steps", "2", "--out", str(out), *common])
+    assert run_cli(["babi", "train", "--model", "fwm", "--steps", "2", "--out", str(out), "--overwrite", *common]) == 0
+    with pytest.raises(ValueError, match="cannot be combined with --resume"):
+        run_cli(["babi", "train", "--resume", str(out), "--overwrite", "--device", "cpu"])
     assert run_cli(["babi", "eval", str(out / "checkpoint.pt"), "--split", "valid", "--per-task", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "valid: answer accuracy" in printed and "task  2" in printed

@@ -40,6 +40,20 @@ def test_train_eval_and_resume(runs, capsys):
     assert "perplexity" in out and f"over {n_tokens:,} tokens" in out and "batch size 1" in out
     assert run(["lm", "train", "--out", str(root / "lstm"), "--resume", "--max-steps", "5", "--no-progress", "--device", "cpu"]) == 0
     assert "stopped at step 5" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="cannot be combined with --resume"):
+        run(["lm", "train", "--out", str(root / "lstm"), "--resume", "--overwrite"])
+
+
+def test_a_run_folder_is_never_silently_replaced(tmp_path):
+    data = write_corpus(tmp_path / "data")
+    out = tmp_path / "run"
+    assert run(["lm", "train", "--model", "lstm", "--data", str(data), "--out", str(out), "--max-steps", "3", *SMALL]) == 0
+    before = (out / "metrics.csv").read_text()
+    with pytest.raises(ValueError, match=f"{out} already holds a run .*--overwrite"):
+        run(["lm", "train", "--model", "lstm", "--data", str(data), "--out", str(out), "--max-steps", "2", *SMALL])
+    assert (out / "metrics.csv").read_text() == before
+    assert run(["lm", "train", "--model", "lstm", "--data", str(data), "--out", str(out), "--max-steps", "2", "--overwrite", *SMALL]) == 0
+    assert (out / "metrics.csv").read_text() != before
 
 
 def test_compare_writes_a_png(runs, tmp_path, capsys):

@@ -3,7 +3,18 @@ import math
 import pytest
 import torch
 
-from fwm_rl.runs import NonFiniteLossError, RunLogger, atomic_save, check_finite, load_checkpoint, machine_description, resolve_device, run_record
+from fwm_rl.runs import (
+    NonFiniteLossError,
+    RunExistsError,
+    RunLogger,
+    atomic_save,
+    check_finite,
+    claim_run_folder,
+    load_checkpoint,
+    machine_description,
+    resolve_device,
+    run_record,
+)
 
 
 def test_atomic_save_roundtrip_and_no_temp_left(tmp_path):
@@ -95,3 +106,21 @@ def test_run_record_names_command_machine_and_times(monkeypatch):
     assert record["command"] == "fwm-rl train --out 'my runs/a'"
     assert record["machine"] == machine_description() and "torch " + torch.__version__ in record["machine"]
     assert 89 < record["wall_seconds"] < 120 and record["started"] < record["finished"]
+
+
+def test_claim_run_folder_refuses_a_run_and_overwrites_only_its_files(tmp_path):
+    outputs = ("checkpoint.pt", "metrics.csv", "tb", ".checkpoint.pt.*.tmp")
+    assert claim_run_folder(tmp_path / "new", outputs, overwrite=False, resume_hint="--resume X") == []
+    run = tmp_path / "run"
+    (run / "tb").mkdir(parents=True)
+    for name in ("checkpoint.pt", "metrics.csv", ".checkpoint.pt.abc.tmp", "notes.txt", "tb/events"):
+        (run / name).write_text("x")
+    with pytest.raises(RunExistsError, match=r"run already holds a run .*--resume X.*--overwrite"):
+        claim_run_folder(run, outputs, overwrite=False, resume_hint="--resume X")
+    assert (run / "checkpoint.pt").exists() and (run / "tb" / "events").exists()  # refused: nothing touched
+    removed = claim_run_folder(run, outputs, overwrite=True, resume_hint="--resume X")
+    assert {p.name for p in removed} == {"checkpoint.pt", "metrics.csv", "tb", ".checkpoint.pt.abc.tmp"}
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]  # not the run's: kept
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunExistsError, match="is a file"):
+        claim_run_folder(tmp_path / "file", outputs, overwrite=True, resume_hint="")

@@ -50,6 +50,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="auto (CUDA when present, default) | cpu | cuda[:N]")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/a2c-PRESET-seedSEED)")
     parser.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the runs in DIR (a run or a folder of runs)")
+    parser.add_argument("--overwrite", action="store_true", help="start again in an --out folder that holds runs, deleting their checkpoints and logs")
     parser.add_argument("--eval-every", type=int, default=None, help="episodes between logs + test evaluations + checkpoints")
     parser.add_argument("--n-envs", type=int, default=None, help="agents per batch (at most 600, one per training graph)")
     parser.add_argument("--lr", type=float, default=None, dest="learning_rate", help="Adam learning rate (paper 1e-3)")
@@ -78,7 +79,7 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         if args.resume is not None:
             fixed = [k for k, v in overrides.items() if v is not None and k not in RESUME_OVERRIDES]
-            fixed += [k for k, v in (("preset", args.preset), ("out", args.out)) if v is not None]
+            fixed += [k for k, v in (("preset", args.preset), ("out", args.out), ("overwrite", args.overwrite or None)) if v is not None]
             if fixed:
                 flags = ", ".join("--" + {"learning_rate": "lr"}.get(k, k).replace("_", "-") for k in fixed)
                 raise ValueError(f"--resume continues the stored configuration; only --episodes, --device, --time-budget and --final-episodes-per-graph may change (drop {flags})")
@@ -88,7 +89,7 @@ def run_train(args: argparse.Namespace) -> int:
             preset = args.preset or "cpu"
             configs = preset_configs(preset, **overrides)
             out = args.out or Path("runs") / f"a2c-{preset}-seed{configs[0].seed}"
-            train_preset(configs, out, show_progress=show)
+            train_preset(configs, out, show_progress=show, overwrite=args.overwrite)
     except NonFiniteLossError as exc:
         if launch_rank() == 0:
             print(f"fwm-rl train: {exc} The last good checkpoint ({CHECKPOINT}) is kept; resume from it with other settings.", file=sys.stderr)

@@ -43,13 +43,23 @@ from fwm_rl.agents.a2c import RecurrentA2C
 from fwm_rl.agents.evaluation import EvalResult, evaluate
 from fwm_rl.agents.policies import FwmPolicy, LstmPolicy, RecurrentActorCriticPolicy
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
-from fwm_rl.distributed import DistContext, all_reduce_sum, broadcast_object, init_distributed, rank_seed, row_share
+from fwm_rl.distributed import DistContext, all_reduce_sum, broadcast_object, init_distributed, on_main, rank_seed, row_share
 from fwm_rl.envs import SEMANTICS, TaskConfig
 from fwm_rl.envs.baselines import reference_levels
 from fwm_rl.envs.graphs import graph_set
 from fwm_rl.envs.vector_env import task_spaces
 from fwm_rl.memory import IMPLS
-from fwm_rl.runs import RunLogger, SavedConfig, atomic_save, load_checkpoint, progress, resolve_device, run_record, set_seed
+from fwm_rl.runs import (
+    RunLogger,
+    SavedConfig,
+    atomic_save,
+    claim_run_folder,
+    load_checkpoint,
+    progress,
+    resolve_device,
+    run_record,
+    set_seed,
+)
 
 __all__ = [
     "PRESETS",
@@ -72,6 +82,9 @@ CONFIG = "config.json"
 RESULTS = "results.json"
 RUNS = "runs.json"
 MEMORIES: dict[str, type[RecurrentActorCriticPolicy]] = {"fwm": FwmPolicy, "lstm": LstmPolicy}
+#: What a run writes into its folder, and a preset into the folder of its runs (what ``overwrite`` replaces).
+RUN_OUTPUTS = (CHECKPOINT, CONFIG, RESULTS, "metrics.csv", "model.zip", "tb", "figure5.png", f".{CHECKPOINT}.*.tmp")
+PRESET_OUTPUTS = (RUNS, "figure5.png", "results.md")
 
 
 @dataclass
@@ -275,8 +288,18 @@ class RunSummary:
     record: dict[str, Any]  # fwm_rl.runs.run_record: command, machine, start and end of this process's part of the run
 
 
-def train_run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_progress: bool | None = None) -> RunSummary:
+def _claim(folders: list[tuple[Path, tuple[str, ...]]], overwrite: bool, resume_hint: str, dist: DistContext) -> None:
+    """:func:`~fwm_rl.runs.claim_run_folder` for each ``(folder, outputs)``, decided by rank 0 for every process."""
+    on_main(lambda: [claim_run_folder(folder, outputs, overwrite, resume_hint) for folder, outputs in folders], dist)
+
+
+def train_run(
+    cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_progress: bool | None = None, overwrite: bool = False
+) -> RunSummary:
     """Train one agent into ``run_dir`` (``resume``: continue from its ``checkpoint.pt``).
+
+    A new run refuses a folder that holds a run (:class:`~fwm_rl.runs.RunExistsError`) unless
+    ``overwrite``, which deletes that run's files (:data:`RUN_OUTPUTS`) first.
 
     Under ``torchrun`` every process calls it with the same arguments (see the module docstring)
     and gets the same summary back. Raises :class:`~fwm_rl.runs.NonFiniteLossError` if the loss
@@ -285,6 +308,8 @@ def train_run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_
     run_dir = Path(run_dir)
     started = datetime.now(timezone.utc)
     dist = init_distributed(cfg.device)
+    if not resume:
+        _claim([(run_dir, RUN_OUTPUTS)], overwrite, f"--resume {run_dir}", dist)
     ckpt = load_checkpoint(run_dir / CHECKPOINT) if resume else None
     set_seed(cfg.seed)  # the same initial weights in every process
     model = make_model(cfg, dist.device, dist)
@@ -397,16 +422,22 @@ def run_dirs(path: str | Path) -> list[Path]:
     return found
 
 
-def train_preset(configs: list[TrainConfig], out: str | Path, resume: bool = False, show_progress: bool | None = None) -> list[RunSummary]:
+def train_preset(
+    configs: list[TrainConfig], out: str | Path, resume: bool = False, show_progress: bool | None = None, overwrite: bool = False
+) -> list[RunSummary]:
     """Train ``configs`` one after the other into ``out/<name>``; then draw ``out/figure5.png`` and
-    write ``out/results.md``. ``resume`` continues runs that have a checkpoint and starts the others."""
+    write ``out/results.md``. ``resume`` continues runs that have a checkpoint and starts the others.
+    Without ``resume`` a folder holding runs is refused unless ``overwrite`` (see :func:`train_run`)."""
     from fwm_rl.agents.plotting import plot_runs
 
     out = Path(out)
     names = [cfg.name for cfg in configs]
     if len(set(names)) != len(names):
         raise ValueError(f"run names must differ, got {names}")
-    main = init_distributed(configs[0].device).is_main if configs else True
+    dist = init_distributed(configs[0].device) if configs else DistContext()
+    main = dist.is_main
+    if not resume:
+        _claim([(out, PRESET_OUTPUTS), *((out / name, RUN_OUTPUTS) for name in names)], overwrite, f"--resume {out}", dist)
     if main:
         out.mkdir(parents=True, exist_ok=True)
         (out / RUNS).write_text(json.dumps({"runs": names, "configs": [c.to_dict() for c in configs]}, indent=2) + "\n")

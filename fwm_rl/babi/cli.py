@@ -89,12 +89,15 @@ def _generate(args) -> int:
 # ---------------------------------------------------------------------- train
 def _train(args) -> int:
     from fwm_rl.babi.models import preset
-    from fwm_rl.babi.trainer import CatbAbITrainer, TrainConfig
-    from fwm_rl.distributed import broadcast_object, init_distributed, main_print
+    from fwm_rl.babi.trainer import RUN_OUTPUTS, CatbAbITrainer, TrainConfig
+    from fwm_rl.distributed import init_distributed, main_print, on_main
+    from fwm_rl.runs import claim_run_folder
 
     ctx = init_distributed(args.device)  # under torchrun: join the group (the trainer gets the same context)
     say = main_print(ctx)
     if args.resume is not None:
+        if args.overwrite:
+            raise ValueError("--overwrite starts a new run; it cannot be combined with --resume")
         trainer = CatbAbITrainer.resume(args.resume, device=args.device, steps=args.steps, tensorboard=not args.no_tensorboard)
         say(f"resuming {args.resume} at step {trainer.step} ({trainer.data_spec.describe()}); "
             "the checkpoint's settings apply, only --steps and --device are taken from the command line")
@@ -108,8 +111,7 @@ def _train(args) -> int:
                              eval_every=args.eval_every, eval_batch_size=args.eval_batch_size, eval_segments=args.eval_segments,
                              log_every=args.log_every, seed=args.seed, amp=args.amp)
         out = Path(args.out or f"runs/babi-{args.model}-{args.mode}")
-        if broadcast_object((out / "checkpoint.pt").exists(), ctx):  # rank 0's view decides for every process
-            raise ValueError(f"{out} already holds a run; pass --resume {out} to continue it or choose another --out")
+        on_main(lambda: claim_run_folder(out, RUN_OUTPUTS, args.overwrite, f"--resume {out}"), ctx)
         say(f"data: {spec.describe()}")
         trainer = CatbAbITrainer(model_config, config, spec, out, args.device, tensorboard=not args.no_tensorboard)
         processes = f", {ctx.world_size} processes ({ctx.backend})" if ctx.distributed else ""
@@ -206,6 +208,7 @@ def register(subparsers) -> None:
                         "the FWM in float32 (default none; evaluations always run in float32)")
     p.add_argument("--out", help="run folder (default runs/babi-MODEL-MODE)")
     p.add_argument("--resume", help="run folder or checkpoint to continue")
+    p.add_argument("--overwrite", action="store_true", help="start again in an --out folder that holds a run, deleting its checkpoint and logs")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-tensorboard", action="store_true")
     p.set_defaults(func=_train)

@@ -69,6 +69,8 @@ __all__ = ["CHECKPOINT", "MODES", "CatbAbITrainer", "EvalResult", "TrainConfig",
 
 CHECKPOINT = "checkpoint.pt"
 RESULTS = "results.json"
+#: What a run writes into its folder (what ``--overwrite`` replaces).
+RUN_OUTPUTS = (CHECKPOINT, RESULTS, "metrics.csv", "tb", f".{CHECKPOINT}.*.tmp")
 MODES = ("qa", "lm")
 N_TASKS = 20
 

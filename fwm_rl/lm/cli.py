@@ -57,6 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                       "default: text from the built-in bAbI story generator")
     train.add_argument("--out", help="run folder for checkpoints and logs (default runs/lm-MODEL)")
     train.add_argument("--resume", action="store_true", help=f"continue the run in --out from its {CHECKPOINT}")
+    train.add_argument("--overwrite", action="store_true", help="start again in an --out folder that holds a run, deleting its checkpoints and logs")
     train.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     train.add_argument("--no-tie", dest="tie_weights", action="store_const", const=False, help="do not tie input and output embeddings")
     for name, (kind, text) in {**_MODEL_OPTIONS, **_TRAIN_OPTIONS}.items():
@@ -109,6 +110,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume:
         if args.out is None:
             raise ValueError("--resume needs --out, the run folder to continue")
+        if args.overwrite:
+            raise ValueError("--overwrite starts a new run; it cannot be combined with --resume")
         fixed = _given(args, ["model", "data", *model_names, *(n for n in train_names if n not in BUDGET_FIELDS and n != "device")])
         if fixed:
             raise ValueError(f"--resume continues with the checkpoint's settings; only --epochs, --max-steps and --time-budget "
@@ -130,7 +133,7 @@ def _train(args: argparse.Namespace) -> int:
         processes = f"; {ctx.world_size} processes ({ctx.backend})" if ctx.distributed else ""
         say(f"{args.model}: {n_params:,} parameters; {corpus.source}: vocabulary {len(corpus.vocab):,}, "
             f"train {corpus.train.numel():,} tokens; run folder {out}{processes}")
-    summary = trainer.train(show_progress=show)
+    summary = trainer.train(show_progress=show, overwrite=args.overwrite)
     say(f"stopped at step {summary.step} (epoch {summary.epoch}); best validation perplexity "
         f"{summary.best_valid_perplexity:.2f}; tuned temperature {summary.temperature:.2f}; "
         f"{summary.tokens_per_second:,.0f} training tokens/s; best weights in {summary.out_dir / BEST}")

@@ -46,6 +46,7 @@ from fwm_rl.distributed import (
     broadcast_object,
     gather_rows,
     init_distributed,
+    on_main,
     row_share,
     seed_other_ranks,
     shard_rows,
@@ -59,6 +60,7 @@ from fwm_rl.runs import (
     atomic_save,
     autocast,
     check_finite,
+    claim_run_folder,
     load_checkpoint,
     progress,
     resolve_device,
@@ -81,6 +83,8 @@ __all__ = [
 #: File names inside a run folder.
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
+#: What a run writes into its folder (what ``overwrite`` replaces).
+RUN_OUTPUTS = (CHECKPOINT, BEST, "metrics.csv", "tb", f".{CHECKPOINT}.*.tmp", f".{BEST}.*.tmp")
 #: Softmax temperatures tried by :func:`tune_temperature`.
 TEMPERATURES = tuple(round(0.7 + 0.02 * i, 2) for i in range(31))
 #: Training options that may be changed when resuming (the budget); all others come from the checkpoint.
@@ -540,15 +544,17 @@ class LMTrainer:
         if main:
             atomic_save(ckpt, self.out_dir / CHECKPOINT)
 
-    def train(self, show_progress: bool = True) -> TrainSummary:
+    def train(self, show_progress: bool = True, overwrite: bool = False) -> TrainSummary:
         """Run until the budget is spent; validate and checkpoint on the way; tune the temperature at the end.
 
-        Under ``torchrun`` every process calls it; rank 0 logs, shows the progress bar and writes the files.
+        A new run refuses a folder that holds a run (:class:`~fwm_rl.runs.RunExistsError`) unless
+        ``overwrite``, which deletes that run's files (:data:`RUN_OUTPUTS`) first. Under ``torchrun``
+        every process calls it; rank 0 logs, shows the progress bar and writes the files.
         """
         cfg = self.config
         main = self.ctx.is_main
-        if not self.resumed and broadcast_object((self.out_dir / CHECKPOINT).exists(), self.ctx):
-            raise ValueError(f"{self.out_dir} already holds a run ({CHECKPOINT}); pass --resume to continue it or choose another --out")
+        if not self.resumed:
+            on_main(lambda: claim_run_folder(self.out_dir, RUN_OUTPUTS, overwrite, f"--resume --out {self.out_dir}"), self.ctx)
         log = RunLogger(self.out_dir, tensorboard=cfg.tensorboard, resume_step=self.step if self.resumed else None) if main else None
         total = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * math.ceil(self.train_x.size(0) / cfg.bptt)
         bar = progress(total=total, initial=self.step, desc=f"lm {self.model_config.model}", disable=not (show_progress and main))
