@@ -1,10 +1,12 @@
-"""The FWM cell as a mathematical object (paper section 3, appendix B) and its two exact forms."""
+"""The FWM cell as a mathematical object (paper section 3, appendix B), its reference from equations 1-8 and its exact forms."""
+
+import math
 
 import pytest
 import torch
 from torch import nn
 
-from fwm_rl.memory import FWMLSTM, FactoredState, FastWeightMemory, count_parameters, map_state
+from fwm_rl.memory import FWMLSTM, FactoredState, FastWeightMemory, count_parameters, map_state, reference_memory
 
 torch.set_default_dtype(torch.float32)
 
@@ -29,8 +31,8 @@ def test_appendix_b_write_replaces_value_by_convex_combination(beta):
     k1, k2 = _unit(torch.randn(4, generator=g, dtype=torch.float64)), _unit(torch.randn(4, generator=g, dtype=torch.float64))
     v_old, v = torch.randn(4, generator=g, dtype=torch.float64) * 0.3, torch.randn(4, generator=g, dtype=torch.float64) * 0.3
     F = torch.einsum("s,r,v->srv", k1, k2, v_old)[None]
-    w = beta * (v - mem._contract(F, k1[None], k2[None])[0])  # eq. 3 with update_scale 1
-    F_new = mem._write(F, mem._key(k1[None], k2[None]), w[None])
+    w = beta * (v - mem.contract(F, k1[None], k2[None])[0])  # eq. 3 with update_scale 1
+    F_new = mem.add_write(F, mem.key(k1[None], k2[None]), w[None])
     expected = torch.einsum("s,r,v->srv", k1, k2, (1 - beta) * v_old + beta * v)
     torch.testing.assert_close(F_new[0], expected)
     assert F_new.norm() <= 1  # so eq. 4 leaves it alone
@@ -69,7 +71,7 @@ def test_transitive_inference_with_orthogonal_keys():
     out, F, trace = mem(h, F, return_trace=True)  # (rewrites b->c, unchanged) then reads from a
     n1 = trace.n[0, 0, 1]  # the first read's result, the query of the second read
     assert n1.argmax().item() == 1  # a -> b
-    n2 = torch.nn.functional.layer_norm(mem._contract(F, n1[None], r[None]), (d,))[0]
+    n2 = torch.nn.functional.layer_norm(mem.contract(F, n1[None], r[None]), (d,))[0]
     assert n2.argmax().item() == 2  # b -> c
     torch.testing.assert_close(out[0, 0], mem.W_o(n2))  # the module's output is W_o n^(2)
 
@@ -103,10 +105,10 @@ def _run(mem, h, impl, **kw):
 
 def _count_capped_chunks(monkeypatch) -> list:
     """Record each chunk that needed the step-wise write recurrence (a cap of eq. 4 engaged)."""
-    from fwm_rl import memory
+    from fwm_rl.memory import chunked
 
-    calls, apply = [], memory._WriteRecurrence.apply
-    monkeypatch.setattr(memory._WriteRecurrence, "apply", lambda *a: calls.append(1) or apply(*a))
+    calls, apply = [], chunked._WriteRecurrence.apply
+    monkeypatch.setattr(chunked._WriteRecurrence, "apply", lambda *a: calls.append(1) or apply(*a))
     return calls
 
 
@@ -345,7 +347,7 @@ def test_single_step_reset_of_every_row_discards_the_given_state():
 def test_without_host_checks_of_the_masks_results_are_the_same(monkeypatch):
     """On an accelerator the masks are applied without looking at them on the host (no sync per
     rollout step); the numbers must not change. Forced here on the CPU."""
-    from fwm_rl import memory
+    from fwm_rl.memory import layer as layer_module
 
     torch.manual_seed(13)
     layer = FWMLSTM(5, 8, d_fwm=3, n_reads=2, residual=True).double()
@@ -367,7 +369,7 @@ def test_without_host_checks_of_the_masks_results_are_the_same(monkeypatch):
         return results
 
     checked = run()
-    monkeypatch.setattr(memory, "_host_checks", lambda device: False)
+    monkeypatch.setattr(layer_module, "host_checks", lambda device: False)
     for a, b in zip(checked, run()):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
@@ -445,3 +447,96 @@ def test_map_state_keeps_the_nest():
     assert isinstance(shifted[1], FactoredState) and shifted[1].F0 is None
     torch.testing.assert_close(shifted[0][0], state[0][0] + 1)
     torch.testing.assert_close(shifted[1].f0_scale, state[1].f0_scale + 1)
+
+
+# ------------------------------------------------- the reference written from equations 1-8
+def _set_bias_only(linear: nn.Linear, values) -> None:
+    """``linear`` outputs ``values`` whatever its input (zero weights)."""
+    with torch.no_grad():
+        linear.weight.zero_()
+        linear.bias.copy_(torch.as_tensor(values, dtype=linear.bias.dtype))
+
+
+def test_equations_1_to_8_on_hand_set_inputs():
+    """Two steps of a 2-d memory worked out by hand: eq. 1-2 from the biases, eq. 3's write, eq. 4's
+    cap (it engages at both writes), a second write on the same key (v_old retrieved), and one
+    read (eqs 5-8). Every form gives these numbers."""
+    atanh = torch.atanh
+    mem = FastWeightMemory(3, d_fwm=2, n_reads=1, output_size=2, update_scale=10.0).double()
+    # eq. 1: k1 = (0.6, 0), k2 = (0, 0.8), v = (0.5, -0.5); eq. 2: beta = sigmoid(log 3) = 0.75
+    k1, k2, v, beta = [0.6, 0.0], [0.0, 0.8], [0.5, -0.5], 0.75
+    _set_bias_only(mem.W_write, [*atanh(torch.tensor(k1 + k2 + v, dtype=torch.float64)).tolist(), math.log(3)])
+    # eqs 5-6: n0 = (1, 0) ... as tanh(atanh(0.6)), e = (0, 0.8): the read key is vec(n0 (x) e) = 0.48 at (0, 1)
+    _set_bias_only(mem.W_read, atanh(torch.tensor([0.6, 0.0, 0.0, 0.8], dtype=torch.float64)).tolist())
+    with torch.no_grad():  # eq. 8: W_o = identity
+        mem.W_o.weight.copy_(torch.eye(2))
+        mem.W_o.bias.zero_()
+    h = torch.zeros(2, 1, 3, dtype=torch.float64)
+
+    # By hand. Step 1: v_old = 0; F' = 10 * 0.75 * vec(k1 (x) k2) (x) v has one non-zero fibre,
+    # F'[0, 1] = 7.5 * 0.48 * (0.5, -0.5) = (1.8, -1.8), norm 1.8 sqrt 2 > 1, so F = F' / (1.8 sqrt 2).
+    F1 = (1.8 / (1.8 * math.sqrt(2))) * torch.tensor([1.0, -1.0], dtype=torch.float64)
+    # Step 2: v_old = 0.48 F1; F'[0, 1] = F1 + 7.5 * 0.48 * (v - v_old), again capped by its norm.
+    v_old = 0.48 * F1
+    F2_prime = F1 + 7.5 * 0.48 * (torch.tensor(v, dtype=torch.float64) - v_old)
+    F2 = F2_prime / max(1.0, float(F2_prime.norm()))
+    # Read after each write: LN(0.48 F[0, 1]) for a fibre (a, -a) is (a, -a) / sqrt(a^2 + eps).
+    read = [0.48 * F / torch.sqrt((0.48 * F).pow(2).mean() + 1e-5) for F in (F1, F2)]
+
+    expected_F = torch.zeros(1, 2, 2, 2, dtype=torch.float64)
+    expected_F[0, 0, 1] = F2
+    out_ref, F_ref = reference_memory(mem, h)
+    torch.testing.assert_close(F_ref, expected_F)
+    torch.testing.assert_close(out_ref[:, 0], torch.stack(read))
+    for impl in ("step", "chunked"):
+        out, F = mem(h, impl=impl)
+        torch.testing.assert_close(F, expected_F)
+        torch.testing.assert_close(out, out_ref)
+
+
+OPTION_SETS = {
+    "paper": {},
+    "meta-RL code": {"beta_bias": 1.0, "update_scale": 0.25, "tanh_first_query": False, "tanh_read_keys": False},
+    "catbAbI code": {"beta_bias": 1.0, "update_scale": 0.25, "tanh_first_query": False},
+    "concat keys": {"keys": "concat", "beta_bias": 1.0},
+}
+
+
+@pytest.mark.parametrize("options", sorted(OPTION_SETS))
+@pytest.mark.parametrize("start", ["empty", "carried"])
+@pytest.mark.parametrize("writes", ["weak", "strong"])
+def test_every_form_equals_the_reference_from_the_equations(options, start, writes):
+    """Outputs, final state and every gradient (projections included) of the step, chunked and
+    factored forms against reference_memory, float64; strong writes make the cap of eq. 4 engage."""
+    torch.manual_seed(23)
+    mem = FastWeightMemory(6, d_fwm=4, n_reads=3, chunk_size=5, **OPTION_SETS[options]).double()
+    T, B = 11, 3
+    h = torch.randn(T, B, 6, dtype=torch.float64) * (0.5 if writes == "weak" else 3.0)
+    F0 = None
+    if start == "carried":
+        F0 = torch.randn(mem.state_shape(B), dtype=torch.float64)
+        F0 = 0.6 * F0 / F0.flatten(1).norm(dim=1).view(B, *[1] * (F0.dim() - 1))
+
+    def grads(out, F, x):
+        return torch.autograd.grad(out.pow(2).sum() + F.pow(3).sum(), [x, *mem.parameters()])
+
+    x = h.clone().requires_grad_()
+    out, F = reference_memory(mem, x, F0)
+    reference = [out, F, *grads(out, F, x)]
+    for impl in ("step", "chunked"):
+        x = h.clone().requires_grad_()
+        out, F = mem(x, F0, impl=impl)
+        for a, b in zip([out, F, *grads(out, F, x)], reference):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+    # one-step calls on a factored state, as in an RL rollout
+    x = h.clone().requires_grad_()
+    S = mem.initial_state(B, factored=True)
+    if F0 is not None:
+        S = S._replace(F0=F0, sq=F0.flatten(1).pow(2).sum(1))
+    outs = []
+    for t in range(T):
+        o, S = mem(x[t : t + 1], S)
+        outs.append(o)
+    out, F = torch.cat(outs), mem.dense(S)
+    for a, b in zip([out, F, *grads(out, F, x)], reference):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)

@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F_
 from torch import Tensor
 
-from fwm_rl.memory import LN_EPS, FactoredState, _host_checks
+from fwm_rl.memory import LN_EPS, FactoredState
+from fwm_rl.memory.common import host_checks
 
 __all__ = ["COMPILE_MIN_BATCH", "applies", "fwm_step", "sample_actions"]
 
@@ -153,7 +154,7 @@ def fwm_step(policy: Any, obs: Tensor, state: Any, starts: Tensor, deterministic
     )  # fmt: skip
     x = obs.to(policy.dtype)
     B = x.shape[0]
-    if _host_checks(x.device) and bool(starts.all()):  # every row starts empty: drop the old writes, as the memory does
+    if host_checks(x.device) and bool(starts.all()):  # every row starts empty: drop the old writes, as the memory does
         S = memory.initial_state(B, x.device, x.dtype, factored=True)
     uniform = x.new_zeros(B) if deterministic else torch.rand(B, generator=generator, device=x.device, dtype=x.dtype)
     args = (

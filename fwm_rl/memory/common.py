@@ -1,0 +1,112 @@
+"""What the forms of the memory share: its state types, the key algebra of both key modes, masks,
+and the traversal of recurrent states."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+LN_EPS = 1e-5  # layer norm epsilon (PyTorch's default, as in the authors' code)
+KEY_MODES = ("tensor", "concat")
+IMPLS = ("auto", "step", "chunked")
+
+
+class MemoryTrace(NamedTuple):
+    """Per-step internals, each ``[T, B, ...]``, for Figure-3-style visualisation.
+
+    The match of read ``i`` at step ``t`` with the write at step ``j`` is
+    ``(k1_j . n_t^i) * (k2_j . e_t^i)`` (``<k1 (x) k2, n (x) e>``).
+    """
+
+    k1: Tensor  # [T, B, d] write key 1
+    k2: Tensor  # [T, B, d] write key 2
+    v: Tensor  # [T, B, d] new value
+    beta: Tensor  # [T, B] write strength
+    n: Tensor  # [T, B, n_reads, d] query n^(i-1) of read i
+    e: Tensor  # [T, B, n_reads, d] query e^(i) of read i
+
+
+
+class FactoredState(NamedTuple):
+    """The fast weights as a dense part plus a list of rank-one writes, for one-step calls (an RL rollout).
+
+    ``F = f0_scale F0 + sum_j scale_j vec(k1_j (x) k2_j) (x) w_j`` (for ``keys="concat"`` the key is
+    ``[k1_j; k2_j]``), with ``sq = ||F||^2``. A step appends its write and rescales the factors
+    (the cap of eq. 4 only ever rescales the whole tensor), so a retrieval or read costs
+    ``O(writes x d)`` instead of the ``O(d^3)`` passes over a dense ``F``. When the list holds
+    :attr:`FastWeightMemory.max_writes` writes it is folded into ``F0``. ``F0`` is ``None`` while
+    the dense part is empty (a rollout from an empty memory never forms a ``d^3`` tensor).
+    Made by ``initial_state(..., factored=True)``; :meth:`FastWeightMemory.dense` gives the tensor.
+    """
+
+    F0: Tensor | None  # [B, ...] (the dense state's shape) or None
+    f0_scale: Tensor  # [B]
+    k1: Tensor  # [B, n, d]
+    k2: Tensor  # [B, n, d]
+    w: Tensor  # [B, n, d]
+    scale: Tensor  # [B, n]
+    sq: Tensor  # [B]
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def host_checks(device: torch.device) -> bool:
+    """Whether masks may be inspected on the host to skip work (``resets[t].any()``, ...).
+
+    On the CPU that is free. On an accelerator every such check waits for the device, once per
+    step of an A2C rollout, so there the masks are applied unconditionally instead: the same
+    numbers, no synchronisation.
+    """
+    return device.type == "cpu"
+
+
+def check_mask(name: str, mask: Tensor | None, T: int, B: int) -> Tensor | None:
+    if mask is None:
+        return None
+    if not isinstance(mask, Tensor):
+        mask = torch.as_tensor(mask)
+    if mask.shape != (T, B):
+        raise ValueError(f"{name} must have shape [T, B] = [{T}, {B}] (time first), got {list(mask.shape)}")
+    return mask.bool()
+
+
+def key_vec(q1: Tensor, q2: Tensor, tensor: bool) -> Tensor:
+    """The key ``vec(q1 (x) q2)`` (``[..., d*d]``), or ``[q1; q2]`` (``[..., 2d]``) for ``keys="concat"``."""
+    if tensor:
+        return (q1.unsqueeze(-1) * q2.unsqueeze(-2)).flatten(-2)
+    return torch.cat([q1, q2], dim=-1)
+
+
+def sum_writes(k1: Tensor, k2: Tensor, w: Tensor, tensor: bool) -> Tensor:
+    """``sum_j key_j (x) w_j`` for ``k1, k2, w: [B, n, d]``: ``[B, d*d, d]`` (or ``[B, 2d, d]``), one batched product."""
+    if tensor:  # sum_j k1_j (x) (k2_j (x) w_j)
+        return k1.transpose(1, 2) @ (k2.unsqueeze(-1) * w.unsqueeze(-2)).flatten(2)
+    return torch.cat([k1, k2], dim=2).transpose(1, 2) @ w
+
+
+def write_matches(k1: Tensor, k2: Tensor, q1: Tensor, q2: Tensor, tensor: bool) -> Tensor:
+    """``<key(q1, q2), key_j>`` for the writes ``k1, k2: [B, n, d]`` and one query ``q: [B, d]``: ``[B, n]``."""
+    g1, g2 = (k1 @ q1.unsqueeze(-1)).squeeze(-1), (k2 @ q2.unsqueeze(-1)).squeeze(-1)
+    return g1 * g2 if tensor else g1 + g2
+
+
+def cat_time(xs: list[Tensor]) -> Tensor:
+    """``torch.cat`` along time, without a copy for a single piece."""
+    return xs[0] if len(xs) == 1 else torch.cat(xs)
+
+
+
+def map_state(state: Any, fn: Callable[[Tensor], Tensor]) -> Any:
+    """``fn`` applied to every tensor of a recurrent state: a nest of tuples and named tuples (which keep
+    their type) with ``None`` entries kept, e.g. ``((h, c), F)`` or ``((h, c), FactoredState)``."""
+    if state is None or isinstance(state, Tensor):
+        return None if state is None else fn(state)
+    parts = [map_state(s, fn) for s in state]
+    return type(state)(*parts) if hasattr(state, "_fields") else type(state)(parts)
+

@@ -1,0 +1,385 @@
+"""The layers: :class:`FastWeightMemory` (eqs 1-8 over a sequence of slow-net outputs, dispatching
+to the exact forms) and :class:`FWMLSTM` (the slow LSTM plus the memory, paper section 3, Figure 1)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+from torch import Tensor, nn
+
+from fwm_rl.memory.chunked import run_chunked
+from fwm_rl.memory.common import IMPLS, KEY_MODES, FactoredState, MemoryTrace, cat_time, check_mask, host_checks, key_vec, sum_writes
+from fwm_rl.memory.factored import step_factored
+from fwm_rl.memory.step import run_step
+
+
+class FastWeightMemory(nn.Module):
+    """Write (eqs 1-4) and ``n_reads`` chained reads (eqs 5-8) on a fast weight tensor.
+
+    Args:
+        input_size: size of the slow net's output ``h_t`` (``d_LSTM``).
+        d_fwm: size of keys, values and queries (``d_FWM``).
+        n_reads: number of chained reads ``N_r``.
+        output_size: rows of ``W_o`` (default ``input_size``).
+        keys: ``"tensor"`` (the paper) or ``"concat"`` (appendix E ablation: ``[k1; k2]``).
+        beta_bias: constant added before the sigmoid of eq. 2. The paper's eq. 2 has none; the
+            authors' code uses ``+1`` ("bias to writing") in all experiments.
+        update_scale: factor on the update term of eq. 3. The paper's eq. 3 is ``1``; the authors'
+            code scales by ``1/d_fwm`` in all experiments.
+        tanh_first_query: apply ``tanh`` to ``n^(0)`` as eq. 5 says; the authors' meta-RL and
+            catbAbI code does not.
+        tanh_read_keys: apply ``tanh`` to ``e^(i)`` as eq. 6 says; the authors' meta-RL code does not.
+        chunk_size: steps per chunk of the chunked form (``None``: :meth:`default_chunk_size`).
+        impl: ``"auto"``, ``"step"`` (reference) or ``"chunked"``.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        d_fwm: int = 16,
+        n_reads: int = 3,
+        output_size: int | None = None,
+        keys: str = "tensor",
+        beta_bias: float = 0.0,
+        update_scale: float = 1.0,
+        tanh_first_query: bool = True,
+        tanh_read_keys: bool = True,
+        chunk_size: int | None = None,
+        impl: str = "auto",
+    ):
+        super().__init__()
+        output_size = input_size if output_size is None else output_size
+        for name, value in (("input_size", input_size), ("d_fwm", d_fwm), ("n_reads", n_reads), ("output_size", output_size)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if keys not in KEY_MODES:
+            raise ValueError(f"keys must be one of {KEY_MODES}, got {keys!r}")
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+        if not update_scale > 0:
+            raise ValueError(f"update_scale must be positive, got {update_scale!r}")
+        self.input_size, self.d_fwm, self.n_reads, self.output_size = input_size, d_fwm, n_reads, output_size
+        self.keys, self.beta_bias, self.update_scale = keys, float(beta_bias), float(update_scale)
+        self.tanh_first_query, self.tanh_read_keys = tanh_first_query, tanh_read_keys
+        self.chunk_size, self.impl = chunk_size, impl
+        d = d_fwm
+        self.W_write = nn.Linear(input_size, 3 * d + 1)  # [k1, k2, v] (eq. 1) and beta (eq. 2)
+        self.W_read = nn.Linear(input_size, d + n_reads * d)  # n^(0) (eq. 5) and e^(1..N_r) (eq. 6)
+        self.W_o = nn.Linear(d, output_size)  # eq. 8
+        bound = (6.0 / (input_size + d)) ** 0.5  # the authors' uniform init of the projections
+        nn.init.uniform_(self.W_write.weight, -bound, bound)
+        nn.init.uniform_(self.W_read.weight, -bound, bound)
+
+    # ------------------------------------------------------------------ state
+    def state_shape(self, batch_size: int) -> tuple[int, ...]:
+        d = self.d_fwm
+        return (batch_size, d, d, d) if self.keys == "tensor" else (batch_size, 2 * d, d)
+
+    #: Writes a :class:`FactoredState` holds before they are folded into its dense part.
+    max_writes = 64
+
+    def initial_state(self, batch_size: int, device=None, dtype=None, factored: bool = False) -> Tensor | FactoredState:
+        """The empty memory ``F = 0``: a dense tensor, or with ``factored=True`` an empty
+        :class:`FactoredState` (the fast form for one-step calls)."""
+        p = self.W_o.weight
+        device, dtype = device or p.device, dtype or p.dtype
+        if factored:
+            zeros = torch.zeros(batch_size, 0, self.d_fwm, device=device, dtype=dtype)
+            ones = torch.ones(batch_size, device=device, dtype=dtype)
+            return FactoredState(None, ones, zeros, zeros, zeros, zeros[..., 0], torch.zeros_like(ones))
+        return torch.zeros(self.state_shape(batch_size), device=device, dtype=dtype)
+
+    def dense(self, F: Tensor | FactoredState) -> Tensor:
+        """``F`` as the dense tensor of :meth:`state_shape` (a tensor is returned as it is)."""
+        if isinstance(F, Tensor):
+            return F
+        S = sum_writes(F.k1, F.k2, F.w * F.scale.unsqueeze(-1), self.keys == "tensor").view(self.state_shape(F.sq.shape[0]))
+        if F.F0 is not None:
+            S = S + F.f0_scale.view(-1, *([1] * (S.dim() - 1))) * F.F0
+        return S
+
+    def _check_state(self, F: Tensor | FactoredState, B: int) -> None:
+        if isinstance(F, FactoredState):
+            d, n = self.d_fwm, F.k1.shape[1] if F.k1.dim() == 3 else -1
+            shapes = [(F.f0_scale, (B,)), (F.k1, (B, n, d)), (F.k2, (B, n, d)), (F.w, (B, n, d)), (F.scale, (B, n)), (F.sq, (B,))]
+            if any(tuple(x.shape) != shape for x, shape in shapes) or (F.F0 is not None and tuple(F.F0.shape) != self.state_shape(B)):
+                raise ValueError(f"factored fast weight state does not match batch {B}, d_fwm {d}, keys={self.keys!r}; was it made by another configuration?")
+            return
+        if not isinstance(F, Tensor) or tuple(F.shape) != self.state_shape(B):
+            got = list(F.shape) if isinstance(F, Tensor) else type(F).__name__
+            raise ValueError(
+                f"fast weight state has shape {got}, expected {list(self.state_shape(B))} "
+                f"(batch {B}, d_fwm {self.d_fwm}, keys={self.keys!r}); was it made by another configuration?"
+            )
+
+    # ------------------------------------------------------------ projections
+    def project(self, h: Tensor):
+        """Eqs 1, 2, 5, 6 for all steps at once: ``k1, k2, v [T,B,d]``, ``beta [T,B]``, ``n0 [T,B,d]``, ``e [T,B,N_r,d]``.
+
+        They are computed batch-major and returned as time-major views: the chunked form works
+        batch-major, and gradients arriving in the storage's own layout make the backward of the
+        splits and products contiguous copies rather than strided gathers.
+        """
+        return tuple(x.transpose(0, 1) for x in self._project(h.transpose(0, 1)))
+
+    def _project(self, h: Tensor):
+        d = self.d_fwm
+        keys_value, b = self.W_write(h).split([3 * d, 1], dim=-1)
+        k1, k2, v = torch.tanh(keys_value).split(d, dim=-1)  # eq. 1
+        beta = torch.sigmoid(b.squeeze(-1) + self.beta_bias)  # eq. 2
+        queries = self.W_read(h)
+        if self.tanh_first_query and self.tanh_read_keys:
+            queries = torch.tanh(queries)  # eqs 5 and 6 in one call
+        n0, e = queries.split([d, self.n_reads * d], dim=-1)
+        if self.tanh_first_query != self.tanh_read_keys:
+            n0, e = (torch.tanh(n0), e) if self.tanh_first_query else (n0, torch.tanh(e))  # eq. 5 or 6
+        e = e.unflatten(-1, (self.n_reads, d))
+        return k1, k2, v, beta, n0, e
+
+    # -------------------------------------------------- key algebra (both modes)
+    def key(self, q1: Tensor, q2: Tensor) -> Tensor:
+        return key_vec(q1, q2, self.keys == "tensor")
+
+    def contract(self, F: Tensor, q1: Tensor, q2: Tensor) -> Tensor:
+        """``F vec(q1 (x) q2)`` for ``F: [B, ...]`` and ``q: [B, d]`` or ``[B, C, d]`` (one batched product)."""
+        key = self.key(q1, q2)
+        F = F.reshape(F.shape[0], -1, self.d_fwm)
+        return torch.bmm(key.unsqueeze(1), F).squeeze(1) if key.dim() == 2 else torch.bmm(key, F)
+
+    def add_write(self, F: Tensor, key: Tensor, w: Tensor) -> Tensor:
+        """``F + key (x) w`` for ``key: [B, d*d]`` (or ``[B, 2d]``), ``w: [B, d]`` (eq. 3's update)."""
+        B = F.shape[0]
+        return torch.addcmul(F.reshape(B, -1, self.d_fwm), key.unsqueeze(-1), w.unsqueeze(1)).view(F.shape)
+
+    # ----------------------------------------------------------------- forward
+    def forward(
+        self,
+        h: Tensor,
+        F: Tensor | None = None,
+        resets: Tensor | None = None,
+        keep: Tensor | None = None,
+        read_mask: Tensor | None = None,
+        return_trace: bool = False,
+        impl: str | None = None,
+        need_state: bool = True,
+    ):
+        """Run the memory over ``h: [T, B, input_size]``.
+
+        ``resets[t, b]`` zeroes ``F`` of row ``b`` before step ``t``; ``keep[t, b] = False`` marks
+        padding (``F`` untouched, output 0); ``read_mask[t, b] = False`` skips the read (output 0).
+        Returns ``(reads [T, B, output_size], F_T)`` (plus a :class:`MemoryTrace` if asked).
+        ``need_state=False`` returns ``None`` for ``F_T`` and lets the chunked form skip forming it
+        (an A2C update replaying whole episodes has no use for the state after them).
+        """
+        if not isinstance(h, Tensor) or h.dim() != 3 or h.shape[-1] != self.input_size:
+            got = list(h.shape) if isinstance(h, Tensor) else type(h).__name__
+            raise ValueError(f"h must be [T, B, {self.input_size}] (time first), got {got}")
+        if torch.is_autocast_enabled(h.device.type):
+            # Mixed precision (fwm_rl.runs.autocast): the slow net may run in bfloat16, but F sums
+            # thousands of small writes (eq. 3), so the memory runs in float32 with autocast off.
+            with torch.autocast(h.device.type, enabled=False):
+                F = F.float() if isinstance(F, Tensor) else F
+                return self.forward(h.float(), F, resets, keep, read_mask, return_trace, impl, need_state)
+        T, B, _ = h.shape
+        if T == 0:
+            raise ValueError("h has no time steps (T = 0)")
+        resets = check_mask("resets", resets, T, B)
+        checks = host_checks(h.device)
+        impl = impl or self.impl
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        if F is not None:
+            self._check_state(F, B)
+        # A known-empty start (no state given, or every row reset at step 0, as in an RL
+        # episode) lets the chunked form drop all F_0 terms, and a factored state start empty.
+        zero_start = F is None or (resets is not None and checks and bool(resets[0].all()))
+        if isinstance(F, FactoredState):
+            if zero_start:
+                F = self.initial_state(B, h.device, h.dtype, factored=True)
+            if T == 1 and impl != "step":
+                keep, read_mask = check_mask("keep", keep, T, B), check_mask("read_mask", read_mask, T, B)
+                return step_factored(self, F, h, resets, keep, read_mask, return_trace, need_state)
+        if isinstance(F, FactoredState) and not zero_start:
+            F = self.dense(F)  # (sequences and the reference step form work on the dense tensor)
+        if zero_start:
+            F = None  # every row starts empty (a reset at step 0 discards the state given)
+            if resets is not None and not bool(resets[1:].any()):
+                resets = None  # resetting an empty memory at step 0 changes nothing
+        keep = check_mask("keep", keep, T, B)
+        read_mask = check_mask("read_mask", read_mask, T, B)
+        if impl == "auto":
+            impl = "step" if T == 1 else "chunked"
+        if F is None and impl == "step":  # (the chunked form never forms an empty F)
+            F = self.initial_state(B, device=h.device, dtype=h.dtype)
+
+        k1, k2, v, beta, n0, e = self.project(h)
+        if impl == "step":
+            n_final, F, queries = run_step(self, F, k1, k2, v, beta, n0, e, resets, keep, read_mask, checks)
+        else:
+            # Reads only at steps where some row reads (catbAbI's QA mode); the trace wants all.
+            read_any = None if read_mask is None or return_trace else read_mask.any(1)
+            n_final, F, queries = run_chunked(self, F, zero_start, k1, k2, v, beta, n0, e, resets, keep, read_any, need_state, return_trace)
+        out = self.W_o(n_final)  # eq. 8
+        visible = keep if read_mask is None else (read_mask if keep is None else keep & read_mask)
+        if visible is not None:
+            out = out * visible.unsqueeze(-1).to(out.dtype)
+        F = F if need_state else None
+        if return_trace:
+            return out, F, MemoryTrace(k1, k2, v, beta, queries, e)
+        return out, F
+
+    @staticmethod
+    def default_chunk_size(T: int, B: int, zero_start: bool) -> int:
+        """Chunk length when ``chunk_size`` is None (chosen by ``scripts/bench_fwm.py`` timings).
+
+        A short sequence from an empty memory (an RL episode) is one chunk: no ``d^3`` tensor
+        at all. Otherwise chunks are as long as the ``[B, C, C]`` match matrices stay within
+        about 2M entries (at least 32 steps): longer chunks form ``F`` less often.
+        """
+        if zero_start and T <= 64:
+            return T
+        return min(T, max(32, math.isqrt(2**21 // B)))
+
+
+
+def lstm_with_resets(lstm: nn.LSTM, x: Tensor, hc: tuple[Tensor, Tensor], starts: Tensor | None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """``lstm`` over ``x: [T, B, in]`` from ``hc``, zeroing row ``b``'s state before step ``t`` where
+    ``starts[t, b]``: one ``nn.LSTM`` call per stretch without a reset inside (the stretches are found
+    with one look at the host, none for a single step). Returns ``(out [T, B, H], (h, c))``."""
+    T, B, _ = x.shape
+    inner = (torch.nonzero(starts[1:].any(1)).flatten() + 1).tolist() if starts is not None and T > 1 else []
+    h, c = hc
+    outs = []
+    for a, b in itertools.pairwise([0, *inner, T]):
+        if starts is not None:
+            live = (~starts[a]).to(h.dtype).view(1, B, 1)
+            h, c = h * live, c * live
+        o, (h, c) = lstm(x[a:b], (h, c))
+        outs.append(o)
+    return cat_time(outs), (h, c)
+
+
+
+State = tuple[tuple[Tensor, Tensor], Tensor]
+
+
+class FWMLSTM(nn.Module):
+    """The slow LSTM plus the :class:`FastWeightMemory` (paper section 3, Figure 1).
+
+    Per step the LSTM runs, then the memory is written and read from its output ``h_t``; the layer
+    returns the read ``FWM(h_t, F_t)`` or, with ``residual=True``, ``h_t + FWM(h_t, F_t)`` (the
+    softmax input of section 3). Because the LSTM never reads the memory, a whole sequence of
+    ``h_t`` is computed by one ``nn.LSTM`` call wherever no reset or padding falls inside it.
+
+    State: ``((h, c), F)`` with ``h, c: [1, B, hidden_size]`` and ``F`` as in :class:`FastWeightMemory`.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        d_fwm: int = 16,
+        n_reads: int = 3,
+        residual: bool = False,
+        batch_first: bool = False,
+        **memory_options,
+    ):
+        super().__init__()
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.residual, self.batch_first = residual, batch_first
+        self.lstm = nn.LSTM(input_size, hidden_size)
+        self.memory = FastWeightMemory(hidden_size, d_fwm, n_reads, output_size=hidden_size, **memory_options)
+
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size
+
+    def initial_state(self, batch_size: int, device=None, dtype=None, factored: bool = False) -> State:
+        """The empty state; ``factored=True`` gives the memory as a :class:`FactoredState` (fast one-step calls)."""
+        p = self.memory.W_o.weight
+        device, dtype = device or p.device, dtype or p.dtype
+        zeros = torch.zeros(1, batch_size, self.hidden_size, device=device, dtype=dtype)
+        return (zeros, zeros.clone()), self.memory.initial_state(batch_size, device, dtype, factored=factored)
+
+    def _check_state(self, state, B: int) -> None:
+        try:
+            (h, c), F = state
+        except (TypeError, ValueError):
+            raise ValueError("state must be ((h, c), F) as returned by FWMLSTM") from None
+        for name, x in (("h", h), ("c", c)):
+            if tuple(x.shape) != (1, B, self.hidden_size):
+                raise ValueError(
+                    f"state {name} has shape {list(x.shape)}, expected [1, {B}, {self.hidden_size}]; "
+                    "was it made by another configuration or batch size?"
+                )
+        self.memory._check_state(F, B)
+
+    def _run_lstm(self, x: Tensor, hc, starts: Tensor | None, keep: Tensor | None):
+        """LSTM outputs ``[T, B, H]`` and final ``(h, c)``, resetting and skipping rows as masked."""
+        T, B, _ = x.shape
+        if keep is not None and not bool(keep.all()):  # padding: step by step, state held
+            h, c = hc
+            outs = []
+            for t in range(T):
+                if starts is not None:
+                    live = (~starts[t]).to(h.dtype).view(1, B, 1)
+                    h, c = h * live, c * live
+                o, (h2, c2) = self.lstm(x[t : t + 1], (h, c))
+                k = keep[t].view(1, B, 1)
+                h, c = torch.where(k, h2, h), torch.where(k, c2, c)
+                outs.append(o)
+            return torch.cat(outs), (h, c)
+        return lstm_with_resets(self.lstm, x, hc, starts)
+
+    def forward(
+        self,
+        x: Tensor,
+        state: State | None = None,
+        episode_starts: Tensor | None = None,
+        keep: Tensor | None = None,
+        read_mask: Tensor | None = None,
+        return_trace: bool = False,
+        need_state: bool = True,
+    ):
+        """Run over ``x: [T, B, input_size]`` (``[B, T, input_size]`` if ``batch_first``).
+
+        ``episode_starts[t, b]`` zeroes the whole state of row ``b`` before step ``t``;
+        ``keep[t, b] = False`` marks padding (state untouched, output 0); ``read_mask[t, b] = False``
+        skips the memory read (its output is 0, or ``h_t`` with the residual).
+        Masks are ``[T, B]`` (``[B, T]`` if ``batch_first``). Returns ``(output, state)``;
+        with ``need_state=False`` the state's ``F`` is ``None`` (not formed, see :class:`FastWeightMemory`).
+        """
+        if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[-1] != self.input_size:
+            got = list(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            layout = "[B, T, input]" if self.batch_first else "[T, B, input]"
+            raise ValueError(f"x must be {layout} with input = {self.input_size}, got {got}")
+        if self.batch_first:
+            x = x.transpose(0, 1)
+            episode_starts, keep, read_mask = (None if m is None else torch.as_tensor(m).transpose(0, 1) for m in (episode_starts, keep, read_mask))
+        T, B, _ = x.shape
+        if state is None:  # F = None tells the memory that it starts empty (its fastest path)
+            zeros = torch.zeros(1, B, self.hidden_size, device=x.device, dtype=x.dtype)
+            hc, F = (zeros, zeros.clone()), None
+        else:
+            self._check_state(state, B)
+            hc, F = state
+        starts = check_mask("episode_starts", episode_starts, T, B)
+        keep = check_mask("keep", keep, T, B)
+        read_mask = check_mask("read_mask", read_mask, T, B)
+        h_seq, hc = self._run_lstm(x, hc, starts, keep)
+        result = self.memory(h_seq, F, resets=starts, keep=keep, read_mask=read_mask, return_trace=return_trace, need_state=need_state)
+        reads, F = result[0], result[1]
+        out = h_seq + reads if self.residual else reads
+        if keep is not None:
+            out = out * keep.unsqueeze(-1).to(out.dtype)
+        if self.batch_first:
+            out = out.transpose(0, 1)
+        return (out, (hc, F)) + ((result[2],) if return_trace else ())
+
