@@ -11,8 +11,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
 
 from fwm_rl.distributed import finish_distributed, launch_rank
+from fwm_rl.runs import NonFiniteLossError
+
+#: Errors that mean bad input (a wrong value, path or name): one line and exit code 2, no traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, KeyError)
 
 #: Modules whose ``register(subparsers)`` adds sub-commands, in help order.
 COMMAND_MODULES = (
@@ -34,20 +39,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: parse ``argv`` and run the chosen command's ``func(args)``."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def run_reporting_errors(name: str, command: Callable[[], int | None]) -> int:
+    """Run ``command`` and turn the project's errors into one line on stderr (once, under torchrun):
+    bad input (:data:`USER_ERRORS`) exits 2, a run stopped by a non-finite loss exits 1; no traceback."""
     try:
-        result = args.func(args)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        # Bad input: say what is wrong without a traceback (once, under torchrun).
+        return int(command() or 0)
+    except NonFiniteLossError as exc:
         if launch_rank() == 0:
-            print(f"fwm-rl {args.command}: error: {exc}", file=sys.stderr)
+            print(f"{name}: {exc} The last good checkpoint is kept; resume from it with other settings.", file=sys.stderr)
+        return 1
+    except USER_ERRORS as exc:
+        if launch_rank() == 0:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            print(f"{name}: error: {message}", file=sys.stderr)
         return 2
     finally:
         finish_distributed()
-    return int(result or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse ``argv`` and run the chosen command's ``func(args)``."""
+    args = build_parser().parse_args(argv)
+    return run_reporting_errors(f"fwm-rl {args.command}", lambda: args.func(args))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ a no-op, so trainers call them unconditionally.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from fwm_rl.runs import resolve_device
+from fwm_rl.runs import resolve_device, run_lock
 
 __all__ = [
     "DistContext",
@@ -27,6 +28,7 @@ __all__ = [
     "broadcast_object",
     "finish_distributed",
     "gather_rows",
+    "hold_run_folder",
     "init_distributed",
     "launch_rank",
     "main_print",
@@ -188,6 +190,16 @@ def on_main(fn: Callable[[], Any], ctx: DistContext) -> Any:
     if error is not None:
         raise error
     return result
+
+
+@contextlib.contextmanager
+def hold_run_folder(folder: str | os.PathLike | None, ctx: DistContext):
+    """Rank 0 holds ``folder``'s :func:`~fwm_rl.runs.run_lock` (nothing for ``None``); if another run
+    holds it, every rank stops with the same message."""
+    with contextlib.ExitStack() as stack:
+        if folder is not None:
+            on_main(lambda: stack.enter_context(run_lock(folder)) and None, ctx)
+        yield
 
 
 def all_reduce_tensor(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:

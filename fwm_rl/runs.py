@@ -7,6 +7,7 @@ loss guard. Trainers import these instead of growing their own copies.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import math
@@ -40,6 +41,7 @@ __all__ = [
     "progress",
     "run_record",
     "resolve_device",
+    "run_lock",
     "save_figure",
     "set_seed",
 ]
@@ -74,6 +76,48 @@ def claim_run_folder(folder: str | os.PathLike, outputs: Iterable[str], overwrit
         else:
             path.unlink()
     return found
+
+
+#: The lock file a run holds in its folder while it writes there (:func:`run_lock`).
+LOCK = ".lock"
+
+
+@contextlib.contextmanager
+def run_lock(folder: str | os.PathLike):
+    """Hold ``folder``'s lock while a run writes there.
+
+    A second run started on the same folder stops at once with a message naming the holder,
+    instead of interleaving its logs and checkpoints. The lock is the operating system's
+    (``flock``), so a killed run leaves nothing behind that blocks the next one; checkpoint
+    temporary files a killed run left (``.NAME.*.tmp``) are removed once the lock is held.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise RunExistsError(f"{folder} is a file, not a run folder: choose another --out")
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    fh = open(folder / LOCK, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise RunExistsError(f"{folder} is in use by another run ({holder}); wait for it to end or choose another --out") from None
+    try:
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {platform.node()}\n")
+        fh.flush()
+        for stale in folder.glob(".*.tmp"):  # left by a run killed while saving; nobody else writes here now
+            stale.unlink(missing_ok=True)
+        yield
+    finally:
+        fh.close()
 
 
 class SavedConfig:
@@ -278,10 +322,12 @@ class RunLogger:
         if keep_until is not None:
             rows = [r for r in rows if float(r["step"]) <= keep_until]
         self._fields = fields
-        with open(self.csv_path, "w", newline="") as fh:
+        tmp = self.csv_path.with_name(f".{self.csv_path.name}.tmp")  # a kill mid-write leaves the old file whole
+        with open(tmp, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=fields)
             writer.writeheader()
             writer.writerows(rows)
+        os.replace(tmp, self.csv_path)
 
     def read(self) -> list[dict[str, float]]:
         """All rows logged so far (numbers as floats, missing cells as NaN)."""

@@ -11,21 +11,14 @@ import argparse
 import sys
 
 from fwm_rl.agents.cli import add_train_arguments, run_train
-from fwm_rl.distributed import finish_distributed, launch_rank
+from fwm_rl.cli import run_reporting_errors
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_train_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        return run_train(args)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        if launch_rank() == 0:  # once, under torchrun
-            print(f"train_a2c.py: error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        finish_distributed()
+    return run_reporting_errors("train_a2c.py", lambda: run_train(args))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from fwm_rl.agents import cli as agents_cli
+from fwm_rl.cli import main
 from fwm_rl.agents.plotting import read_reference_curve
 from fwm_rl.agents.a2c import RecurrentRolloutBuffer
 from fwm_rl.agents.training import PRESETS, RECIPE_FIELDS, RECIPES, TrainConfig, load_policy, preset_configs, recipe_of, train_run, with_recipe
@@ -44,7 +45,7 @@ def test_resume_continues_exactly(tmp_path):
     assert results["episodes"] == 4 and {"command", "machine", "started", "finished", "wall_seconds"} <= set(results["record"])
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
     original = RecurrentRolloutBuffer.compute_returns_and_advantage
     calls = []
 
@@ -63,12 +64,11 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
     assert all(torch.isfinite(v).all() for v in ckpt["policy"].values())
     policy, cfg, _ = load_policy(run_dir, "cpu")
     assert cfg.episodes == 6 and policy.core.output_size == 8
-    # The CLI reports it as a clean error and a non-zero exit code.
+    # The CLI reports it as one line and exit code 1.
     calls.clear()
-    parser = argparse.ArgumentParser()
-    agents_cli.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["train", "--resume", str(run_dir), "--no-progress"])
-    assert args.func(args) == 1
+    assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "non-finite loss" in err and "last good checkpoint is kept" in err and len(err.splitlines()) == 1
 
 
 def test_presets_and_config_checks():

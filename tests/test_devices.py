@@ -3,7 +3,6 @@ GPU check (scripts/gpu_check.py), and the tests that need CUDA (marker ``gpu``, 
 
 from __future__ import annotations
 
-import io
 import math
 import subprocess
 import sys

@@ -464,9 +464,9 @@ def test_equations_1_to_8_on_hand_set_inputs():
     atanh = torch.atanh
     mem = FastWeightMemory(3, d_fwm=2, n_reads=1, output_size=2, update_scale=10.0).double()
     # eq. 1: k1 = (0.6, 0), k2 = (0, 0.8), v = (0.5, -0.5); eq. 2: beta = sigmoid(log 3) = 0.75
-    k1, k2, v, beta = [0.6, 0.0], [0.0, 0.8], [0.5, -0.5], 0.75
+    k1, k2, v = [0.6, 0.0], [0.0, 0.8], [0.5, -0.5]
     _set_bias_only(mem.W_write, [*atanh(torch.tensor(k1 + k2 + v, dtype=torch.float64)).tolist(), math.log(3)])
-    # eqs 5-6: n0 = (1, 0) ... as tanh(atanh(0.6)), e = (0, 0.8): the read key is vec(n0 (x) e) = 0.48 at (0, 1)
+    # eqs 5-6: n0 = (0.6, 0), e = (0, 0.8): the read key vec(n0 (x) e) is 0.48 at (0, 1), the write key too
     _set_bias_only(mem.W_read, atanh(torch.tensor([0.6, 0.0, 0.0, 0.8], dtype=torch.float64)).tolist())
     with torch.no_grad():  # eq. 8: W_o = identity
         mem.W_o.weight.copy_(torch.eye(2))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 from fwm_rl.agents.evaluation import evaluate
@@ -20,6 +19,7 @@ from fwm_rl.agents.training import (
     TrainConfig,
     load_policy,
     preset_configs,
+    read_checkpoint,
     results_table,
     run_dirs,
     train_preset,
@@ -28,7 +28,6 @@ from fwm_rl.agents.training import (
 from fwm_rl.distributed import launch_rank
 from fwm_rl.envs import SEMANTICS
 from fwm_rl.envs.graphs import SPLITS
-from fwm_rl.runs import NonFiniteLossError
 
 __all__ = ["add_train_arguments", "register", "run_train"]
 
@@ -76,35 +75,36 @@ def run_train(args: argparse.Namespace) -> int:
         "time_budget": args.time_budget,
         "final_episodes_per_graph": args.final_episodes_per_graph,
     }
-    try:
-        if args.resume is not None:
-            fixed = [k for k, v in overrides.items() if v is not None and k not in RESUME_OVERRIDES]
-            fixed += [k for k, v in (("preset", args.preset), ("out", args.out), ("overwrite", args.overwrite or None)) if v is not None]
-            if fixed:
-                flags = ", ".join("--" + {"learning_rate": "lr"}.get(k, k).replace("_", "-") for k in fixed)
-                raise ValueError(f"--resume continues the stored configuration; only --episodes, --device, --time-budget and --final-episodes-per-graph may change (drop {flags})")
-            changes = {k: v for k, v in overrides.items() if v is not None}
-            _resume(args.resume, changes, show)
-        else:
-            preset = args.preset or "cpu"
-            configs = preset_configs(preset, **overrides)
-            out = args.out or Path("runs") / f"a2c-{preset}-seed{configs[0].seed}"
-            train_preset(configs, out, show_progress=show, overwrite=args.overwrite)
-    except NonFiniteLossError as exc:
-        if launch_rank() == 0:
-            print(f"fwm-rl train: {exc} The last good checkpoint ({CHECKPOINT}) is kept; resume from it with other settings.", file=sys.stderr)
-        return 1
+    if args.resume is not None:
+        fixed = [k for k, v in overrides.items() if v is not None and k not in RESUME_OVERRIDES]
+        fixed += [k for k, v in (("preset", args.preset), ("out", args.out), ("overwrite", args.overwrite or None)) if v is not None]
+        if fixed:
+            flags = ", ".join("--" + {"learning_rate": "lr"}.get(k, k).replace("_", "-") for k in fixed)
+            raise ValueError(f"--resume continues the stored configuration; only --episodes, --device, --time-budget and --final-episodes-per-graph may change (drop {flags})")
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        _resume(args.resume, changes, show)
+    else:
+        preset = args.preset or "cpu"
+        configs = preset_configs(preset, **overrides)
+        out = args.out or Path("runs") / f"a2c-{preset}-seed{configs[0].seed}"
+        train_preset(configs, out, show_progress=show, overwrite=args.overwrite)
     return 0
 
 
 def _resume(path: Path, changes: dict, show: bool | None) -> None:
     if (path / RUNS).exists():
-        configs = [dataclasses.replace(TrainConfig.from_dict(c), **changes) for c in json.loads((path / RUNS).read_text())["configs"]]
-        train_preset(configs, path, resume=True, show_progress=show)
+        # A run that has a checkpoint continues under the settings it was trained with (its checkpoint's);
+        # runs.json gives those of the runs not started yet.
+        stored = json.loads((path / RUNS).read_text())
+        configs = [
+            read_checkpoint(path / name)[1] if (path / name / CHECKPOINT).exists() else TrainConfig.from_dict(c)
+            for name, c in zip(stored["runs"], stored["configs"])
+        ]
+        train_preset([dataclasses.replace(c, **changes) for c in configs], path, resume=True, show_progress=show)
         return
     if not (path / CHECKPOINT).exists():
         raise FileNotFoundError(f"nothing to resume in {path}: no {RUNS} and no {CHECKPOINT}")
-    _, cfg, _ = load_policy(path)
+    _, cfg = read_checkpoint(path)
     summary = train_run(dataclasses.replace(cfg, **changes), path, resume=True, show_progress=show)
     if launch_rank() == 0:
         plot_runs([path], path / "figure5.png")

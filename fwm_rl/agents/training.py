@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -43,7 +44,7 @@ from fwm_rl.agents.a2c import RecurrentA2C
 from fwm_rl.agents.evaluation import EvalResult, evaluate
 from fwm_rl.agents.policies import FwmPolicy, LstmPolicy, RecurrentActorCriticPolicy
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
-from fwm_rl.distributed import DistContext, all_reduce_sum, broadcast_object, init_distributed, on_main, rank_seed, row_share
+from fwm_rl.distributed import DistContext, all_reduce_sum, broadcast_object, hold_run_folder, init_distributed, on_main, rank_seed, row_share
 from fwm_rl.envs import SEMANTICS, TaskConfig
 from fwm_rl.envs.baselines import reference_levels
 from fwm_rl.envs.graphs import graph_set
@@ -127,8 +128,8 @@ class TrainConfig(SavedConfig):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.n_envs > 600:
             raise ValueError(f"n_envs must be at most 600 (one agent per training graph), got {self.n_envs}")
-        if not (self.learning_rate > 0 and self.adam_eps > 0):
-            raise ValueError(f"learning_rate and adam_eps must be positive, got {self.learning_rate} and {self.adam_eps}")
+        if not (0 < self.learning_rate < math.inf and 0 < self.adam_eps < math.inf):
+            raise ValueError(f"learning_rate and adam_eps must be positive and finite, got {self.learning_rate} and {self.adam_eps}")
         if self.time_budget is not None and not self.time_budget > 0:
             raise ValueError(f"time_budget must be positive seconds or None, got {self.time_budget!r}")
 
@@ -235,12 +236,21 @@ def make_model(cfg: TrainConfig, device: torch.device, dist: DistContext | None 
     return model
 
 
+def read_checkpoint(run_dir: str | Path) -> tuple[dict, TrainConfig]:
+    """The latest checkpoint of an A2C run (``run_dir``: a run folder, or its ``checkpoint.pt``) and
+    the run's configuration stored in it; a clear error for anything else."""
+    path = Path(run_dir)
+    path = path if path.is_file() else path / CHECKPOINT
+    ckpt = load_checkpoint(path, map_location="cpu")
+    if not isinstance(ckpt, dict) or not {"config", "policy", "episodes"} <= set(ckpt):
+        raise ValueError(f"{path} is not a checkpoint of an A2C run (written by fwm-rl train)")
+    return ckpt, TrainConfig.from_dict(ckpt["config"])
+
+
 def load_policy(run_dir: str | Path, device: str | torch.device = "auto") -> tuple[RecurrentActorCriticPolicy, TrainConfig, dict]:
     """The policy of a run's latest checkpoint (``run_dir``: a run folder, or a ``checkpoint.pt``
     file itself), its config and the checkpoint itself."""
-    path = Path(run_dir)
-    ckpt = load_checkpoint(path if path.is_file() else path / CHECKPOINT, map_location="cpu")
-    cfg = TrainConfig.from_dict(ckpt["config"])
+    ckpt, cfg = read_checkpoint(run_dir)
     obs_space, action_space = task_spaces(TaskConfig(semantics=cfg.semantics))
     policy = MEMORIES[cfg.memory](obs_space, action_space, ConstantSchedule(cfg.learning_rate), **cfg.policy_kwargs)
     policy.load_state_dict(ckpt["policy"])
@@ -308,8 +318,14 @@ def train_run(
     run_dir = Path(run_dir)
     started = datetime.now(timezone.utc)
     dist = init_distributed(cfg.device)
-    if not resume:
-        _claim([(run_dir, RUN_OUTPUTS)], overwrite, f"--resume {run_dir}", dist)
+    with hold_run_folder(run_dir, dist):
+        if not resume:
+            _claim([(run_dir, RUN_OUTPUTS)], overwrite, f"--resume {run_dir}", dist)
+        return _train(cfg, run_dir, resume, show_progress, dist, started)
+
+
+def _train(cfg: TrainConfig, run_dir: Path, resume: bool, show_progress: bool | None, dist: DistContext, started: datetime) -> RunSummary:
+    """The body of :func:`train_run`, in a folder this run holds."""
     ckpt = load_checkpoint(run_dir / CHECKPOINT) if resume else None
     set_seed(cfg.seed)  # the same initial weights in every process
     model = make_model(cfg, dist.device, dist)
@@ -428,7 +444,6 @@ def train_preset(
     """Train ``configs`` one after the other into ``out/<name>``; then draw ``out/figure5.png`` and
     write ``out/results.md``. ``resume`` continues runs that have a checkpoint and starts the others.
     Without ``resume`` a folder holding runs is refused unless ``overwrite`` (see :func:`train_run`)."""
-    from fwm_rl.agents.plotting import plot_runs
 
     out = Path(out)
     names = [cfg.name for cfg in configs]
@@ -436,8 +451,17 @@ def train_preset(
         raise ValueError(f"run names must differ, got {names}")
     dist = init_distributed(configs[0].device) if configs else DistContext()
     main = dist.is_main
-    if not resume:
-        _claim([(out, PRESET_OUTPUTS), *((out / name, RUN_OUTPUTS) for name in names)], overwrite, f"--resume {out}", dist)
+    with hold_run_folder(out, dist):
+        if not resume:
+            _claim([(out, PRESET_OUTPUTS), *((out / name, RUN_OUTPUTS) for name in names)], overwrite, f"--resume {out}", dist)
+        return _train_preset(configs, out, resume, show_progress, main)
+
+
+def _train_preset(configs: list[TrainConfig], out: Path, resume: bool, show_progress: bool | None, main: bool) -> list[RunSummary]:
+    """The body of :func:`train_preset`, in a folder this process holds."""
+    from fwm_rl.agents.plotting import plot_runs
+
+    names = [cfg.name for cfg in configs]
     if main:
         out.mkdir(parents=True, exist_ok=True)
         (out / RUNS).write_text(json.dumps({"runs": names, "configs": [c.to_dict() for c in configs]}, indent=2) + "\n")

@@ -46,6 +46,8 @@ def _data_spec(args):
         raise ValueError("--generated sizes the built-in data; it cannot be combined with --data")
     if args.tasks is not None and any(not 1 <= t <= 20 for t in args.tasks):
         raise ValueError(f"--tasks must be task ids 1..20, got {args.tasks}")
+    if args.tasks is not None and len(set(args.tasks)) != len(args.tasks):
+        raise ValueError(f"--tasks names a task more than once: {','.join(map(str, args.tasks))}")
     return DataSpec(path=args.data, variant=args.variant, allow_missing=args.allow_missing,
                     generated=tuple(args.generated or DEFAULT_GENERATED), seed=args.data_seed, tasks=args.tasks)
 
@@ -81,7 +83,7 @@ def _generate(args) -> int:
         if len(args.stories) != len(splits):
             raise ValueError(f"--stories for variant {args.variant} needs {','.join(s.upper() for s in splits)} counts, got {args.stories}")
         n = dict(zip(splits, args.stories))
-    folder = write_dataset(args.out, variant=args.variant, n_stories=n, seed=args.seed, tasks=args.tasks or range(1, 21))
+    folder = write_dataset(args.out, variant=args.variant, n_stories=n, seed=args.seed, tasks=args.tasks or range(1, 21), overwrite=args.overwrite)
     print(f"wrote generated bAbI-style stories (not the official data) to {folder}")
     return 0
 
@@ -89,9 +91,8 @@ def _generate(args) -> int:
 # ---------------------------------------------------------------------- train
 def _train(args) -> int:
     from fwm_rl.babi.models import preset
-    from fwm_rl.babi.trainer import RUN_OUTPUTS, CatbAbITrainer, TrainConfig
-    from fwm_rl.distributed import init_distributed, main_print, on_main
-    from fwm_rl.runs import claim_run_folder
+    from fwm_rl.babi.trainer import CatbAbITrainer, TrainConfig
+    from fwm_rl.distributed import init_distributed, main_print
 
     ctx = init_distributed(args.device)  # under torchrun: join the group (the trainer gets the same context)
     say = main_print(ctx)
@@ -106,18 +107,17 @@ def _train(args) -> int:
         name = args.preset or ("paper" if args.data else "small")
         model_config = preset(name, args.model, embedding_size=args.embedding_size, hidden_size=args.hidden_size,
                               d_fwm=args.d_fwm, n_reads=args.n_reads, layers=args.layers, residual=args.residual)
-        steps = args.steps or DEFAULT_STEPS["data" if args.data else "generated"]
+        steps = DEFAULT_STEPS["data" if args.data else "generated"] if args.steps is None else args.steps
         config = TrainConfig(mode=args.mode, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr, steps=steps,
                              eval_every=args.eval_every, eval_batch_size=args.eval_batch_size, eval_segments=args.eval_segments,
                              log_every=args.log_every, seed=args.seed, amp=args.amp)
         out = Path(args.out or f"runs/babi-{args.model}-{args.mode}")
-        on_main(lambda: claim_run_folder(out, RUN_OUTPUTS, args.overwrite, f"--resume {out}"), ctx)
         say(f"data: {spec.describe()}")
         trainer = CatbAbITrainer(model_config, config, spec, out, args.device, tensorboard=not args.no_tensorboard)
         processes = f", {ctx.world_size} processes ({ctx.backend})" if ctx.distributed else ""
         say(f"model: {args.model} ({name} preset) {model_config.to_dict()}, {trainer.model.num_parameters():,} parameters, "
             f"vocabulary {len(trainer.data.vocab)}, device {trainer.device}{processes}, {config.mode.upper()} mode")
-    test = trainer.train()
+    test = trainer.train(overwrite=args.resume is None and args.overwrite)
     _print_result(test, "test", per_task=True, say=say)
     say(f"run folder: {trainer.out_dir}")
     return 0
@@ -178,6 +178,7 @@ def register(subparsers) -> None:
     p.add_argument("--stories", type=_ints, default=None, metavar="TRAIN,VALID,TEST", help="stories per task and split (TRAIN,TEST for en / en-10k)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tasks", type=_ints, default=None, help="only these tasks (default 1-20)")
+    p.add_argument("--overwrite", action="store_true", help="replace task files that exist there (refused otherwise)")
     p.set_defaults(func=_generate)
 
     p = sub.add_parser("train", help="train an FWM or LSTM model on catbAbI")

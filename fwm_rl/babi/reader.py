@@ -20,7 +20,9 @@ made from ``en``: the last 10% of the stories of every training file.
 from __future__ import annotations
 
 import re
+import gzip
 import tarfile
+import zlib
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -197,14 +199,25 @@ class BabiSource:
         return out
 
     def _read_texts(self, names: dict[str, tuple[str, int]]) -> dict[tuple[str, int], str]:
-        if self.archive is None:
-            return {key: (self.root / name).read_text(encoding="utf-8") for name, key in names.items()}
-        texts = {}
-        with tarfile.open(self.archive, "r:*") as tar:
-            for member in tar:
-                if member.name in names:
-                    texts[names[member.name]] = tar.extractfile(member).read().decode("utf-8")
-        return texts
+        source = self.archive or self.root
+        try:
+            if self.archive is None:
+                return {key: _utf8((self.root / name).read_bytes(), self.root / name) for name, key in names.items()}
+            texts = {}
+            with tarfile.open(self.archive, "r:*") as tar:
+                for member in tar:
+                    if member.name in names:
+                        texts[names[member.name]] = _utf8(tar.extractfile(member).read(), f"{self.archive}:{member.name}")
+            return texts
+        except (EOFError, tarfile.TarError, zlib.error, gzip.BadGzipFile) as exc:  # a truncated or corrupt archive
+            raise ValueError(f"{source} could not be read ({exc or type(exc).__name__}); is the file complete?") from None
+
+
+def _utf8(data: bytes, name) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{name} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
 
 
 def _index_files(names: Iterable[str]) -> dict[tuple[str, int], str]:
@@ -231,8 +244,11 @@ def open_babi(path: str | Path, variant: str | None = None) -> BabiSource:
         if not tarfile.is_tarfile(path):
             raise ValueError(f"{path} is a file but not a tar archive: pass the bAbI tasks_1-20_v1-2 .tar.gz or a folder")
         variant = variant or DEFAULT_VARIANT
-        with tarfile.open(path, "r:*") as tar:
-            names = [m.name for m in tar.getmembers() if m.isfile() and Path(m.name).parent.name == variant]
+        try:
+            with tarfile.open(path, "r:*") as tar:
+                names = [m.name for m in tar.getmembers() if m.isfile() and Path(m.name).parent.name == variant]
+        except (EOFError, tarfile.TarError, zlib.error, gzip.BadGzipFile) as exc:  # a truncated or corrupt archive
+            raise ValueError(f"{path} could not be read ({exc or type(exc).__name__}); is the file complete?") from None
         files = _index_files(names)
         if not files:
             raise FileNotFoundError(f"archive {path} holds no bAbI files of variant {variant!r} (expected .../{variant}/qa1_train.txt ...)")

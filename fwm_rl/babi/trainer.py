@@ -47,7 +47,9 @@ from fwm_rl.distributed import (
     all_reduce_sum,
     all_reduce_tensor,
     gather_rows,
+    hold_run_folder,
     init_distributed,
+    on_main,
     row_share,
     shard_rows,
 )
@@ -59,6 +61,7 @@ from fwm_rl.runs import (
     atomic_save,
     autocast,
     check_finite,
+    claim_run_folder,
     load_checkpoint,
     progress,
     resolve_device,
@@ -235,6 +238,7 @@ class CatbAbITrainer:
         self._eval_cache: dict[str, list[Segment]] = {}
         self._logger: RunLogger | None = None
         self._tensorboard = tensorboard
+        self.resumed = False  # set by resume(): continue the logs and checkpoint in out_dir
 
     # ------------------------------------------------------------------ data
     def eval_stream(self, split: str) -> list[Segment]:
@@ -299,9 +303,20 @@ class CatbAbITrainer:
         sync()
         return tokens / (time.perf_counter() - start)
 
-    def train(self, steps: int | None = None) -> EvalResult:
+    def train(self, steps: int | None = None, overwrite: bool = False) -> EvalResult:
         """Train until ``steps`` (default ``config.steps``) in total, validating every ``eval_every``
-        steps; then evaluate on test, write ``results.json`` and return the test result."""
+        steps; then evaluate on test, write ``results.json`` and return the test result.
+
+        The run holds its folder meanwhile (:func:`~fwm_rl.runs.run_lock`). A new run refuses a folder
+        that holds a run (:class:`~fwm_rl.runs.RunExistsError`) unless ``overwrite``, which deletes that
+        run's files (:data:`RUN_OUTPUTS`) first.
+        """
+        with hold_run_folder(self.out_dir, self.ctx):
+            if not self.resumed and self.out_dir is not None:
+                on_main(lambda: claim_run_folder(self.out_dir, RUN_OUTPUTS, overwrite, f"--resume {self.out_dir}"), self.ctx)
+            return self._train(steps)
+
+    def _train(self, steps: int | None) -> EvalResult:
         steps = self.config.steps if steps is None else steps
         main = self.ctx.is_main
         if main and self.out_dir is not None and self._logger is None:
@@ -412,6 +427,7 @@ class CatbAbITrainer:
             rows = shard_rows(ckpt["state"], trainer._state_batch_dims(), trainer.ctx)
             trainer.state = map_state(rows, lambda t: t.to(trainer.device))
         trainer.step, trainer.best_valid_accuracy = int(ckpt["step"]), float(ckpt["best_valid_accuracy"])
+        trainer.resumed = True
         return trainer
 
 

@@ -19,6 +19,7 @@ Without a data folder the default corpus is text from the project's bAbI story g
 from __future__ import annotations
 
 import gzip
+import zlib
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -131,8 +132,13 @@ def find_split_files(data_dir: str | os.PathLike) -> dict[str, Path]:
 
 def _read_lines(path: Path) -> list[str]:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        return fh.read().splitlines()
+    try:
+        with opener(path, "rt", encoding="utf-8") as fh:
+            return fh.read().splitlines()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}); pass the corpus as UTF-8") from None
+    except (EOFError, OSError, zlib.error) as exc:  # a truncated or corrupt .gz
+        raise ValueError(f"{path} could not be read ({exc}); is the file complete?") from None
 
 
 def load_corpus(data_dir: str | os.PathLike, vocab: Vocabulary | None = None) -> Corpus:

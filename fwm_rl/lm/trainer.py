@@ -45,6 +45,7 @@ from fwm_rl.distributed import (
     all_reduce_sum,
     broadcast_object,
     gather_rows,
+    hold_run_folder,
     init_distributed,
     on_main,
     row_share,
@@ -188,6 +189,8 @@ def batchify(tokens: Tensor, batch_size: int, pad: bool) -> tuple[Tensor, Tensor
     """
     if tokens.dim() != 1:
         raise ValueError(f"tokens must be a 1-D tensor of word indices, got shape {tuple(tokens.shape)}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch size must be a positive integer, got {batch_size!r}")
     stream = torch.cat([tokens.new_full((1,), EOS_INDEX), tokens])
     inputs, targets = stream[:-1], stream[1:]
     n = inputs.numel()
@@ -551,10 +554,14 @@ class LMTrainer:
         ``overwrite``, which deletes that run's files (:data:`RUN_OUTPUTS`) first. Under ``torchrun``
         every process calls it; rank 0 logs, shows the progress bar and writes the files.
         """
+        with hold_run_folder(self.out_dir, self.ctx):
+            if not self.resumed:
+                on_main(lambda: claim_run_folder(self.out_dir, RUN_OUTPUTS, overwrite, f"--resume --out {self.out_dir}"), self.ctx)
+            return self._train(show_progress)
+
+    def _train(self, show_progress: bool) -> TrainSummary:
         cfg = self.config
         main = self.ctx.is_main
-        if not self.resumed:
-            on_main(lambda: claim_run_folder(self.out_dir, RUN_OUTPUTS, overwrite, f"--resume --out {self.out_dir}"), self.ctx)
         log = RunLogger(self.out_dir, tensorboard=cfg.tensorboard, resume_step=self.step if self.resumed else None) if main else None
         total = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * math.ceil(self.train_x.size(0) / cfg.bptt)
         bar = progress(total=total, initial=self.step, desc=f"lm {self.model_config.model}", disable=not (show_progress and main))

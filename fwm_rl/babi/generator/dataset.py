@@ -25,14 +25,15 @@ def split_seed(seed: int, split: str) -> int:
 
 
 def write_dataset(out_dir, variant: str = "en-valid-10k", n_stories: dict[str, int] | None = None,
-                  seed: int = 0, tasks: Iterable[int] = range(1, 21)) -> Path:
+                  seed: int = 0, tasks: Iterable[int] = range(1, 21), overwrite: bool = False) -> Path:
     """Write generated stories in the official layout and return the variant folder.
 
     ``out_dir/tasks_1-20_v1-2/<variant>/`` gets ``qa{N}_train.txt``, ``qa{N}_valid.txt`` and
     ``qa{N}_test.txt`` for ``en-valid`` and ``en-valid-10k``, or ``qa{N}_{name}_train.txt`` and
     ``..._test.txt`` for ``en`` and ``en-10k``. ``n_stories`` gives the stories per task for each
     split of the variant (default :data:`DEFAULT_STORIES`); splits use disjoint seeds
-    (:func:`split_seed`). Files are written atomically.
+    (:func:`split_seed`). Files are written atomically. Existing task files (official bAbI data, say)
+    are never replaced unless ``overwrite``.
     """
     from fwm_rl.babi.generator import TASK_NAMES, generate_task_text
 
@@ -51,11 +52,20 @@ def write_dataset(out_dir, variant: str = "en-valid-10k", n_stories: dict[str, i
         if task not in TASK_NAMES:
             raise ValueError(f"bAbI task ids must be integers from 1 to 20, got {task!r}")
     folder = Path(out_dir) / TASKS_FOLDER / variant
+
+    def task_file(task: int, split: str) -> Path:
+        stem = f"qa{task}" if variant.startswith("en-valid") else f"qa{task}_{TASK_NAMES[task]}"
+        return folder / f"{stem}_{split}.txt"
+
+    paths = {(task, split): task_file(task, split) for task in tasks for split in splits}
+    taken = [path for path in paths.values() if path.exists()]
+    if taken and not overwrite:
+        raise FileExistsError(f"{taken[0]} exists ({len(taken)} of the {len(paths)} task files do): choose another --out, "
+                              "or pass --overwrite to replace them")
     folder.mkdir(parents=True, exist_ok=True)
     for task in tasks:
-        stem = f"qa{task}" if variant.startswith("en-valid") else f"qa{task}_{TASK_NAMES[task]}"
         for split in splits:
-            path = folder / f"{stem}_{split}.txt"
+            path = paths[task, split]
             tmp = path.with_name(path.name + ".tmp")
             tmp.write_text(generate_task_text(task, counts[split], split_seed(seed, split)), encoding="utf-8")
             os.replace(tmp, path)

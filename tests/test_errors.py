@@ -1,0 +1,141 @@
+"""Bad input gets one line and exit code 2 (a stopped run exit code 1), never a traceback; run folders are
+never written by two runs at once and never left half-written."""
+
+from __future__ import annotations
+
+import csv
+import json
+import tarfile
+
+import pytest
+
+from fwm_rl.agents.training import TrainConfig, train_preset, train_run
+from fwm_rl.cli import main, run_reporting_errors
+from fwm_rl.runs import NonFiniteLossError, RunExistsError, RunLogger, run_lock
+from test_babi import write_variant
+from test_lm import write_corpus
+
+
+def one_line_error(capsys, argv: list[str], code: int = 2) -> str:
+    assert main(argv) == code
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def tiny(**changes) -> TrainConfig:
+    return TrainConfig(**{"name": "lstm", "memory": "lstm", "hidden_size": 8, "n_envs": 4, "episodes": 2, "eval_every": 1,
+                          "final_episodes_per_graph": 1, "device": "cpu", **changes})
+
+
+# --------------------------------------------------------------------------------- run folders
+def test_a_folder_in_use_by_another_run_is_refused(tmp_path):
+    with run_lock(tmp_path / "run"):
+        with pytest.raises(RunExistsError, match=r"in use by another run \(pid \d+"):
+            train_run(tiny(), tmp_path / "run", show_progress=False)
+        with pytest.raises(RunExistsError, match="in use by another run"):
+            with run_lock(tmp_path / "run"):
+                pass
+    train_run(tiny(), tmp_path / "run", show_progress=False)  # free again once the first holder is done
+
+
+def test_the_lock_clears_temporary_files_a_killed_run_left(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".checkpoint.pt.x1y2.tmp").write_bytes(b"half a checkpoint")
+    (run / "notes.txt").write_text("mine")
+    with run_lock(run):
+        assert sorted(p.name for p in run.iterdir()) == [".lock", "notes.txt"]
+
+
+def test_metrics_are_rewritten_atomically(tmp_path, monkeypatch):
+    log = RunLogger(tmp_path, tensorboard=False)
+    log.log(1, {"a": 1.0})
+    before = (tmp_path / "metrics.csv").read_text()
+
+    def fail(*args, **kwargs):
+        raise KeyboardInterrupt  # a kill in the middle of the rewrite
+
+    monkeypatch.setattr(csv.DictWriter, "writerows", fail)
+    with pytest.raises(KeyboardInterrupt):
+        log.log(2, {"a": 2.0, "b": 3.0})  # a new column: the file is rewritten
+    assert (tmp_path / "metrics.csv").read_text() == before
+
+
+def test_resuming_a_preset_folder_takes_each_run_from_its_checkpoint(tmp_path):
+    train_preset([tiny(episodes=2)], tmp_path, show_progress=False)
+    stored = json.loads((tmp_path / "runs.json").read_text())
+    stored["configs"][0]["learning_rate"] = 0.5  # runs.json edited (or written by another preset) since
+    (tmp_path / "runs.json").write_text(json.dumps(stored))
+    assert main(["train", "--resume", str(tmp_path), "--episodes", "3", "--no-progress"]) == 0
+    assert json.loads((tmp_path / "lstm" / "config.json").read_text())["learning_rate"] == tiny().learning_rate
+
+
+# ----------------------------------------------------------------------------------- bad input
+def test_a2c_bad_values_and_foreign_folders(tmp_path, capsys, babi_run):
+    assert "learning_rate and adam_eps must be positive and finite" in one_line_error(capsys, ["train", "--lr", "inf", "--out", str(tmp_path / "a")])
+    assert "is not a checkpoint of an A2C run" in one_line_error(capsys, ["train", "--resume", str(babi_run)])
+    (tmp_path / "file").write_text("x")
+    assert "is a file" in one_line_error(capsys, ["train", "--preset", "paper-fwm", "--out", str(tmp_path / "file")])
+
+
+@pytest.fixture(scope="module")
+def babi_variant(tmp_path_factory):
+    return write_variant(tmp_path_factory.mktemp("babi"))
+
+
+@pytest.fixture(scope="module")
+def babi_run(babi_variant, tmp_path_factory):
+    out = tmp_path_factory.mktemp("babi_run") / "run"
+    assert main(["babi", "train", "--data", str(babi_variant), "--steps", "1", "--eval-every", "1", "--batch-size", "2", "--eval-batch-size", "2",
+                 "--embedding-size", "8", "--hidden-size", "8", "--device", "cpu", "--no-tensorboard", "--out", str(out)]) == 0
+    return out
+
+
+def test_babi_bad_options(babi_variant, tmp_path, capsys):
+    common = ["babi", "train", "--data", str(babi_variant), "--out", str(tmp_path / "r"), "--device", "cpu"]
+    assert "steps must be a positive integer, got 0" in one_line_error(capsys, [*common, "--steps", "0"])
+    assert "--tasks names a task more than once" in one_line_error(capsys, ["babi", "train", "--tasks", "1,1", "--out", str(tmp_path / "r")])
+    gen = ["babi", "generate", "--out", str(tmp_path / "g"), "--stories", "2,1,1", "--tasks", "1"]
+    assert main(gen) == 0
+    err = one_line_error(capsys, gen)
+    assert "exists" in err and "--overwrite" in err
+    assert main([*gen, "--overwrite"]) == 0
+
+
+def test_undecodable_and_truncated_data_name_the_file(tmp_path, capsys):
+    bad = write_variant(tmp_path / "babi")
+    (bad / "qa1_train.txt").write_bytes(b"1 Mary went to the \xff\xfe.\n")
+    err = one_line_error(capsys, ["babi", "stats", "--data", str(bad)])
+    assert "qa1_train.txt is not UTF-8" in err
+    archive = tmp_path / "babi.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(write_variant(tmp_path / "good"), arcname="tasks_1-20_v1-2/en-valid")
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    assert "could not be read" in one_line_error(capsys, ["babi", "stats", "--data", str(archive), "--variant", "en-valid"])
+    corpus = write_corpus(tmp_path / "lm")
+    (corpus / "valid.txt").write_bytes(b"the \xff cat\n")
+    assert "valid.txt is not UTF-8" in one_line_error(capsys, ["lm", "train", "--model", "lstm", "--data", str(corpus), "--out", str(tmp_path / "l")])
+    gz = write_corpus(tmp_path / "lmgz", layout="wikitext")
+    path = gz / "wiki.train.tokens.gz"
+    path.write_bytes(path.read_bytes()[:-20])
+    assert "could not be read" in one_line_error(capsys, ["lm", "train", "--model", "lstm", "--data", str(gz), "--out", str(tmp_path / "l2")])
+
+
+def test_lm_eval_bad_arguments(tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "data")
+    out = tmp_path / "run"
+    assert main(["lm", "train", "--model", "lstm", "--data", str(corpus), "--out", str(out), "--d-embed", "8", "--d-hidden", "8", "--n-layers", "1",
+                 "--max-steps", "2", "--bptt", "5", "--device", "cpu", "--no-tensorboard", "--no-progress", "--no-temperature"]) == 0
+    assert "is a directory" in one_line_error(capsys, ["lm", "eval", str(out), "--device", "cpu"])
+    assert "batch size must be a positive integer" in one_line_error(capsys, ["lm", "eval", str(out / "best.pt"), "--batch-size", "0", "--device", "cpu"])
+
+
+def test_a_stopped_run_is_one_line_with_exit_code_1(capsys):
+    def diverging():
+        raise NonFiniteLossError("non-finite loss (nan) at step 7; training stopped.")
+
+    assert run_reporting_errors("fwm-rl lm", diverging) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fwm-rl lm: non-finite loss (nan) at step 7") and "last good checkpoint is kept" in err and len(err.splitlines()) == 1
+
