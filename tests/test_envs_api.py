@@ -216,3 +216,34 @@ def test_reference_levels_order_and_scale():
         episode_returns("greedy")
     with pytest.raises(ValueError, match="n_episodes"):
         reference_levels(n_episodes=1)
+
+
+def test_invalid_graphs_are_refused_naming_the_rule():
+    import gymnasium as gym
+
+    from fwm_rl.envs import GraphBatch, TaskConfig
+    from fwm_rl.envs.graphs import graph_set, validate_graphs
+
+    good = np.asarray(graph_set("test")[:3], dtype=np.float32)
+    validate_graphs(good)  # the paper's graphs pass
+    cases = {
+        "is not strongly connected": np.zeros_like(good),
+        "has a self-loop": good.copy(),
+        "has an entry other than 0 or 1": good.copy(),
+        "is not deterministic": good.copy(),
+    }
+    a0, s0 = np.argwhere(good[1].sum(-1) == 0)[0]  # an action with no edge there: the loop is its only target
+    cases["has a self-loop"][1, a0, s0, s0] = 1
+    cases["has an entry other than 0 or 1"][2, 1, 0, 3] = np.nan
+    a, s = np.argwhere(good[0].sum(-1) == 1)[0]
+    cases["is not deterministic"][0, a, s] = 1 - np.eye(5)[s]  # every other location at once
+    neg = good.copy()
+    neg[0, 0, 0, 1] = -1
+    cases["has an entry other than 0 or 1 (-1"] = neg
+    for rule, graphs in cases.items():
+        with pytest.raises(ValueError, match=r"graph \d+ " + rule.replace("(", r"\(")):
+            GraphBatch(4, graphs=graphs)
+    with pytest.raises(ValueError, match="not strongly connected"):
+        gym.make("FWMGraph-v0", graphs=np.zeros((1, 3, 5, 5)))
+    with pytest.raises(ValueError, match="limited to 64 locations"):
+        GraphBatch(4, config=TaskConfig(n_states=400))

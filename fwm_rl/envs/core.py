@@ -55,10 +55,12 @@ import torch
 
 from fwm_rl.envs._backend import Backend, make_backend
 from fwm_rl.envs.graphs import (
+    MAX_SAMPLED_STATES,
     adjacency_from_table,
     check_sizes,
     next_state_table,
     sample_table_batch,
+    validate_graphs,
 )
 
 Semantics = Literal["paper", "released_code"]
@@ -166,6 +168,9 @@ class GraphBatch:
         self.check_actions = check_actions
         xp = self.backend
         if graphs is None:
+            if config.n_states > MAX_SAMPLED_STATES:
+                raise ValueError(f"n_states={config.n_states}: freshly sampled graphs are limited to {MAX_SAMPLED_STATES} locations "
+                                 "(Listing 1's sampler takes seconds to minutes per reset beyond); pass fixed graphs= for larger tasks")
             self.graph_set_tables = None
         else:
             if not isinstance(graphs, torch.Tensor):
@@ -177,6 +182,7 @@ class GraphBatch:
                 )
             if graphs.shape[0] < 1:
                 raise ValueError("graphs is empty; pass at least one graph or None for freshly sampled graphs")
+            validate_graphs(graphs)
             self.graph_set_tables = xp.to_int(xp.asarray(next_state_table(graphs)))
         n, s, a = self.n_envs, config.n_states, config.n_actions
         self._rows = xp.arange(n)
