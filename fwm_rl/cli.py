@@ -13,6 +13,9 @@ import importlib
 import sys
 from collections.abc import Callable
 
+import torch
+
+from fwm_rl import __version__
 from fwm_rl.distributed import finish_distributed, launch_rank
 from fwm_rl.runs import NonFiniteLossError
 
@@ -33,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fwm-rl",
         description="Fast Weight Memory (Schlag et al., ICLR 2021): meta-RL graphs, A2C agents, catbAbI and language modelling.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__} (torch {torch.__version__})")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
