@@ -139,3 +139,25 @@ def test_a_stopped_run_is_one_line_with_exit_code_1(capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("fwm-rl lm: non-finite loss (nan) at step 7") and "last good checkpoint is kept" in err and len(err.splitlines()) == 1
 
+
+
+def test_every_option_of_every_command_has_help_and_unknown_splits_list_the_choices(capsys):
+    import argparse
+
+    from fwm_rl.cli import build_parser
+
+    missing = []
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, [*path, name])
+            elif action.help is None:
+                missing.append((" ".join(path), action.option_strings or action.dest))
+
+    walk(build_parser(), ["fwm-rl"])
+    assert missing == []
+    with pytest.raises(SystemExit):
+        main(["baselines", "--split", "foo"])
+    assert "'random'" in capsys.readouterr().err

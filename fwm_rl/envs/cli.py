@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="mean total reward per episode of the reference policies (random, explorer, oracle)",
         description="Run the reference policies on the paper's graphs and print mean total reward per episode +- standard error.",
     )
-    base.add_argument("--split", default="test", help="train | test | valid (this project's validation set) | random (fresh graphs); default test")
+    base.add_argument("--split", choices=("train", "test", "valid", "random"), default="test",
+                      help="train | test | valid (this project's validation set) | random (fresh graphs); default test")
     base.add_argument("--episodes", type=int, default=6000, help="episodes per policy (episode i on graph i %% 600); default 6000")
     base.add_argument("--seed", type=int, default=0, help="seed of placements and random choices (default 0)")
     base.add_argument("--semantics", choices=SEMANTICS, default="paper", help="task rules (default paper)")

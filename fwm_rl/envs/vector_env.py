@@ -19,7 +19,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from fwm_rl.envs.core import GraphBatch, TaskConfig
-from fwm_rl.envs.graphs import graph_set
+from fwm_rl.envs.graphs import SPLITS, graph_set
 
 
 def task_graphs(
@@ -37,7 +37,9 @@ def task_graphs(
             f"the paper's {split!r} set has 5 states and 3 actions, not {config.n_states} and {config.n_actions}; "
             "use split='random' or pass graphs=..."
         )
-    return graph_set(split, n_graphs, data_seed)  # raises for an unknown split
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {(*SPLITS, 'random')}")
+    return graph_set(split, n_graphs, data_seed)
 
 
 def task_spaces(config: TaskConfig) -> tuple[gym.spaces.Box, gym.spaces.Discrete]:
