@@ -247,3 +247,21 @@ def test_invalid_graphs_are_refused_naming_the_rule():
         gym.make("FWMGraph-v0", graphs=np.zeros((1, 3, 5, 5)))
     with pytest.raises(ValueError, match="limited to 64 locations"):
         GraphBatch(4, config=TaskConfig(n_states=400))
+
+
+@pytest.mark.parametrize("env_id", ["FWMGraph-v0", "FWMGraphTrain-v0", "FWMGraphValid-v0", "FWMGraphTest-v0", "FWMGraphReleased-v0",
+                                    "FWMGraphReleasedTrain-v0", "FWMGraphReleasedValid-v0", "FWMGraphReleasedTest-v0"])
+def test_registered_ids_fix_the_split_and_the_rules(env_id):
+    from fwm_rl.envs import ENV_IDS
+    from fwm_rl.envs.graphs import graph_set
+
+    split = ENV_IDS[env_id].get("split", "random")
+    semantics = ENV_IDS[env_id].get("semantics", "paper")
+    env = gym.make(env_id).unwrapped
+    venv = gym.make_vec(env_id, num_envs=600 if split != "random" else 4)
+    for e in (env, venv):
+        assert (e.split, e.config.semantics) == (split, semantics)
+    if split != "random":
+        venv.reset(seed=0)
+        assert np.array_equal(np.asarray(venv.core.graphs), np.asarray(graph_set(split), dtype=np.float32))
+    assert gym.make(env_id, semantics="paper").unwrapped.config.semantics == "paper"  # keywords still override

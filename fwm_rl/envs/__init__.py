@@ -1,6 +1,6 @@
 """Meta-RL metro-graph environments of the paper (section 4.2, appendix I).
 
-Importing this package registers ``FWMGraph-v0``:
+Importing this package registers ``FWMGraph-v0`` and the ids of :data:`ENV_IDS`:
 
 * ``gym.make("FWMGraph-v0", split="random"|"train"|"test", ...)`` -> :class:`FWMGraphEnv`;
 * ``gym.make_vec("FWMGraph-v0", num_envs=600, split="train")`` -> :class:`FWMGraphVectorEnv`
@@ -22,15 +22,31 @@ from fwm_rl.envs.vector_env import FWMGraphVectorEnv
 
 ENV_ID = "FWMGraph-v0"
 
-if ENV_ID not in gym.registry:
-    gym.register(
-        id=ENV_ID,
-        entry_point="fwm_rl.envs.graph_env:FWMGraphEnv",
-        vector_entry_point="fwm_rl.envs.vector_env:FWMGraphVectorEnv",
-    )
+#: Registered ids -> the keyword arguments they fix, so that tools taking only an id reach the paper's
+#: sets and the released code's rules (keyword arguments given to ``gym.make`` still override them).
+ENV_IDS: dict[str, dict[str, str]] = {
+    ENV_ID: {},  # a fresh Listing-1 graph at every reset, the paper's rules
+    "FWMGraphTrain-v0": {"split": "train"},
+    "FWMGraphValid-v0": {"split": "valid"},
+    "FWMGraphTest-v0": {"split": "test"},
+    "FWMGraphReleased-v0": {"semantics": "released_code"},
+    "FWMGraphReleasedTrain-v0": {"split": "train", "semantics": "released_code"},
+    "FWMGraphReleasedValid-v0": {"split": "valid", "semantics": "released_code"},
+    "FWMGraphReleasedTest-v0": {"split": "test", "semantics": "released_code"},
+}
+
+for _id, _kwargs in ENV_IDS.items():
+    if _id not in gym.registry:
+        gym.register(
+            id=_id,
+            entry_point="fwm_rl.envs.graph_env:FWMGraphEnv",
+            vector_entry_point="fwm_rl.envs.vector_env:FWMGraphVectorEnv",
+            kwargs=dict(_kwargs),
+        )
 
 __all__ = [
     "ENV_ID",
+    "ENV_IDS",
     "SEMANTICS",
     "FWMGraphEnv",
     "FWMGraphVectorEnv",
