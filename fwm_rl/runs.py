@@ -18,8 +18,8 @@ import shlex
 import shutil
 import sys
 import tempfile
-from datetime import datetime, timezone
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import torch
 import torch.serialization
+from test_babi import write_variant
+from test_lm import tiny_config, tiny_train, write_corpus
 
 from fwm_rl.agents import pretrained as pretrained_module
 from fwm_rl.agents.training import TrainConfig, load_policy, train_run
@@ -25,8 +27,6 @@ from fwm_rl.lm.corpus import load_corpus
 from fwm_rl.lm.trainer import BEST, CHECKPOINT, LMTrainer, load_model
 from fwm_rl.memory import FWMLSTM, FastWeightMemory, map_state
 from fwm_rl.runs import autocast, load_checkpoint
-from test_babi import write_variant
-from test_lm import tiny_config, tiny_train, write_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_CUDA = torch.cuda.is_available()

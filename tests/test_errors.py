@@ -8,12 +8,12 @@ import json
 import tarfile
 
 import pytest
+from test_babi import write_variant
+from test_lm import write_corpus
 
 from fwm_rl.agents.training import TrainConfig, train_preset, train_run
 from fwm_rl.cli import main, run_reporting_errors
 from fwm_rl.runs import NonFiniteLossError, RunExistsError, RunLogger, run_lock
-from test_babi import write_variant
-from test_lm import write_corpus
 
 
 def one_line_error(capsys, argv: list[str], code: int = 2) -> str:
@@ -161,3 +161,26 @@ def test_every_option_of_every_command_has_help_and_unknown_splits_list_the_choi
     with pytest.raises(SystemExit):
         main(["baselines", "--split", "foo"])
     assert "'random'" in capsys.readouterr().err
+
+
+def test_a_run_resumes_after_its_data_moved(babi_variant, tmp_path, capsys):
+    import shutil
+
+    # catbAbI: the data folder is stored resolved; once moved, --resume names --data, and --data relocates it
+    data = tmp_path / "babi"
+    shutil.copytree(babi_variant.parent.parent, data)
+    variant = data / "tasks_1-20_v1-2" / "en-valid"
+    common = ["--batch-size", "2", "--eval-batch-size", "2", "--device", "cpu", "--no-tensorboard"]
+    assert main(["babi", "train", "--data", str(variant), "--steps", "1", "--eval-every", "1", "--embedding-size", "8", "--hidden-size", "8",
+                 "--out", str(tmp_path / "b"), *common]) == 0
+    data.rename(tmp_path / "moved")
+    assert "--data" in one_line_error(capsys, ["babi", "train", "--resume", str(tmp_path / "b"), "--steps", "2", "--device", "cpu"])
+    assert main(["babi", "train", "--resume", str(tmp_path / "b"), "--steps", "2", "--device", "cpu",
+                 "--data", str(tmp_path / "moved" / "tasks_1-20_v1-2" / "en-valid")]) == 0
+    # LM: the same
+    corpus = write_corpus(tmp_path / "text")
+    assert main(["lm", "train", "--model", "lstm", "--data", str(corpus), "--out", str(tmp_path / "l"), "--d-embed", "8", "--d-hidden", "8",
+                 "--n-layers", "1", "--max-steps", "2", "--bptt", "5", "--device", "cpu", "--no-tensorboard", "--no-progress", "--no-temperature"]) == 0
+    corpus.rename(tmp_path / "text2")
+    assert "--data" in one_line_error(capsys, ["lm", "train", "--out", str(tmp_path / "l"), "--resume", "--max-steps", "3", "--no-progress"])
+    assert main(["lm", "train", "--out", str(tmp_path / "l"), "--resume", "--max-steps", "3", "--no-progress", "--data", str(tmp_path / "text2")]) == 0

@@ -11,7 +11,6 @@ from fwm_rl.agents.evaluation import evaluate
 from fwm_rl.agents.explain import explain_figure
 from fwm_rl.agents.plotting import plot_runs
 from fwm_rl.agents.pretrained import PRETRAINED, load_pretrained
-from fwm_rl.agents.watch import check_gif_options, episode_gif, play_episode
 from fwm_rl.agents.training import (
     CHECKPOINT,
     PRESETS,
@@ -25,6 +24,7 @@ from fwm_rl.agents.training import (
     train_preset,
     train_run,
 )
+from fwm_rl.agents.watch import check_gif_options, episode_gif, play_episode
 from fwm_rl.distributed import launch_rank
 from fwm_rl.envs import SEMANTICS
 from fwm_rl.envs.graphs import SPLITS

@@ -48,7 +48,8 @@ def _data_spec(args):
         raise ValueError(f"--tasks must be task ids 1..20, got {args.tasks}")
     if args.tasks is not None and len(set(args.tasks)) != len(args.tasks):
         raise ValueError(f"--tasks names a task more than once: {','.join(map(str, args.tasks))}")
-    return DataSpec(path=args.data, variant=args.variant, allow_missing=args.allow_missing,
+    path = None if args.data is None else str(Path(args.data).resolve())  # (a run resumes from anywhere)
+    return DataSpec(path=path, variant=args.variant, allow_missing=args.allow_missing,
                     generated=tuple(args.generated or DEFAULT_GENERATED), seed=args.data_seed, tasks=args.tasks)
 
 
@@ -99,9 +100,9 @@ def _train(args) -> int:
     if args.resume is not None:
         if args.overwrite:
             raise ValueError("--overwrite starts a new run; it cannot be combined with --resume")
-        trainer = CatbAbITrainer.resume(args.resume, device=args.device, steps=args.steps, tensorboard=not args.no_tensorboard)
+        trainer = CatbAbITrainer.resume(args.resume, device=args.device, steps=args.steps, tensorboard=not args.no_tensorboard, data_path=args.data)
         say(f"resuming {args.resume} at step {trainer.step} ({trainer.data_spec.describe()}); "
-            "the checkpoint's settings apply, only --steps and --device are taken from the command line")
+            "the checkpoint's settings apply, only --steps, --device and --data (the run's data in a new place) are taken from the command line")
     else:
         spec = _data_spec(args)
         name = args.preset or ("paper" if args.data else "small")

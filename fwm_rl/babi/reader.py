@@ -19,11 +19,11 @@ made from ``en``: the last 10% of the stories of every training file.
 
 from __future__ import annotations
 
-import re
 import gzip
+import re
 import tarfile
-import zlib
 import warnings
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path

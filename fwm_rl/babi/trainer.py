@@ -30,7 +30,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -405,7 +405,7 @@ class CatbAbITrainer:
 
     @classmethod
     def resume(cls, path: str | Path, device: str | torch.device = "auto", steps: int | None = None,
-               data: CatbAbI | None = None, tensorboard: bool = True) -> CatbAbITrainer:
+               data: CatbAbI | None = None, tensorboard: bool = True, data_path: str | None = None) -> CatbAbITrainer:
         """Continue the run whose checkpoint (or run folder) is ``path``; ``steps`` may extend the budget.
 
         The number of processes may differ from the run that wrote the checkpoint (every process reads it).
@@ -417,6 +417,10 @@ class CatbAbITrainer:
         if steps is not None:
             config = TrainConfig(**{**config.to_dict(), "steps": steps})
         spec = _data_spec(ckpt["data_spec"])
+        if data_path is not None:  # the data moved: read it from there (it must give the same vocabulary)
+            spec = replace(spec, path=str(Path(data_path).resolve()))
+        elif spec.path is not None and not Path(spec.path).exists():
+            raise FileNotFoundError(f"the run's data {spec.path} is no longer there; pass --data with its new place to resume")
         trainer = cls(ModelConfig.from_dict(ckpt["model_config"]), config, spec, ckpt_path.parent, device, data, tensorboard)
         if trainer.data.vocab.words != list(ckpt["vocab"]):
             raise ValueError(f"the data of {spec.describe()} no longer gives the checkpoint's vocabulary; was the data changed?")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import fields
+from pathlib import Path
 
 from fwm_rl.lm.model import MODELS, LMConfig
 from fwm_rl.lm.trainer import BEST, BUDGET_FIELDS, CHECKPOINT, TrainConfig
@@ -112,11 +113,11 @@ def _train(args: argparse.Namespace) -> int:
             raise ValueError("--resume needs --out, the run folder to continue")
         if args.overwrite:
             raise ValueError("--overwrite starts a new run; it cannot be combined with --resume")
-        fixed = _given(args, ["model", "data", *model_names, *(n for n in train_names if n not in BUDGET_FIELDS and n != "device")])
+        fixed = _given(args, ["model", *model_names, *(n for n in train_names if n not in BUDGET_FIELDS and n != "device")])
         if fixed:
-            raise ValueError(f"--resume continues with the checkpoint's settings; only --epochs, --max-steps and --time-budget "
-                             f"may be given, not {', '.join('--' + k.replace('_', '-') for k in fixed)}")
-        trainer = LMTrainer.resume(args.out, device=args.device, **_given(args, BUDGET_FIELDS))
+            raise ValueError(f"--resume continues with the checkpoint's settings; only --epochs, --max-steps, --time-budget, --device "
+                             f"and --data (the run's data in a new place) may be given, not {', '.join('--' + k.replace('_', '-') for k in fixed)}")
+        trainer = LMTrainer.resume(args.out, device=args.device, data=args.data, **_given(args, BUDGET_FIELDS))
         say(f"resuming {args.out} at step {trainer.step} (epoch {trainer.epoch}) on {trainer.corpus.source}")
     else:
         if args.model is None:
@@ -128,7 +129,8 @@ def _train(args: argparse.Namespace) -> int:
         model_config = LMConfig(vocab_size=len(corpus.vocab), model=args.model, **_given(args, model_names))
         config = TrainConfig(**_given(args, train_names))
         out = args.out or f"runs/lm-{args.model}"
-        trainer = LMTrainer(corpus, model_config, config, out, data=args.data)
+        data = None if args.data is None else str(Path(args.data).resolve())  # (a run resumes from anywhere)
+        trainer = LMTrainer(corpus, model_config, config, out, data=data)
         n_params = sum(p.numel() for p in trainer.model.parameters())
         processes = f"; {ctx.world_size} processes ({ctx.backend})" if ctx.distributed else ""
         say(f"{args.model}: {n_params:,} parameters; {corpus.source}: vocabulary {len(corpus.vocab):,}, "

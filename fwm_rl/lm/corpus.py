@@ -19,8 +19,8 @@ Without a data folder the default corpus is text from the project's bAbI story g
 from __future__ import annotations
 
 import gzip
-import zlib
 import os
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path

@@ -348,10 +348,12 @@ class LMTrainer:
 
     # ----------------------------------------------------------------------------------- set-up
     @classmethod
-    def resume(cls, out_dir: str | os.PathLike, corpus: Corpus | None = None, device: str | None = None, **budget) -> LMTrainer:
-        """Continue the run in ``out_dir`` from its ``checkpoint.pt``; only the ``device`` and the budget
-        (``epochs``, ``max_steps``, ``time_budget``) may change; every other setting comes from the checkpoint.
-        The number of processes may differ from the run that wrote it (every process reads it)."""
+    def resume(cls, out_dir: str | os.PathLike, corpus: Corpus | None = None, device: str | None = None,
+               data: str | os.PathLike | None = None, **budget) -> LMTrainer:
+        """Continue the run in ``out_dir`` from its ``checkpoint.pt``; only the ``device``, the budget
+        (``epochs``, ``max_steps``, ``time_budget``) and where the data now lies (``data``: the same text,
+        moved) may change; every other setting comes from the checkpoint. The number of processes may
+        differ from the run that wrote it (every process reads it)."""
         bad = set(budget) - set(BUDGET_FIELDS)
         if bad:
             raise ValueError(f"only {', '.join(BUDGET_FIELDS)} can change on resume, not {', '.join(sorted(bad))}")
@@ -359,6 +361,10 @@ class LMTrainer:
         ckpt = load_checkpoint(path)
         if ckpt.get("kind") != "fwm-rl lm" or "train_state" not in ckpt:
             raise ValueError(f"{path} is not a training checkpoint of fwm-rl lm train; cannot resume from it")
+        if data is not None:
+            ckpt["data"] = str(Path(data).resolve())
+        elif ckpt["data"] is not None and not Path(ckpt["data"]).exists():
+            raise FileNotFoundError(f"the run's data {ckpt['data']} is no longer there; pass --data with its new place to resume")
         if corpus is None:
             corpus = checkpoint_corpus(ckpt)
         elif corpus.vocab.idx2word != ckpt["vocab"]:
