@@ -136,6 +136,12 @@ def test_missing_file_is_reported_and_can_be_skipped(tmp_path, capsys):
     rows = [line.split() for line in out.splitlines()]
     assert ["valid", "2", "2", "6", "104"] in rows and ["test", "all", "6", "18", "312"] in rows
     assert not any(row and row[0] == "train" for row in rows)
+    # an empty task file counts as missing
+    (folder / "qa1_test.txt").write_text("")
+    with pytest.raises(ValueError, match=r"without a single story: .*qa1_test\.txt.*--allow-missing"):
+        open_babi(folder).read(["test"])
+    with pytest.warns(UserWarning, match="empty bAbI files"):
+        assert len(open_babi(folder).read(["test"], allow_missing=True)["test"]) == 3
 
 
 def test_variant_without_valid_files_holds_out_the_end_of_train(tmp_path):

@@ -185,6 +185,11 @@ class BabiSource:
         wanted = {(fs, t) for s in splits for fs in self._file_splits(s) for t in self.tasks if (fs, t) in self.files}
         texts = self._read_texts({self.files[key]: key for key in wanted})
         parsed = {key: parse_babi_text(texts[key], key[1], self._describe(self.files[key])) for key in sorted(wanted)}
+        empty = [self._describe(self.files[key]) for key, stories in parsed.items() if not stories]
+        if empty and not allow_missing:
+            raise ValueError(f"bAbI files without a single story: {', '.join(empty)}; pass --allow-missing to go on without them")
+        if empty:
+            warnings.warn(f"going on without the empty bAbI files {', '.join(empty)}", stacklevel=2)
         out: dict[str, list[Story]] = {}
         for split in splits:
             stories: list[Story] = []
