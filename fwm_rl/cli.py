@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable
 
@@ -52,6 +53,9 @@ def run_reporting_errors(name: str, command: Callable[[], int | None]) -> int:
         if launch_rank() == 0:
             print(f"{name}: {exc} The last good checkpoint is kept; resume from it with other settings.", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the output was piped into a program that stopped reading (| head): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except USER_ERRORS as exc:
         if launch_rank() == 0:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

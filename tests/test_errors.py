@@ -184,3 +184,15 @@ def test_a_run_resumes_after_its_data_moved(babi_variant, tmp_path, capsys):
     corpus.rename(tmp_path / "text2")
     assert "--data" in one_line_error(capsys, ["lm", "train", "--out", str(tmp_path / "l"), "--resume", "--max-steps", "3", "--no-progress"])
     assert main(["lm", "train", "--out", str(tmp_path / "l"), "--resume", "--max-steps", "3", "--no-progress", "--data", str(tmp_path / "text2")]) == 0
+
+
+def test_every_trainer_prints_its_resolved_config(capsys, tmp_path):
+    assert main(["train", "--preset", "fast-fwm", "--episodes", "7", "--out", str(tmp_path / "a"), "--print-config"]) == 0
+    a2c = json.loads(capsys.readouterr().out)
+    assert a2c["runs"][0]["episodes"] == 7 and a2c["runs"][0]["learning_rate"] == 3e-3 and not (tmp_path / "a").exists()
+    assert main(["babi", "train", "--steps", "9", "--amp", "bf16", "--print-config"]) == 0
+    babi = json.loads(capsys.readouterr().out)
+    assert (babi["train"]["steps"], babi["train"]["amp"], babi["model"]["model"]) == (9, "bf16", "fwm")
+    assert main(["lm", "train", "--model", "lstm", "--max-steps", "5", "--print-config"]) == 0
+    lm = json.loads(capsys.readouterr().out)
+    assert (lm["train"]["max_steps"], lm["model"]["model"], lm["data"]) == (5, "lstm", None)

@@ -59,6 +59,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--final-episodes-per-graph", type=int, default=None, help="episodes per graph of the final evaluation (results table; default 5)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved configurations as JSON and exit (nothing is trained)")
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -87,6 +88,9 @@ def run_train(args: argparse.Namespace) -> int:
         preset = args.preset or "cpu"
         configs = preset_configs(preset, **overrides)
         out = args.out or Path("runs") / f"a2c-{preset}-seed{configs[0].seed}"
+        if args.print_config:
+            print(json.dumps({"preset": preset, "out": str(out), "runs": [c.to_dict() for c in configs]}, indent=2))
+            return 0
         train_preset(configs, out, show_progress=show, overwrite=args.overwrite)
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from fwm_rl.babi.reader import SPLITS, VARIANTS
@@ -113,6 +114,9 @@ def _train(args) -> int:
                              eval_every=args.eval_every, eval_batch_size=args.eval_batch_size, eval_segments=args.eval_segments,
                              log_every=args.log_every, seed=args.seed, amp=args.amp)
         out = Path(args.out or f"runs/babi-{args.model}-{args.mode}")
+        if args.print_config:
+            print(json.dumps({"model": model_config.to_dict(), "train": config.to_dict(), "data": spec.to_dict(), "out": str(out)}, indent=2))
+            return 0
         say(f"data: {spec.describe()}")
         trainer = CatbAbITrainer(model_config, config, spec, out, args.device, tensorboard=not args.no_tensorboard)
         processes = f", {ctx.world_size} processes ({ctx.backend})" if ctx.distributed else ""
@@ -210,6 +214,7 @@ def register(subparsers) -> None:
                         "the FWM in float32 (default none; evaluations always run in float32)")
     p.add_argument("--out", help="run folder (default runs/babi-MODEL-MODE)")
     p.add_argument("--resume", help="run folder or checkpoint to continue")
+    p.add_argument("--print-config", action="store_true", help="print the resolved configuration as JSON and exit (nothing is trained)")
     p.add_argument("--overwrite", action="store_true", help="start again in an --out folder that holds a run, deleting its checkpoint and logs")
     p.add_argument("--device", default="auto", help="auto (CUDA when present, default) | cpu | cuda[:N]")
     p.add_argument("--no-tensorboard", action="store_true", help="CSV log only (no TensorBoard events)")
