@@ -344,3 +344,20 @@ def test_cli_generate_variant_without_valid_split(tmp_path):
     bad = parser.parse_args(["babi", "generate", "--out", str(tmp_path), "--variant", "en", "--stories", "3,2,2"])
     with pytest.raises(ValueError, match="needs TRAIN,TEST counts"):
         bad.func(bad)
+
+
+def test_fill_missing_from_another_variant(tmp_path):
+    big = write_variant(tmp_path, n=(6, 2, 2), variant="en-valid-10k", skip={(2, "train")})
+    small = write_variant(tmp_path, n=(3, 2, 2), variant="en-valid")
+    tasks_folder = big.parent
+    with pytest.raises(FileNotFoundError, match="qa2_train"):
+        DataSpec(path=str(tasks_folder)).read(["train"])
+    for path in (tasks_folder, big):  # the tasks folder, or the variant folder itself
+        spec = DataSpec(path=str(path), fill_missing_from="en-valid")
+        with pytest.warns(UserWarning, match=r"filled the missing files en-valid/qa2_train\.txt from en-valid"):
+            train = spec.read(["train"])["train"]
+        assert [s.task for s in train].count(1) == 6 and [s.task for s in train].count(2) == 3  # task 2 from en-valid
+        assert all(str(small) in s.source for s in train if s.task == 2) and "filled from en-valid" in spec.describe()
+    assert run_cli(["babi", "stats", "--data", str(tasks_folder), "--variant", "en-valid-10k", "--fill-missing-from", "en-valid", "--splits", "train"]) == 0
+    with pytest.raises(ValueError, match="another variant"):
+        run_cli(["babi", "stats", "--fill-missing-from", "en-valid"])

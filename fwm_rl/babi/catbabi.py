@@ -12,12 +12,14 @@ built-in generator :mod:`fwm_rl.babi.generator` (not the official data; see its 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from fwm_rl.babi.reader import SPLITS, Question, Story, open_babi, parse_babi_text
+from fwm_rl.babi.reader import SPLITS, VARIANTS, Question, Story, open_babi, parse_babi_text
 
 __all__ = [
     "END_OF_STORY",
@@ -160,6 +162,7 @@ class DataSpec:
     generated: tuple[int, int, int] = DEFAULT_GENERATED
     seed: int = 0
     tasks: tuple[int, ...] | None = None  # None: every task found
+    fill_missing_from: str | None = None  # another variant that supplies the files this one lacks
 
     def describe(self) -> str:
         if self.path is None:
@@ -167,7 +170,8 @@ class DataSpec:
             return (f"generated bAbI-style stories (fwm_rl.babi.generator, not the official data): "
                     f"{self.generated[0]}/{self.generated[1]}/{self.generated[2]} stories per task for train/valid/test, "
                     f"tasks {','.join(map(str, t))}, seed {self.seed}")
-        return f"official bAbI v1.2 from {self.path}" + (f" (variant {self.variant})" if self.variant else "")
+        text = f"official bAbI v1.2 from {self.path}" + (f" (variant {self.variant})" if self.variant else "")
+        return text + (f", missing files filled from {self.fill_missing_from}" if self.fill_missing_from else "")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -176,7 +180,15 @@ class DataSpec:
         """The stories of ``splits``."""
         if self.path is None:
             return generated_stories(self.generated, self.seed, self.tasks or range(1, 21), splits)
-        data = open_babi(self.path, self.variant).read(splits, allow_missing=self.allow_missing)
+        source = open_babi(self.path, self.variant)
+        if self.fill_missing_from is not None:
+            root = Path(self.path)
+            # a variant folder given directly: its sibling; else the same archive or tasks folder
+            other_path = source.root.parent / self.fill_missing_from if source.archive is None and root.name in VARIANTS else self.path
+            filled = source.fill_missing_from(open_babi(other_path, self.fill_missing_from))
+            if filled:
+                warnings.warn(f"{source.variant}: filled the missing files {', '.join(filled)} from {self.fill_missing_from}", stacklevel=2)
+        data = source.read(splits, allow_missing=self.allow_missing)
         if self.tasks is not None:
             data = {s: [st for st in stories if st.task in self.tasks] for s, stories in data.items()}
         return data

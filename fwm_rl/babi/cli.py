@@ -34,6 +34,9 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
                                   "(default: stories from the built-in generator)")
     p.add_argument("--variant", choices=VARIANTS, help="variant inside an archive or tasks folder (default en-valid-10k)")
     p.add_argument("--allow-missing", action="store_true", help="go on without task files missing from a split")
+    p.add_argument("--fill-missing-from", choices=VARIANTS, metavar="VARIANT",
+                   help="take task files missing from --variant from this variant (e.g. en-valid for the shared archive's "
+                        "missing en-valid-10k/qa3_train.txt); the run's data description says so")
     p.add_argument("--generated", type=_ints, default=None, metavar="TRAIN,VALID,TEST",
                    help="stories per task of the generated data (default 1000,100,100)")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the generated data")
@@ -50,7 +53,9 @@ def _data_spec(args):
     if args.tasks is not None and len(set(args.tasks)) != len(args.tasks):
         raise ValueError(f"--tasks names a task more than once: {','.join(map(str, args.tasks))}")
     path = None if args.data is None else str(Path(args.data).resolve())  # (a run resumes from anywhere)
-    return DataSpec(path=path, variant=args.variant, allow_missing=args.allow_missing,
+    if args.fill_missing_from is not None and (args.data is None or args.fill_missing_from == (args.variant or "en-valid-10k")):
+        raise ValueError("--fill-missing-from names another variant of the official data given with --data")
+    return DataSpec(path=path, variant=args.variant, allow_missing=args.allow_missing, fill_missing_from=args.fill_missing_from,
                     generated=tuple(args.generated or DEFAULT_GENERATED), seed=args.data_seed, tasks=args.tasks)
 
 

@@ -143,6 +143,22 @@ class BabiSource:
         self.root, self.variant, self.files, self.archive = root, variant, files, archive
         self.tasks = sorted({task for _, task in files})
         self.has_valid_files = any(split == "valid" for split, _ in files)
+        #: ``(split, task)`` -> (source, name) of files taken from another variant (:meth:`fill_missing_from`)
+        self.filled: dict[tuple[str, int], tuple[BabiSource, str]] = {}
+
+    def fill_missing_from(self, other: BabiSource) -> list[str]:
+        """Take each file this variant lacks (for a task it has) from the variant ``other`` (e.g. the
+        shared archive's missing ``en-valid-10k/qa3_train.txt`` from ``en-valid``); returns the names
+        of the files taken, also kept in :attr:`filled`."""
+        if other.has_valid_files != self.has_valid_files:
+            raise ValueError(f"variant {other.variant!r} cannot fill {self.variant!r}: one has validation files and the other not")
+        taken = []
+        for split in {s for s, _ in self.files} | {s for s, _ in other.files}:
+            for task in self.tasks:
+                if (split, task) not in self.files and (split, task) in other.files:
+                    self.filled[(split, task)] = (other, other.files[(split, task)])
+                    taken.append(f"{other.variant}/{Path(other.files[(split, task)]).name}")
+        return sorted(taken)
 
     def __repr__(self) -> str:
         where = self.archive if self.archive is not None else self.root
@@ -161,7 +177,8 @@ class BabiSource:
         for split in splits:
             for file_split in self._file_splits(split):
                 stem = "" if self.variant.startswith("en-valid") else "*_"  # en / en-10k names carry the task name
-                out += [f"{self.variant}/qa{t}_{stem}{file_split}.txt" for t in self.tasks if (file_split, t) not in self.files]
+                out += [f"{self.variant}/qa{t}_{stem}{file_split}.txt" for t in self.tasks
+                        if (file_split, t) not in self.files and (file_split, t) not in self.filled]
         return sorted(set(out))
 
     def read(self, splits: Sequence[str] = SPLITS, allow_missing: bool = False) -> dict[str, list[Story]]:
@@ -184,8 +201,13 @@ class BabiSource:
             warnings.warn(f"going on without the missing bAbI files {', '.join(missing)}", stacklevel=2)
         wanted = {(fs, t) for s in splits for fs in self._file_splits(s) for t in self.tasks if (fs, t) in self.files}
         texts = self._read_texts({self.files[key]: key for key in wanted})
-        parsed = {key: parse_babi_text(texts[key], key[1], self._describe(self.files[key])) for key in sorted(wanted)}
-        empty = [self._describe(self.files[key]) for key, stories in parsed.items() if not stories]
+        described = {key: self._describe(self.files[key]) for key in wanted}
+        for key in {(fs, t) for s in splits for fs in self._file_splits(s) for t in self.tasks} & set(self.filled):
+            source, name = self.filled[key]
+            texts.update(source._read_texts({name: key}))
+            described[key] = source._describe(name)
+        parsed = {key: parse_babi_text(texts[key], key[1], described[key]) for key in sorted(described)}
+        empty = [described[key] for key, stories in parsed.items() if not stories]
         if empty and not allow_missing:
             raise ValueError(f"bAbI files without a single story: {', '.join(empty)}; pass --allow-missing to go on without them")
         if empty:
