@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import random
 import tarfile
 from collections import Counter
@@ -293,7 +294,14 @@ def test_cli_train_eval_explain(variant, tmp_path, capsys):
     common = ["--data", str(variant), "--batch-size", "4", "--seq-len", "40", "--eval-every", "2", "--eval-batch-size", "4",
               "--embedding-size", "16", "--hidden-size", "16", "--device", "cpu", "--no-tensorboard"]
     assert run_cli(["babi", "train", "--model", "fwm", "--steps", "2", "--out", str(out), *common]) == 0
-    assert "test: answer accuracy" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "test (final weights, batch size 4): answer accuracy" in printed
+    assert "test (best validation loss, step 2, batch size 1): answer accuracy" in printed and "task  2" in printed
+    # the paper's protocol (appendix D): the best-validation checkpoint, tested at batch size 1; the final weights too
+    results = json.loads((out / "results.json").read_text())
+    best = results["test_best_valid"]
+    assert (best["checkpoint"], best["step"], best["batch_size"], results["test_batch_size"]) == ("best.pt", 2, 1, 4)
+    assert best["answers"] == results["test"]["answers"]  # every test answer once, whatever the batch size
     with pytest.raises(ValueError, match=f"already holds a run .*--resume {out}.*--overwrite"):
         run_cli(["babi", "train", "--steps", "2", "--out", str(out), *common])
     assert run_cli(["babi", "train", "--model", "fwm", "--steps", "2", "--out", str(out), "--overwrite", *common]) == 0

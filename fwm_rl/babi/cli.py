@@ -117,7 +117,7 @@ def _train(args) -> int:
         steps = DEFAULT_STEPS["data" if args.data else "generated"] if args.steps is None else args.steps
         config = TrainConfig(mode=args.mode, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr, steps=steps,
                              eval_every=args.eval_every, eval_batch_size=args.eval_batch_size, eval_segments=args.eval_segments,
-                             log_every=args.log_every, seed=args.seed, amp=args.amp)
+                             log_every=args.log_every, seed=args.seed, amp=args.amp, test_batch_size=args.test_batch_size)
         out = Path(args.out or f"runs/babi-{args.model}-{args.mode}")
         if args.print_config:
             print(json.dumps({"model": model_config.to_dict(), "train": config.to_dict(), "data": spec.to_dict(), "out": str(out)}, indent=2))
@@ -128,7 +128,10 @@ def _train(args) -> int:
         say(f"model: {args.model} ({name} preset) {model_config.to_dict()}, {trainer.model.num_parameters():,} parameters, "
             f"vocabulary {len(trainer.data.vocab)}, device {trainer.device}{processes}, {config.mode.upper()} mode")
     test = trainer.train(overwrite=args.resume is None and args.overwrite)
-    _print_result(test, "test", per_task=True, say=say)
+    _print_result(test, f"test (final weights, batch size {trainer.config.eval_batch_size})", per_task=False, say=say)
+    if trainer.test_best is not None:
+        _print_result(trainer.test_best, f"test (best validation loss, step {trainer.best_step}, batch size {trainer.config.test_batch_size})",
+                      per_task=True, say=say)
     say(f"run folder: {trainer.out_dir}")
     return 0
 
@@ -212,6 +215,8 @@ def register(subparsers) -> None:
     p.add_argument("--eval-every", type=int, default=250, help="steps between validations and checkpoints (default 250)")
     p.add_argument("--eval-batch-size", type=int, default=32, help="parallel streams of the validation and test evaluations (default 32)")
     p.add_argument("--eval-segments", type=int, default=None, help="periodic validation on the first N segments only")
+    p.add_argument("--test-batch-size", type=int, default=1,
+                   help="streams of the final test of the best-validation checkpoint (default 1, the paper's appendix D)")
     p.add_argument("--log-every", type=int, default=25, help="steps between training-loss logs (default 25)")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the story order (default 0)")
     p.add_argument("--amp", choices=AMP_MODES, default="none",

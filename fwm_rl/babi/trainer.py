@@ -46,6 +46,7 @@ from fwm_rl.distributed import (
     all_reduce_gradients,
     all_reduce_sum,
     all_reduce_tensor,
+    broadcast_object,
     gather_rows,
     hold_run_folder,
     init_distributed,
@@ -71,9 +72,10 @@ from fwm_rl.runs import (
 __all__ = ["CHECKPOINT", "MODES", "CatbAbITrainer", "EvalResult", "TrainConfig", "evaluate", "load_trained"]
 
 CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"  # the checkpoint with the lowest validation loss so far
 RESULTS = "results.json"
 #: What a run writes into its folder (what ``--overwrite`` replaces).
-RUN_OUTPUTS = (CHECKPOINT, RESULTS, "metrics.csv", "tb", f".{CHECKPOINT}.*.tmp")
+RUN_OUTPUTS = (CHECKPOINT, BEST, RESULTS, "metrics.csv", "tb", f".{CHECKPOINT}.*.tmp", f".{BEST}.*.tmp")
 MODES = ("qa", "lm")
 N_TASKS = 20
 
@@ -92,6 +94,9 @@ class TrainConfig(SavedConfig):
     eval_segments: int | None = None  # periodic validation on the first N segments only (None: all)
     log_every: int = 25
     seed: int = 0
+    #: batch size of the final test of the best-validation checkpoint (paper appendix D: "Evaluation on
+    #: test is done with a batch-size of one"); the final weights are tested at ``eval_batch_size`` too
+    test_batch_size: int = 1
     amp: str = "none"  # mixed precision of the training steps (fwm_rl.runs.AMP_MODES); evaluations run in float32
 
     def __post_init__(self):
@@ -99,7 +104,7 @@ class TrainConfig(SavedConfig):
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
-        for name in ("batch_size", "seq_len", "steps", "eval_every", "eval_batch_size", "log_every"):
+        for name in ("batch_size", "seq_len", "steps", "eval_every", "eval_batch_size", "log_every", "test_batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -235,9 +240,12 @@ class CatbAbITrainer:
         self.state = None  # carried recurrent state of this process's rows
         self.step = 0
         self.best_valid_accuracy = -1.0
+        self.best_valid_loss = math.inf
+        self.best_step: int | None = None  # step of best.pt
         self._eval_cache: dict[str, list[Segment]] = {}
         self._logger: RunLogger | None = None
         self._tensorboard = tensorboard
+        self.test_best: EvalResult | None = None  # set by train(): the best checkpoint's test result
         self.resumed = False  # set by resume(): continue the logs and checkpoint in out_dir
 
     # ------------------------------------------------------------------ data
@@ -349,6 +357,10 @@ class CatbAbITrainer:
                 if self.step % self.config.eval_every == 0 or self.step == steps:
                     valid = self.evaluate("valid", self.config.eval_segments)
                     self.best_valid_accuracy = max(self.best_valid_accuracy, valid.answer_accuracy)
+                    if valid.loss < self.best_valid_loss:
+                        self.best_valid_loss, self.best_step = valid.loss, self.step
+                        if self.out_dir is not None:
+                            self.save(self.out_dir / BEST)
                     self._record(valid.metrics("valid"))
                     if main:
                         bar.write(f"step {self.step}: valid answer accuracy {valid.answer_accuracy:.4f}, "
@@ -358,14 +370,40 @@ class CatbAbITrainer:
             bar.close()
         test = self.evaluate("test")
         self._record(test.metrics("test"))
+        self.test_best = self.test_best_checkpoint()
+        if self.test_best is not None:
+            self._record(self.test_best.metrics("test_best"))
         if main and self.out_dir is not None:
-            (self.out_dir / RESULTS).write_text(json.dumps({"step": self.step, "test": test.to_dict(),
-                                                            "model": self.model_config.to_dict(), "train": self.config.to_dict(),
-                                                            "data": self.data_spec.describe()}, indent=2))
+            best = None if self.test_best is None else {
+                **self.test_best.to_dict(), "checkpoint": BEST, "step": self.best_step, "batch_size": self.config.test_batch_size}
+            (self.out_dir / RESULTS).write_text(json.dumps({
+                "step": self.step,
+                "test": test.to_dict(),  # the final weights, at eval_batch_size
+                "test_batch_size": self.config.eval_batch_size,
+                "test_best_valid": best,  # the paper's protocol: the lowest-validation-loss checkpoint, at test_batch_size
+                "model": self.model_config.to_dict(), "train": self.config.to_dict(), "data": self.data_spec.describe(),
+            }, indent=2))
         if self._logger is not None:
             self._logger.close()
             self._logger = None
         return test
+
+    def test_best_checkpoint(self) -> EvalResult | None:
+        """The test result of ``best.pt`` (lowest validation loss) at ``test_batch_size`` streams, each
+        from a zero state (appendix D: batch size one reads the whole test split as one stream).
+        Rank 0 evaluates, every process gets the result; ``None`` without a ``best.pt``."""
+        path = None if self.out_dir is None else self.out_dir / BEST
+
+        def run() -> EvalResult | None:
+            if path is None or not path.exists():
+                return None
+            model = CatbAbIModel(self.model_config, len(self.data.vocab)).to(self.device)
+            model.load_state_dict(_load_catbabi_checkpoint(path)["model"])
+            v = self.data.vocab
+            segs = eval_segments(self.data.splits["test"], self.config.test_batch_size, self.config.seq_len, v.eos, v.pad)
+            return _tally(model, segs, self.config.mode, self.device).result()
+
+        return broadcast_object(run() if self.ctx.is_main else None, self.ctx)
 
     def _record(self, metrics: dict[str, float]) -> None:
         if self._logger is not None:
@@ -391,6 +429,8 @@ class CatbAbITrainer:
             "stream": self.stream.state_dict(),
             "state": None if self.state is None else gather_rows(self.state, self._state_batch_dims(), self.ctx),
             "best_valid_accuracy": self.best_valid_accuracy,
+            "best_valid_loss": self.best_valid_loss,
+            "best_step": self.best_step,
         }
 
     def save(self, path: str | Path | None = None) -> Path | None:
@@ -431,6 +471,7 @@ class CatbAbITrainer:
             rows = shard_rows(ckpt["state"], trainer._state_batch_dims(), trainer.ctx)
             trainer.state = map_state(rows, lambda t: t.to(trainer.device))
         trainer.step, trainer.best_valid_accuracy = int(ckpt["step"]), float(ckpt["best_valid_accuracy"])
+        trainer.best_valid_loss, trainer.best_step = float(ckpt.get("best_valid_loss", math.inf)), ckpt.get("best_step")
         trainer.resumed = True
         return trainer
 
