@@ -88,3 +88,40 @@ def test_default_corpus_is_generated_babi_text(tmp_path, capsys):
     assert "bAbI story generator" in out and "generated bAbI stories" in out
     assert run(["lm", "eval", str(tmp_path / "babi" / "best.pt"), "--split", "valid", "--batch-size", "10", "--device", "cpu"]) == 0
     assert "perplexity" in capsys.readouterr().out
+
+
+def test_presets_are_table_4_and_the_default_without_data_is_small(capsys):
+    from fwm_rl.lm.presets import PRESETS
+
+    table_4 = {  # dataset: dropout, dropoute, dropouth, dropouti, wdrop, batch size, Adam lr, ASGD lr (paper appendix H)
+        "ptb": (0.4, 0.1, 0.3, 0.5, 0.66, 20, 0.001, 2.0),
+        "wt2": (0.4, 0.1, 0.25, 0.7, 0.61, 80, 0.001, 0.5),
+    }
+    for name, row in table_4.items():
+        m, t = PRESETS[name].model, PRESETS[name].train
+        assert (m["dropout"], m["dropout_e"], m["dropout_h"], m["dropout_i"], m["wdrop"], t["batch_size"], t["lr"], t["asgd_lr"]) == row
+    # "1000 epochs on PTB and 1600 epochs on WT2 ... switched to ASGD after 916 epochs and 1372 epochs"
+    assert [(PRESETS[n].train["epochs"], PRESETS[n].train["asgd_after"]) for n in ("ptb", "wt2")] == [(1000, 916), (1600, 1372)]
+    import json
+
+    assert run(["lm", "train", "--model", "fwm", "--print-config"]) == 0
+    config = json.loads(capsys.readouterr().out)
+    assert config["preset"] == "small" and config["train"]["epochs"] == 3
+    assert run(["lm", "train", "--model", "fwm", "--preset", "ptb", "--epochs", "7", "--print-config"]) == 0
+    config = json.loads(capsys.readouterr().out)
+    assert (config["train"]["epochs"], config["train"]["asgd_after"], config["model"]["d_hidden"]) == (7, 916, 1150)
+
+
+def test_final_test_of_the_best_weights_at_batch_size_1(tmp_path, capsys):
+    import json
+    import math
+
+    data = write_corpus(tmp_path / "data")
+    out = tmp_path / "run"
+    assert run(["lm", "train", "--model", "fwm", "--data", str(data), "--out", str(out), "--max-steps", "4", *SMALL]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert (results["checkpoint"], results["batch_size"]) == ("best.pt", 1)
+    capsys.readouterr()
+    assert run(["lm", "eval", str(out / "best.pt"), "--split", "test", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert f"perplexity {results['test_ppl']:.2f}" in printed and math.isclose(math.exp(results["test_loss"]), results["test_ppl"])

@@ -28,6 +28,7 @@ full batch in ``checkpoint.pt``, which therefore resumes under any number of pro
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -84,8 +85,9 @@ __all__ = [
 #: File names inside a run folder.
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
+RESULTS = "results.json"
 #: What a run writes into its folder (what ``overwrite`` replaces).
-RUN_OUTPUTS = (CHECKPOINT, BEST, "metrics.csv", "tb", f".{CHECKPOINT}.*.tmp", f".{BEST}.*.tmp")
+RUN_OUTPUTS = (CHECKPOINT, BEST, RESULTS, "metrics.csv", "tb", f".{CHECKPOINT}.*.tmp", f".{BEST}.*.tmp")
 #: Softmax temperatures tried by :func:`tune_temperature`.
 TEMPERATURES = tuple(round(0.7 + 0.02 * i, 2) for i in range(31))
 #: Training options that may be changed when resuming (the budget); all others come from the checkpoint.
@@ -117,6 +119,9 @@ class TrainConfig(SavedConfig):
     ar_alpha: float = 2.0
     tar_beta: float = 1.0
     tune_temperature: bool = True
+    #: at the end, test best.pt (with its tuned temperature) reading each split as this many streams;
+    #: 1 = the paper's table 5 (every split one stream); None = no final test
+    test_batch_size: int | None = 1
     seed: int = 141
     device: str = "auto"
     tensorboard: bool = True
@@ -128,7 +133,7 @@ class TrainConfig(SavedConfig):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("max_steps", "asgd_after", "nonmono"):
+        for name in ("max_steps", "asgd_after", "nonmono", "test_batch_size"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
@@ -173,6 +178,8 @@ class TrainSummary:
     temperature: float
     tokens_per_second: float
     out_dir: Path
+    #: the final test of best.pt (``results.json``): split -> mean loss, at ``test_batch_size``; None when not run
+    final: dict[str, float] | None = None
 
     @property
     def best_valid_perplexity(self) -> float:
@@ -608,8 +615,29 @@ class LMTrainer:
             best["temperature"] = temperature
             atomic_save(best, self.out_dir / BEST)
             log.log(self.step, {"valid/ppl_tuned_temperature": math.exp(tuned), "temperature": temperature})
+        final = None
+        if main and cfg.test_batch_size is not None and (self.out_dir / BEST).exists():
+            final = self._final_test(temperature)
+            log.log(self.step, {f"final/{split}_ppl": math.exp(loss) for split, loss in final.items()})
         if main:
             log.close()
-        temperature = broadcast_object(temperature, self.ctx)
+        temperature, final = broadcast_object((temperature, final), self.ctx)
         return TrainSummary(self.step, self.epoch, self.best_valid, temperature,
-                            self.tokens_seen / max(self.elapsed, 1e-9), self.out_dir)
+                            self.tokens_seen / max(self.elapsed, 1e-9), self.out_dir, final)
+
+    def _final_test(self, temperature: float) -> dict[str, float]:
+        """Valid and test loss of ``best.pt`` at its tuned temperature, each split read as ``test_batch_size``
+        streams (1: one stream, the paper's table 5); written to ``results.json``."""
+        cfg = self.config
+        best = load_checkpoint(self.out_dir / BEST, map_location=self.device)
+        current = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(best["model_state"])
+        losses = {split: evaluate(self.model, self.corpus.split(split), cfg.test_batch_size, cfg.bptt, temperature).loss
+                  for split in ("valid", "test")}
+        self.model.load_state_dict(current)
+        (self.out_dir / RESULTS).write_text(json.dumps({
+            "checkpoint": BEST, "step": best["step"], "temperature": temperature, "batch_size": cfg.test_batch_size,
+            **{f"{split}_loss": loss for split, loss in losses.items()},
+            **{f"{split}_ppl": math.exp(loss) for split, loss in losses.items()},
+        }, indent=2) + "\n")
+        return losses
