@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from fwm_rl.runs import resolve_device, run_lock
+from fwm_rl.runs import claim_run_folder, resolve_device, run_lock
 
 __all__ = [
     "DistContext",
@@ -193,12 +193,26 @@ def on_main(fn: Callable[[], Any], ctx: DistContext) -> Any:
 
 
 @contextlib.contextmanager
-def hold_run_folder(folder: str | os.PathLike | None, ctx: DistContext):
-    """Rank 0 holds ``folder``'s :func:`~fwm_rl.runs.run_lock` (nothing for ``None``); if another run
-    holds it, every rank stops with the same message."""
+def hold_run_folder(
+    folder: str | os.PathLike | None,
+    ctx: DistContext,
+    claims: Iterable[tuple[str | os.PathLike, Iterable[str]]] = (),
+    overwrite: bool = False,
+    resume_hint: str = "",
+):
+    """Rank 0 holds ``folder``'s :func:`~fwm_rl.runs.run_lock` while the block runs (nothing for
+    ``None``), and first claims each ``(folder, outputs)`` of ``claims`` for a new run
+    (:func:`~fwm_rl.runs.claim_run_folder` with ``overwrite`` and ``resume_hint``). If another run
+    holds the folder or a claim is refused, every rank stops with the same message."""
+
+    def hold_and_claim(stack: contextlib.ExitStack) -> None:
+        stack.enter_context(run_lock(folder))
+        for claimed, outputs in claims:
+            claim_run_folder(claimed, outputs, overwrite, resume_hint)
+
     with contextlib.ExitStack() as stack:
         if folder is not None:
-            on_main(lambda: stack.enter_context(run_lock(folder)) and None, ctx)
+            on_main(lambda: hold_and_claim(stack), ctx)
         yield
 
 

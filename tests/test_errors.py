@@ -196,3 +196,11 @@ def test_every_trainer_prints_its_resolved_config(capsys, tmp_path):
     assert main(["lm", "train", "--model", "lstm", "--max-steps", "5", "--print-config"]) == 0
     lm = json.loads(capsys.readouterr().out)
     assert (lm["train"]["max_steps"], lm["model"]["model"], lm["data"]) == (5, "lstm", None)
+
+
+def test_resuming_a_preset_restarts_a_run_that_never_reached_a_checkpoint(tmp_path):
+    train_preset([tiny(name="a", episodes=2), tiny(name="b", episodes=2)], tmp_path, show_progress=False)
+    for name in ("checkpoint.pt", "metrics.csv", "results.json"):  # b was killed before its first log: config.json is left
+        (tmp_path / "b" / name).unlink()
+    train_preset([tiny(name="a", episodes=2), tiny(name="b", episodes=2)], tmp_path, resume=True, show_progress=False)
+    assert [r["step"] for r in csv.DictReader(open(tmp_path / "b" / "metrics.csv"))] == ["1", "2"]

@@ -44,7 +44,7 @@ from fwm_rl.agents.a2c import RecurrentA2C
 from fwm_rl.agents.evaluation import EvalResult, evaluate
 from fwm_rl.agents.policies import FwmPolicy, LstmPolicy, RecurrentActorCriticPolicy
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
-from fwm_rl.distributed import DistContext, all_reduce_sum, broadcast_object, hold_run_folder, init_distributed, on_main, rank_seed, row_share
+from fwm_rl.distributed import DistContext, all_reduce_sum, broadcast_object, hold_run_folder, init_distributed, rank_seed, row_share
 from fwm_rl.envs import SEMANTICS, TaskConfig
 from fwm_rl.envs.baselines import reference_levels
 from fwm_rl.envs.graphs import graph_set
@@ -54,7 +54,6 @@ from fwm_rl.runs import (
     RunLogger,
     SavedConfig,
     atomic_save,
-    claim_run_folder,
     load_checkpoint,
     progress,
     resolve_device,
@@ -298,11 +297,6 @@ class RunSummary:
     record: dict[str, Any]  # fwm_rl.runs.run_record: command, machine, start and end of this process's part of the run
 
 
-def _claim(folders: list[tuple[Path, tuple[str, ...]]], overwrite: bool, resume_hint: str, dist: DistContext) -> None:
-    """:func:`~fwm_rl.runs.claim_run_folder` for each ``(folder, outputs)``, decided by rank 0 for every process."""
-    on_main(lambda: [claim_run_folder(folder, outputs, overwrite, resume_hint) for folder, outputs in folders], dist)
-
-
 def train_run(
     cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_progress: bool | None = None, overwrite: bool = False
 ) -> RunSummary:
@@ -318,9 +312,7 @@ def train_run(
     run_dir = Path(run_dir)
     started = datetime.now(timezone.utc)
     dist = init_distributed(cfg.device)
-    with hold_run_folder(run_dir, dist):
-        if not resume:
-            _claim([(run_dir, RUN_OUTPUTS)], overwrite, f"--resume {run_dir}", dist)
+    with hold_run_folder(run_dir, dist, () if resume else [(run_dir, RUN_OUTPUTS)], overwrite, f"--resume {run_dir}"):
         return _train(cfg, run_dir, resume, show_progress, dist, started)
 
 
@@ -451,9 +443,8 @@ def train_preset(
         raise ValueError(f"run names must differ, got {names}")
     dist = init_distributed(configs[0].device) if configs else DistContext()
     main = dist.is_main
-    with hold_run_folder(out, dist):
-        if not resume:
-            _claim([(out, PRESET_OUTPUTS), *((out / name, RUN_OUTPUTS) for name in names)], overwrite, f"--resume {out}", dist)
+    claims = () if resume else [(out, PRESET_OUTPUTS), *((out / name, RUN_OUTPUTS) for name in names)]
+    with hold_run_folder(out, dist, claims, overwrite, f"--resume {out}"):
         return _train_preset(configs, out, resume, show_progress, main)
 
 
@@ -470,7 +461,9 @@ def _train_preset(configs: list[TrainConfig], out: Path, resume: bool, show_prog
         run_dir = out / cfg.name
         if main:
             print(f"training {cfg.label} ({cfg.episodes} episodes x {cfg.n_envs} agents) -> {run_dir}")
-        summaries.append(train_run(cfg, run_dir, resume=resume and (run_dir / CHECKPOINT).exists(), show_progress=show_progress))
+        # Resuming restarts a run that never reached a checkpoint, replacing what its interrupted start left there.
+        checkpointed = (run_dir / CHECKPOINT).exists()
+        summaries.append(train_run(cfg, run_dir, resume=resume and checkpointed, show_progress=show_progress, overwrite=resume and not checkpointed))
     if not main:
         return summaries
     plot_runs([out / name for name in names], out / "figure5.png")

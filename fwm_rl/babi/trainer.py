@@ -50,7 +50,6 @@ from fwm_rl.distributed import (
     gather_rows,
     hold_run_folder,
     init_distributed,
-    on_main,
     row_share,
     shard_rows,
 )
@@ -62,7 +61,6 @@ from fwm_rl.runs import (
     atomic_save,
     autocast,
     check_finite,
-    claim_run_folder,
     load_checkpoint,
     progress,
     resolve_device,
@@ -319,9 +317,8 @@ class CatbAbITrainer:
         that holds a run (:class:`~fwm_rl.runs.RunExistsError`) unless ``overwrite``, which deletes that
         run's files (:data:`RUN_OUTPUTS`) first.
         """
-        with hold_run_folder(self.out_dir, self.ctx):
-            if not self.resumed and self.out_dir is not None:
-                on_main(lambda: claim_run_folder(self.out_dir, RUN_OUTPUTS, overwrite, f"--resume {self.out_dir}"), self.ctx)
+        claims = () if self.resumed else [(self.out_dir, RUN_OUTPUTS)]
+        with hold_run_folder(self.out_dir, self.ctx, claims, overwrite, f"--resume {self.out_dir}"):
             return self._train(steps)
 
     def _train(self, steps: int | None) -> EvalResult:

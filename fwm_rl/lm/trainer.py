@@ -48,7 +48,6 @@ from fwm_rl.distributed import (
     gather_rows,
     hold_run_folder,
     init_distributed,
-    on_main,
     row_share,
     seed_other_ranks,
     shard_rows,
@@ -62,7 +61,6 @@ from fwm_rl.runs import (
     atomic_save,
     autocast,
     check_finite,
-    claim_run_folder,
     load_checkpoint,
     progress,
     resolve_device,
@@ -567,9 +565,8 @@ class LMTrainer:
         ``overwrite``, which deletes that run's files (:data:`RUN_OUTPUTS`) first. Under ``torchrun``
         every process calls it; rank 0 logs, shows the progress bar and writes the files.
         """
-        with hold_run_folder(self.out_dir, self.ctx):
-            if not self.resumed:
-                on_main(lambda: claim_run_folder(self.out_dir, RUN_OUTPUTS, overwrite, f"--resume --out {self.out_dir}"), self.ctx)
+        claims = () if self.resumed else [(self.out_dir, RUN_OUTPUTS)]
+        with hold_run_folder(self.out_dir, self.ctx, claims, overwrite, f"--resume --out {self.out_dir}"):
             return self._train(show_progress)
 
     def _train(self, show_progress: bool) -> TrainSummary:
