@@ -602,39 +602,40 @@ class LMTrainer:
                 self._after_validation(self.validate(), scheduled=False, log=log)
         finally:
             bar.close()
-        temperature = 1.0
-        if main and cfg.tune_temperature and (self.out_dir / BEST).exists():
-            best = load_checkpoint(self.out_dir / BEST, map_location=self.device)
-            current = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            self.model.load_state_dict(best["model_state"])
-            temperature, tuned = tune_temperature(self.model, self.corpus.valid, cfg.eval_batch_size, cfg.bptt)
-            self.model.load_state_dict(current)
-            best["temperature"] = temperature
-            atomic_save(best, self.out_dir / BEST)
-            log.log(self.step, {"valid/ppl_tuned_temperature": math.exp(tuned), "temperature": temperature})
-        final = None
-        if main and cfg.test_batch_size is not None and (self.out_dir / BEST).exists():
-            final = self._final_test(temperature)
-            log.log(self.step, {f"final/{split}_ppl": math.exp(loss) for split, loss in final.items()})
+        temperature, final = 1.0, None
+        if main and (self.out_dir / BEST).exists() and (cfg.tune_temperature or cfg.test_batch_size is not None):
+            temperature, final = self._finish_best(log)
         if main:
             log.close()
         temperature, final = broadcast_object((temperature, final), self.ctx)
         return TrainSummary(self.step, self.epoch, self.best_valid, temperature,
                             self.tokens_seen / max(self.elapsed, 1e-9), self.out_dir, final)
 
-    def _final_test(self, temperature: float) -> dict[str, float]:
-        """Valid and test loss of ``best.pt`` at its tuned temperature, each split read as ``test_batch_size``
-        streams (1: one stream, the paper's table 5); written to ``results.json``."""
+    def _finish_best(self, log: RunLogger) -> tuple[float, dict[str, float] | None]:
+        """With ``best.pt``'s weights (loaded once, the current ones restored after): tune the softmax
+        temperature on validation and store it in ``best.pt``, then the final test, each split read as
+        ``test_batch_size`` streams (1: one stream, the paper's table 5), written to ``results.json``.
+        Returns the temperature and the final losses (None without a final test)."""
         cfg = self.config
         best = load_checkpoint(self.out_dir / BEST, map_location=self.device)
         current = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.model.load_state_dict(best["model_state"])
-        losses = {split: evaluate(self.model, self.corpus.split(split), cfg.test_batch_size, cfg.bptt, temperature).loss
-                  for split in ("valid", "test")}
-        self.model.load_state_dict(current)
-        (self.out_dir / RESULTS).write_text(json.dumps({
-            "checkpoint": BEST, "step": best["step"], "temperature": temperature, "batch_size": cfg.test_batch_size,
-            **{f"{split}_loss": loss for split, loss in losses.items()},
-            **{f"{split}_ppl": math.exp(loss) for split, loss in losses.items()},
-        }, indent=2) + "\n")
-        return losses
+        try:
+            temperature, losses = 1.0, None
+            if cfg.tune_temperature:
+                temperature, tuned = tune_temperature(self.model, self.corpus.valid, cfg.eval_batch_size, cfg.bptt)
+                best["temperature"] = temperature
+                atomic_save(best, self.out_dir / BEST)
+                log.log(self.step, {"valid/ppl_tuned_temperature": math.exp(tuned), "temperature": temperature})
+            if cfg.test_batch_size is not None:
+                losses = {split: evaluate(self.model, self.corpus.split(split), cfg.test_batch_size, cfg.bptt, temperature).loss
+                          for split in ("valid", "test")}
+                (self.out_dir / RESULTS).write_text(json.dumps({
+                    "checkpoint": BEST, "step": best["step"], "temperature": temperature, "batch_size": cfg.test_batch_size,
+                    **{f"{split}_loss": loss for split, loss in losses.items()},
+                    **{f"{split}_ppl": math.exp(loss) for split, loss in losses.items()},
+                }, indent=2) + "\n")
+                log.log(self.step, {f"final/{split}_ppl": math.exp(loss) for split, loss in losses.items()})
+        finally:
+            self.model.load_state_dict(current)
+        return temperature, losses
