@@ -28,14 +28,14 @@ def test_registration_and_make_vec():
     assert env.observation_space.shape == (17,) and env.observation_space.dtype == np.float32
     venv = gym.make_vec("FWMGraph-v0", num_envs=600, split="train")
     assert isinstance(venv, FWMGraphVectorEnv) and venv.num_envs == 600
-    assert venv.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+    assert venv.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP  # Gymnasium's usual mode
     obs, _ = venv.reset(seed=0)
     assert obs.shape == (600, 17) and venv.observation_space.contains(obs)
     assert np.array_equal(venv.core.graph_indices, np.arange(600))
 
 
 def test_vector_autoreset_same_step_and_fresh_graphs():
-    venv = FWMGraphVectorEnv(num_envs=16, horizon=5)
+    venv = FWMGraphVectorEnv(num_envs=16, horizon=5, autoreset_mode="same_step")
     venv.reset(seed=1)
     first_graphs = venv.core.tables.copy()
     for k in range(5):
@@ -71,7 +71,7 @@ def test_single_env_matches_vector_env(semantics):
     the same placement uniforms (the vector env's column i)."""
     n, steps = 6, 65  # crosses two episode boundaries
     draws = np.random.default_rng(0).random((steps + 3, 2, n))
-    venv = FWMGraphVectorEnv(num_envs=n, split="test", semantics=semantics)
+    venv = FWMGraphVectorEnv(num_envs=n, split="test", semantics=semantics, autoreset_mode="same_step")
     counter = iter(range(len(draws)))
     venv.core.backend.random = lambda shape: draws[next(counter)]
     envs = [FWMGraphEnv(split="test", semantics=semantics) for _ in range(n)]

@@ -22,6 +22,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
@@ -38,7 +39,8 @@ class FWMGraphVecEnv(VecEnv):
     """SB3 view of an :class:`~fwm_rl.envs.FWMGraphVectorEnv`.
 
     Args:
-        venv: the native vector env (numpy or torch backed). :meth:`make` builds one.
+        venv: the native vector env (numpy or torch backed) with ``autoreset_mode="same_step"``,
+            SB3's convention. :meth:`make` builds one.
 
     ``step`` returns numpy arrays as every SB3 ``VecEnv`` does; when an episode ends, the info of
     each sub-environment holds ``terminal_observation`` and ``episode`` (``r``: total reward,
@@ -49,6 +51,11 @@ class FWMGraphVecEnv(VecEnv):
     def __init__(self, venv: FWMGraphVectorEnv) -> None:
         if not isinstance(venv, FWMGraphVectorEnv):
             raise TypeError(f"FWMGraphVecEnv wraps an fwm_rl.envs.FWMGraphVectorEnv, got {type(venv).__name__}")
+        if venv.autoreset_mode != AutoresetMode.SAME_STEP:
+            raise ValueError(
+                f"FWMGraphVecEnv needs autoreset_mode='same_step' (SB3's convention), got {venv.autoreset_mode.name.lower()}; "
+                "build the vector env with FWMGraphVectorEnv(..., autoreset_mode='same_step') or use FWMGraphVecEnv.make"
+            )
         self.venv = venv
         super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
         self._actions: Any = None
@@ -70,7 +77,7 @@ class FWMGraphVecEnv(VecEnv):
         ``split`` defaults to ``"train"``, the paper's training graphs, unless ``graphs`` are given."""
         if split is None:
             split = "random" if task_kwargs.get("graphs") is not None else "train"
-        env = cls(FWMGraphVectorEnv(num_envs, split=split, device=device, **task_kwargs))
+        env = cls(FWMGraphVectorEnv(num_envs, split=split, device=device, autoreset_mode=AutoresetMode.SAME_STEP, **task_kwargs))
         if seed is not None:
             env.seed(seed)
         return env
