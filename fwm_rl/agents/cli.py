@@ -7,12 +7,24 @@ import dataclasses
 import json
 from pathlib import Path
 
+from fwm_rl.agents.env_training import CONFIG as ENV_CONFIG
+from fwm_rl.agents.env_training import (
+    EnvRunSummary,
+    EnvTrainConfig,
+    check_env_id,
+    evaluate_env,
+    load_env_policy,
+    make_env,
+    read_env_checkpoint,
+    train_env_run,
+)
 from fwm_rl.agents.evaluation import evaluate
 from fwm_rl.agents.explain import explain_figure
 from fwm_rl.agents.plotting import plot_runs
 from fwm_rl.agents.pretrained import PRETRAINED, load_pretrained
 from fwm_rl.agents.training import (
     CHECKPOINT,
+    MEMORIES,
     PRESETS,
     RUNS,
     TrainConfig,
@@ -26,13 +38,22 @@ from fwm_rl.agents.training import (
 )
 from fwm_rl.agents.watch import check_gif_options, episode_gif, play_episode
 from fwm_rl.distributed import launch_rank
-from fwm_rl.envs import SEMANTICS
+from fwm_rl.envs import ENV_IDS, SEMANTICS
 from fwm_rl.envs.graphs import SPLITS
 
 __all__ = ["add_train_arguments", "register", "run_train"]
 
 #: Options that may change when a run is resumed; everything else comes from its checkpoint.
 RESUME_OVERRIDES = ("episodes", "device", "time_budget", "final_episodes_per_graph")
+ENV_RESUME_OVERRIDES = ("total_timesteps", "device", "time_budget", "final_eval_episodes")
+#: The graph task's training sets: ``--env`` with one of them trains with the paper's protocol (the rules the id fixes).
+GRAPH_TRAIN_IDS = {env_id: kwargs for env_id, kwargs in ENV_IDS.items() if kwargs.get("split") == "train"}
+#: Options of both trainers that set one run's agent (refused for a preset of several runs).
+AGENT_OPTIONS = ("memory", "hidden_size", "d_fwm", "n_reads")
+RECIPE_OPTIONS = ("gamma", "gae_lambda", "ent_coef", "vf_coef")
+#: Options of ``--env`` runs only, and of graph runs only.
+ENV_ONLY = ("total_timesteps", "n_steps", "eval_episodes", "final_eval_episodes")
+GRAPH_ONLY = ("preset", "episodes", "semantics", "final_episodes_per_graph")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,13 +67,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=None, help="seed of weights, placements and sampling (default 0)")
     parser.add_argument("--episodes", type=int, default=None, help="episodes (= A2C updates on one episode of every agent) per run")
-    parser.add_argument("--device", default=None, help="auto (CUDA when present, default) | cpu | cuda[:N]")
+    parser.add_argument("--device", default=None, help="auto (CUDA when present, default; --env runs: cpu) | cpu | cuda[:N]")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/a2c-PRESET-seedSEED)")
     parser.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the runs in DIR (a run or a folder of runs)")
     parser.add_argument("--overwrite", action="store_true", help="start again in an --out folder that holds runs, deleting their checkpoints and logs")
-    parser.add_argument("--eval-every", type=int, default=None, help="episodes between logs + test evaluations + checkpoints")
-    parser.add_argument("--n-envs", type=int, default=None, help="agents per batch (at most 600, one per training graph)")
-    parser.add_argument("--lr", type=float, default=None, dest="learning_rate", help="Adam learning rate (paper 1e-3)")
+    parser.add_argument("--eval-every", type=int, default=None, help="episodes between logs + test evaluations + checkpoints (--env runs: environment steps, default 10000)")
+    parser.add_argument("--n-envs", type=int, default=None, help="agents per batch (at most 600, one per training graph; --env runs: copies of the env, default 16)")
+    parser.add_argument("--lr", type=float, default=None, dest="learning_rate", help="Adam learning rate (paper 1e-3; --env runs: 1e-3)")
     parser.add_argument("--semantics", choices=SEMANTICS, default=None, help="task rules (default paper; released_code = the authors' code)")
     parser.add_argument("--time-budget", type=float, default=None, help="seconds of training per run; stops at the next log after it")
     parser.add_argument(
@@ -60,42 +81,129 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--print-config", action="store_true", help="print the resolved configurations as JSON and exit (nothing is trained)")
+    env = parser.add_argument_group(
+        "any environment",
+        "--env ID trains one agent on any Gymnasium env with Discrete actions and Box (or Dict of Box) observations; "
+        f"{' / '.join(GRAPH_TRAIN_IDS)} train on the paper's graphs as without --env, under the rules the id fixes",
+    )
+    env.add_argument("--env", default=None, metavar="ID", help="environment id, e.g. CartPoleNoVel-v1 ('module:Id' imports the module that registers Id)")
+    env.add_argument("--total-timesteps", type=int, default=None, help="environment steps of an --env run (default 200000)")
+    env.add_argument("--n-steps", type=int, default=None, help="steps per environment and update of an --env run (default 32)")
+    env.add_argument("--eval-episodes", type=int, default=None, help="evaluation episodes at every log of an --env run (default 10)")
+    env.add_argument("--final-eval-episodes", type=int, default=None, help="evaluation episodes of an --env run's results (default 100)")
+    agent = parser.add_argument_group("agent and recipe", "for --env runs, and for graph presets of one run (fast-fwm, paper-fwm, paper-lstm-N)")
+    agent.add_argument("--memory", choices=sorted(MEMORIES), default=None, help="fwm (LSTM + FWM) or lstm")
+    agent.add_argument("--hidden-size", type=int, default=None, help="LSTM units (default 32)")
+    agent.add_argument("--d-fwm", type=int, default=None, help="the FWM's key size d_fwm (default 16)")
+    agent.add_argument("--n-reads", type=int, default=None, help="the FWM's reads per step n_reads (default 3)")
+    agent.add_argument("--gamma", type=float, default=None, help="discount (graph default 0.9, --env default 0.99)")
+    agent.add_argument("--gae-lambda", type=float, default=None, help="GAE lambda, 1 = Monte-Carlo returns (graph default 1, --env default 0.95)")
+    agent.add_argument("--ent-coef", type=float, default=None, help="entropy bonus (graph default 0.03, --env default 0.01)")
+    agent.add_argument("--vf-coef", type=float, default=None, help="value loss weight (graph default 0.1, --env default 0.5)")
+
+
+def _flag(name: str) -> str:
+    return "--" + {"learning_rate": "lr"}.get(name, name).replace("_", "-")
+
+
+def _options(names: list[str]) -> str:
+    """``--a is an option`` / ``--a, --b are options``."""
+    return f"{', '.join(map(_flag, names))} {'is an option' if len(names) == 1 else 'are options'}"
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Train a preset (or resume), then write the plot and the results table."""
+    """Train a preset (or resume), then write the plot and the results table; or one ``--env`` run."""
     show = False if args.no_progress else None
-    overrides = {
+    given = {name: getattr(args, name) for name in (*AGENT_OPTIONS, *RECIPE_OPTIONS, *ENV_ONLY, *GRAPH_ONLY)}
+    given = {k: v for k, v in given.items() if v is not None}
+    common = {
         "seed": args.seed,
-        "episodes": args.episodes,
         "device": args.device,
         "eval_every": args.eval_every,
         "n_envs": args.n_envs,
         "learning_rate": args.learning_rate,
-        "semantics": args.semantics,
         "time_budget": args.time_budget,
-        "final_episodes_per_graph": args.final_episodes_per_graph,
     }
+    graph_env = args.env is None or args.env.split(":")[-1] in GRAPH_TRAIN_IDS
     if args.resume is not None:
-        fixed = [k for k, v in overrides.items() if v is not None and k not in RESUME_OVERRIDES]
-        fixed += [k for k, v in (("preset", args.preset), ("out", args.out), ("overwrite", args.overwrite or None)) if v is not None]
-        if fixed:
-            flags = ", ".join("--" + {"learning_rate": "lr"}.get(k, k).replace("_", "-") for k in fixed)
-            raise ValueError(f"--resume continues the stored configuration; only --episodes, --device, --time-budget and --final-episodes-per-graph may change (drop {flags})")
-        changes = {k: v for k, v in overrides.items() if v is not None}
-        _resume(args.resume, changes, show)
-    else:
-        preset = args.preset or "cpu"
-        configs = preset_configs(preset, **overrides)
-        out = args.out or Path("runs") / f"a2c-{preset}-seed{configs[0].seed}"
+        if args.env is not None:
+            raise ValueError("--resume continues the stored configuration, environment included (drop --env)")
+        _resume(args.resume, {**common, **given}, args, show)
+        return 0
+    if not graph_env:
+        wrong = [k for k in given if k in GRAPH_ONLY]
+        if wrong:
+            raise ValueError(f"{_options(wrong)} of the graph task; an --env run takes --total-timesteps (and no preset)")
+        cfg = EnvTrainConfig(env_id=args.env, **{k: v for k, v in {**common, **given}.items() if v is not None})
+        check_env_id(cfg.env_id)
+        out = args.out or Path("runs") / f"a2c-{args.env.split(':')[-1]}-{cfg.memory}-seed{cfg.seed}"
         if args.print_config:
-            print(json.dumps({"preset": preset, "out": str(out), "runs": [c.to_dict() for c in configs]}, indent=2))
+            print(json.dumps({"env": cfg.env_id, "out": str(out), "config": cfg.to_dict()}, indent=2))
             return 0
-        train_preset(configs, out, show_progress=show, overwrite=args.overwrite)
+        print(f"training {cfg.label} ({cfg.total_timesteps} steps x {cfg.n_envs} envs) -> {out}")
+        print(env_results_table([train_env_run(cfg, out, show_progress=show, overwrite=args.overwrite)]), end="")
+        return 0
+    wrong = [k for k in given if k in ENV_ONLY]
+    if wrong:
+        raise ValueError(f"{_options(wrong)} of --env runs; the graph task counts --episodes")
+    if args.env is not None:
+        semantics = GRAPH_TRAIN_IDS[args.env.split(":")[-1]].get("semantics", "paper")
+        if given.get("semantics", semantics) != semantics:
+            raise ValueError(f"--env {args.env} fixes the rules to {semantics}; drop --semantics {given['semantics']}")
+        given["semantics"] = semantics
+    preset = given.pop("preset", None) or "cpu"
+    configs = preset_configs(preset, **common, **given)
+    agent = [k for k in given if k in AGENT_OPTIONS]
+    if agent and len(configs) > 1:
+        raise ValueError(f"preset {preset} trains {len(configs)} runs and {_options(agent)} for one agent: "
+                         "choose a preset of one run (fast-fwm, paper-fwm, paper-lstm-N)")
+    if agent:
+        configs = [dataclasses.replace(configs[0], name=configs[0].memory if configs[0].memory == "fwm" else f"lstm-{configs[0].hidden_size}")]
+    out = args.out or Path("runs") / f"a2c-{preset}-seed{configs[0].seed}"
+    if args.print_config:
+        print(json.dumps({"preset": preset, "out": str(out), "runs": [c.to_dict() for c in configs]}, indent=2))
+        return 0
+    train_preset(configs, out, show_progress=show, overwrite=args.overwrite)
     return 0
 
 
-def _resume(path: Path, changes: dict, show: bool | None) -> None:
+def env_results_table(summaries: list[EnvRunSummary]) -> str:
+    """Markdown table of ``--env`` runs: steps, time, training return at the last log and the final evaluation."""
+    lines = [
+        "| agent | steps | train seconds | steps/s | train return (last log) | eval return (final) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        note = " (time budget)" if s.stopped_by_time_budget else ""
+        lines.append(
+            f"| {s.label} | {s.timesteps}{note} | {s.train_seconds:.0f} | {s.steps_per_second:,.0f} | {s.train_return:.1f} | "
+            f"{s.eval_return:.1f} ± {s.eval_sem:.1f} ({s.eval_episodes} episodes) |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _is_env_run(path: Path) -> bool:
+    config = path / ENV_CONFIG if path.is_dir() else path.parent / ENV_CONFIG
+    try:
+        return "env_id" in json.loads(config.read_text())
+    except (OSError, ValueError):
+        return False
+
+
+def _resume(path: Path, options: dict, args: argparse.Namespace, show: bool | None) -> None:
+    """Continue the run(s) in ``path``; of ``options`` (the flags given) only the resume overrides may be there."""
+    env_run = _is_env_run(path)
+    allowed = ENV_RESUME_OVERRIDES if env_run else RESUME_OVERRIDES
+    fixed = [k for k, v in options.items() if v is not None and k not in allowed]
+    fixed += [k for k, v in (("out", args.out), ("overwrite", args.overwrite or None)) if v is not None]
+    if fixed:
+        may = ", ".join(map(_flag, allowed))
+        raise ValueError(f"--resume continues the stored configuration; only {may} may change (drop {', '.join(map(_flag, fixed))})")
+    changes = {k: v for k, v in options.items() if v is not None}
+    if env_run:
+        _, cfg = read_env_checkpoint(path)
+        print(env_results_table([train_env_run(dataclasses.replace(cfg, **changes), path, resume=True, show_progress=show)]), end="")
+        return
     if (path / RUNS).exists():
         # A run that has a checkpoint continues under the settings it was trained with (its checkpoint's);
         # runs.json gives those of the runs not started yet.
@@ -135,7 +243,21 @@ def _agents(args: argparse.Namespace, source: str) -> list[tuple]:
     return agents
 
 
+def _eval_env_run(args: argparse.Namespace) -> int:
+    """``fwm-rl eval`` of an ``--env`` run: its final evaluation, done again with ``--seed``."""
+    if args.pretrained is not None or args.split is not None:
+        raise ValueError(f"{args.run_dir} is a run on a Gymnasium env (fwm-rl train --env): --split and --pretrained belong to the graph task")
+    policy, cfg = load_env_policy(args.run_dir, args.device)
+    env = make_env(cfg.env_id, min(cfg.n_envs, cfg.final_eval_episodes), seed=args.seed)
+    mean, sem = evaluate_env(policy, env, cfg.final_eval_episodes, args.deterministic)
+    print(f"{'agent':40s} {'mean return':>12s} {'std. error':>11s} {'episodes':>9s}")
+    print(f"{cfg.label:40s} {mean:12.2f} {sem:11.2f} {cfg.final_eval_episodes:9d}")
+    return 0
+
+
 def _eval(args: argparse.Namespace) -> int:
+    if args.run_dir is not None and _is_env_run(args.run_dir):
+        return _eval_env_run(args)
     agents = _agents(args, "run_dir")  # (errors before the table's header)
     splits = ("train", "test") if args.split is None else (args.split,)
     width = max(24, *(len(name) + 1 for _, _, name in agents))
@@ -198,9 +320,10 @@ def _plot(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
         "train",
-        help="train A2C agents (FWM / LSTM) on the paper's metro graphs",
+        help="train A2C agents (FWM / LSTM) on the paper's metro graphs, or on any Gymnasium env (--env)",
         description="Train the runs of a preset on the 600 training graphs, logging train reward and reward on the "
-        "600 test graphs; then draw figure5.png and write results.md in the output folder.",
+        "600 test graphs; then draw figure5.png and write results.md in the output folder. With --env ID: one agent on "
+        "that environment, logging training and evaluation returns; results.json holds the final evaluation.",
     )
     add_train_arguments(train)
     train.set_defaults(func=run_train)

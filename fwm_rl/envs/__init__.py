@@ -7,6 +7,8 @@ Importing this package registers ``FWMGraph-v0`` and the ids of :data:`ENV_IDS`:
   (native batched numpy; ``device="cuda"`` for torch tensors).
 
 Both run on :class:`GraphBatch`, the batched dynamics core that agents may also use directly.
+It also registers memory tasks from classic control, ``CartPoleNoVel-v1`` and the others of
+:data:`~fwm_rl.envs.wrappers.NO_VELOCITY_IDS` (:class:`~fwm_rl.envs.wrappers.HideVelocity`).
 """
 
 import gymnasium as gym
@@ -19,6 +21,7 @@ from fwm_rl.envs.graphs import (
     sample_adjacency_matrix,
 )
 from fwm_rl.envs.vector_env import FWMGraphVectorEnv
+from fwm_rl.envs.wrappers import NO_VELOCITY_IDS, HideVelocity
 
 ENV_ID = "FWMGraph-v0"
 
@@ -44,6 +47,10 @@ for _id, _kwargs in ENV_IDS.items():
             kwargs=dict(_kwargs),
         )
 
+for _id, _base in NO_VELOCITY_IDS.items():
+    if _id not in gym.registry:
+        gym.register(id=_id, entry_point="fwm_rl.envs.wrappers:make_no_velocity", kwargs={"env_id": _base})
+
 __all__ = [
     "ENV_ID",
     "ENV_IDS",
@@ -51,6 +58,7 @@ __all__ = [
     "FWMGraphEnv",
     "FWMGraphVectorEnv",
     "GraphBatch",
+    "HideVelocity",
     "TaskConfig",
     "paper_graph_sets",
     "sample_adjacency_batch",

@@ -1,0 +1,328 @@
+"""Recurrent A2C on any Gymnasium environment (``fwm-rl train --env ID``).
+
+The paper's graph task has its own trainer (:mod:`fwm_rl.agents.training`: 600 agents on 600
+training graphs, test graphs at every log). This one trains :class:`~fwm_rl.agents.RecurrentA2C`
+with an FWM or LSTM core on any registered environment with a ``Discrete`` action space and a
+flat ``Box`` (or ``Dict`` of ``Box``, flattened) observation space, for comparing memories on
+other tasks: ``n_envs`` copies of the env (SB3's ``make_vec_env``, with ``Monitor``), updates on
+rollouts of ``n_steps`` steps, gradients through each rollout from the memory state it started
+with. Every ``eval_every`` environment steps the run logs the mean return of the training
+episodes that ended since the last log and of ``eval_episodes`` fresh evaluation episodes
+(``metrics.csv``, TensorBoard) and writes ``checkpoint.pt``; at the end ``results.json`` holds an
+evaluation over ``final_eval_episodes`` episodes. The ids of the graph task other than the
+training sets (``FWMGraph-v0``, ``FWMGraphTest-v0``, ...) run on the native batched env.
+
+Defaults are stable-baselines3's A2C settings where they suit a recurrent agent (``gamma``
+0.99, ``gae_lambda`` 0.95, ``vf_coef`` 0.5, ``max_grad_norm`` 0.5) with Adam and the paper's
+FWM sizes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.utils import ConstantSchedule
+from stable_baselines3.common.vec_env import VecEnv
+
+from fwm_rl.agents.a2c import RecurrentA2C
+from fwm_rl.agents.policies import FwmPolicy, LstmPolicy, RecurrentActorCriticPolicy
+from fwm_rl.agents.vec_env import FWMGraphVecEnv
+from fwm_rl.distributed import DistContext, hold_run_folder
+from fwm_rl.envs import ENV_IDS
+from fwm_rl.runs import RunLogger, SavedConfig, atomic_save, load_checkpoint, progress, resolve_device, run_record, set_seed
+
+__all__ = ["EnvRunSummary", "EnvTrainConfig", "check_env_id", "evaluate_env", "load_env_policy", "make_env", "train_env_run"]
+
+CHECKPOINT = "checkpoint.pt"
+CONFIG = "config.json"
+RESULTS = "results.json"
+MEMORIES: dict[str, type[RecurrentActorCriticPolicy]] = {"fwm": FwmPolicy, "lstm": LstmPolicy}
+#: What a run writes into its folder (what ``overwrite`` replaces).
+RUN_OUTPUTS = (CHECKPOINT, CONFIG, RESULTS, "metrics.csv", "tb", f".{CHECKPOINT}.*.tmp")
+
+
+@dataclass
+class EnvTrainConfig(SavedConfig):
+    """One A2C run on a Gymnasium environment."""
+
+    env_id: str = "CartPoleNoVel-v1"  # any registered id with Discrete actions and Box / Dict-of-Box observations ("module:Id" imports module)
+    memory: str = "fwm"  # "fwm" (LSTM + FWM) or "lstm"
+    hidden_size: int = 32  # LSTM units (the FWM agent's LSTM, or the whole LSTM baseline)
+    d_fwm: int = 16  # the FWM's key size (paper: d_fwm), fast weights d_fwm^2 x d_fwm
+    n_reads: int = 3  # the FWM's reads per step (paper: N_r)
+    total_timesteps: int = 200_000  # environment steps, over all n_envs copies (SB3's name)
+    n_envs: int = 16  # copies of the environment stepped together
+    n_steps: int = 32  # steps per copy and update; gradients flow through the whole rollout
+    learning_rate: float = 1e-3  # Adam's
+    adam_eps: float = 1e-5
+    gamma: float = 0.99
+    gae_lambda: float = 0.95  # 1 = Monte-Carlo returns, bootstrapped where a rollout cuts an episode
+    vf_coef: float = 0.5
+    ent_coef: float = 0.01
+    max_grad_norm: float | None = 0.5  # None = no clipping
+    normalize_advantage: bool = False
+    eval_every: int = 10_000  # environment steps between logs, evaluations and checkpoints
+    eval_episodes: int = 10  # evaluation episodes at every log
+    final_eval_episodes: int = 100  # evaluation episodes of the final results
+    seed: int = 0
+    device: str = "cpu"  # small batches: the CPU is usually faster than a GPU here
+    time_budget: float | None = None  # seconds of training; the run stops at the first log after it
+
+    def __post_init__(self) -> None:
+        if self.memory not in MEMORIES:
+            raise ValueError(f"unknown memory {self.memory!r}; choose one of {sorted(MEMORIES)}")
+        for name in ("hidden_size", "d_fwm", "n_reads", "total_timesteps", "n_envs", "n_steps", "eval_every", "eval_episodes", "final_eval_episodes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not (0 < self.learning_rate < math.inf and 0 < self.adam_eps < math.inf):
+            raise ValueError(f"learning_rate and adam_eps must be positive and finite, got {self.learning_rate} and {self.adam_eps}")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ValueError(f"time_budget must be positive seconds or None, got {self.time_budget!r}")
+
+    @property
+    def policy_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"hidden_size": self.hidden_size, "optimizer_kwargs": {"eps": self.adam_eps}}
+        if self.memory == "fwm":
+            kwargs.update(d_fwm=self.d_fwm, n_reads=self.n_reads)
+        return kwargs
+
+    @property
+    def label(self) -> str:
+        core = f"FWM-{self.hidden_size}-{self.d_fwm}" if self.memory == "fwm" else f"LSTM-{self.hidden_size}"
+        return f"{core} on {self.env_id}"
+
+
+# ------------------------------------------------------------------------ envs
+def _spec_kwargs(env_id: str) -> dict[str, Any]:
+    """The keyword arguments a graph-task id fixes (:data:`~fwm_rl.envs.ENV_IDS`), or None for other ids."""
+    return ENV_IDS.get(env_id.split(":")[-1])
+
+
+def check_env_id(env_id: str) -> tuple[gym.Space, gym.Space]:
+    """The (flattened) observation and action spaces of ``env_id``, or a clear error why A2C cannot train on it."""
+    try:
+        env = gym.make(env_id)
+    except gym.error.Error as exc:
+        raise ValueError(f"unknown environment {env_id!r} ({exc}); give a registered id, or 'module:Id' to import the module that registers it") from None
+    try:
+        obs_space, action_space = env.observation_space, env.action_space
+    finally:
+        env.close()
+    if not isinstance(action_space, gym.spaces.Discrete):
+        raise ValueError(f"{env_id} has actions {action_space}; RecurrentA2C needs a Discrete action space")
+    if isinstance(obs_space, gym.spaces.Dict) and all(isinstance(s, gym.spaces.Box) for s in obs_space.spaces.values()):
+        obs_space = gym.spaces.flatten_space(obs_space)
+    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+        raise ValueError(f"{env_id} has observations {obs_space}; RecurrentA2C needs a flat Box (or a Dict of Box) observation space")
+    return obs_space, action_space
+
+
+def make_env(env_id: str, n_envs: int, seed: int | None = None) -> VecEnv:
+    """``n_envs`` copies of ``env_id`` as an SB3 ``VecEnv`` (``Monitor`` on each, ``Dict`` observations
+    flattened); a graph-task id gives its native batched env (:class:`~fwm_rl.agents.FWMGraphVecEnv`)."""
+    fixed = _spec_kwargs(env_id)
+    if fixed is not None:
+        return FWMGraphVecEnv.make(n_envs, split=fixed.get("split", "random"), seed=seed, **{k: v for k, v in fixed.items() if k != "split"})
+    flatten = isinstance(gym.make(env_id).observation_space, gym.spaces.Dict)
+    return make_vec_env(env_id, n_envs=n_envs, seed=seed, wrapper_class=gym.wrappers.FlattenObservation if flatten else None)
+
+
+def evaluate_env(policy: RecurrentActorCriticPolicy, env: VecEnv, n_episodes: int, deterministic: bool = False) -> tuple[float, float]:
+    """Mean return and its standard error over ``n_episodes`` episodes of ``env`` (reset first; each
+    copy's memory emptied at its episodes' starts). Copy ``i`` plays ``(n_episodes + i) // num_envs``
+    of them, as SB3's ``evaluate_policy`` does, so short episodes are not favoured."""
+    n = env.num_envs
+    targets = np.array([(n_episodes + i) // n for i in range(n)])
+    counts, totals, returns = np.zeros(n, dtype=int), np.zeros(n), []
+    obs = torch.as_tensor(env.reset(), dtype=torch.float32, device=policy.device)
+    state = policy.initial_state(n)
+    starts = torch.ones(n, dtype=torch.bool, device=policy.device)
+    was_training = policy.training
+    policy.set_training_mode(False)
+    with torch.no_grad():
+        while (counts < targets).any():
+            actions, _, _, state = policy(obs, state, starts, deterministic=deterministic)
+            obs_np, rewards, dones, _ = env.step(actions.cpu().numpy())
+            totals += rewards
+            counted = dones & (counts < targets)
+            returns += totals[counted].tolist()
+            counts += counted
+            totals[dones] = 0.0
+            obs = torch.as_tensor(obs_np, dtype=torch.float32, device=policy.device)
+            starts = torch.as_tensor(dones, device=policy.device)
+    policy.set_training_mode(was_training)
+    sem = float(np.std(returns, ddof=1) / math.sqrt(len(returns))) if len(returns) > 1 else float("nan")
+    return float(np.mean(returns)), sem
+
+
+def make_model(cfg: EnvTrainConfig, env: VecEnv, device: torch.device) -> RecurrentA2C:
+    model = RecurrentA2C(
+        MEMORIES[cfg.memory],
+        env,
+        learning_rate=cfg.learning_rate,
+        n_steps=cfg.n_steps,
+        gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda,
+        ent_coef=cfg.ent_coef,
+        vf_coef=cfg.vf_coef,
+        max_grad_norm=cfg.max_grad_norm,
+        normalize_advantage=cfg.normalize_advantage,
+        policy_kwargs=cfg.policy_kwargs,
+        stats_window_size=100,
+        seed=cfg.seed,
+        device=device,
+    )
+    model.set_logger(Logger(folder=None, output_formats=[]))  # metrics go to RunLogger
+    return model
+
+
+def read_env_checkpoint(run_dir: str | Path) -> tuple[dict, EnvTrainConfig]:
+    """The latest checkpoint of an ``--env`` run (a run folder or its ``checkpoint.pt``) and its configuration."""
+    path = Path(run_dir)
+    path = path if path.is_file() else path / CHECKPOINT
+    ckpt = load_checkpoint(path)
+    if not isinstance(ckpt, dict) or not {"config", "policy", "timesteps"} <= set(ckpt) or "env_id" not in ckpt["config"]:
+        raise ValueError(f"{path} is not a checkpoint of an A2C run on a Gymnasium env (written by fwm-rl train --env)")
+    return ckpt, EnvTrainConfig.from_dict(ckpt["config"])
+
+
+def load_env_policy(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[RecurrentActorCriticPolicy, EnvTrainConfig]:
+    """The policy of an ``--env`` run's latest checkpoint and the run's configuration."""
+    ckpt, cfg = read_env_checkpoint(run_dir)
+    obs_space, action_space = check_env_id(cfg.env_id)
+    policy = MEMORIES[cfg.memory](obs_space, action_space, ConstantSchedule(cfg.learning_rate), **cfg.policy_kwargs)
+    policy.load_state_dict(ckpt["policy"])
+    return policy.to(resolve_device(device)), cfg
+
+
+# ------------------------------------------------------------------------ runs
+@dataclass
+class EnvRunSummary:
+    """Outcome of one ``--env`` run (also ``results.json`` in its folder)."""
+
+    label: str
+    env_id: str
+    timesteps: int
+    train_return: float  # mean return of the training episodes that ended in the last logging interval
+    eval_return: float  # final evaluation: mean return over final_eval_episodes episodes
+    eval_sem: float
+    eval_episodes: int
+    train_seconds: float
+    steps_per_second: float
+    stopped_by_time_budget: bool
+    record: dict[str, Any]
+
+
+class _Bar(BaseCallback):
+    """Moves the progress bar after every rollout."""
+
+    def __init__(self, bar) -> None:
+        super().__init__()
+        self.bar = bar
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.bar.update(self.num_timesteps - self.bar.n)
+
+
+def train_env_run(
+    cfg: EnvTrainConfig, run_dir: str | Path, resume: bool = False, show_progress: bool | None = None, overwrite: bool = False
+) -> EnvRunSummary:
+    """Train one agent on ``cfg.env_id`` into ``run_dir`` (``resume``: continue from its ``checkpoint.pt``;
+    the environments then start new episodes). A folder holding a run is refused unless ``overwrite``."""
+    run_dir = Path(run_dir)
+    started = datetime.now(timezone.utc)
+    check_env_id(cfg.env_id)
+    device = resolve_device(cfg.device)
+    dist = DistContext(device=device)
+    with hold_run_folder(run_dir, dist, () if resume else [(run_dir, RUN_OUTPUTS)], overwrite, f"--resume {run_dir}"):
+        ckpt = load_checkpoint(run_dir / CHECKPOINT) if resume else None
+        done = ckpt["timesteps"] if ckpt is not None else 0
+        set_seed(cfg.seed)
+        # A resumed run starts new episodes from seeds of (seed, steps done), not the first run's again.
+        env_seed = int(np.random.SeedSequence([cfg.seed, done]).generate_state(1)[0])
+        env = make_env(cfg.env_id, cfg.n_envs, seed=env_seed)
+        eval_env = make_env(cfg.env_id, min(cfg.n_envs, cfg.final_eval_episodes), seed=env_seed + 1)
+        model = make_model(cfg, env, device)
+        train_seconds = 0.0
+        if ckpt is not None:
+            model.policy.load_state_dict(ckpt["policy"])
+            model.policy.optimizer.load_state_dict(ckpt["optimizer"])
+            train_seconds = ckpt["train_seconds"]
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        logger = RunLogger(run_dir, resume_step=done if ckpt is not None else None)
+        bar = progress(total=cfg.total_timesteps, initial=done, desc=f"{cfg.label} steps", disable=None if show_progress is None else not show_progress)
+        model.num_timesteps, stopped = done, False
+        try:
+            while done < cfg.total_timesteps:
+                if cfg.time_budget is not None and train_seconds >= cfg.time_budget:
+                    stopped = True
+                    break
+                start = time.perf_counter()
+                # learn() continues the episodes where the last call left them (its _last_obs and memory state).
+                model.learn(min(cfg.eval_every - done % cfg.eval_every, cfg.total_timesteps - done), callback=_Bar(bar), reset_num_timesteps=False)
+                train_seconds += time.perf_counter() - start
+                done = model.num_timesteps
+                # The training episodes that ended since the last log (the last stats_window_size of them).
+                train_return = float(np.mean([e["r"] for e in model.ep_info_buffer])) if model.ep_info_buffer else float("nan")
+                model.ep_info_buffer.clear()
+                eval_return, _ = evaluate_env(model.policy, eval_env, cfg.eval_episodes)
+                logger.log(done, {
+                    "train/return": train_return,
+                    "eval/return": eval_return,
+                    **{f"train/{k}": v for k, v in model.last_losses.items()},
+                    "time/train_seconds": train_seconds,
+                    "time/steps_per_second": done / max(train_seconds, 1e-9),
+                })  # fmt: skip
+                bar.set_postfix(train=f"{train_return:.1f}", eval=f"{eval_return:.1f}")
+                atomic_save(
+                    {
+                        "config": cfg.to_dict(),
+                        "timesteps": done,
+                        "policy": model.policy.state_dict(),
+                        "optimizer": model.policy.optimizer.state_dict(),
+                        "train_seconds": train_seconds,
+                        "train_return": train_return,
+                    },
+                    run_dir / CHECKPOINT,
+                )
+        finally:
+            bar.close()
+            logger.close()
+        ckpt = load_checkpoint(run_dir / CHECKPOINT)
+        model.policy.load_state_dict(ckpt["policy"])
+        mean, sem = evaluate_env(model.policy, eval_env, cfg.final_eval_episodes)
+        summary = EnvRunSummary(
+            label=cfg.label,
+            env_id=cfg.env_id,
+            timesteps=ckpt["timesteps"],
+            train_return=ckpt["train_return"],
+            eval_return=mean,
+            eval_sem=sem,
+            eval_episodes=cfg.final_eval_episodes,
+            train_seconds=ckpt["train_seconds"],
+            steps_per_second=ckpt["timesteps"] / max(ckpt["train_seconds"], 1e-9),
+            stopped_by_time_budget=stopped,
+            record=run_record(started, device),
+        )
+        (run_dir / RESULTS).write_text(json.dumps(dataclasses.asdict(summary), indent=2) + "\n")
+        env.close()
+        eval_env.close()
+        return summary

@@ -1,0 +1,164 @@
+"""Recurrent A2C on any Gymnasium env (fwm-rl train --env): the trainer, its CLI, HideVelocity, Dict observations."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import fwm_rl  # noqa: F401  (registers CartPoleNoVel-v1)
+from fwm_rl.agents import FWMGraphVecEnv
+from fwm_rl.agents.env_training import EnvTrainConfig, check_env_id, evaluate_env, load_env_policy, make_env, train_env_run
+from fwm_rl.cli import main
+from fwm_rl.envs import HideVelocity
+
+TINY = {"n_envs": 4, "n_steps": 16, "total_timesteps": 128, "eval_every": 64, "eval_episodes": 2, "final_eval_episodes": 4, "hidden_size": 8}
+
+
+class DictObsEnv(gym.Env):
+    """A memory task with a Dict of Box observation: the cue is shown at the first step only; acting on it pays 1 at the last."""
+
+    observation_space = gym.spaces.Dict({"cue": gym.spaces.Box(0.0, 1.0, (2,)), "time": gym.spaces.Box(0.0, 1.0, (1,))})
+    action_space = gym.spaces.Discrete(2)
+    metadata = {"render_modes": ["rgb_array"]}  # SB3's make_vec_env asks for it
+
+    def __init__(self, render_mode=None):
+        self.render_mode = render_mode
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.cue, self.t = int(self.np_random.integers(2)), 0
+        return self._obs(), {}
+
+    def _obs(self):
+        cue = np.eye(2, dtype=np.float32)[self.cue] if self.t == 0 else np.zeros(2, dtype=np.float32)
+        return {"cue": cue, "time": np.array([self.t / 4], dtype=np.float32)}
+
+    def step(self, action):
+        self.t += 1
+        done = self.t == 4
+        return self._obs(), float(done and action == self.cue), done, False, {}
+
+
+if "TestDictCue-v0" not in gym.registry:
+    gym.register("TestDictCue-v0", entry_point=DictObsEnv)
+
+
+def rows(run_dir) -> list[dict]:
+    with open(run_dir / "metrics.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_hide_velocity():
+    env = gym.make("CartPoleNoVel-v1")
+    full = gym.make("CartPole-v1")
+    assert env.observation_space.shape == (2,) and env.action_space == full.action_space
+    obs, _ = env.reset(seed=3)
+    full_obs, _ = full.reset(seed=3)
+    assert np.array_equal(obs, full_obs[[0, 2]])
+    obs, *_ = env.step(1)
+    full_obs, *_ = full.step(1)
+    assert np.array_equal(obs, full_obs[[0, 2]])
+    assert gym.make("AcrobotNoVel-v1").observation_space.shape == (4,)
+    assert gym.make("MountainCarNoVel-v0").observation_space.shape == (1,)
+    assert HideVelocity(gym.make("Pendulum-v1"), indices=(2,)).observation_space.shape == (2,)
+    with pytest.raises(ValueError, match="does not know the velocities of 'Pendulum'"):
+        HideVelocity(gym.make("Pendulum-v1"))
+    with pytest.raises(ValueError, match="some but not all"):
+        HideVelocity(gym.make("CartPole-v1"), indices=(0, 1, 2, 3))
+
+
+def test_check_env_id_and_make_env():
+    obs, actions = check_env_id("TestDictCue-v0")
+    assert obs.shape == (3,) and actions.n == 2
+    venv = make_env("TestDictCue-v0", 3, seed=0)
+    assert venv.observation_space.shape == (3,) and venv.reset().shape == (3, 3)
+    assert isinstance(make_env("FWMGraphTest-v0", 600), FWMGraphVecEnv)  # the native batched env
+    assert make_env("FWMGraphReleased-v0", 2).venv.config.semantics == "released_code"
+    for env_id, match in (("Pendulum-v1", "Discrete action space"), ("Nope-v0", "unknown environment 'Nope-v0'")):
+        with pytest.raises(ValueError, match=match):
+            check_env_id(env_id)
+
+
+def test_evaluate_env_counts_episodes_per_copy():
+    policy = load_env_policy_free("TestDictCue-v0")
+    env = make_env("TestDictCue-v0", 3, seed=0)
+    mean, sem = evaluate_env(policy, env, 7)
+    assert 0.0 <= mean <= 1.0 and np.isfinite(sem)
+
+
+def load_env_policy_free(env_id: str):
+    """An untrained FWM policy for ``env_id``."""
+    from fwm_rl.agents.env_training import make_model
+
+    return make_model(EnvTrainConfig(env_id=env_id, **TINY), make_env(env_id, 2), torch.device("cpu")).policy
+
+
+@pytest.mark.parametrize("memory", ["fwm", "lstm"])
+def test_train_resume_and_eval(tmp_path, memory, capsys):
+    cfg = EnvTrainConfig(env_id="CartPoleNoVel-v1", memory=memory, **TINY)
+    summary = train_env_run(cfg, tmp_path / "run", show_progress=False)
+    assert summary.timesteps == 128 and summary.eval_episodes == 4 and summary.label.endswith("on CartPoleNoVel-v1")
+    assert [r["step"] for r in rows(tmp_path / "run")] == ["64", "128"]
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["eval_return"] == summary.eval_return
+    # Resume to 192 steps (the CLI may change --total-timesteps only)
+    assert main(["train", "--resume", str(tmp_path / "run"), "--total-timesteps", "192", "--no-progress"]) == 0
+    assert [r["step"] for r in rows(tmp_path / "run")] == ["64", "128", "192"]
+    assert "| agent | steps |" in capsys.readouterr().out
+    assert main(["train", "--resume", str(tmp_path / "run"), "--lr", "0.1"]) == 2
+    assert "only --total-timesteps, --device, --time-budget, --final-eval-episodes may change (drop --lr)" in capsys.readouterr().err
+    policy, loaded = load_env_policy(tmp_path / "run")
+    assert loaded == dataclasses.replace(cfg, total_timesteps=192) and isinstance(policy, torch.nn.Module)
+    assert main(["eval", str(tmp_path / "run")]) == 0
+    assert "on CartPoleNoVel-v1" in capsys.readouterr().out
+    assert main(["eval", str(tmp_path / "run"), "--split", "test"]) == 2
+
+
+def test_dict_observations_and_the_native_graph_env(tmp_path):
+    train_env_run(EnvTrainConfig(env_id="TestDictCue-v0", **TINY), tmp_path / "dict", show_progress=False)
+    summary = train_env_run(EnvTrainConfig(env_id="FWMGraph-v0", **{**TINY, "n_steps": 30, "total_timesteps": 240, "eval_every": 120}),
+                            tmp_path / "graph", show_progress=False)
+    assert summary.timesteps == 240 and np.isfinite(summary.eval_return)
+
+
+def test_time_budget_stops_at_a_log(tmp_path):
+    summary = train_env_run(EnvTrainConfig(env_id="CartPoleNoVel-v1", time_budget=1e-6, **TINY), tmp_path / "run", show_progress=False)
+    assert summary.stopped_by_time_budget and summary.timesteps == 64
+
+
+def test_cli(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--env", "CartPoleNoVel-v1", "--memory", "lstm", "--hidden-size", "8", "--total-timesteps", "64",
+            "--eval-every", "64", "--n-envs", "2", "--n-steps", "8", "--eval-episodes", "1", "--final-eval-episodes", "2",
+            "--gamma", "0.9", "--gae-lambda", "1", "--ent-coef", "0", "--vf-coef", "0.25", "--lr", "0.003", "--seed", "4", "--out", str(out)]
+    assert main([*args, "--print-config"]) == 0
+    config = json.loads(capsys.readouterr().out)["config"]
+    assert config == {**EnvTrainConfig().to_dict(), "memory": "lstm", "hidden_size": 8, "total_timesteps": 64, "eval_every": 64, "n_envs": 2,
+                      "n_steps": 8, "eval_episodes": 1, "final_eval_episodes": 2, "gamma": 0.9, "gae_lambda": 1.0, "ent_coef": 0.0,
+                      "vf_coef": 0.25, "learning_rate": 0.003, "seed": 4}
+    assert main([*args, "--no-progress"]) == 0
+    assert "LSTM-8 on CartPoleNoVel-v1 | 64 |" in capsys.readouterr().out
+    assert main([*args, "--no-progress"]) == 2  # the folder holds a run
+    assert "already holds a run" in capsys.readouterr().err
+    for bad, message in (
+        (["--env", "CartPoleNoVel-v1", "--episodes", "3"], "--episodes is an option of the graph task"),
+        (["--total-timesteps", "5"], "--total-timesteps is an option of --env runs"),
+        (["--preset", "cpu", "--memory", "lstm"], "preset cpu trains 2 runs"),
+        (["--env", "FWMGraphTrain-v0", "--semantics", "released_code"], "fixes the rules to paper"),
+        (["--env", "Pendulum-v1"], "Discrete action space"),
+        (["--env", "CartPoleNoVel-v1", "--resume", str(out)], "drop --env"),
+    ):
+        assert main(["train", *bad, "--print-config"]) == 2, bad
+        assert message in capsys.readouterr().err
+
+
+def test_graph_training_ids_select_the_graph_trainer(capsys):
+    assert main(["train", "--env", "FWMGraphReleasedTrain-v0", "--preset", "paper-lstm-512", "--hidden-size", "64", "--gamma", "0.8",
+                 "--print-config"]) == 0
+    (run,) = json.loads(capsys.readouterr().out)["runs"]
+    assert (run["semantics"], run["memory"], run["hidden_size"], run["gamma"], run["name"]) == ("released_code", "lstm", 64, 0.8, "lstm-64")
