@@ -1,7 +1,8 @@
-"""Recurrent A2C agents (paper section 4.2): FWM and LSTM memories on stable-baselines3."""
+"""Recurrent A2C agents (paper section 4.2) and recurrent PPO: FWM and LSTM memories on stable-baselines3."""
 
 from fwm_rl.agents.a2c import RecurrentA2C, RecurrentRolloutBuffer
 from fwm_rl.agents.policies import FwmPolicy, LSTMCore, LstmPolicy, RecurrentActorCriticPolicy
+from fwm_rl.agents.ppo import RecurrentPPO
 from fwm_rl.agents.pretrained import PRETRAINED, load_pretrained
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
 
@@ -13,6 +14,7 @@ __all__ = [
     "LstmPolicy",
     "RecurrentA2C",
     "RecurrentActorCriticPolicy",
+    "RecurrentPPO",
     "RecurrentRolloutBuffer",
     "load_pretrained",
 ]

@@ -12,6 +12,7 @@ The algorithm never looks inside the memory state: a core is any module with
 * ``forward(x [T, B, in], state, episode_starts [T, B], need_state) -> (out [T, B, H], state)``,
   where ``episode_starts[t, b]`` empties row ``b``'s memory before step ``t``,
 * ``output_size``,
+* ``state_rows(state, rows)`` -> the state of batch rows ``rows`` only (for minibatches of environments),
 
 so the LSTM's ``(h, c)`` and the FWM's ``((h, c), F)`` are handled alike, and a
 new memory needs no change to the algorithm. A rollout calls the core one step
@@ -59,6 +60,12 @@ class LSTMCore(nn.Module):
         p = self.lstm.weight_hh_l0
         zeros = torch.zeros(1, batch_size, self.output_size, device=device or p.device, dtype=dtype or p.dtype)
         return zeros, zeros.clone()
+
+    @staticmethod
+    def state_rows(state: tuple[Tensor, Tensor], rows: Tensor | slice) -> tuple[Tensor, Tensor]:
+        """The state of batch rows ``rows`` only."""
+        h, c = state
+        return h[:, rows], c[:, rows]
 
     def forward(
         self, x: Tensor, state: tuple[Tensor, Tensor] | None = None, episode_starts: Tensor | None = None, need_state: bool = True

@@ -10,7 +10,18 @@ import torch
 from torch import Tensor, nn
 
 from fwm_rl.memory.chunked import run_chunked
-from fwm_rl.memory.common import IMPLS, KEY_MODES, FactoredState, MemoryTrace, cat_time, check_mask, host_checks, key_vec, sum_writes
+from fwm_rl.memory.common import (
+    IMPLS,
+    KEY_MODES,
+    FactoredState,
+    MemoryTrace,
+    cat_time,
+    check_mask,
+    host_checks,
+    key_vec,
+    map_state,
+    sum_writes,
+)
 from fwm_rl.memory.factored import step_factored
 from fwm_rl.memory.step import run_step
 
@@ -307,6 +318,13 @@ class FWMLSTM(nn.Module):
         device, dtype = device or p.device, dtype or p.dtype
         zeros = torch.zeros(1, batch_size, self.hidden_size, device=device, dtype=dtype)
         return (zeros, zeros.clone()), self.memory.initial_state(batch_size, device, dtype, factored=factored)
+
+    @staticmethod
+    def state_rows(state: State, rows: Tensor | slice) -> State:
+        """The state of batch rows ``rows`` only: ``h``, ``c`` are ``[1, B, H]``, every tensor of ``F``
+        (dense or :class:`FactoredState`) is batch-first."""
+        (h, c), F = state
+        return (h[:, rows], c[:, rows]), map_state(F, lambda t: t[rows])
 
     def _check_state(self, state, B: int) -> None:
         try:
