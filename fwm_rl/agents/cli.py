@@ -18,7 +18,7 @@ from fwm_rl.agents.env_training import (
     read_env_checkpoint,
     train_env_run,
 )
-from fwm_rl.agents.evaluation import evaluate
+from fwm_rl.agents.evaluation import trial_returns
 from fwm_rl.agents.explain import explain_figure
 from fwm_rl.agents.plotting import plot_runs
 from fwm_rl.agents.pretrained import PRETRAINED, load_pretrained
@@ -53,7 +53,7 @@ AGENT_OPTIONS = ("memory", "hidden_size", "d_fwm", "n_reads")
 RECIPE_OPTIONS = ("gamma", "gae_lambda", "ent_coef", "vf_coef")
 #: Options of ``--env`` runs only, and of graph runs only.
 ENV_ONLY = ("total_timesteps", "n_steps", "eval_episodes", "final_eval_episodes")
-GRAPH_ONLY = ("preset", "episodes", "semantics", "final_episodes_per_graph")
+GRAPH_ONLY = ("preset", "episodes", "semantics", "trials", "final_episodes_per_graph")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,6 +76,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=None, dest="learning_rate", help="Adam learning rate (paper 1e-3; --env runs: 1e-3)")
     parser.add_argument("--semantics", choices=SEMANTICS, default=None, help="task rules (default paper; released_code = the authors' code)")
     parser.add_argument("--time-budget", type=float, default=None, help="seconds of training per run; stops at the next log after it")
+    parser.add_argument(
+        "--trials", type=int, default=None,
+        help="episodes per trial on the same graph with the memory kept across them (k-shot meta-RL; default 1, the paper)",
+    )  # fmt: skip
     parser.add_argument(
         "--final-episodes-per-graph", type=int, default=None, help="episodes per graph of the final evaluation (results table; default 5)"
     )
@@ -220,7 +224,7 @@ def _resume(path: Path, options: dict, args: argparse.Namespace, show: bool | No
     summary = train_run(dataclasses.replace(cfg, **changes), path, resume=True, show_progress=show)
     if launch_rank() == 0:
         plot_runs([path], path / "figure5.png")
-        print(results_table([summary], cfg.semantics), end="")
+        print(results_table([summary], cfg.semantics, cfg.trials), end="")
 
 
 def _agents(args: argparse.Namespace, source: str) -> list[tuple]:
@@ -259,13 +263,22 @@ def _eval(args: argparse.Namespace) -> int:
     if args.run_dir is not None and _is_env_run(args.run_dir):
         return _eval_env_run(args)
     agents = _agents(args, "run_dir")  # (errors before the table's header)
+    if args.trials < 1:
+        raise ValueError(f"--trials must be at least 1, got {args.trials}")
     splits = ("train", "test") if args.split is None else (args.split,)
     width = max(24, *(len(name) + 1 for _, _, name in agents))
-    print(f"{'agent':{width}s} {'split':6s} {'mean reward':>12s} {'std. error':>11s} {'episodes':>9s}")
+    header = f"{'agent':{width}s} {'split':6s} {'mean reward':>12s} {'std. error':>11s} {'episodes':>9s}"
+    if args.trials > 1:
+        header += "  mean reward of episode 1.." + str(args.trials) + " of a trial"
+    print(header)
     for policy, cfg, name in agents:
         for split in splits:
-            result = evaluate(policy, split, args.episodes_per_graph, args.seed, cfg.semantics, args.deterministic)
-            print(f"{name:{width}s} {split:6s} {result.mean:12.2f} {result.sem:11.2f} {result.episodes:9d}")
+            returns = trial_returns(policy, split, args.episodes_per_graph, args.seed, cfg.semantics, args.deterministic, trials=args.trials)
+            flat = returns.reshape(-1)
+            line = f"{name:{width}s} {split:6s} {flat.mean():12.2f} {flat.std(ddof=1) / len(flat) ** 0.5:11.2f} {len(flat):9d}"
+            if args.trials > 1:
+                line += "  " + " ".join(f"{m:6.1f}" for m in returns.mean(0))
+            print(line)
     return 0
 
 
@@ -340,6 +353,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--seed", type=int, default=0, help="seed of placements and action sampling (default 0)")
     ev.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     ev.add_argument("--deterministic", action="store_true", help="take the most likely action instead of sampling")
+    ev.add_argument("--trials", type=int, default=1,
+                    help="play trials of this many episodes per graph, the memory kept across them, and show the reward of each (default 1)")
     ev.set_defaults(func=_eval)
 
     watch = subparsers.add_parser(

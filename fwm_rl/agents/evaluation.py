@@ -21,7 +21,7 @@ from fwm_rl.envs import GraphBatch, TaskConfig
 from fwm_rl.envs.graphs import SPLITS
 from fwm_rl.envs.vector_env import task_graphs
 
-__all__ = ["EvalResult", "episode_returns", "evaluate"]
+__all__ = ["EvalResult", "episode_returns", "evaluate", "trial_returns"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class EvalResult:
         return f"{self.mean:.2f} ± {self.sem:.2f} ({self.episodes} episodes)"
 
 
-def episode_returns(
+def trial_returns(
     policy: RecurrentActorCriticPolicy,
     split: str = "test",
     episodes_per_graph: int = 1,
@@ -44,15 +44,18 @@ def episode_returns(
     semantics: str = "paper",
     deterministic: bool = False,
     n_graphs: int = 600,
+    trials: int = 1,
 ) -> np.ndarray:
-    """Total reward of each episode (``[n_graphs * episodes_per_graph]``; episode ``i`` plays graph
-    ``i % n_graphs`` of ``split``: ``"train"``, ``"test"`` or ``"valid"``, see :func:`~fwm_rl.envs.graphs.graph_set`), actions sampled from the policy
-    (``deterministic``: the most likely action). ``seed`` fixes placements and sampling."""
+    """Total reward of each episode of ``n_graphs * episodes_per_graph`` trials of ``trials`` episodes
+    (``[n_graphs * episodes_per_graph, trials]``): trial ``i`` plays graph ``i % n_graphs`` of ``split``
+    (``"train"``, ``"test"`` or ``"valid"``, see :func:`~fwm_rl.envs.graphs.graph_set`) with the memory
+    emptied at the trial's start only, actions sampled from the policy (``deterministic``: the most
+    likely action). ``seed`` fixes placements and sampling."""
     if isinstance(episodes_per_graph, bool) or not isinstance(episodes_per_graph, int) or episodes_per_graph < 1:
         raise ValueError(f"episodes_per_graph must be a positive integer, got {episodes_per_graph!r}")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS} (the paper's graph sets, or the validation set), got {split!r}")
-    config = TaskConfig(semantics=semantics)
+    config = TaskConfig(semantics=semantics, trials=trials)
     graphs = task_graphs(split, None, config, n_graphs, 666)
     n = n_graphs * episodes_per_graph
     device = policy.device
@@ -64,15 +67,29 @@ def episode_returns(
     obs = batch.reset()
     state = policy.initial_state(n)
     starts = torch.ones(n, dtype=torch.bool, device=device)
-    totals = torch.zeros(n, dtype=torch.float64, device=device)
+    totals = torch.zeros(n, trials, dtype=torch.float64, device=device)
     with torch.no_grad():
-        for _ in range(config.horizon):
+        for step in range(config.trial_length):
             actions, _, _, state = policy(obs, state, starts, deterministic=deterministic, generator=generator)
             obs, reward, _, _ = batch.step(actions)
-            totals += reward
+            totals[:, step // config.horizon] += reward
             starts = torch.zeros_like(starts)
     policy.set_training_mode(was_training)
     return totals.cpu().numpy()
+
+
+def episode_returns(
+    policy: RecurrentActorCriticPolicy,
+    split: str = "test",
+    episodes_per_graph: int = 1,
+    seed: int = 0,
+    semantics: str = "paper",
+    deterministic: bool = False,
+    n_graphs: int = 600,
+) -> np.ndarray:
+    """Total reward of each single episode (``[n_graphs * episodes_per_graph]``): :func:`trial_returns`
+    with trials of one episode, the memory emptied at every episode's start (the paper's test)."""
+    return trial_returns(policy, split, episodes_per_graph, seed, semantics, deterministic, n_graphs)[:, 0]
 
 
 def evaluate(
@@ -82,8 +99,10 @@ def evaluate(
     seed: int = 0,
     semantics: str = "paper",
     deterministic: bool = False,
+    trials: int = 1,
 ) -> EvalResult:
-    """:func:`episode_returns` summarised as mean and standard error over all episodes."""
-    returns = episode_returns(policy, split, episodes_per_graph, seed, semantics, deterministic)
+    """:func:`trial_returns` summarised as mean and standard error of the total reward per episode
+    over all episodes (with ``trials``: of all trials' episodes)."""
+    returns = trial_returns(policy, split, episodes_per_graph, seed, semantics, deterministic, trials=trials).reshape(-1)
     sem = float(returns.std(ddof=1) / math.sqrt(len(returns))) if len(returns) > 1 else float("nan")
     return EvalResult(float(returns.mean()), sem, len(returns))

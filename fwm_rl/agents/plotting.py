@@ -25,8 +25,8 @@ __all__ = ["curves_table", "plot_runs", "read_reference_curve", "seeds_table"]
 REFERENCE_STYLE = {"random": ("tab:gray", ":"), "explorer": ("tab:green", "--"), "oracle": ("black", "-.")}
 
 
-def _read_run(run_dir: Path) -> tuple[str, str, list[dict[str, float]]]:
-    """Legend label, task semantics and logged rows of one run."""
+def _read_run(run_dir: Path) -> tuple[str, tuple[str, int], list[dict[str, float]]]:
+    """Legend label, task (semantics, trials) and logged rows of one run."""
     config_path, csv_path = run_dir / CONFIG, run_dir / "metrics.csv"
     if not config_path.exists():
         raise FileNotFoundError(f"{run_dir} is not a training run (no {CONFIG})")
@@ -35,7 +35,7 @@ def _read_run(run_dir: Path) -> tuple[str, str, list[dict[str, float]]]:
     cfg = TrainConfig.from_dict(json.loads(config_path.read_text()))
     with open(csv_path, newline="") as fh:
         rows = [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(fh)]
-    return cfg.label, cfg.semantics, rows
+    return cfg.label, (cfg.semantics, cfg.trials), rows
 
 
 def read_reference_curve(path: str | Path, every: int = 50) -> tuple[str, str, list[tuple[int, float]]]:
@@ -77,10 +77,10 @@ def plot_runs(
     curves = [read_reference_curve(p, reference_every) for p in references]
     if not runs:
         raise ValueError("no runs to plot")
-    semantics = {s for _, s, _ in runs}
-    if len(semantics) != 1:
-        raise ValueError(f"runs use different task semantics {sorted(semantics)}; plot them separately")
-    semantics_name = semantics.pop()
+    tasks = {task for _, task, _ in runs}
+    if len(tasks) != 1:
+        raise ValueError(f"runs use different tasks (semantics, trials) {sorted(tasks)}; plot them separately")
+    semantics_name, trials = tasks.pop()
     fig = Figure(figsize=(12, 4.8))
     axes = fig.subplots(1, 2, sharey=True)
     for ax, split, key in ((axes[0], "train", "train/reward"), (axes[1], "test", "test/reward")):
@@ -90,7 +90,7 @@ def plot_runs(
         for panel, label, points in curves:
             if panel == split:
                 ax.plot([p[0] for p in points], [p[1] for p in points], linestyle="--", linewidth=1, alpha=0.8, label=label)
-        for policy, (mean, _) in reference_levels(split, reference_episodes, 0, semantics_name).items():
+        for policy, (mean, _) in reference_levels(split, reference_episodes // trials, 0, semantics_name, trials).items():
             color, style = REFERENCE_STYLE[policy]
             ax.axhline(mean, color=color, linestyle=style, linewidth=1, label=f"{policy} policy")
         ax.set_title(f"{split} environments")

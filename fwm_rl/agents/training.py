@@ -109,6 +109,7 @@ class TrainConfig(SavedConfig):
     max_grad_norm: float | None = None  # None = no clipping (paper)
     normalize_advantage: bool = False
     semantics: str = "paper"  # task rules, see fwm_rl.envs ("released_code" = the authors' code)
+    trials: int = 1  # episodes per trial on the same graph, the memory kept across them (k-shot meta-RL); 1 = the paper
     seed: int = 0
     device: str = "auto"
     time_budget: float | None = None  # seconds of training; the run stops at the first log after it
@@ -121,7 +122,7 @@ class TrainConfig(SavedConfig):
             raise ValueError(f"unknown fwm_impl {self.fwm_impl!r}; choose one of {IMPLS}")
         if self.semantics not in SEMANTICS:
             raise ValueError(f"unknown semantics {self.semantics!r}; choose one of {SEMANTICS}")
-        for name in ("hidden_size", "d_fwm", "n_reads", "n_envs", "episodes", "eval_every", "final_episodes_per_graph"):
+        for name in ("hidden_size", "d_fwm", "n_reads", "n_envs", "episodes", "eval_every", "final_episodes_per_graph", "trials"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -214,7 +215,7 @@ def make_model(cfg: TrainConfig, device: torch.device, dist: DistContext | None 
     ``n_envs`` first graphs, or this process's contiguous share of them in a data-parallel run."""
     dist = DistContext(device=device) if dist is None else dist
     share = row_share(cfg.n_envs, dist, "--n-envs")
-    env = FWMGraphVecEnv.make(share.stop - share.start, graphs=graph_set("train")[share], device=device, semantics=cfg.semantics)
+    env = FWMGraphVecEnv.make(share.stop - share.start, graphs=graph_set("train")[share], device=device, semantics=cfg.semantics, trials=cfg.trials)
     model = RecurrentA2C(
         MEMORIES[cfg.memory],
         env,
@@ -272,8 +273,8 @@ class _Tracker(BaseCallback):
 
 
 def _agent_steps_per_second(cfg: TrainConfig, episodes: int, seconds: float) -> float:
-    """Training throughput of a run: every one of its ``n_envs`` agents steps a whole episode per episode."""
-    return episodes * TaskConfig(semantics=cfg.semantics).horizon * cfg.n_envs / max(seconds, 1e-9)
+    """Training throughput of a run: every one of its ``n_envs`` agents steps a whole trial per episode (update)."""
+    return episodes * TaskConfig(semantics=cfg.semantics, trials=cfg.trials).trial_length * cfg.n_envs / max(seconds, 1e-9)
 
 
 def _chunk_seed(seed: int, episode: int, stream: int) -> int:
@@ -358,9 +359,9 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, show_progress: bool | 
             # Mean training reward over every process's agents.
             totals = all_reduce_sum({"reward": float(np.mean(tracker.rewards)) * env.num_envs, "agents": env.num_envs}, dist)
             if dist.is_main:
-                train_reward = totals["reward"] / totals["agents"]
-                test = evaluate(model.policy, "test", 1, seed=_chunk_seed(cfg.seed + 1, done, 0), semantics=cfg.semantics)
-                valid = evaluate(model.policy, "valid", 1, seed=_chunk_seed(cfg.seed + 2, done, 0), semantics=cfg.semantics)
+                train_reward = totals["reward"] / totals["agents"] / cfg.trials  # per episode (of a trial's total)
+                test = evaluate(model.policy, "test", 1, seed=_chunk_seed(cfg.seed + 1, done, 0), semantics=cfg.semantics, trials=cfg.trials)
+                valid = evaluate(model.policy, "valid", 1, seed=_chunk_seed(cfg.seed + 2, done, 0), semantics=cfg.semantics, trials=cfg.trials)
                 metrics = {
                     "train/reward": train_reward,
                     "valid/reward": valid.mean,
@@ -402,8 +403,8 @@ def _finish(cfg: TrainConfig, run_dir: Path, policy: RecurrentActorCriticPolicy,
         label=cfg.label,
         episodes=ckpt["episodes"],
         train_reward=ckpt["train_reward"],
-        test=evaluate(policy, "test", k, seed=cfg.seed + 10_000, semantics=cfg.semantics),
-        train=evaluate(policy, "train", k, seed=cfg.seed + 20_000, semantics=cfg.semantics),
+        test=evaluate(policy, "test", k, seed=cfg.seed + 10_000, semantics=cfg.semantics, trials=cfg.trials),
+        train=evaluate(policy, "train", k, seed=cfg.seed + 20_000, semantics=cfg.semantics, trials=cfg.trials),
         train_seconds=ckpt["train_seconds"],
         agent_steps_per_second=_agent_steps_per_second(cfg, ckpt["episodes"], ckpt["train_seconds"]),
         stopped_by_time_budget=stopped,
@@ -467,14 +468,14 @@ def _train_preset(configs: list[TrainConfig], out: Path, resume: bool, show_prog
     if not main:
         return summaries
     plot_runs([out / name for name in names], out / "figure5.png")
-    table = results_table(summaries, semantics=configs[0].semantics)
+    table = results_table(summaries, semantics=configs[0].semantics, trials=configs[0].trials)
     (out / "results.md").write_text(table)
     print(table, end="")
     print(f"wrote {out / 'figure5.png'} and {out / 'results.md'}")
     return summaries
 
 
-def results_table(summaries: list[RunSummary], semantics: str = "paper") -> str:
+def results_table(summaries: list[RunSummary], semantics: str = "paper", trials: int = 1) -> str:
     """Markdown table: final test and train reward of each run, with the reference policies."""
     lines = [
         "| agent | episodes | train seconds | agent-steps/s | train reward (last log) | test reward (final) | train-graph reward (final) |",
@@ -486,7 +487,7 @@ def results_table(summaries: list[RunSummary], semantics: str = "paper") -> str:
             f"| {s.label} | {s.episodes}{note} | {s.train_seconds:.0f} | {s.agent_steps_per_second:,.0f} | {s.train_reward:.1f} | "
             f"{s.test.mean:.1f} ± {s.test.sem:.1f} | {s.train.mean:.1f} ± {s.train.sem:.1f} |"
         )
-    levels = {split: reference_levels(split, 6000, 0, semantics) for split in ("test", "train")}
+    levels = {split: reference_levels(split, 6000 // trials, 0, semantics, trials) for split in ("test", "train")}
     for policy in ("random", "explorer", "oracle"):
         (test_mean, test_sem), (train_mean, train_sem) = levels["test"][policy], levels["train"][policy]
         lines.append(f"| {policy} policy | | | | | {test_mean:.1f} ± {test_sem:.1f} | {train_mean:.1f} ± {train_sem:.1f} |")

@@ -90,8 +90,9 @@ class FWMGraphVecEnv(VecEnv):
 
     @property
     def horizon(self) -> int:
-        """Episode length; all sub-environments start and end their episodes together."""
-        return self.venv.config.horizon
+        """Length of a (Gymnasium) episode: ``horizon`` steps, or a whole trial's ``trial_length``
+        with ``trials``; all sub-environments start and end their episodes together."""
+        return self.venv.config.trial_length
 
     # -------------------------------------------------------------- SB3 API
     def reset(self) -> np.ndarray:

@@ -97,40 +97,49 @@ class ExplorerPolicy(RandomPolicy):
         self.memory[rows, states, actions] = batch.tables[rows, states, actions]  # the outcome it just saw
 
 
-def episode_returns(
-    policy: str, split: str = "test", n_episodes: int = 600, seed: int = 0, semantics: str = "paper"
+def trial_returns(
+    policy: str, split: str = "test", n_trials: int = 600, seed: int = 0, semantics: str = "paper", trials: int = 1
 ) -> np.ndarray:
-    """Total reward of each of ``n_episodes`` episodes of ``policy`` (``[n_episodes]`` float64).
+    """Total reward of each episode of ``n_trials`` trials of ``trials`` episodes (``[n_trials, trials]`` float64).
 
-    Episode ``i`` plays graph ``i % 600`` of the paper's ``split`` (``"train"``/``"test"``), or a
-    fresh Listing-1 graph for ``split="random"``; all episodes run together as one batch.
+    Trial ``i`` plays graph ``i % 600`` of the paper's ``split`` (``"train"``/``"test"``/``"valid"``), or a
+    fresh Listing-1 graph for ``split="random"``, for ``trials`` episodes; the policy keeps what it
+    learnt across the episodes of a trial (the explorer its map) and starts afresh at the next trial.
+    All trials run together as one batch.
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; choose one of {POLICIES}")
-    config = TaskConfig(semantics=semantics)
-    batch = GraphBatch(n_episodes, graphs=task_graphs(split, None, config, 600, 666), config=config, seed=seed)
+    config = TaskConfig(semantics=semantics, trials=trials)
+    batch = GraphBatch(n_trials, graphs=task_graphs(split, None, config, 600, 666), config=config, seed=seed)
     rng = np.random.default_rng([seed, POLICIES.index(policy)])
     agent = {"random": RandomPolicy, "explorer": ExplorerPolicy, "oracle": OraclePolicy}[policy](rng)
     batch.reset()
     agent.reset(batch)
-    totals = np.zeros(n_episodes)
-    for _ in range(config.horizon):
+    totals = np.zeros((n_trials, trials))
+    for step in range(config.trial_length):
         states = batch.agent_location
         actions = agent.act(batch)
         _, reward, _, _ = batch.step(actions)
         agent.observe(batch, states, actions)
-        totals += reward
+        totals[:, step // config.horizon] += reward
     return totals
 
 
+def episode_returns(policy: str, split: str = "test", n_episodes: int = 600, seed: int = 0, semantics: str = "paper") -> np.ndarray:
+    """Total reward of each of ``n_episodes`` single episodes of ``policy`` (``[n_episodes]`` float64):
+    :func:`trial_returns` with trials of one episode."""
+    return trial_returns(policy, split, n_episodes, seed, semantics)[:, 0]
+
+
 def reference_levels(
-    split: str = "test", n_episodes: int = 6000, seed: int = 0, semantics: str = "paper"
+    split: str = "test", n_episodes: int = 6000, seed: int = 0, semantics: str = "paper", trials: int = 1
 ) -> dict[str, tuple[float, float]]:
-    """``{policy: (mean total reward per episode, its standard error)}`` for ``random``, ``explorer``, ``oracle``."""
+    """``{policy: (mean total reward per episode, its standard error)}`` for ``random``, ``explorer``, ``oracle``
+    (with ``trials``: over the episodes of ``n_episodes`` trials, the policies keeping their knowledge within a trial)."""
     if isinstance(n_episodes, bool) or not isinstance(n_episodes, (int, np.integer)) or n_episodes < 2:
         raise ValueError(f"n_episodes must be an integer >= 2 (for a standard error), got {n_episodes!r}")
     levels = {}
     for policy in POLICIES:
-        totals = episode_returns(policy, split, n_episodes, seed, semantics)
-        levels[policy] = (float(totals.mean()), float(totals.std(ddof=1) / math.sqrt(n_episodes)))
+        totals = trial_returns(policy, split, n_episodes, seed, semantics, trials).reshape(-1)
+        levels[policy] = (float(totals.mean()), float(totals.std(ddof=1) / math.sqrt(len(totals))))
     return levels

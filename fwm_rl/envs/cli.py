@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fwm_rl.envs.baselines import POLICIES, reference_levels
+from fwm_rl.envs.baselines import POLICIES, reference_levels, trial_returns
 from fwm_rl.envs.core import SEMANTICS
 from fwm_rl.envs.graphs import N_ACTIONS, N_STATES, graph_at, sample_adjacency_matrix
 from fwm_rl.envs.render import ansi_map, save_graph_png
@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     base.add_argument("--episodes", type=int, default=6000, help="episodes per policy (episode i on graph i %% 600); default 6000")
     base.add_argument("--seed", type=int, default=0, help="seed of placements and random choices (default 0)")
     base.add_argument("--semantics", choices=SEMANTICS, default="paper", help="task rules (default paper)")
+    base.add_argument("--trials", type=int, default=1,
+                      help="trials of this many episodes on the same graph, the policies keeping their knowledge across them; "
+                      "shows the reward of each episode of a trial (default 1)")
     base.set_defaults(func=_baselines)
 
 
@@ -60,10 +63,21 @@ def _show_graph(args: argparse.Namespace) -> int:
 
 
 def _baselines(args: argparse.Namespace) -> int:
-    levels = reference_levels(args.split, args.episodes, args.seed, args.semantics)
-    print(f"split={args.split} episodes={args.episodes} seed={args.seed} semantics={args.semantics}")
-    print(f"{'policy':10s} {'mean total reward':>18s} {'std. error':>11s}")
+    if args.trials < 1:
+        raise ValueError(f"--trials must be at least 1, got {args.trials}")
+    if args.trials == 1:
+        levels = reference_levels(args.split, args.episodes, args.seed, args.semantics)
+        print(f"split={args.split} episodes={args.episodes} seed={args.seed} semantics={args.semantics}")
+        print(f"{'policy':10s} {'mean total reward':>18s} {'std. error':>11s}")
+        for policy in POLICIES:
+            mean, sem = levels[policy]
+            print(f"{policy:10s} {mean:18.2f} {sem:11.2f}")
+        return 0
+    n_trials = max(args.episodes // args.trials, 2)
+    print(f"split={args.split} trials={n_trials} of {args.trials} episodes seed={args.seed} semantics={args.semantics}")
+    print(f"{'policy':10s} " + " ".join(f"{'episode ' + str(k + 1):>10s}" for k in range(args.trials)) + "   (mean total reward; std. error)")
     for policy in POLICIES:
-        mean, sem = levels[policy]
-        print(f"{policy:10s} {mean:18.2f} {sem:11.2f}")
+        returns = trial_returns(policy, args.split, n_trials, args.seed, args.semantics, args.trials)
+        sems = returns.std(0, ddof=1) / np.sqrt(n_trials)
+        print(f"{policy:10s} " + " ".join(f"{m:10.2f}" for m in returns.mean(0)) + "   (" + ", ".join(f"{e:.2f}" for e in sems) + ")")
     return 0

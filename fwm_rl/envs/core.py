@@ -23,6 +23,15 @@ Rules (``semantics="paper"``, the default):
 * an episode lasts ``horizon`` (30) steps and then ``terminated`` is True
   (elapsed time is part of the observation, so this is not a truncation).
 
+Trials (k-shot meta-RL, as in RL^2 and the authors' ``--periods``): with ``trials=k`` the
+environments play ``k`` consecutive episodes on the same graph, and these ``k`` episodes form one
+Gymnasium episode of ``k * horizon`` steps (:attr:`TaskConfig.trial_length`), so that a recurrent
+agent keeps its memory across the trial and empties it only at the next one. Each episode of the
+trial starts as a first episode does (reward and agent placed anew, timer 0, no previous action,
+progress 0, no last reward): the progress feature dropping to 0 is what tells the agent a new
+episode began, and :attr:`GraphBatch.episode_in_trial` (``info["episode_in_trial"]`` of the
+single env) says which one it is. ``trials=1`` is the paper's task, unchanged.
+
 ``semantics="released_code"`` reproduces the authors' released
 ``metaRL/train_agent.py`` instead (see :data:`SEMANTICS` and the README):
 the timer counts every unsuccessful step and is not reset when the reward is
@@ -81,12 +90,14 @@ class TaskConfig:
     #: (6 for the paper's 5 states, and the released code's rule ``timer > n_states``).
     reset_after: int | None = None
     semantics: Semantics = "paper"
+    #: Episodes per trial on the same graph (one Gymnasium episode; see the module docstring).
+    trials: int = 1
 
     def __post_init__(self) -> None:
         check_sizes(self.n_actions, self.n_states)
         if self.reset_after is None:
             object.__setattr__(self, "reset_after", self.n_states + 1)
-        for name in ("horizon", "reset_after"):
+        for name in ("horizon", "reset_after", "trials"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -96,6 +107,11 @@ class TaskConfig:
             raise ValueError(f"penalty must be a finite number >= 0 (it is subtracted), got {self.penalty!r}")
         if self.semantics not in SEMANTICS:
             raise ValueError(f"unknown semantics {self.semantics!r}; choose one of {SEMANTICS}")
+
+    @property
+    def trial_length(self) -> int:
+        """Steps of a Gymnasium episode: ``trials`` episodes of ``horizon`` steps."""
+        return self.horizon * self.trials
 
     @property
     def obs_dim(self) -> int:
@@ -140,14 +156,14 @@ class GraphBatch:
         check_actions: validate the actions in :meth:`step` (on CUDA this costs one
             host synchronisation per step; turn it off for actions sampled from the policy).
 
-    All environments share the step counter: episodes have a fixed length, so they
-    start and end together.
+    All environments share the step counter: episodes (and trials) have a fixed length, so
+    they start and end together.
 
     State (arrays ``[n_envs]`` of the backend unless noted), readable after :meth:`reset`:
     ``tables`` (next-state tables ``[n_envs, n_states, n_actions]``, -1 = invalid; :attr:`graphs`
     gives the adjacency tensors), ``graph_indices`` (index in the fixed set, None when sampled),
     ``reward_location``, ``agent_location``, ``previous_action`` (``n_actions`` = none yet),
-    ``timer``, ``last_reward``, ``step_count`` (int), and the last step's ``valid`` (the action had
+    ``timer``, ``last_reward``, ``step_count`` (int, steps into the trial), and the last step's ``valid`` (the action had
     an edge), ``reached`` (the reward was reached) and ``placed`` (reward and agent were placed anew).
     """
 
@@ -232,19 +248,29 @@ class GraphBatch:
             self.graph_indices = self._check_graph_indices(graph_indices)
             self.tables = self.graph_set_tables[self.graph_indices]
         self._flat_tables = self.tables.reshape(-1)
-        all_envs = xp.full((self.n_envs,), True, bool)
         self.reward_location = xp.zeros((self.n_envs,), xp.int_dtype)
         self.agent_location = xp.zeros((self.n_envs,), xp.int_dtype)
-        self._place(all_envs, exclude_previous=False)
-        self.previous_action = xp.full((self.n_envs,), cfg.no_action, xp.int_dtype)
-        self.timer = xp.zeros((self.n_envs,), xp.int_dtype)
-        self.last_reward = xp.zeros((self.n_envs,), xp.float_dtype)
+        self._start_episode()
         self.valid = xp.zeros((self.n_envs,), bool)
         self.reached = xp.zeros((self.n_envs,), bool)
-        self.placed = all_envs
+        self.placed = xp.full((self.n_envs,), True, bool)
         self.step_count = 0
         self._needs_reset = False
         return self.observation()
+
+    def _start_episode(self) -> None:
+        """Reward and agent placed anew everywhere, timer 0, no previous action, no last reward
+        (the start of a trial, and of each of its later episodes on the same graphs)."""
+        xp, cfg = self.backend, self.config
+        self._place(xp.full((self.n_envs,), True, bool), exclude_previous=False)
+        self.previous_action = xp.full((self.n_envs,), cfg.no_action, xp.int_dtype)
+        self.timer = xp.zeros((self.n_envs,), xp.int_dtype)
+        self.last_reward = xp.zeros((self.n_envs,), xp.float_dtype)
+
+    @property
+    def episode_in_trial(self) -> int:
+        """Which episode of the trial the environments play (0 .. trials-1); the last one after the trial's end."""
+        return min(self.step_count // self.config.horizon, self.config.trials - 1)
 
     def _check_graph_indices(self, graph_indices: Any) -> Any:
         xp, n_graphs = self.backend, self.n_graphs
@@ -298,11 +324,12 @@ class GraphBatch:
         """Take one action per environment.
 
         Returns ``(obs [n_envs, obs_dim] float32, reward [n_envs] float32, terminated [n_envs] bool,
-        truncated [n_envs] bool)``. ``terminated`` is all True after ``horizon`` steps; then call
-        :meth:`reset` (stepping on raises ``RuntimeError``).
+        truncated [n_envs] bool)``. ``terminated`` is all True after ``trial_length`` steps (``horizon``
+        when ``trials=1``); then call :meth:`reset` (stepping on raises ``RuntimeError``). Within a
+        trial, the step that ends an episode returns the first observation of the next one.
         """
         if self._needs_reset:
-            raise RuntimeError("call reset() first: the episode has not started or has ended (after `horizon` steps)")
+            raise RuntimeError("call reset() first: the episode has not started or has ended (after `trial_length` steps)")
         xp, cfg = self.backend, self.config
         if self.check_actions:
             actions = self._check_actions(actions)
@@ -329,7 +356,9 @@ class GraphBatch:
         self.last_reward = reward
         self.valid, self.reached, self.placed = valid, reached, placed
         self.step_count += 1
-        done = self.step_count >= cfg.horizon
+        done = self.step_count >= cfg.trial_length
+        if not done and self.step_count % cfg.horizon == 0:  # the next episode of the trial, same graphs
+            self._start_episode()
         self._needs_reset = done
         terminated = xp.full((self.n_envs,), done, bool)
         truncated = xp.zeros((self.n_envs,), bool)
@@ -344,7 +373,7 @@ class GraphBatch:
         flat[self._obs_rows + cfg.n_states + self.agent_location] = 1.0
         flat[self._obs_rows + cfg.action_bit(self.previous_action)] = 1.0
         obs[:, cfg.bias_index] = 1.0
-        obs[:, cfg.bias_index + 1] = self.step_count / cfg.horizon
+        obs[:, cfg.bias_index + 1] = (self.step_count - cfg.horizon * self.episode_in_trial) / cfg.horizon
         if cfg.semantics == "paper":  # the released code feeds a reward that is always 0 here
             obs[:, cfg.bias_index + 2] = self.last_reward
         return obs

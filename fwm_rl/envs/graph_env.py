@@ -26,7 +26,8 @@ class FWMGraphEnv(gym.Env):
     (``"ansi"``: a text map, ``"rgb_array"``: the drawing of :mod:`fwm_rl.envs.render`).
 
     ``info`` holds ``graph_index`` (-1 for a sampled graph) after reset, and after each step
-    ``valid_action``, ``reached_reward`` and ``placed`` (reward and agent were placed anew).
+    ``valid_action``, ``reached_reward`` and ``placed`` (reward and agent were placed anew); with
+    ``trials > 1`` also ``episode_in_trial`` (of the observation returned).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 2}
@@ -42,13 +43,14 @@ class FWMGraphEnv(gym.Env):
         penalty: float = 0.05,
         reset_after: int | None = None,
         semantics: str = "paper",
+        trials: int = 1,
         n_graphs: int = 600,
         data_seed: int = 666,
         render_mode: str | None = None,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r}; choose one of {self.metadata['render_modes']} or None")
-        self.config = TaskConfig(n_states, n_actions, horizon, reward, penalty, reset_after, semantics)
+        self.config = TaskConfig(n_states, n_actions, horizon, reward, penalty, reset_after, semantics, trials)
         self.split = split
         self.render_mode = render_mode
         self.core = GraphBatch(1, graphs=task_graphs(split, graphs, self.config, n_graphs, data_seed), config=self.config)
@@ -86,6 +88,8 @@ class FWMGraphEnv(gym.Env):
             "reached_reward": bool(self.core.reached[0]),
             "placed": bool(self.core.placed[0]),
         }
+        if self.config.trials > 1:
+            info["episode_in_trial"] = self.core.episode_in_trial
         return obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
 
     @property
@@ -100,5 +104,5 @@ class FWMGraphEnv(gym.Env):
         core = self.core
         agent, reward = int(core.agent_location[0]), int(core.reward_location[0])
         if self.render_mode == "ansi":
-            return render_lib.ansi_map(self.graph, agent=agent, reward=reward, step=core.step_count, horizon=self.config.horizon)
-        return render_lib.render_rgb(self.graph, agent=agent, reward=reward, title=f"step {core.step_count}/{self.config.horizon}")
+            return render_lib.ansi_map(self.graph, agent=agent, reward=reward, step=core.step_count, horizon=self.config.trial_length)
+        return render_lib.render_rgb(self.graph, agent=agent, reward=reward, title=f"step {core.step_count}/{self.config.trial_length}")

@@ -56,8 +56,9 @@ class FWMGraphVectorEnv(VectorEnv):
         split: ``"random"`` (fresh graph per sub-environment and episode), ``"train"`` or ``"test"``
             (the paper's sets, :func:`~fwm_rl.envs.graphs.paper_graph_sets`).
         graphs: explicit adjacency tensors ``[n, n_actions, n_states, n_states]`` instead of a split.
-        n_states, n_actions, horizon, reward, penalty, reset_after, semantics: see
-            :class:`~fwm_rl.envs.core.TaskConfig`.
+        n_states, n_actions, horizon, reward, penalty, reset_after, semantics, trials: see
+            :class:`~fwm_rl.envs.core.TaskConfig` (``trials=k``: k episodes on the same graph form one
+            Gymnasium episode of ``k * horizon`` steps).
         n_graphs, data_seed: size and seed of the paper's sets.
         device: None (numpy arrays, the Gymnasium contract) or a torch device: then observations,
             rewards and flags are torch tensors on it and actions may be tensors there too.
@@ -67,7 +68,8 @@ class FWMGraphVectorEnv(VectorEnv):
             :class:`~gymnasium.vector.AutoresetMode` or its name (``"next_step"``, ``"same_step"``,
             ``"disabled"``); ``gym.make_vec(..., autoreset_mode=...)`` passes it here.
 
-    All sub-environments end their episodes together, after ``horizon`` steps. Then, by ``autoreset_mode``:
+    All sub-environments end their episodes together, after ``horizon`` steps (``trial_length`` with
+    trials). Then, by ``autoreset_mode``:
 
     * ``NEXT_STEP`` (default, Gymnasium's usual mode, which every wrapper of
       :mod:`gymnasium.wrappers.vector` supports): that step returns the last observations with
@@ -98,6 +100,7 @@ class FWMGraphVectorEnv(VectorEnv):
         penalty: float = 0.05,
         reset_after: int | None = None,
         semantics: str = "paper",
+        trials: int = 1,
         n_graphs: int = 600,
         data_seed: int = 666,
         device: str | torch.device | None = None,
@@ -107,7 +110,7 @@ class FWMGraphVectorEnv(VectorEnv):
     ) -> None:
         if render_mode is not None:
             raise ValueError(f"FWMGraphVectorEnv does not render (render_mode={render_mode!r}); render a single FWMGraphEnv")
-        self.config = TaskConfig(n_states, n_actions, horizon, reward, penalty, reset_after, semantics)
+        self.config = TaskConfig(n_states, n_actions, horizon, reward, penalty, reset_after, semantics, trials)
         self.split = split
         self.core = GraphBatch(
             num_envs,
@@ -138,7 +141,7 @@ class FWMGraphVectorEnv(VectorEnv):
             if not mask.all():
                 raise ValueError(
                     "options['reset_mask'] must select every sub-environment: they share one clock (episodes of "
-                    f"horizon={self.config.horizon} steps start and end together), so a partial reset does not exist"
+                    f"{self.config.trial_length} steps start and end together), so a partial reset does not exist"
                 )
         super().reset(seed=seed)  # Gymnasium's bookkeeping of the seed
         self._episodes_over = False
@@ -155,7 +158,7 @@ class FWMGraphVectorEnv(VectorEnv):
             return self.core.reset(), xp.zeros((self.num_envs,), xp.float_dtype), no, no, {}
         obs, reward, terminated, truncated = self.core.step(actions)
         infos: dict[str, Any] = {}
-        if self.core.step_count >= self.config.horizon:
+        if self.core.step_count >= self.config.trial_length:
             if self.autoreset_mode == AutoresetMode.SAME_STEP:
                 every = np.ones(self.num_envs, dtype=bool)
                 infos = {"final_obs": obs, "_final_obs": every, "final_info": {}, "_final_info": every}
