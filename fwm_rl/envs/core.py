@@ -23,7 +23,7 @@ Rules (``semantics="paper"``, the default):
 * an episode lasts ``horizon`` (30) steps and then ``terminated`` is True
   (elapsed time is part of the observation, so this is not a truncation).
 
-Trials (k-shot meta-RL, as in RL^2 and the authors' ``--periods``): with ``trials=k`` the
+Trials (k-shot meta-RL, as in RL^2): with ``trials=k`` the
 environments play ``k`` consecutive episodes on the same graph, and these ``k`` episodes form one
 Gymnasium episode of ``k * horizon`` steps (:attr:`TaskConfig.trial_length`), so that a recurrent
 agent keeps its memory across the trial and empties it only at the next one. Each episode of the
