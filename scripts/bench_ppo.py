@@ -31,9 +31,9 @@ import numpy as np
 import torch
 
 from fwm_rl.agents import FWMGraphVecEnv, RecurrentA2C, RecurrentPPO
+from fwm_rl.agents.config import FAST_RECIPE
 from fwm_rl.agents.env_training import evaluate_env, make_env
 from fwm_rl.agents.evaluation import evaluate
-from fwm_rl.agents.training import FAST_RECIPE
 from fwm_rl.envs.graphs import graph_set
 from fwm_rl.runs import set_seed
 

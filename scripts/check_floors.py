@@ -17,9 +17,10 @@ import re
 import subprocess
 import sys
 import tempfile
-import tomllib
 import venv
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Tests that touch every dependency: environments (gymnasium, numpy, networkx), agents (stable-baselines3,

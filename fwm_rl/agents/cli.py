@@ -7,7 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from fwm_rl.agents.env_training import CONFIG as ENV_CONFIG
+from fwm_rl.agents.config import CONFIG, MEMORIES, PRESETS, TrainConfig, preset_configs
 from fwm_rl.agents.env_training import (
     EnvRunSummary,
     EnvTrainConfig,
@@ -24,12 +24,8 @@ from fwm_rl.agents.plotting import plot_runs
 from fwm_rl.agents.pretrained import PRETRAINED, load_pretrained
 from fwm_rl.agents.training import (
     CHECKPOINT,
-    MEMORIES,
-    PRESETS,
     RUNS,
-    TrainConfig,
     load_policy,
-    preset_configs,
     read_checkpoint,
     results_table,
     run_dirs,
@@ -187,7 +183,7 @@ def env_results_table(summaries: list[EnvRunSummary]) -> str:
 
 
 def _is_env_run(path: Path) -> bool:
-    config = path / ENV_CONFIG if path.is_dir() else path.parent / ENV_CONFIG
+    config = path / CONFIG if path.is_dir() else path.parent / CONFIG
     try:
         return "env_id" in json.loads(config.read_text())
     except (OSError, ValueError):

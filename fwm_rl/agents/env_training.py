@@ -38,7 +38,9 @@ from stable_baselines3.common.utils import ConstantSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
 from fwm_rl.agents.a2c import RecurrentA2C
-from fwm_rl.agents.policies import FwmPolicy, LstmPolicy, RecurrentActorCriticPolicy
+from fwm_rl.agents.config import CONFIG, MEMORIES
+from fwm_rl.agents.policies import RecurrentActorCriticPolicy
+from fwm_rl.agents.training import CHECKPOINT, RESULTS
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
 from fwm_rl.distributed import DistContext, hold_run_folder
 from fwm_rl.envs import ENV_IDS
@@ -46,10 +48,6 @@ from fwm_rl.runs import RunLogger, SavedConfig, atomic_save, load_checkpoint, pr
 
 __all__ = ["EnvRunSummary", "EnvTrainConfig", "check_env_id", "evaluate_env", "load_env_policy", "make_env", "train_env_run"]
 
-CHECKPOINT = "checkpoint.pt"
-CONFIG = "config.json"
-RESULTS = "results.json"
-MEMORIES: dict[str, type[RecurrentActorCriticPolicy]] = {"fwm": FwmPolicy, "lstm": LstmPolicy}
 #: What a run writes into its folder (what ``overwrite`` replaces).
 RUN_OUTPUTS = (CHECKPOINT, CONFIG, RESULTS, "metrics.csv", "tb", f".{CHECKPOINT}.*.tmp")
 

@@ -18,8 +18,8 @@ import torch
 
 from fwm_rl.agents.policies import RecurrentActorCriticPolicy
 from fwm_rl.envs import GraphBatch, TaskConfig
+from fwm_rl.envs.core import task_graphs
 from fwm_rl.envs.graphs import SPLITS
-from fwm_rl.envs.vector_env import task_graphs
 
 __all__ = ["EvalResult", "episode_returns", "evaluate", "trial_returns"]
 

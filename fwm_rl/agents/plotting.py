@@ -16,7 +16,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from fwm_rl.agents.training import CONFIG, TrainConfig
+from fwm_rl.agents.config import CONFIG, TrainConfig
 from fwm_rl.envs.baselines import reference_levels
 from fwm_rl.runs import save_figure
 

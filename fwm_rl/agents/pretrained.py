@@ -21,8 +21,9 @@ from typing import Any
 import torch
 
 from fwm_rl.agents.a2c import RecurrentA2C
+from fwm_rl.agents.config import MEMORIES, TrainConfig, recipe_of
 from fwm_rl.agents.evaluation import evaluate
-from fwm_rl.agents.training import MEMORIES, TrainConfig, load_policy, recipe_of
+from fwm_rl.agents.training import load_policy
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
 from fwm_rl.runs import resolve_device
 

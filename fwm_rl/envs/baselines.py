@@ -20,9 +20,8 @@ import math
 
 import numpy as np
 
-from fwm_rl.envs.core import GraphBatch, TaskConfig
+from fwm_rl.envs.core import GraphBatch, TaskConfig, task_graphs
 from fwm_rl.envs.graphs import adjacency_from_table, shortest_path_lengths
-from fwm_rl.envs.vector_env import task_graphs
 
 POLICIES: tuple[str, ...] = ("random", "explorer", "oracle")
 UNKNOWN = -2  # explorer memory: not tried yet (-1: tried, invalid; >= 0: where it leads)

@@ -61,12 +61,15 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from gymnasium import spaces
 
 from fwm_rl.envs._backend import Backend, make_backend
 from fwm_rl.envs.graphs import (
     MAX_SAMPLED_STATES,
+    SPLITS,
     adjacency_from_table,
     check_sizes,
+    graph_set,
     next_state_table,
     sample_table_batch,
     validate_graphs,
@@ -377,3 +380,29 @@ class GraphBatch:
         if cfg.semantics == "paper":  # the released code feeds a reward that is always 0 here
             obs[:, cfg.bias_index + 2] = self.last_reward
         return obs
+
+
+def task_graphs(
+    split: str, graphs: np.ndarray | None, config: TaskConfig, n_graphs: int, data_seed: int
+) -> np.ndarray | None:
+    """The graphs an environment plays: an explicit set, one of the paper's sets, or None (sampled every episode)."""
+    if graphs is not None:
+        if split != "random":
+            raise ValueError(f"pass either graphs=... or split={split!r}, not both")
+        return graphs
+    if split == "random":
+        return None
+    if (config.n_states, config.n_actions) != (5, 3):
+        raise ValueError(
+            f"the paper's {split!r} set has 5 states and 3 actions, not {config.n_states} and {config.n_actions}; "
+            "use split='random' or pass graphs=..."
+        )
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {(*SPLITS, 'random')}")
+    return graph_set(split, n_graphs, data_seed)
+
+
+def task_spaces(config: TaskConfig) -> tuple[spaces.Box, spaces.Discrete]:
+    """Observation ``Box(obs_dim,)`` float32 and action ``Discrete(n_actions)`` of one environment."""
+    low, high = config.observation_bounds()
+    return spaces.Box(low, high, dtype=np.float32), spaces.Discrete(config.n_actions)

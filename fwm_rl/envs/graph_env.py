@@ -14,8 +14,7 @@ import gymnasium as gym
 import numpy as np
 
 from fwm_rl.envs import render as render_lib
-from fwm_rl.envs.core import GraphBatch, TaskConfig
-from fwm_rl.envs.vector_env import task_graphs, task_spaces
+from fwm_rl.envs.core import GraphBatch, TaskConfig, task_graphs, task_spaces
 
 
 class FWMGraphEnv(gym.Env):

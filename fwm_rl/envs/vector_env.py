@@ -12,40 +12,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from fwm_rl.envs.core import GraphBatch, TaskConfig
-from fwm_rl.envs.graphs import SPLITS, graph_set
-
-
-def task_graphs(
-    split: str, graphs: np.ndarray | None, config: TaskConfig, n_graphs: int, data_seed: int
-) -> np.ndarray | None:
-    """The graphs an environment plays: an explicit set, one of the paper's sets, or None (sampled every episode)."""
-    if graphs is not None:
-        if split != "random":
-            raise ValueError(f"pass either graphs=... or split={split!r}, not both")
-        return graphs
-    if split == "random":
-        return None
-    if (config.n_states, config.n_actions) != (5, 3):
-        raise ValueError(
-            f"the paper's {split!r} set has 5 states and 3 actions, not {config.n_states} and {config.n_actions}; "
-            "use split='random' or pass graphs=..."
-        )
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose one of {(*SPLITS, 'random')}")
-    return graph_set(split, n_graphs, data_seed)
-
-
-def task_spaces(config: TaskConfig) -> tuple[gym.spaces.Box, gym.spaces.Discrete]:
-    """Observation ``Box(obs_dim,)`` float32 and action ``Discrete(n_actions)`` of one environment."""
-    low, high = config.observation_bounds()
-    return gym.spaces.Box(low, high, dtype=np.float32), gym.spaces.Discrete(config.n_actions)
+from fwm_rl.envs.core import GraphBatch, TaskConfig, task_graphs, task_spaces
 
 
 class FWMGraphVectorEnv(VectorEnv):

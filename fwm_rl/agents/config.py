@@ -1,0 +1,145 @@
+"""Configuration of the graph-task runs (paper section 4.2, appendix I): :class:`TrainConfig`, the learning
+recipes (:data:`RECIPES`) and the presets (:data:`PRESETS`).
+
+Its own module so that everything that reads a run's ``config.json`` (the trainer, the plots, the
+shipped agents' records) imports it without importing the trainer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from fwm_rl.agents.policies import FwmPolicy, LstmPolicy, RecurrentActorCriticPolicy
+from fwm_rl.envs import SEMANTICS
+from fwm_rl.memory import IMPLS
+from fwm_rl.runs import SavedConfig
+
+__all__ = ["CONFIG", "FAST_RECIPE", "MEMORIES", "PRESETS", "RECIPES", "RECIPE_FIELDS", "TrainConfig", "preset_configs", "recipe_of", "with_recipe"]
+
+CONFIG = "config.json"
+MEMORIES: dict[str, type[RecurrentActorCriticPolicy]] = {"fwm": FwmPolicy, "lstm": LstmPolicy}
+
+
+@dataclass
+class TrainConfig(SavedConfig):
+    """One training run. Defaults are the paper's (appendix I and the authors' ``run.sh``)."""
+
+    name: str = "fwm"
+    memory: str = "fwm"  # "fwm" (LSTM + FWM) or "lstm"
+    hidden_size: int = 32
+    d_fwm: int = 16
+    n_reads: int = 3
+    fwm_impl: str = "auto"  # the memory's implementation (fwm_rl.memory): "auto" (fast) or "step" (reference)
+    n_envs: int = 600  # agents per batch, agent i on training graph i
+    episodes: int = 51_000  # A2C updates, each on one episode of every agent
+    eval_every: int = 50
+    learning_rate: float = 1e-3
+    adam_eps: float = 1e-4
+    gamma: float = 0.9
+    gae_lambda: float = 1.0  # 1 = Monte-Carlo returns within the episode (paper)
+    vf_coef: float = 0.1
+    ent_coef: float = 0.03
+    max_grad_norm: float | None = None  # None = no clipping (paper)
+    normalize_advantage: bool = False
+    semantics: str = "paper"  # task rules, see fwm_rl.envs ("released_code" = the authors' code)
+    trials: int = 1  # episodes per trial on the same graph, the memory kept across them (k-shot meta-RL); 1 = the paper
+    seed: int = 0
+    device: str = "auto"
+    time_budget: float | None = None  # seconds of training; the run stops at the first log after it
+    final_episodes_per_graph: int = 5  # episodes per graph of the final evaluation (results table)
+
+    def __post_init__(self) -> None:
+        if self.memory not in MEMORIES:
+            raise ValueError(f"unknown memory {self.memory!r}; choose one of {sorted(MEMORIES)}")
+        if self.fwm_impl not in IMPLS:
+            raise ValueError(f"unknown fwm_impl {self.fwm_impl!r}; choose one of {IMPLS}")
+        if self.semantics not in SEMANTICS:
+            raise ValueError(f"unknown semantics {self.semantics!r}; choose one of {SEMANTICS}")
+        for name in ("hidden_size", "d_fwm", "n_reads", "n_envs", "episodes", "eval_every", "final_episodes_per_graph", "trials"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.n_envs > 600:
+            raise ValueError(f"n_envs must be at most 600 (one agent per training graph), got {self.n_envs}")
+        if not (0 < self.learning_rate < math.inf and 0 < self.adam_eps < math.inf):
+            raise ValueError(f"learning_rate and adam_eps must be positive and finite, got {self.learning_rate} and {self.adam_eps}")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ValueError(f"time_budget must be positive seconds or None, got {self.time_budget!r}")
+
+    @property
+    def policy_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"hidden_size": self.hidden_size, "optimizer_kwargs": {"eps": self.adam_eps}}
+        if self.memory == "fwm":
+            kwargs.update(d_fwm=self.d_fwm, n_reads=self.n_reads, impl=self.fwm_impl)
+        return kwargs
+
+    @property
+    def label(self) -> str:
+        """Legend label, e.g. ``FWM-32-16`` or ``LSTM-512`` (as in the authors' figure)."""
+        return f"FWM-{self.hidden_size}-{self.d_fwm}" if self.memory == "fwm" else f"LSTM-{self.hidden_size}"
+
+
+def _paper_lstm(hidden: int, episodes: int) -> TrainConfig:
+    return TrainConfig(name=f"lstm-{hidden}", memory="lstm", hidden_size=hidden, episodes=episodes)
+
+
+#: The learning recipe of the ``cpu`` and ``fast-fwm`` presets: the paper's A2C with Adam's
+#: learning rate at 3e-3 instead of 1e-3, which took off after 3-4k episodes instead of the
+#: paper's 6-10k in the comparison the README reports (``scripts/bench_learning.py --recipes``).
+FAST_RECIPE = {"learning_rate": 3e-3}
+
+#: Preset name -> the runs it trains. Paper runs are as long as the authors' logs
+#: (``metaRL/paper_logs``: FWM 51k episodes, LSTM-512 278k, -1024 232k, -2048 200k, -4096 114k).
+PRESETS: dict[str, tuple[TrainConfig, ...]] = {
+    # The paper's FWM agent against its smallest LSTM baseline, the same recipe (FAST_RECIPE) and
+    # the same 13 minutes of training each (about 28 minutes in all on a 2-core CPU).
+    "cpu": (
+        TrainConfig(name="fwm", episodes=51_000, time_budget=780.0, **FAST_RECIPE),
+        TrainConfig(name="lstm-512", memory="lstm", hidden_size=512, episodes=278_000, time_budget=780.0, **FAST_RECIPE),
+    ),
+    # The paper's FWM run (51k episodes) with FAST_RECIPE.
+    "fast-fwm": (TrainConfig(name="fwm", **FAST_RECIPE),),
+    "paper-fwm": (TrainConfig(name="fwm"),),
+    "paper-lstm-512": (_paper_lstm(512, 278_000),),
+    "paper-lstm-1024": (_paper_lstm(1024, 232_000),),
+    "paper-lstm-2048": (_paper_lstm(2048, 200_000),),
+    "paper-lstm-4096": (_paper_lstm(4096, 114_000),),
+}
+
+
+#: The TrainConfig fields that make up a learning recipe (the A2C and Adam settings).
+RECIPE_FIELDS = ("learning_rate", "adam_eps", "gamma", "gae_lambda", "vf_coef", "ent_coef", "max_grad_norm", "normalize_advantage")
+
+#: Learning recipes: name -> the fields of :data:`RECIPE_FIELDS` in which it differs from the
+#: paper's settings (appendix I). ``scripts/bench_learning.py --recipes ...`` compares them over seeds.
+RECIPES: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "lr3e-3": FAST_RECIPE,
+    "lr3e-3-normadv": {"learning_rate": 3e-3, "normalize_advantage": True},
+    "lr3e-3-gae0.95": {"learning_rate": 3e-3, "gae_lambda": 0.95},
+    "lr1e-2-clip1": {"learning_rate": 1e-2, "max_grad_norm": 1.0},
+}
+
+
+def with_recipe(cfg: TrainConfig, recipe: str) -> TrainConfig:
+    """``cfg`` with the learning settings of ``recipe`` (:data:`RECIPES`); its other fields unchanged."""
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)}")
+    paper = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in RECIPE_FIELDS}
+    return dataclasses.replace(cfg, **{**paper, **RECIPES[recipe]})
+
+
+def recipe_of(cfg: TrainConfig) -> str:
+    """The name of the recipe whose settings ``cfg`` has, or ``"custom"``."""
+    return next((name for name in RECIPES if with_recipe(cfg, name) == cfg), "custom")
+
+
+def preset_configs(preset: str, **overrides: Any) -> list[TrainConfig]:
+    """The runs of ``preset`` with ``overrides`` (``seed``, ``episodes``, ``device``, ...; None = keep)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return [dataclasses.replace(cfg, **changes) for cfg in PRESETS[preset]]
