@@ -97,8 +97,8 @@ def export_pretrained(
     if not overwrite and ((out / f"{name}.pt").exists() or (out / f"{name}.json").exists()):
         raise FileExistsError(f"{out / name}.pt or .json exists; pass overwrite=True to replace it")
     policy, cfg, ckpt = load_policy(run_dir, "cpu")
-    test = evaluate(policy, "test", eval_episodes_per_graph, seed=cfg.seed + 10_000, semantics=cfg.semantics)
-    train = evaluate(policy, "train", eval_episodes_per_graph, seed=cfg.seed + 20_000, semantics=cfg.semantics)
+    test = evaluate(policy, "test", eval_episodes_per_graph, seed=cfg.seed + 10_000, semantics=cfg.semantics, trials=cfg.trials)
+    train = evaluate(policy, "train", eval_episodes_per_graph, seed=cfg.seed + 20_000, semantics=cfg.semantics, trials=cfg.trials)
     record = PretrainedRecord(
         name=name, label=cfg.label, semantics=cfg.semantics, episodes=int(ckpt["episodes"]), seed=cfg.seed, recipe=recipe_of(cfg),
         test_reward=test.mean, test_sem=test.sem, train_reward=train.mean, train_sem=train.sem,
