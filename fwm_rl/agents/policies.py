@@ -13,6 +13,7 @@ The algorithm never looks inside the memory state: a core is any module with
   where ``episode_starts[t, b]`` empties row ``b``'s memory before step ``t``,
 * ``output_size``,
 * ``state_rows(state, rows)`` -> the state of batch rows ``rows`` only (for minibatches of environments),
+* ``state_batch_dims(state)`` -> the batch dimension of each of its tensors, in the state's shape,
 
 so the LSTM's ``(h, c)`` and the FWM's ``((h, c), F)`` are handled alike, and a
 new memory needs no change to the algorithm. A rollout calls the core one step
@@ -60,6 +61,11 @@ class LSTMCore(nn.Module):
         p = self.lstm.weight_hh_l0
         zeros = torch.zeros(1, batch_size, self.output_size, device=device or p.device, dtype=dtype or p.dtype)
         return zeros, zeros.clone()
+
+    @staticmethod
+    def state_batch_dims(state: tuple[Tensor, Tensor]) -> tuple[int, int]:
+        """``h`` and ``c`` are ``[1, B, H]``."""
+        return 1, 1
 
     @staticmethod
     def state_rows(state: tuple[Tensor, Tensor], rows: Tensor | slice) -> tuple[Tensor, Tensor]:

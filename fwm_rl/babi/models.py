@@ -89,6 +89,11 @@ class StackedLSTM(nn.Module):
         self.hidden_size, self.residual = hidden_size, residual
         self.layers = nn.ModuleList(nn.LSTM(input_size if i == 0 else hidden_size, hidden_size) for i in range(layers))
 
+    @staticmethod
+    def state_batch_dims(state: LSTMState) -> list[tuple[int, int]]:
+        """Every ``h``, ``c`` is ``[1, B, H]``."""
+        return [(1, 1) for _ in state]
+
     def initial_state(self, batch_size: int, device=None, dtype=None) -> LSTMState:
         p = self.layers[0].weight_ih_l0
         zeros = lambda: torch.zeros(1, batch_size, self.hidden_size, device=device or p.device, dtype=dtype or p.dtype)
@@ -144,6 +149,10 @@ class CatbAbIModel(nn.Module):
 
     def initial_state(self, batch_size: int, device=None):
         return self.core.initial_state(batch_size, device=device)
+
+    def state_batch_dims(self, state):
+        """The batch dimension of every tensor of the carried ``state`` (its core's layout)."""
+        return self.core.state_batch_dims(state)
 
     def forward(self, x: Tensor, state=None, keep: Tensor | None = None, read_mask: Tensor | None = None,
                 return_trace: bool = False):

@@ -407,10 +407,6 @@ class CatbAbITrainer:
             self._logger.log(self.step, metrics)
 
     # -------------------------------------------------------------- checkpoints
-    def _state_batch_dims(self) -> list[int]:
-        """Where the batch rows are in the carried state's tensors: ``(h, c)`` are ``[1, B, H]``, ``F`` is ``[B, ...]``."""
-        return [1, 1, 0] if self.model.uses_memory else [1, 1] * self.model_config.layers
-
     def checkpoint(self) -> dict[str, Any]:
         """The full training state, with the carried state of the whole batch (collective under torchrun:
         every process must call it)."""
@@ -424,7 +420,7 @@ class CatbAbITrainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "stream": self.stream.state_dict(),
-            "state": None if self.state is None else gather_rows(self.state, self._state_batch_dims(), self.ctx),
+            "state": None if self.state is None else gather_rows(self.state, self.model.state_batch_dims(self.state), self.ctx),
             "best_valid_accuracy": self.best_valid_accuracy,
             "best_valid_loss": self.best_valid_loss,
             "best_step": self.best_step,
@@ -465,7 +461,7 @@ class CatbAbITrainer:
         trainer.optimizer.load_state_dict(ckpt["optimizer"])
         trainer.stream.load_state_dict(ckpt["stream"])
         if ckpt["state"] is not None:
-            rows = shard_rows(ckpt["state"], trainer._state_batch_dims(), trainer.ctx)
+            rows = shard_rows(ckpt["state"], trainer.model.state_batch_dims(ckpt["state"]), trainer.ctx)
             trainer.state = map_state(rows, lambda t: t.to(trainer.device))
         trainer.step, trainer.best_valid_accuracy = int(ckpt["step"]), float(ckpt["best_valid_accuracy"])
         trainer.best_valid_loss, trainer.best_step = float(ckpt.get("best_valid_loss", math.inf)), ckpt.get("best_step")

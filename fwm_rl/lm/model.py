@@ -180,6 +180,11 @@ class AWDLanguageModel(nn.Module):
         fast = None if self.fwm is None else self.fwm.initial_state(batch_size, device=device, dtype=weight.dtype)
         return LMState(layers, fast)
 
+    @staticmethod
+    def state_batch_dims(state: LMState) -> LMState:
+        """The batch dimension of every tensor of ``state``: each ``(h, c)`` is ``[1, B, size]``, ``F`` is ``[B, ...]``."""
+        return LMState(tuple((1, 1) for _ in state.layers), None if state.fast_weights is None else 0)
+
     def forward(self, tokens: Tensor, state: LMState | None = None) -> LMOutput:
         """``tokens``: ``[T, B]`` word indices; returns next-word logits ``[T, B, V]`` and the new state."""
         if tokens.dim() != 2:

@@ -401,10 +401,6 @@ class LMTrainer:
                 state["decoder.weight"] = state["embedding.weight"]
         return state
 
-    def _state_batch_dims(self) -> LMState:
-        """Where the batch rows are in the carried state: ``(h, c)`` are ``[1, B, size]``, ``F`` is ``[B, ...]``."""
-        return LMState(tuple((1, 1) for _ in self.state.layers), None if self.state.fast_weights is None else 0)
-
     def _checkpoint(self, eval_state: dict, valid_loss: float, temperature: float = 1.0, with_train_state: bool = False) -> dict:
         """The checkpoint dict; ``with_train_state`` adds everything ``resume`` needs, with the carried state
         of the whole batch (then collective under torchrun: every process must call it)."""
@@ -421,7 +417,7 @@ class LMTrainer:
             "step": self.step,
         }
         if with_train_state:
-            state = gather_rows(self.state, self._state_batch_dims(), self.ctx)
+            state = gather_rows(self.state, self.model.state_batch_dims(self.state), self.ctx)
             rng = {"torch": torch.get_rng_state(), "bptt": self.bptt_rng.bit_generator.state}
             if torch.cuda.is_available():
                 rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -450,7 +446,7 @@ class LMTrainer:
         self.optimizer.load_state_dict(ts["optimizer"])
         self.step, self.epoch, self.position = ts["step"], ts["epoch"], ts["position"]
         full = LMState(tuple((h, c) for h, c in ts["hidden"]), ts["fast_weights"])
-        self.state = shard_rows(full, self._state_batch_dims(), self.ctx).to(self.device)
+        self.state = shard_rows(full, self.model.state_batch_dims(full), self.ctx).to(self.device)
         self.val_history = list(ts["val_history"])
         self.best_valid = ts["best_valid"]
         self.tokens_seen, self.elapsed = ts["tokens_seen"], ts["elapsed"]

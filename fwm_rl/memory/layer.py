@@ -320,6 +320,13 @@ class FWMLSTM(nn.Module):
         return (zeros, zeros.clone()), self.memory.initial_state(batch_size, device, dtype, factored=factored)
 
     @staticmethod
+    def state_batch_dims(state: State) -> State:
+        """The batch dimension of every tensor of ``state``, in its shape: ``h``, ``c`` are ``[1, B, H]``,
+        every tensor of ``F`` is batch-first (for gathering and sharding the rows of a carried state)."""
+        _, F = state
+        return (1, 1), map_state(F, lambda t: 0)
+
+    @staticmethod
     def state_rows(state: State, rows: Tensor | slice) -> State:
         """The state of batch rows ``rows`` only: ``h``, ``c`` are ``[1, B, H]``, every tensor of ``F``
         (dense or :class:`FactoredState`) is batch-first."""
