@@ -58,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                             "Defaults of size/regularisation options are the paper's PTB run.")
     train.add_argument("--preset", choices=sorted(PRESETS), default=None,
                        help="recipe (default ptb with --data, small without): " + "; ".join(f"{k}: {v.description}" for k, v in PRESETS.items()))
-    train.add_argument("--model", choices=MODELS, help="lstm: AWD-LSTM; fwm: AWD-LSTM with the FWM on top (required unless --resume)")
+    train.add_argument("--model", choices=MODELS, help="fwm: AWD-LSTM with the FWM on top; lstm: AWD-LSTM (required unless --resume)")
     train.add_argument("--data", help="folder with train.txt/valid.txt/test.txt or wiki.{train,valid,test}.tokens (.gz ok); "
                                       "default: text from the built-in bAbI story generator")
     train.add_argument("--out", help="run folder for checkpoints and logs (default runs/lm-MODEL)")

@@ -32,7 +32,7 @@ from fwm_rl.runs import SavedConfig
 __all__ = ["MODELS", "AWDLanguageModel", "LMConfig", "LMOutput", "LMState", "WeightDropLSTM", "embedded_dropout", "locked_dropout"]
 
 #: The two model types.
-MODELS = ("lstm", "fwm")
+MODELS = ("fwm", "lstm")
 
 
 @dataclass
