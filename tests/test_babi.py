@@ -369,3 +369,13 @@ def test_fill_missing_from_another_variant(tmp_path):
     assert run_cli(["babi", "stats", "--data", str(tasks_folder), "--variant", "en-valid-10k", "--fill-missing-from", "en-valid", "--splits", "train"]) == 0
     with pytest.raises(ValueError, match="another variant"):
         run_cli(["babi", "stats", "--fill-missing-from", "en-valid"])
+
+
+def test_released_preset_is_the_authors_scripts():
+    """fwm_catbabi_ra.sh / fwm_catbabi_lm.sh: embedding 256, hidden 256, d_fwm 32, 3 reads, residual=False
+    (the trainer's defaults carry their batch 32, lr 1e-3 and 50k steps); the paper preset keeps the residual."""
+    released, paper = preset("released", "fwm"), preset("paper", "fwm")
+    assert (released.embedding_size, released.hidden_size, released.d_fwm, released.n_reads, released.residual) == (256, 256, 32, 3, False)
+    assert paper.residual and {k: v for k, v in paper.to_dict().items() if k != "residual"} == {k: v for k, v in released.to_dict().items() if k != "residual"}
+    defaults = TrainConfig()
+    assert (defaults.batch_size, defaults.lr, defaults.steps) == (32, 1e-3, 50_000)

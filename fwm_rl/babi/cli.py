@@ -198,8 +198,9 @@ def register(subparsers) -> None:
     p.add_argument("--model", choices=("fwm", "lstm"), default="fwm", help="fwm: LSTM + FWM (paper); lstm: the LSTM baseline")
     p.add_argument("--mode", choices=("qa", "lm"), default="qa", help="qa: loss on answers only; lm: on every token")
     _add_data_options(p)
-    p.add_argument("--preset", choices=("paper", "small"), default=None,
-                   help="model sizes (default: paper with --data, small on generated data)")
+    p.add_argument("--preset", choices=("paper", "released", "small"), default=None,
+                   help="model sizes (default: paper with --data, small on generated data); released: the authors' released scripts "
+                        "(paper sizes, no residual; with --mode qa fwm_catbabi_ra.sh, with --mode lm fwm_catbabi_lm.sh)")
     p.add_argument("--embedding-size", type=int, help="word embedding size (paper preset 256)")
     p.add_argument("--hidden-size", type=int, help="LSTM units (paper preset: FWM 256, LSTM baseline 512)")
     p.add_argument("--d-fwm", type=int, help="FWM key/value size d_fwm (F is d_fwm^3; paper preset 32)")

@@ -52,11 +52,18 @@ class ModelConfig(SavedConfig):
 
 
 
-#: ``PRESETS[name][model]``: ``paper`` are the paper's sizes, ``small`` a CPU-friendly default.
+#: ``PRESETS[name][model]``: ``paper`` are the paper's sizes (appendix F.1, the FWM with the residual output of
+#: section 3); ``released`` the authors' released catbAbI scripts (``fwm_catbabi_ra.sh`` for QA mode,
+#: ``fwm_catbabi_lm.sh`` for LM mode: the paper's sizes, ``residual=False``; with the trainer's defaults, batch 32,
+#: Adam lr 1e-3, 50k steps, which are theirs); ``small`` a CPU-friendly default.
 PRESETS = {
     "paper": {
         "fwm": ModelConfig("fwm", 256, 256, d_fwm=32, n_reads=3),
         "lstm": ModelConfig("lstm", 256, 512, layers=4),
+    },
+    "released": {
+        "fwm": ModelConfig("fwm", 256, 256, d_fwm=32, n_reads=3, residual=False),
+        "lstm": ModelConfig("lstm", 256, 512, layers=4),  # (the released code has no LSTM script: the paper's baseline)
     },
     "small": {
         "fwm": ModelConfig("fwm", 64, 64, d_fwm=16, n_reads=3),
