@@ -34,7 +34,11 @@ __all__ = [
     "SavedConfig",
     "atomic_save",
     "autocast",
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_KINDS",
+    "check_checkpoint",
     "check_finite",
+    "checkpoint_kind",
     "claim_run_folder",
     "load_checkpoint",
     "machine_description",
@@ -249,6 +253,46 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         return torch.load(path, map_location=map_location, weights_only=False)
     except Exception as exc:  # torch raises several types for corrupt files
         raise ValueError(f"checkpoint {path} could not be read ({exc}); is it a fwm-rl checkpoint?") from exc
+
+
+#: Every trainer's checkpoint is a dict with ``kind`` (a key of this table) and ``format`` (:data:`CHECKPOINT_FORMAT`);
+#: kind -> (what it holds, the command that writes it).
+CHECKPOINT_KINDS: dict[str, tuple[str, str]] = {
+    "a2c": ("an A2C run on the graph task", "fwm-rl train"),
+    "a2c-env": ("an A2C run on a Gymnasium env", "fwm-rl train --env"),
+    "catbabi": ("a catbAbI run", "fwm-rl babi train"),
+    "lm": ("a language-model run", "fwm-rl lm train"),
+}
+#: The checkpoint layout this version writes; a reader refuses a newer one with a clear message.
+CHECKPOINT_FORMAT = 1
+
+
+def checkpoint_kind(ckpt: Any) -> str | None:
+    """The kind of a loaded checkpoint (:data:`CHECKPOINT_KINDS`), also for those written before ``kind``
+    existed everywhere (A2C checkpoints, the LM's ``"fwm-rl lm"``); None for anything else."""
+    if not isinstance(ckpt, dict):
+        return None
+    kind = {"fwm-rl lm": "lm"}.get(ckpt.get("kind"), ckpt.get("kind"))
+    if kind is None and {"config", "policy"} <= set(ckpt):
+        kind = "a2c" if "episodes" in ckpt else "a2c-env" if "timesteps" in ckpt else None
+    return kind if kind in CHECKPOINT_KINDS else None
+
+
+def check_checkpoint(ckpt: Any, kind: str, path: str | os.PathLike) -> dict:
+    """``ckpt`` if it is a checkpoint of ``kind`` this version can read; else a one-line error that names
+    what it is and which command reads it."""
+    found = checkpoint_kind(ckpt)
+    what, command = CHECKPOINT_KINDS[kind]
+    if found is None:
+        raise ValueError(f"{path} is not a checkpoint of {what} (written by '{command}')")
+    if found != kind:
+        found_what, found_command = CHECKPOINT_KINDS[found]
+        raise ValueError(f"{path} is a checkpoint of {found_what} (written by '{found_command}'), not of {what}; "
+                         f"use the commands of '{found_command.split(' --')[0]}'")
+    if ckpt.get("format", 1) > CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} was written by a newer fwm-rl (checkpoint format {ckpt['format']}, this one reads "
+                         f"{CHECKPOINT_FORMAT}); upgrade fwm-rl to read it")
+    return ckpt
 
 
 def check_finite(loss: torch.Tensor | float, step: int, hint: str = "") -> None:

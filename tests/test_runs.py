@@ -124,3 +124,21 @@ def test_claim_run_folder_refuses_a_run_and_overwrites_only_its_files(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(RunExistsError, match="is a file"):
         claim_run_folder(tmp_path / "file", outputs, overwrite=True, resume_hint="")
+
+
+def test_checkpoint_kinds_name_what_a_checkpoint_is(tmp_path):
+    from fwm_rl.runs import CHECKPOINT_FORMAT, check_checkpoint, checkpoint_kind
+
+    assert checkpoint_kind({"kind": "catbabi"}) == "catbabi"
+    assert checkpoint_kind({"kind": "fwm-rl lm"}) == "lm"  # written before the kinds were unified
+    assert checkpoint_kind({"config": {}, "policy": {}, "episodes": 3}) == "a2c"  # A2C checkpoints before `kind`
+    assert checkpoint_kind({"config": {}, "policy": {}, "timesteps": 3}) == "a2c-env"
+    assert checkpoint_kind({"weights": 1}) is None and checkpoint_kind([1]) is None
+    ckpt = {"kind": "lm", "format": CHECKPOINT_FORMAT}
+    assert check_checkpoint(ckpt, "lm", "x.pt") is ckpt
+    with pytest.raises(ValueError, match=r"x.pt is a checkpoint of a language-model run \(written by 'fwm-rl lm train'\), not of a catbAbI run"):
+        check_checkpoint(ckpt, "catbabi", "x.pt")
+    with pytest.raises(ValueError, match=r"x.pt is not a checkpoint of an A2C run on the graph task \(written by 'fwm-rl train'\)"):
+        check_checkpoint({"weights": 1}, "a2c", "x.pt")
+    with pytest.raises(ValueError, match="written by a newer fwm-rl .* upgrade"):
+        check_checkpoint({"kind": "lm", "format": CHECKPOINT_FORMAT + 1}, "lm", "x.pt")

@@ -44,7 +44,18 @@ from fwm_rl.agents.training import CHECKPOINT, RESULTS
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
 from fwm_rl.distributed import DistContext, hold_run_folder
 from fwm_rl.envs import ENV_IDS
-from fwm_rl.runs import RunLogger, SavedConfig, atomic_save, load_checkpoint, progress, resolve_device, run_record, set_seed
+from fwm_rl.runs import (
+    CHECKPOINT_FORMAT,
+    RunLogger,
+    SavedConfig,
+    atomic_save,
+    check_checkpoint,
+    load_checkpoint,
+    progress,
+    resolve_device,
+    run_record,
+    set_seed,
+)
 
 __all__ = ["EnvRunSummary", "EnvTrainConfig", "check_env_id", "evaluate_env", "load_env_policy", "make_env", "train_env_run"]
 
@@ -192,9 +203,7 @@ def read_env_checkpoint(run_dir: str | Path) -> tuple[dict, EnvTrainConfig]:
     """The latest checkpoint of an ``--env`` run (a run folder or its ``checkpoint.pt``) and its configuration."""
     path = Path(run_dir)
     path = path if path.is_file() else path / CHECKPOINT
-    ckpt = load_checkpoint(path)
-    if not isinstance(ckpt, dict) or not {"config", "policy", "timesteps"} <= set(ckpt) or "env_id" not in ckpt["config"]:
-        raise ValueError(f"{path} is not a checkpoint of an A2C run on a Gymnasium env (written by fwm-rl train --env)")
+    ckpt = check_checkpoint(load_checkpoint(path), "a2c-env", path)
     return ckpt, EnvTrainConfig.from_dict(ckpt["config"])
 
 
@@ -292,6 +301,8 @@ def train_env_run(
                 bar.set_postfix(train=f"{train_return:.1f}", eval=f"{eval_return:.1f}")
                 atomic_save(
                     {
+                        "kind": "a2c-env",
+                        "format": CHECKPOINT_FORMAT,
                         "config": cfg.to_dict(),
                         "timesteps": done,
                         "policy": model.policy.state_dict(),

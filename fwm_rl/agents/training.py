@@ -61,8 +61,10 @@ from fwm_rl.envs.baselines import reference_levels
 from fwm_rl.envs.core import task_spaces
 from fwm_rl.envs.graphs import graph_set
 from fwm_rl.runs import (
+    CHECKPOINT_FORMAT,
     RunLogger,
     atomic_save,
+    check_checkpoint,
     load_checkpoint,
     progress,
     resolve_device,
@@ -126,9 +128,7 @@ def read_checkpoint(run_dir: str | Path) -> tuple[dict, TrainConfig]:
     the run's configuration stored in it; a clear error for anything else."""
     path = Path(run_dir)
     path = path if path.is_file() else path / CHECKPOINT
-    ckpt = load_checkpoint(path, map_location="cpu")
-    if not isinstance(ckpt, dict) or not {"config", "policy", "episodes"} <= set(ckpt):
-        raise ValueError(f"{path} is not a checkpoint of an A2C run (written by fwm-rl train)")
+    ckpt = check_checkpoint(load_checkpoint(path, map_location="cpu"), "a2c", path)
     return ckpt, TrainConfig.from_dict(ckpt["config"])
 
 
@@ -259,6 +259,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, show_progress: bool | 
                 bar.set_postfix(train=f"{train_reward:.1f}", test=f"{test.mean:.1f}")
                 atomic_save(
                     {
+                        "kind": "a2c",
+                        "format": CHECKPOINT_FORMAT,
                         "config": cfg.to_dict(),
                         "episodes": done,
                         "policy": model.policy.state_dict(),

@@ -56,10 +56,12 @@ from fwm_rl.distributed import (
 from fwm_rl.memory import map_state
 from fwm_rl.runs import (
     AMP_MODES,
+    CHECKPOINT_FORMAT,
     RunLogger,
     SavedConfig,
     atomic_save,
     autocast,
+    check_checkpoint,
     check_finite,
     load_checkpoint,
     progress,
@@ -412,6 +414,7 @@ class CatbAbITrainer:
         every process must call it)."""
         return {
             "kind": "catbabi",
+            "format": CHECKPOINT_FORMAT,
             "step": self.step,
             "model_config": self.model_config.to_dict(),
             "train_config": self.config.to_dict(),
@@ -477,10 +480,7 @@ def _data_spec(d: dict) -> DataSpec:
 
 
 def _load_catbabi_checkpoint(path: Path) -> dict:
-    ckpt = load_checkpoint(path)
-    if not isinstance(ckpt, dict) or ckpt.get("kind") != "catbabi":
-        raise ValueError(f"{path} is not a catbAbI checkpoint (written by 'fwm-rl babi train')")
-    return ckpt
+    return check_checkpoint(load_checkpoint(path), "catbabi", path)
 
 
 def load_trained(path: str | Path, device: str | torch.device = "auto") -> tuple[CatbAbIModel, Vocabulary, TrainConfig, DataSpec]:

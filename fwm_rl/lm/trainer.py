@@ -56,10 +56,12 @@ from fwm_rl.lm.corpus import EOS_INDEX, Corpus, Vocabulary, load_data
 from fwm_rl.lm.model import AWDLanguageModel, LMConfig, LMState
 from fwm_rl.runs import (
     AMP_MODES,
+    CHECKPOINT_FORMAT,
     RunLogger,
     SavedConfig,
     atomic_save,
     autocast,
+    check_checkpoint,
     check_finite,
     load_checkpoint,
     progress,
@@ -295,9 +297,7 @@ def tune_temperature(
 def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> tuple[AWDLanguageModel, dict]:
     """The evaluation model stored in a ``best.pt``/``checkpoint.pt`` and the checkpoint dict."""
     device = resolve_device(device)
-    ckpt = load_checkpoint(path, map_location=device)
-    if ckpt.get("kind") != "fwm-rl lm":
-        raise ValueError(f"{path} is not a language-model checkpoint of fwm-rl lm train")
+    ckpt = check_checkpoint(load_checkpoint(path, map_location=device), "lm", path)
     model = AWDLanguageModel(LMConfig.from_dict(ckpt["model_config"])).to(device)
     model.load_state_dict(ckpt["model_state"])
     model.eval()
@@ -364,7 +364,7 @@ class LMTrainer:
             raise ValueError(f"only {', '.join(BUDGET_FIELDS)} can change on resume, not {', '.join(sorted(bad))}")
         path = Path(out_dir) / CHECKPOINT
         ckpt = load_checkpoint(path)
-        if ckpt.get("kind") != "fwm-rl lm" or "train_state" not in ckpt:
+        if "train_state" not in check_checkpoint(ckpt, "lm", path):
             raise ValueError(f"{path} is not a training checkpoint of fwm-rl lm train; cannot resume from it")
         if data is not None:
             ckpt["data"] = str(Path(data).resolve())
@@ -405,7 +405,8 @@ class LMTrainer:
         """The checkpoint dict; ``with_train_state`` adds everything ``resume`` needs, with the carried state
         of the whole batch (then collective under torchrun: every process must call it)."""
         ckpt = {
-            "kind": "fwm-rl lm",
+            "kind": "lm",
+            "format": CHECKPOINT_FORMAT,
             "model_config": self.model_config.to_dict(),
             "train_config": asdict(self.config),
             "vocab": list(self.corpus.vocab.idx2word),
