@@ -76,3 +76,18 @@ def test_scripts_shown_exist():
     assert shown, "no scripts found in the docs"
     missing = sorted(name for name in shown if not (ROOT / name).is_file())
     assert not missing, f"the docs show scripts that do not exist: {missing}"
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_relative_links_resolve():
+    """Every relative link or image of the docs (``[text](path)``, ``![alt](path)``) names a file or folder that exists."""
+    broken = []
+    for path in DOCS:
+        for target in LINK.findall(path.read_text()):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue  # a URL or an anchor in the same page
+            if not (path.parent / target.split("#")[0]).exists():
+                broken.append(f"{path.relative_to(ROOT)}: {target}")
+    assert not broken, f"links to nothing: {broken}"

@@ -13,7 +13,9 @@ import torch
 
 import fwm_rl  # noqa: F401  (registers CartPoleNoVel-v1)
 from fwm_rl.agents import FWMGraphVecEnv
+from fwm_rl.agents.config import TrainConfig
 from fwm_rl.agents.env_training import EnvTrainConfig, check_env_id, evaluate_env, load_env_policy, make_env, train_env_run
+from fwm_rl.agents.training import train_run
 from fwm_rl.cli import main
 from fwm_rl.envs import HideVelocity
 
@@ -78,7 +80,14 @@ def test_check_env_id_and_make_env():
     assert obs.shape == (3,) and actions.n == 2
     venv = make_env("TestDictCue-v0", 3, seed=0)
     assert venv.observation_space.shape == (3,) and venv.reset().shape == (3, 3)
-    assert isinstance(make_env("FWMGraphTest-v0", 600), FWMGraphVecEnv)  # the native batched env
+    assert isinstance(make_env("FWMGraph-v0", 600), FWMGraphVecEnv)  # fresh graphs: the native batched env
+    # A fixed set: every copy draws from the whole set (the native env would give copy i graph i only)
+    fixed = make_env("FWMGraphTest-v0", 3, seed=0)
+    drawn = set()
+    for _ in range(5):
+        fixed.reset()
+        drawn |= {info["graph_index"] for info in fixed.reset_infos}
+    assert len(drawn) > 3 and max(drawn) >= 3
     assert make_env("FWMGraphReleased-v0", 2).venv.config.semantics == "released_code"
     for env_id, match in (("Pendulum-v1", "Discrete action space"), ("Nope-v0", "unknown environment 'Nope-v0'")):
         with pytest.raises(ValueError, match=match):
@@ -107,7 +116,8 @@ def test_train_resume_and_eval(tmp_path, memory, capsys):
     assert [r["step"] for r in rows(tmp_path / "run")] == ["64", "128"]
     assert json.loads((tmp_path / "run" / "results.json").read_text())["eval_return"] == summary.eval_return
     # Resume to 192 steps (the CLI may change --total-timesteps only)
-    assert main(["train", "--resume", str(tmp_path / "run"), "--total-timesteps", "192", "--no-progress"]) == 0
+    # (a run's checkpoint.pt names its folder too)
+    assert main(["train", "--resume", str(tmp_path / "run" / "checkpoint.pt"), "--total-timesteps", "192", "--no-progress"]) == 0
     assert [r["step"] for r in rows(tmp_path / "run")] == ["64", "128", "192"]
     assert "| agent | steps |" in capsys.readouterr().out
     assert main(["train", "--resume", str(tmp_path / "run"), "--lr", "0.1"]) == 2
@@ -124,6 +134,17 @@ def test_dict_observations_and_the_native_graph_env(tmp_path):
     summary = train_env_run(EnvTrainConfig(env_id="FWMGraph-v0", **{**TINY, "n_steps": 30, "total_timesteps": 240, "eval_every": 120}),
                             tmp_path / "graph", show_progress=False)
     assert summary.timesteps == 240 and np.isfinite(summary.eval_return)
+
+
+def test_refusals(tmp_path, monkeypatch):
+    cfg = EnvTrainConfig(env_id="CartPoleNoVel-v1", **TINY)
+    train_env_run(cfg, tmp_path / "run", show_progress=False)
+    # a graph-task run cannot resume an --env run's checkpoint: the message names what it is
+    with pytest.raises(ValueError, match="is a checkpoint of an A2C run on a Gymnasium env"):
+        train_run(TrainConfig(name="fwm", episodes=2, n_envs=4, device="cpu"), tmp_path / "run", resume=True, show_progress=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="trains in one process; start it without torchrun"):
+        train_env_run(cfg, tmp_path / "other", show_progress=False)
 
 
 def test_time_budget_stops_at_a_log(tmp_path):

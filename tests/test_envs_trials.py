@@ -95,7 +95,9 @@ def test_training_on_trials(tmp_path, capsys):
     assert summary.test.episodes == 1200 and np.isfinite(summary.train_reward)
     assert main(["eval", str(tmp_path / "run"), "--split", "test", "--trials", "3", "--episodes-per-graph", "1"]) == 0
     out = capsys.readouterr().out
-    assert "mean reward of episode 1..3 of a trial" in out and len(out.splitlines()[1].split()) == 5 + 3 + 2
+    assert "mean reward of each episode of a trial" in out and len(out.splitlines()[1].split()) == 5 + 3 + 2
+    assert main(["eval", str(tmp_path / "run"), "--split", "test", "--episodes-per-graph", "1"]) == 0  # the run's own trials (2)
+    assert len(capsys.readouterr().out.splitlines()[1].split()) == 5 + 2 + 2
     assert main(["train", "--preset", "fast-fwm", "--trials", "3", "--print-config"]) == 0
     assert '"trials": 3' in capsys.readouterr().out
     assert main(["baselines", "--trials", "2", "--episodes", "40"]) == 0

@@ -64,7 +64,7 @@ def test_first_gradient_is_a2c_policy_gradient():
 def test_learn_logs_and_target_kl_stops_early():
     model = small(n_steps=30, n_epochs=3, n_minibatches=2, clip_range_vf=0.5, ent_coef=0.01)
     model.learn(2 * 6 * 30)
-    assert model._n_updates == 2
+    assert model._n_updates == 2 * 3  # epochs, as SB3's PPO counts
     assert model.last_losses["gradient_steps"] == 6
     assert {"policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "explained_variance"} <= set(model.last_losses)
     eager = small(n_steps=30, n_epochs=10, n_minibatches=2, target_kl=1e-9, learning_rate=1e-2)
@@ -78,6 +78,10 @@ def test_save_load_predict_and_evaluate_policy(tmp_path):
     model.save(tmp_path / "ppo.zip")
     loaded = RecurrentPPO.load(tmp_path / "ppo.zip", device="cpu")
     assert (loaded.n_epochs, loaded.n_minibatches) == (4, 4)
+    # predicting needs no minibatches: fewer environments than n_minibatches load; learning says why it cannot
+    few = RecurrentPPO.load(tmp_path / "ppo.zip", env=FWMGraphVecEnv.make(2, split="test", device="cpu"), device="cpu")
+    with pytest.raises(ValueError, match="n_minibatches=4 is more than the 2 environments"):
+        few.learn(60)
     for a, b in zip(model.policy.state_dict().values(), loaded.policy.state_dict().values()):
         assert torch.equal(a, b)
     env = FWMGraphVecEnv.make(4, split="test", device="cpu", seed=2)

@@ -191,7 +191,10 @@ def _is_env_run(path: Path) -> bool:
 
 
 def _resume(path: Path, options: dict, args: argparse.Namespace, show: bool | None) -> None:
-    """Continue the run(s) in ``path``; of ``options`` (the flags given) only the resume overrides may be there."""
+    """Continue the run(s) in ``path`` (a folder, or a run's ``checkpoint.pt``); of ``options`` (the flags
+    given) only the resume overrides may be there."""
+    if path.is_file() and path.name == CHECKPOINT:
+        path = path.parent
     env_run = _is_env_run(path)
     allowed = ENV_RESUME_OVERRIDES if env_run else RESUME_OVERRIDES
     fixed = [k for k, v in options.items() if v is not None and k not in allowed]
@@ -259,20 +262,19 @@ def _eval(args: argparse.Namespace) -> int:
     if args.run_dir is not None and _is_env_run(args.run_dir):
         return _eval_env_run(args)
     agents = _agents(args, "run_dir")  # (errors before the table's header)
-    if args.trials < 1:
+    if args.trials is not None and args.trials < 1:
         raise ValueError(f"--trials must be at least 1, got {args.trials}")
     splits = ("train", "test") if args.split is None else (args.split,)
     width = max(24, *(len(name) + 1 for _, _, name in agents))
-    header = f"{'agent':{width}s} {'split':6s} {'mean reward':>12s} {'std. error':>11s} {'episodes':>9s}"
-    if args.trials > 1:
-        header += "  mean reward of episode 1.." + str(args.trials) + " of a trial"
-    print(header)
+    print(f"{'agent':{width}s} {'split':6s} {'mean reward':>12s} {'std. error':>11s} {'episodes':>9s}  (with trials: the mean reward of each episode of a trial)")
     for policy, cfg, name in agents:
+        trials = cfg.trials if args.trials is None else args.trials
         for split in splits:
-            returns = trial_returns(policy, split, args.episodes_per_graph, args.seed, cfg.semantics, args.deterministic, trials=args.trials)
-            flat = returns.reshape(-1)
-            line = f"{name:{width}s} {split:6s} {flat.mean():12.2f} {flat.std(ddof=1) / len(flat) ** 0.5:11.2f} {len(flat):9d}"
-            if args.trials > 1:
+            returns = trial_returns(policy, split, args.episodes_per_graph, args.seed, cfg.semantics, args.deterministic, trials=trials)
+            # The episodes of one trial share a graph and a memory: the standard error is over trials.
+            per_trial = returns.mean(1)
+            line = f"{name:{width}s} {split:6s} {returns.mean():12.2f} {per_trial.std(ddof=1) / len(per_trial) ** 0.5:11.2f} {returns.size:9d}"
+            if trials > 1:
                 line += "  " + " ".join(f"{m:6.1f}" for m in returns.mean(0))
             print(line)
     return 0
@@ -349,8 +351,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--seed", type=int, default=0, help="seed of placements and action sampling (default 0)")
     ev.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     ev.add_argument("--deterministic", action="store_true", help="take the most likely action instead of sampling")
-    ev.add_argument("--trials", type=int, default=1,
-                    help="play trials of this many episodes per graph, the memory kept across them, and show the reward of each (default 1)")
+    ev.add_argument("--trials", type=int, default=None,
+                    help="play trials of this many episodes per graph, the memory kept across them, and show the reward of each "
+                         "(default: the trials the agent was trained with, usually 1)")
     ev.set_defaults(func=_eval)
 
     watch = subparsers.add_parser(

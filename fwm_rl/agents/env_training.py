@@ -10,11 +10,12 @@ with. Every ``eval_every`` environment steps the run logs the mean return of the
 episodes that ended since the last log and of ``eval_episodes`` fresh evaluation episodes
 (``metrics.csv``, TensorBoard) and writes ``checkpoint.pt``; at the end ``results.json`` holds an
 evaluation over ``final_eval_episodes`` episodes. The ids of the graph task other than the
-training sets (``FWMGraph-v0``, ``FWMGraphTest-v0``, ...) run on the native batched env.
+training sets run on the native batched env for fresh graphs (``FWMGraph-v0``), on copies of the
+single env for a fixed set (``FWMGraphTest-v0``, ...). It runs in one process (not under ``torchrun``).
 
-Defaults are stable-baselines3's A2C settings where they suit a recurrent agent (``gamma``
-0.99, ``gae_lambda`` 0.95, ``vf_coef`` 0.5, ``max_grad_norm`` 0.5) with Adam and the paper's
-FWM sizes.
+Defaults: ``gamma`` 0.99, ``vf_coef`` 0.5 and ``max_grad_norm`` 0.5 as in stable-baselines3's
+A2C, with its PPO's GAE (``gae_lambda`` 0.95) and a small entropy bonus (``ent_coef`` 0.01), Adam,
+and the paper's FWM sizes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -142,10 +144,13 @@ def check_env_id(env_id: str) -> tuple[gym.Space, gym.Space]:
 
 def make_env(env_id: str, n_envs: int, seed: int | None = None) -> VecEnv:
     """``n_envs`` copies of ``env_id`` as an SB3 ``VecEnv`` (``Monitor`` on each, ``Dict`` observations
-    flattened); a graph-task id gives its native batched env (:class:`~fwm_rl.agents.FWMGraphVecEnv`)."""
+    flattened). A graph-task id on fresh graphs gives its native batched env
+    (:class:`~fwm_rl.agents.FWMGraphVecEnv`); one of a fixed graph set (``FWMGraphTest-v0``...) gives
+    copies that each draw a graph of the whole set at every reset (the native env would give copy
+    ``i`` graph ``i`` only)."""
     fixed = _spec_kwargs(env_id)
-    if fixed is not None:
-        return FWMGraphVecEnv.make(n_envs, split=fixed.get("split", "random"), seed=seed, **{k: v for k, v in fixed.items() if k != "split"})
+    if fixed is not None and fixed.get("split", "random") == "random":
+        return FWMGraphVecEnv.make(n_envs, split="random", seed=seed, **{k: v for k, v in fixed.items() if k != "split"})
     flatten = isinstance(gym.make(env_id).observation_space, gym.spaces.Dict)
     return make_vec_env(env_id, n_envs=n_envs, seed=seed, wrapper_class=gym.wrappers.FlattenObservation if flatten else None)
 
@@ -255,11 +260,13 @@ def train_env_run(
     the environments then start new episodes). A folder holding a run is refused unless ``overwrite``."""
     run_dir = Path(run_dir)
     started = datetime.now(timezone.utc)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError("an --env run trains in one process; start it without torchrun (only the graph task trains data-parallel)")
     check_env_id(cfg.env_id)
     device = resolve_device(cfg.device)
     dist = DistContext(device=device)
     with hold_run_folder(run_dir, dist, () if resume else [(run_dir, RUN_OUTPUTS)], overwrite, f"--resume {run_dir}"):
-        ckpt = load_checkpoint(run_dir / CHECKPOINT) if resume else None
+        ckpt = read_env_checkpoint(run_dir)[0] if resume else None
         done = ckpt["timesteps"] if ckpt is not None else 0
         set_seed(cfg.seed)
         # A resumed run starts new episodes from seeds of (seed, steps done), not the first run's again.

@@ -101,8 +101,10 @@ def evaluate(
     deterministic: bool = False,
     trials: int = 1,
 ) -> EvalResult:
-    """:func:`trial_returns` summarised as mean and standard error of the total reward per episode
-    over all episodes (with ``trials``: of all trials' episodes)."""
-    returns = trial_returns(policy, split, episodes_per_graph, seed, semantics, deterministic, trials=trials).reshape(-1)
-    sem = float(returns.std(ddof=1) / math.sqrt(len(returns))) if len(returns) > 1 else float("nan")
-    return EvalResult(float(returns.mean()), sem, len(returns))
+    """:func:`trial_returns` summarised as the mean total reward per episode over all episodes (with
+    ``trials``: of all trials' episodes) and its standard error, taken over trials (the episodes of
+    one trial share a graph and a memory, so they are not independent)."""
+    returns = trial_returns(policy, split, episodes_per_graph, seed, semantics, deterministic, trials=trials)
+    per_trial = returns.mean(1)
+    sem = float(per_trial.std(ddof=1) / math.sqrt(len(per_trial))) if len(per_trial) > 1 else float("nan")
+    return EvalResult(float(returns.mean()), sem, returns.size)

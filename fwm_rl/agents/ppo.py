@@ -25,8 +25,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import FloatSchedule
+from typing_extensions import Self
 
 from fwm_rl.agents.a2c import RecurrentA2C
 from fwm_rl.agents.policies import RecurrentActorCriticPolicy
@@ -114,14 +115,31 @@ class RecurrentPPO(RecurrentA2C):
         )
         self.n_epochs, self.n_minibatches = int(n_epochs), int(n_minibatches)
         self.clip_range, self.clip_range_vf, self.target_kl = clip_range, clip_range_vf, target_kl
-        if self.env is not None and self.n_minibatches > self.n_envs:
-            raise ValueError(f"n_minibatches={n_minibatches} is more than the {self.n_envs} environments a minibatch is made of")
-        if _init_setup_model:
+        if _init_setup_model:  # (load() restores n_minibatches and may predict with fewer environments)
+            self._check_minibatches()
             self._setup_model()
 
     def _setup_model(self) -> None:
         super()._setup_model()
         self.clip_range = FloatSchedule(self.clip_range)
+
+    def _check_minibatches(self) -> None:
+        if self.env is not None and self.n_minibatches > self.n_envs:
+            raise ValueError(f"n_minibatches={self.n_minibatches} is more than the {self.n_envs} environments a minibatch is made of; "
+                             f"lower n_minibatches or use more environments")
+
+    def learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 1,
+        tb_log_name: str = "RecurrentPPO",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> Self:
+        """Train for ``total_timesteps`` environment steps (``n_steps * n_envs`` per rollout)."""
+        self._check_minibatches()
+        return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
 
     def minibatch_loss(self, envs: torch.Tensor, clip_range: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """PPO's loss on the whole sequences of environments ``envs`` of the current rollout,
@@ -150,13 +168,15 @@ class RecurrentPPO(RecurrentA2C):
 
     def train(self) -> None:
         """``n_epochs`` passes of ``n_minibatches`` gradient steps over the rollout. A non-finite
-        loss raises :class:`~fwm_rl.runs.NonFiniteLossError` before the weights change."""
+        loss raises :class:`~fwm_rl.runs.NonFiniteLossError` before the gradient step it would
+        take (the steps before it in this update are kept)."""
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         clip_range = float(self.clip_range(self._current_progress_remaining))
         sums: dict[str, float] = {}
-        steps, stopped = 0, False
+        steps, epochs, stopped = 0, 0, False
         for _ in range(self.n_epochs):
+            epochs += 1
             order = torch.randperm(self.n_envs, device=self.device)
             for envs in order.tensor_split(self.n_minibatches):
                 loss, parts = self.minibatch_loss(envs, clip_range)
@@ -174,7 +194,7 @@ class RecurrentPPO(RecurrentA2C):
                     sums[key] = sums.get(key, 0.0) + float(value.detach())
             if stopped:
                 break
-        self._n_updates += 1
+        self._n_updates += epochs  # SB3's PPO counts epochs
         self.last_losses = {key: value / max(steps, 1) for key, value in sums.items()}
         self.last_losses["gradient_steps"] = float(steps)
         self.last_losses["explained_variance"] = self._explained_variance()

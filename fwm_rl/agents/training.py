@@ -204,7 +204,7 @@ def train_run(
 
 def _train(cfg: TrainConfig, run_dir: Path, resume: bool, show_progress: bool | None, dist: DistContext, started: datetime) -> RunSummary:
     """The body of :func:`train_run`, in a folder this run holds."""
-    ckpt = load_checkpoint(run_dir / CHECKPOINT) if resume else None
+    ckpt = read_checkpoint(run_dir)[0] if resume else None
     set_seed(cfg.seed)  # the same initial weights in every process
     model = make_model(cfg, dist.device, dist)
     done, train_seconds = 0, 0.0

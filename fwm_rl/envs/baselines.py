@@ -134,11 +134,13 @@ def reference_levels(
     split: str = "test", n_episodes: int = 6000, seed: int = 0, semantics: str = "paper", trials: int = 1
 ) -> dict[str, tuple[float, float]]:
     """``{policy: (mean total reward per episode, its standard error)}`` for ``random``, ``explorer``, ``oracle``
-    (with ``trials``: over the episodes of ``n_episodes`` trials, the policies keeping their knowledge within a trial)."""
+    (with ``trials``: over the episodes of ``n_episodes`` trials, the policies keeping their knowledge within a trial;
+    the standard error then over trials, whose episodes are not independent)."""
     if isinstance(n_episodes, bool) or not isinstance(n_episodes, (int, np.integer)) or n_episodes < 2:
         raise ValueError(f"n_episodes must be an integer >= 2 (for a standard error), got {n_episodes!r}")
     levels = {}
     for policy in POLICIES:
-        totals = trial_returns(policy, split, n_episodes, seed, semantics, trials).reshape(-1)
-        levels[policy] = (float(totals.mean()), float(totals.std(ddof=1) / math.sqrt(len(totals))))
+        totals = trial_returns(policy, split, n_episodes, seed, semantics, trials)
+        per_trial = totals.mean(1)
+        levels[policy] = (float(totals.mean()), float(per_trial.std(ddof=1) / math.sqrt(len(per_trial))))
     return levels

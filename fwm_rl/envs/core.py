@@ -256,7 +256,6 @@ class GraphBatch:
         self._start_episode()
         self.valid = xp.zeros((self.n_envs,), bool)
         self.reached = xp.zeros((self.n_envs,), bool)
-        self.placed = xp.full((self.n_envs,), True, bool)
         self.step_count = 0
         self._needs_reset = False
         return self.observation()
@@ -269,6 +268,7 @@ class GraphBatch:
         self.previous_action = xp.full((self.n_envs,), cfg.no_action, xp.int_dtype)
         self.timer = xp.zeros((self.n_envs,), xp.int_dtype)
         self.last_reward = xp.zeros((self.n_envs,), xp.float_dtype)
+        self.placed = xp.full((self.n_envs,), True, bool)
 
     @property
     def episode_in_trial(self) -> int:
