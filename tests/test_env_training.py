@@ -10,11 +10,21 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from stable_baselines3.common.vec_env import VecNormalize
 
 import fwm_rl  # noqa: F401  (registers CartPoleNoVel-v1)
 from fwm_rl.agents import FWMGraphVecEnv
 from fwm_rl.agents.config import TrainConfig
-from fwm_rl.agents.env_training import EnvTrainConfig, check_env_id, evaluate_env, load_env_policy, make_env, train_env_run
+from fwm_rl.agents.env_training import (
+    EnvTrainConfig,
+    check_env_id,
+    evaluate_env,
+    load_env_policy,
+    make_env,
+    make_eval_env,
+    read_env_checkpoint,
+    train_env_run,
+)
 from fwm_rl.agents.training import train_run
 from fwm_rl.cli import main
 from fwm_rl.envs import HideVelocity
@@ -134,6 +144,28 @@ def test_dict_observations_and_the_native_graph_env(tmp_path):
     summary = train_env_run(EnvTrainConfig(env_id="FWMGraph-v0", **{**TINY, "n_steps": 30, "total_timesteps": 240, "eval_every": 120}),
                             tmp_path / "graph", show_progress=False)
     assert summary.timesteps == 240 and np.isfinite(summary.eval_return)
+
+
+def test_observations_are_normalised_by_stored_statistics(tmp_path):
+    cfg = EnvTrainConfig(env_id="CartPoleNoVel-v1", memory="lstm", **TINY)
+    train_env_run(cfg, tmp_path / "run", show_progress=False)
+    ckpt, loaded = read_env_checkpoint(tmp_path / "run")
+    rms = ckpt["obs_rms"]
+    assert loaded.normalizes_obs and rms["mean"].shape == (2,) and rms["count"] > 128  # every training step counted
+    # evaluation uses the frozen statistics: its observations are the raw ones standardised
+    raw, frozen = make_env("CartPoleNoVel-v1", 2, seed=3), make_eval_env(ckpt, 2, seed=3)
+    np.testing.assert_allclose(frozen.reset(), np.clip((raw.reset() - rms["mean"]) / np.sqrt(rms["var"] + 1e-8), -10, 10), rtol=1e-5)
+    # resuming continues the statistics
+    train_env_run(dataclasses.replace(cfg, total_timesteps=192), tmp_path / "run", resume=True, show_progress=False)
+    assert read_env_checkpoint(tmp_path / "run")[0]["obs_rms"]["count"] > rms["count"] + 63
+    # off on request, and never for the graph task (one-hot observations)
+    train_env_run(dataclasses.replace(cfg, normalize_obs=False), tmp_path / "raw", show_progress=False)
+    assert read_env_checkpoint(tmp_path / "raw")[0]["obs_rms"] is None
+    assert not EnvTrainConfig(env_id="FWMGraph-v0").normalizes_obs
+    # checkpoints from before the option did not normalise, and still evaluate
+    old = {**ckpt, "config": {k: v for k, v in ckpt["config"].items() if k != "normalize_obs"}}
+    del old["obs_rms"]
+    assert not isinstance(make_eval_env(old, 2), VecNormalize)
 
 
 def test_refusals(tmp_path, monkeypatch):

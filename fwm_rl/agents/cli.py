@@ -14,7 +14,7 @@ from fwm_rl.agents.env_training import (
     check_env_id,
     evaluate_env,
     load_env_policy,
-    make_env,
+    make_eval_env,
     read_env_checkpoint,
     train_env_run,
 )
@@ -48,7 +48,7 @@ GRAPH_TRAIN_IDS = {env_id: kwargs for env_id, kwargs in ENV_IDS.items() if kwarg
 AGENT_OPTIONS = ("memory", "hidden_size", "d_fwm", "n_reads")
 RECIPE_OPTIONS = ("gamma", "gae_lambda", "ent_coef", "vf_coef")
 #: Options of ``--env`` runs only, and of graph runs only.
-ENV_ONLY = ("total_timesteps", "n_steps", "eval_episodes", "final_eval_episodes")
+ENV_ONLY = ("total_timesteps", "n_steps", "eval_episodes", "final_eval_episodes", "normalize_obs")
 GRAPH_ONLY = ("preset", "episodes", "semantics", "trials", "final_episodes_per_graph")
 
 
@@ -91,6 +91,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     env.add_argument("--n-steps", type=int, default=None, help="steps per environment and update of an --env run (default 32)")
     env.add_argument("--eval-episodes", type=int, default=None, help="evaluation episodes at every log of an --env run (default 10)")
     env.add_argument("--final-eval-episodes", type=int, default=None, help="evaluation episodes of an --env run's results (default 100)")
+    env.add_argument("--normalize-obs", action=argparse.BooleanOptionalAction, default=None,
+                     help="normalise an --env run's observations by running statistics (default on; not for graph-task ids)")
     agent = parser.add_argument_group("agent and recipe", "for --env runs, and for graph presets of one run (fast-fwm, paper-fwm, paper-lstm-N)")
     agent.add_argument("--memory", choices=sorted(MEMORIES), default=None, help="fwm (LSTM + FWM) or lstm")
     agent.add_argument("--hidden-size", type=int, default=None, help="LSTM units (default 32)")
@@ -251,7 +253,7 @@ def _eval_env_run(args: argparse.Namespace) -> int:
     if args.pretrained is not None or args.split is not None:
         raise ValueError(f"{args.run_dir} is a run on a Gymnasium env (fwm-rl train --env): --split and --pretrained belong to the graph task")
     policy, cfg = load_env_policy(args.run_dir, args.device)
-    env = make_env(cfg.env_id, min(cfg.n_envs, cfg.final_eval_episodes), seed=args.seed)
+    env = make_eval_env(read_env_checkpoint(args.run_dir)[0], min(cfg.n_envs, cfg.final_eval_episodes), seed=args.seed)
     mean, sem = evaluate_env(policy, env, cfg.final_eval_episodes, args.deterministic)
     print(f"{'agent':40s} {'mean return':>12s} {'std. error':>11s} {'episodes':>9s}")
     print(f"{cfg.label:40s} {mean:12.2f} {sem:11.2f} {cfg.final_eval_episodes:9d}")

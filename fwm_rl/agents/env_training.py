@@ -36,8 +36,9 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.utils import ConstantSchedule
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from fwm_rl.agents.a2c import RecurrentA2C
 from fwm_rl.agents.config import CONFIG, MEMORIES
@@ -59,7 +60,10 @@ from fwm_rl.runs import (
     set_seed,
 )
 
-__all__ = ["EnvRunSummary", "EnvTrainConfig", "check_env_id", "evaluate_env", "load_env_policy", "make_env", "train_env_run"]
+__all__ = [
+    "EnvRunSummary", "EnvTrainConfig", "check_env_id", "evaluate_env", "load_env_policy", "make_env", "make_eval_env", "normalized",
+    "train_env_run",
+]  # fmt: skip
 
 #: What a run writes into its folder (what ``overwrite`` replaces).
 RUN_OUTPUTS = (CHECKPOINT, CONFIG, RESULTS, "metrics.csv", "tb", f".{CHECKPOINT}.*.tmp")
@@ -85,6 +89,11 @@ class EnvTrainConfig(SavedConfig):
     ent_coef: float = 0.01
     max_grad_norm: float | None = 0.5  # None = no clipping
     normalize_advantage: bool = False
+    # Normalise observations by running mean and variance (SB3's VecNormalize; rewards untouched), the
+    # statistics stored in the checkpoint and frozen for evaluation. The recurrent cores take the
+    # observation as it comes, and small unscaled inputs (CartPole's angles) barely move them.
+    # Not for the graph task's ids, whose observations are one-hot.
+    normalize_obs: bool = True
     eval_every: int = 10_000  # environment steps between logs, evaluations and checkpoints
     eval_episodes: int = 10  # evaluation episodes at every log
     final_eval_episodes: int = 100  # evaluation episodes of the final results
@@ -110,6 +119,11 @@ class EnvTrainConfig(SavedConfig):
         if self.memory == "fwm":
             kwargs.update(d_fwm=self.d_fwm, n_reads=self.n_reads)
         return kwargs
+
+    @property
+    def normalizes_obs(self) -> bool:
+        """Whether this run normalises observations (``normalize_obs``, and not a graph-task id)."""
+        return self.normalize_obs and _spec_kwargs(self.env_id) is None
 
     @property
     def label(self) -> str:
@@ -153,6 +167,33 @@ def make_env(env_id: str, n_envs: int, seed: int | None = None) -> VecEnv:
         return FWMGraphVecEnv.make(n_envs, split="random", seed=seed, **{k: v for k, v in fixed.items() if k != "split"})
     flatten = isinstance(gym.make(env_id).observation_space, gym.spaces.Dict)
     return make_vec_env(env_id, n_envs=n_envs, seed=seed, wrapper_class=gym.wrappers.FlattenObservation if flatten else None)
+
+
+def normalized(env: VecEnv, obs_rms: RunningMeanStd | None, training: bool) -> VecNormalize:
+    """``env`` with its observations normalised (rewards untouched): by ``obs_rms`` if given (the same
+    object, so an evaluation env follows its training env's statistics), updated only when ``training``."""
+    venv = VecNormalize(env, training=training, norm_obs=True, norm_reward=False)
+    if obs_rms is not None:
+        venv.obs_rms = obs_rms
+    return venv
+
+
+def _rms_state(rms: RunningMeanStd) -> dict[str, Any]:
+    return {"mean": rms.mean.copy(), "var": rms.var.copy(), "count": float(rms.count)}
+
+
+def _rms_from(state: dict[str, Any]) -> RunningMeanStd:
+    rms = RunningMeanStd(shape=np.shape(state["mean"]))
+    rms.mean, rms.var, rms.count = np.array(state["mean"], dtype=np.float64), np.array(state["var"], dtype=np.float64), state["count"]
+    return rms
+
+
+def make_eval_env(ckpt: dict, n_envs: int, seed: int | None = None) -> VecEnv:
+    """``n_envs`` copies of a checkpointed ``--env`` run's environment for evaluation, its
+    observations normalised by the checkpoint's frozen statistics where the run normalised them."""
+    cfg = EnvTrainConfig.from_dict({"normalize_obs": False, **ckpt["config"]})
+    env = make_env(cfg.env_id, n_envs, seed=seed)
+    return normalized(env, _rms_from(ckpt["obs_rms"]), training=False) if ckpt.get("obs_rms") is not None else env
 
 
 def evaluate_env(policy: RecurrentActorCriticPolicy, env: VecEnv, n_episodes: int, deterministic: bool = False) -> tuple[float, float]:
@@ -209,7 +250,8 @@ def read_env_checkpoint(run_dir: str | Path) -> tuple[dict, EnvTrainConfig]:
     path = Path(run_dir)
     path = path if path.is_file() else path / CHECKPOINT
     ckpt = check_checkpoint(load_checkpoint(path), "a2c-env", path)
-    return ckpt, EnvTrainConfig.from_dict(ckpt["config"])
+    # (runs from before normalize_obs existed did not normalise)
+    return ckpt, EnvTrainConfig.from_dict({"normalize_obs": False, **ckpt["config"]})
 
 
 def load_env_policy(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[RecurrentActorCriticPolicy, EnvTrainConfig]:
@@ -273,6 +315,9 @@ def train_env_run(
         env_seed = int(np.random.SeedSequence([cfg.seed, done]).generate_state(1)[0])
         env = make_env(cfg.env_id, cfg.n_envs, seed=env_seed)
         eval_env = make_env(cfg.env_id, min(cfg.n_envs, cfg.final_eval_episodes), seed=env_seed + 1)
+        if cfg.normalizes_obs:  # the evaluation follows the training statistics, frozen
+            env = normalized(env, _rms_from(ckpt["obs_rms"]) if ckpt is not None and ckpt.get("obs_rms") is not None else None, training=True)
+            eval_env = normalized(eval_env, env.obs_rms, training=False)
         model = make_model(cfg, env, device)
         train_seconds = 0.0
         if ckpt is not None:
@@ -316,6 +361,7 @@ def train_env_run(
                         "optimizer": model.policy.optimizer.state_dict(),
                         "train_seconds": train_seconds,
                         "train_return": train_return,
+                        "obs_rms": _rms_state(env.obs_rms) if cfg.normalizes_obs else None,
                     },
                     run_dir / CHECKPOINT,
                 )
