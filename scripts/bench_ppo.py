@@ -32,7 +32,7 @@ import torch
 
 from fwm_rl.agents import FWMGraphVecEnv, RecurrentA2C, RecurrentPPO
 from fwm_rl.agents.config import FAST_RECIPE
-from fwm_rl.agents.env_training import evaluate_env, make_env
+from fwm_rl.agents.env_training import evaluate_env, make_env, normalized
 from fwm_rl.agents.evaluation import evaluate
 from fwm_rl.envs.graphs import graph_set
 from fwm_rl.runs import set_seed
@@ -57,20 +57,27 @@ N_ENVS = {"graph": 600, "cartpole": 16}
 def make_train_env(task: str, seed: int):
     if task == "graph":
         return FWMGraphVecEnv.make(600, graphs=graph_set("train"), device="cpu", seed=seed)
-    return make_env("CartPoleNoVel-v1", N_ENVS[task], seed=seed)
+    # observations normalised as in ``fwm-rl train --env`` (normalize_obs)
+    return normalized(make_env("CartPoleNoVel-v1", N_ENVS[task], seed=seed), None, training=True)
+
+
+def scoring_env(model, task: str, seed: int):
+    """The scoring env: the test graphs, or CartPole copies normalised by the training statistics, frozen."""
+    if task == "graph":
+        return FWMGraphVecEnv.make(600, split="test", device="cpu", seed=seed + 10_000)
+    return normalized(make_env("CartPoleNoVel-v1", 10, seed=seed + 10_000), model.get_env().obs_rms, training=False)
 
 
 def score(model, task: str, seed: int) -> float:
     if task == "graph":
         return evaluate(model.policy, "test", 1, seed=seed + 10_000).mean
-    return evaluate_env(model.policy, make_env("CartPoleNoVel-v1", 10, seed=seed + 10_000), 50)[0]
+    return evaluate_env(model.policy, scoring_env(model, task, seed), 50)[0]
 
 
 def sb3_score(model, task: str, seed: int) -> float:
     from stable_baselines3.common.evaluation import evaluate_policy
 
-    env = FWMGraphVecEnv.make(600, split="test", device="cpu", seed=seed + 10_000) if task == "graph" else make_env("CartPoleNoVel-v1", 10, seed=seed + 10_000)
-    rewards, _ = evaluate_policy(model, env, n_eval_episodes=600 if task == "graph" else 50, return_episode_rewards=True, warn=False)
+    rewards, _ = evaluate_policy(model, scoring_env(model, task, seed), n_eval_episodes=600 if task == "graph" else 50, return_episode_rewards=True, warn=False)
     return float(np.mean(rewards))
 
 

@@ -14,4 +14,4 @@ def test_every_dependency_has_a_floor_to_check():
     assert {"gymnasium", "stable-baselines3", "numpy", "matplotlib", "tensorboard", "pytest"} <= set(pins)
     assert "torch" not in pins  # installed first, separately (--torch)
     # stable-baselines3 2.3-2.5 pin gymnasium < 1.1, the floor the vector env needs
-    assert tuple(int(x) for x in pins["stable-baselines3"].split(".")[:2]) >= (2, 6)
+    assert tuple(int(x) for x in pins["stable-baselines3"].split(".")[:2]) >= (2, 7)  # ConstantSchedule, FloatSchedule
