@@ -137,6 +137,9 @@ def test_train_resume_and_eval(tmp_path, memory, capsys):
     assert main(["eval", str(tmp_path / "run")]) == 0
     assert "on CartPoleNoVel-v1" in capsys.readouterr().out
     assert main(["eval", str(tmp_path / "run"), "--split", "test"]) == 2
+    capsys.readouterr()
+    assert main(["plot", str(tmp_path / "run"), "--out", str(tmp_path / "f.png")]) == 2
+    assert "runs on a Gymnasium env (fwm-rl train --env); fwm-rl plot draws graph-task runs" in capsys.readouterr().err
 
 
 def test_dict_observations_and_the_native_graph_env(tmp_path):

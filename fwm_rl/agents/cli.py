@@ -142,7 +142,7 @@ def run_train(args: argparse.Namespace) -> int:
         if args.print_config:
             print(json.dumps({"env": cfg.env_id, "out": str(out), "config": cfg.to_dict()}, indent=2))
             return 0
-        print(f"training {cfg.label} ({cfg.total_timesteps} steps x {cfg.n_envs} envs) -> {out}")
+        print(f"training {cfg.label} ({cfg.total_timesteps} environment steps over {cfg.n_envs} copies) -> {out}")
         print(env_results_table([train_env_run(cfg, out, show_progress=show, overwrite=args.overwrite)]), end="")
         return 0
     wrong = [k for k in given if k in ENV_ONLY]
@@ -324,6 +324,10 @@ def _explain(args: argparse.Namespace) -> int:
 
 def _plot(args: argparse.Namespace) -> int:
     dirs = [d for path in args.run_dirs for d in run_dirs(path)]
+    env_runs = [str(d) for d in dirs if _is_env_run(d)]
+    if env_runs:
+        raise ValueError(f"{', '.join(env_runs)}: runs on a Gymnasium env (fwm-rl train --env); fwm-rl plot draws graph-task runs "
+                         "(Figure 5). An --env run's metrics.csv holds train/return and eval/return per step, and TensorBoard shows them")
     if args.reference_every < 1:
         raise ValueError(f"--reference-every must be at least 1, got {args.reference_every}")
     print(f"wrote {plot_runs(dirs, args.out, references=args.reference, reference_every=args.reference_every)}")
