@@ -35,6 +35,7 @@ from fwm_rl.agents.training import (
 from fwm_rl.agents.watch import check_gif_options, episode_gif, play_episode
 from fwm_rl.distributed import launch_rank
 from fwm_rl.envs import ENV_IDS, SEMANTICS
+from fwm_rl.envs.baselines import trial_mean_sem
 from fwm_rl.envs.graphs import SPLITS
 
 __all__ = ["add_train_arguments", "register", "run_train"]
@@ -273,9 +274,8 @@ def _eval(args: argparse.Namespace) -> int:
         trials = cfg.trials if args.trials is None else args.trials
         for split in splits:
             returns = trial_returns(policy, split, args.episodes_per_graph, args.seed, cfg.semantics, args.deterministic, trials=trials)
-            # The episodes of one trial share a graph and a memory: the standard error is over trials.
-            per_trial = returns.mean(1)
-            line = f"{name:{width}s} {split:6s} {returns.mean():12.2f} {per_trial.std(ddof=1) / len(per_trial) ** 0.5:11.2f} {returns.size:9d}"
+            mean, sem = trial_mean_sem(returns)
+            line = f"{name:{width}s} {split:6s} {mean:12.2f} {sem:11.2f} {returns.size:9d}"
             if trials > 1:
                 line += "  " + " ".join(f"{m:6.1f}" for m in returns.mean(0))
             print(line)

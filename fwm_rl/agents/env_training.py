@@ -191,8 +191,7 @@ def _rms_from(state: dict[str, Any]) -> RunningMeanStd:
 def make_eval_env(ckpt: dict, n_envs: int, seed: int | None = None) -> VecEnv:
     """``n_envs`` copies of a checkpointed ``--env`` run's environment for evaluation, its
     observations normalised by the checkpoint's frozen statistics where the run normalised them."""
-    cfg = EnvTrainConfig.from_dict({"normalize_obs": False, **ckpt["config"]})
-    env = make_env(cfg.env_id, n_envs, seed=seed)
+    env = make_env(ckpt["config"]["env_id"], n_envs, seed=seed)
     return normalized(env, _rms_from(ckpt["obs_rms"]), training=False) if ckpt.get("obs_rms") is not None else env
 
 
@@ -316,7 +315,8 @@ def train_env_run(
         env = make_env(cfg.env_id, cfg.n_envs, seed=env_seed)
         eval_env = make_env(cfg.env_id, min(cfg.n_envs, cfg.final_eval_episodes), seed=env_seed + 1)
         if cfg.normalizes_obs:  # the evaluation follows the training statistics, frozen
-            env = normalized(env, _rms_from(ckpt["obs_rms"]) if ckpt is not None and ckpt.get("obs_rms") is not None else None, training=True)
+            stored = ckpt.get("obs_rms") if ckpt is not None else None  # a resumed run continues its statistics
+            env = normalized(env, _rms_from(stored) if stored is not None else None, training=True)
             eval_env = normalized(eval_env, env.obs_rms, training=False)
         model = make_model(cfg, env, device)
         train_seconds = 0.0

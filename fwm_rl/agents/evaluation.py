@@ -10,7 +10,6 @@ does this for ``episodes_per_graph`` episodes per graph at once (one
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +17,7 @@ import torch
 
 from fwm_rl.agents.policies import RecurrentActorCriticPolicy
 from fwm_rl.envs import GraphBatch, TaskConfig
+from fwm_rl.envs.baselines import trial_mean_sem
 from fwm_rl.envs.core import task_graphs
 from fwm_rl.envs.graphs import SPLITS
 
@@ -105,6 +105,4 @@ def evaluate(
     ``trials``: of all trials' episodes) and its standard error, taken over trials (the episodes of
     one trial share a graph and a memory, so they are not independent)."""
     returns = trial_returns(policy, split, episodes_per_graph, seed, semantics, deterministic, trials=trials)
-    per_trial = returns.mean(1)
-    sem = float(per_trial.std(ddof=1) / math.sqrt(len(per_trial))) if len(per_trial) > 1 else float("nan")
-    return EvalResult(float(returns.mean()), sem, returns.size)
+    return EvalResult(*trial_mean_sem(returns), returns.size)

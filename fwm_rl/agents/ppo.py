@@ -174,9 +174,8 @@ class RecurrentPPO(RecurrentA2C):
         self._update_learning_rate(self.policy.optimizer)
         clip_range = float(self.clip_range(self._current_progress_remaining))
         sums: dict[str, float] = {}
-        steps, epochs, stopped = 0, 0, False
-        for _ in range(self.n_epochs):
-            epochs += 1
+        steps, stopped = 0, False
+        for epoch in range(self.n_epochs):
             order = torch.randperm(self.n_envs, device=self.device)
             for envs in order.tensor_split(self.n_minibatches):
                 loss, parts = self.minibatch_loss(envs, clip_range)
@@ -194,7 +193,7 @@ class RecurrentPPO(RecurrentA2C):
                     sums[key] = sums.get(key, 0.0) + float(value.detach())
             if stopped:
                 break
-        self._n_updates += epochs  # SB3's PPO counts epochs
+        self._n_updates += epoch + 1  # SB3's PPO counts epochs (those run, with an early stop)
         self.last_losses = {key: value / max(steps, 1) for key, value in sums.items()}
         self.last_losses["gradient_steps"] = float(steps)
         self.last_losses["explained_variance"] = self._explained_variance()

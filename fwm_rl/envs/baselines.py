@@ -124,6 +124,15 @@ def trial_returns(
     return totals
 
 
+def trial_mean_sem(returns: np.ndarray) -> tuple[float, float]:
+    """Mean total reward per episode of ``returns`` (``[n_trials, trials]``, as :func:`trial_returns` gives)
+    and its standard error, taken over trials: the episodes of one trial share a graph and a memory, so
+    they are not independent (with ``trials=1``, the usual error over episodes); NaN for one trial."""
+    per_trial = returns.mean(1)
+    sem = float(per_trial.std(ddof=1) / math.sqrt(len(per_trial))) if len(per_trial) > 1 else float("nan")
+    return float(returns.mean()), sem
+
+
 def episode_returns(policy: str, split: str = "test", n_episodes: int = 600, seed: int = 0, semantics: str = "paper") -> np.ndarray:
     """Total reward of each of ``n_episodes`` single episodes of ``policy`` (``[n_episodes]`` float64):
     :func:`trial_returns` with trials of one episode."""
@@ -140,7 +149,5 @@ def reference_levels(
         raise ValueError(f"n_episodes must be an integer >= 2 (for a standard error), got {n_episodes!r}")
     levels = {}
     for policy in POLICIES:
-        totals = trial_returns(policy, split, n_episodes, seed, semantics, trials)
-        per_trial = totals.mean(1)
-        levels[policy] = (float(totals.mean()), float(per_trial.std(ddof=1) / math.sqrt(len(per_trial))))
+        levels[policy] = trial_mean_sem(trial_returns(policy, split, n_episodes, seed, semantics, trials))
     return levels
