@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from fwm_rl.checks import check_int
+
 __all__ = [
     "AMP_MODES",
     "NonFiniteLossError",
@@ -202,8 +204,7 @@ def run_record(started: datetime, device: torch.device | None = None) -> dict[st
 
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_int("seed", seed, 0)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

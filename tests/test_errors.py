@@ -129,7 +129,7 @@ def test_lm_eval_bad_arguments(tmp_path, capsys):
     assert main(["lm", "train", "--model", "lstm", "--data", str(corpus), "--out", str(out), "--d-embed", "8", "--d-hidden", "8", "--n-layers", "1",
                  "--max-steps", "2", "--bptt", "5", "--device", "cpu", "--no-tensorboard", "--no-progress", "--no-temperature"]) == 0
     assert "is a directory" in one_line_error(capsys, ["lm", "eval", str(out), "--device", "cpu"])
-    assert "batch size must be a positive integer" in one_line_error(capsys, ["lm", "eval", str(out / "best.pt"), "--batch-size", "0", "--device", "cpu"])
+    assert "batch_size must be a positive integer" in one_line_error(capsys, ["lm", "eval", str(out / "best.pt"), "--batch-size", "0", "--device", "cpu"])
 
 
 def test_a_stopped_run_is_one_line_with_exit_code_1(capsys):

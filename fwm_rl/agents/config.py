@@ -8,11 +8,11 @@ shipped agents' records) imports it without importing the trainer.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from fwm_rl.agents.policies import FwmPolicy, LstmPolicy, RecurrentActorCriticPolicy
+from fwm_rl.checks import check_ints, check_real
 from fwm_rl.envs import SEMANTICS
 from fwm_rl.memory import IMPLS
 from fwm_rl.runs import SavedConfig
@@ -58,16 +58,12 @@ class TrainConfig(SavedConfig):
             raise ValueError(f"unknown fwm_impl {self.fwm_impl!r}; choose one of {IMPLS}")
         if self.semantics not in SEMANTICS:
             raise ValueError(f"unknown semantics {self.semantics!r}; choose one of {SEMANTICS}")
-        for name in ("hidden_size", "d_fwm", "n_reads", "n_envs", "episodes", "eval_every", "final_episodes_per_graph", "trials"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_ints(self, ("hidden_size", "d_fwm", "n_reads", "n_envs", "episodes", "eval_every", "final_episodes_per_graph", "trials"))
         if self.n_envs > 600:
             raise ValueError(f"n_envs must be at most 600 (one agent per training graph), got {self.n_envs}")
-        if not (0 < self.learning_rate < math.inf and 0 < self.adam_eps < math.inf):
-            raise ValueError(f"learning_rate and adam_eps must be positive and finite, got {self.learning_rate} and {self.adam_eps}")
-        if self.time_budget is not None and not self.time_budget > 0:
-            raise ValueError(f"time_budget must be positive seconds or None, got {self.time_budget!r}")
+        check_real("learning_rate", self.learning_rate, positive=True)
+        check_real("adam_eps", self.adam_eps, positive=True)
+        check_real("time_budget", self.time_budget, positive=True, optional=True)
 
     @property
     def policy_kwargs(self) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from fwm_rl.agents.config import CONFIG, MEMORIES
 from fwm_rl.agents.policies import RecurrentActorCriticPolicy
 from fwm_rl.agents.training import CHECKPOINT, RESULTS
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
+from fwm_rl.checks import check_ints, check_real
 from fwm_rl.distributed import DistContext, hold_run_folder
 from fwm_rl.envs import ENV_IDS
 from fwm_rl.runs import (
@@ -104,14 +105,11 @@ class EnvTrainConfig(SavedConfig):
     def __post_init__(self) -> None:
         if self.memory not in MEMORIES:
             raise ValueError(f"unknown memory {self.memory!r}; choose one of {sorted(MEMORIES)}")
-        for name in ("hidden_size", "d_fwm", "n_reads", "total_timesteps", "n_envs", "n_steps", "eval_every", "eval_episodes", "final_eval_episodes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not (0 < self.learning_rate < math.inf and 0 < self.adam_eps < math.inf):
-            raise ValueError(f"learning_rate and adam_eps must be positive and finite, got {self.learning_rate} and {self.adam_eps}")
-        if self.time_budget is not None and not self.time_budget > 0:
-            raise ValueError(f"time_budget must be positive seconds or None, got {self.time_budget!r}")
+        check_ints(self, ("hidden_size", "d_fwm", "n_reads", "total_timesteps", "n_envs", "n_steps", "eval_every", "eval_episodes",
+                          "final_eval_episodes"))
+        check_real("learning_rate", self.learning_rate, positive=True)
+        check_real("adam_eps", self.adam_eps, positive=True)
+        check_real("time_budget", self.time_budget, positive=True, optional=True)
 
     @property
     def policy_kwargs(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from fwm_rl.agents.policies import RecurrentActorCriticPolicy
+from fwm_rl.checks import check_int
 from fwm_rl.envs import GraphBatch, TaskConfig
 from fwm_rl.envs.baselines import trial_mean_sem
 from fwm_rl.envs.core import task_graphs
@@ -51,8 +52,7 @@ def trial_returns(
     (``"train"``, ``"test"`` or ``"valid"``, see :func:`~fwm_rl.envs.graphs.graph_set`) with the memory
     emptied at the trial's start only, actions sampled from the policy (``deterministic``: the most
     likely action). ``seed`` fixes placements and sampling."""
-    if isinstance(episodes_per_graph, bool) or not isinstance(episodes_per_graph, int) or episodes_per_graph < 1:
-        raise ValueError(f"episodes_per_graph must be a positive integer, got {episodes_per_graph!r}")
+    check_int("episodes_per_graph", episodes_per_graph)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS} (the paper's graph sets, or the validation set), got {split!r}")
     config = TaskConfig(semantics=semantics, trials=trials)

@@ -19,6 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from fwm_rl.agents.policies import FwmPolicy, RecurrentActorCriticPolicy
+from fwm_rl.checks import check_real
 from fwm_rl.envs.graph_env import FWMGraphEnv
 from fwm_rl.envs.graphs import N_ACTIONS, N_STATES, graph_at, sample_adjacency_matrix
 from fwm_rl.envs.render import draw_graph
@@ -145,8 +146,7 @@ def _frame(record: EpisodeRecord, t: int, label: str) -> np.ndarray:
 
 def check_gif_options(out: str | Path, fps: float) -> Path:
     """``out`` as a path, or a ValueError naming what is wrong with it or with ``fps``."""
-    if not fps > 0:
-        raise ValueError(f"fps must be positive, got {fps!r}")
+    check_real("fps", fps, positive=True)
     out = Path(out)
     if out.suffix.lower() != ".gif":
         raise ValueError(f"the output must be a .gif file, got {out}")

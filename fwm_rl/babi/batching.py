@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from fwm_rl.babi.catbabi import EncodedSplit
+from fwm_rl.checks import check_int
 
 __all__ = ["EVAL_ORDER_SEED", "Segment", "TrainStream", "build_rows", "eval_segments", "segments"]
 
@@ -48,8 +49,7 @@ def build_rows(split: EncodedSplit, order: np.ndarray, batch_size: int, eos: int
 
     Returns ``[B, L]`` arrays ``x, y, task, answer, keep`` (``L`` the longest stream, the others padded).
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_int("batch_size", batch_size)
     lengths = split.lengths + 1  # each story plus its end-of-story token
     heap = [(0, row) for row in range(batch_size)]
     assigned: list[list[int]] = [[] for _ in range(batch_size)]
@@ -88,8 +88,7 @@ def build_rows(split: EncodedSplit, order: np.ndarray, batch_size: int, eos: int
 
 def segments(rows: dict[str, np.ndarray], seq_len: int = SEQ_LEN) -> list[Segment]:
     """Cut ``[B, L]`` streams into time-first segments of ``seq_len`` steps (the last may be shorter)."""
-    if not isinstance(seq_len, int) or seq_len < 1:
-        raise ValueError(f"seq_len must be a positive integer, got {seq_len!r}")
+    check_int("seq_len", seq_len)
     L = rows["x"].shape[1]
     tensors = {k: torch.from_numpy(np.ascontiguousarray(v.T)) for k, v in rows.items()}
     return [Segment(*(tensors[k][s : s + seq_len] for k in Segment._fields)) for s in range(0, L, seq_len)]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor, nn
 
+from fwm_rl.checks import check_int, check_ints
 from fwm_rl.memory import FWMLSTM, MemoryTrace, count_parameters
 from fwm_rl.runs import SavedConfig
 
@@ -45,10 +46,7 @@ class ModelConfig(SavedConfig):
     def __post_init__(self):
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
-        for name in ("embedding_size", "hidden_size", "d_fwm", "n_reads", "layers"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_ints(self, ("embedding_size", "hidden_size", "d_fwm", "n_reads", "layers"))
 
 
 
@@ -133,8 +131,7 @@ class CatbAbIModel(nn.Module):
 
     def __init__(self, config: ModelConfig, vocab_size: int):
         super().__init__()
-        if not isinstance(vocab_size, int) or vocab_size < 2:
-            raise ValueError(f"vocab_size must be an integer >= 2, got {vocab_size!r}")
+        check_int("vocab_size", vocab_size, 2)
         self.config, self.vocab_size = config, vocab_size
         self.embedding = nn.Embedding(vocab_size, config.embedding_size)
         if config.model == "fwm":

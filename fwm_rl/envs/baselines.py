@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from fwm_rl.checks import check_int
 from fwm_rl.envs.core import GraphBatch, TaskConfig, task_graphs
 from fwm_rl.envs.graphs import adjacency_from_table, shortest_path_lengths
 
@@ -145,8 +146,7 @@ def reference_levels(
     """``{policy: (mean total reward per episode, its standard error)}`` for ``random``, ``explorer``, ``oracle``
     (with ``trials``: over the episodes of ``n_episodes`` trials, the policies keeping their knowledge within a trial;
     the standard error then over trials, whose episodes are not independent)."""
-    if isinstance(n_episodes, bool) or not isinstance(n_episodes, (int, np.integer)) or n_episodes < 2:
-        raise ValueError(f"n_episodes must be an integer >= 2 (for a standard error), got {n_episodes!r}")
+    check_int("n_episodes", n_episodes, 2, why=" (for a standard error)")
     levels = {}
     for policy in POLICIES:
         levels[policy] = trial_mean_sem(trial_returns(policy, split, n_episodes, seed, semantics, trials))

@@ -63,6 +63,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from fwm_rl.checks import check_int, check_ints
 from fwm_rl.envs._backend import Backend, make_backend
 from fwm_rl.envs.graphs import (
     MAX_SAMPLED_STATES,
@@ -100,10 +101,7 @@ class TaskConfig:
         check_sizes(self.n_actions, self.n_states)
         if self.reset_after is None:
             object.__setattr__(self, "reset_after", self.n_states + 1)
-        for name in ("horizon", "reset_after", "trials"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_ints(self, ("horizon", "reset_after", "trials"))
         if not math.isfinite(self.reward):
             raise ValueError(f"reward must be a finite number, got {self.reward!r}")
         if not (math.isfinite(self.penalty) and self.penalty >= 0):
@@ -179,8 +177,7 @@ class GraphBatch:
         seed: int | None = None,
         check_actions: bool = True,
     ) -> None:
-        if isinstance(n_envs, bool) or not isinstance(n_envs, (int, np.integer)) or n_envs < 1:
-            raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}")
+        check_int("n_envs", n_envs)
         self.n_envs = int(n_envs)
         self.config = config
         self.backend: Backend = make_backend(device, seed)

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
+from fwm_rl.checks import check_int
 from fwm_rl.envs import render as render_lib
 from fwm_rl.envs.core import GraphBatch, TaskConfig, task_graphs, task_spaces
 
@@ -72,8 +73,7 @@ class FWMGraphEnv(gym.Env):
         else:
             if graph_index is None:
                 graph_index = int(self.np_random.integers(n_graphs))
-            if isinstance(graph_index, bool) or not isinstance(graph_index, (int, np.integer)):
-                raise ValueError(f"graph_index must be an integer, got {graph_index!r}")
+            check_int("graph_index", graph_index, None)
             obs = self.core.reset(graph_indices=np.array([graph_index]))
             self._graph_index = int(graph_index)
         return obs[0], {"graph_index": self._graph_index}

@@ -38,6 +38,7 @@ import networkx as nx
 import numpy as np
 import torch
 
+from fwm_rl.checks import check_int
 from fwm_rl.envs._backend import Backend, make_backend
 
 #: Sizes used in the paper.
@@ -56,8 +57,7 @@ def check_sizes(n_actions: int, n_states: int) -> None:
     rejected; a single action leaves no unused (state, action) pair for phase 2.
     """
     for name, value, least in (("n_actions", n_actions, 2), ("n_states", n_states, 3)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-            raise ValueError(f"{name} must be an integer >= {least} for Listing 1's graphs, got {value!r}")
+        check_int(name, value, least, why=" for Listing 1's graphs")
 
 
 #: Most locations of freshly sampled graphs: Listing 1's rejection sampler needs ~1 s per reset of 64
@@ -217,8 +217,7 @@ def sample_adjacency_batch(
     numpy float64 when ``device`` is None, else a float32 torch tensor on ``device``.
     Fast, but not the authors' random stream: use :func:`sample_adjacency_matrix` for that.
     """
-    if isinstance(n_graphs, bool) or not isinstance(n_graphs, (int, np.integer)) or n_graphs < 0:
-        raise ValueError(f"n_graphs must be a non-negative integer, got {n_graphs!r}")
+    check_int("n_graphs", n_graphs, 0)
     backend = make_backend(device, seed)
     adjacency = adjacency_from_table(sample_table_batch(backend, int(n_graphs), n_actions, n_states))
     return adjacency.astype(np.float64) if device is None else adjacency
@@ -312,10 +311,8 @@ def _validation_set(n_graphs: int, data_seed: int) -> np.ndarray:
 
 
 def _check_set_arguments(n_graphs: int, data_seed: int) -> None:
-    if isinstance(n_graphs, bool) or not isinstance(n_graphs, (int, np.integer)) or n_graphs < 1:
-        raise ValueError(f"n_graphs must be a positive integer, got {n_graphs!r}")
-    if isinstance(data_seed, bool) or not isinstance(data_seed, (int, np.integer)) or data_seed < 0:
-        raise ValueError(f"data_seed must be a non-negative integer, got {data_seed!r}")
+    check_int("n_graphs", n_graphs)
+    check_int("data_seed", data_seed, 0)
 
 
 def paper_graph_sets(n_graphs: int = 600, data_seed: int = 666) -> tuple[np.ndarray, np.ndarray]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fwm_rl.checks import check_int
 from fwm_rl.lm.trainer import checkpoint_corpus, evaluate, load_model
 from fwm_rl.runs import save_figure
 
@@ -54,8 +55,7 @@ def plot_loss_comparison(
     bits_a, bits_b = np.asarray(bits_a, dtype=float), np.asarray(bits_b, dtype=float)
     if not len(words) == len(bits_a) == len(bits_b) or len(words) == 0:
         raise ValueError(f"need one loss per word from each model, got {len(words)} words, {len(bits_a)} and {len(bits_b)} losses")
-    if words_per_row < 1:
-        raise ValueError(f"words_per_row must be positive, got {words_per_row}")
+    check_int("words_per_row", words_per_row)
     n_chunks = math.ceil(len(words) / words_per_row)
     width = min(words_per_row, len(words))
     vmax = float(max(bits_a.max(), bits_b.max()))

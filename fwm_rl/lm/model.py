@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from fwm_rl.memory import FastWeightMemory
+from fwm_rl.checks import check_ints, check_real
+from fwm_rl.memory import FastWeightMemory, map_state
 from fwm_rl.runs import SavedConfig
 
 __all__ = ["MODELS", "AWDLanguageModel", "LMConfig", "LMOutput", "LMState", "WeightDropLSTM", "embedded_dropout", "locked_dropout"]
@@ -62,14 +63,9 @@ class LMConfig(SavedConfig):
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}: use one of {', '.join(MODELS)}")
-        for name in ("vocab_size", "d_embed", "d_hidden", "n_layers", "d_fwm", "n_reads"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_ints(self, ("vocab_size", "d_embed", "d_hidden", "n_layers", "d_fwm", "n_reads"))
         for name in ("dropout", "dropout_h", "dropout_i", "dropout_e", "wdrop"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+            check_real(name, getattr(self, name), non_negative=True, below=1.0)
 
 
     @property
@@ -89,13 +85,11 @@ class LMState(NamedTuple):
 
     def detach(self) -> LMState:
         """Cut the graph (truncated BPTT) while keeping the values."""
-        layers = tuple((h.detach(), c.detach()) for h, c in self.layers)
-        return LMState(layers, None if self.fast_weights is None else self.fast_weights.detach())
+        return map_state(self, Tensor.detach)
 
     def to(self, device_or_dtype: torch.device | str | torch.dtype) -> LMState:
         """Every tensor moved to a device or cast to a dtype (as ``Tensor.to``)."""
-        layers = tuple((h.to(device_or_dtype), c.to(device_or_dtype)) for h, c in self.layers)
-        return LMState(layers, None if self.fast_weights is None else self.fast_weights.to(device_or_dtype))
+        return map_state(self, lambda t: t.to(device_or_dtype))
 
 
 class LMOutput(NamedTuple):

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fwm_rl.checks import check_int, check_ints, check_real
 from fwm_rl.distributed import (
     all_reduce_gradients,
     all_reduce_sum,
@@ -129,24 +130,14 @@ class TrainConfig(SavedConfig):
     amp: str = "none"
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "bptt", "epochs", "eval_batch_size", "log_interval"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("max_steps", "asgd_after", "nonmono", "test_batch_size"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-        if self.eval_interval < 0:
-            raise ValueError(f"eval_interval must be >= 0 (0 = every epoch), got {self.eval_interval}")
-        if self.time_budget is not None and self.time_budget <= 0:
-            raise ValueError(f"time_budget must be a positive number of seconds, got {self.time_budget}")
+        check_ints(self, ("batch_size", "bptt", "epochs", "eval_batch_size", "log_interval"))
+        check_ints(self, ("max_steps", "asgd_after", "nonmono", "test_batch_size"), optional=True)
+        check_int("eval_interval", self.eval_interval, 0, why=" (0 = every epoch)")
+        check_real("time_budget", self.time_budget, positive=True, optional=True)
         for name in ("lr", "asgd_lr"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+            check_real(name, getattr(self, name), positive=True)
         for name in ("weight_decay", "clip", "ar_alpha", "tar_beta"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+            check_real(name, getattr(self, name), non_negative=True)
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
 
@@ -196,8 +187,7 @@ def batchify(tokens: Tensor, batch_size: int, pad: bool) -> tuple[Tensor, Tensor
     """
     if tokens.dim() != 1:
         raise ValueError(f"tokens must be a 1-D tensor of word indices, got shape {tuple(tokens.shape)}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch size must be a positive integer, got {batch_size!r}")
+    check_int("batch_size", batch_size)
     stream = torch.cat([tokens.new_full((1,), EOS_INDEX), tokens])
     inputs, targets = stream[:-1], stream[1:]
     n = inputs.numel()
@@ -221,8 +211,7 @@ def _stream_losses(model: AWDLanguageModel, tokens: Tensor, batch_size: int, bpt
                    rows: slice = slice(None), show_progress: bool = False) -> tuple[Tensor, Tensor]:
     """Per-token losses ``[L, rows]`` of the streams ``rows`` of ``batchify(tokens, batch_size)`` and
     the mask of real (non-padding) targets."""
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
+    check_real("temperature", temperature, positive=True)
     was_training = model.training
     model.eval()
     device = model.embedding.weight.device

@@ -9,6 +9,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from fwm_rl.checks import check_int, check_real
 from fwm_rl.memory.chunked import run_chunked
 from fwm_rl.memory.common import (
     IMPLS,
@@ -63,16 +64,13 @@ class FastWeightMemory(nn.Module):
         super().__init__()
         output_size = input_size if output_size is None else output_size
         for name, value in (("input_size", input_size), ("d_fwm", d_fwm), ("n_reads", n_reads), ("output_size", output_size)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_int(name, value)
         if keys not in KEY_MODES:
             raise ValueError(f"keys must be one of {KEY_MODES}, got {keys!r}")
         if impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
-            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
-        if not update_scale > 0:
-            raise ValueError(f"update_scale must be positive, got {update_scale!r}")
+        check_int("chunk_size", chunk_size, optional=True)
+        check_real("update_scale", update_scale, positive=True)
         self.input_size, self.d_fwm, self.n_reads, self.output_size = input_size, d_fwm, n_reads, output_size
         self.keys, self.beta_bias, self.update_scale = keys, float(beta_bias), float(update_scale)
         self.tanh_first_query, self.tanh_read_keys = tanh_first_query, tanh_read_keys
@@ -300,9 +298,8 @@ class FWMLSTM(nn.Module):
         **memory_options,
     ):
         super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_int("input_size", input_size)
+        check_int("hidden_size", hidden_size)
         self.input_size, self.hidden_size = input_size, hidden_size
         self.residual, self.batch_first = residual, batch_first
         self.lstm = nn.LSTM(input_size, hidden_size)

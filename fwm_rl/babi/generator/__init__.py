@@ -52,6 +52,7 @@ from collections.abc import Callable
 from fwm_rl.babi.generator import house, knowledge, logic, motivations, spatial
 from fwm_rl.babi.generator.dataset import write_dataset
 from fwm_rl.babi.generator.story import StoryWriter
+from fwm_rl.checks import check_int
 
 __all__ = ["TASK_NAMES", "generate_task_text", "write_dataset"]
 
@@ -114,10 +115,8 @@ def generate_task_text(task_id: int, n_stories: int, seed: int) -> str:
     """
     if isinstance(task_id, bool) or not isinstance(task_id, int) or task_id not in TASKS:
         raise ValueError(f"bAbI task id must be an integer from 1 to 20, got {task_id!r}")
-    if isinstance(n_stories, bool) or not isinstance(n_stories, int) or n_stories < 0:
-        raise ValueError(f"n_stories must be a non-negative integer, got {n_stories!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+    check_int("n_stories", n_stories, 0)
+    check_int("seed", seed, None)
     rng = random.Random(f"fwm-rl bAbI generator, task {task_id}, seed {seed}")  # str seeds are hashed stably
     tell = TASKS[task_id]
     return "".join(tell(rng).render() for _ in range(n_stories))

@@ -6,6 +6,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from fwm_rl.checks import check_int
+
 __all__ = ["DEFAULT_STORIES", "write_dataset"]
 
 TASKS_FOLDER = "tasks_1-20_v1-2"
@@ -45,8 +47,7 @@ def write_dataset(out_dir, variant: str = "en-valid-10k", n_stories: dict[str, i
         raise ValueError(f"variant {variant} has the splits {', '.join(splits)}: n_stories must give exactly "
                          f"those, got {', '.join(counts) or 'none'}")
     for split, n in counts.items():
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n_stories[{split!r}] must be a positive integer, got {n!r}")
+        check_int(f"n_stories[{split!r}]", n)
     tasks = list(tasks)
     for task in tasks:
         if task not in TASK_NAMES:
