@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from fwm_rl.memory.common import rebuild_state, state_leaves
 from fwm_rl.runs import claim_run_folder, resolve_device, run_lock
 
 __all__ = [
@@ -246,25 +247,11 @@ def seed_other_ranks(seed: int, ctx: DistContext) -> None:
         torch.manual_seed(rank_seed(seed, ctx.rank))
 
 
-def _leaves(tree: Any) -> list:
-    """The tensors (and ``None``) of a nest of tuples, lists and named tuples, depth first."""
-    if isinstance(tree, (tuple, list)):
-        return [leaf for child in tree for leaf in _leaves(child)]
-    return [tree]
-
-
 def _paired_leaves(state: Any, batch_dims: Any) -> tuple[list, list]:
-    leaves, dims = _leaves(state), _leaves(batch_dims)
+    leaves, dims = state_leaves(state), state_leaves(batch_dims)
     if len(leaves) != len(dims):
         raise ValueError(f"batch_dims has {len(dims)} entries for a state of {len(leaves)} tensors; give one batch dimension per tensor")
     return leaves, dims
-
-
-def _rebuild(tree: Any, leaves) -> Any:
-    if isinstance(tree, (tuple, list)):
-        children = [_rebuild(child, leaves) for child in tree]
-        return type(tree)(*children) if hasattr(tree, "_fields") else type(tree)(children)
-    return next(leaves)
 
 
 def gather_rows(state: Any, batch_dims: Any, ctx: DistContext) -> Any:
@@ -279,11 +266,11 @@ def gather_rows(state: Any, batch_dims: Any, ctx: DistContext) -> Any:
     leaves, dims = _paired_leaves(state, batch_dims)
     local = [None if t is None else t.detach().cpu() for t in leaves]
     if not ctx.distributed:
-        return _rebuild(state, iter(local))
+        return rebuild_state(state, local)
     shares: list = [None] * ctx.world_size
     dist.all_gather_object(shares, local)
     full = [None if parts[0] is None else torch.cat(parts, dim=dim) for parts, dim in zip(zip(*shares), dims)]
-    return _rebuild(state, iter(full))
+    return rebuild_state(state, full)
 
 
 def shard_rows(state: Any, batch_dims: Any, ctx: DistContext) -> Any:
@@ -298,4 +285,4 @@ def shard_rows(state: Any, batch_dims: Any, ctx: DistContext) -> Any:
             continue
         rows = row_share(t.size(dim), ctx)
         parts.append(t.narrow(dim, rows.start, rows.stop - rows.start).clone())
-    return _rebuild(state, iter(parts))
+    return rebuild_state(state, parts)

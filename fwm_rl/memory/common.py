@@ -3,7 +3,7 @@ and the traversal of recurrent states."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import torch
@@ -102,11 +102,30 @@ def cat_time(xs: list[Tensor]) -> Tensor:
 
 
 
+# A recurrent state is a nest of tuples, lists and named tuples whose leaves are tensors or ``None``, e.g.
+# ``((h, c), F)``, ``((h, c), FactoredState)`` or an ``LMState``; the three functions below are the only code
+# that walks one (a nest of the same shape may hold other leaves, e.g. each tensor's batch dimension).
+def state_leaves(state: Any) -> list:
+    """The leaves of a state nest, depth first (``None`` leaves included)."""
+    if isinstance(state, (tuple, list)):
+        return [leaf for part in state for leaf in state_leaves(part)]
+    return [state]
+
+
+def rebuild_state(like: Any, leaves: Iterable) -> Any:
+    """A nest of the shape and types of ``like`` (named tuples keep their type) holding ``leaves`` in order."""
+    leaves = iter(leaves)
+
+    def build(node: Any) -> Any:
+        if isinstance(node, (tuple, list)):
+            parts = [build(part) for part in node]
+            return type(node)(*parts) if hasattr(node, "_fields") else type(node)(parts)
+        return next(leaves)
+
+    return build(like)
+
+
 def map_state(state: Any, fn: Callable[[Tensor], Tensor]) -> Any:
-    """``fn`` applied to every tensor of a recurrent state: a nest of tuples and named tuples (which keep
-    their type) with ``None`` entries kept, e.g. ``((h, c), F)`` or ``((h, c), FactoredState)``."""
-    if state is None or isinstance(state, Tensor):
-        return None if state is None else fn(state)
-    parts = [map_state(s, fn) for s in state]
-    return type(state)(*parts) if hasattr(state, "_fields") else type(state)(parts)
+    """``fn`` applied to every tensor of a recurrent state, ``None`` entries kept."""
+    return rebuild_state(state, [None if leaf is None else fn(leaf) for leaf in state_leaves(state)])
 
