@@ -309,7 +309,7 @@ def test_cli_train_eval_explain(variant, tmp_path, capsys):
         run_cli(["babi", "train", "--resume", str(out), "--overwrite", "--device", "cpu"])
     assert run_cli(["babi", "eval", str(out / "checkpoint.pt"), "--split", "valid", "--per-task", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
-    assert "valid: answer accuracy" in printed and "task  2" in printed
+    assert "valid (batch size 1): answer accuracy" in printed and "task  2" in printed
     png = tmp_path / "explain.png"
     assert run_cli(["babi", "explain", str(out), "--out", str(png), "--task", "2", "--device", "cpu"]) == 0
     assert png.read_bytes()[:4] == b"\x89PNG"

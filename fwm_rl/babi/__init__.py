@@ -4,12 +4,14 @@
 built-in bAbI-style story generator (the default data; not the official data); ``catbabi``:
 preprocessing and vocabulary; ``batching``: training/evaluation streams and truncated-BPTT segments;
 ``models``: the FWM model and the LSTM baseline; ``trainer``: QA/LM-mode training and evaluation;
-``explain``: the Figure-3 read heatmap; ``cli``: the ``fwm-rl babi`` commands.
+``explain``: the Figure-3 read heatmap; ``pretrained``: the
+shipped models; ``answer``: answers to a story of your own; ``cli``: the ``fwm-rl babi`` commands.
 """
 
 from fwm_rl.babi.batching import Segment, TrainStream, build_rows, eval_segments
 from fwm_rl.babi.catbabi import CatbAbI, DataSpec, EncodedSplit, Vocabulary, load_catbabi, split_stats, story_tokens
 from fwm_rl.babi.models import CatbAbIModel, ModelConfig, StackedLSTM, preset
+from fwm_rl.babi.pretrained import export_pretrained, load_pretrained
 from fwm_rl.babi.reader import BabiFormatError, BabiSource, Question, Sentence, Story, open_babi, parse_babi_text
 from fwm_rl.babi.trainer import CatbAbITrainer, EvalResult, TrainConfig, evaluate, load_trained
 
@@ -34,7 +36,9 @@ __all__ = [
     "build_rows",
     "eval_segments",
     "evaluate",
+    "export_pretrained",
     "load_catbabi",
+    "load_pretrained",
     "load_trained",
     "open_babi",
     "parse_babi_text",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fwm_rl.babi.reader import SPLITS, VARIANTS, Question, Story, open_babi, parse_babi_text
+from fwm_rl.babi.reader import SPLITS, VARIANTS, Question, Sentence, Story, open_babi, parse_babi_text
 
 __all__ = [
     "END_OF_STORY",
@@ -31,6 +31,7 @@ __all__ = [
     "Vocabulary",
     "encode_split",
     "generated_stories",
+    "line_words",
     "load_catbabi",
     "split_stats",
     "story_tokens",
@@ -44,19 +45,25 @@ PERIOD = "."
 DEFAULT_GENERATED = (1000, 100, 100)
 
 
+def line_words(line: Sentence | Question) -> list[str]:
+    """The catbAbI words of one story line without a question's answer: ``mary went to the bathroom .`` or
+    ``where is mary ?``."""
+    if isinstance(line, Question):
+        return line.text.lower().rstrip("?").split() + [QUESTION_MARK]
+    return line.text.lower().rstrip(".").split() + [PERIOD]
+
+
 def story_tokens(story: Story) -> tuple[list[str], list[bool]]:
-    """The catbAbI words of one story and, for each, whether it is an answer."""
+    """The catbAbI words of one story and, for each, whether it is an answer (the word after each ``?``)."""
     words: list[str] = []
     answer: list[bool] = []
     for line in story.lines:
+        body = line_words(line)
+        words += body
+        answer += [False] * len(body)
         if isinstance(line, Question):
-            body = line.text.lower().rstrip("?").split() + [QUESTION_MARK, line.answer.lower()]
-            words += body
-            answer += [False] * (len(body) - 1) + [True]
-        else:
-            body = line.text.lower().rstrip(".").split() + [PERIOD]
-            words += body
-            answer += [False] * len(body)
+            words.append(line.answer.lower())
+            answer.append(True)
     return words, answer
 
 

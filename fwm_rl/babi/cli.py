@@ -1,4 +1,4 @@
-"""The ``fwm-rl babi`` commands: stats, generate, train, eval, explain."""
+"""The ``fwm-rl babi`` commands: stats, generate, train, eval, explain, answer."""
 
 from __future__ import annotations
 
@@ -59,6 +59,12 @@ def _data_spec(args):
                     generated=tuple(args.generated or DEFAULT_GENERATED), seed=args.data_seed, tasks=args.tasks)
 
 
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", nargs="?", help="a catbAbI run folder or its checkpoint.pt (or give --pretrained)")
+    p.add_argument("--pretrained", metavar="NAME", help="a model shipped with the package (see docs/babi.md), e.g. fwm-qa")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present, default) | cpu | cuda[:N]")
+
+
 # ---------------------------------------------------------------------- stats
 def _stats(args) -> int:
     from fwm_rl.babi.catbabi import Vocabulary, split_stats
@@ -106,9 +112,10 @@ def _train(args) -> int:
     if args.resume is not None:
         if args.overwrite:
             raise ValueError("--overwrite starts a new run; it cannot be combined with --resume")
-        trainer = CatbAbITrainer.resume(args.resume, device=args.device, steps=args.steps, tensorboard=not args.no_tensorboard, data_path=args.data)
-        say(f"resuming {args.resume} at step {trainer.step} ({trainer.data_spec.describe()}); "
-            "the checkpoint's settings apply, only --steps, --device and --data (the run's data in a new place) are taken from the command line")
+        trainer = CatbAbITrainer.resume(args.resume, device=args.device, steps=args.steps, tensorboard=not args.no_tensorboard, data_path=args.data,
+                                        time_budget=args.time_budget)
+        say(f"resuming {args.resume} at step {trainer.step} ({trainer.data_spec.describe()}); the checkpoint's settings apply, only --steps, "
+            "--time-budget, --device and --data (the run's data in a new place) are taken from the command line")
     else:
         spec = _data_spec(args)
         name = args.preset or ("paper" if args.data else "small")
@@ -117,7 +124,8 @@ def _train(args) -> int:
         steps = DEFAULT_STEPS["data" if args.data else "generated"] if args.steps is None else args.steps
         config = TrainConfig(mode=args.mode, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr, steps=steps,
                              eval_every=args.eval_every, eval_batch_size=args.eval_batch_size, eval_segments=args.eval_segments,
-                             log_every=args.log_every, seed=args.seed, amp=args.amp, test_batch_size=args.test_batch_size)
+                             log_every=args.log_every, seed=args.seed, amp=args.amp, test_batch_size=args.test_batch_size,
+                             time_budget=args.time_budget)
         out = Path(args.out or f"runs/babi-{args.model}-{args.mode}")
         if args.print_config:
             print(json.dumps({"model": model_config.to_dict(), "train": config.to_dict(), "data": spec.to_dict(), "out": str(out)}, indent=2))
@@ -145,21 +153,46 @@ def _print_result(result, split: str, per_task: bool, say=print) -> None:
 
 
 # ----------------------------------------------------------------------- eval
-def _eval(args) -> int:
+def _model_and_data(args, say=print):
+    """The model of ``checkpoint`` / ``--pretrained`` and the data to read: ``--data`` if given, else the run's
+    own data for a checkpoint and the generated stories for a shipped model (whose training data lies elsewhere)."""
     from dataclasses import replace
 
+    from fwm_rl.babi.catbabi import DataSpec
+    from fwm_rl.babi.pretrained import load_model
+
+    model, vocab, config, spec = load_model(args.checkpoint, args.pretrained, args.device)
+    if args.data is not None:
+        spec = replace(spec if args.pretrained is None else DataSpec(), path=str(Path(args.data).resolve()), variant=args.variant,
+                       allow_missing=args.allow_missing, fill_missing_from=None)
+    elif args.pretrained is not None:
+        spec = DataSpec()
+        say(f"no --data given: reading the built-in generated stories ({args.pretrained} was trained on other data; "
+            "pass --data with the official bAbI files for its figures)")
+    return model, vocab, config, spec
+
+
+def _eval(args) -> int:
     from fwm_rl.babi.batching import eval_segments
     from fwm_rl.babi.catbabi import load_catbabi
-    from fwm_rl.babi.trainer import evaluate, load_trained
+    from fwm_rl.babi.trainer import evaluate
 
-    model, vocab, config, spec = load_trained(args.checkpoint, args.device)
-    if args.data is not None:
-        spec = replace(spec, path=args.data, variant=args.variant, allow_missing=args.allow_missing)
-    print(f"data: {spec.describe()}")
+    say = (lambda *a, **k: None) if args.json else print
+    model, vocab, config, spec = _model_and_data(args, say)
+    batch_size = config.test_batch_size if args.batch_size is None else args.batch_size
+    say(f"data: {spec.describe()}")
     split = load_catbabi(spec, splits=(args.split,), vocab=vocab).splits[args.split]
-    segs = eval_segments(split, config.eval_batch_size, config.seq_len, vocab.eos, vocab.pad)
+    segs = eval_segments(split, batch_size, config.seq_len, vocab.eos, vocab.pad)
     result = evaluate(model, segs, config.mode, next(model.parameters()).device)
-    _print_result(result, args.split, per_task=args.per_task)
+    if args.json:
+        print(json.dumps({
+            "model": args.pretrained or str(args.checkpoint), "split": args.split, "data": spec.describe(), "batch_size": batch_size,
+            "accuracy": result.answer_accuracy, "perplexity": result.answer_perplexity, "answers": result.answers, "tokens": result.tokens,
+            "per_task": {str(t): {"accuracy": r["accuracy"], "perplexity": r["perplexity"], "answers": r["answers"]}
+                         for t, r in result.per_task.items()},
+        }, indent=2))
+    else:
+        _print_result(result, f"{args.split} (batch size {batch_size})", per_task=args.per_task)
     return 0
 
 
@@ -167,10 +200,44 @@ def _eval(args) -> int:
 def _explain(args) -> int:
     from fwm_rl.babi.explain import explain_question, plot_explanation
 
-    ex = explain_question(args.checkpoint, split=args.split, task=args.task, index=args.index, window=args.window, device=args.device)
+    data = None
+    if args.pretrained is not None or args.data is not None:
+        data = _model_and_data(args)[3]
+    ex = explain_question(args.checkpoint, split=args.split, task=args.task, index=args.index, window=args.window, device=args.device,
+                          pretrained=args.pretrained, data=data)
     out = plot_explanation(ex, args.out)
     print(" ".join(ex.words))
     print(f"task {ex.task}: answer {ex.answer!r}, predicted {ex.predicted!r}; heatmap written to {out}")
+    return 0
+
+
+# --------------------------------------------------------------------- answer
+def _answer(args) -> int:
+    import sys
+
+    from fwm_rl.babi.answer import answer_questions
+    from fwm_rl.babi.pretrained import load_model
+
+    model, vocab, config, _ = load_model(args.checkpoint, args.pretrained, args.device)
+    if args.story in (None, "-"):
+        text, source = sys.stdin.read(), "<stdin>"
+    else:
+        path = Path(args.story)
+        if not path.is_file():
+            raise FileNotFoundError(f"story file {path} does not exist (give a bAbI-format text file, or - for standard input)")
+        try:
+            text, source = path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError:
+            raise ValueError(f"{path} is not UTF-8 text") from None
+    answers = answer_questions(model, vocab, text, mode=config.mode, source=source)
+    if not answers:
+        raise ValueError(f"{source} asks no question: end a line with '?' (e.g. '2 Where is Mary?')")
+    if args.json:
+        print(json.dumps([{**a.__dict__, "correct": a.correct} for a in answers], indent=2))
+        return 0
+    for a in answers:
+        verdict = "" if a.expected is None else ("  (right)" if a.correct else f"  (wrong: expected {a.expected})")
+        print(f"line {a.line}: {a.question} {a.answer}  p={a.probability:.3f}{verdict}")
     return 0
 
 
@@ -219,6 +286,9 @@ def register(subparsers) -> None:
     p.add_argument("--test-batch-size", type=int, default=1,
                    help="streams of the final test of the best-validation checkpoint (default 1, the paper's appendix D)")
     p.add_argument("--log-every", type=int, default=25, help="steps between training-loss logs (default 25)")
+    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="stop after this many seconds of training steps (validation not counted), as if --steps were done; "
+                        "with --resume the seconds already trained count")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the story order (default 0)")
     p.add_argument("--amp", choices=AMP_MODES, default="none",
                    help="mixed precision of the training steps: bf16 = bfloat16 autocast for the LSTM and the softmax, "
@@ -231,22 +301,37 @@ def register(subparsers) -> None:
     p.add_argument("--no-tensorboard", action="store_true", help="CSV log only (no TensorBoard events)")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("eval", help="evaluate a checkpoint on its valid or test stream")
-    p.add_argument("checkpoint", help="a run folder or its checkpoint.pt")
+    p = sub.add_parser("eval", help="answer accuracy of a run's checkpoint or a shipped model on a valid or test stream")
+    _add_model_options(p)
     p.add_argument("--split", choices=SPLITS, default="test", help="split to evaluate (default test)")
-    p.add_argument("--data", help="evaluate on other official data (default: the data it was trained on)")
+    p.add_argument("--data", help="official bAbI data to read (default: a run's own data; for --pretrained the generated stories)")
     p.add_argument("--variant", choices=VARIANTS, help="variant inside --data (default en-valid-10k)")
     p.add_argument("--allow-missing", action="store_true", help="go on without task files missing from the split")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="parallel streams, each from a zero state (default: the run's test batch size, 1 = the paper's appendix D)")
     p.add_argument("--per-task", action="store_true", help="also print every task")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present, default) | cpu | cuda[:N]")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON: accuracy, perplexity, per_task")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("explain", help="Figure-3-style heatmap of the FWM's reads at one question")
-    p.add_argument("checkpoint", help="a catbAbI FWM run folder or its checkpoint.pt")
+    _add_model_options(p)
+    p.add_argument("--data", help="official bAbI data to read (default: a run's own data; for --pretrained the generated stories)")
+    p.add_argument("--variant", choices=VARIANTS, help="variant inside --data (default en-valid-10k)")
+    p.add_argument("--allow-missing", action="store_true", help="go on without task files missing from the split")
     p.add_argument("--out", default="babi-explain.png", help="PNG to write")
     p.add_argument("--split", choices=("valid", "test"), default="valid", help="stream the question comes from (default valid)")
     p.add_argument("--task", type=int, default=None, help="pick a question of this task (e.g. 15, deduction)")
     p.add_argument("--index", type=int, default=0, help="which such question in the stream")
     p.add_argument("--window", type=int, default=60, help="at most this many words back")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present, default) | cpu | cuda[:N]")
     p.set_defaults(func=_explain)
+
+    p = sub.add_parser("answer", help="answer the questions of a story you type (bAbI format), with probabilities",
+                       description="Read a story and questions in bAbI format, one per line ('1 Mary went to the kitchen.', "
+                                   "'2 Where is Mary?', optionally a tab and the expected answer), from a file or standard input, "
+                                   "and print the model's answer to each question with its probability.")
+    p.add_argument("story", nargs="?", help="bAbI-format text file (default, or -: standard input)")
+    p.add_argument("--checkpoint", help="a catbAbI run folder or its checkpoint.pt")
+    p.add_argument("--pretrained", metavar="NAME", help="a model shipped with the package (see docs/babi.md), e.g. fwm-qa")
+    p.add_argument("--json", action="store_true", help="print the answers as JSON")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present, default) | cpu | cuda[:N]")
+    p.set_defaults(func=_answer)

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from fwm_rl.babi.batching import EVAL_ORDER_SEED, build_rows
-from fwm_rl.babi.trainer import load_trained
+from fwm_rl.babi.catbabi import DataSpec, load_catbabi
+from fwm_rl.babi.pretrained import load_model
 from fwm_rl.runs import save_figure
 
 __all__ = ["Explanation", "explain_question", "plot_explanation"]
@@ -33,16 +34,19 @@ class Explanation:
 
 
 @torch.no_grad()
-def explain_question(checkpoint: str | Path, split: str = "valid", task: int | None = None, index: int = 0,
-                     window: int = 60, device: str = "auto") -> Explanation:
+def explain_question(checkpoint: str | Path | None = None, split: str = "valid", task: int | None = None, index: int = 0,
+                     window: int = 60, device: str = "auto", pretrained: str | None = None, data: DataSpec | None = None,
+                     ) -> Explanation:
     """Matches for the ``index``-th question (of ``task``, if given) in row 0 of the fixed ``split`` stream.
 
-    The window runs back to the start of the question's story, at most ``window`` words.
+    The model is a run's ``checkpoint`` or the shipped model ``pretrained``; the stories come from ``data``
+    (default: the data the model was trained on). The window runs back to the start of the question's
+    story, at most ``window`` words.
     """
-    model, vocab, config, spec = load_trained(checkpoint, device)
+    model, vocab, config, spec = load_model(checkpoint, pretrained, device)
     if not model.uses_memory:
-        raise ValueError(f"{checkpoint} holds an LSTM baseline; explain needs an FWM model (--model fwm)")
-    from fwm_rl.babi.catbabi import load_catbabi
+        raise ValueError(f"{checkpoint or pretrained} holds an LSTM baseline; explain needs an FWM model (--model fwm)")
+    spec = spec if data is None else data
 
     data = load_catbabi(spec, splits=(split,), vocab=vocab).splits[split]
     order = np.random.default_rng(EVAL_ORDER_SEED).permutation(len(data))

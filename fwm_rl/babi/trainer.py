@@ -41,6 +41,7 @@ from torch import Tensor
 from fwm_rl.babi.batching import SEQ_LEN, Segment, TrainStream, eval_segments
 from fwm_rl.babi.catbabi import CatbAbI, DataSpec, Vocabulary, load_catbabi
 from fwm_rl.babi.models import CatbAbIModel, ModelConfig
+from fwm_rl.checks import check_int, check_ints, check_real
 from fwm_rl.distributed import (
     DistContext,
     all_reduce_gradients,
@@ -97,6 +98,9 @@ class TrainConfig(SavedConfig):
     #: batch size of the final test of the best-validation checkpoint (paper appendix D: "Evaluation on
     #: test is done with a batch-size of one"); the final weights are tested at ``eval_batch_size`` too
     test_batch_size: int = 1
+    #: seconds of training (validation and checkpoints not counted) after which the run stops as if its
+    #: steps were done (None: no limit); like ``steps``, a resumed run may be given a new one
+    time_budget: float | None = None
     amp: str = "none"  # mixed precision of the training steps (fwm_rl.runs.AMP_MODES); evaluations run in float32
 
     def __post_init__(self):
@@ -104,14 +108,10 @@ class TrainConfig(SavedConfig):
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
-        for name in ("batch_size", "seq_len", "steps", "eval_every", "eval_batch_size", "log_every", "test_batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.eval_segments is not None and self.eval_segments < 1:
-            raise ValueError(f"eval_segments must be positive or None, got {self.eval_segments!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        check_ints(self, ("batch_size", "seq_len", "steps", "eval_every", "eval_batch_size", "log_every", "test_batch_size"))
+        check_int("eval_segments", self.eval_segments, optional=True)
+        check_real("lr", self.lr, positive=True)
+        check_real("time_budget", self.time_budget, positive=True, optional=True)
 
 
 @dataclass
@@ -242,6 +242,7 @@ class CatbAbITrainer:
         self.best_valid_accuracy = -1.0
         self.best_valid_loss = math.inf
         self.best_step: int | None = None  # step of best.pt
+        self.train_seconds = 0.0  # time spent in training steps (rank 0's clock under torchrun)
         self._eval_cache: dict[str, list[Segment]] = {}
         self._logger: RunLogger | None = None
         self._tensorboard = tensorboard
@@ -332,11 +333,17 @@ class CatbAbITrainer:
         bar = progress(total=steps, initial=self.step, desc=f"catbAbI {self.model_config.model}/{self.config.mode}",
                        disable=None if main else True)
         window = {"loss": 0.0, "n": 0, "correct": 0, "answers": 0, "tokens": 0, "time": time.perf_counter()}
+        budget = self.config.time_budget
         try:
-            while self.step < steps:
+            while self.step < steps and not (budget is not None and self.train_seconds >= budget):
+                start = time.perf_counter()
                 seg = next(self.stream)
                 loss, correct, answers = self.train_step(seg)
                 self.step += 1
+                self.train_seconds += time.perf_counter() - start
+                if budget is not None and self.ctx.distributed:  # rank 0's clock stops every process
+                    self.train_seconds = all_reduce_sum({"t": self.train_seconds if main else 0.0}, self.ctx)["t"]
+                last = self.step == steps or (budget is not None and self.train_seconds >= budget)
                 bar.update(1)
                 if not math.isnan(loss):
                     window["loss"] += loss
@@ -344,23 +351,23 @@ class CatbAbITrainer:
                 window["correct"] += correct
                 window["answers"] += answers
                 window["tokens"] += int(seg.keep.sum())
-                if self.step % self.config.log_every == 0 or self.step == steps:
+                if self.step % self.config.log_every == 0 or last:
                     elapsed = time.perf_counter() - window["time"]
                     metrics = {"train/loss": window["loss"] / max(window["n"], 1),
                                "train/answer_accuracy": window["correct"] / max(window["answers"], 1),
                                "train/tokens_per_s": window["tokens"] / max(elapsed, 1e-9),
-                               "train/epoch": self.stream.epoch}
+                               "train/epoch": self.stream.epoch, "time/train_seconds": self.train_seconds}
                     self._record(metrics)
                     bar.set_postfix(loss=f"{metrics['train/loss']:.3f}", acc=f"{metrics['train/answer_accuracy']:.3f}")
                     window = {"loss": 0.0, "n": 0, "correct": 0, "answers": 0, "tokens": 0, "time": time.perf_counter()}
-                if self.step % self.config.eval_every == 0 or self.step == steps:
+                if self.step % self.config.eval_every == 0 or last:
                     valid = self.evaluate("valid", self.config.eval_segments)
                     self.best_valid_accuracy = max(self.best_valid_accuracy, valid.answer_accuracy)
                     if valid.loss < self.best_valid_loss:
                         self.best_valid_loss, self.best_step = valid.loss, self.step
                         if self.out_dir is not None:
                             self.save(self.out_dir / BEST)
-                    self._record(valid.metrics("valid"))
+                    self._record({**valid.metrics("valid"), "time/train_seconds": self.train_seconds})
                     if main:
                         bar.write(f"step {self.step}: valid answer accuracy {valid.answer_accuracy:.4f}, "
                                   f"answer perplexity {valid.answer_perplexity:.3f}")
@@ -377,6 +384,7 @@ class CatbAbITrainer:
                 **self.test_best.to_dict(), "checkpoint": BEST, "step": self.best_step, "batch_size": self.config.test_batch_size}
             (self.out_dir / RESULTS).write_text(json.dumps({
                 "step": self.step,
+                "train_seconds": self.train_seconds,
                 "test": test.to_dict(),  # the final weights, at eval_batch_size
                 "test_batch_size": self.config.eval_batch_size,
                 "test_best_valid": best,  # the paper's protocol: the lowest-validation-loss checkpoint, at test_batch_size
@@ -427,6 +435,7 @@ class CatbAbITrainer:
             "best_valid_accuracy": self.best_valid_accuracy,
             "best_valid_loss": self.best_valid_loss,
             "best_step": self.best_step,
+            "train_seconds": self.train_seconds,
         }
 
     def save(self, path: str | Path | None = None) -> Path | None:
@@ -441,8 +450,10 @@ class CatbAbITrainer:
 
     @classmethod
     def resume(cls, path: str | Path, device: str | torch.device = "auto", steps: int | None = None,
-               data: CatbAbI | None = None, tensorboard: bool = True, data_path: str | None = None) -> CatbAbITrainer:
-        """Continue the run whose checkpoint (or run folder) is ``path``; ``steps`` may extend the budget.
+               data: CatbAbI | None = None, tensorboard: bool = True, data_path: str | None = None,
+               time_budget: float | None = None) -> CatbAbITrainer:
+        """Continue the run whose checkpoint (or run folder) is ``path``; ``steps`` and ``time_budget`` may
+        change the budget (the training seconds already spent count towards it).
 
         The number of processes may differ from the run that wrote the checkpoint (every process reads it).
         """
@@ -450,8 +461,9 @@ class CatbAbITrainer:
         ckpt_path = path / CHECKPOINT if path.is_dir() else path
         ckpt = _load_catbabi_checkpoint(ckpt_path)
         config = TrainConfig(**ckpt["train_config"])
-        if steps is not None:
-            config = TrainConfig(**{**config.to_dict(), "steps": steps})
+        budget = {k: v for k, v in (("steps", steps), ("time_budget", time_budget)) if v is not None}
+        if budget:
+            config = TrainConfig(**{**config.to_dict(), **budget})
         spec = _data_spec(ckpt["data_spec"])
         if data_path is not None:  # the data moved: read it from there (it must give the same vocabulary)
             spec = replace(spec, path=str(Path(data_path).resolve()))
@@ -468,6 +480,7 @@ class CatbAbITrainer:
             trainer.state = map_state(rows, lambda t: t.to(trainer.device))
         trainer.step, trainer.best_valid_accuracy = int(ckpt["step"]), float(ckpt["best_valid_accuracy"])
         trainer.best_valid_loss, trainer.best_step = float(ckpt.get("best_valid_loss", math.inf)), ckpt.get("best_step")
+        trainer.train_seconds = float(ckpt.get("train_seconds", 0.0))  # (checkpoints before the time budget lack it)
         trainer.resumed = True
         return trainer
 
