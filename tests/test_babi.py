@@ -307,6 +307,8 @@ def test_cli_train_eval_explain(variant, tmp_path, capsys):
     assert run_cli(["babi", "train", "--model", "fwm", "--steps", "2", "--out", str(out), "--overwrite", *common]) == 0
     with pytest.raises(ValueError, match="cannot be combined with --resume"):
         run_cli(["babi", "train", "--resume", str(out), "--overwrite", "--device", "cpu"])
+    with pytest.raises(ValueError, match="checkpoint's settings.*not --lr, --hidden-size"):
+        run_cli(["babi", "train", "--resume", str(out), "--lr", "0.1", "--hidden-size", "8", "--steps", "3", "--device", "cpu"])
     assert run_cli(["babi", "eval", str(out / "checkpoint.pt"), "--split", "valid", "--per-task", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "valid (batch size 1): answer accuracy" in printed and "task  2" in printed

@@ -194,6 +194,9 @@ def test_every_trainer_prints_its_resolved_config(capsys, tmp_path):
     assert main(["babi", "train", "--steps", "9", "--amp", "bf16", "--print-config"]) == 0
     babi = json.loads(capsys.readouterr().out)
     assert (babi["train"]["steps"], babi["train"]["amp"], babi["model"]["model"]) == (9, "bf16", "fwm")
+    from fwm_rl.babi.trainer import TrainConfig as BabiConfig  # every default not given is the config's own
+
+    assert babi["train"] == {**BabiConfig().to_dict(), "steps": 9, "amp": "bf16"}
     assert main(["lm", "train", "--model", "lstm", "--max-steps", "5", "--print-config"]) == 0
     lm = json.loads(capsys.readouterr().out)
     assert (lm["train"]["max_steps"], lm["model"]["model"], lm["data"]) == (5, "lstm", None)

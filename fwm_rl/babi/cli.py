@@ -13,6 +13,29 @@ __all__ = ["register"]
 
 DEFAULT_STEPS = {"data": 50_000, "generated": 3_000}  # the paper's scripts / a short CPU run
 
+#: ``babi train`` options that set :class:`~fwm_rl.babi.trainer.TrainConfig` fields (dest = field name); the
+#: defaults shown in the help are the config's own, so they cannot drift from it.
+_TRAIN_OPTIONS = {
+    "batch_size": (int, "parallel story streams per step (the authors' scripts)"),
+    "seq_len": (int, "truncated BPTT length"),
+    "lr": (float, "Adam learning rate"),
+    "steps": (int, f"total training steps (default {DEFAULT_STEPS['data']} with --data, {DEFAULT_STEPS['generated']} on generated data)"),
+    "eval_every": (int, "steps between validations and checkpoints"),
+    "eval_batch_size": (int, "parallel streams of the periodic validation and of the final weights' test"),
+    "eval_segments": (int, "periodic validation on the first N segments only"),
+    "test_batch_size": (int, "streams of the final test of the best-validation checkpoint (1: the paper's appendix D)"),
+    "log_every": (int, "steps between training-loss logs"),
+    "time_budget": (float, "stop after this many seconds of training steps (validation not counted), as if --steps were done; "
+                           "with --resume the seconds already trained count"),
+    "seed": (int, "seed of the weights and the story order"),
+}
+
+
+def _train_defaults():
+    from fwm_rl.babi.trainer import TrainConfig
+
+    return TrainConfig()
+
 
 def _ints(text: str) -> tuple[int, ...]:
     try:
@@ -112,6 +135,12 @@ def _train(args) -> int:
     if args.resume is not None:
         if args.overwrite:
             raise ValueError("--overwrite starts a new run; it cannot be combined with --resume")
+        fixed = [name for name in (*_TRAIN_OPTIONS, "mode", "amp", "preset", "embedding_size", "hidden_size", "d_fwm", "n_reads",
+                                   "layers", "residual", "variant", "generated", "tasks", "fill_missing_from")
+                 if name not in ("steps", "time_budget") and getattr(args, name) is not None]
+        if fixed:
+            raise ValueError(f"--resume continues with the checkpoint's settings; only --steps, --time-budget, --device and --data "
+                             f"(the run's data in a new place) may be given, not {', '.join('--' + k.replace('_', '-') for k in fixed)}")
         trainer = CatbAbITrainer.resume(args.resume, device=args.device, steps=args.steps, tensorboard=not args.no_tensorboard, data_path=args.data,
                                         time_budget=args.time_budget)
         say(f"resuming {args.resume} at step {trainer.step} ({trainer.data_spec.describe()}); the checkpoint's settings apply, only --steps, "
@@ -121,12 +150,9 @@ def _train(args) -> int:
         name = args.preset or ("paper" if args.data else "small")
         model_config = preset(name, args.model, embedding_size=args.embedding_size, hidden_size=args.hidden_size,
                               d_fwm=args.d_fwm, n_reads=args.n_reads, layers=args.layers, residual=args.residual)
-        steps = DEFAULT_STEPS["data" if args.data else "generated"] if args.steps is None else args.steps
-        config = TrainConfig(mode=args.mode, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr, steps=steps,
-                             eval_every=args.eval_every, eval_batch_size=args.eval_batch_size, eval_segments=args.eval_segments,
-                             log_every=args.log_every, seed=args.seed, amp=args.amp, test_batch_size=args.test_batch_size,
-                             time_budget=args.time_budget)
-        out = Path(args.out or f"runs/babi-{args.model}-{args.mode}")
+        given = {name: getattr(args, name) for name in (*_TRAIN_OPTIONS, "mode", "amp") if getattr(args, name) is not None}
+        config = TrainConfig(**{"steps": DEFAULT_STEPS["data" if args.data else "generated"], **given})
+        out = Path(args.out or f"runs/babi-{args.model}-{config.mode}")
         if args.print_config:
             print(json.dumps({"model": model_config.to_dict(), "train": config.to_dict(), "data": spec.to_dict(), "out": str(out)}, indent=2))
             return 0
@@ -263,7 +289,7 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("train", help="train an FWM or LSTM model on catbAbI")
     p.add_argument("--model", choices=("fwm", "lstm"), default="fwm", help="fwm: LSTM + FWM (paper); lstm: the LSTM baseline")
-    p.add_argument("--mode", choices=("qa", "lm"), default="qa", help="qa: loss on answers only; lm: on every token")
+    p.add_argument("--mode", choices=("qa", "lm"), help="qa: loss on answers only (default); lm: on every token")
     _add_data_options(p)
     p.add_argument("--preset", choices=("paper", "released", "small"), default=None,
                    help="model sizes (default: paper with --data, small on generated data); released: the authors' released scripts "
@@ -275,24 +301,12 @@ def register(subparsers) -> None:
     p.add_argument("--layers", type=int, help="LSTM baseline layers")
     p.add_argument("--residual", action=argparse.BooleanOptionalAction, default=None,
                    help="fwm: h_t + FWM(h_t, F_t) (paper); lstm: residual layers")
-    p.add_argument("--batch-size", type=int, default=32, help="parallel story streams per step (default 32, the authors' scripts)")
-    p.add_argument("--seq-len", type=int, default=200, help="truncated BPTT length")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    p.add_argument("--steps", type=int, default=None,
-                   help=f"total training steps (default {DEFAULT_STEPS['data']} with --data, {DEFAULT_STEPS['generated']} on generated data)")
-    p.add_argument("--eval-every", type=int, default=250, help="steps between validations and checkpoints (default 250)")
-    p.add_argument("--eval-batch-size", type=int, default=32, help="parallel streams of the validation and test evaluations (default 32)")
-    p.add_argument("--eval-segments", type=int, default=None, help="periodic validation on the first N segments only")
-    p.add_argument("--test-batch-size", type=int, default=1,
-                   help="streams of the final test of the best-validation checkpoint (default 1, the paper's appendix D)")
-    p.add_argument("--log-every", type=int, default=25, help="steps between training-loss logs (default 25)")
-    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
-                   help="stop after this many seconds of training steps (validation not counted), as if --steps were done; "
-                        "with --resume the seconds already trained count")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the story order (default 0)")
-    p.add_argument("--amp", choices=AMP_MODES, default="none",
-                   help="mixed precision of the training steps: bf16 = bfloat16 autocast for the LSTM and the softmax, "
-                        "the FWM in float32 (default none; evaluations always run in float32)")
+    for name, (kind, text) in _TRAIN_OPTIONS.items():
+        default = "" if name == "steps" else f" (default {getattr(_train_defaults(), name)})"
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text + default,
+                       **({"metavar": "SECONDS"} if name == "time_budget" else {}))
+    p.add_argument("--amp", choices=AMP_MODES, help="mixed precision of the training steps: bf16 = bfloat16 autocast for the LSTM and the "
+                                                   "softmax, the FWM in float32 (default none; evaluations always run in float32)")
     p.add_argument("--out", help="run folder (default runs/babi-MODEL-MODE)")
     p.add_argument("--resume", help="run folder or checkpoint to continue")
     p.add_argument("--print-config", action="store_true", help="print the resolved configuration as JSON and exit (nothing is trained)")
