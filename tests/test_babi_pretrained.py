@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_babi import run_cli, write_variant
+from test_babi import SHARED_BABI, run_cli, write_variant
 
 from fwm_rl.babi import load_pretrained
 from fwm_rl.babi import pretrained as shipped
@@ -147,3 +147,28 @@ def test_time_budget_stops_training_and_counts_across_resume(tmp_path):
     assert resumed.step > trainer.step and resumed.train_seconds >= 0.1
     with pytest.raises(ValueError, match="time_budget must be a positive finite number"):
         TrainConfig(time_budget=float("inf"))
+
+
+SHIPPED = sorted(shipped.pretrained_records())
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_model_loads_and_answers(name):
+    model, vocab, config, spec = load_pretrained(name)
+    record = shipped.pretrained_records()[name]
+    assert vocab.words == record.vocabulary and config.mode == record.mode and 0 <= record.test_accuracy <= 1
+    text = "1 Mary went to the kitchen.\n2 John went to the garden.\n3 Where is Mary?\tkitchen\t1\n"
+    (answer,) = answer_questions(model, vocab, text, mode=config.mode)
+    assert answer.answer in vocab.words and 0 < answer.probability <= 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_model_reproduces_its_test_accuracy(name, capsys):
+    """The record's figure, from the official test files at its batch size (minutes on a CPU)."""
+    if not SHARED_BABI.exists():
+        pytest.skip(f"official bAbI data not found at {SHARED_BABI}")
+    record = shipped.pretrained_records()[name]
+    assert main(["babi", "eval", "--pretrained", name, "--data", str(SHARED_BABI), "--split", "test", "--json", "--device", "cpu"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["accuracy"] == pytest.approx(record.test_accuracy, abs=1e-6)
