@@ -97,7 +97,7 @@ def test_two_processes_train_like_one(single, two):
     for r1, r2 in zip(one_log, two_log):
         assert r1.keys() == r2.keys()
         for key in r1:
-            if key != "train/tokens_per_s" and r1[key]:
+            if key not in ("train/tokens_per_s", "time/train_seconds") and r1[key]:  # (timings differ)
                 assert float(r2[key]) == pytest.approx(float(r1[key]), rel=1e-9, abs=1e-12), (r1["step"], key)
     res1, res2 = (json.loads((run / "results.json").read_text())["test"] for run in (single, two / "full"))
     assert res1["answers"] == res2["answers"] and res1["tokens"] == res2["tokens"]

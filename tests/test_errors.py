@@ -73,7 +73,7 @@ def test_resuming_a_preset_folder_takes_each_run_from_its_checkpoint(tmp_path):
 
 # ----------------------------------------------------------------------------------- bad input
 def test_a2c_bad_values_and_foreign_folders(tmp_path, capsys, babi_run):
-    assert "learning_rate and adam_eps must be positive and finite" in one_line_error(capsys, ["train", "--lr", "inf", "--out", str(tmp_path / "a")])
+    assert "learning_rate must be a positive finite number, got inf" in one_line_error(capsys, ["train", "--lr", "inf", "--out", str(tmp_path / "a")])
     assert ("is a checkpoint of a catbAbI run (written by 'fwm-rl babi train'), not of an A2C run on the graph task"
             in one_line_error(capsys, ["train", "--resume", str(babi_run)]))
     (tmp_path / "file").write_text("x")
