@@ -91,7 +91,7 @@ def test_presets_and_config_checks():
         TrainConfig(memory="gru")
 
 
-def test_cli_train_eval_plot_resume(tmp_path, capsys):
+def test_cli_train_eval_plot_resume(tmp_path, capsys, monkeypatch):
     parser = argparse.ArgumentParser()
     agents_cli.register(parser.add_subparsers(dest="command"))
 
@@ -131,6 +131,18 @@ def test_cli_train_eval_plot_resume(tmp_path, capsys):
     assert read_reference_curve(tmp_path / "trainrewards_lstm_h512_m16.txt", 10) == ("train", "authors' LSTM-512", [(10, 44.0)])
     assert run("plot", str(out), "--reference", str(ref), str(tmp_path / "trainrewards_lstm_h512_m16.txt"), "--out", str(tmp_path / "ref.png")) == 0
     assert (tmp_path / "ref.png").stat().st_size > (tmp_path / "fig.png").stat().st_size // 2
+    # --max-episodes cuts every curve there, ours and the published ones
+    import fwm_rl.agents.plotting as plotting
+
+    drawn = []
+    monkeypatch.setattr(plotting, "save_figure", lambda fig, path, **kw: drawn.append(fig) or path)
+    assert run("plot", str(out), "--reference", str(ref), "--max-episodes", "100", "--out", str(tmp_path / "cut.png")) == 0
+    xs = [x for ax in drawn[0].axes for line in ax.get_lines() if len(line.get_xdata()) > 2 or line.get_label().startswith("authors")
+          for x in line.get_xdata()]
+    assert xs and max(xs) <= 100
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="max_episodes must be a positive integer"):
+        run("plot", str(out), "--max-episodes", "0")
     (tmp_path / "bad.txt").write_text("45.7\nnan?\n")
     with pytest.raises(ValueError, match="bad.txt:2: expected one reward per line"):
         run("plot", str(out), "--reference", str(tmp_path / "bad.txt"))

@@ -330,7 +330,7 @@ def _plot(args: argparse.Namespace) -> int:
                          "(Figure 5). An --env run's metrics.csv holds train/return and eval/return per step, and TensorBoard shows them")
     if args.reference_every < 1:
         raise ValueError(f"--reference-every must be at least 1, got {args.reference_every}")
-    print(f"wrote {plot_runs(dirs, args.out, references=args.reference, reference_every=args.reference_every)}")
+    print(f"wrote {plot_runs(dirs, args.out, references=args.reference, reference_every=args.reference_every, max_episodes=args.max_episodes)}")
     return 0
 
 
@@ -396,4 +396,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "trainrewards_* files go to the train panel)",
     )  # fmt: skip
     plot.add_argument("--reference-every", type=int, default=50, help="episodes between two values of a --reference file (default 50, the authors')")
+    plot.add_argument("--max-episodes", type=int, metavar="N", help="draw every curve up to N episodes only (default: all)")
     plot.set_defaults(func=_plot)

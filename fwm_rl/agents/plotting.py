@@ -17,6 +17,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from fwm_rl.agents.config import CONFIG, TrainConfig
+from fwm_rl.checks import check_int
 from fwm_rl.envs.baselines import reference_levels
 from fwm_rl.runs import save_figure
 
@@ -68,13 +69,19 @@ def read_reference_curve(path: str | Path, every: int = 50) -> tuple[str, str, l
 
 
 def plot_runs(
-    run_dirs: list[str | Path], out: str | Path, reference_episodes: int = 6000, references: list[str | Path] = (), reference_every: int = 50
+    run_dirs: list[str | Path], out: str | Path, reference_episodes: int = 6000, references: list[str | Path] = (), reference_every: int = 50,
+    max_episodes: int | None = None,
 ) -> Path:
     """Draw the train/test curves of ``run_dirs`` (each with ``config.json`` and ``metrics.csv``)
     into ``out`` (PNG), with the reference policies' levels (``reference_episodes`` episodes each)
-    and published curves ``references`` (:func:`read_reference_curve`, dashed, in their panel)."""
+    and published curves ``references`` (:func:`read_reference_curve`, dashed, in their panel);
+    ``max_episodes`` cuts every curve there (e.g. a long published curve beside a short run)."""
+    check_int("max_episodes", max_episodes, optional=True)
     runs = [_read_run(Path(d)) for d in run_dirs]
     curves = [read_reference_curve(p, reference_every) for p in references]
+    if max_episodes is not None:
+        runs = [(label, task, [r for r in rows if r["step"] <= max_episodes]) for label, task, rows in runs]
+        curves = [(panel, label, [pt for pt in points if pt[0] <= max_episodes]) for panel, label, points in curves]
     if not runs:
         raise ValueError("no runs to plot")
     tasks = {task for _, task, _ in runs}
