@@ -172,3 +172,18 @@ def test_every_shipped_model_reproduces_its_test_accuracy(name, capsys):
     assert main(["babi", "eval", "--pretrained", name, "--data", str(SHARED_BABI), "--split", "test", "--json", "--device", "cpu"]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert figures["accuracy"] == pytest.approx(record.test_accuracy, abs=1e-6)
+
+
+def test_babi_plot_draws_validation_curves(tiny, tmp_path, capsys):
+    from fwm_rl.babi.curves import read_valid_curve
+
+    variant, run, _, _ = tiny
+    curve = read_valid_curve(run)
+    assert [c[0] for c in curve] == [3, 6] and all(c[1] > 0 and 0 <= c[2] <= 1 for c in curve)
+    png = tmp_path / "curves.png"
+    assert main(["babi", "plot", str(run), str(run), "--labels", "a", "b", "--out", str(png)]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert main(["babi", "plot", str(run), "--labels", "a", "b"]) == 2
+    assert "one label per run" in capsys.readouterr().err
+    assert main(["babi", "plot", str(variant)]) == 2
+    assert "give a catbAbI run folder" in capsys.readouterr().err

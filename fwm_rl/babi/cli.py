@@ -1,4 +1,4 @@
-"""The ``fwm-rl babi`` commands: stats, generate, train, eval, explain, answer."""
+"""The ``fwm-rl babi`` commands: stats, generate, train, eval, explain, plot, answer."""
 
 from __future__ import annotations
 
@@ -237,6 +237,14 @@ def _explain(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------- plot
+def _plot(args) -> int:
+    from fwm_rl.babi.curves import plot_learning_curves
+
+    print(f"wrote {plot_learning_curves(args.run_dirs, args.out, args.labels)}")
+    return 0
+
+
 # --------------------------------------------------------------------- answer
 def _answer(args) -> int:
     import sys
@@ -338,6 +346,12 @@ def register(subparsers) -> None:
     p.add_argument("--index", type=int, default=0, help="which such question in the stream")
     p.add_argument("--window", type=int, default=60, help="at most this many words back")
     p.set_defaults(func=_explain)
+
+    p = sub.add_parser("plot", help="learning curves: validation answer accuracy against steps and hours of training")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="catbAbI run folders")
+    p.add_argument("--labels", nargs="+", metavar="LABEL", help="one name per run (default: the folder names)")
+    p.add_argument("--out", default="babi-curves.png", help="PNG to write (default babi-curves.png)")
+    p.set_defaults(func=_plot)
 
     p = sub.add_parser("answer", help="answer the questions of a story you type (bAbI format), with probabilities",
                        description="Read a story and questions in bAbI format, one per line ('1 Mary went to the kitchen.', "
