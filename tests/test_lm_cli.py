@@ -85,7 +85,7 @@ def test_default_corpus_is_generated_babi_text(tmp_path, capsys):
     pytest.importorskip("fwm_rl.babi.generator")
     assert run(["lm", "train", "--model", "lstm", "--out", str(tmp_path / "babi"), "--max-steps", "2", *SMALL]) == 0
     out = capsys.readouterr().out
-    assert "bAbI story generator" in out and "generated bAbI stories" in out
+    assert "bAbI story generator" in out and "generated bAbI stories" in out and "recipe --preset small: a small model" in out
     assert run(["lm", "eval", str(tmp_path / "babi" / "best.pt"), "--split", "valid", "--batch-size", "10", "--device", "cpu"]) == 0
     assert "perplexity" in capsys.readouterr().out
 

@@ -42,7 +42,8 @@ PRESETS: dict[str, LMPreset] = {
     ),
     # The default without --data: a small model on the generated bAbI text that trains in minutes on a CPU.
     "small": LMPreset(
-        "a small model for the generated default corpus: 3 epochs on a CPU in minutes (not the paper's)",
+        "a small model for the generated default corpus, not the paper's: 3 epochs, about 1.5 minutes on a 2-core CPU "
+        "(test perplexity about 2 on this very predictable text)",
         model={"d_embed": 128, "d_hidden": 256, "n_layers": 2, "d_fwm": 16, "n_reads": 3, "tie_weights": True,
                "dropout": 0.2, "dropout_e": 0.05, "dropout_h": 0.1, "dropout_i": 0.2, "wdrop": 0.2},
         train={"batch_size": 20, "bptt": 70, "lr": 3e-3, "epochs": 3, "eval_interval": 0, "tune_temperature": True, "test_batch_size": 1},
