@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fwm_rl.checks import check_int
+from fwm_rl.checks import check_choice, check_int
 
 __all__ = [
     "AMP_MODES",
@@ -171,8 +171,7 @@ def autocast(device: torch.device, amp: str) -> torch.autocast:
     turns autocast off for itself: its fast weights, writes and reads stay in float32
     (:meth:`fwm_rl.memory.FastWeightMemory.forward`).
     """
-    if amp not in AMP_MODES:
-        raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
+    check_choice("amp", amp, AMP_MODES)
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
 
 

@@ -84,10 +84,8 @@ def answer_questions(model: CatbAbIModel, vocab: Vocabulary, text: str, mode: st
             probs = torch.softmax(logits[-1, 0].float(), dim=-1)
             best = int(probs.argmax())
             expected = line.answer.lower() or None
-            if expected is not None:
-                vocab.encode([expected], where=f"{source} line {lineno} (the expected answer)")
             answers.append(Answer(line=lineno, story=number, question=line.text, answer=vocab.words[best],
                                   probability=float(probs[best]), expected=expected))
-            pending = [vocab.index[expected] if expected is not None else best]
+            pending = [best] if expected is None else vocab.encode([expected], where=f"{source} line {lineno} (the expected answer)").tolist()
         # (words after a story's last question change nothing that is asked)
     return answers

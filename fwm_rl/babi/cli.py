@@ -224,13 +224,10 @@ def _eval(args) -> int:
 
 # -------------------------------------------------------------------- explain
 def _explain(args) -> int:
-    from fwm_rl.babi.explain import explain_question, plot_explanation
+    from fwm_rl.babi.explain import explain_model, plot_explanation
 
-    data = None
-    if args.pretrained is not None or args.data is not None:
-        data = _model_and_data(args)[3]
-    ex = explain_question(args.checkpoint, split=args.split, task=args.task, index=args.index, window=args.window, device=args.device,
-                          pretrained=args.pretrained, data=data)
+    ex = explain_model(*_model_and_data(args), split=args.split, task=args.task, index=args.index, window=args.window,
+                       source=str(args.checkpoint or args.pretrained))
     out = plot_explanation(ex, args.out)
     print(" ".join(ex.words))
     print(f"task {ex.task}: answer {ex.answer!r}, predicted {ex.predicted!r}; heatmap written to {out}")
@@ -309,8 +306,9 @@ def register(subparsers) -> None:
     p.add_argument("--layers", type=int, help="LSTM baseline layers")
     p.add_argument("--residual", action=argparse.BooleanOptionalAction, default=None,
                    help="fwm: h_t + FWM(h_t, F_t) (paper); lstm: residual layers")
+    defaults = _train_defaults()
     for name, (kind, text) in _TRAIN_OPTIONS.items():
-        default = "" if name == "steps" else f" (default {getattr(_train_defaults(), name)})"
+        default = "" if name == "steps" else f" (default {getattr(defaults, name)})"
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text + default,
                        **({"metavar": "SECONDS"} if name == "time_budget" else {}))
     p.add_argument("--amp", choices=AMP_MODES, help="mixed precision of the training steps: bf16 = bfloat16 autocast for the LSTM and the "

@@ -15,11 +15,13 @@ import numpy as np
 import torch
 
 from fwm_rl.babi.batching import EVAL_ORDER_SEED, build_rows
-from fwm_rl.babi.catbabi import DataSpec, load_catbabi
+from fwm_rl.babi.catbabi import DataSpec, Vocabulary, load_catbabi
+from fwm_rl.babi.models import CatbAbIModel
 from fwm_rl.babi.pretrained import load_model
+from fwm_rl.babi.trainer import TrainConfig
 from fwm_rl.runs import save_figure
 
-__all__ = ["Explanation", "explain_question", "plot_explanation"]
+__all__ = ["Explanation", "explain_model", "explain_question", "plot_explanation"]
 
 
 @dataclass
@@ -33,21 +35,24 @@ class Explanation:
     task: int
 
 
-@torch.no_grad()
 def explain_question(checkpoint: str | Path | None = None, split: str = "valid", task: int | None = None, index: int = 0,
-                     window: int = 60, device: str = "auto", pretrained: str | None = None, data: DataSpec | None = None,
-                     ) -> Explanation:
-    """Matches for the ``index``-th question (of ``task``, if given) in row 0 of the fixed ``split`` stream.
+                     window: int = 60, device: str = "auto", pretrained: str | None = None) -> Explanation:
+    """:func:`explain_model` for a run's ``checkpoint`` or the shipped model ``pretrained``, on the data it was trained on."""
+    return explain_model(*load_model(checkpoint, pretrained, device), split=split, task=task, index=index, window=window,
+                         source=str(checkpoint or pretrained))
 
-    The model is a run's ``checkpoint`` or the shipped model ``pretrained``; the stories come from ``data``
-    (default: the data the model was trained on). The window runs back to the start of the question's
-    story, at most ``window`` words.
+
+@torch.no_grad()
+def explain_model(model: CatbAbIModel, vocab: Vocabulary, config: TrainConfig, spec: DataSpec, split: str = "valid",
+                  task: int | None = None, index: int = 0, window: int = 60, source: str = "the model") -> Explanation:
+    """Matches for the ``index``-th question (of ``task``, if given) in row 0 of the fixed ``split`` stream of the
+    stories ``spec`` (read at the evaluation batch size of ``config``), as ``model`` reads it.
+
+    The window runs back to the start of the question's story, at most ``window`` words; ``source`` names the
+    model in errors.
     """
-    model, vocab, config, spec = load_model(checkpoint, pretrained, device)
     if not model.uses_memory:
-        raise ValueError(f"{checkpoint or pretrained} holds an LSTM baseline; explain needs an FWM model (--model fwm)")
-    spec = spec if data is None else data
-
+        raise ValueError(f"{source} holds an LSTM baseline; explain needs an FWM model (--model fwm)")
     data = load_catbabi(spec, splits=(split,), vocab=vocab).splits[split]
     order = np.random.default_rng(EVAL_ORDER_SEED).permutation(len(data))
     rows = build_rows(data, order, config.eval_batch_size, vocab.eos, vocab.pad)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor, nn
 
-from fwm_rl.checks import check_int, check_ints
+from fwm_rl.checks import check_choice, check_int, check_ints
 from fwm_rl.memory import FWMLSTM, MemoryTrace, count_parameters
 from fwm_rl.runs import SavedConfig
 
@@ -44,8 +44,7 @@ class ModelConfig(SavedConfig):
     update_scale: float | None = None  # fwm: None = 1 / d_fwm (the authors' code)
 
     def __post_init__(self):
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        check_choice("model", self.model, MODELS)
         check_ints(self, ("embedding_size", "hidden_size", "d_fwm", "n_reads", "layers"))
 
 
@@ -74,8 +73,7 @@ def preset(name: str, model: str, **overrides) -> ModelConfig:
     """The ``name`` preset for ``model`` with ``overrides`` (``None`` values ignored)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}: choose from {', '.join(PRESETS)}")
-    if model not in MODELS:
-        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    check_choice("model", model, MODELS)
     return replace(PRESETS[name][model], **{k: v for k, v in overrides.items() if v is not None})
 
 

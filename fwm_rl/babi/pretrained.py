@@ -60,6 +60,7 @@ def pretrained_records(folder: str | Path | None = None) -> dict[str, Pretrained
 def load_pretrained(name: str, device: str | torch.device = "cpu", folder: str | Path | None = None,
                     ) -> tuple[CatbAbIModel, Vocabulary, TrainConfig, DataSpec]:
     """The shipped model ``name``: ``(model on device in eval mode, vocabulary, training config, training data spec)``."""
+    folder = Path(WEIGHTS if folder is None else folder)
     records = pretrained_records(folder)
     if name not in records:
         shipped = ", ".join(sorted(records)) or "none yet"
@@ -69,7 +70,7 @@ def load_pretrained(name: str, device: str | torch.device = "cpu", folder: str |
     if vocab.words != record.vocabulary:
         raise ValueError(f"the shipped vocabulary of {name!r} is corrupt")
     model = CatbAbIModel(ModelConfig.from_dict(record.model_config), len(vocab))
-    model.load_state_dict(torch.load(Path(WEIGHTS if folder is None else folder) / f"{name}.pt", map_location="cpu", weights_only=True))
+    model.load_state_dict(torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True))
     return model.to(resolve_device(device)).eval(), vocab, TrainConfig(**record.train_config), _data_spec(record.data_spec)
 
 

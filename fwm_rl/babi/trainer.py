@@ -41,7 +41,7 @@ from torch import Tensor
 from fwm_rl.babi.batching import SEQ_LEN, Segment, TrainStream, eval_segments
 from fwm_rl.babi.catbabi import CatbAbI, DataSpec, Vocabulary, load_catbabi
 from fwm_rl.babi.models import CatbAbIModel, ModelConfig
-from fwm_rl.checks import check_int, check_ints, check_real
+from fwm_rl.checks import check_choice, check_int, check_ints, check_real
 from fwm_rl.distributed import (
     DistContext,
     all_reduce_gradients,
@@ -104,10 +104,8 @@ class TrainConfig(SavedConfig):
     amp: str = "none"  # mixed precision of the training steps (fwm_rl.runs.AMP_MODES); evaluations run in float32
 
     def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.amp not in AMP_MODES:
-            raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
+        check_choice("mode", self.mode, MODES)
+        check_choice("amp", self.amp, AMP_MODES)
         check_ints(self, ("batch_size", "seq_len", "steps", "eval_every", "eval_batch_size", "log_every", "test_batch_size"))
         check_int("eval_segments", self.eval_segments, optional=True)
         check_real("lr", self.lr, positive=True)

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fwm_rl.checks import check_int, check_ints, check_real
+from fwm_rl.checks import check_choice, check_int, check_ints, check_real
 from fwm_rl.distributed import (
     all_reduce_gradients,
     all_reduce_sum,
@@ -138,8 +138,7 @@ class TrainConfig(SavedConfig):
             check_real(name, getattr(self, name), positive=True)
         for name in ("weight_decay", "clip", "ar_alpha", "tar_beta"):
             check_real(name, getattr(self, name), non_negative=True)
-        if self.amp not in AMP_MODES:
-            raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
+        check_choice("amp", self.amp, AMP_MODES)
 
 
 

@@ -9,7 +9,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from fwm_rl.checks import check_int, check_real
+from fwm_rl.checks import check_choice, check_int, check_real
 from fwm_rl.memory.chunked import run_chunked
 from fwm_rl.memory.common import (
     IMPLS,
@@ -65,10 +65,8 @@ class FastWeightMemory(nn.Module):
         output_size = input_size if output_size is None else output_size
         for name, value in (("input_size", input_size), ("d_fwm", d_fwm), ("n_reads", n_reads), ("output_size", output_size)):
             check_int(name, value)
-        if keys not in KEY_MODES:
-            raise ValueError(f"keys must be one of {KEY_MODES}, got {keys!r}")
-        if impl not in IMPLS:
-            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        check_choice("keys", keys, KEY_MODES)
+        check_choice("impl", impl, IMPLS)
         check_int("chunk_size", chunk_size, optional=True)
         check_real("update_scale", update_scale, positive=True)
         self.input_size, self.d_fwm, self.n_reads, self.output_size = input_size, d_fwm, n_reads, output_size
@@ -199,8 +197,7 @@ class FastWeightMemory(nn.Module):
         resets = check_mask("resets", resets, T, B)
         checks = host_checks(h.device)
         impl = impl or self.impl
-        if impl not in IMPLS:
-            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        check_choice("impl", impl, IMPLS)
         if F is not None:
             self._check_state(F, B)
         # A known-empty start (no state given, or every row reset at step 0, as in an RL
