@@ -18,7 +18,7 @@ import torch
 
 from fwm_rl import __version__
 from fwm_rl.distributed import finish_distributed, launch_rank
-from fwm_rl.runs import NonFiniteLossError
+from fwm_rl.engine import NonFiniteLossError
 
 #: Errors that mean bad input (a wrong value, path or name): one line and exit code 2, no traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, KeyError)

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from fwm_rl.engine import claim_run_folder, resolve_device, run_lock
 from fwm_rl.memory.common import rebuild_state, state_leaves
-from fwm_rl.runs import claim_run_folder, resolve_device, run_lock
 
 __all__ = [
     "DistContext",
@@ -201,9 +201,9 @@ def hold_run_folder(
     overwrite: bool = False,
     resume_hint: str = "",
 ):
-    """Rank 0 holds ``folder``'s :func:`~fwm_rl.runs.run_lock` while the block runs (nothing for
+    """Rank 0 holds ``folder``'s :func:`~fwm_rl.engine.run_lock` while the block runs (nothing for
     ``None``), and first claims each ``(folder, outputs)`` of ``claims`` for a new run
-    (:func:`~fwm_rl.runs.claim_run_folder` with ``overwrite`` and ``resume_hint``). If another run
+    (:func:`~fwm_rl.engine.claim_run_folder` with ``overwrite`` and ``resume_hint``). If another run
     holds the folder or a claim is refused, every rank stops with the same message."""
 
     def hold_and_claim(stack: contextlib.ExitStack) -> None:

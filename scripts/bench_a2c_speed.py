@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from fwm_rl.agents.training import TrainConfig, make_model
-from fwm_rl.runs import resolve_device
+from fwm_rl.engine import resolve_device
 
 AGENT_STEPS = 600 * 30  # one training episode of the paper's batch
 

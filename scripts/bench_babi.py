@@ -20,7 +20,7 @@ import time
 import torch
 
 from fwm_rl.babi import CatbAbITrainer, DataSpec, TrainConfig, load_catbabi, preset
-from fwm_rl.runs import AMP_MODES
+from fwm_rl.engine import AMP_MODES
 
 
 def main() -> None:

@@ -23,8 +23,8 @@ import time
 import torch
 from torch import nn
 
+from fwm_rl.engine import resolve_device
 from fwm_rl.memory import FWMLSTM
-from fwm_rl.runs import resolve_device
 
 
 def _peak_mib(device: torch.device) -> float:

@@ -34,8 +34,8 @@ from fwm_rl.agents import FWMGraphVecEnv, RecurrentA2C, RecurrentPPO
 from fwm_rl.agents.config import FAST_RECIPE
 from fwm_rl.agents.env_training import evaluate_env, make_env, normalized
 from fwm_rl.agents.evaluation import evaluate
+from fwm_rl.engine import set_seed
 from fwm_rl.envs.graphs import graph_set
-from fwm_rl.runs import set_seed
 
 #: task -> algorithm -> keyword arguments of the algorithm.
 RECIPES: dict[str, dict[str, dict]] = {

@@ -10,7 +10,7 @@ from dist_launch import spawn_gloo
 
 from fwm_rl.agents.training import TrainConfig, make_model, train_run
 from fwm_rl.distributed import init_distributed, shard_bounds
-from fwm_rl.runs import load_checkpoint
+from fwm_rl.engine import load_checkpoint
 
 #: A small FWM agent on 7 training graphs (unequal shares: 4 + 3) with advantage normalisation (which needs the
 #: statistics of every process's steps).

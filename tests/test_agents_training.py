@@ -14,7 +14,7 @@ from fwm_rl.agents.a2c import RecurrentRolloutBuffer
 from fwm_rl.agents.plotting import read_reference_curve
 from fwm_rl.agents.training import PRESETS, RECIPE_FIELDS, RECIPES, TrainConfig, load_policy, preset_configs, recipe_of, train_run, with_recipe
 from fwm_rl.cli import main
-from fwm_rl.runs import NonFiniteLossError, load_checkpoint
+from fwm_rl.engine import NonFiniteLossError, load_checkpoint
 
 TINY = {"n_envs": 4, "eval_every": 2, "final_episodes_per_graph": 1, "device": "cpu"}
 

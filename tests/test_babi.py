@@ -20,7 +20,7 @@ from fwm_rl.babi.catbabi import DataSpec, load_catbabi, split_stats, story_token
 from fwm_rl.babi.models import CatbAbIModel, StackedLSTM, preset
 from fwm_rl.babi.reader import BabiFormatError, Question, open_babi, parse_babi_text
 from fwm_rl.babi.trainer import CatbAbITrainer, TrainConfig, evaluate
-from fwm_rl.runs import NonFiniteLossError
+from fwm_rl.engine import NonFiniteLossError
 
 SHARED_BABI = Path(__file__).resolve().parents[2] / "shared" / "data" / "babi" / "tasks_1-20_v1-2_en-subset.tar.gz"
 

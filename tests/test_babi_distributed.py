@@ -15,7 +15,7 @@ from fwm_rl.babi.batching import TrainStream
 from fwm_rl.babi.catbabi import DataSpec, load_catbabi
 from fwm_rl.babi.models import preset
 from fwm_rl.babi.trainer import CHECKPOINT, CatbAbITrainer, TrainConfig
-from fwm_rl.runs import load_checkpoint
+from fwm_rl.engine import load_checkpoint
 
 MODEL = preset("small", "fwm", embedding_size=16, hidden_size=16, d_fwm=4, n_reads=2)
 # 5 streams: shares of 3 and 2 rows; a few steps past the end of the first epoch

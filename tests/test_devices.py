@@ -23,10 +23,10 @@ from fwm_rl.babi.catbabi import DataSpec, load_catbabi
 from fwm_rl.babi.models import preset
 from fwm_rl.babi.trainer import CatbAbITrainer, load_trained
 from fwm_rl.babi.trainer import TrainConfig as BabiConfig
+from fwm_rl.engine import autocast, load_checkpoint
 from fwm_rl.lm.corpus import load_corpus
 from fwm_rl.lm.trainer import BEST, CHECKPOINT, LMTrainer, load_model
 from fwm_rl.memory import FWMLSTM, FastWeightMemory, map_state
-from fwm_rl.runs import autocast, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_CUDA = torch.cuda.is_available()

@@ -13,7 +13,7 @@ from test_lm import write_corpus
 
 from fwm_rl.agents.training import TrainConfig, train_preset, train_run
 from fwm_rl.cli import main, run_reporting_errors
-from fwm_rl.runs import NonFiniteLossError, RunExistsError, RunLogger, run_lock
+from fwm_rl.engine import NonFiniteLossError, RunExistsError, RunLogger, run_lock
 
 
 def one_line_error(capsys, argv: list[str], code: int = 2) -> str:

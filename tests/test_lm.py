@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from fwm_rl.engine import NonFiniteLossError, load_checkpoint
 from fwm_rl.lm.corpus import EOS, Vocabulary, babi_story_lines, find_split_files, load_corpus, tokenize_lines
 from fwm_rl.lm.model import AWDLanguageModel, LMConfig, WeightDropLSTM, locked_dropout
 from fwm_rl.lm.trainer import BEST, CHECKPOINT, LMTrainer, TrainConfig, batchify, evaluate, load_model, tune_temperature
-from fwm_rl.runs import NonFiniteLossError, load_checkpoint
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 ADJECTIVES, ANIMALS, VERBS, PLACES = ("big", "small", "red", "blue"), ("cat", "dog"), ("sat", "ran"), ("mat", "park")

@@ -10,9 +10,9 @@ import torch
 from dist_launch import spawn_gloo
 from test_lm import tiny_config, write_corpus
 
+from fwm_rl.engine import load_checkpoint
 from fwm_rl.lm.corpus import load_corpus
 from fwm_rl.lm.trainer import BEST, CHECKPOINT, LMTrainer, TrainConfig, batchify
-from fwm_rl.runs import load_checkpoint
 
 # 5 streams: shares of 3 and 2 rows; no dropout, so 2 processes must reproduce 1 exactly (to float
 # tolerance); ASGD from the second validation on; the run crosses an epoch end (the state is reset)

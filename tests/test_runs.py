@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from fwm_rl.runs import (
+from fwm_rl.engine import (
     NonFiniteLossError,
     RunExistsError,
     RunLogger,
@@ -86,7 +86,7 @@ def test_run_logger_tensorboard(tmp_path):
 def test_saved_config_round_trip_and_unknown_fields():
     from dataclasses import dataclass
 
-    from fwm_rl.runs import SavedConfig
+    from fwm_rl.engine import SavedConfig
 
     @dataclass
     class Cfg(SavedConfig):
@@ -127,7 +127,7 @@ def test_claim_run_folder_refuses_a_run_and_overwrites_only_its_files(tmp_path):
 
 
 def test_checkpoint_kinds_name_what_a_checkpoint_is(tmp_path):
-    from fwm_rl.runs import CHECKPOINT_FORMAT, check_checkpoint, checkpoint_kind
+    from fwm_rl.engine import CHECKPOINT_FORMAT, check_checkpoint, checkpoint_kind
 
     assert checkpoint_kind({"kind": "catbabi"}) == "catbabi"
     assert checkpoint_kind({"kind": "fwm-rl lm"}) == "lm"  # written before the kinds were unified

@@ -44,7 +44,7 @@ from typing_extensions import Self
 from fwm_rl.agents.policies import FwmPolicy, LstmPolicy, RecurrentActorCriticPolicy, State, detach_state
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
 from fwm_rl.distributed import DistContext, all_reduce_gradients, all_reduce_sum
-from fwm_rl.runs import check_finite
+from fwm_rl.engine import check_finite
 
 __all__ = ["RecurrentA2C", "RecurrentRolloutBuffer"]
 
@@ -350,7 +350,7 @@ class RecurrentA2C(OnPolicyAlgorithm):
         In a data-parallel run each process's gradient is weighted by its share of the
         environments and summed over processes, which equals the gradient of one process holding
         every environment. A non-finite loss on any process raises
-        :class:`~fwm_rl.runs.NonFiniteLossError` on all of them, before the weights change.
+        :class:`~fwm_rl.engine.NonFiniteLossError` on all of them, before the weights change.
         """
         loss, parts = self.loss()
         n_local = float(self.n_envs)
@@ -372,7 +372,7 @@ class RecurrentA2C(OnPolicyAlgorithm):
 
     def train(self) -> None:
         """One gradient step on the whole rollout. A non-finite loss raises
-        :class:`~fwm_rl.runs.NonFiniteLossError` before the weights change."""
+        :class:`~fwm_rl.engine.NonFiniteLossError` before the weights change."""
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         self.last_losses = self.compute_gradients()

@@ -13,9 +13,9 @@ from typing import Any
 
 from fwm_rl.agents.policies import FwmPolicy, LstmPolicy, RecurrentActorCriticPolicy
 from fwm_rl.checks import check_ints, check_real
+from fwm_rl.engine import SavedConfig
 from fwm_rl.envs import SEMANTICS
 from fwm_rl.memory import IMPLS
-from fwm_rl.runs import SavedConfig
 
 __all__ = ["CONFIG", "FAST_RECIPE", "MEMORIES", "PRESETS", "RECIPES", "RECIPE_FIELDS", "TrainConfig", "preset_configs", "recipe_of", "with_recipe"]
 

@@ -47,8 +47,7 @@ from fwm_rl.agents.training import CHECKPOINT, RESULTS
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
 from fwm_rl.checks import check_ints, check_real
 from fwm_rl.distributed import DistContext, hold_run_folder
-from fwm_rl.envs import ENV_IDS
-from fwm_rl.runs import (
+from fwm_rl.engine import (
     CHECKPOINT_FORMAT,
     RunLogger,
     SavedConfig,
@@ -60,6 +59,7 @@ from fwm_rl.runs import (
     run_record,
     set_seed,
 )
+from fwm_rl.envs import ENV_IDS
 
 __all__ = [
     "EnvRunSummary", "EnvTrainConfig", "check_env_id", "evaluate_env", "load_env_policy", "make_env", "make_eval_env", "normalized",

@@ -21,7 +21,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from fwm_rl.agents.watch import EpisodeRecord
-from fwm_rl.runs import save_figure
+from fwm_rl.engine import save_figure
 
 __all__ = ["explain_figure", "read_matches", "step_labels", "write_key_similarity"]
 

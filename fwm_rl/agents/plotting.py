@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 
 from fwm_rl.agents.config import CONFIG, TrainConfig
 from fwm_rl.checks import check_int
+from fwm_rl.engine import save_figure
 from fwm_rl.envs.baselines import reference_levels
-from fwm_rl.runs import save_figure
 
 __all__ = ["curves_table", "plot_runs", "read_reference_curve", "seeds_table"]
 

@@ -31,7 +31,7 @@ from typing_extensions import Self
 
 from fwm_rl.agents.a2c import RecurrentA2C
 from fwm_rl.agents.policies import RecurrentActorCriticPolicy
-from fwm_rl.runs import check_finite
+from fwm_rl.engine import check_finite
 
 __all__ = ["RecurrentPPO"]
 
@@ -168,7 +168,7 @@ class RecurrentPPO(RecurrentA2C):
 
     def train(self) -> None:
         """``n_epochs`` passes of ``n_minibatches`` gradient steps over the rollout. A non-finite
-        loss raises :class:`~fwm_rl.runs.NonFiniteLossError` before the gradient step it would
+        loss raises :class:`~fwm_rl.engine.NonFiniteLossError` before the gradient step it would
         take (the steps before it in this update are kept)."""
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)

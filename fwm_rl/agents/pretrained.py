@@ -25,7 +25,7 @@ from fwm_rl.agents.config import MEMORIES, TrainConfig, recipe_of
 from fwm_rl.agents.evaluation import evaluate
 from fwm_rl.agents.training import load_policy
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
-from fwm_rl.runs import resolve_device
+from fwm_rl.engine import resolve_device
 
 __all__ = ["PRETRAINED", "WEIGHTS", "PretrainedRecord", "export_pretrained", "load_pretrained"]
 

@@ -56,11 +56,7 @@ from fwm_rl.agents.plotting import plot_runs
 from fwm_rl.agents.policies import RecurrentActorCriticPolicy
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
 from fwm_rl.distributed import DistContext, all_reduce_sum, broadcast_object, hold_run_folder, init_distributed, rank_seed, row_share
-from fwm_rl.envs import TaskConfig
-from fwm_rl.envs.baselines import reference_levels
-from fwm_rl.envs.core import task_spaces
-from fwm_rl.envs.graphs import graph_set
-from fwm_rl.runs import (
+from fwm_rl.engine import (
     CHECKPOINT_FORMAT,
     RunLogger,
     atomic_save,
@@ -71,6 +67,10 @@ from fwm_rl.runs import (
     run_record,
     set_seed,
 )
+from fwm_rl.envs import TaskConfig
+from fwm_rl.envs.baselines import reference_levels
+from fwm_rl.envs.core import task_spaces
+from fwm_rl.envs.graphs import graph_set
 
 __all__ = [
     "PRESETS",
@@ -180,7 +180,7 @@ class RunSummary:
     train_seconds: float
     agent_steps_per_second: float
     stopped_by_time_budget: bool
-    record: dict[str, Any]  # fwm_rl.runs.run_record: command, machine, start and end of this process's part of the run
+    record: dict[str, Any]  # fwm_rl.engine.run_record: command, machine, start and end of this process's part of the run
 
 
 def train_run(
@@ -188,11 +188,11 @@ def train_run(
 ) -> RunSummary:
     """Train one agent into ``run_dir`` (``resume``: continue from its ``checkpoint.pt``).
 
-    A new run refuses a folder that holds a run (:class:`~fwm_rl.runs.RunExistsError`) unless
+    A new run refuses a folder that holds a run (:class:`~fwm_rl.engine.RunExistsError`) unless
     ``overwrite``, which deletes that run's files (:data:`RUN_OUTPUTS`) first.
 
     Under ``torchrun`` every process calls it with the same arguments (see the module docstring)
-    and gets the same summary back. Raises :class:`~fwm_rl.runs.NonFiniteLossError` if the loss
+    and gets the same summary back. Raises :class:`~fwm_rl.engine.NonFiniteLossError` if the loss
     stops being finite; the last checkpoint (written only after finite updates) is then left as it was.
     """
     run_dir = Path(run_dir)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from fwm_rl.babi.reader import SPLITS, VARIANTS
-from fwm_rl.runs import AMP_MODES
+from fwm_rl.engine import AMP_MODES
 
 __all__ = ["register"]
 

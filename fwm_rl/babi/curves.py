@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from fwm_rl.runs import save_figure
+from fwm_rl.engine import save_figure
 
 __all__ = ["plot_learning_curves", "read_valid_curve"]
 

@@ -19,7 +19,7 @@ from fwm_rl.babi.catbabi import DataSpec, Vocabulary, load_catbabi
 from fwm_rl.babi.models import CatbAbIModel
 from fwm_rl.babi.pretrained import load_model
 from fwm_rl.babi.trainer import TrainConfig
-from fwm_rl.runs import save_figure
+from fwm_rl.engine import save_figure
 
 __all__ = ["Explanation", "explain_model", "explain_question", "plot_explanation"]
 

@@ -21,8 +21,8 @@ import torch
 from torch import Tensor, nn
 
 from fwm_rl.checks import check_choice, check_int, check_ints
+from fwm_rl.engine import SavedConfig
 from fwm_rl.memory import FWMLSTM, MemoryTrace, count_parameters
-from fwm_rl.runs import SavedConfig
 
 __all__ = ["MODELS", "PRESETS", "CatbAbIModel", "ModelConfig", "StackedLSTM", "preset"]
 

@@ -20,7 +20,7 @@ import torch
 from fwm_rl.babi.catbabi import DataSpec, Vocabulary
 from fwm_rl.babi.models import CatbAbIModel, ModelConfig
 from fwm_rl.babi.trainer import BEST, RESULTS, TrainConfig, _data_spec, _load_catbabi_checkpoint, load_trained
-from fwm_rl.runs import resolve_device
+from fwm_rl.engine import resolve_device
 
 __all__ = ["WEIGHTS", "PretrainedRecord", "export_pretrained", "load_model", "load_pretrained", "pretrained_records"]
 

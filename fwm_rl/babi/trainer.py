@@ -54,8 +54,7 @@ from fwm_rl.distributed import (
     row_share,
     shard_rows,
 )
-from fwm_rl.memory import map_state
-from fwm_rl.runs import (
+from fwm_rl.engine import (
     AMP_MODES,
     CHECKPOINT_FORMAT,
     RunLogger,
@@ -69,6 +68,7 @@ from fwm_rl.runs import (
     resolve_device,
     set_seed,
 )
+from fwm_rl.memory import map_state
 
 __all__ = ["CHECKPOINT", "MODES", "CatbAbITrainer", "EvalResult", "TrainConfig", "evaluate", "load_trained"]
 
@@ -101,7 +101,7 @@ class TrainConfig(SavedConfig):
     #: seconds of training (validation and checkpoints not counted) after which the run stops as if its
     #: steps were done (None: no limit); like ``steps``, a resumed run may be given a new one
     time_budget: float | None = None
-    amp: str = "none"  # mixed precision of the training steps (fwm_rl.runs.AMP_MODES); evaluations run in float32
+    amp: str = "none"  # mixed precision of the training steps (fwm_rl.engine.AMP_MODES); evaluations run in float32
 
     def __post_init__(self):
         check_choice("mode", self.mode, MODES)
@@ -314,8 +314,8 @@ class CatbAbITrainer:
         """Train until ``steps`` (default ``config.steps``) in total, validating every ``eval_every``
         steps; then evaluate on test, write ``results.json`` and return the test result.
 
-        The run holds its folder meanwhile (:func:`~fwm_rl.runs.run_lock`). A new run refuses a folder
-        that holds a run (:class:`~fwm_rl.runs.RunExistsError`) unless ``overwrite``, which deletes that
+        The run holds its folder meanwhile (:func:`~fwm_rl.engine.run_lock`). A new run refuses a folder
+        that holds a run (:class:`~fwm_rl.engine.RunExistsError`) unless ``overwrite``, which deletes that
         run's files (:data:`RUN_OUTPUTS`) first.
         """
         claims = () if self.resumed else [(self.out_dir, RUN_OUTPUTS)]

@@ -14,8 +14,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyArrowPatch
 
+from fwm_rl.engine import save_figure
 from fwm_rl.envs.graphs import to_networkx
-from fwm_rl.runs import save_figure
 
 AGENT_COLOUR = "#6cc24a"
 REWARD_COLOUR = "#ffd84d"

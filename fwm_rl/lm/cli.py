@@ -7,10 +7,10 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
+from fwm_rl.engine import AMP_MODES
 from fwm_rl.lm.model import MODELS, LMConfig
 from fwm_rl.lm.presets import PRESETS
 from fwm_rl.lm.trainer import BEST, BUDGET_FIELDS, CHECKPOINT, TrainConfig
-from fwm_rl.runs import AMP_MODES
 
 #: ``lm train`` options that set :class:`LMConfig` / :class:`TrainConfig` fields (dest = field name).
 _MODEL_OPTIONS = {

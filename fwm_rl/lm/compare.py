@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from fwm_rl.checks import check_int
+from fwm_rl.engine import save_figure
 from fwm_rl.lm.trainer import checkpoint_corpus, evaluate, load_model
-from fwm_rl.runs import save_figure
 
 __all__ = ["Comparison", "compare_checkpoints", "plot_loss_comparison"]
 

@@ -27,8 +27,8 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from fwm_rl.checks import check_ints, check_real
+from fwm_rl.engine import SavedConfig
 from fwm_rl.memory import FastWeightMemory, map_state
-from fwm_rl.runs import SavedConfig
 
 __all__ = ["MODELS", "AWDLanguageModel", "LMConfig", "LMOutput", "LMState", "WeightDropLSTM", "embedded_dropout", "locked_dropout"]
 

@@ -53,9 +53,7 @@ from fwm_rl.distributed import (
     seed_other_ranks,
     shard_rows,
 )
-from fwm_rl.lm.corpus import EOS_INDEX, Corpus, Vocabulary, load_data
-from fwm_rl.lm.model import AWDLanguageModel, LMConfig, LMState
-from fwm_rl.runs import (
+from fwm_rl.engine import (
     AMP_MODES,
     CHECKPOINT_FORMAT,
     RunLogger,
@@ -69,6 +67,8 @@ from fwm_rl.runs import (
     resolve_device,
     set_seed,
 )
+from fwm_rl.lm.corpus import EOS_INDEX, Corpus, Vocabulary, load_data
+from fwm_rl.lm.model import AWDLanguageModel, LMConfig, LMState
 
 __all__ = [
     "BEST",
@@ -126,7 +126,7 @@ class TrainConfig(SavedConfig):
     seed: int = 141
     device: str = "auto"
     tensorboard: bool = True
-    #: mixed precision of the training steps (fwm_rl.runs.AMP_MODES); validation and tests run in float32
+    #: mixed precision of the training steps (fwm_rl.engine.AMP_MODES); validation and tests run in float32
     amp: str = "none"
 
     def __post_init__(self) -> None:
@@ -546,7 +546,7 @@ class LMTrainer:
     def train(self, show_progress: bool = True, overwrite: bool = False) -> TrainSummary:
         """Run until the budget is spent; validate and checkpoint on the way; tune the temperature at the end.
 
-        A new run refuses a folder that holds a run (:class:`~fwm_rl.runs.RunExistsError`) unless
+        A new run refuses a folder that holds a run (:class:`~fwm_rl.engine.RunExistsError`) unless
         ``overwrite``, which deletes that run's files (:data:`RUN_OUTPUTS`) first. Under ``torchrun``
         every process calls it; rank 0 logs, shows the progress bar and writes the files.
         """

@@ -186,7 +186,7 @@ class FastWeightMemory(nn.Module):
             got = list(h.shape) if isinstance(h, Tensor) else type(h).__name__
             raise ValueError(f"h must be [T, B, {self.input_size}] (time first), got {got}")
         if torch.is_autocast_enabled(h.device.type):
-            # Mixed precision (fwm_rl.runs.autocast): the slow net may run in bfloat16, but F sums
+            # Mixed precision (fwm_rl.engine.autocast): the slow net may run in bfloat16, but F sums
             # thousands of small writes (eq. 3), so the memory runs in float32 with autocast off.
             with torch.autocast(h.device.type, enabled=False):
                 F = F.float() if isinstance(F, Tensor) else F

@@ -1,0 +1,52 @@
+"""The run engine: what the three trainers (A2C, catbAbI, LM) share, in one place.
+
+* :mod:`~fwm_rl.engine.config`: configs stored in checkpoints, one spelling of the shared knobs
+  (``lr``, ``steps``, ``eval_every``, ``log_every``, ``time_budget``, ``seed``, ``device``) and the
+  command-line options generated from them;
+* :mod:`~fwm_rl.engine.training`: device, seeds, mixed precision, the non-finite loss guard;
+* :mod:`~fwm_rl.engine.checkpoints`: one checkpoint schema (``kind``, ``format``), atomic writes;
+* :mod:`~fwm_rl.engine.folders`: the run-folder policy (no silent overwrite, one writer at a time);
+* :mod:`~fwm_rl.engine.metrics`: ``metrics.csv`` + TensorBoard, progress bars, figures;
+* :mod:`~fwm_rl.engine.records`: the command and machine a run's results came from.
+
+Work across processes (``torchrun``) lives in :mod:`fwm_rl.distributed`.
+"""
+
+from fwm_rl.engine.checkpoints import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_KINDS,
+    atomic_save,
+    check_checkpoint,
+    checkpoint_kind,
+    load_checkpoint,
+)
+from fwm_rl.engine.config import SavedConfig
+from fwm_rl.engine.folders import LOCK, RunExistsError, claim_run_folder, run_lock
+from fwm_rl.engine.metrics import RunLogger, progress, save_figure
+from fwm_rl.engine.records import machine_description, run_record
+from fwm_rl.engine.training import AMP_MODES, NonFiniteLossError, autocast, check_finite, resolve_device, set_seed
+
+__all__ = [
+    "AMP_MODES",
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_KINDS",
+    "LOCK",
+    "NonFiniteLossError",
+    "RunExistsError",
+    "RunLogger",
+    "SavedConfig",
+    "atomic_save",
+    "autocast",
+    "check_checkpoint",
+    "check_finite",
+    "checkpoint_kind",
+    "claim_run_folder",
+    "load_checkpoint",
+    "machine_description",
+    "progress",
+    "resolve_device",
+    "run_lock",
+    "run_record",
+    "save_figure",
+    "set_seed",
+]

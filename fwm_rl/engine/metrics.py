@@ -1,0 +1,104 @@
+"""What a run shows and keeps: the metric log (CSV + TensorBoard), progress bars and figures."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RunLogger", "progress", "save_figure"]
+
+
+def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "", initial: int = 0, disable: bool | None = None):
+    """A tqdm progress bar (shown on a terminal, quiet in logs unless forced)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, initial=initial, disable=disable, dynamic_ncols=True)
+
+
+class RunLogger:
+    """Append-only metric log: ``metrics.csv`` plus TensorBoard event files in ``out_dir``.
+
+    Rows may carry different keys; the CSV header grows (and the file is rewritten)
+    when a new key appears, so a resumed run keeps one consistent file.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | os.PathLike,
+        tensorboard: bool = True,
+        filename: str = "metrics.csv",
+        resume_step: int | None = None,
+    ):
+        """``resume_step``: when resuming from a checkpoint taken at that step, rows
+        logged after it (by the interrupted run) are dropped so none appears twice."""
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.csv_path = self.out_dir / filename
+        self._fields: list[str] = []
+        if self.csv_path.exists():
+            with open(self.csv_path, newline="") as fh:
+                self._fields = next(csv.reader(fh), [])
+            if resume_step is None:
+                self._rewrite(self._fields, keep_until=-1)
+            else:
+                self._rewrite(self._fields, keep_until=resume_step)
+        self._writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(log_dir=str(self.out_dir / "tb"))
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> None:
+        row = {"step": step, **{k: float(v) for k, v in metrics.items()}}
+        new = [k for k in row if k not in self._fields]
+        if new:
+            self._rewrite(self._fields + new)
+        with open(self.csv_path, "a", newline="") as fh:
+            csv.DictWriter(fh, fieldnames=self._fields).writerow(row)
+        if self._writer is not None:
+            for key, value in metrics.items():
+                self._writer.add_scalar(key, float(value), step)
+            self._writer.flush()
+
+    def _rewrite(self, fields: list[str], keep_until: int | None = None) -> None:
+        """Rewrite the CSV with ``fields`` as header, keeping rows with step <= keep_until (all if None)."""
+        rows = []
+        if self.csv_path.exists():
+            with open(self.csv_path, newline="") as fh:
+                rows = list(csv.DictReader(fh))
+        if keep_until is not None:
+            rows = [r for r in rows if float(r["step"]) <= keep_until]
+        self._fields = fields
+        tmp = self.csv_path.with_name(f".{self.csv_path.name}.tmp")  # a kill mid-write leaves the old file whole
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, self.csv_path)
+
+    def read(self) -> list[dict[str, float]]:
+        """All rows logged so far (numbers as floats, missing cells as NaN)."""
+        if not self.csv_path.exists():
+            return []
+        with open(self.csv_path, newline="") as fh:
+            return [{k: (float(v) if v not in ("", None) else float("nan")) for k, v in r.items()} for r in csv.DictReader(fh)]
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def save_figure(fig: Any, path: str | os.PathLike, **savefig_kwargs: Any) -> Path:
+    """Write a matplotlib ``Figure`` to ``path`` (parent folders are created) and return the path.
+
+    The project's figures are ``matplotlib.figure.Figure`` objects made without pyplot, so drawing
+    neither changes the user's backend nor leaves figures open.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, **savefig_kwargs)
+    return path

@@ -1,0 +1,41 @@
+"""How a run was made: the machine and the command, for its results."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["machine_description", "run_record"]
+
+
+def machine_description(device: torch.device | None = None) -> str:
+    """The machine a run ran on, in one line: processor, cores, system, torch and its threads (and the GPU)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    text = f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}; torch {torch.__version__}, {torch.get_num_threads()} threads"
+    if device is not None and device.type == "cuda":
+        text += f"; {torch.cuda.get_device_name(device)}"
+    return text
+
+
+def run_record(started: datetime, device: torch.device | None = None) -> dict[str, Any]:
+    """How a run was made, for its results: the command line, the machine and when it ran (UTC)."""
+    finished = datetime.now(timezone.utc)
+    return {
+        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "machine": machine_description(device),
+        "started": started.isoformat(timespec="seconds"),
+        "finished": finished.isoformat(timespec="seconds"),
+        "wall_seconds": round((finished - started).total_seconds(), 1),
+    }
