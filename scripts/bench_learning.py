@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.out.exists() and not args.resume:
         parser.error(f"--out {args.out} exists; give a new folder (runs are never overwritten) or --resume to continue its runs")
-    common = {"episodes": args.episodes, "eval_every": args.eval_every, "n_envs": args.n_envs, "device": args.device}
+    common = {"steps": args.episodes, "eval_every": args.eval_every, "n_envs": args.n_envs, "device": args.device}
     if args.recipes is None:
         configs = [
             cfg

@@ -45,7 +45,7 @@ def main() -> None:
     for name in args.models:
         with tempfile.TemporaryDirectory() as out:
             model_config = LMConfig(vocab_size=len(corpus.vocab), model=name, **size)
-            config = TrainConfig(batch_size=args.batch_size, time_budget=args.budget, eval_interval=10**9,
+            config = TrainConfig(batch_size=args.batch_size, time_budget=args.budget, eval_every=10**9,
                                  eval_batch_size=args.eval_batch_size, tune_temperature=False, tensorboard=False,
                                  device=args.device, seed=args.seed)
             trainer = LMTrainer(corpus, model_config, config, out, data=args.data)

@@ -92,7 +92,7 @@ def _a2c(device: str, out: Path) -> dict:
 
     episodes = A2C_EPISODES if device != "cpu" else 4
     small = {} if device != "cpu" else {"n_envs": 32}
-    cfg = preset_configs("paper-fwm", episodes=episodes, eval_every=episodes // 2, device=device, final_episodes_per_graph=1, **small)[0]
+    cfg = preset_configs("paper-fwm", steps=episodes, eval_every=episodes // 2, device=device, final_episodes_per_graph=1, **small)[0]
     summary = train_run(cfg, out / "a2c", show_progress=False)
     return {"figure": f"{summary.agent_steps_per_second:,.0f} agent-steps/s", "value": summary.agent_steps_per_second,
             "note": f"{summary.episodes} episodes x {cfg.n_envs} agents, test reward {summary.test.mean:.1f}"}
@@ -118,7 +118,7 @@ def _lm(device: str, out: Path, amp: str) -> dict:
 
     corpus = load_data(None)
     steps, sizes = (LM_STEPS, {}) if device != "cpu" else (4, {"d_embed": 32, "d_hidden": 64, "n_layers": 2, "d_fwm": 8})
-    config = TrainConfig(max_steps=steps, log_interval=2, device=device, tensorboard=False, tune_temperature=False, amp=amp)
+    config = TrainConfig(steps=steps, log_every=2, device=device, tensorboard=False, tune_temperature=False, amp=amp)
     trainer = LMTrainer(corpus, LMConfig(vocab_size=len(corpus.vocab), model="fwm", **sizes), config, out / f"lm-{amp}")
     summary = trainer.train(show_progress=False)
     params = sum(p.numel() for p in trainer.model.parameters())

@@ -64,7 +64,7 @@ def test_two_processes_give_the_gradient_of_one_process_with_all_environments(tm
 
 def _train_worker(rank, world_size, run_dir):
     torch.set_num_threads(1)
-    cfg = TrainConfig(name="lstm", memory="lstm", hidden_size=8, n_envs=6, episodes=2, eval_every=1, final_episodes_per_graph=1, device="cpu")
+    cfg = TrainConfig(name="lstm", memory="lstm", hidden_size=8, n_envs=6, steps=2, eval_every=1, final_episodes_per_graph=1, device="cpu")
     summary = train_run(cfg, run_dir, show_progress=False)
     torch.save(summary, f"{run_dir}/rank{rank}.pt")
 
@@ -80,7 +80,7 @@ def test_two_process_training_run_logs_once_and_resumes_in_one_process(tmp_path)
     assert load_checkpoint(run_dir / "checkpoint.pt")["episodes"] == 2
     # The checkpoint of the 2-process run continues in one process.
     cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-    resumed = train_run(TrainConfig(**{**cfg.to_dict(), "episodes": 3}), run_dir, resume=True, show_progress=False)
+    resumed = train_run(TrainConfig(**{**cfg.to_dict(), "steps": 3}), run_dir, resume=True, show_progress=False)
     assert resumed.episodes == 3
     with open(run_dir / "metrics.csv", newline="") as fh:
         assert [r["step"] for r in csv.DictReader(fh)] == ["1", "2", "3"]

@@ -20,7 +20,7 @@ TINY = {"n_envs": 4, "eval_every": 2, "final_episodes_per_graph": 1, "device": "
 
 
 def tiny_lstm(**changes) -> TrainConfig:
-    return TrainConfig(**{"name": "lstm", "memory": "lstm", "hidden_size": 8, "episodes": 4, **TINY, **changes})
+    return TrainConfig(**{"name": "lstm", "memory": "lstm", "hidden_size": 8, "steps": 4, **TINY, **changes})
 
 
 def metrics(run_dir) -> list[dict]:
@@ -30,8 +30,8 @@ def metrics(run_dir) -> list[dict]:
 
 def test_resume_continues_exactly(tmp_path):
     straight = train_run(tiny_lstm(), tmp_path / "straight", show_progress=False)
-    train_run(tiny_lstm(episodes=2), tmp_path / "split", show_progress=False)
-    resumed = train_run(tiny_lstm(episodes=4), tmp_path / "split", resume=True, show_progress=False)
+    train_run(tiny_lstm(steps=2), tmp_path / "split", show_progress=False)
+    resumed = train_run(tiny_lstm(steps=4), tmp_path / "split", resume=True, show_progress=False)
     a, b = (load_checkpoint(tmp_path / d / "checkpoint.pt") for d in ("straight", "split"))
     assert a["episodes"] == b["episodes"] == 4
     for name, value in a["policy"].items():
@@ -58,12 +58,12 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
     monkeypatch.setattr(RecurrentRolloutBuffer, "compute_returns_and_advantage", poisoned)
     run_dir = tmp_path / "run"
     with pytest.raises(NonFiniteLossError, match="non-finite loss"):
-        train_run(tiny_lstm(episodes=6), run_dir, show_progress=False)
+        train_run(tiny_lstm(steps=6), run_dir, show_progress=False)
     ckpt = load_checkpoint(run_dir / "checkpoint.pt")
     assert ckpt["episodes"] == 2
     assert all(torch.isfinite(v).all() for v in ckpt["policy"].values())
     policy, cfg, _ = load_policy(run_dir, "cpu")
-    assert cfg.episodes == 6 and policy.core.output_size == 8
+    assert cfg.steps == 6 and policy.core.output_size == 8
     # The CLI reports it as one line and exit code 1.
     calls.clear()
     assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 1
@@ -75,14 +75,14 @@ def test_presets_and_config_checks():
     assert set(PRESETS) == {"cpu", "fast-fwm", "paper-fwm", "paper-lstm-512", "paper-lstm-1024", "paper-lstm-2048", "paper-lstm-4096"}
     (fwm,) = PRESETS["paper-fwm"]
     assert (fwm.memory, fwm.hidden_size, fwm.d_fwm, fwm.n_reads, fwm.n_envs) == ("fwm", 32, 16, 3, 600)
-    assert (fwm.learning_rate, fwm.adam_eps, fwm.gamma, fwm.gae_lambda, fwm.vf_coef, fwm.ent_coef) == (1e-3, 1e-4, 0.9, 1.0, 0.1, 0.03)
+    assert (fwm.lr, fwm.adam_eps, fwm.gamma, fwm.gae_lambda, fwm.vf_coef, fwm.ent_coef) == (1e-3, 1e-4, 0.9, 1.0, 0.1, 0.03)
     assert fwm.max_grad_norm is None and not fwm.normalize_advantage
     assert [c.memory for c in PRESETS["cpu"]] == ["fwm", "lstm"]
     # The CPU default: one recipe for both agents (a fair comparison), the same training time each.
     assert [recipe_of(c) for c in PRESETS["cpu"]] == ["lr3e-3", "lr3e-3"] and {c.time_budget for c in PRESETS["cpu"]} == {780.0}
     assert recipe_of(PRESETS["fast-fwm"][0]) == "lr3e-3" and with_recipe(PRESETS["fast-fwm"][0], "paper") == fwm
     assert all(recipe_of(c) == "paper" for name, (c, *_) in PRESETS.items() if name.startswith("paper-"))
-    assert [c.seed for c in preset_configs("cpu", seed=3, episodes=None)] == [3, 3]
+    assert [c.seed for c in preset_configs("cpu", seed=3, steps=None)] == [3, 3]
     with pytest.raises(ValueError, match="unknown preset"):
         preset_configs("paper-gru")
     with pytest.raises(ValueError, match="n_envs"):
@@ -181,7 +181,7 @@ def test_short_cpu_training_beats_the_random_policy(tmp_path):
     The authors' log reaches a training reward of about 51 after 1,000 episodes from the
     random policy's 45; this project's run (README) reaches 49 on the test graphs at 1,200.
     """
-    cfg = TrainConfig(name="fwm", episodes=1200, eval_every=100, device="cpu")
+    cfg = TrainConfig(name="fwm", steps=1200, eval_every=100, device="cpu")
     summary = train_run(cfg, tmp_path / "run", show_progress=False)
     random_level = 44.87  # README: random policy on the test graphs, 44.87 +- 0.27
     assert summary.test.mean > random_level + 5 * summary.test.sem
@@ -189,15 +189,15 @@ def test_short_cpu_training_beats_the_random_policy(tmp_path):
 
 
 def test_recipes_change_only_the_learning_settings():
-    base = TrainConfig(name="x", episodes=7, seed=3)
+    base = TrainConfig(name="x", steps=7, seed=3)
     assert recipe_of(base) == "paper" and RECIPES["paper"] == {}
     for name, fields in RECIPES.items():
         cfg = with_recipe(base, name)
         assert recipe_of(cfg) == name and set(fields) <= set(RECIPE_FIELDS)
         assert all(getattr(cfg, k) == v for k, v in fields.items())
-        assert (cfg.name, cfg.episodes, cfg.seed) == ("x", 7, 3)
+        assert (cfg.name, cfg.steps, cfg.seed) == ("x", 7, 3)
         assert with_recipe(cfg, "paper") == base  # back to the paper's settings
-    assert recipe_of(TrainConfig(learning_rate=5e-3)) == "custom"
+    assert recipe_of(TrainConfig(lr=5e-3)) == "custom"
     with pytest.raises(ValueError, match="unknown recipe"):
         with_recipe(base, "fast")
 
@@ -216,7 +216,7 @@ def test_bench_learning_compares_recipes_over_seeds(tmp_path, capsys):
     assert table in capsys.readouterr().out
     rows = [line.split(" | ") for line in table.splitlines()[2:]]
     assert [(r[0].strip("| "), r[1], r[2]) for r in rows] == [("paper", "1", "2"), ("paper", "2", "2"), ("lr3e-3", "1", "2"), ("lr3e-3", "2", "2")]
-    assert json.loads((out / "lr3e-3-seed1" / "config.json").read_text())["learning_rate"] == 3e-3
+    assert json.loads((out / "lr3e-3-seed1" / "config.json").read_text())["lr"] == 3e-3
     assert "valid/reward" in metrics(out / "paper-seed0")[0]
     with pytest.raises(SystemExit):  # the folder exists now: refused
         bench.main(argv)

@@ -53,7 +53,7 @@ def test_check_real_rules():
 @pytest.mark.parametrize("make", [
     lambda v: A2CConfig(hidden_size=v), lambda v: A2CConfig(trials=v), lambda v: BabiConfig(batch_size=v),
     lambda v: BabiConfig(eval_segments=v), lambda v: ModelConfig(model="fwm", hidden_size=v),
-    lambda v: LMConfig(vocab_size=10, d_hidden=v), lambda v: LMTrainConfig(bptt=v), lambda v: LMTrainConfig(max_steps=v),
+    lambda v: LMConfig(vocab_size=10, d_hidden=v), lambda v: LMTrainConfig(bptt=v), lambda v: LMTrainConfig(steps=v),
     lambda v: TaskConfig(horizon=v), lambda v: FastWeightMemory(8, d_fwm=v), lambda v: FWMLSTM(8, hidden_size=v),
 ])
 def test_every_size_refuses_a_bool_and_zero(make):
@@ -63,7 +63,7 @@ def test_every_size_refuses_a_bool_and_zero(make):
 
 
 @pytest.mark.parametrize("make", [
-    lambda v: A2CConfig(learning_rate=v), lambda v: BabiConfig(lr=v), lambda v: LMTrainConfig(lr=v),
+    lambda v: A2CConfig(lr=v), lambda v: BabiConfig(lr=v), lambda v: LMTrainConfig(lr=v),
     lambda v: LMTrainConfig(asgd_lr=v), lambda v: LMTrainConfig(time_budget=v), lambda v: A2CConfig(time_budget=v),
 ])
 def test_every_rate_refuses_infinity_and_nan(make):

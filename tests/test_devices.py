@@ -51,18 +51,18 @@ def test_rewritten_checkpoint_really_claims_cuda(tmp_path):
 
 
 def test_a2c_checkpoint_from_a_gpu_resumes_and_loads_on_the_cpu(tmp_path):
-    cfg = TrainConfig(name="fwm", hidden_size=8, d_fwm=4, n_reads=2, n_envs=4, episodes=2, eval_every=1, final_episodes_per_graph=1, device="cpu")
+    cfg = TrainConfig(name="fwm", hidden_size=8, d_fwm=4, n_reads=2, n_envs=4, steps=2, eval_every=1, final_episodes_per_graph=1, device="cpu")
     train_run(cfg, tmp_path / "run", show_progress=False)
     as_if_written_on_cuda(tmp_path / "run" / "checkpoint.pt")
     policy, _, ckpt = load_policy(tmp_path / "run", "cpu")
     assert ckpt["episodes"] == 2 and all(p.device.type == "cpu" for p in policy.parameters())
-    summary = train_run(TrainConfig(**{**cfg.to_dict(), "episodes": 3}), tmp_path / "run", resume=True, show_progress=False)
+    summary = train_run(TrainConfig(**{**cfg.to_dict(), "steps": 3}), tmp_path / "run", resume=True, show_progress=False)
     assert summary.episodes == 3
 
 
 def test_shipped_weights_are_device_free_and_load_on_the_cpu(tmp_path):
     """Exported weights are CPU tensors (they load anywhere), even from a checkpoint written on a GPU."""
-    cfg = TrainConfig(name="fwm", hidden_size=8, d_fwm=4, n_reads=2, n_envs=4, episodes=1, eval_every=1, final_episodes_per_graph=1, device="cpu")
+    cfg = TrainConfig(name="fwm", hidden_size=8, d_fwm=4, n_reads=2, n_envs=4, steps=1, eval_every=1, final_episodes_per_graph=1, device="cpu")
     train_run(cfg, tmp_path / "run", show_progress=False)
     as_if_written_on_cuda(tmp_path / "run" / "checkpoint.pt")
     pretrained_module.export_pretrained(tmp_path / "run", "tiny", command="pytest", machine="test", eval_episodes_per_graph=1, out=tmp_path / "w")
@@ -102,7 +102,7 @@ def _leaves(state) -> list[torch.Tensor]:
 def test_lm_checkpoint_from_a_gpu_resumes_and_loads_on_the_cpu(tmp_path):
     data = write_corpus(tmp_path / "corpus")
     corpus = load_corpus(data)
-    LMTrainer(corpus, tiny_config(len(corpus.vocab), "fwm"), tiny_train(max_steps=4), tmp_path / "run", data=str(data)).train(show_progress=False)
+    LMTrainer(corpus, tiny_config(len(corpus.vocab), "fwm"), tiny_train(steps=4), tmp_path / "run", data=str(data)).train(show_progress=False)
     ckpt = torch.load(tmp_path / "run" / CHECKPOINT, weights_only=False)
     ckpt["train_state"]["rng"]["cuda"] = [torch.zeros(16, dtype=torch.uint8)]  # a GPU run also stores its CUDA generators
     torch.save(ckpt, tmp_path / "run" / CHECKPOINT)
@@ -110,7 +110,7 @@ def test_lm_checkpoint_from_a_gpu_resumes_and_loads_on_the_cpu(tmp_path):
         as_if_written_on_cuda(tmp_path / "run" / name)
     model, best = load_model(tmp_path / "run" / BEST, "cpu")
     assert best["step"] >= 1 and next(model.parameters()).device.type == "cpu"
-    resumed = LMTrainer.resume(tmp_path / "run", device="cpu", max_steps=6)
+    resumed = LMTrainer.resume(tmp_path / "run", device="cpu", steps=6)
     assert resumed.step == 4
     resumed.train(show_progress=False)
     assert resumed.step == 6
@@ -170,7 +170,7 @@ def test_lm_bf16_training_stays_close_to_float32(tmp_path):
     corpus = load_corpus(data)
     runs = {}
     for amp in ("none", "bf16"):
-        trainer = LMTrainer(corpus, tiny_config(len(corpus.vocab), "fwm"), tiny_train(max_steps=6, log_interval=1, amp=amp), tmp_path / amp)
+        trainer = LMTrainer(corpus, tiny_config(len(corpus.vocab), "fwm"), tiny_train(steps=6, log_every=1, amp=amp), tmp_path / amp)
         trainer.train(show_progress=False)
         assert trainer.state.fast_weights.dtype == trainer.state.layers[0][0].dtype == torch.float32
         runs[amp] = (trainer, _losses(tmp_path / amp / "metrics.csv"))
@@ -343,9 +343,9 @@ def test_torch_env_on_cuda_gives_the_cpu_statistics():
 @pytest.mark.parametrize("first, second", [("cpu", "cuda"), ("cuda", "cpu")])
 def test_every_trainer_trains_on_cuda_and_resumes_across_devices(first, second, babi_variant, tmp_path):
     # A2C, the environment on the device
-    cfg = TrainConfig(name="fwm", hidden_size=8, d_fwm=4, n_reads=2, n_envs=4, episodes=2, eval_every=1, final_episodes_per_graph=1, device=first)
+    cfg = TrainConfig(name="fwm", hidden_size=8, d_fwm=4, n_reads=2, n_envs=4, steps=2, eval_every=1, final_episodes_per_graph=1, device=first)
     train_run(cfg, tmp_path / "a2c", show_progress=False)
-    summary = train_run(TrainConfig(**{**cfg.to_dict(), "episodes": 3, "device": second}), tmp_path / "a2c", resume=True, show_progress=False)
+    summary = train_run(TrainConfig(**{**cfg.to_dict(), "steps": 3, "device": second}), tmp_path / "a2c", resume=True, show_progress=False)
     assert summary.episodes == 3 and math.isfinite(summary.test.mean)
     # catbAbI, float32 and bf16
     for amp in ("none", "bf16"):
@@ -358,8 +358,8 @@ def test_every_trainer_trains_on_cuda_and_resumes_across_devices(first, second, 
     corpus = load_corpus(data)
     for amp in ("none", "bf16"):
         out = tmp_path / f"lm-{amp}"
-        LMTrainer(corpus, tiny_config(len(corpus.vocab), "fwm"), tiny_train(max_steps=4, device=first, amp=amp), out, data=str(data)).train(show_progress=False)
-        resumed = LMTrainer.resume(out, device=second, max_steps=6)
+        LMTrainer(corpus, tiny_config(len(corpus.vocab), "fwm"), tiny_train(steps=4, device=first, amp=amp), out, data=str(data)).train(show_progress=False)
+        resumed = LMTrainer.resume(out, device=second, steps=6)
         assert resumed.state.layers[0][0].device.type == second
         assert math.isfinite(resumed.train(show_progress=False).best_valid_loss)
 

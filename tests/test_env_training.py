@@ -176,7 +176,7 @@ def test_refusals(tmp_path, monkeypatch):
     train_env_run(cfg, tmp_path / "run", show_progress=False)
     # a graph-task run cannot resume an --env run's checkpoint: the message names what it is
     with pytest.raises(ValueError, match="is a checkpoint of an A2C run on a Gymnasium env"):
-        train_run(TrainConfig(name="fwm", episodes=2, n_envs=4, device="cpu"), tmp_path / "run", resume=True, show_progress=False)
+        train_run(TrainConfig(name="fwm", steps=2, n_envs=4, device="cpu"), tmp_path / "run", resume=True, show_progress=False)
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ValueError, match="trains in one process; start it without torchrun"):
         train_env_run(cfg, tmp_path / "other", show_progress=False)
@@ -196,13 +196,13 @@ def test_cli(tmp_path, capsys):
     config = json.loads(capsys.readouterr().out)["config"]
     assert config == {**EnvTrainConfig().to_dict(), "memory": "lstm", "hidden_size": 8, "total_timesteps": 64, "eval_every": 64, "n_envs": 2,
                       "n_steps": 8, "eval_episodes": 1, "final_eval_episodes": 2, "gamma": 0.9, "gae_lambda": 1.0, "ent_coef": 0.0,
-                      "vf_coef": 0.25, "learning_rate": 0.003, "seed": 4}
+                      "vf_coef": 0.25, "lr": 0.003, "seed": 4}
     assert main([*args, "--no-progress"]) == 0
     assert "LSTM-8 on CartPoleNoVel-v1 | 64 |" in capsys.readouterr().out
     assert main([*args, "--no-progress"]) == 2  # the folder holds a run
     assert "already holds a run" in capsys.readouterr().err
     for bad, message in (
-        (["--env", "CartPoleNoVel-v1", "--episodes", "3"], "--episodes is an option of the graph task"),
+        (["--env", "CartPoleNoVel-v1", "--episodes", "3"], "--steps (--episodes) is an option of the graph task"),
         (["--total-timesteps", "5"], "--total-timesteps is an option of --env runs"),
         (["--preset", "cpu", "--memory", "lstm"], "preset cpu trains 2 runs"),
         (["--env", "FWMGraphTrain-v0", "--semantics", "released_code"], "fixes the rules to paper"),

@@ -89,7 +89,7 @@ def test_agent_trials_keep_the_memory():
 
 
 def test_training_on_trials(tmp_path, capsys):
-    cfg = TrainConfig(name="lstm", memory="lstm", hidden_size=8, episodes=2, eval_every=2, n_envs=4, final_episodes_per_graph=1,
+    cfg = TrainConfig(name="lstm", memory="lstm", hidden_size=8, steps=2, eval_every=2, n_envs=4, final_episodes_per_graph=1,
                       device="cpu", trials=2)
     summary = train_run(cfg, tmp_path / "run", show_progress=False)
     assert summary.test.episodes == 1200 and np.isfinite(summary.train_reward)

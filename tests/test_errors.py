@@ -24,7 +24,7 @@ def one_line_error(capsys, argv: list[str], code: int = 2) -> str:
 
 
 def tiny(**changes) -> TrainConfig:
-    return TrainConfig(**{"name": "lstm", "memory": "lstm", "hidden_size": 8, "n_envs": 4, "episodes": 2, "eval_every": 1,
+    return TrainConfig(**{"name": "lstm", "memory": "lstm", "hidden_size": 8, "n_envs": 4, "steps": 2, "eval_every": 1,
                           "final_episodes_per_graph": 1, "device": "cpu", **changes})
 
 
@@ -63,17 +63,17 @@ def test_metrics_are_rewritten_atomically(tmp_path, monkeypatch):
 
 
 def test_resuming_a_preset_folder_takes_each_run_from_its_checkpoint(tmp_path):
-    train_preset([tiny(episodes=2)], tmp_path, show_progress=False)
+    train_preset([tiny(steps=2)], tmp_path, show_progress=False)
     stored = json.loads((tmp_path / "runs.json").read_text())
-    stored["configs"][0]["learning_rate"] = 0.5  # runs.json edited (or written by another preset) since
+    stored["configs"][0]["lr"] = 0.5  # runs.json edited (or written by another preset) since
     (tmp_path / "runs.json").write_text(json.dumps(stored))
     assert main(["train", "--resume", str(tmp_path), "--episodes", "3", "--no-progress"]) == 0
-    assert json.loads((tmp_path / "lstm" / "config.json").read_text())["learning_rate"] == tiny().learning_rate
+    assert json.loads((tmp_path / "lstm" / "config.json").read_text())["lr"] == tiny().lr
 
 
 # ----------------------------------------------------------------------------------- bad input
 def test_a2c_bad_values_and_foreign_folders(tmp_path, capsys, babi_run):
-    assert "learning_rate must be a positive finite number, got inf" in one_line_error(capsys, ["train", "--lr", "inf", "--out", str(tmp_path / "a")])
+    assert "lr must be a positive finite number, got inf" in one_line_error(capsys, ["train", "--lr", "inf", "--out", str(tmp_path / "a")])
     assert ("is a checkpoint of a catbAbI run (written by 'fwm-rl babi train'), not of an A2C run on the graph task"
             in one_line_error(capsys, ["train", "--resume", str(babi_run)]))
     (tmp_path / "file").write_text("x")
@@ -190,7 +190,7 @@ def test_a_run_resumes_after_its_data_moved(babi_variant, tmp_path, capsys):
 def test_every_trainer_prints_its_resolved_config(capsys, tmp_path):
     assert main(["train", "--preset", "fast-fwm", "--episodes", "7", "--out", str(tmp_path / "a"), "--print-config"]) == 0
     a2c = json.loads(capsys.readouterr().out)
-    assert a2c["runs"][0]["episodes"] == 7 and a2c["runs"][0]["learning_rate"] == 3e-3 and not (tmp_path / "a").exists()
+    assert a2c["runs"][0]["steps"] == 7 and a2c["runs"][0]["lr"] == 3e-3 and not (tmp_path / "a").exists()
     assert main(["babi", "train", "--steps", "9", "--amp", "bf16", "--print-config"]) == 0
     babi = json.loads(capsys.readouterr().out)
     assert (babi["train"]["steps"], babi["train"]["amp"], babi["model"]["model"]) == (9, "bf16", "fwm")
@@ -199,12 +199,12 @@ def test_every_trainer_prints_its_resolved_config(capsys, tmp_path):
     assert babi["train"] == {**BabiConfig().to_dict(), "steps": 9, "amp": "bf16"}
     assert main(["lm", "train", "--model", "lstm", "--max-steps", "5", "--print-config"]) == 0
     lm = json.loads(capsys.readouterr().out)
-    assert (lm["train"]["max_steps"], lm["model"]["model"], lm["data"]) == (5, "lstm", None)
+    assert (lm["train"]["steps"], lm["model"]["model"], lm["data"]) == (5, "lstm", None)
 
 
 def test_resuming_a_preset_restarts_a_run_that_never_reached_a_checkpoint(tmp_path):
-    train_preset([tiny(name="a", episodes=2), tiny(name="b", episodes=2)], tmp_path, show_progress=False)
+    train_preset([tiny(name="a", steps=2), tiny(name="b", steps=2)], tmp_path, show_progress=False)
     for name in ("checkpoint.pt", "metrics.csv", "results.json"):  # b was killed before its first log: config.json is left
         (tmp_path / "b" / name).unlink()
-    train_preset([tiny(name="a", episodes=2), tiny(name="b", episodes=2)], tmp_path, resume=True, show_progress=False)
+    train_preset([tiny(name="a", steps=2), tiny(name="b", steps=2)], tmp_path, resume=True, show_progress=False)
     assert [r["step"] for r in csv.DictReader(open(tmp_path / "b" / "metrics.csv"))] == ["1", "2"]

@@ -44,7 +44,7 @@ def tiny_config(vocab_size: int, model: str = "lstm", **kw) -> LMConfig:
 
 
 def tiny_train(**kw) -> TrainConfig:
-    base = dict(batch_size=4, bptt=6, max_steps=8, eval_interval=4, log_interval=2, tensorboard=False,
+    base = dict(batch_size=4, bptt=6, steps=8, eval_every=4, log_every=2, tensorboard=False,
                 device="cpu", tune_temperature=False, seed=3)
     return TrainConfig(**{**base, **kw})
 
@@ -229,11 +229,11 @@ def test_resume_continues_identically(tiny, tmp_path, kind):
     corpus = load_corpus(tiny)
     cfg = tiny_config(len(corpus.vocab), kind)
     # ASGD after the first validation, so resuming also covers the averaged-SGD state
-    straight = LMTrainer(corpus, cfg, tiny_train(max_steps=8, asgd_after=1), tmp_path / "a", data=str(tiny))
+    straight = LMTrainer(corpus, cfg, tiny_train(steps=8, asgd_after=1), tmp_path / "a", data=str(tiny))
     straight.train(show_progress=False)
-    first = LMTrainer(corpus, cfg, tiny_train(max_steps=6, asgd_after=1), tmp_path / "b", data=str(tiny))
+    first = LMTrainer(corpus, cfg, tiny_train(steps=6, asgd_after=1), tmp_path / "b", data=str(tiny))
     first.train(show_progress=False)
-    resumed = LMTrainer.resume(tmp_path / "b", max_steps=8)
+    resumed = LMTrainer.resume(tmp_path / "b", steps=8)
     assert resumed.step == 6 and resumed.optimizer_name == "asgd"
     resumed.train(show_progress=False)
     assert straight.optimizer_name == "asgd" and straight.step == resumed.step == 8
@@ -249,7 +249,7 @@ def test_resume_continues_identically(tiny, tmp_path, kind):
 def test_training_lowers_validation_loss_and_saves_averaged_weights(tiny, tmp_path):
     corpus = load_corpus(tiny)
     cfg = tiny_config(len(corpus.vocab), dropout=0.1, dropout_h=0.1, dropout_i=0.1, dropout_e=0.0, wdrop=0.1)
-    trainer = LMTrainer(corpus, cfg, tiny_train(max_steps=60, eval_interval=20, lr=1e-2, asgd_after=2, asgd_lr=1.0,
+    trainer = LMTrainer(corpus, cfg, tiny_train(steps=60, eval_every=20, lr=1e-2, asgd_after=2, asgd_lr=1.0,
                                                 tune_temperature=True), tmp_path / "run")
     untrained = trainer.validate()
     summary = trainer.train(show_progress=False)

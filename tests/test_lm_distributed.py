@@ -16,9 +16,9 @@ from fwm_rl.lm.trainer import BEST, CHECKPOINT, LMTrainer, TrainConfig, batchify
 
 # 5 streams: shares of 3 and 2 rows; no dropout, so 2 processes must reproduce 1 exactly (to float
 # tolerance); ASGD from the second validation on; the run crosses an epoch end (the state is reset)
-CONFIG = TrainConfig(batch_size=5, bptt=6, max_steps=14, eval_interval=4, eval_batch_size=3, log_interval=2,
+CONFIG = TrainConfig(batch_size=5, bptt=6, steps=14, eval_every=4, eval_batch_size=3, log_every=2,
                      asgd_after=2, asgd_lr=0.5, lr=3e-3, tensorboard=False, device="cpu", tune_temperature=True, seed=3)
-STEPS, HALF = CONFIG.max_steps, 6
+STEPS, HALF = CONFIG.steps, 6
 NO_DROPOUT = {"dropout": 0.0, "dropout_h": 0.0, "dropout_i": 0.0, "dropout_e": 0.0, "wdrop": 0.0}
 
 
@@ -33,7 +33,7 @@ def tiny(tmp_path_factory) -> Path:
 
 def _trainer(data: str, out, steps: int = STEPS) -> LMTrainer:
     corpus = load_corpus(data)
-    config = TrainConfig(**{**CONFIG.to_dict(), "max_steps": steps})
+    config = TrainConfig(**{**CONFIG.to_dict(), "steps": steps})
     return LMTrainer(corpus, tiny_config(len(corpus.vocab), "fwm", **NO_DROPOUT), config, out, data=data)
 
 
@@ -47,7 +47,7 @@ def _worker(rank, world_size, data, root):
     torch.save({"rows": (full.rows.start, full.rows.stop), "train_x": full.train_x, "temperature": summary.temperature},
                root / f"rank{rank}.pt")
     _trainer(data, root / "half", steps=HALF).train(show_progress=False)
-    LMTrainer.resume(root / "half_of_one", max_steps=STEPS).train(show_progress=False)
+    LMTrainer.resume(root / "half_of_one", steps=STEPS).train(show_progress=False)
 
 
 def _log(run: Path) -> list[dict]:
@@ -109,7 +109,7 @@ def test_every_stream_is_trained_by_exactly_one_process(tiny, two):
 
 def test_checkpoint_of_two_processes_resumes_in_one(single, two):
     assert load_checkpoint(two / "half" / CHECKPOINT)["train_state"]["step"] == HALF
-    LMTrainer.resume(two / "half", max_steps=STEPS).train(show_progress=False)
+    LMTrainer.resume(two / "half", steps=STEPS).train(show_progress=False)
     _assert_same_run(single, two / "half")
 
 

@@ -34,6 +34,7 @@ from fwm_rl.agents.training import (
 )
 from fwm_rl.agents.watch import check_gif_options, episode_gif, play_episode
 from fwm_rl.distributed import launch_rank
+from fwm_rl.engine import add_options, flag, given
 from fwm_rl.envs import ENV_IDS, SEMANTICS
 from fwm_rl.envs.baselines import trial_mean_sem
 from fwm_rl.envs.graphs import SPLITS
@@ -41,20 +42,31 @@ from fwm_rl.envs.graphs import SPLITS
 __all__ = ["add_train_arguments", "register", "run_train"]
 
 #: Options that may change when a run is resumed; everything else comes from its checkpoint.
-RESUME_OVERRIDES = ("episodes", "device", "time_budget", "final_episodes_per_graph")
+RESUME_OVERRIDES = ("steps", "device", "time_budget", "final_episodes_per_graph")
 ENV_RESUME_OVERRIDES = ("total_timesteps", "device", "time_budget", "final_eval_episodes")
 #: The graph task's training sets: ``--env`` with one of them trains with the paper's protocol (the rules the id fixes).
 GRAPH_TRAIN_IDS = {env_id: kwargs for env_id, kwargs in ENV_IDS.items() if kwargs.get("split") == "train"}
+#: Options of both trainers (fields of both configs, their defaults may differ).
+COMMON_OPTIONS = ("seed", "device", "eval_every", "n_envs", "lr", "time_budget")
 #: Options of both trainers that set one run's agent (refused for a preset of several runs).
 AGENT_OPTIONS = ("memory", "hidden_size", "d_fwm", "n_reads")
 RECIPE_OPTIONS = ("gamma", "gae_lambda", "ent_coef", "vf_coef")
 #: Options of ``--env`` runs only, and of graph runs only.
 ENV_ONLY = ("total_timesteps", "n_steps", "eval_episodes", "final_eval_episodes", "normalize_obs")
-GRAPH_ONLY = ("preset", "episodes", "semantics", "trials", "final_episodes_per_graph")
+GRAPH_ONLY = ("preset", "steps", "semantics", "trials", "final_episodes_per_graph")
+
+
+def _defaults(names: tuple[str, ...]) -> dict[str, str]:
+    """The help's default of options of both trainers: the graph task's, and the ``--env`` runs' where it differs."""
+    graph, env = TrainConfig(), EnvTrainConfig()
+    text = lambda value: "none" if value is None else str(value)
+    return {name: f"default: {text(getattr(graph, name))}"
+            + ("" if getattr(env, name) == getattr(graph, name) else f"; --env runs: {text(getattr(env, name))}") for name in names}
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``fwm-rl train`` and ``scripts/train_a2c.py``."""
+    """The options of ``fwm-rl train`` and ``scripts/train_a2c.py`` (help and defaults from :class:`TrainConfig` and
+    :class:`EnvTrainConfig`)."""
     parser.add_argument(
         "--preset",
         choices=sorted(PRESETS),
@@ -62,24 +74,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="runs to train (default cpu: the FWM agent and an LSTM-512 baseline, lr 3e-3, 13 min of training each, ~28 min on 2 CPU "
         "cores; paper-fwm / paper-lstm-N: the paper's runs, GPU-sized; fast-fwm: paper-fwm with lr 3e-3)",
     )
-    parser.add_argument("--seed", type=int, default=None, help="seed of weights, placements and sampling (default 0)")
-    parser.add_argument("--episodes", type=int, default=None, help="episodes (= A2C updates on one episode of every agent) per run")
-    parser.add_argument("--device", default=None, help="auto (CUDA when present, default; --env runs: cpu) | cpu | cuda[:N]")
+    add_options(parser, TrainConfig, COMMON_OPTIONS, defaults=_defaults(COMMON_OPTIONS))
+    add_options(parser, TrainConfig, [name for name in GRAPH_ONLY if name != "preset"], choices={"semantics": SEMANTICS},
+                defaults={"steps": "default: the preset's"})
     parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/a2c-PRESET-seedSEED)")
     parser.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the runs in DIR (a run or a folder of runs)")
     parser.add_argument("--overwrite", action="store_true", help="start again in an --out folder that holds runs, deleting their checkpoints and logs")
-    parser.add_argument("--eval-every", type=int, default=None, help="episodes between logs + test evaluations + checkpoints (--env runs: environment steps, default 10000)")
-    parser.add_argument("--n-envs", type=int, default=None, help="agents per batch (at most 600, one per training graph; --env runs: copies of the env, default 16)")
-    parser.add_argument("--lr", type=float, default=None, dest="learning_rate", help="Adam learning rate (paper 1e-3; --env runs: 1e-3)")
-    parser.add_argument("--semantics", choices=SEMANTICS, default=None, help="task rules (default paper; released_code = the authors' code)")
-    parser.add_argument("--time-budget", type=float, default=None, help="seconds of training per run; stops at the next log after it")
-    parser.add_argument(
-        "--trials", type=int, default=None,
-        help="episodes per trial on the same graph with the memory kept across them (k-shot meta-RL; default 1, the paper)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--final-episodes-per-graph", type=int, default=None, help="episodes per graph of the final evaluation (results table; default 5)"
-    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--print-config", action="store_true", help="print the resolved configurations as JSON and exit (nothing is trained)")
     env = parser.add_argument_group(
@@ -88,56 +88,33 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         f"{' / '.join(GRAPH_TRAIN_IDS)} train on the paper's graphs as without --env, under the rules the id fixes",
     )
     env.add_argument("--env", default=None, metavar="ID", help="environment id, e.g. CartPoleNoVel-v1 ('module:Id' imports the module that registers Id)")
-    env.add_argument("--total-timesteps", type=int, default=None, help="environment steps of an --env run (default 200000)")
-    env.add_argument("--n-steps", type=int, default=None, help="steps per environment and update of an --env run (default 32)")
-    env.add_argument("--eval-episodes", type=int, default=None, help="evaluation episodes at every log of an --env run (default 10)")
-    env.add_argument("--final-eval-episodes", type=int, default=None, help="evaluation episodes of an --env run's results (default 100)")
-    env.add_argument("--normalize-obs", action=argparse.BooleanOptionalAction, default=None,
-                     help="normalise an --env run's observations by running statistics (default on; not for graph-task ids)")
+    add_options(env, EnvTrainConfig, ENV_ONLY)
     agent = parser.add_argument_group("agent and recipe", "for --env runs, and for graph presets of one run (fast-fwm, paper-fwm, paper-lstm-N)")
-    agent.add_argument("--memory", choices=sorted(MEMORIES), default=None, help="fwm (LSTM + FWM) or lstm")
-    agent.add_argument("--hidden-size", type=int, default=None, help="LSTM units (default 32)")
-    agent.add_argument("--d-fwm", type=int, default=None, help="the FWM's key size d_fwm (default 16)")
-    agent.add_argument("--n-reads", type=int, default=None, help="the FWM's reads per step n_reads (default 3)")
-    agent.add_argument("--gamma", type=float, default=None, help="discount (graph default 0.9, --env default 0.99)")
-    agent.add_argument("--gae-lambda", type=float, default=None, help="GAE lambda, 1 = Monte-Carlo returns (graph default 1, --env default 0.95)")
-    agent.add_argument("--ent-coef", type=float, default=None, help="entropy bonus (graph default 0.03, --env default 0.01)")
-    agent.add_argument("--vf-coef", type=float, default=None, help="value loss weight (graph default 0.1, --env default 0.5)")
-
-
-def _flag(name: str) -> str:
-    return "--" + {"learning_rate": "lr"}.get(name, name).replace("_", "-")
+    add_options(agent, TrainConfig, AGENT_OPTIONS + RECIPE_OPTIONS, choices={"memory": sorted(MEMORIES)},
+                defaults=_defaults(AGENT_OPTIONS + RECIPE_OPTIONS))
 
 
 def _options(names: list[str]) -> str:
     """``--a is an option`` / ``--a, --b are options``."""
-    return f"{', '.join(map(_flag, names))} {'is an option' if len(names) == 1 else 'are options'}"
+    return f"{', '.join(flag(name, TrainConfig) for name in names)} {'is an option' if len(names) == 1 else 'are options'}"
 
 
 def run_train(args: argparse.Namespace) -> int:
     """Train a preset (or resume), then write the plot and the results table; or one ``--env`` run."""
     show = False if args.no_progress else None
-    given = {name: getattr(args, name) for name in (*AGENT_OPTIONS, *RECIPE_OPTIONS, *ENV_ONLY, *GRAPH_ONLY)}
-    given = {k: v for k, v in given.items() if v is not None}
-    common = {
-        "seed": args.seed,
-        "device": args.device,
-        "eval_every": args.eval_every,
-        "n_envs": args.n_envs,
-        "learning_rate": args.learning_rate,
-        "time_budget": args.time_budget,
-    }
+    typed = given(args, (*AGENT_OPTIONS, *RECIPE_OPTIONS, *ENV_ONLY, *GRAPH_ONLY))
+    common = {name: getattr(args, name) for name in COMMON_OPTIONS}
     graph_env = args.env is None or args.env.split(":")[-1] in GRAPH_TRAIN_IDS
     if args.resume is not None:
         if args.env is not None:
             raise ValueError("--resume continues the stored configuration, environment included (drop --env)")
-        _resume(args.resume, {**common, **given}, args, show)
+        _resume(args.resume, {**common, **typed}, args, show)
         return 0
     if not graph_env:
-        wrong = [k for k in given if k in GRAPH_ONLY]
+        wrong = [k for k in typed if k in GRAPH_ONLY]
         if wrong:
             raise ValueError(f"{_options(wrong)} of the graph task; an --env run takes --total-timesteps (and no preset)")
-        cfg = EnvTrainConfig(env_id=args.env, **{k: v for k, v in {**common, **given}.items() if v is not None})
+        cfg = EnvTrainConfig(env_id=args.env, **{k: v for k, v in {**common, **typed}.items() if v is not None})
         check_env_id(cfg.env_id)
         out = args.out or Path("runs") / f"a2c-{args.env.split(':')[-1]}-{cfg.memory}-seed{cfg.seed}"
         if args.print_config:
@@ -146,17 +123,17 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"training {cfg.label} ({cfg.total_timesteps} environment steps over {cfg.n_envs} copies) -> {out}")
         print(env_results_table([train_env_run(cfg, out, show_progress=show, overwrite=args.overwrite)]), end="")
         return 0
-    wrong = [k for k in given if k in ENV_ONLY]
+    wrong = [k for k in typed if k in ENV_ONLY]
     if wrong:
-        raise ValueError(f"{_options(wrong)} of --env runs; the graph task counts --episodes")
+        raise ValueError(f"{_options(wrong)} of --env runs; the graph task counts --steps (--episodes)")
     if args.env is not None:
         semantics = GRAPH_TRAIN_IDS[args.env.split(":")[-1]].get("semantics", "paper")
-        if given.get("semantics", semantics) != semantics:
-            raise ValueError(f"--env {args.env} fixes the rules to {semantics}; drop --semantics {given['semantics']}")
-        given["semantics"] = semantics
-    preset = given.pop("preset", None) or "cpu"
-    configs = preset_configs(preset, **common, **given)
-    agent = [k for k in given if k in AGENT_OPTIONS]
+        if typed.get("semantics", semantics) != semantics:
+            raise ValueError(f"--env {args.env} fixes the rules to {semantics}; drop --semantics {typed['semantics']}")
+        typed["semantics"] = semantics
+    preset = typed.pop("preset", None) or "cpu"
+    configs = preset_configs(preset, **common, **typed)
+    agent = [k for k in typed if k in AGENT_OPTIONS]
     if agent and len(configs) > 1:
         raise ValueError(f"preset {preset} trains {len(configs)} runs and {_options(agent)} for one agent: "
                          "choose a preset of one run (fast-fwm, paper-fwm, paper-lstm-N)")
@@ -203,8 +180,8 @@ def _resume(path: Path, options: dict, args: argparse.Namespace, show: bool | No
     fixed = [k for k, v in options.items() if v is not None and k not in allowed]
     fixed += [k for k, v in (("out", args.out), ("overwrite", args.overwrite or None)) if v is not None]
     if fixed:
-        may = ", ".join(map(_flag, allowed))
-        raise ValueError(f"--resume continues the stored configuration; only {may} may change (drop {', '.join(map(_flag, fixed))})")
+        may = ", ".join(map(flag, allowed))
+        raise ValueError(f"--resume continues the stored configuration; only {may} may change (drop {', '.join(map(flag, fixed))})")
     changes = {k: v for k, v in options.items() if v is not None}
     if env_run:
         _, cfg = read_env_checkpoint(path)

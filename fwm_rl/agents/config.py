@@ -27,29 +27,54 @@ MEMORIES: dict[str, type[RecurrentActorCriticPolicy]] = {"fwm": FwmPolicy, "lstm
 class TrainConfig(SavedConfig):
     """One training run. Defaults are the paper's (appendix I and the authors' ``run.sh``)."""
 
+    RENAMED = {"learning_rate": "lr", "episodes": "steps"}
+
     name: str = "fwm"
-    memory: str = "fwm"  # "fwm" (LSTM + FWM) or "lstm"
+    """the run's folder name inside a preset folder"""
+    memory: str = "fwm"
+    """fwm: LSTM + FWM; lstm: the LSTM baseline"""
     hidden_size: int = 32
+    """LSTM units"""
     d_fwm: int = 16
+    """the FWM's key size d_fwm (fast weights d_fwm^2 x d_fwm)"""
     n_reads: int = 3
-    fwm_impl: str = "auto"  # the memory's implementation (fwm_rl.memory): "auto" (fast) or "step" (reference)
-    n_envs: int = 600  # agents per batch, agent i on training graph i
-    episodes: int = 51_000  # A2C updates, each on one episode of every agent
+    """the FWM's reads per step N_r"""
+    fwm_impl: str = "auto"
+    """the memory's implementation (fwm_rl.memory): auto (fast) or step (reference)"""
+    n_envs: int = 600
+    """agents per batch, agent i on training graph i (at most 600)"""
+    steps: int = 51_000
+    """A2C updates, each on one episode of every agent: the paper's training episodes"""
     eval_every: int = 50
-    learning_rate: float = 1e-3
+    """episodes between logs, test evaluations and checkpoints"""
+    lr: float = 1e-3
+    """Adam learning rate"""
     adam_eps: float = 1e-4
+    """Adam's epsilon"""
     gamma: float = 0.9
-    gae_lambda: float = 1.0  # 1 = Monte-Carlo returns within the episode (paper)
+    """discount"""
+    gae_lambda: float = 1.0
+    """GAE lambda (1: Monte-Carlo returns within the episode, the paper)"""
     vf_coef: float = 0.1
+    """weight of the value loss"""
     ent_coef: float = 0.03
-    max_grad_norm: float | None = None  # None = no clipping (paper)
+    """weight of the entropy bonus"""
+    max_grad_norm: float | None = None
+    """gradient-norm clipping (None: none, the paper)"""
     normalize_advantage: bool = False
-    semantics: str = "paper"  # task rules, see fwm_rl.envs ("released_code" = the authors' code)
-    trials: int = 1  # episodes per trial on the same graph, the memory kept across them (k-shot meta-RL); 1 = the paper
+    """normalise the advantages of each update"""
+    semantics: str = "paper"
+    """task rules, see fwm_rl.envs (released_code: the authors' code)"""
+    trials: int = 1
+    """episodes per trial on the same graph with the memory kept across them (k-shot meta-RL; 1: the paper)"""
     seed: int = 0
+    """seed of the weights, the placements and the sampling"""
     device: str = "auto"
-    time_budget: float | None = None  # seconds of training; the run stops at the first log after it
-    final_episodes_per_graph: int = 5  # episodes per graph of the final evaluation (results table)
+    """auto (CUDA when present), cpu or cuda[:N]"""
+    time_budget: float | None = None
+    """seconds of training; the run stops at the first log after it"""
+    final_episodes_per_graph: int = 5
+    """episodes per graph of the final evaluation (the results table)"""
 
     def __post_init__(self) -> None:
         if self.memory not in MEMORIES:
@@ -58,10 +83,10 @@ class TrainConfig(SavedConfig):
             raise ValueError(f"unknown fwm_impl {self.fwm_impl!r}; choose one of {IMPLS}")
         if self.semantics not in SEMANTICS:
             raise ValueError(f"unknown semantics {self.semantics!r}; choose one of {SEMANTICS}")
-        check_ints(self, ("hidden_size", "d_fwm", "n_reads", "n_envs", "episodes", "eval_every", "final_episodes_per_graph", "trials"))
+        check_ints(self, ("hidden_size", "d_fwm", "n_reads", "n_envs", "steps", "eval_every", "final_episodes_per_graph", "trials"))
         if self.n_envs > 600:
             raise ValueError(f"n_envs must be at most 600 (one agent per training graph), got {self.n_envs}")
-        check_real("learning_rate", self.learning_rate, positive=True)
+        check_real("lr", self.lr, positive=True)
         check_real("adam_eps", self.adam_eps, positive=True)
         check_real("time_budget", self.time_budget, positive=True, optional=True)
 
@@ -79,13 +104,13 @@ class TrainConfig(SavedConfig):
 
 
 def _paper_lstm(hidden: int, episodes: int) -> TrainConfig:
-    return TrainConfig(name=f"lstm-{hidden}", memory="lstm", hidden_size=hidden, episodes=episodes)
+    return TrainConfig(name=f"lstm-{hidden}", memory="lstm", hidden_size=hidden, steps=episodes)
 
 
 #: The learning recipe of the ``cpu`` and ``fast-fwm`` presets: the paper's A2C with Adam's
 #: learning rate at 3e-3 instead of 1e-3, which took off after 3-4k episodes instead of the
 #: paper's 6-10k in the comparison the README reports (``scripts/bench_learning.py --recipes``).
-FAST_RECIPE = {"learning_rate": 3e-3}
+FAST_RECIPE = {"lr": 3e-3}
 
 #: Preset name -> the runs it trains. Paper runs are as long as the authors' logs
 #: (``metaRL/paper_logs``: FWM 51k episodes, LSTM-512 278k, -1024 232k, -2048 200k, -4096 114k).
@@ -93,8 +118,8 @@ PRESETS: dict[str, tuple[TrainConfig, ...]] = {
     # The paper's FWM agent against its smallest LSTM baseline, the same recipe (FAST_RECIPE) and
     # the same 13 minutes of training each (about 28 minutes in all on a 2-core CPU).
     "cpu": (
-        TrainConfig(name="fwm", episodes=51_000, time_budget=780.0, **FAST_RECIPE),
-        TrainConfig(name="lstm-512", memory="lstm", hidden_size=512, episodes=278_000, time_budget=780.0, **FAST_RECIPE),
+        TrainConfig(name="fwm", steps=51_000, time_budget=780.0, **FAST_RECIPE),
+        TrainConfig(name="lstm-512", memory="lstm", hidden_size=512, steps=278_000, time_budget=780.0, **FAST_RECIPE),
     ),
     # The paper's FWM run (51k episodes) with FAST_RECIPE.
     "fast-fwm": (TrainConfig(name="fwm", **FAST_RECIPE),),
@@ -107,16 +132,16 @@ PRESETS: dict[str, tuple[TrainConfig, ...]] = {
 
 
 #: The TrainConfig fields that make up a learning recipe (the A2C and Adam settings).
-RECIPE_FIELDS = ("learning_rate", "adam_eps", "gamma", "gae_lambda", "vf_coef", "ent_coef", "max_grad_norm", "normalize_advantage")
+RECIPE_FIELDS = ("lr", "adam_eps", "gamma", "gae_lambda", "vf_coef", "ent_coef", "max_grad_norm", "normalize_advantage")
 
 #: Learning recipes: name -> the fields of :data:`RECIPE_FIELDS` in which it differs from the
 #: paper's settings (appendix I). ``scripts/bench_learning.py --recipes ...`` compares them over seeds.
 RECIPES: dict[str, dict[str, Any]] = {
     "paper": {},
     "lr3e-3": FAST_RECIPE,
-    "lr3e-3-normadv": {"learning_rate": 3e-3, "normalize_advantage": True},
-    "lr3e-3-gae0.95": {"learning_rate": 3e-3, "gae_lambda": 0.95},
-    "lr1e-2-clip1": {"learning_rate": 1e-2, "max_grad_norm": 1.0},
+    "lr3e-3-normadv": {"lr": 3e-3, "normalize_advantage": True},
+    "lr3e-3-gae0.95": {"lr": 3e-3, "gae_lambda": 0.95},
+    "lr1e-2-clip1": {"lr": 1e-2, "max_grad_norm": 1.0},
 }
 
 
@@ -134,7 +159,7 @@ def recipe_of(cfg: TrainConfig) -> str:
 
 
 def preset_configs(preset: str, **overrides: Any) -> list[TrainConfig]:
-    """The runs of ``preset`` with ``overrides`` (``seed``, ``episodes``, ``device``, ...; None = keep)."""
+    """The runs of ``preset`` with ``overrides`` (``seed``, ``steps``, ``device``, ...; None = keep)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     changes = {k: v for k, v in overrides.items() if v is not None}

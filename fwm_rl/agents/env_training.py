@@ -74,40 +74,63 @@ RUN_OUTPUTS = (CHECKPOINT, CONFIG, RESULTS, "metrics.csv", "tb", f".{CHECKPOINT}
 class EnvTrainConfig(SavedConfig):
     """One A2C run on a Gymnasium environment."""
 
-    env_id: str = "CartPoleNoVel-v1"  # any registered id with Discrete actions and Box / Dict-of-Box observations ("module:Id" imports module)
-    memory: str = "fwm"  # "fwm" (LSTM + FWM) or "lstm"
-    hidden_size: int = 32  # LSTM units (the FWM agent's LSTM, or the whole LSTM baseline)
-    d_fwm: int = 16  # the FWM's key size (paper: d_fwm), fast weights d_fwm^2 x d_fwm
-    n_reads: int = 3  # the FWM's reads per step (paper: N_r)
-    total_timesteps: int = 200_000  # environment steps, over all n_envs copies (SB3's name)
-    n_envs: int = 16  # copies of the environment stepped together
-    n_steps: int = 32  # steps per copy and update; gradients flow through the whole rollout
-    learning_rate: float = 1e-3  # Adam's
+    RENAMED = {"learning_rate": "lr"}
+
+    env_id: str = "CartPoleNoVel-v1"
+    """any registered id with Discrete actions and Box (or Dict of Box) observations ("module:Id" imports module)"""
+    memory: str = "fwm"
+    """fwm: LSTM + FWM; lstm: the LSTM baseline"""
+    hidden_size: int = 32
+    """LSTM units (the FWM agent's LSTM, or the whole LSTM baseline)"""
+    d_fwm: int = 16
+    """the FWM's key size d_fwm (fast weights d_fwm^2 x d_fwm)"""
+    n_reads: int = 3
+    """the FWM's reads per step N_r"""
+    total_timesteps: int = 200_000
+    """environment steps of the run, over all n_envs copies (SB3's name)"""
+    n_envs: int = 16
+    """copies of the environment stepped together"""
+    n_steps: int = 32
+    """steps per copy and update; the gradients flow through the whole rollout"""
+    lr: float = 1e-3
+    """Adam learning rate"""
     adam_eps: float = 1e-5
+    """Adam's epsilon"""
     gamma: float = 0.99
-    gae_lambda: float = 0.95  # 1 = Monte-Carlo returns, bootstrapped where a rollout cuts an episode
+    """discount"""
+    gae_lambda: float = 0.95
+    """GAE lambda (1: Monte-Carlo returns, bootstrapped where a rollout cuts an episode)"""
     vf_coef: float = 0.5
+    """weight of the value loss"""
     ent_coef: float = 0.01
-    max_grad_norm: float | None = 0.5  # None = no clipping
+    """weight of the entropy bonus"""
+    max_grad_norm: float | None = 0.5
+    """gradient-norm clipping (None: none)"""
     normalize_advantage: bool = False
-    # Normalise observations by running mean and variance (SB3's VecNormalize; rewards untouched), the
-    # statistics stored in the checkpoint and frozen for evaluation. The recurrent cores take the
-    # observation as it comes, and small unscaled inputs (CartPole's angles) barely move them.
-    # Not for the graph task's ids, whose observations are one-hot.
+    """normalise the advantages of each update"""
     normalize_obs: bool = True
-    eval_every: int = 10_000  # environment steps between logs, evaluations and checkpoints
-    eval_episodes: int = 10  # evaluation episodes at every log
-    final_eval_episodes: int = 100  # evaluation episodes of the final results
+    """normalise observations by running mean and variance (SB3's VecNormalize; rewards untouched), the statistics
+    stored in the checkpoint and frozen for evaluation. The recurrent cores take the observation as it comes, and
+    small unscaled inputs (CartPole's angles) barely move them. Not for the graph task's ids (one-hot observations)"""
+    eval_every: int = 10_000
+    """environment steps between logs, evaluations and checkpoints"""
+    eval_episodes: int = 10
+    """evaluation episodes at every log"""
+    final_eval_episodes: int = 100
+    """evaluation episodes of the final results"""
     seed: int = 0
-    device: str = "cpu"  # small batches: the CPU is usually faster than a GPU here
-    time_budget: float | None = None  # seconds of training; the run stops at the first log after it
+    """seed of the weights, the environments and the sampling"""
+    device: str = "cpu"
+    """cpu (small batches: usually faster than a GPU here), auto or cuda[:N]"""
+    time_budget: float | None = None
+    """seconds of training; the run stops at the first log after it"""
 
     def __post_init__(self) -> None:
         if self.memory not in MEMORIES:
             raise ValueError(f"unknown memory {self.memory!r}; choose one of {sorted(MEMORIES)}")
         check_ints(self, ("hidden_size", "d_fwm", "n_reads", "total_timesteps", "n_envs", "n_steps", "eval_every", "eval_episodes",
                           "final_eval_episodes"))
-        check_real("learning_rate", self.learning_rate, positive=True)
+        check_real("lr", self.lr, positive=True)
         check_real("adam_eps", self.adam_eps, positive=True)
         check_real("time_budget", self.time_budget, positive=True, optional=True)
 
@@ -225,7 +248,7 @@ def make_model(cfg: EnvTrainConfig, env: VecEnv, device: torch.device) -> Recurr
     model = RecurrentA2C(
         MEMORIES[cfg.memory],
         env,
-        learning_rate=cfg.learning_rate,
+        learning_rate=cfg.lr,
         n_steps=cfg.n_steps,
         gamma=cfg.gamma,
         gae_lambda=cfg.gae_lambda,
@@ -255,7 +278,7 @@ def load_env_policy(run_dir: str | Path, device: str | torch.device = "cpu") -> 
     """The policy of an ``--env`` run's latest checkpoint and the run's configuration."""
     ckpt, cfg = read_env_checkpoint(run_dir)
     obs_space, action_space = check_env_id(cfg.env_id)
-    policy = MEMORIES[cfg.memory](obs_space, action_space, ConstantSchedule(cfg.learning_rate), **cfg.policy_kwargs)
+    policy = MEMORIES[cfg.memory](obs_space, action_space, ConstantSchedule(cfg.lr), **cfg.policy_kwargs)
     policy.load_state_dict(ckpt["policy"])
     return policy.to(resolve_device(device)), cfg
 

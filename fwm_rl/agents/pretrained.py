@@ -79,7 +79,7 @@ def load_pretrained(name: str, device: str | torch.device = "cpu") -> RecurrentA
     cfg = record.train_config()
     device = resolve_device(device)
     env = FWMGraphVecEnv.make(1, split="test", device=device, semantics=cfg.semantics, trials=cfg.trials)
-    model = RecurrentA2C(MEMORIES[cfg.memory], env, learning_rate=cfg.learning_rate, policy_kwargs=cfg.policy_kwargs, seed=cfg.seed, device=device)
+    model = RecurrentA2C(MEMORIES[cfg.memory], env, learning_rate=cfg.lr, policy_kwargs=cfg.policy_kwargs, seed=cfg.seed, device=device)
     weights = torch.load(WEIGHTS / f"{name}.pt", map_location=device, weights_only=True)
     model.policy.load_state_dict(weights)
     model.policy.set_training_mode(False)

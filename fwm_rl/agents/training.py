@@ -106,7 +106,7 @@ def make_model(cfg: TrainConfig, device: torch.device, dist: DistContext | None 
     model = RecurrentA2C(
         MEMORIES[cfg.memory],
         env,
-        learning_rate=cfg.learning_rate,
+        learning_rate=cfg.lr,
         n_steps=env.horizon,
         gamma=cfg.gamma,
         gae_lambda=cfg.gae_lambda,
@@ -137,7 +137,7 @@ def load_policy(run_dir: str | Path, device: str | torch.device = "auto") -> tup
     file itself), its config and the checkpoint itself."""
     ckpt, cfg = read_checkpoint(run_dir)
     obs_space, action_space = task_spaces(TaskConfig(semantics=cfg.semantics))
-    policy = MEMORIES[cfg.memory](obs_space, action_space, ConstantSchedule(cfg.learning_rate), **cfg.policy_kwargs)
+    policy = MEMORIES[cfg.memory](obs_space, action_space, ConstantSchedule(cfg.lr), **cfg.policy_kwargs)
     policy.load_state_dict(ckpt["policy"])
     return policy.to(resolve_device(device)), cfg, ckpt
 
@@ -220,17 +220,17 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, show_progress: bool | 
         (run_dir / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         logger = RunLogger(run_dir, resume_step=done if ckpt is not None else None)
     hide = not dist.is_main or (None if show_progress is None else not show_progress)  # None: tqdm's choice
-    bar = progress(total=cfg.episodes, initial=done, desc=f"{cfg.label} episodes", disable=hide)
+    bar = progress(total=cfg.steps, initial=done, desc=f"{cfg.label} episodes", disable=hide)
     tracker = _Tracker(bar)
     seed = rank_seed(cfg.seed, dist.rank)
     stopped = False
     try:
-        while done < cfg.episodes:
+        while done < cfg.steps:
             # Rank 0's clock decides, so that every process stops after the same update.
             if broadcast_object(cfg.time_budget is not None and train_seconds >= cfg.time_budget, dist):
                 stopped = True
                 break
-            chunk = min(cfg.eval_every - done % cfg.eval_every, cfg.episodes - done)
+            chunk = min(cfg.eval_every - done % cfg.eval_every, cfg.steps - done)
             # Every chunk starts new episodes and action sampling from seeds fixed by
             # (seed, rank, episode): a resumed run continues exactly.
             env.seed(_chunk_seed(seed, done, 0))
@@ -346,7 +346,7 @@ def _train_preset(configs: list[TrainConfig], out: Path, resume: bool, show_prog
     for cfg in configs:
         run_dir = out / cfg.name
         if main:
-            print(f"training {cfg.label} ({cfg.episodes} episodes x {cfg.n_envs} agents) -> {run_dir}")
+            print(f"training {cfg.label} ({cfg.steps} episodes x {cfg.n_envs} agents) -> {run_dir}")
         # Resuming restarts a run that never reached a checkpoint, replacing what its interrupted start left there.
         checkpointed = (run_dir / CHECKPOINT).exists()
         summaries.append(train_run(cfg, run_dir, resume=resume and checkpointed, show_progress=show_progress, overwrite=resume and not checkpointed))

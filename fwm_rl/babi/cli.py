@@ -4,38 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import fields
 from pathlib import Path
 
+from fwm_rl.babi.models import MODELS, PRESETS, ModelConfig
 from fwm_rl.babi.reader import SPLITS, VARIANTS
-from fwm_rl.engine import AMP_MODES
+from fwm_rl.babi.trainer import MODES, TrainConfig
+from fwm_rl.engine import AMP_MODES, add_options, flag, given
 
 __all__ = ["register"]
 
 DEFAULT_STEPS = {"data": 50_000, "generated": 3_000}  # the paper's scripts / a short CPU run
-
-#: ``babi train`` options that set :class:`~fwm_rl.babi.trainer.TrainConfig` fields (dest = field name); the
-#: defaults shown in the help are the config's own, so they cannot drift from it.
-_TRAIN_OPTIONS = {
-    "batch_size": (int, "parallel story streams per step (the authors' scripts)"),
-    "seq_len": (int, "truncated BPTT length"),
-    "lr": (float, "Adam learning rate"),
-    "steps": (int, f"total training steps (default {DEFAULT_STEPS['data']} with --data, {DEFAULT_STEPS['generated']} on generated data)"),
-    "eval_every": (int, "steps between validations and checkpoints"),
-    "eval_batch_size": (int, "parallel streams of the periodic validation and of the final weights' test"),
-    "eval_segments": (int, "periodic validation on the first N segments only"),
-    "test_batch_size": (int, "streams of the final test of the best-validation checkpoint (1: the paper's appendix D)"),
-    "log_every": (int, "steps between training-loss logs"),
-    "time_budget": (float, "stop after this many seconds of training steps (validation not counted), as if --steps were done; "
-                           "with --resume the seconds already trained count"),
-    "seed": (int, "seed of the weights and the story order"),
-}
-
-
-def _train_defaults():
-    from fwm_rl.babi.trainer import TrainConfig
-
-    return TrainConfig()
-
+#: ``babi train`` options made from the configs' fields (:func:`fwm_rl.engine.add_options`: help and defaults are the configs').
+MODEL_OPTIONS = ("embedding_size", "hidden_size", "d_fwm", "n_reads", "layers", "residual")
+TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig))
+#: What ``--resume`` may change; the checkpoint holds everything else.
+RESUME_OPTIONS = ("steps", "time_budget")
 
 def _ints(text: str) -> tuple[int, ...]:
     try:
@@ -127,7 +111,7 @@ def _generate(args) -> int:
 # ---------------------------------------------------------------------- train
 def _train(args) -> int:
     from fwm_rl.babi.models import preset
-    from fwm_rl.babi.trainer import CatbAbITrainer, TrainConfig
+    from fwm_rl.babi.trainer import CatbAbITrainer
     from fwm_rl.distributed import init_distributed, main_print
 
     ctx = init_distributed(args.device)  # under torchrun: join the group (the trainer gets the same context)
@@ -135,31 +119,29 @@ def _train(args) -> int:
     if args.resume is not None:
         if args.overwrite:
             raise ValueError("--overwrite starts a new run; it cannot be combined with --resume")
-        fixed = [name for name in (*_TRAIN_OPTIONS, "mode", "amp", "preset", "embedding_size", "hidden_size", "d_fwm", "n_reads",
-                                   "layers", "residual", "variant", "generated", "tasks", "fill_missing_from")
-                 if name not in ("steps", "time_budget") and getattr(args, name) is not None]
+        fixed = given(args, [name for name in ("model", *TRAIN_OPTIONS, "preset", *MODEL_OPTIONS, "variant", "generated", "tasks",
+                                               "fill_missing_from") if name not in RESUME_OPTIONS])
         if fixed:
             raise ValueError(f"--resume continues with the checkpoint's settings; only --steps, --time-budget, --device and --data "
-                             f"(the run's data in a new place) may be given, not {', '.join('--' + k.replace('_', '-') for k in fixed)}")
-        trainer = CatbAbITrainer.resume(args.resume, device=args.device, steps=args.steps, tensorboard=not args.no_tensorboard, data_path=args.data,
-                                        time_budget=args.time_budget)
+                             f"(the run's data in a new place) may be given, not {', '.join(map(flag, fixed))}")
+        trainer = CatbAbITrainer.resume(args.resume, device=args.device, tensorboard=not args.no_tensorboard, data_path=args.data,
+                                        **given(args, RESUME_OPTIONS))
         say(f"resuming {args.resume} at step {trainer.step} ({trainer.data_spec.describe()}); the checkpoint's settings apply, only --steps, "
             "--time-budget, --device and --data (the run's data in a new place) are taken from the command line")
     else:
         spec = _data_spec(args)
         name = args.preset or ("paper" if args.data else "small")
-        model_config = preset(name, args.model, embedding_size=args.embedding_size, hidden_size=args.hidden_size,
-                              d_fwm=args.d_fwm, n_reads=args.n_reads, layers=args.layers, residual=args.residual)
-        given = {name: getattr(args, name) for name in (*_TRAIN_OPTIONS, "mode", "amp") if getattr(args, name) is not None}
-        config = TrainConfig(**{"steps": DEFAULT_STEPS["data" if args.data else "generated"], **given})
-        out = Path(args.out or f"runs/babi-{args.model}-{config.mode}")
+        model = args.model or ModelConfig.model
+        model_config = preset(name, model, **given(args, MODEL_OPTIONS))
+        config = TrainConfig(**{"steps": DEFAULT_STEPS["data" if args.data else "generated"], **given(args, TRAIN_OPTIONS)})
+        out = Path(args.out or f"runs/babi-{model}-{config.mode}")
         if args.print_config:
             print(json.dumps({"model": model_config.to_dict(), "train": config.to_dict(), "data": spec.to_dict(), "out": str(out)}, indent=2))
             return 0
         say(f"data: {spec.describe()}")
         trainer = CatbAbITrainer(model_config, config, spec, out, args.device, tensorboard=not args.no_tensorboard)
         processes = f", {ctx.world_size} processes ({ctx.backend})" if ctx.distributed else ""
-        say(f"model: {args.model} ({name} preset) {model_config.to_dict()}, {trainer.model.num_parameters():,} parameters, "
+        say(f"model: {model} ({name} preset) {model_config.to_dict()}, {trainer.model.num_parameters():,} parameters, "
             f"vocabulary {len(trainer.data.vocab)}, device {trainer.device}{processes}, {config.mode.upper()} mode")
     test = trainer.train(overwrite=args.resume is None and args.overwrite)
     _print_result(test, f"test (final weights, batch size {trainer.config.eval_batch_size})", per_task=False, say=say)
@@ -293,26 +275,14 @@ def register(subparsers) -> None:
     p.set_defaults(func=_generate)
 
     p = sub.add_parser("train", help="train an FWM or LSTM model on catbAbI")
-    p.add_argument("--model", choices=("fwm", "lstm"), default="fwm", help="fwm: LSTM + FWM (paper); lstm: the LSTM baseline")
-    p.add_argument("--mode", choices=("qa", "lm"), help="qa: loss on answers only (default); lm: on every token")
+    add_options(p, ModelConfig, ["model"], choices={"model": MODELS})
     _add_data_options(p)
-    p.add_argument("--preset", choices=("paper", "released", "small"), default=None,
+    p.add_argument("--preset", choices=tuple(PRESETS), default=None,
                    help="model sizes (default: paper with --data, small on generated data); released: the authors' released scripts "
                         "(paper sizes, no residual; with --mode qa fwm_catbabi_ra.sh, with --mode lm fwm_catbabi_lm.sh)")
-    p.add_argument("--embedding-size", type=int, help="word embedding size (paper preset 256)")
-    p.add_argument("--hidden-size", type=int, help="LSTM units (paper preset: FWM 256, LSTM baseline 512)")
-    p.add_argument("--d-fwm", type=int, help="FWM key/value size d_fwm (F is d_fwm^3; paper preset 32)")
-    p.add_argument("--n-reads", type=int, help="FWM chained reads N_r (paper preset 3)")
-    p.add_argument("--layers", type=int, help="LSTM baseline layers")
-    p.add_argument("--residual", action=argparse.BooleanOptionalAction, default=None,
-                   help="fwm: h_t + FWM(h_t, F_t) (paper); lstm: residual layers")
-    defaults = _train_defaults()
-    for name, (kind, text) in _TRAIN_OPTIONS.items():
-        default = "" if name == "steps" else f" (default {getattr(defaults, name)})"
-        p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text + default,
-                       **({"metavar": "SECONDS"} if name == "time_budget" else {}))
-    p.add_argument("--amp", choices=AMP_MODES, help="mixed precision of the training steps: bf16 = bfloat16 autocast for the LSTM and the "
-                                                   "softmax, the FWM in float32 (default none; evaluations always run in float32)")
+    add_options(p, ModelConfig, MODEL_OPTIONS, defaults="default: the preset's")
+    add_options(p, TrainConfig, TRAIN_OPTIONS, choices={"mode": MODES, "amp": AMP_MODES},
+                defaults={"steps": f"default: {DEFAULT_STEPS['data']:,} with --data, {DEFAULT_STEPS['generated']:,} on generated data"})
     p.add_argument("--out", help="run folder (default runs/babi-MODEL-MODE)")
     p.add_argument("--resume", help="run folder or checkpoint to continue")
     p.add_argument("--print-config", action="store_true", help="print the resolved configuration as JSON and exit (nothing is trained)")

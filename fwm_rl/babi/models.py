@@ -34,14 +34,23 @@ class ModelConfig(SavedConfig):
     """Sizes of a catbAbI model; the defaults are the paper's FWM."""
 
     model: str = "fwm"
+    """fwm: LSTM + FWM (paper); lstm: the LSTM baseline"""
     embedding_size: int = 256
+    """word embedding size"""
     hidden_size: int = 256
-    d_fwm: int = 32  # fwm only
-    n_reads: int = 3  # fwm only
-    residual: bool = True  # fwm: h_t + FWM(h_t, F_t); lstm: residual connections between layers
-    layers: int = 1  # lstm only
-    beta_bias: float = 1.0  # fwm: the authors' "bias to writing"
-    update_scale: float | None = None  # fwm: None = 1 / d_fwm (the authors' code)
+    """LSTM units"""
+    d_fwm: int = 32
+    """fwm: the FWM's key/value size d_fwm (F is d_fwm^3)"""
+    n_reads: int = 3
+    """fwm: the FWM's chained reads N_r"""
+    residual: bool = True
+    """fwm: the output h_t + FWM(h_t, F_t) (paper); lstm: residual connections between layers"""
+    layers: int = 1
+    """lstm: stacked LSTM layers"""
+    beta_bias: float = 1.0
+    """fwm: the authors' "bias to writing", added to the write strength beta before its sigmoid"""
+    update_scale: float | None = None
+    """fwm: scale of the write (None: 1 / d_fwm, the authors' code)"""
 
     def __post_init__(self):
         check_choice("model", self.model, MODELS)

@@ -71,7 +71,7 @@ def load_pretrained(name: str, device: str | torch.device = "cpu", folder: str |
         raise ValueError(f"the shipped vocabulary of {name!r} is corrupt")
     model = CatbAbIModel(ModelConfig.from_dict(record.model_config), len(vocab))
     model.load_state_dict(torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True))
-    return model.to(resolve_device(device)).eval(), vocab, TrainConfig(**record.train_config), _data_spec(record.data_spec)
+    return model.to(resolve_device(device)).eval(), vocab, TrainConfig.from_dict(record.train_config), _data_spec(record.data_spec)
 
 
 def load_model(checkpoint: str | Path | None = None, pretrained: str | None = None, device: str | torch.device = "auto",
@@ -95,7 +95,7 @@ def export_pretrained(run_dir: str | Path, name: str, command: str, machine: str
     results = json.loads(results_path.read_text())
     best = results["test_best_valid"]
     ckpt = _load_catbabi_checkpoint(run_dir / BEST)
-    train = TrainConfig(**ckpt["train_config"])
+    train = TrainConfig.from_dict(ckpt["train_config"])
     record = PretrainedRecord(
         name=name, model=ckpt["model_config"]["model"], mode=train.mode, step=int(ckpt["step"]), steps=int(results["step"]),
         train_seconds=float(results["train_seconds"]), seed=train.seed, data=_data_spec(ckpt["data_spec"]).describe(),

@@ -86,22 +86,34 @@ class TrainConfig(SavedConfig):
     """Optimisation and evaluation settings (defaults: the authors' released catbAbI scripts)."""
 
     mode: str = "qa"
+    """qa: the loss on the answers only; lm: on every token (paper section 4.1)"""
     batch_size: int = 32
+    """parallel story streams per step (the authors' scripts)"""
     seq_len: int = SEQ_LEN
+    """truncated BPTT length"""
     lr: float = 1e-3
+    """Adam learning rate"""
     steps: int = 50_000
+    """total training steps (the authors' scripts: 50,000)"""
     eval_every: int = 250
+    """steps between validations and checkpoints"""
     eval_batch_size: int = 32
-    eval_segments: int | None = None  # periodic validation on the first N segments only (None: all)
+    """parallel streams of the periodic validation and of the final weights' test"""
+    eval_segments: int | None = None
+    """periodic validation on the first N segments only (None: all)"""
     log_every: int = 25
+    """steps between training-loss logs"""
     seed: int = 0
-    #: batch size of the final test of the best-validation checkpoint (paper appendix D: "Evaluation on
-    #: test is done with a batch-size of one"); the final weights are tested at ``eval_batch_size`` too
+    """seed of the weights and the story order"""
     test_batch_size: int = 1
-    #: seconds of training (validation and checkpoints not counted) after which the run stops as if its
-    #: steps were done (None: no limit); like ``steps``, a resumed run may be given a new one
+    """streams of the final test of the best-validation checkpoint (1: the paper's appendix D, "Evaluation on
+    test is done with a batch-size of one"); the final weights are tested at eval_batch_size too"""
     time_budget: float | None = None
-    amp: str = "none"  # mixed precision of the training steps (fwm_rl.engine.AMP_MODES); evaluations run in float32
+    """stop after this many seconds of training steps (validation and checkpoints not counted), as if the steps
+    were done; like steps, a resumed run may be given a new one, and the seconds already trained count"""
+    amp: str = "none"
+    """mixed precision of the training steps: bf16 = bfloat16 autocast for the LSTM and the softmax, the FWM in
+    float32 (evaluations always run in float32)"""
 
     def __post_init__(self):
         check_choice("mode", self.mode, MODES)
@@ -458,7 +470,7 @@ class CatbAbITrainer:
         path = Path(path)
         ckpt_path = path / CHECKPOINT if path.is_dir() else path
         ckpt = _load_catbabi_checkpoint(ckpt_path)
-        config = TrainConfig(**ckpt["train_config"])
+        config = TrainConfig.from_dict(ckpt["train_config"])
         budget = {k: v for k, v in (("steps", steps), ("time_budget", time_budget)) if v is not None}
         if budget:
             config = TrainConfig(**{**config.to_dict(), **budget})
@@ -504,4 +516,4 @@ def load_trained(path: str | Path, device: str | torch.device = "auto") -> tuple
     model = CatbAbIModel(ModelConfig.from_dict(ckpt["model_config"]), len(vocab))
     model.load_state_dict(ckpt["model"])
     dev = resolve_device(device)
-    return model.to(dev).eval(), vocab, TrainConfig(**ckpt["train_config"]), _data_spec(ckpt["data_spec"])
+    return model.to(dev).eval(), vocab, TrainConfig.from_dict(ckpt["train_config"]), _data_spec(ckpt["data_spec"])

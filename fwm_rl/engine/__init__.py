@@ -20,7 +20,7 @@ from fwm_rl.engine.checkpoints import (
     checkpoint_kind,
     load_checkpoint,
 )
-from fwm_rl.engine.config import SavedConfig
+from fwm_rl.engine.config import SavedConfig, add_options, field_docs, flag, given
 from fwm_rl.engine.folders import LOCK, RunExistsError, claim_run_folder, run_lock
 from fwm_rl.engine.metrics import RunLogger, progress, save_figure
 from fwm_rl.engine.records import machine_description, run_record
@@ -35,12 +35,16 @@ __all__ = [
     "RunExistsError",
     "RunLogger",
     "SavedConfig",
+    "add_options",
     "atomic_save",
     "autocast",
     "check_checkpoint",
     "check_finite",
     "checkpoint_kind",
     "claim_run_folder",
+    "field_docs",
+    "flag",
+    "given",
     "load_checkpoint",
     "machine_description",
     "progress",

@@ -1,22 +1,42 @@
-"""Configs stored in checkpoints."""
+"""Configs: stored in checkpoints, documented once, and turned into command-line options.
+
+A config is a dataclass with a docstring under each field (cleanrl's style). That docstring is the
+field's documentation and its ``--help`` text: :func:`add_options` builds the options of a command from
+the fields, so a default or a help text is written in one place only. The knobs every trainer has are
+spelled the same everywhere: ``lr``, ``steps``, ``eval_every``, ``log_every``, ``time_budget``, ``seed``
+and ``device``.
+"""
 
 from __future__ import annotations
 
+import argparse
+import ast
 import dataclasses
-from collections.abc import Mapping
-from typing import Any
+import inspect
+import textwrap
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from functools import cache
+from typing import Any, ClassVar
 
-__all__ = ["SavedConfig"]
+__all__ = ["SavedConfig", "add_options", "field_docs", "flag", "given"]
 
 
 class SavedConfig:
     """Mixin for dataclass configs stored in checkpoints: ``to_dict`` and a strict ``from_dict``."""
+
+    #: Fields renamed since checkpoints were first written, old name -> new name: :meth:`from_dict` reads
+    #: the old names (old checkpoints and shipped weights keep loading) and :func:`add_options` keeps the old
+    #: flags working as aliases.
+    RENAMED: ClassVar[Mapping[str, str]] = {}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]):
+        data = {cls.RENAMED.get(k, k): v for k, v in data.items()}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -25,3 +45,79 @@ class SavedConfig:
                 "is this checkpoint from a newer fwm-rl?"
             )
         return cls(**data)
+
+
+@cache
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of the dataclass ``cls`` (and its bases), one line each; ``{}`` where
+    the source cannot be read."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        body = tree.body[0].body
+        for node, after in zip(body, body[1:]):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
+                    and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
+                docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def flag(name: str, cls: type | None = None) -> str:
+    """The command-line flag of field ``name``: ``time_budget`` -> ``--time-budget``; with the config ``cls``, a renamed
+    field's old flag follows in brackets (``--steps (--episodes)``)."""
+    text = "--" + name.replace("_", "-")
+    old = [o for o, n in getattr(cls, "RENAMED", {}).items() if n == name]
+    return f"{text} ({', '.join('--' + o.replace('_', '-') for o in old)})" if old else text
+
+
+def _parser_type(hint: Any) -> tuple[Any, dict[str, Any]]:
+    """``(type, extra add_argument keywords)`` for a field's type hint (``X | None`` reads as ``X``)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        hint = args[0] if len(args) == 1 else str
+    if hint is bool:
+        return None, {"action": argparse.BooleanOptionalAction}
+    return hint if hint in (int, float, str) else str, {}
+
+
+def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, names: Iterable[str] | None = None, *,
+                defaults: str | Mapping[str, str] | None = None, choices: Mapping[str, Iterable[str]] | None = None) -> list[str]:
+    """Add ``--field-name`` for the fields ``names`` of the config dataclass ``cls`` (default: all) and return the names.
+
+    Each option's help is the field's docstring followed by its default (the field's, or the text
+    ``defaults`` gives: one text for all, or a text per field). An option's default is ``None``, so that
+    :func:`given` tells the flags a user typed from the ones left out. ``choices`` restricts a field's values;
+    a renamed field (``cls.RENAMED``) also answers to its old flag.
+    """
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    names = list(fields if names is None else names)
+    old = {new: old for old, new in getattr(cls, "RENAMED", {}).items()}
+    for name in names:
+        if name not in fields:
+            raise KeyError(f"{cls.__name__} has no field {name!r}")
+        kind, extra = _parser_type(hints[name])
+        if kind is not None:
+            extra["type"] = kind
+        if choices and name in choices:
+            extra["choices"] = tuple(choices[name])
+        default = defaults.get(name) if isinstance(defaults, Mapping) else defaults
+        if default is None:
+            value = fields[name].default
+            default = f"default: {'none' if value is None else value}"
+        text = docs.get(name, "").rstrip(".")
+        flags = [flag(name)] + ([flag(old[name])] if name in old else [])
+        text = f"{text} ({default})" if text else f"({default})"
+        parser.add_argument(*flags, dest=name, default=None, help=text.replace("%", "%%"), **extra)
+    return names
+
+
+def given(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
+    """The options among ``names`` that were given on the command line (those not ``None``)."""
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}

@@ -7,44 +7,21 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
-from fwm_rl.engine import AMP_MODES
+from fwm_rl.engine import AMP_MODES, add_options, flag, given
 from fwm_rl.lm.model import MODELS, LMConfig
 from fwm_rl.lm.presets import PRESETS
 from fwm_rl.lm.trainer import BEST, BUDGET_FIELDS, CHECKPOINT, TrainConfig
 
-#: ``lm train`` options that set :class:`LMConfig` / :class:`TrainConfig` fields (dest = field name).
-_MODEL_OPTIONS = {
-    "d_embed": (int, "embedding size (and last LSTM layer size when tied); paper 400"),
-    "d_hidden": (int, "LSTM units per layer; paper 1150"),
-    "n_layers": (int, "LSTM layers; paper 3"),
-    "d_fwm": (int, "FWM key/value size d_fwm (F is d_fwm^3); paper 32"),
-    "n_reads": (int, "FWM reads N_r; paper 3"),
-    "dropout": (float, "locked dropout on the output; paper 0.4"),
-    "dropout_h": (float, "locked dropout between LSTM layers; paper 0.3 (PTB)"),
-    "dropout_i": (float, "locked dropout on the embedded input; paper 0.5 (PTB)"),
-    "dropout_e": (float, "embedding (word) dropout; paper 0.1"),
-    "wdrop": (float, "DropConnect on hidden-to-hidden weights; paper 0.66 (PTB)"),
-}
-_TRAIN_OPTIONS = {
-    "batch_size": (int, "parallel text streams; paper 20 (PTB)"),
-    "bptt": (int, "mean truncated-BPTT length; 70"),
-    "lr": (float, "Adam learning rate; 1e-3"),
-    "weight_decay": (float, "L2 weight decay; 1.2e-6"),
-    "clip": (float, "gradient-norm clipping (0 = off); 0.25"),
-    "epochs": (int, "budget: epochs (paper 1000 on PTB)"),
-    "max_steps": (int, "budget: optimizer steps"),
-    "time_budget": (float, "budget: seconds of training"),
-    "eval_interval": (int, "validate + checkpoint every N steps (0 = every epoch)"),
-    "eval_batch_size": (int, "batch size of periodic validation; 10"),
-    "log_interval": (int, "log the training loss every N steps; 50"),
-    "asgd_after": (int, "switch Adam -> averaged SGD after N validations"),
-    "nonmono": (int, "switch to ASGD when validation stops improving over N validations (AWD-LSTM)"),
-    "asgd_lr": (float, "ASGD learning rate; paper 2.0 (PTB)"),
-    "ar_alpha": (float, "activation regularisation; 2"),
-    "tar_beta": (float, "temporal activation regularisation; 1"),
-    "seed": (int, "random seed; 141"),
-    "test_batch_size": (int, "streams of the final test of best.pt (1: every split one stream, the paper's table 5)"),
-}
+#: ``lm train`` options made from the configs' fields (:func:`fwm_rl.engine.add_options`: help and defaults are the configs').
+MODEL_OPTIONS = tuple(f.name for f in fields(LMConfig) if f.name not in ("vocab_size", "model", "tie_weights"))
+TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("device", "tensorboard", "tune_temperature", "amp"))
+
+
+def _preset_defaults(part: str) -> dict[str, str]:
+    """The help's default of each option a preset sets: every preset's value (the config's default for the rest)."""
+    names = {name for preset in PRESETS.values() for name in getattr(preset, part)}
+    return {name: "default: " + ", ".join(f"{key} {getattr(preset, part).get(name, '-')}" for key, preset in PRESETS.items())
+            for name in names}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,10 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--overwrite", action="store_true", help="start again in an --out folder that holds a run, deleting its checkpoints and logs")
     train.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     train.add_argument("--no-tie", dest="tie_weights", action="store_const", const=False, help="do not tie input and output embeddings")
-    for name, (kind, text) in {**_MODEL_OPTIONS, **_TRAIN_OPTIONS}.items():
-        train.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
-    train.add_argument("--amp", choices=AMP_MODES, help="mixed precision of the training steps: bf16 = bfloat16 autocast for the "
-                                                       "LSTMs and the softmax, the FWM in float32 (default none; evaluations run in float32)")
+    add_options(train, LMConfig, MODEL_OPTIONS, defaults=_preset_defaults("model"))
+    add_options(train, TrainConfig, (*TRAIN_OPTIONS, "amp"), defaults=_preset_defaults("train"), choices={"amp": AMP_MODES})
     train.add_argument("--no-temperature", dest="tune_temperature", action="store_const", const=False,
                        help="skip tuning the softmax temperature on validation at the end")
     train.add_argument("--no-tensorboard", dest="tensorboard", action="store_const", const=False, help="CSV log only")
@@ -100,10 +75,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cmp.set_defaults(func=_compare)
 
 
-def _given(args: argparse.Namespace, names) -> dict:
-    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
-
-
 def _train(args: argparse.Namespace) -> int:
     from fwm_rl.distributed import init_distributed, main_print
     from fwm_rl.lm.corpus import load_data
@@ -119,11 +90,11 @@ def _train(args: argparse.Namespace) -> int:
             raise ValueError("--resume needs --out, the run folder to continue")
         if args.overwrite:
             raise ValueError("--overwrite starts a new run; it cannot be combined with --resume")
-        fixed = _given(args, ["model", *model_names, *(n for n in train_names if n not in BUDGET_FIELDS and n != "device")])
+        fixed = given(args, ["model", *model_names, *(n for n in train_names if n not in BUDGET_FIELDS and n != "device")])
         if fixed:
-            raise ValueError(f"--resume continues with the checkpoint's settings; only --epochs, --max-steps, --time-budget, --device "
-                             f"and --data (the run's data in a new place) may be given, not {', '.join('--' + k.replace('_', '-') for k in fixed)}")
-        trainer = LMTrainer.resume(args.out, device=args.device, data=args.data, **_given(args, BUDGET_FIELDS))
+            raise ValueError(f"--resume continues with the checkpoint's settings; only --epochs, --steps, --time-budget, --device "
+                             f"and --data (the run's data in a new place) may be given, not {', '.join(map(flag, fixed))}")
+        trainer = LMTrainer.resume(args.out, device=args.device, data=args.data, **given(args, BUDGET_FIELDS))
         say(f"resuming {args.out} at step {trainer.step} (epoch {trainer.epoch}) on {trainer.corpus.source}")
     else:
         if args.model is None:
@@ -136,8 +107,8 @@ def _train(args: argparse.Namespace) -> int:
         preset = PRESETS[preset_name]
         if not args.print_config:
             say(f"recipe --preset {preset_name}: {preset.description} (flags given override it; --print-config shows the result)")
-        model_config = LMConfig(vocab_size=len(corpus.vocab), model=args.model, **{**preset.model, **_given(args, model_names)})
-        config = TrainConfig(**{**preset.train, **_given(args, train_names)})
+        model_config = LMConfig(vocab_size=len(corpus.vocab), model=args.model, **{**preset.model, **given(args, model_names)})
+        config = TrainConfig(**{**preset.train, **given(args, train_names)})
         out = args.out or f"runs/lm-{args.model}"
         if args.print_config:
             print(json.dumps({"preset": preset_name, "model": model_config.to_dict(),

@@ -47,18 +47,31 @@ class LMConfig(SavedConfig):
     """
 
     vocab_size: int
+    """words in the vocabulary (the corpus sets it)"""
     model: str = "lstm"
+    """fwm: AWD-LSTM with the FWM on top; lstm: AWD-LSTM"""
     d_embed: int = 400
+    """embedding size (and the last LSTM layer's size when tied)"""
     d_hidden: int = 1150
+    """LSTM units per layer"""
     n_layers: int = 3
+    """LSTM layers"""
     tie_weights: bool = True
+    """tie the input and output embeddings"""
     dropout: float = 0.4
+    """locked dropout on the output"""
     dropout_h: float = 0.3
+    """locked dropout between LSTM layers (PTB)"""
     dropout_i: float = 0.5
+    """locked dropout on the embedded input (PTB)"""
     dropout_e: float = 0.1
+    """embedding (word) dropout"""
     wdrop: float = 0.66
+    """DropConnect on the hidden-to-hidden weights (PTB)"""
     d_fwm: int = 32
+    """fwm: the FWM's key/value size d_fwm (F is d_fwm^3)"""
     n_reads: int = 3
+    """fwm: the FWM's reads N_r"""
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:

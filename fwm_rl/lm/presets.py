@@ -31,14 +31,14 @@ PRESETS: dict[str, LMPreset] = {
         "the paper's PTB run (appendix H, table 4): 1000 epochs, ASGD after epoch 916, temperature tuned, tested at batch size 1",
         model={**_PAPER_SIZES, "dropout": 0.4, "dropout_e": 0.1, "dropout_h": 0.3, "dropout_i": 0.5, "wdrop": 0.66},
         train={"batch_size": 20, "bptt": 70, "lr": 1e-3, "asgd_lr": 2.0, "epochs": 1000, "asgd_after": 916, "nonmono": None,
-               "eval_interval": 0, "tune_temperature": True, "seed": 141, "test_batch_size": 1},
+               "eval_every": 0, "tune_temperature": True, "seed": 141, "test_batch_size": 1},
     ),
     # Table 4, WT2 row: 1600 epochs, ASGD after epoch 1372, seed 1881 (table 5's first WT2 run).
     "wt2": LMPreset(
         "the paper's WikiText-2 run (appendix H, table 4): 1600 epochs, ASGD after epoch 1372, temperature tuned, tested at batch size 1",
         model={**_PAPER_SIZES, "dropout": 0.4, "dropout_e": 0.1, "dropout_h": 0.25, "dropout_i": 0.7, "wdrop": 0.61},
         train={"batch_size": 80, "bptt": 70, "lr": 1e-3, "asgd_lr": 0.5, "epochs": 1600, "asgd_after": 1372, "nonmono": None,
-               "eval_interval": 0, "tune_temperature": True, "seed": 1881, "test_batch_size": 1},
+               "eval_every": 0, "tune_temperature": True, "seed": 1881, "test_batch_size": 1},
     ),
     # The default without --data: a small model on the generated bAbI text that trains in minutes on a CPU.
     "small": LMPreset(
@@ -46,6 +46,6 @@ PRESETS: dict[str, LMPreset] = {
         "(test perplexity about 2 on this very predictable text)",
         model={"d_embed": 128, "d_hidden": 256, "n_layers": 2, "d_fwm": 16, "n_reads": 3, "tie_weights": True,
                "dropout": 0.2, "dropout_e": 0.05, "dropout_h": 0.1, "dropout_i": 0.2, "wdrop": 0.2},
-        train={"batch_size": 20, "bptt": 70, "lr": 3e-3, "epochs": 3, "eval_interval": 0, "tune_temperature": True, "test_batch_size": 1},
+        train={"batch_size": 20, "bptt": 70, "lr": 3e-3, "epochs": 3, "eval_every": 0, "tune_temperature": True, "test_batch_size": 1},
     ),
 }

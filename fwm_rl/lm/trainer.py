@@ -92,47 +92,66 @@ RUN_OUTPUTS = (CHECKPOINT, BEST, RESULTS, "metrics.csv", "tb", f".{CHECKPOINT}.*
 #: Softmax temperatures tried by :func:`tune_temperature`.
 TEMPERATURES = tuple(round(0.7 + 0.02 * i, 2) for i in range(31))
 #: Training options that may be changed when resuming (the budget); all others come from the checkpoint.
-BUDGET_FIELDS = ("epochs", "max_steps", "time_budget")
+BUDGET_FIELDS = ("epochs", "steps", "time_budget")
 
 
 @dataclass
 class TrainConfig(SavedConfig):
     """Optimisation settings; defaults are the paper's PTB run (appendix H, table 4, authors' ``main.py``)."""
 
+    RENAMED = {"max_steps": "steps", "eval_interval": "eval_every", "log_interval": "log_every"}
+
     batch_size: int = 20
+    """parallel text streams (paper: 20 on PTB, 80 on WT2)"""
     bptt: int = 70
+    """mean truncated-BPTT length (AWD-LSTM's random lengths around it)"""
     lr: float = 1e-3
+    """Adam learning rate"""
     weight_decay: float = 1.2e-6
+    """L2 weight decay"""
     clip: float = 0.25
-    #: training budget: stop after this many epochs, optimizer steps or seconds, whichever comes first
+    """gradient-norm clipping (0: off)"""
     epochs: int = 1000
-    max_steps: int | None = None
+    """budget: stop after this many epochs (or steps or time_budget, whichever comes first)"""
+    steps: int | None = None
+    """budget: stop after this many optimizer steps (None: no limit)"""
     time_budget: float | None = None
-    #: validate (and checkpoint) every this many steps; 0 = at the end of every epoch (AWD-LSTM)
-    eval_interval: int = 0
+    """budget: stop after this many seconds of training (None: no limit)"""
+    eval_every: int = 0
+    """validate (and checkpoint) every this many steps; 0: at the end of every epoch (AWD-LSTM)"""
     eval_batch_size: int = 10
-    log_interval: int = 50
-    #: switch from Adam to ASGD after this many validations (the paper: after 916 epochs on PTB) ...
+    """parallel streams of the periodic validation"""
+    log_every: int = 50
+    """steps between training-loss logs"""
     asgd_after: int | None = None
-    #: ... or when validation is worse than the best of all but the last ``nonmono`` ones (AWD-LSTM)
+    """switch from Adam to averaged SGD after this many validations (paper appendix H: after 916 epochs on PTB)"""
     nonmono: int | None = None
+    """or switch when validation is worse than the best of all but the last nonmono ones (AWD-LSTM)"""
     asgd_lr: float = 2.0
+    """learning rate of averaged SGD (paper: 2.0 on PTB)"""
     ar_alpha: float = 2.0
+    """activation regularisation"""
     tar_beta: float = 1.0
+    """temporal activation regularisation"""
     tune_temperature: bool = True
-    #: at the end, test best.pt (with its tuned temperature) reading each split as this many streams;
-    #: 1 = the paper's table 5 (every split one stream); None = no final test
+    """tune the softmax temperature on validation at the end"""
     test_batch_size: int | None = 1
+    """at the end, test best.pt (with its tuned temperature) reading each split as this many streams (1: every
+    split one stream, the paper's table 5; None: no final test)"""
     seed: int = 141
+    """random seed"""
     device: str = "auto"
+    """auto (CUDA when present), cpu or cuda[:N]"""
     tensorboard: bool = True
-    #: mixed precision of the training steps (fwm_rl.engine.AMP_MODES); validation and tests run in float32
+    """TensorBoard events beside metrics.csv"""
     amp: str = "none"
+    """mixed precision of the training steps: bf16 = bfloat16 autocast for the LSTMs and the softmax, the FWM in
+    float32 (validation and tests run in float32)"""
 
     def __post_init__(self) -> None:
-        check_ints(self, ("batch_size", "bptt", "epochs", "eval_batch_size", "log_interval"))
-        check_ints(self, ("max_steps", "asgd_after", "nonmono", "test_batch_size"), optional=True)
-        check_int("eval_interval", self.eval_interval, 0, why=" (0 = every epoch)")
+        check_ints(self, ("batch_size", "bptt", "epochs", "eval_batch_size", "log_every"))
+        check_ints(self, ("steps", "asgd_after", "nonmono", "test_batch_size"), optional=True)
+        check_int("eval_every", self.eval_every, 0, why=" (0 = every epoch)")
         check_real("time_budget", self.time_budget, positive=True, optional=True)
         for name in ("lr", "asgd_lr"):
             check_real(name, getattr(self, name), positive=True)
@@ -344,9 +363,10 @@ class LMTrainer:
     def resume(cls, out_dir: str | os.PathLike, corpus: Corpus | None = None, device: str | None = None,
                data: str | os.PathLike | None = None, **budget) -> LMTrainer:
         """Continue the run in ``out_dir`` from its ``checkpoint.pt``; only the ``device``, the budget
-        (``epochs``, ``max_steps``, ``time_budget``) and where the data now lies (``data``: the same text,
+        (``epochs``, ``steps``, ``time_budget``) and where the data now lies (``data``: the same text,
         moved) may change; every other setting comes from the checkpoint. The number of processes may
         differ from the run that wrote it (every process reads it)."""
+        budget = {TrainConfig.RENAMED.get(k, k): v for k, v in budget.items()}
         bad = set(budget) - set(BUDGET_FIELDS)
         if bad:
             raise ValueError(f"only {', '.join(BUDGET_FIELDS)} can change on resume, not {', '.join(sorted(bad))}")
@@ -512,7 +532,7 @@ class LMTrainer:
         cfg = self.config
         return (
             self.epoch >= cfg.epochs
-            or (cfg.max_steps is not None and self.step >= cfg.max_steps)
+            or (cfg.steps is not None and self.step >= cfg.steps)
             or (cfg.time_budget is not None and self.elapsed >= cfg.time_budget)
         )
 
@@ -558,7 +578,7 @@ class LMTrainer:
         cfg = self.config
         main = self.ctx.is_main
         log = RunLogger(self.out_dir, tensorboard=cfg.tensorboard, resume_step=self.step if self.resumed else None) if main else None
-        total = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * math.ceil(self.train_x.size(0) / cfg.bptt)
+        total = cfg.steps if cfg.steps is not None else cfg.epochs * math.ceil(self.train_x.size(0) / cfg.bptt)
         bar = progress(total=total, initial=self.step, desc=f"lm {self.model_config.model}", disable=not (show_progress and main))
         last_validated = -1
         try:
@@ -571,14 +591,14 @@ class LMTrainer:
                     self.elapsed = all_reduce_sum({"elapsed": self.elapsed if main else 0.0}, self.ctx)["elapsed"]
                 self.running = [self.running[0] + loss, self.running[1] + 1, self.running[2] + n_tokens]
                 bar.update(1)
-                if self.step % cfg.log_interval == 0:
+                if self.step % cfg.log_every == 0:
                     mean = self.running[0] / self.running[1]
                     if main:
                         log.log(self.step, {"train/loss": mean, "train/ppl": math.exp(mean), "lr": self.optimizer.param_groups[0]["lr"],
                                             "tokens_per_s": self.tokens_seen / max(self.elapsed, 1e-9)})
                     bar.set_postfix(loss=f"{mean:.3f}", ppl=f"{math.exp(mean):.1f}")
                     self.running = [0.0, 0, 0]
-                due = (self.step % cfg.eval_interval == 0) if cfg.eval_interval else (self.epoch != epoch)
+                due = (self.step % cfg.eval_every == 0) if cfg.eval_every else (self.epoch != epoch)
                 if due:
                     self._after_validation(self.validate(), scheduled=True, log=log)
                     last_validated = self.step
