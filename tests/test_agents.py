@@ -350,3 +350,21 @@ def test_explain_matches_are_the_key_products_of_the_trace():
                 assert np.isclose(matches[i, t, j], key_write @ key_read if j <= t else 0.0)
     np.testing.assert_allclose(np.diag(write_key_similarity(record)), 1.0)
     assert step_labels(record) == ["start 0", "0-0->1", "*2", "2-2->4", "4-1->4"]
+
+
+@pytest.mark.parametrize("policy", ["FwmPolicy", "LstmPolicy"])
+def test_update_is_one_iteration_of_learn(policy):
+    """``start_episodes`` + ``update`` (the trainers' loop) equal ``learn`` on the same episodes, update for update."""
+    by_learn, by_update = small_model(policy), small_model(policy)
+    for model in (by_learn, by_update):
+        model.start_episodes(seed=3)
+    torch.manual_seed(5)
+    by_learn.learn(2 * by_learn.n_steps * by_learn.n_envs, reset_num_timesteps=False)
+    torch.manual_seed(5)
+    rewards = [by_update.update(), by_update.update()]
+    for a, b in zip(by_learn.policy.parameters(), by_update.policy.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert by_update._n_updates == by_learn._n_updates == 2 and by_update.num_timesteps == by_learn.num_timesteps
+    assert rewards[-1] == pytest.approx(np.mean([info["r"] for info in by_learn.ep_info_buffer]))
+    by_update.set_progress(7)
+    assert (by_update._n_updates, by_update.num_timesteps) == (7, 7 * by_update.n_steps * by_update.n_envs)

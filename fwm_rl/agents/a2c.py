@@ -28,6 +28,7 @@ rollouts use its tensor interface, so on a GPU they never leave the device.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -35,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.vec_env import VecEnv
@@ -120,6 +122,13 @@ class RecurrentRolloutBuffer:
             self.advantages.copy_(self.returns - self.values)
         else:
             self.returns.copy_(self.advantages + self.values)
+
+
+class _NoCallback(BaseCallback):
+    """The callback of :meth:`RecurrentA2C.update`: nothing to do."""
+
+    def _on_step(self) -> bool:
+        return True
 
 
 class RecurrentA2C(OnPolicyAlgorithm):
@@ -384,6 +393,35 @@ class RecurrentA2C(OnPolicyAlgorithm):
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         for key, value in self.last_losses.items():
             self.logger.record(f"train/{key}", value)
+
+    # ------------------------------------------------- one update at a time (for trainers)
+    def start_episodes(self, seed: int | None = None) -> None:
+        """Reset every environment (seeded with ``seed`` when given) and empty the memory, so that the next
+        rollout starts new episodes. :meth:`learn` instead continues the episodes where they stand."""
+        if seed is not None:
+            self.env.seed(seed)
+        self._last_obs, self._last_episode_starts, self._last_state = self.env.reset(), np.ones(self.env.num_envs, dtype=bool), None
+
+    def set_progress(self, n_updates: int) -> None:
+        """Say that ``n_updates`` updates were done before (a resumed run): the update and step counters continue from there."""
+        self._n_updates, self.num_timesteps = n_updates, n_updates * self.n_steps * self.n_envs
+
+    def update(self) -> float:
+        """One A2C update, as one iteration of :meth:`learn`: a rollout of ``n_steps`` steps in every environment,
+        then one gradient step on it (:meth:`train`). Episodes continue from the last rollout (or start where
+        :meth:`start_episodes` reset them). Returns the mean return of the last ``stats_window_size`` episodes
+        (those of this rollout when every environment ends one episode per rollout), NaN before any ended."""
+        if self._last_obs is None:
+            self.start_episodes()
+        if not hasattr(self, "_logger"):  # (learn() sets these up; update() alone records nowhere)
+            self.set_logger(Logger(folder=None, output_formats=[]))
+        if self.ep_info_buffer is None:
+            self.ep_info_buffer, self.ep_success_buffer = deque(maxlen=self._stats_window_size), deque(maxlen=self._stats_window_size)
+        callback = _NoCallback()
+        callback.init_callback(self)
+        self.collect_rollouts(self.env, callback, self.rollout_buffer, self.n_steps)
+        self.train()
+        return float(np.mean([info["r"] for info in self.ep_info_buffer])) if self.ep_info_buffer else float("nan")
 
     def learn(
         self,

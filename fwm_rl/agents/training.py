@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.utils import ConstantSchedule
 
@@ -142,21 +141,6 @@ def load_policy(run_dir: str | Path, device: str | torch.device = "auto") -> tup
     return policy.to(resolve_device(device)), cfg, ckpt
 
 
-class _Tracker(BaseCallback):
-    """Collects the mean training reward of every update and moves the progress bar."""
-
-    def __init__(self, bar) -> None:
-        super().__init__()
-        self.bar, self.rewards = bar, []
-
-    def _on_step(self) -> bool:
-        return True
-
-    def _on_rollout_end(self) -> None:
-        self.rewards.append(float(np.mean([info["r"] for info in self.model.ep_info_buffer])))
-        self.bar.update(1)
-
-
 def _agent_steps_per_second(cfg: TrainConfig, episodes: int, seconds: float) -> float:
     """Training throughput of a run: every one of its ``n_envs`` agents steps a whole trial per episode (update)."""
     return episodes * TaskConfig(semantics=cfg.semantics, trials=cfg.trials).trial_length * cfg.n_envs / max(seconds, 1e-9)
@@ -212,8 +196,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, show_progress: bool | 
         model.policy.load_state_dict(ckpt["policy"])
         model.policy.optimizer.load_state_dict(ckpt["optimizer"])
         done, train_seconds = ckpt["episodes"], ckpt["train_seconds"]
-    env, n_steps = model.env, model.n_steps
-    model.num_timesteps, model._n_updates = done * n_steps * env.num_envs, done
+    model.set_progress(done)
     logger = None
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -221,7 +204,6 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, show_progress: bool | 
         logger = RunLogger(run_dir, resume_step=done if ckpt is not None else None)
     hide = not dist.is_main or (None if show_progress is None else not show_progress)  # None: tqdm's choice
     bar = progress(total=cfg.steps, initial=done, desc=f"{cfg.label} episodes", disable=hide)
-    tracker = _Tracker(bar)
     seed = rank_seed(cfg.seed, dist.rank)
     stopped = False
     try:
@@ -233,16 +215,18 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, show_progress: bool | 
             chunk = min(cfg.eval_every - done % cfg.eval_every, cfg.steps - done)
             # Every chunk starts new episodes and action sampling from seeds fixed by
             # (seed, rank, episode): a resumed run continues exactly.
-            env.seed(_chunk_seed(seed, done, 0))
+            model.start_episodes(seed=_chunk_seed(seed, done, 0))
             torch.manual_seed(_chunk_seed(seed, done, 1))
-            model._last_obs, model._last_episode_starts, model._last_state = env.reset(), np.ones(env.num_envs, dtype=bool), None
-            tracker.rewards = []
+            rewards = []
             start = time.perf_counter()
-            model.learn(chunk * n_steps * env.num_envs, callback=tracker, reset_num_timesteps=False)
+            for _ in range(chunk):
+                rewards.append(model.update())  # every agent ends one episode (trial) per update
+                bar.update(1)
             train_seconds += time.perf_counter() - start
             done += chunk
             # Mean training reward over every process's agents.
-            totals = all_reduce_sum({"reward": float(np.mean(tracker.rewards)) * env.num_envs, "agents": env.num_envs}, dist)
+            n_agents = model.env.num_envs
+            totals = all_reduce_sum({"reward": float(np.mean(rewards)) * n_agents, "agents": n_agents}, dist)
             if dist.is_main:
                 train_reward = totals["reward"] / totals["agents"] / cfg.trials  # per episode (of a trial's total)
                 test = evaluate(model.policy, "test", 1, seed=_chunk_seed(cfg.seed + 1, done, 0), semantics=cfg.semantics, trials=cfg.trials)
