@@ -10,12 +10,12 @@ import pytest
 import torch
 from test_babi import SHARED_BABI, run_cli, write_variant
 
-from fwm_rl.babi import load_pretrained
+from fwm_rl.babi import load_model, load_pretrained
 from fwm_rl.babi import pretrained as shipped
 from fwm_rl.babi.answer import answer_questions, parse_story_text
 from fwm_rl.babi.catbabi import DataSpec, load_catbabi, story_tokens
 from fwm_rl.babi.reader import BabiFormatError
-from fwm_rl.babi.trainer import CatbAbITrainer, TrainConfig, load_trained
+from fwm_rl.babi.trainer import CatbAbITrainer, TrainConfig
 from fwm_rl.cli import main
 
 TINY = ["--batch-size", "4", "--seq-len", "40", "--eval-every", "3", "--eval-batch-size", "4", "--embedding-size", "16",
@@ -36,7 +36,7 @@ def tiny(tmp_path_factory):
 def test_export_and_load_give_the_best_checkpoint(tiny):
     variant, run, weights, record = tiny
     model, vocab, config, spec = load_pretrained("tiny-qa", folder=weights)
-    best, best_vocab, best_config, best_spec = load_trained(run / "best.pt", "cpu")
+    best, best_vocab, best_config, best_spec = load_model(run / "best.pt", device="cpu")
     assert vocab == best_vocab and config == best_config and spec == best_spec and not model.training
     for (k, a), (_, b) in zip(model.state_dict().items(), best.state_dict().items()):
         assert torch.equal(a, b), k

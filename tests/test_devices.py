@@ -19,9 +19,10 @@ from test_lm import tiny_config, tiny_train, write_corpus
 
 from fwm_rl.agents import pretrained as pretrained_module
 from fwm_rl.agents.training import TrainConfig, load_policy, train_run
+from fwm_rl.babi import load_model as load_babi_model
 from fwm_rl.babi.catbabi import DataSpec, load_catbabi
 from fwm_rl.babi.models import preset
-from fwm_rl.babi.trainer import CatbAbITrainer, load_trained
+from fwm_rl.babi.trainer import CatbAbITrainer
 from fwm_rl.babi.trainer import TrainConfig as BabiConfig
 from fwm_rl.engine import autocast, load_checkpoint
 from fwm_rl.lm.corpus import load_corpus
@@ -85,7 +86,7 @@ def _babi_trainer(variant: Path, out, device="cpu", **cfg) -> CatbAbITrainer:
 def test_catbabi_checkpoint_from_a_gpu_resumes_and_loads_on_the_cpu(babi_variant, tmp_path):
     _babi_trainer(babi_variant, tmp_path / "run", steps=2).train()
     as_if_written_on_cuda(tmp_path / "run" / "checkpoint.pt")
-    model, vocab, config, _ = load_trained(tmp_path / "run", "cpu")
+    model, vocab, config, _ = load_babi_model(tmp_path / "run", device="cpu")
     assert config.steps == 2 and next(model.parameters()).device.type == "cpu"
     resumed = CatbAbITrainer.resume(tmp_path / "run", device="cpu", steps=4, tensorboard=False)
     assert resumed.step == 2 and all(t.device.type == "cpu" for t in _leaves(resumed.state))

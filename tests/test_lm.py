@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from fwm_rl.engine import NonFiniteLossError, load_checkpoint
-from fwm_rl.lm.corpus import EOS, Vocabulary, babi_story_lines, find_split_files, load_corpus, tokenize_lines
+from fwm_rl.lm.corpus import EOS, Dictionary, babi_story_lines, find_split_files, load_corpus, tokenize_lines
 from fwm_rl.lm.model import AWDLanguageModel, LMConfig, WeightDropLSTM, locked_dropout
 from fwm_rl.lm.trainer import BEST, CHECKPOINT, LMTrainer, TrainConfig, batchify, evaluate, load_model, tune_temperature
 
@@ -95,7 +95,7 @@ def test_out_of_vocabulary_word_is_an_error(tmp_path):
     with pytest.raises(KeyError, match=r"'zebra'.*valid\.txt.*<unk>"):
         load_corpus(folder)
     with pytest.raises(KeyError, match="'zebra'"):
-        Vocabulary(["the"]).encode(["the", "zebra"])
+        Dictionary(["the"]).encode(["the", "zebra"])
 
 
 def test_babi_lines_drop_numbers_and_supporting_ids():

@@ -11,9 +11,9 @@ shipped models; ``answer``: answers to a story of your own; ``cli``: the ``fwm-r
 from fwm_rl.babi.batching import Segment, TrainStream, build_rows, eval_segments
 from fwm_rl.babi.catbabi import CatbAbI, DataSpec, EncodedSplit, Vocabulary, load_catbabi, split_stats, story_tokens
 from fwm_rl.babi.models import CatbAbIModel, ModelConfig, StackedLSTM, preset
-from fwm_rl.babi.pretrained import export_pretrained, load_pretrained
+from fwm_rl.babi.pretrained import export_pretrained, load_model, load_pretrained
 from fwm_rl.babi.reader import BabiFormatError, BabiSource, Question, Sentence, Story, open_babi, parse_babi_text
-from fwm_rl.babi.trainer import CatbAbITrainer, EvalResult, TrainConfig, evaluate, load_trained
+from fwm_rl.babi.trainer import CatbAbITrainer, EvalResult, TrainConfig, evaluate
 
 __all__ = [
     "BabiFormatError",
@@ -38,8 +38,8 @@ __all__ = [
     "evaluate",
     "export_pretrained",
     "load_catbabi",
+    "load_model",
     "load_pretrained",
-    "load_trained",
     "open_babi",
     "parse_babi_text",
     "preset",

@@ -4,7 +4,7 @@ Each model is two files in ``fwm_rl/babi/weights/``: ``NAME.pt``, the :class:`~f
 ``state_dict`` (float32 tensors only, read with ``torch.load(..., weights_only=True)``), and ``NAME.json``, its
 :class:`PretrainedRecord`: model and training configs, vocabulary, the data it was trained on, how it was trained
 and what it reached on test under the paper's protocol (appendix D: the lowest-validation-loss checkpoint read
-at batch size one). :func:`load_pretrained` returns what :func:`~fwm_rl.babi.trainer.load_trained` returns for a
+at batch size one). :func:`load_pretrained` returns what :func:`load_model` returns for a
 run folder, so ``fwm-rl babi eval``, ``explain`` and ``answer`` take either (``--pretrained NAME`` or a path).
 """
 
@@ -19,7 +19,7 @@ import torch
 
 from fwm_rl.babi.catbabi import DataSpec, Vocabulary
 from fwm_rl.babi.models import CatbAbIModel, ModelConfig
-from fwm_rl.babi.trainer import BEST, RESULTS, TrainConfig, _data_spec, _load_catbabi_checkpoint, load_trained
+from fwm_rl.babi.trainer import BEST, RESULTS, TrainConfig, _data_spec, _load_catbabi_checkpoint, _load_run_model
 from fwm_rl.engine import resolve_device
 
 __all__ = ["WEIGHTS", "PretrainedRecord", "export_pretrained", "load_model", "load_pretrained", "pretrained_records"]
@@ -79,7 +79,7 @@ def load_model(checkpoint: str | Path | None = None, pretrained: str | None = No
     """A run's checkpoint (a run folder or ``.pt``) or a shipped model by name: exactly one of the two."""
     if (checkpoint is None) == (pretrained is None):
         raise ValueError("give a run folder or checkpoint, or --pretrained NAME (one of the two)")
-    return load_trained(checkpoint, device) if pretrained is None else load_pretrained(pretrained, device)
+    return _load_run_model(checkpoint, device) if pretrained is None else load_pretrained(pretrained, device)
 
 
 def export_pretrained(run_dir: str | Path, name: str, command: str, machine: str, out: str | Path | None = None,

@@ -70,7 +70,7 @@ from fwm_rl.engine import (
 )
 from fwm_rl.memory import map_state
 
-__all__ = ["CHECKPOINT", "MODES", "CatbAbITrainer", "EvalResult", "TrainConfig", "evaluate", "load_trained"]
+__all__ = ["CHECKPOINT", "MODES", "CatbAbITrainer", "EvalResult", "TrainConfig", "evaluate"]
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"  # the checkpoint with the lowest validation loss so far
@@ -506,7 +506,7 @@ def _load_catbabi_checkpoint(path: Path) -> dict:
     return check_checkpoint(load_checkpoint(path), "catbabi", path)
 
 
-def load_trained(path: str | Path, device: str | torch.device = "auto") -> tuple[CatbAbIModel, Vocabulary, TrainConfig, DataSpec]:
+def _load_run_model(path: str | Path, device: str | torch.device = "auto") -> tuple[CatbAbIModel, Vocabulary, TrainConfig, DataSpec]:
     """The model (on ``device``, eval mode), vocabulary, training config and data spec of a checkpoint."""
     path = Path(path)
     ckpt = _load_catbabi_checkpoint(path / CHECKPOINT if path.is_dir() else path)

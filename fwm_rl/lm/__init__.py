@@ -5,7 +5,7 @@ and the AWD-LSTM + FWM; ``trainer``: truncated-BPTT training, evaluation, temper
 ``compare``: the Figure-6 per-token loss plot; ``cli``: the ``fwm-rl lm`` commands.
 """
 
-from fwm_rl.lm.corpus import Corpus, Vocabulary, babi_corpus, load_corpus, load_data
+from fwm_rl.lm.corpus import Corpus, Dictionary, babi_corpus, load_corpus, load_data
 from fwm_rl.lm.model import AWDLanguageModel, LMConfig, LMState
 from fwm_rl.lm.trainer import EvalResult, LMTrainer, TrainConfig, evaluate, load_model, tune_temperature
 
@@ -17,7 +17,7 @@ __all__ = [
     "LMState",
     "LMTrainer",
     "TrainConfig",
-    "Vocabulary",
+    "Dictionary",
     "babi_corpus",
     "evaluate",
     "load_corpus",

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["EOS", "EOS_INDEX", "SPLITS", "Corpus", "Vocabulary", "babi_corpus", "babi_story_lines", "find_split_files", "load_corpus", "load_data", "tokenize_lines"]
+__all__ = ["EOS", "EOS_INDEX", "SPLITS", "Corpus", "Dictionary", "babi_corpus", "babi_story_lines", "find_split_files", "load_corpus", "load_data", "tokenize_lines"]
 
 #: End-of-sentence token appended to every line; it is index ``EOS_INDEX`` of every vocabulary.
 EOS = "<eos>"
@@ -39,8 +39,10 @@ SPLITS = ("train", "valid", "test")
 _LAYOUTS = {"ptb": "{split}.txt", "wikitext": "wiki.{split}.tokens"}
 
 
-class Vocabulary:
-    """Bidirectional word <-> index map; ``<eos>`` is always index ``EOS_INDEX`` (0)."""
+class Dictionary:
+    """Bidirectional word <-> index map of a text corpus, indices in order of first appearance; ``<eos>`` is always
+    index ``EOS_INDEX`` (0). AWD-LSTM's name for it; catbAbI's :class:`fwm_rl.babi.catbabi.Vocabulary` is another
+    thing (sorted words after ``<pad>`` = 0 and ``<eos>`` = 1)."""
 
     def __init__(self, words: Iterable[str] = ()):
         self.idx2word: list[str] = []
@@ -63,7 +65,7 @@ class Vocabulary:
         return word in self.word2idx
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocabulary) and self.idx2word == other.idx2word
+        return isinstance(other, Dictionary) and self.idx2word == other.idx2word
 
     def encode(self, tokens: Sequence[str], source: str = "text") -> torch.Tensor:
         """Token indices as a 1-D ``LongTensor``; an unknown word raises ``KeyError`` naming ``source``."""
@@ -86,7 +88,7 @@ class Vocabulary:
 class Corpus:
     """A tokenised corpus: one 1-D ``LongTensor`` of word indices per split (``<eos>`` after each line)."""
 
-    vocab: Vocabulary
+    vocab: Dictionary
     train: torch.Tensor
     valid: torch.Tensor
     test: torch.Tensor
@@ -141,7 +143,7 @@ def _read_lines(path: Path) -> list[str]:
         raise ValueError(f"{path} could not be read ({exc}); is the file complete?") from None
 
 
-def load_corpus(data_dir: str | os.PathLike, vocab: Vocabulary | None = None) -> Corpus:
+def load_corpus(data_dir: str | os.PathLike, vocab: Dictionary | None = None) -> Corpus:
     """Read a PTB- or WikiText-style folder.
 
     ``vocab``: use this vocabulary (e.g. the one stored in a checkpoint) instead of building one
@@ -152,12 +154,12 @@ def load_corpus(data_dir: str | os.PathLike, vocab: Vocabulary | None = None) ->
     if all(token == EOS for token in tokens["train"]):
         raise ValueError(f"training file {files['train']} holds no words")
     if vocab is None:
-        vocab = Vocabulary(tokens["train"])
+        vocab = Dictionary(tokens["train"])
     encoded = {split: vocab.encode(tokens[split], source=str(files[split])) for split in SPLITS}
     return Corpus(vocab=vocab, source=str(Path(data_dir)), **encoded)
 
 
-def load_data(data: str | os.PathLike | None, vocab: Vocabulary | None = None) -> Corpus:
+def load_data(data: str | os.PathLike | None, vocab: Dictionary | None = None) -> Corpus:
     """A folder through :func:`load_corpus`, or ``None`` for the generated default :func:`babi_corpus`."""
     if data is None:
         corpus = babi_corpus()
@@ -209,7 +211,7 @@ def babi_corpus(tasks: Sequence[int] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 1
         for task in tasks:
             lines += babi_story_lines(generate_task_text(task, stories[split], seed + offset))
         tokens[split] = tokenize_lines(lines)
-    vocab = Vocabulary(tokens["train"])
+    vocab = Dictionary(tokens["train"])
     source = f"generated bAbI stories (tasks {min(tasks)}-{max(tasks)}, seed {seed}; fwm_rl.babi.generator)"
     encoded = {split: vocab.encode(tokens[split], source=f"{source}, {split} split") for split in SPLITS}
     return Corpus(vocab=vocab, source=source, **encoded)

@@ -67,7 +67,7 @@ from fwm_rl.engine import (
     resolve_device,
     set_seed,
 )
-from fwm_rl.lm.corpus import EOS_INDEX, Corpus, Vocabulary, load_data
+from fwm_rl.lm.corpus import EOS_INDEX, Corpus, Dictionary, load_data
 from fwm_rl.lm.model import AWDLanguageModel, LMConfig, LMState
 
 __all__ = [
@@ -313,7 +313,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> 
 
 def checkpoint_corpus(ckpt: dict, data: str | os.PathLike | None = None) -> Corpus:
     """The corpus a checkpoint was trained on (or ``data`` instead), encoded with its vocabulary."""
-    vocab = Vocabulary(ckpt["vocab"][1:])
+    vocab = Dictionary(ckpt["vocab"][1:])
     return load_data(ckpt["data"] if data is None else data, vocab=vocab)
 
 
