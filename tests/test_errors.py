@@ -208,3 +208,19 @@ def test_resuming_a_preset_restarts_a_run_that_never_reached_a_checkpoint(tmp_pa
         (tmp_path / "b" / name).unlink()
     train_preset([tiny(name="a", steps=2), tiny(name="b", steps=2)], tmp_path, resume=True, show_progress=False)
     assert [r["step"] for r in csv.DictReader(open(tmp_path / "b" / "metrics.csv"))] == ["1", "2"]
+
+
+def test_weights_that_do_not_fit_the_model_are_one_line(tmp_path, capsys):
+    """An LSTM run's checkpoint whose config was changed to an FWM: the message names the file and the difference."""
+    import torch
+
+    from fwm_rl.engine import atomic_save, load_checkpoint, load_weights
+
+    train_run(tiny(steps=1), tmp_path / "run", show_progress=False)
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    ckpt["config"] = {**ckpt["config"], "memory": "fwm"}
+    atomic_save(ckpt, tmp_path / "run" / "checkpoint.pt")
+    err = one_line_error(capsys, ["eval", str(tmp_path / "run"), "--episodes-per-graph", "1", "--device", "cpu"])
+    assert str(tmp_path / "run") in err and "do not fit the model" in err and "missing" in err
+    with pytest.raises(ValueError, match=r"weight is \(2, 3\), the model's \(4, 3\)"):
+        load_weights(torch.nn.Linear(3, 4, bias=False), {"weight": torch.zeros(2, 3)}, "x.pt")

@@ -230,8 +230,8 @@ def _eval_env_run(args: argparse.Namespace) -> int:
     """``fwm-rl eval`` of an ``--env`` run: its final evaluation, done again with ``--seed``."""
     if args.pretrained is not None or args.split is not None:
         raise ValueError(f"{args.run_dir} is a run on a Gymnasium env (fwm-rl train --env): --split and --pretrained belong to the graph task")
-    policy, cfg = load_env_policy(args.run_dir, args.device)
-    env = make_eval_env(read_env_checkpoint(args.run_dir)[0], min(cfg.n_envs, cfg.final_eval_episodes), seed=args.seed)
+    policy, cfg, ckpt = load_env_policy(args.run_dir, args.device)
+    env = make_eval_env(ckpt, min(cfg.n_envs, cfg.final_eval_episodes), seed=args.seed)
     mean, sem = evaluate_env(policy, env, cfg.final_eval_episodes, args.deterministic)
     print(f"{'agent':40s} {'mean return':>12s} {'std. error':>11s} {'episodes':>9s}")
     print(f"{cfg.label:40s} {mean:12.2f} {sem:11.2f} {cfg.final_eval_episodes:9d}")

@@ -54,6 +54,7 @@ from fwm_rl.engine import (
     atomic_save,
     check_checkpoint,
     load_checkpoint,
+    load_weights,
     progress,
     resolve_device,
     run_record,
@@ -274,13 +275,14 @@ def read_env_checkpoint(run_dir: str | Path) -> tuple[dict, EnvTrainConfig]:
     return ckpt, EnvTrainConfig.from_dict({"normalize_obs": False, **ckpt["config"]})
 
 
-def load_env_policy(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[RecurrentActorCriticPolicy, EnvTrainConfig]:
-    """The policy of an ``--env`` run's latest checkpoint and the run's configuration."""
+def load_env_policy(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[RecurrentActorCriticPolicy, EnvTrainConfig, dict]:
+    """The policy of an ``--env`` run's latest checkpoint, the run's configuration and the checkpoint itself (as
+    :func:`~fwm_rl.agents.training.load_policy` for the graph task)."""
     ckpt, cfg = read_env_checkpoint(run_dir)
     obs_space, action_space = check_env_id(cfg.env_id)
     policy = MEMORIES[cfg.memory](obs_space, action_space, ConstantSchedule(cfg.lr), **cfg.policy_kwargs)
-    policy.load_state_dict(ckpt["policy"])
-    return policy.to(resolve_device(device)), cfg
+    load_weights(policy, ckpt["policy"], run_dir)
+    return policy.to(resolve_device(device)), cfg, ckpt
 
 
 # ------------------------------------------------------------------------ runs
@@ -342,7 +344,7 @@ def train_env_run(
         model = make_model(cfg, env, device)
         train_seconds = 0.0
         if ckpt is not None:
-            model.policy.load_state_dict(ckpt["policy"])
+            load_weights(model.policy, ckpt["policy"], run_dir)
             model.policy.optimizer.load_state_dict(ckpt["optimizer"])
             train_seconds = ckpt["train_seconds"]
         run_dir.mkdir(parents=True, exist_ok=True)

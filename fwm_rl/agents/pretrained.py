@@ -25,7 +25,7 @@ from fwm_rl.agents.config import MEMORIES, TrainConfig, recipe_of
 from fwm_rl.agents.evaluation import evaluate
 from fwm_rl.agents.training import load_policy
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
-from fwm_rl.engine import resolve_device
+from fwm_rl.engine import load_weights, resolve_device
 
 __all__ = ["PRETRAINED", "WEIGHTS", "PretrainedRecord", "export_pretrained", "load_pretrained"]
 
@@ -81,7 +81,7 @@ def load_pretrained(name: str, device: str | torch.device = "cpu") -> RecurrentA
     env = FWMGraphVecEnv.make(1, split="test", device=device, semantics=cfg.semantics, trials=cfg.trials)
     model = RecurrentA2C(MEMORIES[cfg.memory], env, learning_rate=cfg.lr, policy_kwargs=cfg.policy_kwargs, seed=cfg.seed, device=device)
     weights = torch.load(WEIGHTS / f"{name}.pt", map_location=device, weights_only=True)
-    model.policy.load_state_dict(weights)
+    load_weights(model.policy, weights, WEIGHTS / f"{name}.pt")
     model.policy.set_training_mode(False)
     return model
 

@@ -61,6 +61,7 @@ from fwm_rl.engine import (
     atomic_save,
     check_checkpoint,
     load_checkpoint,
+    load_weights,
     progress,
     resolve_device,
     run_record,
@@ -137,7 +138,7 @@ def load_policy(run_dir: str | Path, device: str | torch.device = "auto") -> tup
     ckpt, cfg = read_checkpoint(run_dir)
     obs_space, action_space = task_spaces(TaskConfig(semantics=cfg.semantics))
     policy = MEMORIES[cfg.memory](obs_space, action_space, ConstantSchedule(cfg.lr), **cfg.policy_kwargs)
-    policy.load_state_dict(ckpt["policy"])
+    load_weights(policy, ckpt["policy"], run_dir)
     return policy.to(resolve_device(device)), cfg, ckpt
 
 
@@ -193,7 +194,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, show_progress: bool | 
     model = make_model(cfg, dist.device, dist)
     done, train_seconds = 0, 0.0
     if ckpt is not None:
-        model.policy.load_state_dict(ckpt["policy"])
+        load_weights(model.policy, ckpt["policy"], run_dir)
         model.policy.optimizer.load_state_dict(ckpt["optimizer"])
         done, train_seconds = ckpt["episodes"], ckpt["train_seconds"]
     model.set_progress(done)

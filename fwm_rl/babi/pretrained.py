@@ -20,7 +20,7 @@ import torch
 from fwm_rl.babi.catbabi import DataSpec, Vocabulary
 from fwm_rl.babi.models import CatbAbIModel, ModelConfig
 from fwm_rl.babi.trainer import BEST, RESULTS, TrainConfig, _data_spec, _load_catbabi_checkpoint, _load_run_model
-from fwm_rl.engine import resolve_device
+from fwm_rl.engine import load_weights, resolve_device
 
 __all__ = ["WEIGHTS", "PretrainedRecord", "export_pretrained", "load_model", "load_pretrained", "pretrained_records"]
 
@@ -70,7 +70,7 @@ def load_pretrained(name: str, device: str | torch.device = "cpu", folder: str |
     if vocab.words != record.vocabulary:
         raise ValueError(f"the shipped vocabulary of {name!r} is corrupt")
     model = CatbAbIModel(ModelConfig.from_dict(record.model_config), len(vocab))
-    model.load_state_dict(torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True))
+    load_weights(model, torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True), folder / f"{name}.pt")
     return model.to(resolve_device(device)).eval(), vocab, TrainConfig.from_dict(record.train_config), _data_spec(record.data_spec)
 
 

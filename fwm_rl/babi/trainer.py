@@ -64,6 +64,7 @@ from fwm_rl.engine import (
     check_checkpoint,
     check_finite,
     load_checkpoint,
+    load_weights,
     progress,
     resolve_device,
     set_seed,
@@ -415,7 +416,7 @@ class CatbAbITrainer:
             if path is None or not path.exists():
                 return None
             model = CatbAbIModel(self.model_config, len(self.data.vocab)).to(self.device)
-            model.load_state_dict(_load_catbabi_checkpoint(path)["model"])
+            load_weights(model, _load_catbabi_checkpoint(path)["model"], path)
             v = self.data.vocab
             segs = eval_segments(self.data.splits["test"], self.config.test_batch_size, self.config.seq_len, v.eos, v.pad)
             return _tally(model, segs, self.config.mode, self.device).result()
@@ -482,7 +483,7 @@ class CatbAbITrainer:
         trainer = cls(ModelConfig.from_dict(ckpt["model_config"]), config, spec, ckpt_path.parent, device, data, tensorboard)
         if trainer.data.vocab.words != list(ckpt["vocab"]):
             raise ValueError(f"the data of {spec.describe()} no longer gives the checkpoint's vocabulary; was the data changed?")
-        trainer.model.load_state_dict(ckpt["model"])
+        load_weights(trainer.model, ckpt["model"], ckpt_path)
         trainer.optimizer.load_state_dict(ckpt["optimizer"])
         trainer.stream.load_state_dict(ckpt["stream"])
         if ckpt["state"] is not None:
@@ -514,6 +515,6 @@ def _load_run_model(path: str | Path, device: str | torch.device = "auto") -> tu
     if vocab.words != list(ckpt["vocab"]):
         raise ValueError(f"{path}: vocabulary is corrupt")
     model = CatbAbIModel(ModelConfig.from_dict(ckpt["model_config"]), len(vocab))
-    model.load_state_dict(ckpt["model"])
+    load_weights(model, ckpt["model"], path)
     dev = resolve_device(device)
     return model.to(dev).eval(), vocab, TrainConfig.from_dict(ckpt["train_config"]), _data_spec(ckpt["data_spec"])

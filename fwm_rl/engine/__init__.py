@@ -19,6 +19,7 @@ from fwm_rl.engine.checkpoints import (
     check_checkpoint,
     checkpoint_kind,
     load_checkpoint,
+    load_weights,
 )
 from fwm_rl.engine.config import SavedConfig, add_options, field_docs, flag, given
 from fwm_rl.engine.folders import LOCK, RunExistsError, claim_run_folder, run_lock
@@ -46,6 +47,7 @@ __all__ = [
     "flag",
     "given",
     "load_checkpoint",
+    "load_weights",
     "machine_description",
     "progress",
     "resolve_device",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_KINDS", "atomic_save", "check_checkpoint", "checkpoint_kind", "load_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_KINDS", "atomic_save", "check_checkpoint", "checkpoint_kind", "load_checkpoint", "load_weights"]
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
@@ -84,3 +85,21 @@ def check_checkpoint(ckpt: Any, kind: str, path: str | os.PathLike) -> dict:
         raise ValueError(f"{path} was written by a newer fwm-rl (checkpoint format {ckpt['format']}, this one reads "
                          f"{CHECKPOINT_FORMAT}); upgrade fwm-rl to read it")
     return ckpt
+
+
+def load_weights(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str | os.PathLike) -> None:
+    """``module.load_state_dict(state_dict)``; weights that do not fit the module (a checkpoint edited by hand, or
+    one of another model given where this one was expected) raise a one-line ``ValueError`` naming ``source`` and
+    the first difference, instead of torch's many-line ``RuntimeError``."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [k for k in own if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)]
+    problems = [f"{len(missing)} missing, e.g. {missing[0]}" if missing else "",
+                f"{len(unexpected)} unexpected, e.g. {unexpected[0]}" if unexpected else "",
+                f"{shapes[0]} is {tuple(state_dict[shapes[0]].shape)}, the model's {tuple(own[shapes[0]].shape)}" if shapes else ""]
+    problems = [p for p in problems if p]
+    if problems:
+        raise ValueError(f"the weights in {source} do not fit the model its settings describe ({'; '.join(problems)}); "
+                         "was the checkpoint changed, or written for another model?")
+    module.load_state_dict(state_dict)

@@ -63,6 +63,7 @@ from fwm_rl.engine import (
     check_checkpoint,
     check_finite,
     load_checkpoint,
+    load_weights,
     progress,
     resolve_device,
     set_seed,
@@ -306,7 +307,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> 
     device = resolve_device(device)
     ckpt = check_checkpoint(load_checkpoint(path, map_location=device), "lm", path)
     model = AWDLanguageModel(LMConfig.from_dict(ckpt["model_config"])).to(device)
-    model.load_state_dict(ckpt["model_state"])
+    load_weights(model, ckpt["model_state"], path)
     model.eval()
     return model, ckpt
 
@@ -449,7 +450,7 @@ class LMTrainer:
         return ckpt
 
     def _load_train_state(self, ts: dict) -> None:
-        self.model.load_state_dict(ts["model"])
+        load_weights(self.model, ts["model"], self.out_dir / CHECKPOINT)
         self.optimizer_name = ts["optimizer_name"]
         self.optimizer = self._make_optimizer(self.optimizer_name)
         self.optimizer.load_state_dict(ts["optimizer"])
