@@ -18,7 +18,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from fwm_rl.engine import claim_run_folder, resolve_device, run_lock
+from fwm_rl.engine.folders import claim_run_folder, run_lock
+from fwm_rl.engine.training import resolve_device
 from fwm_rl.memory.common import rebuild_state, state_leaves
 
 __all__ = [

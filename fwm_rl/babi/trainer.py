@@ -44,7 +44,6 @@ from fwm_rl.babi.models import CatbAbIModel, ModelConfig
 from fwm_rl.checks import check_choice, check_int, check_ints, check_real
 from fwm_rl.distributed import (
     DistContext,
-    all_reduce_gradients,
     all_reduce_sum,
     all_reduce_tensor,
     broadcast_object,
@@ -62,7 +61,7 @@ from fwm_rl.engine import (
     atomic_save,
     autocast,
     check_checkpoint,
-    check_finite,
+    gradient_step,
     load_checkpoint,
     load_weights,
     progress,
@@ -296,17 +295,13 @@ class CatbAbITrainer:
             return float("nan"), 0, 0
         mask = _loss_mask(seg, mode)
         share = int(mask.sum()) / n_loss
-        local_loss = 0.0
-        if share > 0:  # a process whose rows have no loss tokens adds zero gradients
-            loss = F.cross_entropy(logits[mask], seg.y[mask])
-            loss.backward()
-            local_loss = float(loss.detach())
-        all_reduce_gradients(self.model, self.ctx, weight=share)
+        # a process whose rows have no loss tokens adds zero gradients
+        loss = F.cross_entropy(logits[mask], seg.y[mask]) if share > 0 else None
         answer = seg.answer & seg.keep
-        totals = all_reduce_sum({"loss": local_loss * share, "answers": int(answer.sum()),
-                                 "correct": int((logits[answer].argmax(-1) == seg.y[answer]).sum())}, self.ctx)
-        check_finite(totals["loss"], self.step, "lower the learning rate (--lr) or check the data")
-        self.optimizer.step()
+        totals = gradient_step(self.model, self.optimizer, loss, self.ctx, share=share, step=self.step,
+                               totals={"loss": 0.0 if loss is None else float(loss.detach()) * share, "answers": int(answer.sum()),
+                                       "correct": int((logits[answer].argmax(-1) == seg.y[answer]).sum())},
+                               hint="lower the learning rate (--lr) or check the data")
         return totals["loss"], int(totals["correct"]), int(totals["answers"])
 
     def throughput(self, steps: int, warmup: int = 2) -> float:

@@ -4,6 +4,7 @@
   (``lr``, ``steps``, ``eval_every``, ``log_every``, ``time_budget``, ``seed``, ``device``) and the
   command-line options generated from them;
 * :mod:`~fwm_rl.engine.training`: device, seeds, mixed precision, the non-finite loss guard;
+* :mod:`~fwm_rl.engine.step`: one optimizer step (backward, combine over processes, check, clip, step);
 * :mod:`~fwm_rl.engine.checkpoints`: one checkpoint schema (``kind``, ``format``), atomic writes;
 * :mod:`~fwm_rl.engine.folders`: the run-folder policy (no silent overwrite, one writer at a time);
 * :mod:`~fwm_rl.engine.metrics`: ``metrics.csv`` + TensorBoard, progress bars, figures;
@@ -25,6 +26,7 @@ from fwm_rl.engine.config import SavedConfig, add_options, field_docs, flag, giv
 from fwm_rl.engine.folders import LOCK, RunExistsError, claim_run_folder, run_lock
 from fwm_rl.engine.metrics import RunLogger, progress, save_figure
 from fwm_rl.engine.records import machine_description, run_record
+from fwm_rl.engine.step import gradient_step  # (last: it needs fwm_rl.distributed, which needs the modules above)
 from fwm_rl.engine.training import AMP_MODES, NonFiniteLossError, autocast, check_finite, resolve_device, set_seed
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "field_docs",
     "flag",
     "given",
+    "gradient_step",
     "load_checkpoint",
     "load_weights",
     "machine_description",

@@ -43,7 +43,6 @@ from torch import Tensor
 
 from fwm_rl.checks import check_choice, check_int, check_ints, check_real
 from fwm_rl.distributed import (
-    all_reduce_gradients,
     all_reduce_sum,
     broadcast_object,
     gather_rows,
@@ -61,7 +60,7 @@ from fwm_rl.engine import (
     atomic_save,
     autocast,
     check_checkpoint,
-    check_finite,
+    gradient_step,
     load_checkpoint,
     load_weights,
     progress,
@@ -497,15 +496,11 @@ class LMTrainer:
         if cfg.tar_beta and seq_len > 1:
             loss = loss + cfg.tar_beta * (hidden[1:] - hidden[:-1]).pow(2).mean()
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
         # every term is a mean over equally long rows: a process's share of the batch is its share of the rows
         share = inputs.size(1) / cfg.batch_size
-        all_reduce_gradients(self.model, self.ctx, weight=share)
-        totals = all_reduce_sum({"raw": float(raw_loss.detach()) * share, "loss": float(loss.detach()) * share}, self.ctx)
-        check_finite(totals["loss"], self.step, hint="try a lower --lr or a smaller --clip")
-        if cfg.clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
-        self.optimizer.step()
+        totals = gradient_step(self.model, self.optimizer, loss, self.ctx, share=share, step=self.step, clip=cfg.clip,
+                               totals={"raw": float(raw_loss.detach()) * share, "loss": float(loss.detach()) * share},
+                               hint="try a lower --lr or a smaller --clip")
         group["lr"] = base_lr
         self.state = out.state.detach().to(dtype)
         self.position += seq_len
