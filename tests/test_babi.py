@@ -20,7 +20,6 @@ from fwm_rl.babi.catbabi import DataSpec, load_catbabi, split_stats, story_token
 from fwm_rl.babi.models import CatbAbIModel, StackedLSTM, preset
 from fwm_rl.babi.reader import BabiFormatError, Question, open_babi, parse_babi_text
 from fwm_rl.babi.trainer import CatbAbITrainer, TrainConfig, evaluate
-from fwm_rl.engine import NonFiniteLossError
 
 SHARED_BABI = Path(__file__).resolve().parents[2] / "shared" / "data" / "babi" / "tasks_1-20_v1-2_en-subset.tar.gz"
 
@@ -267,7 +266,7 @@ def trainer_log(out: Path) -> list[dict]:
         return [{k: float(v) if v else float("nan") for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
-@pytest.mark.parametrize("kind", ["fwm", "lstm"])
+@pytest.mark.parametrize("kind", ["lstm"])  # (the FWM model: tests/test_contract.py)
 def test_resume_continues_identically(data, variant, tmp_path, kind):
     straight = _trainer(data, variant, tmp_path / "a", kind)
     straight.train()
@@ -279,14 +278,6 @@ def test_resume_continues_identically(data, variant, tmp_path, kind):
     for (name, p), q in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(p, q), name
     assert straight.stream.state_dict() == resumed.stream.state_dict()
-
-
-def test_non_finite_loss_stops_training(data, variant, tmp_path):
-    trainer = _trainer(data, variant, None)
-    with torch.no_grad():
-        trainer.model.output.weight.fill_(float("nan"))
-    with pytest.raises(NonFiniteLossError, match="lower the learning rate"):
-        trainer.train()
 
 
 def test_cli_train_eval_explain(variant, tmp_path, capsys):

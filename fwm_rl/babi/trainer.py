@@ -31,6 +31,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,7 @@ from fwm_rl.engine import (
     load_weights,
     progress,
     resolve_device,
+    run_record,
     set_seed,
 )
 from fwm_rl.memory import map_state
@@ -331,6 +333,7 @@ class CatbAbITrainer:
             return self._train(steps)
 
     def _train(self, steps: int | None) -> EvalResult:
+        started = datetime.now(timezone.utc)
         steps = self.config.steps if steps is None else steps
         main = self.ctx.is_main
         if main and self.out_dir is not None and self._logger is None:
@@ -395,6 +398,7 @@ class CatbAbITrainer:
                 "test_batch_size": self.config.eval_batch_size,
                 "test_best_valid": best,  # the paper's protocol: the lowest-validation-loss checkpoint, at test_batch_size
                 "model": self.model_config.to_dict(), "train": self.config.to_dict(), "data": self.data_spec.describe(),
+                "record": run_record(started, self.device),  # (this session of the run, when it was resumed)
             }, indent=2))
         if self._logger is not None:
             self._logger.close()

@@ -25,7 +25,7 @@ from fwm_rl.engine.checkpoints import (
 from fwm_rl.engine.config import SavedConfig, add_options, field_docs, flag, given
 from fwm_rl.engine.folders import LOCK, RunExistsError, claim_run_folder, run_lock
 from fwm_rl.engine.metrics import RunLogger, progress, save_figure
-from fwm_rl.engine.records import machine_description, run_record
+from fwm_rl.engine.records import code_revision, machine_description, run_record
 from fwm_rl.engine.step import gradient_step  # (last: it needs fwm_rl.distributed, which needs the modules above)
 from fwm_rl.engine.training import AMP_MODES, NonFiniteLossError, autocast, check_finite, resolve_device, set_seed
 
@@ -45,6 +45,7 @@ __all__ = [
     "check_finite",
     "checkpoint_kind",
     "claim_run_folder",
+    "code_revision",
     "field_docs",
     "flag",
     "given",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import shlex
+import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["machine_description", "run_record"]
+__all__ = ["code_revision", "machine_description", "run_record"]
 
 
 def machine_description(device: torch.device | None = None) -> str:
@@ -29,11 +30,28 @@ def machine_description(device: torch.device | None = None) -> str:
     return text
 
 
+def code_revision() -> str:
+    """The code a run ran: the fwm-rl version, and the git commit when the package sits in a git checkout
+    (``+`` when that checkout has uncommitted changes)."""
+    from fwm_rl import __version__
+
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    if commit.returncode != 0:
+        return __version__
+    return f"{__version__} (git {commit.stdout.strip()}{'+' if dirty.stdout.strip() else ''})"
+
+
 def run_record(started: datetime, device: torch.device | None = None) -> dict[str, Any]:
-    """How a run was made, for its results: the command line, the machine and when it ran (UTC)."""
+    """How a run was made, for its results: the command line, the code, the machine and when it ran (UTC)."""
     finished = datetime.now(timezone.utc)
     return {
         "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "code": code_revision(),
         "machine": machine_description(device),
         "started": started.isoformat(timespec="seconds"),
         "finished": finished.isoformat(timespec="seconds"),

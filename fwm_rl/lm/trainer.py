@@ -34,6 +34,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,7 @@ from fwm_rl.engine import (
     load_weights,
     progress,
     resolve_device,
+    run_record,
     set_seed,
 )
 from fwm_rl.lm.corpus import EOS_INDEX, Corpus, Dictionary, load_data
@@ -571,6 +573,7 @@ class LMTrainer:
             return self._train(show_progress)
 
     def _train(self, show_progress: bool) -> TrainSummary:
+        started = datetime.now(timezone.utc)
         cfg = self.config
         main = self.ctx.is_main
         log = RunLogger(self.out_dir, tensorboard=cfg.tensorboard, resume_step=self.step if self.resumed else None) if main else None
@@ -605,14 +608,14 @@ class LMTrainer:
             bar.close()
         temperature, final = 1.0, None
         if main and (self.out_dir / BEST).exists() and (cfg.tune_temperature or cfg.test_batch_size is not None):
-            temperature, final = self._finish_best(log)
+            temperature, final = self._finish_best(log, started)
         if main:
             log.close()
         temperature, final = broadcast_object((temperature, final), self.ctx)
         return TrainSummary(self.step, self.epoch, self.best_valid, temperature,
                             self.tokens_seen / max(self.elapsed, 1e-9), self.out_dir, final)
 
-    def _finish_best(self, log: RunLogger) -> tuple[float, dict[str, float] | None]:
+    def _finish_best(self, log: RunLogger, started: datetime) -> tuple[float, dict[str, float] | None]:
         """With ``best.pt``'s weights (loaded once, the current ones restored after): tune the softmax
         temperature on validation and store it in ``best.pt``, then the final test, each split read as
         ``test_batch_size`` streams (1: one stream, the paper's table 5), written to ``results.json``.
@@ -635,6 +638,7 @@ class LMTrainer:
                     "checkpoint": BEST, "step": best["step"], "temperature": temperature, "batch_size": cfg.test_batch_size,
                     **{f"{split}_loss": loss for split, loss in losses.items()},
                     **{f"{split}_ppl": math.exp(loss) for split, loss in losses.items()},
+                    "record": run_record(started, self.device),  # (this session of the run, when it was resumed)
                 }, indent=2) + "\n")
                 log.log(self.step, {f"final/{split}_ppl": math.exp(loss) for split, loss in losses.items()})
         finally:

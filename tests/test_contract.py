@@ -1,0 +1,235 @@
+"""The run contract, one suite over the three trainers (A2C on the graphs, catbAbI, LM), through their commands.
+
+For every trainer: a resumed run ends exactly where an uninterrupted one does; a non-finite loss stops the run
+(exit code 1, one line) with the last good checkpoint intact and resumable; a folder holding a run is never
+overwritten without ``--overwrite``; a run killed with ``kill -9`` resumes from its last checkpoint (at most one
+checkpoint interval lost, never a checkpoint that does not load) and still ends where the uninterrupted one does.
+That two processes train like one, and that checkpoints resume under any number of processes, is tested per
+trainer in ``test_*_distributed.py`` (they need the trainers' internals to compare gradients).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from test_babi import write_variant
+from test_lm import write_corpus
+
+from fwm_rl.agents.a2c import RecurrentRolloutBuffer
+from fwm_rl.cli import main
+from fwm_rl.engine import load_checkpoint
+
+INTERVAL = 2  # steps between checkpoints in every task below
+
+
+@dataclass
+class Task:
+    """How the suite drives one trainer."""
+
+    name: str
+    #: the command line of a new run of ``steps`` steps into ``out`` (data made under ``root``)
+    new: Callable[[Path, Path, int], list[str]]
+    #: the command line that resumes ``out`` up to ``steps`` steps
+    resume: Callable[[Path, int], list[str]]
+    #: the run's checkpoint inside ``out``
+    checkpoint: Callable[[Path], Path]
+    #: a checkpoint's step and trained weights
+    step: Callable[[dict], int]
+    weights: Callable[[dict], dict]
+    #: make the loss of the third update non-finite (a pytest monkeypatch is given)
+    poison: Callable[[pytest.MonkeyPatch], None]
+
+
+def _poison_gradient_step(module: str) -> Callable[[pytest.MonkeyPatch], None]:
+    """catbAbI and LM: the third call of the trainer's gradient step sees a NaN loss (as a diverged model gives)."""
+
+    def poison(monkeypatch: pytest.MonkeyPatch) -> None:
+        import importlib
+
+        trainer = importlib.import_module(module)
+        real, calls = trainer.gradient_step, []
+
+        def poisoned(*args, totals, **kwargs):
+            calls.append(1)
+            return real(*args, totals={**totals, "loss": float("nan")} if len(calls) == 3 else totals, **kwargs)
+
+        monkeypatch.setattr(trainer, "gradient_step", poisoned)
+
+    return poison
+
+
+def _poison_a2c(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A2C: the third rollout's returns hold a NaN."""
+    real, calls = RecurrentRolloutBuffer.compute_returns_and_advantage, []
+
+    def poisoned(self, last_values, dones):
+        real(self, last_values, dones)
+        calls.append(1)
+        if len(calls) == 3:
+            self.returns[0, 0] = float("nan")
+
+    monkeypatch.setattr(RecurrentRolloutBuffer, "compute_returns_and_advantage", poisoned)
+
+
+def _babi_data(root: Path) -> Path:
+    return write_variant(root, n=(8, 3, 3)) if not (root / "tasks_1-20_v1-2").exists() else root / "tasks_1-20_v1-2" / "en-valid"
+
+
+def _lm_data(root: Path) -> Path:
+    return root / "text" if (root / "text").exists() else write_corpus(root / "text")
+
+
+TASKS = [
+    Task(
+        "a2c",
+        new=lambda root, out, steps: ["train", "--preset", "paper-fwm", "--hidden-size", "8", "--d-fwm", "4", "--n-reads", "2",
+                                      "--n-envs", "4", "--steps", str(steps), "--eval-every", str(INTERVAL),
+                                      "--final-episodes-per-graph", "1", "--device", "cpu", "--no-progress", "--out", str(out)],
+        resume=lambda out, steps: ["train", "--resume", str(out), "--steps", str(steps), "--no-progress"],
+        checkpoint=lambda out: out / "fwm" / "checkpoint.pt",
+        step=lambda ckpt: ckpt["episodes"],
+        weights=lambda ckpt: ckpt["policy"],
+        poison=_poison_a2c,
+    ),
+    Task(
+        "catbabi",
+        new=lambda root, out, steps: ["babi", "train", "--data", str(_babi_data(root)), "--batch-size", "4", "--seq-len", "30",
+                                      "--embedding-size", "12", "--hidden-size", "12", "--d-fwm", "4", "--n-reads", "2",
+                                      "--eval-batch-size", "4", "--steps", str(steps), "--eval-every", str(INTERVAL),
+                                      "--log-every", "1", "--device", "cpu", "--no-tensorboard", "--out", str(out)],
+        resume=lambda out, steps: ["babi", "train", "--resume", str(out), "--steps", str(steps), "--device", "cpu", "--no-tensorboard"],
+        checkpoint=lambda out: out / "checkpoint.pt",
+        step=lambda ckpt: ckpt["step"],
+        weights=lambda ckpt: ckpt["model"],
+        poison=_poison_gradient_step("fwm_rl.babi.trainer"),
+    ),
+    Task(
+        "lm",
+        # ASGD from the second validation on: resuming covers the averaged-SGD state too
+        new=lambda root, out, steps: ["lm", "train", "--model", "fwm", "--data", str(_lm_data(root)), "--d-embed", "12",
+                                      "--d-hidden", "16", "--n-layers", "2", "--d-fwm", "4", "--n-reads", "2", "--batch-size", "4",
+                                      "--bptt", "6", "--steps", str(steps), "--eval-every", str(INTERVAL), "--log-every", "1",
+                                      "--asgd-after", "2", "--seed", "3", "--no-temperature", "--no-tensorboard", "--no-progress",
+                                      "--device", "cpu", "--out", str(out)],
+        resume=lambda out, steps: ["lm", "train", "--out", str(out), "--resume", "--steps", str(steps), "--no-progress", "--device", "cpu"],
+        checkpoint=lambda out: out / "checkpoint.pt",
+        step=lambda ckpt: ckpt["step"],
+        weights=lambda ckpt: ckpt["train_state"]["model"],
+        poison=_poison_gradient_step("fwm_rl.lm.trainer"),
+    ),
+]
+pytestmark = pytest.mark.parametrize("task", TASKS, ids=[t.name for t in TASKS])
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("contract")
+
+
+def _run(argv: list[str]) -> int:
+    return main(argv)
+
+
+def _metrics(out: Path) -> list[dict]:
+    """The training and validation rows of ``metrics.csv``, without the columns that measure time. (Test rows are
+    left out: a run that ended, then was extended with ``--resume``, keeps the record of its first final test.)"""
+    path = next(out.rglob("metrics.csv"))
+    with open(path, newline="") as fh:
+        rows = [{k: v for k, v in row.items() if not k.startswith(("time/", "test", "final/")) and "per_s" not in k} for row in csv.DictReader(fh)]
+    return [row for row in rows if any(v for k, v in row.items() if k != "step")]
+
+
+def _assert_same_run(task: Task, a: Path, b: Path) -> None:
+    ca, cb = load_checkpoint(task.checkpoint(a)), load_checkpoint(task.checkpoint(b))
+    assert task.step(ca) == task.step(cb)
+    wa, wb = task.weights(ca), task.weights(cb)
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        assert torch.equal(wa[name], wb[name]), name
+    assert _metrics(a) == _metrics(b)
+
+
+@pytest.fixture(scope="module")
+def straight(root) -> dict[str, Path]:
+    """Uninterrupted runs of every task, 6 steps and 12 steps, made once."""
+    runs = {}
+    for task in TASKS:
+        for steps in (6, 12):
+            out = root / f"{task.name}-straight-{steps}"
+            assert _run(task.new(root, out, steps)) == 0
+            runs[task.name, steps] = out
+    return runs
+
+
+def test_resume_continues_exactly(task, root, straight, tmp_path):
+    out = tmp_path / "split"
+    assert _run(task.new(root, out, 4)) == 0
+    assert _run(task.resume(out, 6)) == 0
+    _assert_same_run(task, straight[task.name, 6], out)
+    results = json.loads(next(out.rglob("results.json")).read_text())
+    assert {"command", "code", "machine", "started", "finished", "wall_seconds"} <= set(results["record"])
+
+
+def test_non_finite_loss_stops_with_the_last_good_checkpoint(task, root, straight, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "nan"
+    with monkeypatch.context() as patch:
+        task.poison(patch)
+        assert _run(task.new(root, out, 6)) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "non-finite loss" in err and "last good checkpoint is kept" in err, err
+    ckpt = load_checkpoint(task.checkpoint(out))
+    assert task.step(ckpt) == INTERVAL  # the checkpoint before the poisoned third update
+    assert all(torch.isfinite(w).all() for w in task.weights(ckpt).values() if w.is_floating_point())
+    assert _run(task.resume(out, 6)) == 0  # and it resumes: to where the uninterrupted run ends
+    _assert_same_run(task, straight[task.name, 6], out)
+
+
+def test_a_folder_holding_a_run_is_not_overwritten(task, root, straight, tmp_path, capsys):
+    out = tmp_path / "kept"
+    assert _run(task.new(root, out, 2)) == 0
+    before = task.checkpoint(out).read_bytes()
+    capsys.readouterr()
+    assert _run(task.new(root, out, 2)) == 2
+    err = capsys.readouterr().err
+    assert str(out) in err and "--resume" in err and "--overwrite" in err
+    assert task.checkpoint(out).read_bytes() == before
+    assert _run([*task.new(root, out, 2), "--overwrite"]) == 0
+
+
+def test_kill_9_then_resume_loses_at_most_one_interval(task, root, straight, tmp_path):
+    out = tmp_path / "killed"
+    argv = task.new(root, out, 12)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    code = "import sys, torch; torch.set_num_threads(1); from fwm_rl.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    path, seen, deadline = task.checkpoint(out), 0, time.monotonic() + 120
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:  # kill it once it has checkpointed twice
+            if path.exists():
+                try:
+                    seen = task.step(load_checkpoint(path))
+                except ValueError:  # (never: checkpoints are written atomically; the assertion below says so)
+                    pass
+                if seen >= 2 * INTERVAL:
+                    break
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    if proc.returncode == 0:
+        pytest.skip("the run ended before it could be killed")
+    ckpt = load_checkpoint(path)  # loads: never torn
+    assert task.step(ckpt) >= seen >= 2 * INTERVAL
+    assert _run(task.resume(out, 12)) == 0
+    _assert_same_run(task, straight[task.name, 12], out)
