@@ -43,6 +43,7 @@ def test_export_and_load_give_the_best_checkpoint(tiny):
     results = json.loads((run / "results.json").read_text())
     assert record.test_accuracy == results["test_best_valid"]["answer_accuracy"] and record.test_batch_size == 1
     assert record.step == results["test_best_valid"]["step"] and record.steps == 6 and record.train_seconds > 0
+    assert record.code == results["record"]["code"] and record.code.startswith("0.")  # the revision the run recorded
     assert set(record.test_per_task) == {"1", "2"} and record.vocabulary == vocab.words
     with pytest.raises(FileExistsError, match="overwrite=True"):
         shipped.export_pretrained(run, "tiny-qa", command="pytest", machine="test", out=weights)

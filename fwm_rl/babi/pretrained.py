@@ -49,6 +49,7 @@ class PretrainedRecord:
     train_config: dict[str, Any] = field(repr=False)
     data_spec: dict[str, Any] = field(repr=False)
     vocabulary: list[str] = field(repr=False)  # word of each index
+    code: str = ""  # the code revision that trained it (e.g. "fwm-rl 0.1.0, git abc123")
 
 
 def pretrained_records(folder: str | Path | None = None) -> dict[str, PretrainedRecord]:
@@ -83,7 +84,7 @@ def load_model(checkpoint: str | Path | None = None, pretrained: str | None = No
 
 
 def export_pretrained(run_dir: str | Path, name: str, command: str, machine: str, out: str | Path | None = None,
-                      overwrite: bool = False) -> PretrainedRecord:
+                      overwrite: bool = False, code: str = "") -> PretrainedRecord:
     """Ship a finished run's ``best.pt`` as ``name`` into ``out`` (default :data:`WEIGHTS`), with the test
     figures its run measured under the paper's protocol (``results.json``'s ``test_best_valid``)."""
     run_dir, out = Path(run_dir), Path(WEIGHTS if out is None else out)
@@ -103,6 +104,7 @@ def export_pretrained(run_dir: str | Path, name: str, command: str, machine: str
         test_per_task={str(task): float(r["accuracy"]) for task, r in best["per_task"].items()},
         test_batch_size=int(best["batch_size"]), command=command, machine=machine, model_config=ckpt["model_config"],
         train_config=ckpt["train_config"], data_spec=ckpt["data_spec"], vocabulary=list(ckpt["vocab"]),
+        code=code or results.get("record", {}).get("code", ""),
     )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().float().cpu().clone() for k, v in ckpt["model"].items()}, out / f"{name}.pt")
