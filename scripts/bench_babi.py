@@ -49,8 +49,9 @@ def main() -> None:
     data = load_catbabi(spec)
     print(f"data: {spec.describe()}; vocabulary {len(data.vocab)}; threads {args.threads}")
     print(f"{'model':6} {'size':6} {'amp':5} {'params':>10} {'train tok/s':>12}")
-    trainers = {(name, amp): CatbAbITrainer(preset("paper", name), TrainConfig(batch_size=args.batch_size, seed=args.seed, amp=amp), spec,
-                                            None, args.device, data=data, tensorboard=False) for name in args.models for amp in args.amp}
+    trainers = {(name, amp): CatbAbITrainer(preset("paper", name), TrainConfig(batch_size=args.batch_size, seed=args.seed, amp=amp, device=args.device,
+                                                                               tensorboard=False), spec, None, data=data)
+                for name in args.models for amp in args.amp}
     best = dict.fromkeys(trainers, 0.0)
     for round_ in range(args.rounds):  # variants in turn: a machine that slows down slows every variant alike
         for key, trainer in trainers.items():
@@ -63,9 +64,10 @@ def main() -> None:
     print(f"\nQA mode, {args.budget_steps} steps, {args.budget_preset} preset, batch {args.batch_size}:")
     print(f"{'model':6} {'params':>10} {'valid acc':>10} {'test acc':>9} {'test ppl':>9} {'train s':>8}")
     for name in args.models:
-        config = TrainConfig(batch_size=args.batch_size, steps=args.budget_steps, eval_every=args.budget_steps, seed=args.seed)
+        config = TrainConfig(batch_size=args.batch_size, steps=args.budget_steps, eval_every=args.budget_steps, seed=args.seed,
+                             device=args.device, tensorboard=False)
         with tempfile.TemporaryDirectory() as out:
-            trainer = CatbAbITrainer(preset(args.budget_preset, name), config, spec, out, args.device, data=data, tensorboard=False)
+            trainer = CatbAbITrainer(preset(args.budget_preset, name), config, spec, out, data=data)
             start = time.perf_counter()
             test = trainer.train()
             seconds = time.perf_counter() - start

@@ -104,8 +104,8 @@ def _babi(device: str, out: Path, amp: str) -> dict:
     from fwm_rl.babi.trainer import CatbAbITrainer, TrainConfig
 
     steps, size = (BABI_STEPS, "paper") if device != "cpu" else (4, "small")
-    config = TrainConfig(steps=steps, eval_every=steps, eval_segments=2, amp=amp)
-    trainer = CatbAbITrainer(preset(size, "fwm"), config, DataSpec(generated=(100, 10, 10)), out / f"babi-{amp}", device, tensorboard=False)
+    config = TrainConfig(steps=steps, eval_every=steps, eval_segments=2, amp=amp, device=device, tensorboard=False)
+    trainer = CatbAbITrainer(preset(size, "fwm"), config, DataSpec(generated=(100, 10, 10)), out / f"babi-{amp}")
     tokens_per_s = trainer.throughput(steps - 2, warmup=2)
     return {"figure": f"{tokens_per_s:,.0f} tokens/s", "value": tokens_per_s,
             "note": f"batch {config.batch_size} x {config.seq_len} tokens, {trainer.model.num_parameters():,} parameters, amp {amp}"}

@@ -244,13 +244,12 @@ def test_stacked_lstm_residual_layers():
 
 
 # ------------------------------------------------------------------ training
-SMALL = TrainConfig(batch_size=4, seq_len=40, steps=6, eval_every=3, eval_batch_size=4, log_every=1, lr=3e-3)
+SMALL = TrainConfig(batch_size=4, seq_len=40, steps=6, eval_every=3, eval_batch_size=4, log_every=1, lr=3e-3, device="cpu", tensorboard=False)
 
 
 def _trainer(data, variant, out, kind="fwm", **cfg):
     config = TrainConfig(**{**SMALL.to_dict(), **cfg})
-    return CatbAbITrainer(preset("small", kind, embedding_size=32, hidden_size=32), config, DataSpec(path=str(variant)), out,
-                          "cpu", data=data, tensorboard=False)
+    return CatbAbITrainer(preset("small", kind, embedding_size=32, hidden_size=32), config, DataSpec(path=str(variant)), out, data=data)
 
 
 def test_training_lowers_the_loss(data, variant, tmp_path):

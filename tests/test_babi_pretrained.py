@@ -135,8 +135,9 @@ def test_time_budget_stops_training_and_counts_across_resume(tmp_path):
     from fwm_rl.babi.models import preset
 
     model = preset("small", "fwm", embedding_size=8, hidden_size=8, d_fwm=4)
-    config = TrainConfig(batch_size=2, seq_len=20, steps=10_000, eval_every=1000, eval_batch_size=2, time_budget=0.05)
-    trainer = CatbAbITrainer(model, config, spec, tmp_path / "run", "cpu", data=data, tensorboard=False)
+    config = TrainConfig(batch_size=2, seq_len=20, steps=10_000, eval_every=1000, eval_batch_size=2, time_budget=0.05, device="cpu",
+                         tensorboard=False)
+    trainer = CatbAbITrainer(model, config, spec, tmp_path / "run", data=data)
     trainer.train()
     assert 0 < trainer.step < 10_000 and trainer.train_seconds >= 0.05
     results = json.loads((tmp_path / "run" / "results.json").read_text())

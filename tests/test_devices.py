@@ -77,10 +77,10 @@ def babi_variant(tmp_path_factory) -> Path:
 
 
 def _babi_trainer(variant: Path, out, device="cpu", **cfg) -> CatbAbITrainer:
-    config = BabiConfig(**{"batch_size": 4, "seq_len": 40, "steps": 4, "eval_every": 2, "eval_batch_size": 4, "log_every": 1, "lr": 3e-3, **cfg})
+    config = BabiConfig(**{"batch_size": 4, "seq_len": 40, "steps": 4, "eval_every": 2, "eval_batch_size": 4, "log_every": 1, "lr": 3e-3,
+                           "device": device, "tensorboard": False, **cfg})
     spec = DataSpec(path=str(variant))
-    return CatbAbITrainer(preset("small", "fwm", embedding_size=32, hidden_size=32), config, spec, out, device,
-                          data=load_catbabi(spec), tensorboard=False)
+    return CatbAbITrainer(preset("small", "fwm", embedding_size=32, hidden_size=32), config, spec, out, data=load_catbabi(spec))
 
 
 def test_catbabi_checkpoint_from_a_gpu_resumes_and_loads_on_the_cpu(babi_variant, tmp_path):

@@ -17,7 +17,7 @@ __all__ = ["register"]
 DEFAULT_STEPS = {"data": 50_000, "generated": 3_000}  # the paper's scripts / a short CPU run
 #: ``babi train`` options made from the configs' fields (:func:`fwm_rl.engine.add_options`: help and defaults are the configs').
 MODEL_OPTIONS = ("embedding_size", "hidden_size", "d_fwm", "n_reads", "layers", "residual")
-TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig))
+TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("device", "tensorboard"))
 #: What ``--resume`` may change; the checkpoint holds everything else.
 RESUME_OPTIONS = ("steps", "time_budget")
 
@@ -124,7 +124,7 @@ def _train(args) -> int:
         if fixed:
             raise ValueError(f"--resume continues with the checkpoint's settings; only --steps, --time-budget, --device and --data "
                              f"(the run's data in a new place) may be given, not {', '.join(map(flag, fixed))}")
-        trainer = CatbAbITrainer.resume(args.resume, device=args.device, tensorboard=not args.no_tensorboard, data_path=args.data,
+        trainer = CatbAbITrainer.resume(args.resume, device=args.device, tensorboard=False if args.no_tensorboard else None, data_path=args.data,
                                         **given(args, RESUME_OPTIONS))
         say(f"resuming {args.resume} at step {trainer.step} ({trainer.data_spec.describe()}); the checkpoint's settings apply, only --steps, "
             "--time-budget, --device and --data (the run's data in a new place) are taken from the command line")
@@ -133,13 +133,14 @@ def _train(args) -> int:
         name = args.preset or ("paper" if args.data else "small")
         model = args.model or ModelConfig.model
         model_config = preset(name, model, **given(args, MODEL_OPTIONS))
-        config = TrainConfig(**{"steps": DEFAULT_STEPS["data" if args.data else "generated"], **given(args, TRAIN_OPTIONS)})
+        config = TrainConfig(**{"steps": DEFAULT_STEPS["data" if args.data else "generated"], **given(args, TRAIN_OPTIONS),
+                                "device": args.device, "tensorboard": not args.no_tensorboard})
         out = Path(args.out or f"runs/babi-{model}-{config.mode}")
         if args.print_config:
             print(json.dumps({"model": model_config.to_dict(), "train": config.to_dict(), "data": spec.to_dict(), "out": str(out)}, indent=2))
             return 0
         say(f"data: {spec.describe()}")
-        trainer = CatbAbITrainer(model_config, config, spec, out, args.device, tensorboard=not args.no_tensorboard)
+        trainer = CatbAbITrainer(model_config, config, spec, out)
         processes = f", {ctx.world_size} processes ({ctx.backend})" if ctx.distributed else ""
         say(f"model: {model} ({name} preset) {model_config.to_dict()}, {trainer.model.num_parameters():,} parameters, "
             f"vocabulary {len(trainer.data.vocab)}, device {trainer.device}{processes}, {config.mode.upper()} mode")

@@ -116,6 +116,10 @@ class TrainConfig(SavedConfig):
     amp: str = "none"
     """mixed precision of the training steps: bf16 = bfloat16 autocast for the LSTM and the softmax, the FWM in
     float32 (evaluations always run in float32)"""
+    device: str = "auto"
+    """auto (CUDA when present; under torchrun this process's GPU), cpu or cuda[:N]"""
+    tensorboard: bool = True
+    """TensorBoard events beside metrics.csv"""
 
     def __post_init__(self):
         check_choice("mode", self.mode, MODES)
@@ -227,15 +231,14 @@ class CatbAbITrainer:
     """Trains a :class:`CatbAbIModel` on catbAbI; see the module documentation.
 
     ``data`` may be passed to skip reading (it must come from ``data_spec``). Under ``torchrun`` the
-    process group is joined here (``device="auto"``: this process's GPU, else the CPU); ``ctx`` says
+    process group is joined here (``config.device="auto"``: this process's GPU, else the CPU); ``ctx`` says
     where this process stands and ``rows`` which streams of the batch it trains.
     """
 
     def __init__(self, model_config: ModelConfig, config: TrainConfig, data_spec: DataSpec,
-                 out_dir: str | Path | None = None, device: str | torch.device = "auto",
-                 data: CatbAbI | None = None, tensorboard: bool = True):
+                 out_dir: str | Path | None = None, data: CatbAbI | None = None):
         self.model_config, self.config, self.data_spec = model_config, config, data_spec
-        self.ctx = init_distributed(device)
+        self.ctx = init_distributed(config.device)
         self.device = self.ctx.device
         self.rows = row_share(config.batch_size, self.ctx, "--batch-size")
         self._eval_rows = row_share(config.eval_batch_size, self.ctx, "--eval-batch-size")
@@ -257,7 +260,6 @@ class CatbAbITrainer:
         self.train_seconds = 0.0  # time spent in training steps (rank 0's clock under torchrun)
         self._eval_cache: dict[str, list[Segment]] = {}
         self._logger: RunLogger | None = None
-        self._tensorboard = tensorboard
         self.test_best: EvalResult | None = None  # set by train(): the best checkpoint's test result
         self.resumed = False  # set by resume(): continue the logs and checkpoint in out_dir
 
@@ -337,7 +339,7 @@ class CatbAbITrainer:
         steps = self.config.steps if steps is None else steps
         main = self.ctx.is_main
         if main and self.out_dir is not None and self._logger is None:
-            self._logger = RunLogger(self.out_dir, tensorboard=self._tensorboard, resume_step=self.step)
+            self._logger = RunLogger(self.out_dir, tensorboard=self.config.tensorboard, resume_step=self.step)
         self.model.train()
         bar = progress(total=steps, initial=self.step, desc=f"catbAbI {self.model_config.model}/{self.config.mode}",
                        disable=None if main else True)
@@ -459,11 +461,12 @@ class CatbAbITrainer:
         return atomic_save(ckpt, path) if self.ctx.is_main else None
 
     @classmethod
-    def resume(cls, path: str | Path, device: str | torch.device = "auto", steps: int | None = None,
-               data: CatbAbI | None = None, tensorboard: bool = True, data_path: str | None = None,
+    def resume(cls, path: str | Path, device: str | None = None, steps: int | None = None,
+               data: CatbAbI | None = None, tensorboard: bool | None = None, data_path: str | None = None,
                time_budget: float | None = None) -> CatbAbITrainer:
         """Continue the run whose checkpoint (or run folder) is ``path``; ``steps`` and ``time_budget`` may
-        change the budget (the training seconds already spent count towards it).
+        change the budget (the training seconds already spent count towards it), ``device`` and ``tensorboard``
+        where and how it goes on (``None``: as the checkpoint says).
 
         The number of processes may differ from the run that wrote the checkpoint (every process reads it).
         """
@@ -471,15 +474,15 @@ class CatbAbITrainer:
         ckpt_path = path / CHECKPOINT if path.is_dir() else path
         ckpt = _load_catbabi_checkpoint(ckpt_path)
         config = TrainConfig.from_dict(ckpt["train_config"])
-        budget = {k: v for k, v in (("steps", steps), ("time_budget", time_budget)) if v is not None}
-        if budget:
-            config = TrainConfig(**{**config.to_dict(), **budget})
+        changes = {k: v for k, v in (("steps", steps), ("time_budget", time_budget), ("device", device), ("tensorboard", tensorboard))
+                   if v is not None}
+        config = replace(config, **changes)
         spec = _data_spec(ckpt["data_spec"])
         if data_path is not None:  # the data moved: read it from there (it must give the same vocabulary)
             spec = replace(spec, path=str(Path(data_path).resolve()))
         elif spec.path is not None and not Path(spec.path).exists():
             raise FileNotFoundError(f"the run's data {spec.path} is no longer there; pass --data with its new place to resume")
-        trainer = cls(ModelConfig.from_dict(ckpt["model_config"]), config, spec, ckpt_path.parent, device, data, tensorboard)
+        trainer = cls(ModelConfig.from_dict(ckpt["model_config"]), config, spec, ckpt_path.parent, data)
         if trainer.data.vocab.words != list(ckpt["vocab"]):
             raise ValueError(f"the data of {spec.describe()} no longer gives the checkpoint's vocabulary; was the data changed?")
         load_weights(trainer.model, ckpt["model"], ckpt_path)
