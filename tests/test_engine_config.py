@@ -20,6 +20,7 @@ SHARED = ("lr", "steps", "eval_every", "time_budget", "seed")
 @dataclass
 class Toy(SavedConfig):
     RENAMED = {"rate": "lr"}
+    RESUMABLE = ("steps", "fast")
 
     lr: float = 0.1
     """the learning rate"""
@@ -94,3 +95,11 @@ def test_every_option_of_the_trainers_has_help():
     for trainer in trainers:
         for action in trainer._actions:
             assert action.help, f"{trainer.prog}: {action.option_strings} has no help"
+
+
+def test_resume_rules_are_declared_on_the_config():
+    assert Toy().resumed(steps=9, fast=None) == Toy(steps=9)
+    with pytest.raises(ValueError, match=r"only --steps and --fast may change, not --lr \(--rate\)"):
+        Toy().resumed(rate=0.5)
+    for cls in (A2CConfig, EnvTrainConfig, BabiConfig, LMTrainConfig):
+        assert {"time_budget", "device"} <= set(cls.RESUMABLE) and not {"lr", "seed"} & set(cls.RESUMABLE), cls

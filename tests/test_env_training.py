@@ -131,7 +131,7 @@ def test_train_resume_and_eval(tmp_path, memory, capsys):
     assert [r["step"] for r in rows(tmp_path / "run")] == ["64", "128", "192"]
     assert "| agent | steps |" in capsys.readouterr().out
     assert main(["train", "--resume", str(tmp_path / "run"), "--lr", "0.1"]) == 2
-    assert "only --total-timesteps, --device, --time-budget, --final-eval-episodes may change (drop --lr)" in capsys.readouterr().err
+    assert "only --total-timesteps, --device, --time-budget and --final-eval-episodes may change (drop --lr)" in capsys.readouterr().err
     policy, loaded, _ = load_env_policy(tmp_path / "run")
     assert loaded == dataclasses.replace(cfg, total_timesteps=192) and isinstance(policy, torch.nn.Module)
     assert main(["eval", str(tmp_path / "run")]) == 0

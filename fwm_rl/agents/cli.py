@@ -34,16 +34,13 @@ from fwm_rl.agents.training import (
 )
 from fwm_rl.agents.watch import check_gif_options, episode_gif, play_episode
 from fwm_rl.distributed import launch_rank
-from fwm_rl.engine import add_options, flag, given
+from fwm_rl.engine import add_options, flag, given, resumable_flags
 from fwm_rl.envs import ENV_IDS, SEMANTICS
 from fwm_rl.envs.baselines import trial_mean_sem
 from fwm_rl.envs.graphs import SPLITS
 
 __all__ = ["add_train_arguments", "register", "run_train"]
 
-#: Options that may change when a run is resumed; everything else comes from its checkpoint.
-RESUME_OVERRIDES = ("steps", "device", "time_budget", "final_episodes_per_graph")
-ENV_RESUME_OVERRIDES = ("total_timesteps", "device", "time_budget", "final_eval_episodes")
 #: The graph task's training sets: ``--env`` with one of them trains with the paper's protocol (the rules the id fixes).
 GRAPH_TRAIN_IDS = {env_id: kwargs for env_id, kwargs in ENV_IDS.items() if kwargs.get("split") == "train"}
 #: Options of both trainers (fields of both configs, their defaults may differ).
@@ -176,16 +173,15 @@ def _resume(path: Path, options: dict, args: argparse.Namespace, show: bool | No
     if path.is_file() and path.name == CHECKPOINT:
         path = path.parent
     env_run = _is_env_run(path)
-    allowed = ENV_RESUME_OVERRIDES if env_run else RESUME_OVERRIDES
-    fixed = [k for k, v in options.items() if v is not None and k not in allowed]
+    config = EnvTrainConfig if env_run else TrainConfig
+    fixed = [k for k, v in options.items() if v is not None and k not in config.RESUMABLE]
     fixed += [k for k, v in (("out", args.out), ("overwrite", args.overwrite or None)) if v is not None]
     if fixed:
-        may = ", ".join(map(flag, allowed))
-        raise ValueError(f"--resume continues the stored configuration; only {may} may change (drop {', '.join(map(flag, fixed))})")
-    changes = {k: v for k, v in options.items() if v is not None}
+        raise ValueError(f"--resume continues the stored configuration; only {resumable_flags(config)} may change "
+                         f"(drop {', '.join(map(flag, fixed))})")
     if env_run:
         _, cfg = read_env_checkpoint(path)
-        print(env_results_table([train_env_run(dataclasses.replace(cfg, **changes), path, resume=True, show_progress=show)]), end="")
+        print(env_results_table([train_env_run(cfg.resumed(**options), path, resume=True, show_progress=show)]), end="")
         return
     if (path / RUNS).exists():
         # A run that has a checkpoint continues under the settings it was trained with (its checkpoint's);
@@ -195,12 +191,12 @@ def _resume(path: Path, options: dict, args: argparse.Namespace, show: bool | No
             read_checkpoint(path / name)[1] if (path / name / CHECKPOINT).exists() else TrainConfig.from_dict(c)
             for name, c in zip(stored["runs"], stored["configs"])
         ]
-        train_preset([dataclasses.replace(c, **changes) for c in configs], path, resume=True, show_progress=show)
+        train_preset([c.resumed(**options) for c in configs], path, resume=True, show_progress=show)
         return
     if not (path / CHECKPOINT).exists():
         raise FileNotFoundError(f"nothing to resume in {path}: no {RUNS} and no {CHECKPOINT}")
     _, cfg = read_checkpoint(path)
-    summary = train_run(dataclasses.replace(cfg, **changes), path, resume=True, show_progress=show)
+    summary = train_run(cfg.resumed(**options), path, resume=True, show_progress=show)
     if launch_rank() == 0:
         plot_runs([path], path / "figure5.png")
         print(results_table([summary], cfg.semantics, cfg.trials), end="")

@@ -28,6 +28,7 @@ class TrainConfig(SavedConfig):
     """One training run. Defaults are the paper's (appendix I and the authors' ``run.sh``)."""
 
     RENAMED = {"learning_rate": "lr", "episodes": "steps"}
+    RESUMABLE = ("steps", "device", "time_budget", "final_episodes_per_graph")
 
     name: str = "fwm"
     """the run's folder name inside a preset folder"""

@@ -76,6 +76,7 @@ class EnvTrainConfig(SavedConfig):
     """One A2C run on a Gymnasium environment."""
 
     RENAMED = {"learning_rate": "lr"}
+    RESUMABLE = ("total_timesteps", "device", "time_budget", "final_eval_episodes")
 
     env_id: str = "CartPoleNoVel-v1"
     """any registered id with Discrete actions and Box (or Dict of Box) observations ("module:Id" imports module)"""

@@ -10,7 +10,7 @@ from pathlib import Path
 from fwm_rl.babi.models import MODELS, PRESETS, ModelConfig
 from fwm_rl.babi.reader import SPLITS, VARIANTS
 from fwm_rl.babi.trainer import MODES, TrainConfig
-from fwm_rl.engine import AMP_MODES, add_options, flag, given
+from fwm_rl.engine import AMP_MODES, add_options, flag, given, resumable_flags
 
 __all__ = ["register"]
 
@@ -18,9 +18,6 @@ DEFAULT_STEPS = {"data": 50_000, "generated": 3_000}  # the paper's scripts / a 
 #: ``babi train`` options made from the configs' fields (:func:`fwm_rl.engine.add_options`: help and defaults are the configs').
 MODEL_OPTIONS = ("embedding_size", "hidden_size", "d_fwm", "n_reads", "layers", "residual")
 TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("device", "tensorboard"))
-#: What ``--resume`` may change; the checkpoint holds everything else.
-RESUME_OPTIONS = ("steps", "time_budget")
-
 def _ints(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.split(",") if v.strip())
@@ -120,14 +117,14 @@ def _train(args) -> int:
         if args.overwrite:
             raise ValueError("--overwrite starts a new run; it cannot be combined with --resume")
         fixed = given(args, [name for name in ("model", *TRAIN_OPTIONS, "preset", *MODEL_OPTIONS, "variant", "generated", "tasks",
-                                               "fill_missing_from") if name not in RESUME_OPTIONS])
+                                               "fill_missing_from") if name not in TrainConfig.RESUMABLE])
+        may = resumable_flags(TrainConfig, "--data (the run's data in a new place)")
         if fixed:
-            raise ValueError(f"--resume continues with the checkpoint's settings; only --steps, --time-budget, --device and --data "
-                             f"(the run's data in a new place) may be given, not {', '.join(map(flag, fixed))}")
+            raise ValueError(f"--resume continues with the checkpoint's settings; only {may} may be given, not {', '.join(map(flag, fixed))}")
         trainer = CatbAbITrainer.resume(args.resume, device=args.device, tensorboard=False if args.no_tensorboard else None, data_path=args.data,
-                                        **given(args, RESUME_OPTIONS))
-        say(f"resuming {args.resume} at step {trainer.step} ({trainer.data_spec.describe()}); the checkpoint's settings apply, only --steps, "
-            "--time-budget, --device and --data (the run's data in a new place) are taken from the command line")
+                                        **given(args, TrainConfig.RESUMABLE))
+        say(f"resuming {args.resume} at step {trainer.step} ({trainer.data_spec.describe()}); the checkpoint's settings apply, only {may} "
+            "are taken from the command line")
     else:
         spec = _data_spec(args)
         name = args.preset or ("paper" if args.data else "small")

@@ -87,6 +87,8 @@ N_TASKS = 20
 class TrainConfig(SavedConfig):
     """Optimisation and evaluation settings (defaults: the authors' released catbAbI scripts)."""
 
+    RESUMABLE = ("steps", "time_budget", "device", "tensorboard")
+
     mode: str = "qa"
     """qa: the loss on the answers only; lm: on every token (paper section 4.1)"""
     batch_size: int = 32
@@ -474,9 +476,7 @@ class CatbAbITrainer:
         ckpt_path = path / CHECKPOINT if path.is_dir() else path
         ckpt = _load_catbabi_checkpoint(ckpt_path)
         config = TrainConfig.from_dict(ckpt["train_config"])
-        changes = {k: v for k, v in (("steps", steps), ("time_budget", time_budget), ("device", device), ("tensorboard", tensorboard))
-                   if v is not None}
-        config = replace(config, **changes)
+        config = config.resumed(steps=steps, time_budget=time_budget, device=device, tensorboard=tensorboard)
         spec = _data_spec(ckpt["data_spec"])
         if data_path is not None:  # the data moved: read it from there (it must give the same vocabulary)
             spec = replace(spec, path=str(Path(data_path).resolve()))

@@ -22,7 +22,7 @@ from fwm_rl.engine.checkpoints import (
     load_checkpoint,
     load_weights,
 )
-from fwm_rl.engine.config import SavedConfig, add_options, field_docs, flag, given
+from fwm_rl.engine.config import SavedConfig, add_options, field_docs, flag, given, resumable_flags
 from fwm_rl.engine.folders import LOCK, RunExistsError, claim_run_folder, run_lock
 from fwm_rl.engine.metrics import RunLogger, progress, save_figure
 from fwm_rl.engine.records import code_revision, machine_description, run_record
@@ -55,6 +55,7 @@ __all__ = [
     "machine_description",
     "progress",
     "resolve_device",
+    "resumable_flags",
     "run_lock",
     "run_record",
     "save_figure",

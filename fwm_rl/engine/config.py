@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any, ClassVar
 
-__all__ = ["SavedConfig", "add_options", "field_docs", "flag", "given"]
+__all__ = ["SavedConfig", "add_options", "field_docs", "flag", "given", "resumable_flags"]
 
 
 class SavedConfig:
@@ -31,8 +31,26 @@ class SavedConfig:
     #: flags working as aliases.
     RENAMED: ClassVar[Mapping[str, str]] = {}
 
+    #: The fields a resumed run may change (its budget, where it runs); every other setting comes from the checkpoint.
+    RESUMABLE: ClassVar[tuple[str, ...]] = ()
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def resume_changes(cls, **changes: Any) -> dict[str, Any]:
+        """``changes`` (old names read, ``None`` values dropped) if a resumed run may make them: a change of a field
+        outside :attr:`RESUMABLE` is a ``ValueError`` naming the flags that may change."""
+        changes = {cls.RENAMED.get(k, k): v for k, v in changes.items() if v is not None}
+        fixed = [name for name in changes if name not in cls.RESUMABLE]
+        if fixed:
+            raise ValueError(f"--resume continues with the checkpoint's settings; only {resumable_flags(cls)} may change, "
+                             f"not {', '.join(flag(name, cls) for name in fixed)}")
+        return changes
+
+    def resumed(self, **changes: Any):
+        """This config (a checkpoint's) for the run resumed from it, with ``changes`` (:meth:`resume_changes`)."""
+        return dataclasses.replace(self, **self.resume_changes(**changes))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]):
@@ -73,6 +91,12 @@ def flag(name: str, cls: type | None = None) -> str:
     text = "--" + name.replace("_", "-")
     old = [o for o, n in getattr(cls, "RENAMED", {}).items() if n == name]
     return f"{text} ({', '.join('--' + o.replace('_', '-') for o in old)})" if old else text
+
+
+def resumable_flags(cls: type, *more: str) -> str:
+    """``--steps, --time-budget and --device``: the flags of ``cls.RESUMABLE`` and ``more`` (texts), for messages."""
+    names = [flag(name) for name in cls.RESUMABLE] + list(more)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _parser_type(hint: Any) -> tuple[Any, dict[str, Any]]:

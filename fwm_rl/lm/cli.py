@@ -7,10 +7,10 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
-from fwm_rl.engine import AMP_MODES, add_options, flag, given
+from fwm_rl.engine import AMP_MODES, add_options, flag, given, resumable_flags
 from fwm_rl.lm.model import MODELS, LMConfig
 from fwm_rl.lm.presets import PRESETS
-from fwm_rl.lm.trainer import BEST, BUDGET_FIELDS, CHECKPOINT, TrainConfig
+from fwm_rl.lm.trainer import BEST, CHECKPOINT, TrainConfig
 
 #: ``lm train`` options made from the configs' fields (:func:`fwm_rl.engine.add_options`: help and defaults are the configs').
 MODEL_OPTIONS = tuple(f.name for f in fields(LMConfig) if f.name not in ("vocab_size", "model", "tie_weights"))
@@ -90,11 +90,11 @@ def _train(args: argparse.Namespace) -> int:
             raise ValueError("--resume needs --out, the run folder to continue")
         if args.overwrite:
             raise ValueError("--overwrite starts a new run; it cannot be combined with --resume")
-        fixed = given(args, ["model", *model_names, *(n for n in train_names if n not in BUDGET_FIELDS and n != "device")])
+        fixed = given(args, ["model", *model_names, *(n for n in train_names if n not in TrainConfig.RESUMABLE)])
+        may = resumable_flags(TrainConfig, "--data (the run's data in a new place)")
         if fixed:
-            raise ValueError(f"--resume continues with the checkpoint's settings; only --epochs, --steps, --time-budget, --device "
-                             f"and --data (the run's data in a new place) may be given, not {', '.join(map(flag, fixed))}")
-        trainer = LMTrainer.resume(args.out, device=args.device, data=args.data, **given(args, BUDGET_FIELDS))
+            raise ValueError(f"--resume continues with the checkpoint's settings; only {may} may be given, not {', '.join(map(flag, fixed))}")
+        trainer = LMTrainer.resume(args.out, device=args.device, data=args.data, **given(args, TrainConfig.RESUMABLE))
         say(f"resuming {args.out} at step {trainer.step} (epoch {trainer.epoch}) on {trainer.corpus.source}")
     else:
         if args.model is None:

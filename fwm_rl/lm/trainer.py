@@ -33,7 +33,7 @@ import math
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -94,7 +94,6 @@ RUN_OUTPUTS = (CHECKPOINT, BEST, RESULTS, "metrics.csv", "tb", f".{CHECKPOINT}.*
 #: Softmax temperatures tried by :func:`tune_temperature`.
 TEMPERATURES = tuple(round(0.7 + 0.02 * i, 2) for i in range(31))
 #: Training options that may be changed when resuming (the budget); all others come from the checkpoint.
-BUDGET_FIELDS = ("epochs", "steps", "time_budget")
 
 
 @dataclass
@@ -102,6 +101,7 @@ class TrainConfig(SavedConfig):
     """Optimisation settings; defaults are the paper's PTB run (appendix H, table 4, authors' ``main.py``)."""
 
     RENAMED = {"max_steps": "steps", "eval_interval": "eval_every", "log_interval": "log_every"}
+    RESUMABLE = ("epochs", "steps", "time_budget", "device")
 
     batch_size: int = 20
     """parallel text streams (paper: 20 on PTB, 80 on WT2)"""
@@ -365,13 +365,10 @@ class LMTrainer:
     def resume(cls, out_dir: str | os.PathLike, corpus: Corpus | None = None, device: str | None = None,
                data: str | os.PathLike | None = None, **budget) -> LMTrainer:
         """Continue the run in ``out_dir`` from its ``checkpoint.pt``; only the ``device``, the budget
-        (``epochs``, ``steps``, ``time_budget``) and where the data now lies (``data``: the same text,
-        moved) may change; every other setting comes from the checkpoint. The number of processes may
-        differ from the run that wrote it (every process reads it)."""
-        budget = {TrainConfig.RENAMED.get(k, k): v for k, v in budget.items()}
-        bad = set(budget) - set(BUDGET_FIELDS)
-        if bad:
-            raise ValueError(f"only {', '.join(BUDGET_FIELDS)} can change on resume, not {', '.join(sorted(bad))}")
+        (``epochs``, ``steps``, ``time_budget``: :attr:`TrainConfig.RESUMABLE`) and where the data now lies
+        (``data``: the same text, moved) may change; every other setting comes from the checkpoint. The number
+        of processes may differ from the run that wrote it (every process reads it)."""
+        changes = TrainConfig.resume_changes(**budget, device=device)
         path = Path(out_dir) / CHECKPOINT
         ckpt = load_checkpoint(path)
         if "train_state" not in check_checkpoint(ckpt, "lm", path):
@@ -384,8 +381,7 @@ class LMTrainer:
             corpus = checkpoint_corpus(ckpt)
         elif corpus.vocab.idx2word != ckpt["vocab"]:
             raise ValueError("the corpus given for resuming has a different vocabulary from the checkpoint's")
-        changes = {k: v for k, v in {**budget, "device": device}.items() if v is not None}
-        config = replace(TrainConfig.from_dict(ckpt["train_config"]), **changes)
+        config = TrainConfig.from_dict(ckpt["train_config"]).resumed(**changes)
         trainer = cls(corpus, LMConfig.from_dict(ckpt["model_config"]), config, out_dir, data=ckpt["data"])
         trainer._load_train_state(ckpt["train_state"])
         trainer.resumed = True
