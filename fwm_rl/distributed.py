@@ -170,6 +170,14 @@ def all_reduce_sum(values: Mapping[str, float | torch.Tensor], ctx: DistContext)
     return {k: float(v) for k, v in zip(keys, t.cpu().tolist())}
 
 
+def rank0_clock(seconds: float, ctx: DistContext) -> float:
+    """Rank 0's ``seconds`` on every rank: the one clock a time budget is measured on, so that every process
+    stops after the same step (the trainers' ``--time-budget``)."""
+    if not ctx.distributed:
+        return seconds
+    return all_reduce_sum({"t": seconds if ctx.is_main else 0.0}, ctx)["t"]
+
+
 def broadcast_object(obj, ctx: DistContext):
     """Rank 0's ``obj`` on every rank (e.g. a resume decision or a shuffled order)."""
     if not ctx.distributed:

@@ -233,3 +233,13 @@ def test_kill_9_then_resume_loses_at_most_one_interval(task, root, straight, tmp
     assert task.step(ckpt) >= seen >= 2 * INTERVAL
     assert _run(task.resume(out, 12)) == 0
     _assert_same_run(task, straight[task.name, 12], out)
+
+
+def test_a_time_budget_stops_the_run_and_counts_across_resume(task, root, tmp_path):
+    out = tmp_path / "budget"
+    assert _run([*task.new(root, out, 12), "--time-budget", "1e-6"]) == 0
+    first = load_checkpoint(task.checkpoint(out))
+    assert 0 < task.step(first) < 12  # stopped at the first step (A2C: the first log) past the budget
+    # resumed with the same budget: the seconds already trained count, so nothing more is trained
+    assert _run([*task.resume(out, 12), "--time-budget", "1e-6"]) == 0
+    assert task.step(load_checkpoint(task.checkpoint(out))) == task.step(first)

@@ -54,7 +54,16 @@ from fwm_rl.agents.evaluation import EvalResult, evaluate
 from fwm_rl.agents.plotting import plot_runs
 from fwm_rl.agents.policies import RecurrentActorCriticPolicy
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
-from fwm_rl.distributed import DistContext, all_reduce_sum, broadcast_object, hold_run_folder, init_distributed, rank_seed, row_share
+from fwm_rl.distributed import (
+    DistContext,
+    all_reduce_sum,
+    broadcast_object,
+    hold_run_folder,
+    init_distributed,
+    rank0_clock,
+    rank_seed,
+    row_share,
+)
 from fwm_rl.engine import (
     CHECKPOINT_FORMAT,
     RunLogger,
@@ -209,8 +218,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, show_progress: bool | 
     stopped = False
     try:
         while done < cfg.steps:
-            # Rank 0's clock decides, so that every process stops after the same update.
-            if broadcast_object(cfg.time_budget is not None and train_seconds >= cfg.time_budget, dist):
+            if cfg.time_budget is not None and train_seconds >= cfg.time_budget:  # (rank 0's clock: below)
                 stopped = True
                 break
             chunk = min(cfg.eval_every - done % cfg.eval_every, cfg.steps - done)
@@ -223,7 +231,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, show_progress: bool | 
             for _ in range(chunk):
                 rewards.append(model.update())  # every agent ends one episode (trial) per update
                 bar.update(1)
-            train_seconds += time.perf_counter() - start
+            train_seconds = rank0_clock(train_seconds + time.perf_counter() - start, dist)  # every process stops after the same update
             done += chunk
             # Mean training reward over every process's agents.
             n_agents = model.env.num_envs

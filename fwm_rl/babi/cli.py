@@ -121,8 +121,8 @@ def _train(args) -> int:
         may = resumable_flags(TrainConfig, "--data (the run's data in a new place)")
         if fixed:
             raise ValueError(f"--resume continues with the checkpoint's settings; only {may} may be given, not {', '.join(map(flag, fixed))}")
-        trainer = CatbAbITrainer.resume(args.resume, device=args.device, tensorboard=False if args.no_tensorboard else None, data_path=args.data,
-                                        **given(args, TrainConfig.RESUMABLE))
+        trainer = CatbAbITrainer.resume(args.resume, data_path=args.data, **{**given(args, TrainConfig.RESUMABLE),
+                                                                             "tensorboard": False if args.no_tensorboard else None})
         say(f"resuming {args.resume} at step {trainer.step} ({trainer.data_spec.describe()}); the checkpoint's settings apply, only {may} "
             "are taken from the command line")
     else:

@@ -45,12 +45,12 @@ from fwm_rl.babi.models import CatbAbIModel, ModelConfig
 from fwm_rl.checks import check_choice, check_int, check_ints, check_real
 from fwm_rl.distributed import (
     DistContext,
-    all_reduce_sum,
     all_reduce_tensor,
     broadcast_object,
     gather_rows,
     hold_run_folder,
     init_distributed,
+    rank0_clock,
     row_share,
     shard_rows,
 )
@@ -354,8 +354,8 @@ class CatbAbITrainer:
                 loss, correct, answers = self.train_step(seg)
                 self.step += 1
                 self.train_seconds += time.perf_counter() - start
-                if budget is not None and self.ctx.distributed:  # rank 0's clock stops every process
-                    self.train_seconds = all_reduce_sum({"t": self.train_seconds if main else 0.0}, self.ctx)["t"]
+                if budget is not None:
+                    self.train_seconds = rank0_clock(self.train_seconds, self.ctx)
                 last = self.step == steps or (budget is not None and self.train_seconds >= budget)
                 bar.update(1)
                 if not math.isnan(loss):

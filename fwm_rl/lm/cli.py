@@ -94,7 +94,7 @@ def _train(args: argparse.Namespace) -> int:
         may = resumable_flags(TrainConfig, "--data (the run's data in a new place)")
         if fixed:
             raise ValueError(f"--resume continues with the checkpoint's settings; only {may} may be given, not {', '.join(map(flag, fixed))}")
-        trainer = LMTrainer.resume(args.out, device=args.device, data=args.data, **given(args, TrainConfig.RESUMABLE))
+        trainer = LMTrainer.resume(args.out, data=args.data, **given(args, TrainConfig.RESUMABLE))  # (--device among them)
         say(f"resuming {args.out} at step {trainer.step} (epoch {trainer.epoch}) on {trainer.corpus.source}")
     else:
         if args.model is None:

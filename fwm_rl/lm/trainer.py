@@ -49,6 +49,7 @@ from fwm_rl.distributed import (
     gather_rows,
     hold_run_folder,
     init_distributed,
+    rank0_clock,
     row_share,
     seed_other_ranks,
     shard_rows,
@@ -582,8 +583,8 @@ class LMTrainer:
                 epoch = self.epoch
                 loss, n_tokens = self._train_step()
                 self.elapsed += time.perf_counter() - start
-                if cfg.time_budget is not None and self.ctx.distributed:  # rank 0's clock stops every process
-                    self.elapsed = all_reduce_sum({"elapsed": self.elapsed if main else 0.0}, self.ctx)["elapsed"]
+                if cfg.time_budget is not None:
+                    self.elapsed = rank0_clock(self.elapsed, self.ctx)
                 self.running = [self.running[0] + loss, self.running[1] + 1, self.running[2] + n_tokens]
                 bar.update(1)
                 if self.step % cfg.log_every == 0:
