@@ -17,31 +17,60 @@ from fwm_rl.engine import SavedConfig
 from fwm_rl.envs import SEMANTICS
 from fwm_rl.memory import IMPLS
 
-__all__ = ["CONFIG", "FAST_RECIPE", "MEMORIES", "PRESETS", "RECIPES", "RECIPE_FIELDS", "TrainConfig", "preset_configs", "recipe_of", "with_recipe"]
+__all__ = ["AgentConfig", "CONFIG", "FAST_RECIPE", "MEMORIES", "PRESETS", "RECIPES", "RECIPE_FIELDS", "TrainConfig", "preset_configs", "recipe_of", "with_recipe"]
 
 CONFIG = "config.json"
 MEMORIES: dict[str, type[RecurrentActorCriticPolicy]] = {"fwm": FwmPolicy, "lstm": LstmPolicy}
 
 
 @dataclass
-class TrainConfig(SavedConfig):
-    """One training run. Defaults are the paper's (appendix I and the authors' ``run.sh``)."""
+class AgentConfig(SavedConfig):
+    """The agent: an LSTM with the FWM on top (section 3), or an LSTM alone; the fields of both A2C trainers."""
 
-    RENAMED = {"learning_rate": "lr", "episodes": "steps"}
-    RESUMABLE = ("steps", "device", "time_budget", "final_episodes_per_graph")
-
-    name: str = "fwm"
-    """the run's folder name inside a preset folder"""
     memory: str = "fwm"
     """fwm: LSTM + FWM; lstm: the LSTM baseline"""
     hidden_size: int = 32
-    """LSTM units"""
+    """LSTM units (the FWM agent's LSTM, or the whole LSTM baseline)"""
     d_fwm: int = 16
     """the FWM's key size d_fwm (fast weights d_fwm^2 x d_fwm)"""
     n_reads: int = 3
     """the FWM's reads per step N_r"""
     fwm_impl: str = "auto"
     """the memory's implementation (fwm_rl.memory): auto (fast) or step (reference)"""
+    adam_eps: float = 1e-4
+    """Adam's epsilon"""
+
+    def __post_init__(self) -> None:
+        if self.memory not in MEMORIES:
+            raise ValueError(f"unknown memory {self.memory!r}; choose one of {sorted(MEMORIES)}")
+        if self.fwm_impl not in IMPLS:
+            raise ValueError(f"unknown fwm_impl {self.fwm_impl!r}; choose one of {IMPLS}")
+        check_ints(self, ("hidden_size", "d_fwm", "n_reads"))
+        check_real("adam_eps", self.adam_eps, positive=True)
+
+    @property
+    def policy_kwargs(self) -> dict[str, Any]:
+        """The policy's keyword arguments (:data:`MEMORIES`)."""
+        kwargs: dict[str, Any] = {"hidden_size": self.hidden_size, "optimizer_kwargs": {"eps": self.adam_eps}}
+        if self.memory == "fwm":
+            kwargs.update(d_fwm=self.d_fwm, n_reads=self.n_reads, impl=self.fwm_impl)
+        return kwargs
+
+    @property
+    def label(self) -> str:
+        """Legend label, e.g. ``FWM-32-16`` or ``LSTM-512`` (as in the authors' figure)."""
+        return f"FWM-{self.hidden_size}-{self.d_fwm}" if self.memory == "fwm" else f"LSTM-{self.hidden_size}"
+
+
+@dataclass
+class TrainConfig(AgentConfig):
+    """One training run on the graph task. Defaults are the paper's (appendix I and the authors' ``run.sh``)."""
+
+    RENAMED = {"learning_rate": "lr", "episodes": "steps"}
+    RESUMABLE = ("steps", "device", "time_budget", "final_episodes_per_graph")
+
+    name: str = "fwm"
+    """the run's folder name inside a preset folder"""
     n_envs: int = 600
     """agents per batch, agent i on training graph i (at most 600)"""
     steps: int = 51_000
@@ -50,8 +79,6 @@ class TrainConfig(SavedConfig):
     """episodes between logs, test evaluations and checkpoints"""
     lr: float = 1e-3
     """Adam learning rate"""
-    adam_eps: float = 1e-4
-    """Adam's epsilon"""
     gamma: float = 0.9
     """discount"""
     gae_lambda: float = 1.0
@@ -78,30 +105,14 @@ class TrainConfig(SavedConfig):
     """episodes per graph of the final evaluation (the results table)"""
 
     def __post_init__(self) -> None:
-        if self.memory not in MEMORIES:
-            raise ValueError(f"unknown memory {self.memory!r}; choose one of {sorted(MEMORIES)}")
-        if self.fwm_impl not in IMPLS:
-            raise ValueError(f"unknown fwm_impl {self.fwm_impl!r}; choose one of {IMPLS}")
+        super().__post_init__()
         if self.semantics not in SEMANTICS:
             raise ValueError(f"unknown semantics {self.semantics!r}; choose one of {SEMANTICS}")
-        check_ints(self, ("hidden_size", "d_fwm", "n_reads", "n_envs", "steps", "eval_every", "final_episodes_per_graph", "trials"))
+        check_ints(self, ("n_envs", "steps", "eval_every", "final_episodes_per_graph", "trials"))
         if self.n_envs > 600:
             raise ValueError(f"n_envs must be at most 600 (one agent per training graph), got {self.n_envs}")
         check_real("lr", self.lr, positive=True)
-        check_real("adam_eps", self.adam_eps, positive=True)
         check_real("time_budget", self.time_budget, positive=True, optional=True)
-
-    @property
-    def policy_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"hidden_size": self.hidden_size, "optimizer_kwargs": {"eps": self.adam_eps}}
-        if self.memory == "fwm":
-            kwargs.update(d_fwm=self.d_fwm, n_reads=self.n_reads, impl=self.fwm_impl)
-        return kwargs
-
-    @property
-    def label(self) -> str:
-        """Legend label, e.g. ``FWM-32-16`` or ``LSTM-512`` (as in the authors' figure)."""
-        return f"FWM-{self.hidden_size}-{self.d_fwm}" if self.memory == "fwm" else f"LSTM-{self.hidden_size}"
 
 
 def _paper_lstm(hidden: int, episodes: int) -> TrainConfig:

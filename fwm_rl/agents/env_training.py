@@ -41,7 +41,7 @@ from stable_baselines3.common.utils import ConstantSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from fwm_rl.agents.a2c import RecurrentA2C
-from fwm_rl.agents.config import CONFIG, MEMORIES
+from fwm_rl.agents.config import CONFIG, MEMORIES, AgentConfig
 from fwm_rl.agents.policies import RecurrentActorCriticPolicy
 from fwm_rl.agents.training import CHECKPOINT, RESULTS
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
@@ -50,7 +50,6 @@ from fwm_rl.distributed import DistContext, hold_run_folder
 from fwm_rl.engine import (
     CHECKPOINT_FORMAT,
     RunLogger,
-    SavedConfig,
     atomic_save,
     check_checkpoint,
     load_checkpoint,
@@ -72,22 +71,14 @@ RUN_OUTPUTS = (CHECKPOINT, CONFIG, RESULTS, "metrics.csv", "tb", f".{CHECKPOINT}
 
 
 @dataclass
-class EnvTrainConfig(SavedConfig):
-    """One A2C run on a Gymnasium environment."""
+class EnvTrainConfig(AgentConfig):
+    """One A2C run on a Gymnasium environment (the agent's fields: :class:`~fwm_rl.agents.config.AgentConfig`)."""
 
     RENAMED = {"learning_rate": "lr"}
     RESUMABLE = ("total_timesteps", "device", "time_budget", "final_eval_episodes")
 
     env_id: str = "CartPoleNoVel-v1"
     """any registered id with Discrete actions and Box (or Dict of Box) observations ("module:Id" imports module)"""
-    memory: str = "fwm"
-    """fwm: LSTM + FWM; lstm: the LSTM baseline"""
-    hidden_size: int = 32
-    """LSTM units (the FWM agent's LSTM, or the whole LSTM baseline)"""
-    d_fwm: int = 16
-    """the FWM's key size d_fwm (fast weights d_fwm^2 x d_fwm)"""
-    n_reads: int = 3
-    """the FWM's reads per step N_r"""
     total_timesteps: int = 200_000
     """environment steps of the run, over all n_envs copies (SB3's name)"""
     n_envs: int = 16
@@ -97,7 +88,7 @@ class EnvTrainConfig(SavedConfig):
     lr: float = 1e-3
     """Adam learning rate"""
     adam_eps: float = 1e-5
-    """Adam's epsilon"""
+    """Adam's epsilon (SB3's)"""
     gamma: float = 0.99
     """discount"""
     gae_lambda: float = 0.95
@@ -128,20 +119,10 @@ class EnvTrainConfig(SavedConfig):
     """seconds of training; the run stops at the first log after it"""
 
     def __post_init__(self) -> None:
-        if self.memory not in MEMORIES:
-            raise ValueError(f"unknown memory {self.memory!r}; choose one of {sorted(MEMORIES)}")
-        check_ints(self, ("hidden_size", "d_fwm", "n_reads", "total_timesteps", "n_envs", "n_steps", "eval_every", "eval_episodes",
-                          "final_eval_episodes"))
+        super().__post_init__()
+        check_ints(self, ("total_timesteps", "n_envs", "n_steps", "eval_every", "eval_episodes", "final_eval_episodes"))
         check_real("lr", self.lr, positive=True)
-        check_real("adam_eps", self.adam_eps, positive=True)
         check_real("time_budget", self.time_budget, positive=True, optional=True)
-
-    @property
-    def policy_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"hidden_size": self.hidden_size, "optimizer_kwargs": {"eps": self.adam_eps}}
-        if self.memory == "fwm":
-            kwargs.update(d_fwm=self.d_fwm, n_reads=self.n_reads)
-        return kwargs
 
     @property
     def normalizes_obs(self) -> bool:
@@ -150,8 +131,7 @@ class EnvTrainConfig(SavedConfig):
 
     @property
     def label(self) -> str:
-        core = f"FWM-{self.hidden_size}-{self.d_fwm}" if self.memory == "fwm" else f"LSTM-{self.hidden_size}"
-        return f"{core} on {self.env_id}"
+        return f"{super().label} on {self.env_id}"
 
 
 # ------------------------------------------------------------------------ envs
