@@ -156,7 +156,7 @@ def _agent_steps_per_second(cfg: TrainConfig, episodes: int, seconds: float) -> 
     return episodes * TaskConfig(semantics=cfg.semantics, trials=cfg.trials).trial_length * cfg.n_envs / max(seconds, 1e-9)
 
 
-def _chunk_seed(seed: int, episode: int, stream: int) -> int:
+def _interval_seed(seed: int, episode: int, stream: int) -> int:
     """Seed of the placements (``stream`` 0) or the action sampling (1) of the episodes from ``episode`` on."""
     return int(np.random.SeedSequence([seed, episode, stream]).generate_state(1)[0])
 
@@ -221,25 +221,25 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, show_progress: bool | 
             if cfg.time_budget is not None and train_seconds >= cfg.time_budget:  # (rank 0's clock: below)
                 stopped = True
                 break
-            chunk = min(cfg.eval_every - done % cfg.eval_every, cfg.steps - done)
-            # Every chunk starts new episodes and action sampling from seeds fixed by
+            interval = min(cfg.eval_every - done % cfg.eval_every, cfg.steps - done)
+            # Every logging interval starts new episodes and action sampling from seeds fixed by
             # (seed, rank, episode): a resumed run continues exactly.
-            model.start_episodes(seed=_chunk_seed(seed, done, 0))
-            torch.manual_seed(_chunk_seed(seed, done, 1))
+            model.start_episodes(seed=_interval_seed(seed, done, 0))
+            torch.manual_seed(_interval_seed(seed, done, 1))
             rewards = []
             start = time.perf_counter()
-            for _ in range(chunk):
+            for _ in range(interval):
                 rewards.append(model.update())  # every agent ends one episode (trial) per update
                 bar.update(1)
             train_seconds = rank0_clock(train_seconds + time.perf_counter() - start, dist)  # every process stops after the same update
-            done += chunk
+            done += interval
             # Mean training reward over every process's agents.
             n_agents = model.env.num_envs
             totals = all_reduce_sum({"reward": float(np.mean(rewards)) * n_agents, "agents": n_agents}, dist)
             if dist.is_main:
                 train_reward = totals["reward"] / totals["agents"] / cfg.trials  # per episode (of a trial's total)
-                test = evaluate(model.policy, "test", 1, seed=_chunk_seed(cfg.seed + 1, done, 0), semantics=cfg.semantics, trials=cfg.trials)
-                valid = evaluate(model.policy, "valid", 1, seed=_chunk_seed(cfg.seed + 2, done, 0), semantics=cfg.semantics, trials=cfg.trials)
+                test = evaluate(model.policy, "test", 1, seed=_interval_seed(cfg.seed + 1, done, 0), semantics=cfg.semantics, trials=cfg.trials)
+                valid = evaluate(model.policy, "valid", 1, seed=_interval_seed(cfg.seed + 2, done, 0), semantics=cfg.semantics, trials=cfg.trials)
                 metrics = {
                     "train/reward": train_reward,
                     "valid/reward": valid.mean,

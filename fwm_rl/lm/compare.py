@@ -56,19 +56,19 @@ def plot_loss_comparison(
     if not len(words) == len(bits_a) == len(bits_b) or len(words) == 0:
         raise ValueError(f"need one loss per word from each model, got {len(words)} words, {len(bits_a)} and {len(bits_b)} losses")
     check_int("words_per_row", words_per_row)
-    n_chunks = math.ceil(len(words) / words_per_row)
+    n_lines = math.ceil(len(words) / words_per_row)
     width = min(words_per_row, len(words))
     vmax = float(max(bits_a.max(), bits_b.max()))
     dmax = float(np.abs(bits_a - bits_b).max()) or 1.0
-    fig = Figure(figsize=(0.62 * width + 1.5, 2.8 * n_chunks))
-    # per chunk of words: the two models' losses, their difference, room for the word labels
-    grid = fig.add_gridspec(3 * n_chunks, 2, height_ratios=[2, 1, 1.1] * n_chunks, width_ratios=[1, 0.015],
+    fig = Figure(figsize=(0.62 * width + 1.5, 2.8 * n_lines))
+    # per line of words: the two models' losses, their difference, room for the word labels
+    grid = fig.add_gridspec(3 * n_lines, 2, height_ratios=[2, 1, 1.1] * n_lines, width_ratios=[1, 0.015],
                             hspace=0.1, wspace=0.02)
-    for chunk in range(n_chunks):
-        span = slice(chunk * words_per_row, (chunk + 1) * words_per_row)
+    for line in range(n_lines):
+        span = slice(line * words_per_row, (line + 1) * words_per_row)
         a, b, w = bits_a[span], bits_b[span], list(words[span])
-        pad = np.full(width - len(w), np.nan)  # a short last chunk keeps the cell width
-        top, bottom = fig.add_subplot(grid[3 * chunk, 0]), fig.add_subplot(grid[3 * chunk + 1, 0])
+        pad = np.full(width - len(w), np.nan)  # a short last line keeps the cell width
+        top, bottom = fig.add_subplot(grid[3 * line, 0]), fig.add_subplot(grid[3 * line + 1, 0])
         losses = top.imshow(np.stack([np.concatenate([a, pad]), np.concatenate([b, pad])]), cmap="Reds",
                             vmin=0.0, vmax=vmax, aspect="auto")
         diff = bottom.imshow(np.concatenate([a - b, pad])[None], cmap="RdBu", vmin=-dmax, vmax=dmax, aspect="auto")
@@ -82,7 +82,7 @@ def plot_loss_comparison(
         top.set_xticks([])
         bottom.set_yticks([0], labels=[f"{labels[0]} - {labels[1]}"])
         bottom.set_xticks(range(len(w)), labels=w, rotation=60, ha="right", fontsize=8)
-    # colour bars beside the first chunk's rows
+    # colour bars beside the first line's rows
     fig.colorbar(losses, cax=fig.add_subplot(grid[0, 1]), label="bits")
     fig.colorbar(diff, cax=fig.add_subplot(grid[1, 1]), label="bits")
     fig.suptitle(f"per-word loss (bits): {labels[0]} vs {labels[1]}; blue = {labels[1]} better")
