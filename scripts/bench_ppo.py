@@ -40,7 +40,7 @@ from fwm_rl.envs.graphs import graph_set
 #: task -> algorithm -> keyword arguments of the algorithm.
 RECIPES: dict[str, dict[str, dict]] = {
     "graph": {
-        "a2c": {"n_steps": 30, "gamma": 0.9, "gae_lambda": 1.0, "ent_coef": 0.03, "vf_coef": 0.1, "max_grad_norm": None, **FAST_RECIPE},
+        "a2c": {"n_steps": 30, "gamma": 0.9, "gae_lambda": 1.0, "ent_coef": 0.03, "vf_coef": 0.1, "max_grad_norm": None, "learning_rate": FAST_RECIPE["lr"]},
         "ppo": {"n_steps": 30, "gamma": 0.9, "gae_lambda": 0.95, "ent_coef": 0.03, "learning_rate": 1e-3, "n_epochs": 4, "n_minibatches": 4},
         "sb3-ppo": {"n_steps": 30, "gamma": 0.9, "gae_lambda": 0.95, "ent_coef": 0.03, "learning_rate": 1e-3, "n_epochs": 4, "batch_size": 4500},
     },
