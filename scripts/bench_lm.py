@@ -51,7 +51,7 @@ def main() -> None:
             trainer = LMTrainer(corpus, model_config, config, out, data=args.data)
             start = time.perf_counter()
             summary = trainer.train(show_progress=False)  # ends with one validation pass
-            eval_seconds = time.perf_counter() - start - trainer.elapsed
+            eval_seconds = time.perf_counter() - start - trainer.train_seconds
             n_params = sum(p.numel() for p in trainer.model.parameters())
             print(f"{name:6} {n_params:>11,} {summary.step:>6} {summary.tokens_per_second:>12,.0f} "
                   f"{summary.best_valid_perplexity:>10.1f} {eval_seconds:>7.1f}")

@@ -77,7 +77,7 @@ def test_two_process_training_run_logs_once_and_resumes_in_one_process(tmp_path)
     with open(run_dir / "metrics.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["step"] for r in rows] == ["1", "2"]  # rank 0 alone logged
-    assert load_checkpoint(run_dir / "checkpoint.pt")["episodes"] == 2
+    assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == 2
     # The checkpoint of the 2-process run continues in one process.
     cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
     resumed = train_run(TrainConfig(**{**cfg.to_dict(), "steps": 3}), run_dir, resume=True, show_progress=False)

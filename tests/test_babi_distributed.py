@@ -64,11 +64,11 @@ def _log(run: Path) -> list[dict]:
 def _assert_same_run(a: Path, b: Path) -> None:
     """Two run folders hold the same parameters, carried state, stream position and step (float tolerance)."""
     ca, cb = load_checkpoint(a / CHECKPOINT), load_checkpoint(b / CHECKPOINT)
-    assert ca["step"] == cb["step"] and ca["stream"] == cb["stream"]
+    assert ca["step"] == cb["step"] and ca["task"]["stream"] == cb["task"]["stream"]
     for name, p in ca["model"].items():
         torch.testing.assert_close(p, cb["model"][name], rtol=1e-9, atol=1e-12, msg=name)
-    (h, c), F = ca["state"]
-    (h2, c2), F2 = cb["state"]
+    (h, c), F = ca["task"]["state"]
+    (h2, c2), F2 = cb["task"]["state"]
     for x, y in ((h, h2), (c, c2), (F, F2)):
         assert x.shape == y.shape and x.shape[1 if x.dim() == 3 else 0] == CONFIG.batch_size
         torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-12)
@@ -121,7 +121,7 @@ def test_checkpoint_of_two_processes_resumes_in_one(single, two, tmp_path):
     run = tmp_path / "half"
     run.mkdir()
     ckpt = load_checkpoint(two / "half" / CHECKPOINT)
-    assert ckpt["step"] == HALF and ckpt["state"][1].shape[0] == CONFIG.batch_size  # whole-batch state
+    assert ckpt["step"] == HALF and ckpt["task"]["state"][1].shape[0] == CONFIG.batch_size  # whole-batch state
     (run / CHECKPOINT).write_bytes((two / "half" / CHECKPOINT).read_bytes())
     CatbAbITrainer.resume(run, device="cpu", steps=STEPS, tensorboard=False).train()
     _assert_same_run(single, run)

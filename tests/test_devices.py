@@ -105,7 +105,7 @@ def test_lm_checkpoint_from_a_gpu_resumes_and_loads_on_the_cpu(tmp_path):
     corpus = load_corpus(data)
     LMTrainer(corpus, tiny_config(len(corpus.vocab), "fwm"), tiny_train(steps=4), tmp_path / "run", data=str(data)).train(show_progress=False)
     ckpt = torch.load(tmp_path / "run" / CHECKPOINT, weights_only=False)
-    ckpt["train_state"]["rng"]["cuda"] = [torch.zeros(16, dtype=torch.uint8)]  # a GPU run also stores its CUDA generators
+    ckpt["rng"]["cuda"] = [torch.zeros(16, dtype=torch.uint8)]  # a GPU run also stores its CUDA generators
     torch.save(ckpt, tmp_path / "run" / CHECKPOINT)
     for name in (CHECKPOINT, BEST):
         as_if_written_on_cuda(tmp_path / "run" / name)
@@ -186,14 +186,14 @@ def test_amp_flags_reach_the_trainers(tmp_path, capsys):
 
     assert run_cli(["babi", "train", "--generated", "6,2,2", "--tasks", "1", "--steps", "2", "--eval-every", "2", "--batch-size", "2",
                     "--eval-batch-size", "2", "--amp", "bf16", "--out", str(tmp_path / "b"), "--device", "cpu", "--no-tensorboard"]) == 0
-    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["train_config"]["amp"] == "bf16"
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["configs"]["train"]["amp"] == "bf16"
     from fwm_rl.cli import main
 
     data = write_corpus(tmp_path / "corpus")
     assert main(["lm", "train", "--model", "fwm", "--data", str(data), "--out", str(tmp_path / "l"), "--d-embed", "8", "--d-hidden", "8",
                  "--n-layers", "1", "--d-fwm", "4", "--max-steps", "2", "--bptt", "5", "--amp", "bf16", "--device", "cpu",
                  "--no-tensorboard", "--no-progress", "--no-temperature"]) == 0
-    assert load_checkpoint(tmp_path / "l" / CHECKPOINT)["train_config"]["amp"] == "bf16"
+    assert load_checkpoint(tmp_path / "l" / CHECKPOINT)["configs"]["train"]["amp"] == "bf16"
 
 
 # ------------------------------------------------------------------------------- the GPU check

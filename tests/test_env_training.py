@@ -153,22 +153,24 @@ def test_observations_are_normalised_by_stored_statistics(tmp_path):
     cfg = EnvTrainConfig(env_id="CartPoleNoVel-v1", memory="lstm", **TINY)
     train_env_run(cfg, tmp_path / "run", show_progress=False)
     ckpt, loaded = read_env_checkpoint(tmp_path / "run")
-    rms = ckpt["obs_rms"]
+    rms = ckpt["task"]["obs_rms"]
     assert loaded.normalizes_obs and rms["mean"].shape == (2,) and rms["count"] > 128  # every training step counted
     # evaluation uses the frozen statistics: its observations are the raw ones standardised
     raw, frozen = make_env("CartPoleNoVel-v1", 2, seed=3), make_eval_env(ckpt, 2, seed=3)
     np.testing.assert_allclose(frozen.reset(), np.clip((raw.reset() - rms["mean"]) / np.sqrt(rms["var"] + 1e-8), -10, 10), rtol=1e-5)
     # resuming continues the statistics
     train_env_run(dataclasses.replace(cfg, total_timesteps=192), tmp_path / "run", resume=True, show_progress=False)
-    assert read_env_checkpoint(tmp_path / "run")[0]["obs_rms"]["count"] > rms["count"] + 63
+    assert read_env_checkpoint(tmp_path / "run")[0]["task"]["obs_rms"]["count"] > rms["count"] + 63
     # off on request, and never for the graph task (one-hot observations)
     train_env_run(dataclasses.replace(cfg, normalize_obs=False), tmp_path / "raw", show_progress=False)
-    assert read_env_checkpoint(tmp_path / "raw")[0]["obs_rms"] is None
+    assert read_env_checkpoint(tmp_path / "raw")[0]["task"]["obs_rms"] is None
     assert not EnvTrainConfig(env_id="FWMGraph-v0").normalizes_obs
-    # checkpoints from before the option did not normalise, and still evaluate
-    old = {**ckpt, "config": {k: v for k, v in ckpt["config"].items() if k != "normalize_obs"}}
-    del old["obs_rms"]
-    assert not isinstance(make_eval_env(old, 2), VecNormalize)
+    # format-1 checkpoints from before the option did not normalise, and still evaluate
+    old = {"kind": "a2c-env", "config": {k: v for k, v in ckpt["configs"]["train"].items() if k != "normalize_obs"}, "timesteps": ckpt["step"],
+           "policy": ckpt["model"], "optimizer": ckpt["optimizer"], "train_seconds": 1.0, "train_return": 0.0}
+    torch.save(old, tmp_path / "old.pt")
+    old, loaded = read_env_checkpoint(tmp_path / "old.pt")
+    assert not loaded.normalizes_obs and not isinstance(make_eval_env(old, 2), VecNormalize)
 
 
 def test_refusals(tmp_path, monkeypatch):

@@ -218,7 +218,7 @@ def test_weights_that_do_not_fit_the_model_are_one_line(tmp_path, capsys):
 
     train_run(tiny(steps=1), tmp_path / "run", show_progress=False)
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
-    ckpt["config"] = {**ckpt["config"], "memory": "fwm"}
+    ckpt["configs"]["train"] = {**ckpt["configs"]["train"], "memory": "fwm"}
     atomic_save(ckpt, tmp_path / "run" / "checkpoint.pt")
     err = one_line_error(capsys, ["eval", str(tmp_path / "run"), "--episodes-per-graph", "1", "--device", "cpu"])
     assert str(tmp_path / "run") in err and "do not fit the model" in err and "missing" in err

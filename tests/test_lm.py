@@ -255,11 +255,11 @@ def test_training_lowers_validation_loss_and_saves_averaged_weights(tiny, tmp_pa
     summary = trainer.train(show_progress=False)
     assert summary.best_valid_loss < untrained - 0.2
     model, ckpt = load_model(tmp_path / "run" / BEST, "cpu")
-    assert ckpt["temperature"] == summary.temperature
+    assert ckpt["task"]["temperature"] == summary.temperature
     assert evaluate(model, corpus.valid, 10, 6).loss == pytest.approx(summary.best_valid_loss, rel=1e-5)
     # under ASGD the saved weights are the average, not the last iterate
     last = load_checkpoint(tmp_path / "run" / CHECKPOINT)
-    assert not torch.equal(last["model_state"]["rnns.0.lstm.weight_hh_l0"], last["train_state"]["model"]["rnns.0.lstm.weight_hh_l0"])
+    assert not torch.equal(last["task"]["eval_model"]["rnns.0.lstm.weight_hh_l0"], last["model"]["rnns.0.lstm.weight_hh_l0"])
     with pytest.raises(ValueError, match="--resume"):
         LMTrainer(corpus, cfg, tiny_train(), tmp_path / "run").train(show_progress=False)
 

@@ -57,10 +57,11 @@ def _log(run: Path) -> list[dict]:
 
 def _assert_same_run(a: Path, b: Path) -> None:
     """Same step, epoch, position, optimizer, parameters and whole-batch carried state (float tolerance)."""
-    ta, tb = (load_checkpoint(run / CHECKPOINT)["train_state"] for run in (a, b))
-    assert (ta["step"], ta["epoch"], ta["position"], ta["optimizer_name"]) == (tb["step"], tb["epoch"], tb["position"], tb["optimizer_name"])
-    for name, p in ta["model"].items():
-        torch.testing.assert_close(p, tb["model"][name], rtol=1e-9, atol=1e-12, msg=name)
+    ca, cb = (load_checkpoint(run / CHECKPOINT) for run in (a, b))
+    ta, tb = ca["task"], cb["task"]
+    assert (ca["step"], ta["epoch"], ta["position"], ta["optimizer_name"]) == (cb["step"], tb["epoch"], tb["position"], tb["optimizer_name"])
+    for name, p in ca["model"].items():
+        torch.testing.assert_close(p, cb["model"][name], rtol=1e-9, atol=1e-12, msg=name)
     for x, y in zip([*(t for layer in ta["hidden"] for t in layer), ta["fast_weights"]],
                     [*(t for layer in tb["hidden"] for t in layer), tb["fast_weights"]]):
         assert x.shape == y.shape and CONFIG.batch_size in (x.shape[0], x.shape[1])
@@ -84,7 +85,7 @@ def two(tiny, tmp_path_factory) -> Path:
 
 def test_two_processes_train_like_one(single, two):
     _assert_same_run(single, two / "full")
-    assert load_checkpoint(two / "full" / CHECKPOINT)["train_state"]["epoch"] == 1  # crossed an epoch end
+    assert load_checkpoint(two / "full" / CHECKPOINT)["task"]["epoch"] == 1  # crossed an epoch end
     one_log, two_log = _log(single), _log(two / "full")
     assert [r["step"] for r in one_log] == [r["step"] for r in two_log]  # rank 0 alone wrote the log
     keys = {"train/loss", "train/ppl", "lr", "valid/loss", "valid/ppl", "valid/ppl_tuned_temperature", "temperature", "asgd_switch"}
@@ -96,8 +97,8 @@ def test_two_processes_train_like_one(single, two):
             else:
                 assert not r2[key]
     best1, best2 = (load_checkpoint(run / BEST) for run in (single, two / "full"))
-    assert best1["step"] == best2["step"] and best2["valid_loss"] == pytest.approx(best1["valid_loss"], rel=1e-6)
-    assert torch.load(two / "rank1.pt")["temperature"] == best1["temperature"] == best2["temperature"]
+    assert best1["step"] == best2["step"] and best2["task"]["valid_loss"] == pytest.approx(best1["task"]["valid_loss"], rel=1e-6)
+    assert torch.load(two / "rank1.pt")["temperature"] == best1["task"]["temperature"] == best2["task"]["temperature"]
 
 
 def test_every_stream_is_trained_by_exactly_one_process(tiny, two):
@@ -108,7 +109,7 @@ def test_every_stream_is_trained_by_exactly_one_process(tiny, two):
 
 
 def test_checkpoint_of_two_processes_resumes_in_one(single, two):
-    assert load_checkpoint(two / "half" / CHECKPOINT)["train_state"]["step"] == HALF
+    assert load_checkpoint(two / "half" / CHECKPOINT)["step"] == HALF
     LMTrainer.resume(two / "half", steps=STEPS).train(show_progress=False)
     _assert_same_run(single, two / "half")
 

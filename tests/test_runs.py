@@ -135,10 +135,39 @@ def test_checkpoint_kinds_name_what_a_checkpoint_is(tmp_path):
     assert checkpoint_kind({"config": {}, "policy": {}, "timesteps": 3}) == "a2c-env"
     assert checkpoint_kind({"weights": 1}) is None and checkpoint_kind([1]) is None
     ckpt = {"kind": "lm", "format": CHECKPOINT_FORMAT}
-    assert check_checkpoint(ckpt, "lm", "x.pt") is ckpt
+    assert check_checkpoint(ckpt, "lm", "x.pt") is ckpt  # the current format: as it is
     with pytest.raises(ValueError, match=r"x.pt is a checkpoint of a language-model run \(written by 'fwm-rl lm train'\), not of a catbAbI run"):
         check_checkpoint(ckpt, "catbabi", "x.pt")
     with pytest.raises(ValueError, match=r"x.pt is not a checkpoint of an A2C run on the graph task \(written by 'fwm-rl train'\)"):
         check_checkpoint({"weights": 1}, "a2c", "x.pt")
     with pytest.raises(ValueError, match="written by a newer fwm-rl .* upgrade"):
         check_checkpoint({"kind": "lm", "format": CHECKPOINT_FORMAT + 1}, "lm", "x.pt")
+
+
+def test_one_checkpoint_schema_and_its_random_state(tmp_path):
+    import random
+
+    import numpy as np
+
+    from fwm_rl.engine import CHECKPOINT_FORMAT, capture_rng, make_checkpoint, read_checkpoint, restore_rng
+
+    ckpt = make_checkpoint("catbabi", step=7, train_seconds=1.5, configs={"train": {"lr": 0.1}}, model={"w": torch.ones(2)},
+                           optimizer={"state": {}}, task={"best_step": 4}, rng=capture_rng())
+    assert set(ckpt) == {"kind", "format", "step", "train_seconds", "configs", "model", "optimizer", "task", "rng"}
+    assert (ckpt["kind"], ckpt["format"], ckpt["step"]) == ("catbabi", CHECKPOINT_FORMAT, 7)
+    atomic_save(ckpt, tmp_path / "c.pt")
+    back = read_checkpoint(tmp_path / "c.pt", "catbabi")
+    assert back["task"] == {"best_step": 4} and torch.equal(back["model"]["w"], torch.ones(2))
+    with pytest.raises(ValueError, match="not of a language-model run"):
+        read_checkpoint(tmp_path / "c.pt", "lm")
+    with pytest.raises(ValueError, match="unknown checkpoint kind 'ppo'"):
+        make_checkpoint("ppo", step=0, configs={}, model={})
+    # the random generators come back as they were
+    draws = lambda: (random.random(), float(np.random.rand()), float(torch.rand(1)))  # noqa: E731
+    draws()
+    expected = draws()
+    restore_rng(back["rng"])
+    assert draws() != expected  # (the state is that of before the first draws)
+    restore_rng(back["rng"])
+    draws()
+    assert draws() == expected

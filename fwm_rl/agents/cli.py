@@ -26,7 +26,7 @@ from fwm_rl.agents.training import (
     CHECKPOINT,
     RUNS,
     load_policy,
-    read_checkpoint,
+    read_run_checkpoint,
     results_table,
     run_dirs,
     train_preset,
@@ -188,14 +188,14 @@ def _resume(path: Path, options: dict, args: argparse.Namespace, show: bool | No
         # runs.json gives those of the runs not started yet.
         stored = json.loads((path / RUNS).read_text())
         configs = [
-            read_checkpoint(path / name)[1] if (path / name / CHECKPOINT).exists() else TrainConfig.from_dict(c)
+            read_run_checkpoint(path / name)[1] if (path / name / CHECKPOINT).exists() else TrainConfig.from_dict(c)
             for name, c in zip(stored["runs"], stored["configs"])
         ]
         train_preset([c.resumed(**options) for c in configs], path, resume=True, show_progress=show)
         return
     if not (path / CHECKPOINT).exists():
         raise FileNotFoundError(f"nothing to resume in {path}: no {RUNS} and no {CHECKPOINT}")
-    _, cfg = read_checkpoint(path)
+    _, cfg = read_run_checkpoint(path)
     summary = train_run(cfg.resumed(**options), path, resume=True, show_progress=show)
     if launch_rank() == 0:
         plot_runs([path], path / "figure5.png")
@@ -212,13 +212,13 @@ def _agents(args: argparse.Namespace, source: str) -> list[tuple]:
         return [(model.policy, record.train_config(), f"{args.pretrained} ({record.label} @ {record.episodes})")]
     if given.is_file():
         policy, cfg, ckpt = load_policy(given, args.device)
-        return [(policy, cfg, f"{cfg.label} @ {ckpt['episodes']}")]
+        return [(policy, cfg, f"{cfg.label} @ {ckpt['step']}")]
     agents = []
     for run_dir in run_dirs(given):
         if not (run_dir / CHECKPOINT).exists():
             raise FileNotFoundError(f"{run_dir} has no {CHECKPOINT}: the run has not logged yet")
         policy, cfg, ckpt = load_policy(run_dir, args.device)
-        agents.append((policy, cfg, f"{cfg.label} @ {ckpt['episodes']}"))
+        agents.append((policy, cfg, f"{cfg.label} @ {ckpt['step']}"))
     return agents
 
 

@@ -48,13 +48,12 @@ from fwm_rl.agents.vec_env import FWMGraphVecEnv
 from fwm_rl.checks import check_ints, check_real
 from fwm_rl.distributed import DistContext, hold_run_folder
 from fwm_rl.engine import (
-    CHECKPOINT_FORMAT,
     RunLogger,
     atomic_save,
-    check_checkpoint,
-    load_checkpoint,
     load_weights,
+    make_checkpoint,
     progress,
+    read_checkpoint,
     resolve_device,
     run_record,
     set_seed,
@@ -194,8 +193,9 @@ def _rms_from(state: dict[str, Any]) -> RunningMeanStd:
 def make_eval_env(ckpt: dict, n_envs: int, seed: int | None = None) -> VecEnv:
     """``n_envs`` copies of a checkpointed ``--env`` run's environment for evaluation, its
     observations normalised by the checkpoint's frozen statistics where the run normalised them."""
-    env = make_env(ckpt["config"]["env_id"], n_envs, seed=seed)
-    return normalized(env, _rms_from(ckpt["obs_rms"]), training=False) if ckpt.get("obs_rms") is not None else env
+    env = make_env(ckpt["configs"]["train"]["env_id"], n_envs, seed=seed)
+    rms = ckpt["task"]["obs_rms"]
+    return normalized(env, _rms_from(rms), training=False) if rms is not None else env
 
 
 def evaluate_env(policy: RecurrentActorCriticPolicy, env: VecEnv, n_episodes: int, deterministic: bool = False) -> tuple[float, float]:
@@ -248,12 +248,16 @@ def make_model(cfg: EnvTrainConfig, env: VecEnv, device: torch.device) -> Recurr
 
 
 def read_env_checkpoint(run_dir: str | Path) -> tuple[dict, EnvTrainConfig]:
-    """The latest checkpoint of an ``--env`` run (a run folder or its ``checkpoint.pt``) and its configuration."""
+    """The latest checkpoint of an ``--env`` run (a run folder or its ``checkpoint.pt``) and its configuration.
+
+    The checkpoint (:func:`~fwm_rl.engine.make_checkpoint`, kind ``a2c-env``): ``step`` is the environment steps
+    done, ``model`` the policy's weights, ``task`` the last interval's ``train_return`` and the observation
+    statistics ``obs_rms`` (``None`` without ``normalize_obs``)."""
     path = Path(run_dir)
     path = path if path.is_file() else path / CHECKPOINT
-    ckpt = check_checkpoint(load_checkpoint(path), "a2c-env", path)
+    ckpt = read_checkpoint(path, "a2c-env")
     # (runs from before normalize_obs existed did not normalise)
-    return ckpt, EnvTrainConfig.from_dict({"normalize_obs": False, **ckpt["config"]})
+    return ckpt, EnvTrainConfig.from_dict({"normalize_obs": False, **ckpt["configs"]["train"]})
 
 
 def load_env_policy(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[RecurrentActorCriticPolicy, EnvTrainConfig, dict]:
@@ -262,7 +266,7 @@ def load_env_policy(run_dir: str | Path, device: str | torch.device = "cpu") -> 
     ckpt, cfg = read_env_checkpoint(run_dir)
     obs_space, action_space = check_env_id(cfg.env_id)
     policy = MEMORIES[cfg.memory](obs_space, action_space, ConstantSchedule(cfg.lr), **cfg.policy_kwargs)
-    load_weights(policy, ckpt["policy"], run_dir)
+    load_weights(policy, ckpt["model"], run_dir)
     return policy.to(resolve_device(device)), cfg, ckpt
 
 
@@ -312,20 +316,20 @@ def train_env_run(
     dist = DistContext(device=device)
     with hold_run_folder(run_dir, dist, () if resume else [(run_dir, RUN_OUTPUTS)], overwrite, f"--resume {run_dir}"):
         ckpt = read_env_checkpoint(run_dir)[0] if resume else None
-        done = ckpt["timesteps"] if ckpt is not None else 0
+        done = ckpt["step"] if ckpt is not None else 0
         set_seed(cfg.seed)
         # A resumed run starts new episodes from seeds of (seed, steps done), not the first run's again.
         env_seed = int(np.random.SeedSequence([cfg.seed, done]).generate_state(1)[0])
         env = make_env(cfg.env_id, cfg.n_envs, seed=env_seed)
         eval_env = make_env(cfg.env_id, min(cfg.n_envs, cfg.final_eval_episodes), seed=env_seed + 1)
         if cfg.normalizes_obs:  # the evaluation follows the training statistics, frozen
-            stored = ckpt.get("obs_rms") if ckpt is not None else None  # a resumed run continues its statistics
+            stored = ckpt["task"]["obs_rms"] if ckpt is not None else None  # a resumed run continues its statistics
             env = normalized(env, _rms_from(stored) if stored is not None else None, training=True)
             eval_env = normalized(eval_env, env.obs_rms, training=False)
         model = make_model(cfg, env, device)
         train_seconds = 0.0
         if ckpt is not None:
-            load_weights(model.policy, ckpt["policy"], run_dir)
+            load_weights(model.policy, ckpt["model"], run_dir)
             model.policy.optimizer.load_state_dict(ckpt["optimizer"])
             train_seconds = ckpt["train_seconds"]
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -355,36 +359,26 @@ def train_env_run(
                     "time/steps_per_second": done / max(train_seconds, 1e-9),
                 })  # fmt: skip
                 bar.set_postfix(train=f"{train_return:.1f}", eval=f"{eval_return:.1f}")
-                atomic_save(
-                    {
-                        "kind": "a2c-env",
-                        "format": CHECKPOINT_FORMAT,
-                        "config": cfg.to_dict(),
-                        "timesteps": done,
-                        "policy": model.policy.state_dict(),
-                        "optimizer": model.policy.optimizer.state_dict(),
-                        "train_seconds": train_seconds,
-                        "train_return": train_return,
-                        "obs_rms": _rms_state(env.obs_rms) if cfg.normalizes_obs else None,
-                    },
-                    run_dir / CHECKPOINT,
-                )
+                task = {"train_return": train_return, "obs_rms": _rms_state(env.obs_rms) if cfg.normalizes_obs else None}
+                ckpt = make_checkpoint("a2c-env", step=done, train_seconds=train_seconds, configs={"train": cfg.to_dict()},
+                                       model=model.policy.state_dict(), optimizer=model.policy.optimizer.state_dict(), task=task)
+                atomic_save(ckpt, run_dir / CHECKPOINT)
         finally:
             bar.close()
             logger.close()
-        ckpt = load_checkpoint(run_dir / CHECKPOINT)
-        model.policy.load_state_dict(ckpt["policy"])
+        ckpt = read_checkpoint(run_dir / CHECKPOINT, "a2c-env")
+        model.policy.load_state_dict(ckpt["model"])
         mean, sem = evaluate_env(model.policy, eval_env, cfg.final_eval_episodes)
         summary = EnvRunSummary(
             label=cfg.label,
             env_id=cfg.env_id,
-            timesteps=ckpt["timesteps"],
-            train_return=ckpt["train_return"],
+            timesteps=ckpt["step"],
+            train_return=ckpt["task"]["train_return"],
             eval_return=mean,
             eval_sem=sem,
             eval_episodes=cfg.final_eval_episodes,
             train_seconds=ckpt["train_seconds"],
-            steps_per_second=ckpt["timesteps"] / max(ckpt["train_seconds"], 1e-9),
+            steps_per_second=ckpt["step"] / max(ckpt["train_seconds"], 1e-9),
             stopped_by_time_budget=stopped,
             record=run_record(started, device),
         )

@@ -100,7 +100,7 @@ def export_pretrained(
     test = evaluate(policy, "test", eval_episodes_per_graph, seed=cfg.seed + 10_000, semantics=cfg.semantics, trials=cfg.trials)
     train = evaluate(policy, "train", eval_episodes_per_graph, seed=cfg.seed + 20_000, semantics=cfg.semantics, trials=cfg.trials)
     record = PretrainedRecord(
-        name=name, label=cfg.label, semantics=cfg.semantics, episodes=int(ckpt["episodes"]), seed=cfg.seed, recipe=recipe_of(cfg),
+        name=name, label=cfg.label, semantics=cfg.semantics, episodes=int(ckpt["step"]), seed=cfg.seed, recipe=recipe_of(cfg),
         test_reward=test.mean, test_sem=test.sem, train_reward=train.mean, train_sem=train.sem,
         eval_episodes_per_graph=eval_episodes_per_graph, train_seconds=float(ckpt["train_seconds"]),
         command=command, machine=machine, config=cfg.to_dict(),

@@ -65,13 +65,12 @@ from fwm_rl.distributed import (
     row_share,
 )
 from fwm_rl.engine import (
-    CHECKPOINT_FORMAT,
     RunLogger,
     atomic_save,
-    check_checkpoint,
-    load_checkpoint,
     load_weights,
+    make_checkpoint,
     progress,
+    read_checkpoint,
     resolve_device,
     run_record,
     set_seed,
@@ -132,22 +131,26 @@ def make_model(cfg: TrainConfig, device: torch.device, dist: DistContext | None 
     return model
 
 
-def read_checkpoint(run_dir: str | Path) -> tuple[dict, TrainConfig]:
+def read_run_checkpoint(run_dir: str | Path) -> tuple[dict, TrainConfig]:
     """The latest checkpoint of an A2C run (``run_dir``: a run folder, or its ``checkpoint.pt``) and
-    the run's configuration stored in it; a clear error for anything else."""
+    the run's configuration stored in it; a clear error for anything else.
+
+    The checkpoint (:func:`~fwm_rl.engine.make_checkpoint`, kind ``a2c``): ``step`` is the episodes done,
+    ``model`` the policy's weights, ``optimizer`` Adam's state, ``task`` the last interval's ``train_reward``;
+    no ``rng``: every logging interval reseeds from (seed, rank, episode)."""
     path = Path(run_dir)
     path = path if path.is_file() else path / CHECKPOINT
-    ckpt = check_checkpoint(load_checkpoint(path, map_location="cpu"), "a2c", path)
-    return ckpt, TrainConfig.from_dict(ckpt["config"])
+    ckpt = read_checkpoint(path, "a2c")
+    return ckpt, TrainConfig.from_dict(ckpt["configs"]["train"])
 
 
 def load_policy(run_dir: str | Path, device: str | torch.device = "auto") -> tuple[RecurrentActorCriticPolicy, TrainConfig, dict]:
     """The policy of a run's latest checkpoint (``run_dir``: a run folder, or a ``checkpoint.pt``
     file itself), its config and the checkpoint itself."""
-    ckpt, cfg = read_checkpoint(run_dir)
+    ckpt, cfg = read_run_checkpoint(run_dir)
     obs_space, action_space = task_spaces(TaskConfig(semantics=cfg.semantics))
     policy = MEMORIES[cfg.memory](obs_space, action_space, ConstantSchedule(cfg.lr), **cfg.policy_kwargs)
-    load_weights(policy, ckpt["policy"], run_dir)
+    load_weights(policy, ckpt["model"], run_dir)
     return policy.to(resolve_device(device)), cfg, ckpt
 
 
@@ -198,14 +201,14 @@ def train_run(
 
 def _train(cfg: TrainConfig, run_dir: Path, resume: bool, show_progress: bool | None, dist: DistContext, started: datetime) -> RunSummary:
     """The body of :func:`train_run`, in a folder this run holds."""
-    ckpt = read_checkpoint(run_dir)[0] if resume else None
+    ckpt = read_run_checkpoint(run_dir)[0] if resume else None
     set_seed(cfg.seed)  # the same initial weights in every process
     model = make_model(cfg, dist.device, dist)
     done, train_seconds = 0, 0.0
     if ckpt is not None:
-        load_weights(model.policy, ckpt["policy"], run_dir)
+        load_weights(model.policy, ckpt["model"], run_dir)
         model.policy.optimizer.load_state_dict(ckpt["optimizer"])
-        done, train_seconds = ckpt["episodes"], ckpt["train_seconds"]
+        done, train_seconds = ckpt["step"], ckpt["train_seconds"]
     model.set_progress(done)
     logger = None
     if dist.is_main:
@@ -250,19 +253,10 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, show_progress: bool | 
                 }
                 logger.log(done, metrics)
                 bar.set_postfix(train=f"{train_reward:.1f}", test=f"{test.mean:.1f}")
-                atomic_save(
-                    {
-                        "kind": "a2c",
-                        "format": CHECKPOINT_FORMAT,
-                        "config": cfg.to_dict(),
-                        "episodes": done,
-                        "policy": model.policy.state_dict(),
-                        "optimizer": model.policy.optimizer.state_dict(),
-                        "train_seconds": train_seconds,
-                        "train_reward": train_reward,
-                    },
-                    run_dir / CHECKPOINT,
-                )
+                ckpt = make_checkpoint("a2c", step=done, train_seconds=train_seconds, configs={"train": cfg.to_dict()},
+                                       model=model.policy.state_dict(), optimizer=model.policy.optimizer.state_dict(),
+                                       task={"train_reward": train_reward})
+                atomic_save(ckpt, run_dir / CHECKPOINT)
     finally:
         bar.close()
         if logger is not None:
@@ -276,17 +270,17 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, show_progress: bool | 
 
 def _finish(cfg: TrainConfig, run_dir: Path, policy: RecurrentActorCriticPolicy, stopped: bool, started: datetime) -> RunSummary:
     """Final evaluation on both graph sets, written to ``results.json``."""
-    ckpt = load_checkpoint(run_dir / CHECKPOINT)
+    ckpt = read_checkpoint(run_dir / CHECKPOINT, "a2c")
     k = cfg.final_episodes_per_graph
     summary = RunSummary(
         name=cfg.name,
         label=cfg.label,
-        episodes=ckpt["episodes"],
-        train_reward=ckpt["train_reward"],
+        episodes=ckpt["step"],
+        train_reward=ckpt["task"]["train_reward"],
         test=evaluate(policy, "test", k, seed=cfg.seed + 10_000, semantics=cfg.semantics, trials=cfg.trials),
         train=evaluate(policy, "train", k, seed=cfg.seed + 20_000, semantics=cfg.semantics, trials=cfg.trials),
         train_seconds=ckpt["train_seconds"],
-        agent_steps_per_second=_agent_steps_per_second(cfg, ckpt["episodes"], ckpt["train_seconds"]),
+        agent_steps_per_second=_agent_steps_per_second(cfg, ckpt["step"], ckpt["train_seconds"]),
         stopped_by_time_budget=stopped,
         record=run_record(started, next(policy.parameters()).device),
     )

@@ -19,8 +19,8 @@ import torch
 
 from fwm_rl.babi.catbabi import DataSpec, Vocabulary
 from fwm_rl.babi.models import CatbAbIModel, ModelConfig
-from fwm_rl.babi.trainer import BEST, RESULTS, TrainConfig, _data_spec, _load_catbabi_checkpoint, _load_run_model
-from fwm_rl.engine import load_weights, resolve_device
+from fwm_rl.babi.trainer import BEST, RESULTS, TrainConfig, _data_spec, _load_run_model
+from fwm_rl.engine import load_weights, read_checkpoint, resolve_device
 
 __all__ = ["WEIGHTS", "PretrainedRecord", "export_pretrained", "load_model", "load_pretrained", "pretrained_records"]
 
@@ -95,15 +95,16 @@ def export_pretrained(run_dir: str | Path, name: str, command: str, machine: str
         raise FileNotFoundError(f"{results_path} is missing: only a finished run (which tested its best checkpoint) can be shipped")
     results = json.loads(results_path.read_text())
     best = results["test_best_valid"]
-    ckpt = _load_catbabi_checkpoint(run_dir / BEST)
-    train = TrainConfig.from_dict(ckpt["train_config"])
+    ckpt = read_checkpoint(run_dir / BEST, "catbabi")
+    configs = ckpt["configs"]
+    train = TrainConfig.from_dict(configs["train"])
     record = PretrainedRecord(
-        name=name, model=ckpt["model_config"]["model"], mode=train.mode, step=int(ckpt["step"]), steps=int(results["step"]),
-        train_seconds=float(results["train_seconds"]), seed=train.seed, data=_data_spec(ckpt["data_spec"]).describe(),
+        name=name, model=configs["model"]["model"], mode=train.mode, step=int(ckpt["step"]), steps=int(results["step"]),
+        train_seconds=float(results["train_seconds"]), seed=train.seed, data=_data_spec(configs["data"]).describe(),
         test_accuracy=float(best["answer_accuracy"]),
         test_per_task={str(task): float(r["accuracy"]) for task, r in best["per_task"].items()},
-        test_batch_size=int(best["batch_size"]), command=command, machine=machine, model_config=ckpt["model_config"],
-        train_config=ckpt["train_config"], data_spec=ckpt["data_spec"], vocabulary=list(ckpt["vocab"]),
+        test_batch_size=int(best["batch_size"]), command=command, machine=machine, model_config=configs["model"],
+        train_config=configs["train"], data_spec=configs["data"], vocabulary=list(ckpt["task"]["vocab"]),
         code=code or results.get("record", {}).get("code", ""),
     )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)

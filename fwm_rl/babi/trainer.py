@@ -56,16 +56,15 @@ from fwm_rl.distributed import (
 )
 from fwm_rl.engine import (
     AMP_MODES,
-    CHECKPOINT_FORMAT,
     RunLogger,
     SavedConfig,
     atomic_save,
     autocast,
-    check_checkpoint,
     gradient_step,
-    load_checkpoint,
     load_weights,
+    make_checkpoint,
     progress,
+    read_checkpoint,
     resolve_device,
     run_record,
     set_seed,
@@ -419,7 +418,7 @@ class CatbAbITrainer:
             if path is None or not path.exists():
                 return None
             model = CatbAbIModel(self.model_config, len(self.data.vocab)).to(self.device)
-            load_weights(model, _load_catbabi_checkpoint(path)["model"], path)
+            load_weights(model, read_checkpoint(path, "catbabi")["model"], path)
             v = self.data.vocab
             segs = eval_segments(self.data.splits["test"], self.config.test_batch_size, self.config.seq_len, v.eos, v.pad)
             return _tally(model, segs, self.config.mode, self.device).result()
@@ -432,25 +431,18 @@ class CatbAbITrainer:
 
     # -------------------------------------------------------------- checkpoints
     def checkpoint(self) -> dict[str, Any]:
-        """The full training state, with the carried state of the whole batch (collective under torchrun:
-        every process must call it)."""
-        return {
-            "kind": "catbabi",
-            "format": CHECKPOINT_FORMAT,
-            "step": self.step,
-            "model_config": self.model_config.to_dict(),
-            "train_config": self.config.to_dict(),
-            "data_spec": self.data_spec.to_dict(),
-            "vocab": self.data.vocab.words,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "stream": self.stream.state_dict(),
-            "state": None if self.state is None else gather_rows(self.state, self.model.state_batch_dims(self.state), self.ctx),
-            "best_valid_accuracy": self.best_valid_accuracy,
-            "best_valid_loss": self.best_valid_loss,
-            "best_step": self.best_step,
-            "train_seconds": self.train_seconds,
-        }
+        """The full training state (:func:`~fwm_rl.engine.make_checkpoint`, kind ``catbabi``), with the carried
+        state of the whole batch (collective under torchrun: every process must call it).
+
+        ``configs`` holds ``model``, ``train`` and ``data``; ``task`` the vocabulary, the position in the training
+        stream, the carried recurrent ``state`` and the best validation so far; no ``rng``: training draws no
+        random numbers beyond the stream's own seeded order."""
+        state = None if self.state is None else gather_rows(self.state, self.model.state_batch_dims(self.state), self.ctx)
+        task = {"vocab": self.data.vocab.words, "stream": self.stream.state_dict(), "state": state,
+                "best_valid_accuracy": self.best_valid_accuracy, "best_valid_loss": self.best_valid_loss, "best_step": self.best_step}
+        configs = {"model": self.model_config.to_dict(), "train": self.config.to_dict(), "data": self.data_spec.to_dict()}
+        return make_checkpoint("catbabi", step=self.step, train_seconds=self.train_seconds, configs=configs,
+                               model=self.model.state_dict(), optimizer=self.optimizer.state_dict(), task=task)
 
     def save(self, path: str | Path | None = None) -> Path | None:
         """Write :meth:`checkpoint` atomically (default ``out_dir/checkpoint.pt``); rank 0 writes, every
@@ -474,26 +466,27 @@ class CatbAbITrainer:
         """
         path = Path(path)
         ckpt_path = path / CHECKPOINT if path.is_dir() else path
-        ckpt = _load_catbabi_checkpoint(ckpt_path)
-        config = TrainConfig.from_dict(ckpt["train_config"])
+        ckpt = read_checkpoint(ckpt_path, "catbabi")
+        task = ckpt["task"]
+        config = TrainConfig.from_dict(ckpt["configs"]["train"])
         config = config.resumed(steps=steps, time_budget=time_budget, device=device, tensorboard=tensorboard)
-        spec = _data_spec(ckpt["data_spec"])
+        spec = _data_spec(ckpt["configs"]["data"])
         if data_path is not None:  # the data moved: read it from there (it must give the same vocabulary)
             spec = replace(spec, path=str(Path(data_path).resolve()))
         elif spec.path is not None and not Path(spec.path).exists():
             raise FileNotFoundError(f"the run's data {spec.path} is no longer there; pass --data with its new place to resume")
-        trainer = cls(ModelConfig.from_dict(ckpt["model_config"]), config, spec, ckpt_path.parent, data)
-        if trainer.data.vocab.words != list(ckpt["vocab"]):
+        trainer = cls(ModelConfig.from_dict(ckpt["configs"]["model"]), config, spec, ckpt_path.parent, data)
+        if trainer.data.vocab.words != list(task["vocab"]):
             raise ValueError(f"the data of {spec.describe()} no longer gives the checkpoint's vocabulary; was the data changed?")
         load_weights(trainer.model, ckpt["model"], ckpt_path)
         trainer.optimizer.load_state_dict(ckpt["optimizer"])
-        trainer.stream.load_state_dict(ckpt["stream"])
-        if ckpt["state"] is not None:
-            rows = shard_rows(ckpt["state"], trainer.model.state_batch_dims(ckpt["state"]), trainer.ctx)
+        trainer.stream.load_state_dict(task["stream"])
+        if task["state"] is not None:
+            rows = shard_rows(task["state"], trainer.model.state_batch_dims(task["state"]), trainer.ctx)
             trainer.state = map_state(rows, lambda t: t.to(trainer.device))
-        trainer.step, trainer.best_valid_accuracy = int(ckpt["step"]), float(ckpt["best_valid_accuracy"])
-        trainer.best_valid_loss, trainer.best_step = float(ckpt.get("best_valid_loss", math.inf)), ckpt.get("best_step")
-        trainer.train_seconds = float(ckpt.get("train_seconds", 0.0))  # (checkpoints before the time budget lack it)
+        trainer.step, trainer.train_seconds = ckpt["step"], ckpt["train_seconds"]
+        trainer.best_valid_accuracy, trainer.best_valid_loss = float(task["best_valid_accuracy"]), float(task["best_valid_loss"])
+        trainer.best_step = task["best_step"]
         trainer.resumed = True
         return trainer
 
@@ -505,18 +498,15 @@ def _data_spec(d: dict) -> DataSpec:
     return DataSpec(**d)
 
 
-def _load_catbabi_checkpoint(path: Path) -> dict:
-    return check_checkpoint(load_checkpoint(path), "catbabi", path)
-
-
 def _load_run_model(path: str | Path, device: str | torch.device = "auto") -> tuple[CatbAbIModel, Vocabulary, TrainConfig, DataSpec]:
     """The model (on ``device``, eval mode), vocabulary, training config and data spec of a checkpoint."""
     path = Path(path)
-    ckpt = _load_catbabi_checkpoint(path / CHECKPOINT if path.is_dir() else path)
-    vocab = Vocabulary(ckpt["vocab"])
-    if vocab.words != list(ckpt["vocab"]):
+    ckpt = read_checkpoint(path / CHECKPOINT if path.is_dir() else path, "catbabi")
+    vocab = Vocabulary(ckpt["task"]["vocab"])
+    if vocab.words != list(ckpt["task"]["vocab"]):
         raise ValueError(f"{path}: vocabulary is corrupt")
-    model = CatbAbIModel(ModelConfig.from_dict(ckpt["model_config"]), len(vocab))
+    configs = ckpt["configs"]
+    model = CatbAbIModel(ModelConfig.from_dict(configs["model"]), len(vocab))
     load_weights(model, ckpt["model"], path)
     dev = resolve_device(device)
-    return model.to(dev).eval(), vocab, TrainConfig.from_dict(ckpt["train_config"]), _data_spec(ckpt["data_spec"])
+    return model.to(dev).eval(), vocab, TrainConfig.from_dict(configs["train"]), _data_spec(configs["data"])

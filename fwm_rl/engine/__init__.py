@@ -5,7 +5,7 @@
   command-line options generated from them;
 * :mod:`~fwm_rl.engine.training`: device, seeds, mixed precision, the non-finite loss guard;
 * :mod:`~fwm_rl.engine.step`: one optimizer step (backward, combine over processes, check, clip, step);
-* :mod:`~fwm_rl.engine.checkpoints`: one checkpoint schema (``kind``, ``format``), atomic writes;
+* :mod:`~fwm_rl.engine.checkpoints`: one checkpoint schema (``make_checkpoint``), atomic writes, format-1 upgrade;
 * :mod:`~fwm_rl.engine.folders`: the run-folder policy (no silent overwrite, one writer at a time);
 * :mod:`~fwm_rl.engine.metrics`: ``metrics.csv`` + TensorBoard, progress bars, figures;
 * :mod:`~fwm_rl.engine.records`: the command and machine a run's results came from.
@@ -17,10 +17,14 @@ from fwm_rl.engine.checkpoints import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_KINDS,
     atomic_save,
+    capture_rng,
     check_checkpoint,
     checkpoint_kind,
     load_checkpoint,
     load_weights,
+    make_checkpoint,
+    read_checkpoint,
+    restore_rng,
 )
 from fwm_rl.engine.config import SavedConfig, add_options, field_docs, flag, given, resumable_flags
 from fwm_rl.engine.folders import LOCK, RunExistsError, claim_run_folder, run_lock
@@ -40,6 +44,7 @@ __all__ = [
     "SavedConfig",
     "add_options",
     "atomic_save",
+    "capture_rng",
     "autocast",
     "check_checkpoint",
     "check_finite",
@@ -53,8 +58,11 @@ __all__ = [
     "load_checkpoint",
     "load_weights",
     "machine_description",
+    "make_checkpoint",
     "progress",
+    "read_checkpoint",
     "resolve_device",
+    "restore_rng",
     "resumable_flags",
     "run_lock",
     "run_record",

@@ -1,16 +1,32 @@
-"""Checkpoints: one schema (``kind``, ``format``) for every trainer, written atomically, read with clear errors."""
+"""Checkpoints: one schema for every trainer (:func:`make_checkpoint`), written atomically, read with clear errors
+(:func:`read_checkpoint`), older formats upgraded."""
 
 from __future__ import annotations
 
+import math
 import os
+import random
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_KINDS", "atomic_save", "check_checkpoint", "checkpoint_kind", "load_checkpoint", "load_weights"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_KINDS",
+    "atomic_save",
+    "capture_rng",
+    "check_checkpoint",
+    "checkpoint_kind",
+    "load_checkpoint",
+    "load_weights",
+    "make_checkpoint",
+    "read_checkpoint",
+    "restore_rng",
+]
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
@@ -47,16 +63,57 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise ValueError(f"checkpoint {path} could not be read ({exc}); is it a fwm-rl checkpoint?") from exc
 
 
-#: Every trainer's checkpoint is a dict with ``kind`` (a key of this table) and ``format`` (:data:`CHECKPOINT_FORMAT`);
-#: kind -> (what it holds, the command that writes it).
+#: kind -> (what a checkpoint of that kind holds, the command that writes it).
 CHECKPOINT_KINDS: dict[str, tuple[str, str]] = {
     "a2c": ("an A2C run on the graph task", "fwm-rl train"),
     "a2c-env": ("an A2C run on a Gymnasium env", "fwm-rl train --env"),
     "catbabi": ("a catbAbI run", "fwm-rl babi train"),
     "lm": ("a language-model run", "fwm-rl lm train"),
 }
-#: The checkpoint layout this version writes; a reader refuses a newer one with a clear message.
-CHECKPOINT_FORMAT = 1
+#: The checkpoint layout this version writes (:func:`make_checkpoint`). Format 1 (each trainer its own keys)
+#: is still read: :func:`check_checkpoint` upgrades it. A newer format is refused with a clear message.
+CHECKPOINT_FORMAT = 2
+
+
+def make_checkpoint(kind: str, *, step: int, configs: Mapping[str, dict], model: Mapping[str, torch.Tensor],
+                    optimizer: dict | None = None, task: Mapping[str, Any] | None = None, rng: dict | None = None,
+                    train_seconds: float = 0.0) -> dict:
+    """The one checkpoint schema of every trainer, as a dict:
+
+    * ``kind`` (:data:`CHECKPOINT_KINDS`) and ``format`` (:data:`CHECKPOINT_FORMAT`);
+    * ``step``: the steps done, in the unit of the kind's ``steps`` setting (episodes for ``a2c``, environment
+      steps for ``a2c-env``, optimizer steps for ``catbabi`` and ``lm``); ``train_seconds``: the training time
+      spent on them (what ``--time-budget`` counts);
+    * ``configs``: the settings as plain dicts, by role (``train``; ``model`` and ``data`` where the kind has them);
+    * ``model``: the weights (a ``state_dict``); ``optimizer``: its ``state_dict``, ``None`` in files that only
+      evaluate (an LM ``best.pt``);
+    * ``task``: the kind's own state (data position, carried recurrent state, best validation, ...);
+    * ``rng``: the random generators (:func:`capture_rng`), ``None`` where a kind reseeds them itself.
+    """
+    if kind not in CHECKPOINT_KINDS:
+        raise ValueError(f"unknown checkpoint kind {kind!r}; one of {', '.join(CHECKPOINT_KINDS)}")
+    return {"kind": kind, "format": CHECKPOINT_FORMAT, "step": int(step), "train_seconds": float(train_seconds),
+            "configs": dict(configs), "model": model, "optimizer": optimizer, "task": dict(task or {}), "rng": rng}
+
+
+def capture_rng() -> dict:
+    """The state of Python's, NumPy's and torch's (CPU and CUDA) global random generators."""
+    rng = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return rng
+
+
+def restore_rng(rng: Mapping[str, Any]) -> None:
+    """Set the generators :func:`capture_rng` saved (those it holds; CUDA's only where CUDA is, a CPU
+    checkpoint resumed on a GPU keeps the GPU's own)."""
+    if "python" in rng:
+        random.setstate(rng["python"])
+    if "numpy" in rng:
+        np.random.set_state(rng["numpy"])
+    torch.set_rng_state(rng["torch"].cpu())
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
 
 
 def checkpoint_kind(ckpt: Any) -> str | None:
@@ -71,8 +128,8 @@ def checkpoint_kind(ckpt: Any) -> str | None:
 
 
 def check_checkpoint(ckpt: Any, kind: str, path: str | os.PathLike) -> dict:
-    """``ckpt`` if it is a checkpoint of ``kind`` this version can read; else a one-line error that names
-    what it is and which command reads it."""
+    """``ckpt`` in this version's schema (:func:`make_checkpoint`; format 1 is upgraded, into a new dict) if it
+    is a checkpoint of ``kind``; else a one-line error that names what it is and which command reads it."""
     found = checkpoint_kind(ckpt)
     what, command = CHECKPOINT_KINDS[kind]
     if found is None:
@@ -81,10 +138,56 @@ def check_checkpoint(ckpt: Any, kind: str, path: str | os.PathLike) -> dict:
         found_what, found_command = CHECKPOINT_KINDS[found]
         raise ValueError(f"{path} is a checkpoint of {found_what} (written by '{found_command}'), not of {what}; "
                          f"use the commands of '{found_command.split(' --')[0]}'")
-    if ckpt.get("format", 1) > CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} was written by a newer fwm-rl (checkpoint format {ckpt['format']}, this one reads "
+    version = ckpt.get("format", 1)
+    if version > CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} was written by a newer fwm-rl (checkpoint format {version}, this one reads "
                          f"{CHECKPOINT_FORMAT}); upgrade fwm-rl to read it")
-    return ckpt
+    return _FROM_FORMAT_1[kind](ckpt) if version == 1 else ckpt
+
+
+def read_checkpoint(path: str | os.PathLike, kind: str, map_location: str | torch.device = "cpu") -> dict:
+    """:func:`load_checkpoint` then :func:`check_checkpoint`: the checkpoint of ``kind`` at ``path``, in this
+    version's schema, or a one-line error."""
+    return check_checkpoint(load_checkpoint(path, map_location), kind, path)
+
+
+# ------------------------------------------------------------------ format 1 -> 2
+# Format 1 (fwm-rl before the one schema) kept each trainer's own keys; these map them onto format 2.
+def _a2c_from_1(c: dict) -> dict:
+    return make_checkpoint("a2c", step=c["episodes"], train_seconds=c["train_seconds"], configs={"train": c["config"]},
+                           model=c["policy"], optimizer=c["optimizer"], task={"train_reward": c["train_reward"]})
+
+
+def _a2c_env_from_1(c: dict) -> dict:
+    return make_checkpoint("a2c-env", step=c["timesteps"], train_seconds=c["train_seconds"], configs={"train": c["config"]},
+                           model=c["policy"], optimizer=c["optimizer"],
+                           task={"train_return": c["train_return"], "obs_rms": c.get("obs_rms")})
+
+
+def _catbabi_from_1(c: dict) -> dict:
+    task = {"vocab": c["vocab"], "stream": c["stream"], "state": c["state"], "best_valid_accuracy": c["best_valid_accuracy"],
+            "best_valid_loss": c.get("best_valid_loss", math.inf), "best_step": c.get("best_step")}
+    return make_checkpoint("catbabi", step=c["step"], train_seconds=c.get("train_seconds", 0.0), model=c["model"],
+                           configs={"model": c["model_config"], "train": c["train_config"], "data": c["data_spec"]},
+                           optimizer=c["optimizer"], task=task)
+
+
+def _lm_from_1(c: dict) -> dict:
+    configs = {"model": c["model_config"], "train": c["train_config"]}
+    task = {k: c[k] for k in ("vocab", "data", "data_source", "temperature", "valid_loss")}
+    ts = c.get("train_state")
+    if ts is None:  # a best.pt: the evaluation weights only
+        return make_checkpoint("lm", step=c["step"], configs=configs, model=c["model_state"], task={**task, "eval_model": None})
+    task.update({k: ts[k] for k in ("optimizer_name", "epoch", "position", "hidden", "fast_weights", "val_history",
+                                    "best_valid", "tokens_seen", "running")})
+    task["eval_model"] = c["model_state"] if ts["optimizer_name"] == "asgd" else None
+    task["bptt_rng"] = ts["rng"]["bptt"]
+    rng = {k: v for k, v in ts["rng"].items() if k != "bptt"}
+    return make_checkpoint("lm", step=ts["step"], train_seconds=ts["elapsed"], configs=configs, model=ts["model"],
+                           optimizer=ts["optimizer"], task=task, rng=rng)
+
+
+_FROM_FORMAT_1 = {"a2c": _a2c_from_1, "a2c-env": _a2c_env_from_1, "catbabi": _catbabi_from_1, "lm": _lm_from_1}
 
 
 def load_weights(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str | os.PathLike) -> None:

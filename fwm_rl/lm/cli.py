@@ -132,9 +132,9 @@ def _eval(args: argparse.Namespace) -> int:
 
     model, ckpt = load_model(args.checkpoint, args.device)
     tokens = checkpoint_corpus(ckpt, args.data).split(args.split)
-    temperature = ckpt["temperature"] if args.temperature is None else args.temperature
+    temperature = ckpt["task"]["temperature"] if args.temperature is None else args.temperature
     result = evaluate(model, tokens, batch_size=args.batch_size, bptt=args.bptt, temperature=temperature, show_progress=True)
-    print(f"{ckpt['model_config']['model']} {args.split}: loss {result.loss:.4f} nats, perplexity {result.perplexity:.2f}, "
+    print(f"{ckpt['configs']['model']['model']} {args.split}: loss {result.loss:.4f} nats, perplexity {result.perplexity:.2f}, "
           f"{result.bits_per_word:.3f} bits/word over {result.n_tokens:,} tokens (batch size {args.batch_size}, "
           f"temperature {temperature:.2f})")
     return 0

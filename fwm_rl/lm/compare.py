@@ -107,7 +107,7 @@ def compare_checkpoints(
     """
     model_a, ckpt_a = load_model(checkpoint_a, device)
     model_b, ckpt_b = load_model(checkpoint_b, device)
-    if ckpt_a["vocab"] != ckpt_b["vocab"]:
+    if ckpt_a["task"]["vocab"] != ckpt_b["task"]["vocab"]:
         raise ValueError(f"{checkpoint_a} and {checkpoint_b} have different vocabularies; compare models trained on the same corpus")
     tokens = checkpoint_corpus(ckpt_a, data).split(split)
     if start < 0 or length < 1 or start + length > tokens.numel():
@@ -115,10 +115,10 @@ def compare_checkpoints(
     prefix = tokens[: start + length]
     bits = []
     for model, ckpt in ((model_a, ckpt_a), (model_b, ckpt_b)):
-        result = evaluate(model, prefix, batch_size=1, temperature=ckpt["temperature"], return_token_losses=True)
+        result = evaluate(model, prefix, batch_size=1, temperature=ckpt["task"]["temperature"], return_token_losses=True)
         bits.append(result.token_losses[start:].numpy() / math.log(2))
     if labels is None:
-        labels = (ckpt_a["model_config"]["model"].upper(), ckpt_b["model_config"]["model"].upper())
+        labels = (ckpt_a["configs"]["model"]["model"].upper(), ckpt_b["configs"]["model"]["model"].upper())
         if labels[0] == labels[1]:
             labels = (f"{labels[0]} (A)", f"{labels[1]} (B)")
     words = [ckpt_a["vocab"][int(i)] for i in tokens[start : start + length]]

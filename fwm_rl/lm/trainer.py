@@ -33,9 +33,10 @@ import math
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,17 +57,18 @@ from fwm_rl.distributed import (
 )
 from fwm_rl.engine import (
     AMP_MODES,
-    CHECKPOINT_FORMAT,
     RunLogger,
     SavedConfig,
     atomic_save,
     autocast,
-    check_checkpoint,
+    capture_rng,
     gradient_step,
-    load_checkpoint,
     load_weights,
+    make_checkpoint,
     progress,
+    read_checkpoint,
     resolve_device,
+    restore_rng,
     run_record,
     set_seed,
 )
@@ -82,6 +84,7 @@ __all__ = [
     "TrainSummary",
     "batchify",
     "evaluate",
+    "eval_weights",
     "load_model",
     "tune_temperature",
 ]
@@ -304,20 +307,26 @@ def tune_temperature(
     return float(candidates[best]), float(totals[best]) / n_tokens
 
 
+def eval_weights(ckpt: dict) -> dict[str, Tensor]:
+    """The weights a checkpoint is evaluated with: the ASGD average where the run had switched to ASGD
+    (``task["eval_model"]``), else its ``model``."""
+    return ckpt["model"] if ckpt["task"]["eval_model"] is None else ckpt["task"]["eval_model"]
+
+
 def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> tuple[AWDLanguageModel, dict]:
-    """The evaluation model stored in a ``best.pt``/``checkpoint.pt`` and the checkpoint dict."""
+    """The evaluation model (:func:`eval_weights`) stored in a ``best.pt``/``checkpoint.pt`` and the checkpoint dict."""
     device = resolve_device(device)
-    ckpt = check_checkpoint(load_checkpoint(path, map_location=device), "lm", path)
-    model = AWDLanguageModel(LMConfig.from_dict(ckpt["model_config"])).to(device)
-    load_weights(model, ckpt["model_state"], path)
+    ckpt = read_checkpoint(path, "lm", map_location=device)
+    model = AWDLanguageModel(LMConfig.from_dict(ckpt["configs"]["model"])).to(device)
+    load_weights(model, eval_weights(ckpt), path)
     model.eval()
     return model, ckpt
 
 
 def checkpoint_corpus(ckpt: dict, data: str | os.PathLike | None = None) -> Corpus:
     """The corpus a checkpoint was trained on (or ``data`` instead), encoded with its vocabulary."""
-    vocab = Dictionary(ckpt["vocab"][1:])
-    return load_data(ckpt["data"] if data is None else data, vocab=vocab)
+    vocab = Dictionary(ckpt["task"]["vocab"][1:])
+    return load_data(ckpt["task"]["data"] if data is None else data, vocab=vocab)
 
 
 class LMTrainer:
@@ -357,7 +366,7 @@ class LMTrainer:
         self.val_history: list[float] = []
         self.best_valid = math.inf
         self.tokens_seen = 0
-        self.elapsed = 0.0
+        self.train_seconds = 0.0
         self.running = [0.0, 0, 0]  # train loss sum, steps, tokens since the last log row
         self.resumed = False  # set by resume(): continue the logs and checkpoint in out_dir
 
@@ -371,20 +380,21 @@ class LMTrainer:
         of processes may differ from the run that wrote it (every process reads it)."""
         changes = TrainConfig.resume_changes(**budget, device=device)
         path = Path(out_dir) / CHECKPOINT
-        ckpt = load_checkpoint(path)
-        if "train_state" not in check_checkpoint(ckpt, "lm", path):
+        ckpt = read_checkpoint(path, "lm")
+        if ckpt["optimizer"] is None:
             raise ValueError(f"{path} is not a training checkpoint of fwm-rl lm train; cannot resume from it")
+        task = ckpt["task"]
         if data is not None:
-            ckpt["data"] = str(Path(data).resolve())
-        elif ckpt["data"] is not None and not Path(ckpt["data"]).exists():
-            raise FileNotFoundError(f"the run's data {ckpt['data']} is no longer there; pass --data with its new place to resume")
+            task["data"] = str(Path(data).resolve())
+        elif task["data"] is not None and not Path(task["data"]).exists():
+            raise FileNotFoundError(f"the run's data {task['data']} is no longer there; pass --data with its new place to resume")
         if corpus is None:
             corpus = checkpoint_corpus(ckpt)
-        elif corpus.vocab.idx2word != ckpt["vocab"]:
+        elif corpus.vocab.idx2word != task["vocab"]:
             raise ValueError("the corpus given for resuming has a different vocabulary from the checkpoint's")
-        config = TrainConfig.from_dict(ckpt["train_config"]).resumed(**changes)
-        trainer = cls(corpus, LMConfig.from_dict(ckpt["model_config"]), config, out_dir, data=ckpt["data"])
-        trainer._load_train_state(ckpt["train_state"])
+        config = TrainConfig.from_dict(ckpt["configs"]["train"]).resumed(**changes)
+        trainer = cls(corpus, LMConfig.from_dict(ckpt["configs"]["model"]), config, out_dir, data=task["data"])
+        trainer._load_train_state(ckpt)
         trainer.resumed = True
         return trainer
 
@@ -408,61 +418,59 @@ class LMTrainer:
                 state["decoder.weight"] = state["embedding.weight"]
         return state
 
-    def _checkpoint(self, eval_state: dict, valid_loss: float, temperature: float = 1.0, with_train_state: bool = False) -> dict:
-        """The checkpoint dict; ``with_train_state`` adds everything ``resume`` needs, with the carried state
-        of the whole batch (then collective under torchrun: every process must call it)."""
-        ckpt = {
-            "kind": "lm",
-            "format": CHECKPOINT_FORMAT,
-            "model_config": self.model_config.to_dict(),
-            "train_config": asdict(self.config),
-            "vocab": list(self.corpus.vocab.idx2word),
-            "data": self.data,
-            "data_source": self.corpus.source,
-            "model_state": eval_state,
-            "temperature": temperature,
-            "valid_loss": valid_loss,
-            "step": self.step,
-        }
-        if with_train_state:
-            state = gather_rows(self.state, self.model.state_batch_dims(self.state), self.ctx)
-            rng = {"torch": torch.get_rng_state(), "bptt": self.bptt_rng.bit_generator.state}
-            if torch.cuda.is_available():
-                rng["cuda"] = torch.cuda.get_rng_state_all()
-            ckpt["train_state"] = {
-                "model": self.model.state_dict(),
-                "optimizer_name": self.optimizer_name,
-                "optimizer": self.optimizer.state_dict(),
-                "step": self.step,
-                "epoch": self.epoch,
-                "position": self.position,
-                "hidden": [list(layer) for layer in state.layers],
-                "fast_weights": state.fast_weights,
-                "val_history": list(self.val_history),
-                "best_valid": self.best_valid,
-                "tokens_seen": self.tokens_seen,
-                "elapsed": self.elapsed,
-                "running": list(self.running),
-                "rng": rng,
-            }
-        return ckpt
+    def _best_checkpoint(self, valid_loss: float) -> dict:
+        """``best.pt`` (:func:`~fwm_rl.engine.make_checkpoint`, kind ``lm``, no optimizer): the evaluation
+        weights as ``model``; ``task`` the vocabulary, where the data is, the validation loss and the softmax
+        ``temperature`` (tuned at the end of the run)."""
+        return make_checkpoint("lm", step=self.step, train_seconds=self.train_seconds, configs=self._configs(),
+                               model=self._eval_state_dict(), task={**self._task_data(), "valid_loss": valid_loss, "eval_model": None})
 
-    def _load_train_state(self, ts: dict) -> None:
-        load_weights(self.model, ts["model"], self.out_dir / CHECKPOINT)
-        self.optimizer_name = ts["optimizer_name"]
+    def _checkpoint(self, valid_loss: float) -> dict:
+        """``checkpoint.pt``: everything :meth:`resume` needs, with the carried state of the whole batch (collective
+        under torchrun: every process must call it). ``model`` is the trained weights; ``task["eval_model"]`` the
+        ASGD average once ASGD is on (else ``None``: the same weights); ``task`` also holds the data position, the
+        carried state, the validation history and the window-length generator; ``rng`` the global generators (rank 0's)."""
+        state = gather_rows(self.state, self.model.state_batch_dims(self.state), self.ctx)
+        task = {
+            **self._task_data(),
+            "valid_loss": valid_loss,
+            "eval_model": self._eval_state_dict() if self.optimizer_name == "asgd" else None,
+            "optimizer_name": self.optimizer_name,
+            "epoch": self.epoch,
+            "position": self.position,
+            "hidden": [list(layer) for layer in state.layers],
+            "fast_weights": state.fast_weights,
+            "val_history": list(self.val_history),
+            "best_valid": self.best_valid,
+            "tokens_seen": self.tokens_seen,
+            "running": list(self.running),
+            "bptt_rng": self.bptt_rng.bit_generator.state,
+        }
+        return make_checkpoint("lm", step=self.step, train_seconds=self.train_seconds, configs=self._configs(),
+                               model=self.model.state_dict(), optimizer=self.optimizer.state_dict(), task=task, rng=capture_rng())
+
+    def _configs(self) -> dict[str, dict]:
+        return {"model": self.model_config.to_dict(), "train": self.config.to_dict()}
+
+    def _task_data(self) -> dict[str, Any]:
+        return {"vocab": list(self.corpus.vocab.idx2word), "data": self.data, "data_source": self.corpus.source, "temperature": 1.0}
+
+    def _load_train_state(self, ckpt: dict) -> None:
+        task = ckpt["task"]
+        load_weights(self.model, ckpt["model"], self.out_dir / CHECKPOINT)
+        self.optimizer_name = task["optimizer_name"]
         self.optimizer = self._make_optimizer(self.optimizer_name)
-        self.optimizer.load_state_dict(ts["optimizer"])
-        self.step, self.epoch, self.position = ts["step"], ts["epoch"], ts["position"]
-        full = LMState(tuple((h, c) for h, c in ts["hidden"]), ts["fast_weights"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.step, self.train_seconds = ckpt["step"], ckpt["train_seconds"]
+        self.epoch, self.position = task["epoch"], task["position"]
+        full = LMState(tuple((h, c) for h, c in task["hidden"]), task["fast_weights"])
         self.state = shard_rows(full, self.model.state_batch_dims(full), self.ctx).to(self.device)
-        self.val_history = list(ts["val_history"])
-        self.best_valid = ts["best_valid"]
-        self.tokens_seen, self.elapsed = ts["tokens_seen"], ts["elapsed"]
-        self.running = list(ts["running"])
-        torch.set_rng_state(ts["rng"]["torch"].cpu())
-        if "cuda" in ts["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in ts["rng"]["cuda"]])
-        self.bptt_rng.bit_generator.state = ts["rng"]["bptt"]
+        self.val_history = list(task["val_history"])
+        self.best_valid = task["best_valid"]
+        self.tokens_seen = task["tokens_seen"]
+        self.running = list(task["running"])
+        restore_rng(ckpt["rng"])
+        self.bptt_rng.bit_generator.state = task["bptt_rng"]
         seed_other_ranks(self.config.seed + self.step, self.ctx)  # the checkpoint holds rank 0's random state
 
     # ---------------------------------------------------------------------------------- training
@@ -528,7 +536,7 @@ class LMTrainer:
         return (
             self.epoch >= cfg.epochs
             or (cfg.steps is not None and self.step >= cfg.steps)
-            or (cfg.time_budget is not None and self.elapsed >= cfg.time_budget)
+            or (cfg.time_budget is not None and self.train_seconds >= cfg.time_budget)
         )
 
     def _after_validation(self, valid_loss: float, scheduled: bool, log: RunLogger | None) -> None:
@@ -541,7 +549,7 @@ class LMTrainer:
         if valid_loss < self.best_valid:
             self.best_valid = valid_loss
             if main:
-                atomic_save(self._checkpoint(self._eval_state_dict(), valid_loss), self.out_dir / BEST)
+                atomic_save(self._best_checkpoint(valid_loss), self.out_dir / BEST)
         if scheduled and self.optimizer_name == "adam":
             history = self.val_history
             switch = (cfg.asgd_after is not None and len(history) + 1 >= cfg.asgd_after) or (
@@ -554,7 +562,7 @@ class LMTrainer:
                     log.log(self.step, {"asgd_switch": 1.0})
         if scheduled:
             self.val_history.append(valid_loss)
-        ckpt = self._checkpoint(self._eval_state_dict(), valid_loss, with_train_state=True)
+        ckpt = self._checkpoint(valid_loss)
         if main:
             atomic_save(ckpt, self.out_dir / CHECKPOINT)
 
@@ -582,16 +590,16 @@ class LMTrainer:
                 start = time.perf_counter()
                 epoch = self.epoch
                 loss, n_tokens = self._train_step()
-                self.elapsed += time.perf_counter() - start
+                self.train_seconds += time.perf_counter() - start
                 if cfg.time_budget is not None:
-                    self.elapsed = rank0_clock(self.elapsed, self.ctx)
+                    self.train_seconds = rank0_clock(self.train_seconds, self.ctx)
                 self.running = [self.running[0] + loss, self.running[1] + 1, self.running[2] + n_tokens]
                 bar.update(1)
                 if self.step % cfg.log_every == 0:
                     mean = self.running[0] / self.running[1]
                     if main:
                         log.log(self.step, {"train/loss": mean, "train/ppl": math.exp(mean), "lr": self.optimizer.param_groups[0]["lr"],
-                                            "tokens_per_s": self.tokens_seen / max(self.elapsed, 1e-9)})
+                                            "tokens_per_s": self.tokens_seen / max(self.train_seconds, 1e-9)})
                     bar.set_postfix(loss=f"{mean:.3f}", ppl=f"{math.exp(mean):.1f}")
                     self.running = [0.0, 0, 0]
                 due = (self.step % cfg.eval_every == 0) if cfg.eval_every else (self.epoch != epoch)
@@ -610,7 +618,7 @@ class LMTrainer:
             log.close()
         temperature, final = broadcast_object((temperature, final), self.ctx)
         return TrainSummary(self.step, self.epoch, self.best_valid, temperature,
-                            self.tokens_seen / max(self.elapsed, 1e-9), self.out_dir, final)
+                            self.tokens_seen / max(self.train_seconds, 1e-9), self.out_dir, final)
 
     def _finish_best(self, log: RunLogger, started: datetime) -> tuple[float, dict[str, float] | None]:
         """With ``best.pt``'s weights (loaded once, the current ones restored after): tune the softmax
@@ -618,14 +626,14 @@ class LMTrainer:
         ``test_batch_size`` streams (1: one stream, the paper's table 5), written to ``results.json``.
         Returns the temperature and the final losses (None without a final test)."""
         cfg = self.config
-        best = load_checkpoint(self.out_dir / BEST, map_location=self.device)
+        best = read_checkpoint(self.out_dir / BEST, "lm", map_location=self.device)
         current = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        self.model.load_state_dict(best["model_state"])
+        self.model.load_state_dict(eval_weights(best))
         try:
             temperature, losses = 1.0, None
             if cfg.tune_temperature:
                 temperature, tuned = tune_temperature(self.model, self.corpus.valid, cfg.eval_batch_size, cfg.bptt)
-                best["temperature"] = temperature
+                best["task"]["temperature"] = temperature
                 atomic_save(best, self.out_dir / BEST)
                 log.log(self.step, {"valid/ppl_tuned_temperature": math.exp(tuned), "temperature": temperature})
             if cfg.test_batch_size is not None:
