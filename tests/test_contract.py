@@ -95,7 +95,6 @@ TASKS = [
                                       "--final-episodes-per-graph", "1", "--device", "cpu", "--no-progress", "--out", str(out)],
         resume=lambda out, steps: ["train", "--resume", str(out), "--steps", str(steps), "--no-progress"],
         checkpoint=lambda out: out / "fwm" / "checkpoint.pt",
-
         poison=_poison_a2c,
     ),
     Task(
@@ -106,7 +105,6 @@ TASKS = [
                                       "--log-every", "1", "--device", "cpu", "--no-tensorboard", "--out", str(out)],
         resume=lambda out, steps: ["babi", "train", "--resume", str(out), "--steps", str(steps), "--device", "cpu", "--no-tensorboard"],
         checkpoint=lambda out: out / "checkpoint.pt",
-
         poison=_poison_gradient_step("fwm_rl.babi.trainer"),
     ),
     Task(
@@ -119,7 +117,6 @@ TASKS = [
                                       "--device", "cpu", "--out", str(out)],
         resume=lambda out, steps: ["lm", "train", "--out", str(out), "--resume", "--steps", str(steps), "--no-progress", "--device", "cpu"],
         checkpoint=lambda out: out / "checkpoint.pt",
-
         poison=_poison_gradient_step("fwm_rl.lm.trainer"),
     ),
 ]

@@ -56,7 +56,7 @@ def test_a2c_checkpoint_from_a_gpu_resumes_and_loads_on_the_cpu(tmp_path):
     train_run(cfg, tmp_path / "run", show_progress=False)
     as_if_written_on_cuda(tmp_path / "run" / "checkpoint.pt")
     policy, _, ckpt = load_policy(tmp_path / "run", "cpu")
-    assert ckpt["episodes"] == 2 and all(p.device.type == "cpu" for p in policy.parameters())
+    assert ckpt["step"] == 2 and all(p.device.type == "cpu" for p in policy.parameters())
     summary = train_run(TrainConfig(**{**cfg.to_dict(), "steps": 3}), tmp_path / "run", resume=True, show_progress=False)
     assert summary.episodes == 3
 

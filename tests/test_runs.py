@@ -171,3 +171,45 @@ def test_one_checkpoint_schema_and_its_random_state(tmp_path):
     restore_rng(back["rng"])
     draws()
     assert draws() == expected
+
+
+class _CountingTask:
+    """A LoopTask that records what the loop asked of it; a step takes ``seconds`` of (fake) training time."""
+
+    def __init__(self, steps: int, eval_every: int, seconds: float = 0.0):
+        self.step, self.train_seconds, self.steps, self.eval_every, self.seconds = 0, 0.0, steps, eval_every, seconds
+        self.calls: list[tuple] = []
+
+    def advance(self):
+        self.step += 1
+        self.train_seconds += self.seconds
+
+    def finished(self):
+        return self.step >= self.steps
+
+    def write_log(self):
+        self.calls.append(("log", self.step))
+
+    def validation_due(self):
+        return self.step % self.eval_every == 0
+
+    def validate_and_save(self, scheduled):
+        self.calls.append(("valid", self.step, scheduled))
+
+
+def test_train_loop_cadence_and_time_budget():
+    from fwm_rl.distributed import DistContext
+    from fwm_rl.engine import progress, train_loop
+
+    ctx = DistContext(device=torch.device("cpu"))
+    task = _CountingTask(steps=7, eval_every=3)
+    assert train_loop(task, log_every=2, time_budget=None, bar=progress(total=7, disable=True), ctx=ctx) is False
+    assert task.calls == [("log", 2), ("valid", 3, True), ("log", 4), ("log", 6), ("valid", 6, True),
+                          ("log", 7), ("valid", 7, False)]  # the last step is always logged and validated, unscheduled
+    # the time budget stops it after the step that spends it (the loop adds the step's real time too)
+    task = _CountingTask(steps=100, eval_every=3, seconds=1.0)
+    assert train_loop(task, log_every=10, time_budget=4.5, bar=progress(total=100, disable=True), ctx=ctx) is True
+    assert task.step == 5 and task.calls == [("valid", 3, True), ("log", 5), ("valid", 5, False)]
+    # nothing left to do: no step, no log, no validation
+    assert train_loop(task, log_every=10, time_budget=4.5, bar=progress(total=100, disable=True), ctx=ctx) is True
+    assert task.step == 5 and len(task.calls) == 3

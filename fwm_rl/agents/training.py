@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -60,7 +59,6 @@ from fwm_rl.distributed import (
     broadcast_object,
     hold_run_folder,
     init_distributed,
-    rank0_clock,
     rank_seed,
     row_share,
 )
@@ -74,6 +72,7 @@ from fwm_rl.engine import (
     resolve_device,
     run_record,
     set_seed,
+    train_loop,
 )
 from fwm_rl.envs import TaskConfig
 from fwm_rl.envs.baselines import reference_levels
@@ -199,6 +198,65 @@ def train_run(
         return _train(cfg, run_dir, resume, show_progress, dist, started)
 
 
+class _Run:
+    """An A2C run as the engine's :class:`~fwm_rl.engine.LoopTask`: a step is one update, in which every agent
+    ends one episode (trial). Every ``eval_every`` updates the mean training reward of the interval is logged with
+    a validation and a test evaluation, and the checkpoint is written (rank 0)."""
+
+    def __init__(self, cfg: TrainConfig, model: RecurrentA2C, dist: DistContext, run_dir: Path, logger: RunLogger | None,
+                 bar, step: int, train_seconds: float):
+        self.cfg, self.model, self.dist, self.run_dir, self.logger, self.bar = cfg, model, dist, run_dir, logger, bar
+        self.step, self.train_seconds = step, train_seconds
+        self._seed = rank_seed(cfg.seed, dist.rank)
+        self._rewards: list[float] = []
+        self._train_reward = float("nan")
+        self._interval_started = False
+
+    def advance(self) -> None:
+        if not self._interval_started:
+            # Every logging interval starts new episodes and action sampling from seeds fixed by
+            # (seed, rank, episode): a resumed run continues exactly.
+            self.model.start_episodes(seed=_interval_seed(self._seed, self.step, 0))
+            torch.manual_seed(_interval_seed(self._seed, self.step, 1))
+            self._interval_started = True
+        self._rewards.append(self.model.update())
+        self.step += 1
+
+    def finished(self) -> bool:
+        return self.step >= self.cfg.steps
+
+    def write_log(self) -> None:
+        """The interval's mean training reward over every process's agents (written with the validation)."""
+        n_agents = self.model.env.num_envs
+        totals = all_reduce_sum({"reward": float(np.mean(self._rewards)) * n_agents, "agents": n_agents}, self.dist)
+        self._train_reward = totals["reward"] / totals["agents"] / self.cfg.trials  # per episode (of a trial's total)
+        self._rewards = []
+
+    def validation_due(self) -> bool:
+        return self.step % self.cfg.eval_every == 0
+
+    def validate_and_save(self, scheduled: bool) -> None:
+        self._interval_started = False
+        if not self.dist.is_main:
+            return
+        cfg, done = self.cfg, self.step
+        test = evaluate(self.model.policy, "test", 1, seed=_interval_seed(cfg.seed + 1, done, 0), semantics=cfg.semantics, trials=cfg.trials)
+        valid = evaluate(self.model.policy, "valid", 1, seed=_interval_seed(cfg.seed + 2, done, 0), semantics=cfg.semantics, trials=cfg.trials)
+        self.logger.log(done, {
+            "train/reward": self._train_reward,
+            "valid/reward": valid.mean,
+            "test/reward": test.mean,
+            **{f"train/{k}": v for k, v in self.model.last_losses.items()},
+            "time/train_seconds": self.train_seconds,
+            "time/agent_steps_per_second": _agent_steps_per_second(cfg, done, self.train_seconds),
+        })  # fmt: skip
+        self.bar.set_postfix(train=f"{self._train_reward:.1f}", test=f"{test.mean:.1f}")
+        ckpt = make_checkpoint("a2c", step=done, train_seconds=self.train_seconds, configs={"train": cfg.to_dict()},
+                               model=self.model.policy.state_dict(), optimizer=self.model.policy.optimizer.state_dict(),
+                               task={"train_reward": self._train_reward})
+        atomic_save(ckpt, self.run_dir / CHECKPOINT)
+
+
 def _train(cfg: TrainConfig, run_dir: Path, resume: bool, show_progress: bool | None, dist: DistContext, started: datetime) -> RunSummary:
     """The body of :func:`train_run`, in a folder this run holds."""
     ckpt = read_run_checkpoint(run_dir)[0] if resume else None
@@ -217,46 +275,9 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, show_progress: bool | 
         logger = RunLogger(run_dir, resume_step=done if ckpt is not None else None)
     hide = not dist.is_main or (None if show_progress is None else not show_progress)  # None: tqdm's choice
     bar = progress(total=cfg.steps, initial=done, desc=f"{cfg.label} episodes", disable=hide)
-    seed = rank_seed(cfg.seed, dist.rank)
-    stopped = False
+    run = _Run(cfg, model, dist, run_dir, logger, bar, done, train_seconds)
     try:
-        while done < cfg.steps:
-            if cfg.time_budget is not None and train_seconds >= cfg.time_budget:  # (rank 0's clock: below)
-                stopped = True
-                break
-            interval = min(cfg.eval_every - done % cfg.eval_every, cfg.steps - done)
-            # Every logging interval starts new episodes and action sampling from seeds fixed by
-            # (seed, rank, episode): a resumed run continues exactly.
-            model.start_episodes(seed=_interval_seed(seed, done, 0))
-            torch.manual_seed(_interval_seed(seed, done, 1))
-            rewards = []
-            start = time.perf_counter()
-            for _ in range(interval):
-                rewards.append(model.update())  # every agent ends one episode (trial) per update
-                bar.update(1)
-            train_seconds = rank0_clock(train_seconds + time.perf_counter() - start, dist)  # every process stops after the same update
-            done += interval
-            # Mean training reward over every process's agents.
-            n_agents = model.env.num_envs
-            totals = all_reduce_sum({"reward": float(np.mean(rewards)) * n_agents, "agents": n_agents}, dist)
-            if dist.is_main:
-                train_reward = totals["reward"] / totals["agents"] / cfg.trials  # per episode (of a trial's total)
-                test = evaluate(model.policy, "test", 1, seed=_interval_seed(cfg.seed + 1, done, 0), semantics=cfg.semantics, trials=cfg.trials)
-                valid = evaluate(model.policy, "valid", 1, seed=_interval_seed(cfg.seed + 2, done, 0), semantics=cfg.semantics, trials=cfg.trials)
-                metrics = {
-                    "train/reward": train_reward,
-                    "valid/reward": valid.mean,
-                    "test/reward": test.mean,
-                    **{f"train/{k}": v for k, v in model.last_losses.items()},
-                    "time/train_seconds": train_seconds,
-                    "time/agent_steps_per_second": _agent_steps_per_second(cfg, done, train_seconds),
-                }
-                logger.log(done, metrics)
-                bar.set_postfix(train=f"{train_reward:.1f}", test=f"{test.mean:.1f}")
-                ckpt = make_checkpoint("a2c", step=done, train_seconds=train_seconds, configs={"train": cfg.to_dict()},
-                                       model=model.policy.state_dict(), optimizer=model.policy.optimizer.state_dict(),
-                                       task={"train_reward": train_reward})
-                atomic_save(ckpt, run_dir / CHECKPOINT)
+        stopped = train_loop(run, log_every=cfg.eval_every, time_budget=cfg.time_budget, bar=bar, ctx=dist)
     finally:
         bar.close()
         if logger is not None:

@@ -50,7 +50,6 @@ from fwm_rl.distributed import (
     gather_rows,
     hold_run_folder,
     init_distributed,
-    rank0_clock,
     row_share,
     shard_rows,
 )
@@ -68,6 +67,7 @@ from fwm_rl.engine import (
     resolve_device,
     run_record,
     set_seed,
+    train_loop,
 )
 from fwm_rl.memory import map_state
 
@@ -228,6 +228,26 @@ def evaluate(model: CatbAbIModel, segs: Sequence[Segment], mode: str, device: to
     return _tally(model, segs[:max_segments], mode, device).result()
 
 
+class _Window:
+    """The training metrics of the steps since the last log row."""
+
+    def __init__(self):
+        self.loss, self.n, self.correct, self.answers, self.tokens = 0.0, 0, 0, 0, 0
+        self.start = time.perf_counter()
+
+    def add(self, loss: float, correct: int, answers: int, tokens: int) -> None:
+        if not math.isnan(loss):  # (a segment without a loss-bearing token)
+            self.loss += loss
+            self.n += 1
+        self.correct += correct
+        self.answers += answers
+        self.tokens += tokens
+
+    def metrics(self) -> dict[str, float]:
+        return {"train/loss": self.loss / max(self.n, 1), "train/answer_accuracy": self.correct / max(self.answers, 1),
+                "train/tokens_per_s": self.tokens / max(time.perf_counter() - self.start, 1e-9)}
+
+
 class CatbAbITrainer:
     """Trains a :class:`CatbAbIModel` on catbAbI; see the module documentation.
 
@@ -309,6 +329,40 @@ class CatbAbITrainer:
                                hint="lower the learning rate (--lr) or check the data")
         return totals["loss"], int(totals["correct"]), int(totals["answers"])
 
+    # ------------------------------------------------- the loop (engine.LoopTask)
+    def advance(self) -> None:
+        """One training step on the next segment of the stream, counted into the log window."""
+        seg = next(self.stream)
+        loss, correct, answers = self.train_step(seg)
+        self.step += 1
+        self._window.add(loss, correct, answers, int(seg.keep.sum()))
+
+    def finished(self) -> bool:
+        return self.step >= self._steps
+
+    def write_log(self) -> None:
+        metrics = {**self._window.metrics(), "train/epoch": self.stream.epoch, "time/train_seconds": self.train_seconds}
+        self._record(metrics)
+        self._bar.set_postfix(loss=f"{metrics['train/loss']:.3f}", acc=f"{metrics['train/answer_accuracy']:.3f}")
+        self._window = _Window()
+
+    def validation_due(self) -> bool:
+        return self.step % self.config.eval_every == 0
+
+    def validate_and_save(self, scheduled: bool) -> None:
+        """Validate (``eval_segments`` of the stream), keep the lowest-loss weights as ``best.pt``, write the checkpoint."""
+        valid = self.evaluate("valid", self.config.eval_segments)
+        self.best_valid_accuracy = max(self.best_valid_accuracy, valid.answer_accuracy)
+        if valid.loss < self.best_valid_loss:
+            self.best_valid_loss, self.best_step = valid.loss, self.step
+            if self.out_dir is not None:
+                self.save(self.out_dir / BEST)
+        self._record({**valid.metrics("valid"), "time/train_seconds": self.train_seconds})
+        if self.ctx.is_main:
+            self._bar.write(f"step {self.step}: valid answer accuracy {valid.answer_accuracy:.4f}, "
+                            f"answer perplexity {valid.answer_perplexity:.3f}")
+        self.save()
+
     def throughput(self, steps: int, warmup: int = 2) -> float:
         """Training tokens per second over ``steps`` timed steps after ``warmup`` untimed ones (this trains the model)."""
         for _ in range(warmup):
@@ -337,55 +391,18 @@ class CatbAbITrainer:
 
     def _train(self, steps: int | None) -> EvalResult:
         started = datetime.now(timezone.utc)
-        steps = self.config.steps if steps is None else steps
+        self._steps = self.config.steps if steps is None else steps
         main = self.ctx.is_main
         if main and self.out_dir is not None and self._logger is None:
             self._logger = RunLogger(self.out_dir, tensorboard=self.config.tensorboard, resume_step=self.step)
         self.model.train()
-        bar = progress(total=steps, initial=self.step, desc=f"catbAbI {self.model_config.model}/{self.config.mode}",
-                       disable=None if main else True)
-        window = {"loss": 0.0, "n": 0, "correct": 0, "answers": 0, "tokens": 0, "time": time.perf_counter()}
-        budget = self.config.time_budget
+        self._bar = progress(total=self._steps, initial=self.step, desc=f"catbAbI {self.model_config.model}/{self.config.mode}",
+                             disable=None if main else True)
+        self._window = _Window()
         try:
-            while self.step < steps and not (budget is not None and self.train_seconds >= budget):
-                start = time.perf_counter()
-                seg = next(self.stream)
-                loss, correct, answers = self.train_step(seg)
-                self.step += 1
-                self.train_seconds += time.perf_counter() - start
-                if budget is not None:
-                    self.train_seconds = rank0_clock(self.train_seconds, self.ctx)
-                last = self.step == steps or (budget is not None and self.train_seconds >= budget)
-                bar.update(1)
-                if not math.isnan(loss):
-                    window["loss"] += loss
-                    window["n"] += 1
-                window["correct"] += correct
-                window["answers"] += answers
-                window["tokens"] += int(seg.keep.sum())
-                if self.step % self.config.log_every == 0 or last:
-                    elapsed = time.perf_counter() - window["time"]
-                    metrics = {"train/loss": window["loss"] / max(window["n"], 1),
-                               "train/answer_accuracy": window["correct"] / max(window["answers"], 1),
-                               "train/tokens_per_s": window["tokens"] / max(elapsed, 1e-9),
-                               "train/epoch": self.stream.epoch, "time/train_seconds": self.train_seconds}
-                    self._record(metrics)
-                    bar.set_postfix(loss=f"{metrics['train/loss']:.3f}", acc=f"{metrics['train/answer_accuracy']:.3f}")
-                    window = {"loss": 0.0, "n": 0, "correct": 0, "answers": 0, "tokens": 0, "time": time.perf_counter()}
-                if self.step % self.config.eval_every == 0 or last:
-                    valid = self.evaluate("valid", self.config.eval_segments)
-                    self.best_valid_accuracy = max(self.best_valid_accuracy, valid.answer_accuracy)
-                    if valid.loss < self.best_valid_loss:
-                        self.best_valid_loss, self.best_step = valid.loss, self.step
-                        if self.out_dir is not None:
-                            self.save(self.out_dir / BEST)
-                    self._record({**valid.metrics("valid"), "time/train_seconds": self.train_seconds})
-                    if main:
-                        bar.write(f"step {self.step}: valid answer accuracy {valid.answer_accuracy:.4f}, "
-                                  f"answer perplexity {valid.answer_perplexity:.3f}")
-                    self.save()
+            train_loop(self, log_every=self.config.log_every, time_budget=self.config.time_budget, bar=self._bar, ctx=self.ctx)
         finally:
-            bar.close()
+            self._bar.close()
         test = self.evaluate("test")
         self._record(test.metrics("test"))
         self.test_best = self.test_best_checkpoint()

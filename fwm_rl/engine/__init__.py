@@ -4,6 +4,7 @@
   (``lr``, ``steps``, ``eval_every``, ``log_every``, ``time_budget``, ``seed``, ``device``) and the
   command-line options generated from them;
 * :mod:`~fwm_rl.engine.training`: device, seeds, mixed precision, the non-finite loss guard;
+* :mod:`~fwm_rl.engine.loop`: the training loop (steps, log and validation cadence, time budget);
 * :mod:`~fwm_rl.engine.step`: one optimizer step (backward, combine over processes, check, clip, step);
 * :mod:`~fwm_rl.engine.checkpoints`: one checkpoint schema (``make_checkpoint``), atomic writes, format-1 upgrade;
 * :mod:`~fwm_rl.engine.folders`: the run-folder policy (no silent overwrite, one writer at a time);
@@ -28,9 +29,10 @@ from fwm_rl.engine.checkpoints import (
 )
 from fwm_rl.engine.config import SavedConfig, add_options, field_docs, flag, given, resumable_flags
 from fwm_rl.engine.folders import LOCK, RunExistsError, claim_run_folder, run_lock
+from fwm_rl.engine.loop import LoopTask, train_loop
 from fwm_rl.engine.metrics import RunLogger, progress, save_figure
 from fwm_rl.engine.records import code_revision, machine_description, run_record
-from fwm_rl.engine.step import gradient_step  # (last: it needs fwm_rl.distributed, which needs the modules above)
+from fwm_rl.engine.step import gradient_step
 from fwm_rl.engine.training import AMP_MODES, NonFiniteLossError, autocast, check_finite, resolve_device, set_seed
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_KINDS",
     "LOCK",
+    "LoopTask",
     "NonFiniteLossError",
     "RunExistsError",
     "RunLogger",
@@ -68,4 +71,5 @@ __all__ = [
     "run_record",
     "save_figure",
     "set_seed",
+    "train_loop",
 ]

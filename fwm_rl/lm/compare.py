@@ -121,6 +121,6 @@ def compare_checkpoints(
         labels = (ckpt_a["configs"]["model"]["model"].upper(), ckpt_b["configs"]["model"]["model"].upper())
         if labels[0] == labels[1]:
             labels = (f"{labels[0]} (A)", f"{labels[1]} (B)")
-    words = [ckpt_a["vocab"][int(i)] for i in tokens[start : start + length]]
+    words = [ckpt_a["task"]["vocab"][int(i)] for i in tokens[start : start + length]]
     figure = plot_loss_comparison(words, bits[0], bits[1], out_path, labels=labels)
     return Comparison(words, bits[0], bits[1], labels, figure)

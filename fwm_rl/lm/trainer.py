@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -50,7 +49,6 @@ from fwm_rl.distributed import (
     gather_rows,
     hold_run_folder,
     init_distributed,
-    rank0_clock,
     row_share,
     seed_other_ranks,
     shard_rows,
@@ -71,6 +69,7 @@ from fwm_rl.engine import (
     restore_rng,
     run_record,
     set_seed,
+    train_loop,
 )
 from fwm_rl.lm.corpus import EOS_INDEX, Corpus, Dictionary, load_data
 from fwm_rl.lm.model import AWDLanguageModel, LMConfig, LMState
@@ -531,13 +530,32 @@ class LMTrainer:
         totals = all_reduce_sum({"loss": float(losses.sum()), "tokens": int(real.sum())}, self.ctx)
         return totals["loss"] / totals["tokens"]
 
-    def _finished(self) -> bool:
+    # ------------------------------------------------------------ the loop (engine.LoopTask)
+    def advance(self) -> None:
+        """One training step, counted into the log window (``running``)."""
+        self._epoch_before = self.epoch
+        loss, n_tokens = self._train_step()
+        self.running = [self.running[0] + loss, self.running[1] + 1, self.running[2] + n_tokens]
+
+    def finished(self) -> bool:
         cfg = self.config
-        return (
-            self.epoch >= cfg.epochs
-            or (cfg.steps is not None and self.step >= cfg.steps)
-            or (cfg.time_budget is not None and self.train_seconds >= cfg.time_budget)
-        )
+        return self.epoch >= cfg.epochs or (cfg.steps is not None and self.step >= cfg.steps)
+
+    def write_log(self) -> None:
+        mean = self.running[0] / self.running[1]
+        if self.ctx.is_main:
+            self._log.log(self.step, {"train/loss": mean, "train/ppl": math.exp(mean), "lr": self.optimizer.param_groups[0]["lr"],
+                                      "tokens_per_s": self.tokens_seen / max(self.train_seconds, 1e-9)})
+        self._bar.set_postfix(loss=f"{mean:.3f}", ppl=f"{math.exp(mean):.1f}")
+        self.running = [0.0, 0, 0]
+
+    def validation_due(self) -> bool:
+        """Every ``eval_every`` steps, or (``eval_every`` 0) at the end of every epoch."""
+        return self.step % self.config.eval_every == 0 if self.config.eval_every else self.epoch != self._epoch_before
+
+    def validate_and_save(self, scheduled: bool) -> None:
+        """Validate and go on as :meth:`_after_validation` says (a validation only because the run stops is not an ASGD trigger)."""
+        self._after_validation(self.validate(), scheduled=scheduled, log=self._log)
 
     def _after_validation(self, valid_loss: float, scheduled: bool, log: RunLogger | None) -> None:
         """Log, keep the best weights, maybe switch to ASGD, checkpoint (every process calls it, ``log``
@@ -583,34 +601,12 @@ class LMTrainer:
         main = self.ctx.is_main
         log = RunLogger(self.out_dir, tensorboard=cfg.tensorboard, resume_step=self.step if self.resumed else None) if main else None
         total = cfg.steps if cfg.steps is not None else cfg.epochs * math.ceil(self.train_x.size(0) / cfg.bptt)
-        bar = progress(total=total, initial=self.step, desc=f"lm {self.model_config.model}", disable=not (show_progress and main))
-        last_validated = -1
+        self._log = log
+        self._bar = progress(total=total, initial=self.step, desc=f"lm {self.model_config.model}", disable=not (show_progress and main))
         try:
-            while not self._finished():
-                start = time.perf_counter()
-                epoch = self.epoch
-                loss, n_tokens = self._train_step()
-                self.train_seconds += time.perf_counter() - start
-                if cfg.time_budget is not None:
-                    self.train_seconds = rank0_clock(self.train_seconds, self.ctx)
-                self.running = [self.running[0] + loss, self.running[1] + 1, self.running[2] + n_tokens]
-                bar.update(1)
-                if self.step % cfg.log_every == 0:
-                    mean = self.running[0] / self.running[1]
-                    if main:
-                        log.log(self.step, {"train/loss": mean, "train/ppl": math.exp(mean), "lr": self.optimizer.param_groups[0]["lr"],
-                                            "tokens_per_s": self.tokens_seen / max(self.train_seconds, 1e-9)})
-                    bar.set_postfix(loss=f"{mean:.3f}", ppl=f"{math.exp(mean):.1f}")
-                    self.running = [0.0, 0, 0]
-                due = (self.step % cfg.eval_every == 0) if cfg.eval_every else (self.epoch != epoch)
-                if due:
-                    self._after_validation(self.validate(), scheduled=True, log=log)
-                    last_validated = self.step
-            if last_validated != self.step:
-                # the budget ran out between validations: record where it stopped (not an ASGD trigger)
-                self._after_validation(self.validate(), scheduled=False, log=log)
+            train_loop(self, log_every=cfg.log_every, time_budget=cfg.time_budget, bar=self._bar, ctx=self.ctx)
         finally:
-            bar.close()
+            self._bar.close()
         temperature, final = 1.0, None
         if main and (self.out_dir / BEST).exists() and (cfg.tune_temperature or cfg.test_batch_size is not None):
             temperature, final = self._finish_best(log, started)
