@@ -43,11 +43,12 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from fwm_rl.agents.a2c import RecurrentA2C
 from fwm_rl.agents.config import CONFIG, MEMORIES, AgentConfig
 from fwm_rl.agents.policies import RecurrentActorCriticPolicy
-from fwm_rl.agents.training import CHECKPOINT, RESULTS
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
 from fwm_rl.checks import check_ints, check_real
 from fwm_rl.distributed import DistContext, hold_run_folder
 from fwm_rl.engine import (
+    CHECKPOINT,
+    RESULTS,
     RunLogger,
     atomic_save,
     load_weights,

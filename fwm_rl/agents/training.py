@@ -63,6 +63,8 @@ from fwm_rl.distributed import (
     row_share,
 )
 from fwm_rl.engine import (
+    CHECKPOINT,
+    RESULTS,
     RunLogger,
     atomic_save,
     load_weights,
@@ -95,8 +97,6 @@ __all__ = [
     "with_recipe",
 ]
 
-CHECKPOINT = "checkpoint.pt"
-RESULTS = "results.json"
 RUNS = "runs.json"
 #: What a run writes into its folder, and a preset into the folder of its runs (what ``overwrite`` replaces).
 RUN_OUTPUTS = (CHECKPOINT, CONFIG, RESULTS, "metrics.csv", "model.zip", "tb", "figure5.png", f".{CHECKPOINT}.*.tmp")

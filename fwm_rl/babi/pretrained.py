@@ -19,8 +19,8 @@ import torch
 
 from fwm_rl.babi.catbabi import DataSpec, Vocabulary
 from fwm_rl.babi.models import CatbAbIModel, ModelConfig
-from fwm_rl.babi.trainer import BEST, RESULTS, TrainConfig, _data_spec, _load_run_model
-from fwm_rl.engine import load_weights, read_checkpoint, resolve_device
+from fwm_rl.babi.trainer import TrainConfig, _data_spec, _load_run_model
+from fwm_rl.engine import BEST, RESULTS, load_weights, read_checkpoint, resolve_device
 
 __all__ = ["WEIGHTS", "PretrainedRecord", "export_pretrained", "load_model", "load_pretrained", "pretrained_records"]
 

@@ -55,6 +55,9 @@ from fwm_rl.distributed import (
 )
 from fwm_rl.engine import (
     AMP_MODES,
+    BEST,
+    CHECKPOINT,
+    RESULTS,
     RunLogger,
     SavedConfig,
     atomic_save,
@@ -73,9 +76,6 @@ from fwm_rl.memory import map_state
 
 __all__ = ["CHECKPOINT", "MODES", "CatbAbITrainer", "EvalResult", "TrainConfig", "evaluate"]
 
-CHECKPOINT = "checkpoint.pt"
-BEST = "best.pt"  # the checkpoint with the lowest validation loss so far
-RESULTS = "results.json"
 #: What a run writes into its folder (what ``--overwrite`` replaces).
 RUN_OUTPUTS = (CHECKPOINT, BEST, RESULTS, "metrics.csv", "tb", f".{CHECKPOINT}.*.tmp", f".{BEST}.*.tmp")
 MODES = ("qa", "lm")

@@ -9,7 +9,13 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["LOCK", "RunExistsError", "claim_run_folder", "run_lock"]
+__all__ = ["BEST", "CHECKPOINT", "LOCK", "RESULTS", "RunExistsError", "claim_run_folder", "run_lock"]
+
+#: The files every trainer writes into its run folder: the latest checkpoint (``--resume`` continues from it), the
+#: checkpoint with the lowest validation loss so far (catbAbI and LM), and the final results.
+CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"
+RESULTS = "results.json"
 
 
 class RunExistsError(ValueError):

@@ -7,10 +7,10 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
-from fwm_rl.engine import AMP_MODES, add_options, flag, given, resumable_flags
+from fwm_rl.engine import AMP_MODES, BEST, CHECKPOINT, add_options, flag, given, resumable_flags
 from fwm_rl.lm.model import MODELS, LMConfig
 from fwm_rl.lm.presets import PRESETS
-from fwm_rl.lm.trainer import BEST, CHECKPOINT, TrainConfig
+from fwm_rl.lm.trainer import TrainConfig
 
 #: ``lm train`` options made from the configs' fields (:func:`fwm_rl.engine.add_options`: help and defaults are the configs').
 MODEL_OPTIONS = tuple(f.name for f in fields(LMConfig) if f.name not in ("vocab_size", "model", "tie_weights"))

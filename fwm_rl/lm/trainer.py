@@ -55,6 +55,9 @@ from fwm_rl.distributed import (
 )
 from fwm_rl.engine import (
     AMP_MODES,
+    BEST,
+    CHECKPOINT,
+    RESULTS,
     RunLogger,
     SavedConfig,
     atomic_save,
@@ -88,10 +91,6 @@ __all__ = [
     "tune_temperature",
 ]
 
-#: File names inside a run folder.
-CHECKPOINT = "checkpoint.pt"
-BEST = "best.pt"
-RESULTS = "results.json"
 #: What a run writes into its folder (what ``overwrite`` replaces).
 RUN_OUTPUTS = (CHECKPOINT, BEST, RESULTS, "metrics.csv", "tb", f".{CHECKPOINT}.*.tmp", f".{BEST}.*.tmp")
 #: Softmax temperatures tried by :func:`tune_temperature`.
