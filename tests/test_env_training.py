@@ -184,9 +184,20 @@ def test_refusals(tmp_path, monkeypatch):
         train_env_run(cfg, tmp_path / "other", show_progress=False)
 
 
-def test_time_budget_stops_at_a_log(tmp_path):
-    summary = train_env_run(EnvTrainConfig(env_id="CartPoleNoVel-v1", time_budget=1e-6, **TINY), tmp_path / "run", show_progress=False)
+def test_time_budget_stops_after_the_update_that_spends_it(tmp_path):
+    # one update is 64 steps; the logs would come every 128: the run stops after its first update, logged and saved
+    cfg = EnvTrainConfig(env_id="CartPoleNoVel-v1", time_budget=1e-6, **{**TINY, "eval_every": 128})
+    summary = train_env_run(cfg, tmp_path / "run", show_progress=False)
     assert summary.stopped_by_time_budget and summary.timesteps == 64
+    assert [row["step"] for row in rows(tmp_path / "run")] == ["64"]
+    assert read_env_checkpoint(tmp_path / "run")[0]["step"] == 64
+
+
+def test_logs_at_the_first_update_past_each_interval(tmp_path):
+    # updates of 64 steps, logs every 100: at 128, 256 (the update past 200), 320 (the last)
+    train_env_run(EnvTrainConfig(env_id="CartPoleNoVel-v1", **{**TINY, "total_timesteps": 300, "eval_every": 100}),
+                  tmp_path / "run", show_progress=False)
+    assert [row["step"] for row in rows(tmp_path / "run")] == ["128", "256", "320"]
 
 
 def test_cli(tmp_path, capsys):

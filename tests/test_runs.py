@@ -1,4 +1,5 @@
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -176,12 +177,13 @@ def test_one_checkpoint_schema_and_its_random_state(tmp_path):
 class _CountingTask:
     """A LoopTask that records what the loop asked of it; a step takes ``seconds`` of (fake) training time."""
 
-    def __init__(self, steps: int, eval_every: int, seconds: float = 0.0):
+    def __init__(self, steps: int, eval_every: int, seconds: float = 0.0, units: int = 1):
         self.step, self.train_seconds, self.steps, self.eval_every, self.seconds = 0, 0.0, steps, eval_every, seconds
+        self.units = units  # what one step counts
         self.calls: list[tuple] = []
 
     def advance(self):
-        self.step += 1
+        self.step += self.units
         self.train_seconds += self.seconds
 
     def finished(self):
@@ -213,3 +215,9 @@ def test_train_loop_cadence_and_time_budget():
     # nothing left to do: no step, no log, no validation
     assert train_loop(task, log_every=10, time_budget=4.5, bar=progress(total=100, disable=True), ctx=ctx) is True
     assert task.step == 5 and len(task.calls) == 3
+    # a step of several units (an --env update counts environment steps): the log comes at the first step that
+    # reaches or passes each multiple of log_every, and the bar counts units
+    task, bar = _CountingTask(steps=40, eval_every=100, units=6), SimpleNamespace(n=0)
+    bar.update = lambda k: setattr(bar, "n", bar.n + k)
+    assert train_loop(task, log_every=10, time_budget=None, bar=bar, ctx=ctx) is False
+    assert task.calls == [("log", 12), ("log", 24), ("log", 30), ("log", 42), ("valid", 42, False)] and bar.n == 42

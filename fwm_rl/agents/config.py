@@ -100,7 +100,7 @@ class TrainConfig(AgentConfig):
     device: str = "auto"
     """auto (CUDA when present), cpu or cuda[:N]"""
     time_budget: float | None = None
-    """seconds of training; the run stops at the first log after it"""
+    """seconds of training; the run stops after the first update past it (logged, evaluated and checkpointed)"""
     final_episodes_per_graph: int = 5
     """episodes per graph of the final evaluation (the results table)"""
 

@@ -6,7 +6,8 @@ with an FWM or LSTM core on any registered environment with a ``Discrete`` actio
 flat ``Box`` (or ``Dict`` of ``Box``, flattened) observation space, for comparing memories on
 other tasks: ``n_envs`` copies of the env (SB3's ``make_vec_env``, with ``Monitor``), updates on
 rollouts of ``n_steps`` steps, gradients through each rollout from the memory state it started
-with. Every ``eval_every`` environment steps the run logs the mean return of the training
+with (:meth:`~fwm_rl.agents.RecurrentA2C.update`, on the engine's ``train_loop``). At the first update that
+reaches each multiple of ``eval_every`` environment steps the run logs the mean return of the training
 episodes that ended since the last log and of ``eval_episodes`` fresh evaluation episodes
 (``metrics.csv``, TensorBoard) and writes ``checkpoint.pt``; at the end ``results.json`` holds an
 evaluation over ``final_eval_episodes`` episodes. The ids of the graph task other than the
@@ -24,7 +25,6 @@ import dataclasses
 import json
 import math
 import os
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,7 +33,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.running_mean_std import RunningMeanStd
@@ -58,6 +57,7 @@ from fwm_rl.engine import (
     resolve_device,
     run_record,
     set_seed,
+    train_loop,
 )
 from fwm_rl.envs import ENV_IDS
 
@@ -116,7 +116,7 @@ class EnvTrainConfig(AgentConfig):
     device: str = "cpu"
     """cpu (small batches: usually faster than a GPU here), auto or cuda[:N]"""
     time_budget: float | None = None
-    """seconds of training; the run stops at the first log after it"""
+    """seconds of training; the run stops after the first update past it (logged, evaluated and checkpointed)"""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -289,18 +289,51 @@ class EnvRunSummary:
     record: dict[str, Any]
 
 
-class _Bar(BaseCallback):
-    """Moves the progress bar after every rollout."""
+class _EnvRun:
+    """An ``--env`` run as the engine's :class:`~fwm_rl.engine.LoopTask`: a step is one update (a rollout of
+    ``n_steps`` steps in each of the ``n_envs`` copies, episodes continuing across updates), counted in environment
+    steps. At the first update that reaches each multiple of ``eval_every`` the run logs the mean return of the
+    training episodes that ended since the last log and of ``eval_episodes`` evaluation episodes, and writes the
+    checkpoint."""
 
-    def __init__(self, bar) -> None:
-        super().__init__()
-        self.bar = bar
+    def __init__(self, cfg: EnvTrainConfig, model: RecurrentA2C, env: VecEnv, eval_env: VecEnv, run_dir: Path,
+                 logger: RunLogger, bar, train_seconds: float):
+        self.cfg, self.model, self.env, self.eval_env, self.run_dir, self.logger, self.bar = cfg, model, env, eval_env, run_dir, logger, bar
+        self.step, self.train_seconds = model.num_timesteps, train_seconds
+        self._last_log = self.step
 
-    def _on_step(self) -> bool:
-        return True
+    def advance(self) -> None:
+        self.model.update()
+        self.step = self.model.num_timesteps
 
-    def _on_rollout_end(self) -> None:
-        self.bar.update(self.num_timesteps - self.bar.n)
+    def finished(self) -> bool:
+        return self.step >= self.cfg.total_timesteps
+
+    def write_log(self) -> None:
+        """Written with the evaluation (:meth:`validate_and_save`), which comes at every log."""
+
+    def validation_due(self) -> bool:
+        return self.step // self.cfg.eval_every > self._last_log // self.cfg.eval_every
+
+    def validate_and_save(self, scheduled: bool) -> None:
+        cfg, model, done = self.cfg, self.model, self.step
+        self._last_log = done
+        # The training episodes that ended since the last log (the last stats_window_size of them).
+        train_return = float(np.mean([e["r"] for e in model.ep_info_buffer])) if model.ep_info_buffer else float("nan")
+        model.ep_info_buffer.clear()
+        eval_return, _ = evaluate_env(model.policy, self.eval_env, cfg.eval_episodes)
+        self.logger.log(done, {
+            "train/return": train_return,
+            "eval/return": eval_return,
+            **{f"train/{k}": v for k, v in model.last_losses.items()},
+            "time/train_seconds": self.train_seconds,
+            "time/steps_per_second": done / max(self.train_seconds, 1e-9),
+        })  # fmt: skip
+        self.bar.set_postfix(train=f"{train_return:.1f}", eval=f"{eval_return:.1f}")
+        task = {"train_return": train_return, "obs_rms": _rms_state(self.env.obs_rms) if cfg.normalizes_obs else None}
+        ckpt = make_checkpoint("a2c-env", step=done, train_seconds=self.train_seconds, configs={"train": cfg.to_dict()},
+                               model=model.policy.state_dict(), optimizer=model.policy.optimizer.state_dict(), task=task)
+        atomic_save(ckpt, self.run_dir / CHECKPOINT)
 
 
 def train_env_run(
@@ -337,33 +370,10 @@ def train_env_run(
         (run_dir / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         logger = RunLogger(run_dir, resume_step=done if ckpt is not None else None)
         bar = progress(total=cfg.total_timesteps, initial=done, desc=f"{cfg.label} steps", disable=None if show_progress is None else not show_progress)
-        model.num_timesteps, stopped = done, False
+        model.num_timesteps = done  # the episodes start anew (update() resets the environments first)
+        run = _EnvRun(cfg, model, env, eval_env, run_dir, logger, bar, train_seconds)
         try:
-            while done < cfg.total_timesteps:
-                if cfg.time_budget is not None and train_seconds >= cfg.time_budget:
-                    stopped = True
-                    break
-                start = time.perf_counter()
-                # learn() continues the episodes where the last call left them (its _last_obs and memory state).
-                model.learn(min(cfg.eval_every - done % cfg.eval_every, cfg.total_timesteps - done), callback=_Bar(bar), reset_num_timesteps=False)
-                train_seconds += time.perf_counter() - start
-                done = model.num_timesteps
-                # The training episodes that ended since the last log (the last stats_window_size of them).
-                train_return = float(np.mean([e["r"] for e in model.ep_info_buffer])) if model.ep_info_buffer else float("nan")
-                model.ep_info_buffer.clear()
-                eval_return, _ = evaluate_env(model.policy, eval_env, cfg.eval_episodes)
-                logger.log(done, {
-                    "train/return": train_return,
-                    "eval/return": eval_return,
-                    **{f"train/{k}": v for k, v in model.last_losses.items()},
-                    "time/train_seconds": train_seconds,
-                    "time/steps_per_second": done / max(train_seconds, 1e-9),
-                })  # fmt: skip
-                bar.set_postfix(train=f"{train_return:.1f}", eval=f"{eval_return:.1f}")
-                task = {"train_return": train_return, "obs_rms": _rms_state(env.obs_rms) if cfg.normalizes_obs else None}
-                ckpt = make_checkpoint("a2c-env", step=done, train_seconds=train_seconds, configs={"train": cfg.to_dict()},
-                                       model=model.policy.state_dict(), optimizer=model.policy.optimizer.state_dict(), task=task)
-                atomic_save(ckpt, run_dir / CHECKPOINT)
+            stopped = train_loop(run, log_every=cfg.eval_every, time_budget=cfg.time_budget, bar=bar, ctx=dist)
         finally:
             bar.close()
             logger.close()

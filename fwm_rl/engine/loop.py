@@ -27,7 +27,7 @@ class LoopTask(Protocol):
     train_seconds: float
 
     def advance(self) -> None:
-        """Take one training step (``step`` grows by one)."""
+        """Take one training step (``step`` grows: by one, or by the units one step counts, e.g. environment steps)."""
 
     def finished(self) -> bool:
         """Whether the run's own budget (steps, epochs) is spent; the time budget is the loop's."""
@@ -46,20 +46,22 @@ class LoopTask(Protocol):
 def train_loop(task: LoopTask, *, log_every: int, time_budget: float | None, bar: tqdm, ctx: DistContext) -> bool:
     """Train ``task`` until it is :meth:`~LoopTask.finished` or has spent ``time_budget`` seconds in training
     steps (``None``: no limit). It logs every ``log_every`` steps and validates when due; the step it stops at is
-    always logged and validated. Under ``torchrun`` (``ctx``) every process takes rank 0's clock, so all stop
-    after the same step. ``bar`` counts the steps. Returns whether the time budget stopped it.
+    always logged and validated. A step may count several units (``step`` grows by more than one): the log then
+    comes at the first step that reaches or passes each multiple of ``log_every``. Under ``torchrun`` (``ctx``)
+    every process takes rank 0's clock, so all stop after the same step. ``bar`` counts the units. Returns
+    whether the time budget stopped it.
     """
     def out_of_time() -> bool:
         return time_budget is not None and task.train_seconds >= time_budget
 
     while not (task.finished() or out_of_time()):
-        start = time.perf_counter()
+        before, start = task.step, time.perf_counter()
         task.advance()
         seconds = task.train_seconds + time.perf_counter() - start
         task.train_seconds = rank0_clock(seconds, ctx) if time_budget is not None else seconds
-        bar.update(1)
+        bar.update(task.step - before)
         last = task.finished() or out_of_time()
-        if task.step % log_every == 0 or last:
+        if task.step // log_every > before // log_every or last:  # the step crossed a multiple of log_every
             task.write_log()
         due = task.validation_due()
         if due or last:
