@@ -10,6 +10,7 @@ from fwm_rl.engine import (
     RunLogger,
     atomic_save,
     check_finite,
+    checkpoint_file,
     claim_run_folder,
     load_checkpoint,
     machine_description,
@@ -107,6 +108,13 @@ def test_run_record_names_command_machine_and_times(monkeypatch):
     assert record["command"] == "fwm-rl train --out 'my runs/a'"
     assert record["machine"] == machine_description() and "torch " + torch.__version__ in record["machine"]
     assert 89 < record["wall_seconds"] < 120 and record["started"] < record["finished"]
+
+
+def test_checkpoint_file_of_a_file_or_a_run_folder(tmp_path):
+    (tmp_path / "run").mkdir()
+    assert checkpoint_file(tmp_path / "run") == tmp_path / "run" / "checkpoint.pt"  # a folder: its latest checkpoint
+    assert checkpoint_file(str(tmp_path / "run" / "best.pt")) == tmp_path / "run" / "best.pt"  # a file, as given
+    assert checkpoint_file(tmp_path / "gone") == tmp_path / "gone"  # (so a missing path is named as typed)
 
 
 def test_claim_run_folder_refuses_a_run_and_overwrites_only_its_files(tmp_path):

@@ -50,6 +50,7 @@ from fwm_rl.engine import (
     RESULTS,
     RunLogger,
     atomic_save,
+    checkpoint_file,
     load_weights,
     make_checkpoint,
     progress,
@@ -254,9 +255,7 @@ def read_env_checkpoint(run_dir: str | Path) -> tuple[dict, EnvTrainConfig]:
     The checkpoint (:func:`~fwm_rl.engine.make_checkpoint`, kind ``a2c-env``): ``step`` is the environment steps
     done, ``model`` the policy's weights, ``task`` the last interval's ``train_return`` and the observation
     statistics ``obs_rms`` (``None`` without ``normalize_obs``)."""
-    path = Path(run_dir)
-    path = path if path.is_file() else path / CHECKPOINT
-    ckpt = read_checkpoint(path, "a2c-env")
+    ckpt = read_checkpoint(checkpoint_file(run_dir), "a2c-env")
     # (runs from before normalize_obs existed did not normalise)
     return ckpt, EnvTrainConfig.from_dict({"normalize_obs": False, **ckpt["configs"]["train"]})
 

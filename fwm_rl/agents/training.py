@@ -67,6 +67,7 @@ from fwm_rl.engine import (
     RESULTS,
     RunLogger,
     atomic_save,
+    checkpoint_file,
     load_weights,
     make_checkpoint,
     progress,
@@ -137,9 +138,7 @@ def read_run_checkpoint(run_dir: str | Path) -> tuple[dict, TrainConfig]:
     The checkpoint (:func:`~fwm_rl.engine.make_checkpoint`, kind ``a2c``): ``step`` is the episodes done,
     ``model`` the policy's weights, ``optimizer`` Adam's state, ``task`` the last interval's ``train_reward``;
     no ``rng``: every logging interval reseeds from (seed, rank, episode)."""
-    path = Path(run_dir)
-    path = path if path.is_file() else path / CHECKPOINT
-    ckpt = read_checkpoint(path, "a2c")
+    ckpt = read_checkpoint(checkpoint_file(run_dir), "a2c")
     return ckpt, TrainConfig.from_dict(ckpt["configs"]["train"])
 
 

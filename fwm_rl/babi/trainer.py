@@ -62,6 +62,7 @@ from fwm_rl.engine import (
     SavedConfig,
     atomic_save,
     autocast,
+    checkpoint_file,
     gradient_step,
     load_weights,
     make_checkpoint,
@@ -481,8 +482,7 @@ class CatbAbITrainer:
 
         The number of processes may differ from the run that wrote the checkpoint (every process reads it).
         """
-        path = Path(path)
-        ckpt_path = path / CHECKPOINT if path.is_dir() else path
+        ckpt_path = checkpoint_file(path)
         ckpt = read_checkpoint(ckpt_path, "catbabi")
         task = ckpt["task"]
         config = TrainConfig.from_dict(ckpt["configs"]["train"])
@@ -517,8 +517,7 @@ def _data_spec(d: dict) -> DataSpec:
 
 def _load_run_model(path: str | Path, device: str | torch.device = "auto") -> tuple[CatbAbIModel, Vocabulary, TrainConfig, DataSpec]:
     """The model (on ``device``, eval mode), vocabulary, training config and data spec of a checkpoint."""
-    path = Path(path)
-    ckpt = read_checkpoint(path / CHECKPOINT if path.is_dir() else path, "catbabi")
+    ckpt = read_checkpoint(checkpoint_file(path), "catbabi")
     vocab = Vocabulary(ckpt["task"]["vocab"])
     if vocab.words != list(ckpt["task"]["vocab"]):
         raise ValueError(f"{path}: vocabulary is corrupt")

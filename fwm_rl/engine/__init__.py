@@ -28,7 +28,7 @@ from fwm_rl.engine.checkpoints import (
     restore_rng,
 )
 from fwm_rl.engine.config import SavedConfig, add_options, field_docs, flag, given, resumable_flags
-from fwm_rl.engine.folders import BEST, CHECKPOINT, LOCK, RESULTS, RunExistsError, claim_run_folder, run_lock
+from fwm_rl.engine.folders import BEST, CHECKPOINT, LOCK, RESULTS, RunExistsError, checkpoint_file, claim_run_folder, run_lock
 from fwm_rl.engine.loop import LoopTask, train_loop
 from fwm_rl.engine.metrics import RunLogger, progress, save_figure
 from fwm_rl.engine.records import code_revision, machine_description, run_record
@@ -55,6 +55,7 @@ __all__ = [
     "check_checkpoint",
     "check_finite",
     "checkpoint_kind",
+    "checkpoint_file",
     "claim_run_folder",
     "code_revision",
     "field_docs",

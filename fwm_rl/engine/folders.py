@@ -9,13 +9,19 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["BEST", "CHECKPOINT", "LOCK", "RESULTS", "RunExistsError", "claim_run_folder", "run_lock"]
+__all__ = ["BEST", "CHECKPOINT", "LOCK", "RESULTS", "RunExistsError", "checkpoint_file", "claim_run_folder", "run_lock"]
 
 #: The files every trainer writes into its run folder: the latest checkpoint (``--resume`` continues from it), the
 #: checkpoint with the lowest validation loss so far (catbAbI and LM), and the final results.
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
 RESULTS = "results.json"
+
+
+def checkpoint_file(path: str | os.PathLike) -> Path:
+    """``path`` itself (a checkpoint file), or the latest checkpoint of a run folder (its ``checkpoint.pt``)."""
+    path = Path(path)
+    return path / CHECKPOINT if path.is_dir() else path
 
 
 class RunExistsError(ValueError):
