@@ -67,6 +67,26 @@ def test_compare_writes_a_png(runs, tmp_path, capsys):
         run(["lm", "compare", str(root / "lstm" / "best.pt"), str(root / "fwm" / "best.pt"), "--start", "100000", "--device", "cpu"])
 
 
+def test_plot_draws_validation_perplexity_by_steps_and_hours(runs, tmp_path, capsys):
+    from fwm_rl.engine import read_curve
+
+    root, data = runs
+    curve = read_curve(root / "fwm", "valid/ppl", "an LM run")
+    assert [c[0] for c in curve] == [3] and curve[0][1] > 0 and curve[0][2] > 1  # (step, training seconds, perplexity)
+    untimed = tmp_path / "old"  # a run logged before time/train_seconds: only the panel by steps
+    untimed.mkdir()
+    (untimed / "metrics.csv").write_text("step,train/loss,valid/ppl\n2,5.0,\n3,,120.5\n")
+    assert read_curve(untimed, "valid/ppl", "an LM run") == [(3, None, 120.5)]
+    for dirs, labels in (([root / "lstm", root / "fwm"], ["LSTM", "FWM"]), ([untimed], ["old"])):
+        out = tmp_path / f"{labels[0]}.png"
+        assert run(["lm", "plot", *map(str, dirs), "--labels", *labels, "--out", str(out)]) == 0
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {out}" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="one label per run"):
+        run(["lm", "plot", str(root / "fwm"), "--labels", "a", "b"])
+    with pytest.raises(FileNotFoundError, match="give an LM run folder"):
+        run(["lm", "plot", str(data)])
+
+
 def test_bad_invocations_are_clear_errors(runs, tmp_path):
     root, data = runs
     with pytest.raises(ValueError, match="--model is required"):
@@ -121,6 +141,8 @@ def test_final_test_of_the_best_weights_at_batch_size_1(tmp_path, capsys):
     assert run(["lm", "train", "--model", "fwm", "--data", str(data), "--out", str(out), "--max-steps", "4", *SMALL]) == 0
     results = json.loads((out / "results.json").read_text())
     assert (results["checkpoint"], results["batch_size"]) == ("best.pt", 1)
+    assert results["trained"]["steps"] == 4 and results["trained"]["tokens"] > 0 and results["trained"]["train_seconds"] > 0
+    assert f"test perplexity {results['test_ppl']:.2f}" in capsys.readouterr().out
     capsys.readouterr()
     assert run(["lm", "eval", str(out / "best.pt"), "--split", "test", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out

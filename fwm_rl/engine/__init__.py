@@ -8,7 +8,7 @@
 * :mod:`~fwm_rl.engine.step`: one optimizer step (backward, combine over processes, check, clip, step);
 * :mod:`~fwm_rl.engine.checkpoints`: one checkpoint schema (``make_checkpoint``), atomic writes, format-1 upgrade;
 * :mod:`~fwm_rl.engine.folders`: the run-folder policy (no silent overwrite, one writer at a time);
-* :mod:`~fwm_rl.engine.metrics`: ``metrics.csv`` + TensorBoard, progress bars, figures;
+* :mod:`~fwm_rl.engine.metrics`: ``metrics.csv`` + TensorBoard, progress bars, figures, learning curves from ``metrics.csv``;
 * :mod:`~fwm_rl.engine.records`: the command and machine a run's results came from.
 
 Work across processes (``torchrun``) lives in :mod:`fwm_rl.distributed`.
@@ -30,7 +30,7 @@ from fwm_rl.engine.checkpoints import (
 from fwm_rl.engine.config import SavedConfig, add_options, field_docs, flag, given, resumable_flags
 from fwm_rl.engine.folders import BEST, CHECKPOINT, LOCK, RESULTS, RunExistsError, checkpoint_file, claim_run_folder, run_lock
 from fwm_rl.engine.loop import LoopTask, train_loop
-from fwm_rl.engine.metrics import RunLogger, progress, save_figure
+from fwm_rl.engine.metrics import RunLogger, plot_curves, progress, read_curve, save_figure
 from fwm_rl.engine.records import code_revision, machine_description, run_record
 from fwm_rl.engine.step import gradient_step
 from fwm_rl.engine.training import AMP_MODES, NonFiniteLossError, autocast, check_finite, resolve_device, set_seed
@@ -66,8 +66,10 @@ __all__ = [
     "load_weights",
     "machine_description",
     "make_checkpoint",
+    "plot_curves",
     "progress",
     "read_checkpoint",
+    "read_curve",
     "resolve_device",
     "restore_rng",
     "resumable_flags",

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunLogger", "progress", "save_figure"]
+__all__ = ["RunLogger", "plot_curves", "progress", "read_curve", "save_figure"]
 
 
 def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "", initial: int = 0, disable: bool | None = None):
@@ -102,3 +102,54 @@ def save_figure(fig: Any, path: str | os.PathLike, **savefig_kwargs: Any) -> Pat
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, **savefig_kwargs)
     return path
+
+
+def read_curve(run_dir: str | os.PathLike, column: str, what: str) -> list[tuple[int, float | None, float]]:
+    """``(step, training seconds or None, value)`` of every row of a run folder's ``metrics.csv`` that logged
+    ``column``; the seconds are ``time/train_seconds`` (the clock of ``--time-budget``) where the row has them.
+    ``what`` says in the errors which folders are meant (e.g. "a catbAbI run folder (written by fwm-rl babi train)")."""
+    path = Path(run_dir) / "metrics.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: give {what}")
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if rows and column not in rows[0]:
+        raise ValueError(f"{path} has no {column} column: give {what}")
+    curve = [(int(float(row["step"])), float(row["time/train_seconds"]) if row.get("time/train_seconds") else None, float(row[column]))
+             for row in rows if row.get(column)]
+    if not curve:
+        raise ValueError(f"{path} holds no {column} yet")
+    return curve
+
+
+def plot_curves(run_dirs: list[str | os.PathLike], out: str | os.PathLike, *, column: str, ylabel: str, what: str,
+                labels: list[str] | None = None, log_y: bool = False) -> Path:
+    """Draw ``column`` of each run's ``metrics.csv`` (:func:`read_curve`) against training steps and, beside it,
+    against hours of training, which is how models of different speed compare on equal time; rows without
+    ``time/train_seconds`` are left out of that panel, which is dropped when no run has any. Writes the PNG ``out``."""
+    from matplotlib.figure import Figure
+
+    if not run_dirs:
+        raise ValueError("no runs to plot")
+    labels = [Path(d).name for d in run_dirs] if labels is None else labels
+    if len(labels) != len(run_dirs):
+        raise ValueError(f"give one label per run: {len(run_dirs)} runs, {len(labels)} labels")
+    curves = [read_curve(d, column, what) for d in run_dirs]
+    timed = any(c[1] is not None for curve in curves for c in curve)
+    fig = Figure(figsize=(12 if timed else 6.5, 4.5))
+    axes = fig.subplots(1, 2, sharey=True) if timed else [fig.subplots()]
+    for curve, label in zip(curves, labels):
+        axes[0].plot([c[0] for c in curve], [c[2] for c in curve], label=label)
+        if timed:
+            axes[1].plot([c[1] / 3600 for c in curve if c[1] is not None], [c[2] for c in curve if c[1] is not None], label=label)
+    axes[0].set_xlabel("training steps")
+    axes[0].set_ylabel(ylabel)
+    if timed:
+        axes[1].set_xlabel("hours of training (validation not counted)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        if log_y:
+            ax.set_yscale("log")
+    axes[-1].legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, out, dpi=120)

@@ -1,9 +1,10 @@
-"""``fwm-rl lm``: train, evaluate and compare word-level language models (paper section 4.3)."""
+"""``fwm-rl lm``: train, evaluate, compare and plot word-level language models (paper section 4.3)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import fields
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def _preset_defaults(part: str) -> dict[str, str]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``lm train``, ``lm eval`` and ``lm compare``."""
+    """Add ``lm train``, ``lm eval``, ``lm compare`` and ``lm plot``."""
     lm = subparsers.add_parser("lm", help="word-level language modelling (PTB / WikiText-2 layout)",
                                description="Word-level language modelling with an AWD-LSTM, with or without the FWM (paper 4.3).")
     commands = lm.add_subparsers(dest="lm_command", metavar="LM_COMMAND", required=True)
@@ -73,6 +74,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cmp.add_argument("--labels", nargs=2, metavar=("A", "B"), help="row names (default: the model types)")
     cmp.add_argument("--device", default="auto", help="auto (CUDA when present, default) | cpu | cuda[:N]")
     cmp.set_defaults(func=_compare)
+
+    plot = commands.add_parser("plot", help="learning curves: validation perplexity against steps and hours of training")
+    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="LM run folders (written by lm train)")
+    plot.add_argument("--labels", nargs="+", metavar="LABEL", help="one name per run (default: the folder names)")
+    plot.add_argument("--out", default="lm-curves.png", help="PNG to write (default lm-curves.png)")
+    plot.set_defaults(func=_plot)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -124,6 +131,9 @@ def _train(args: argparse.Namespace) -> int:
     say(f"stopped at step {summary.step} (epoch {summary.epoch}); best validation perplexity "
         f"{summary.best_valid_perplexity:.2f}; tuned temperature {summary.temperature:.2f}; "
         f"{summary.tokens_per_second:,.0f} training tokens/s; best weights in {summary.out_dir / BEST}")
+    if summary.final is not None:
+        say(f"final test of {BEST} (batch size {trainer.config.test_batch_size}): test perplexity {math.exp(summary.final['test']):.2f}, "
+            f"valid {math.exp(summary.final['valid']):.2f} (results.json)")
     return 0
 
 
@@ -149,4 +159,13 @@ def _compare(args: argparse.Namespace) -> int:
     a, b = result.labels
     print(f"{a}: {result.bits_a.mean():.3f} bits/word, {b}: {result.bits_b.mean():.3f} bits/word over {len(result.words)} words "
           f"({a} - {b} = {result.mean_difference:+.3f}); figure {result.figure}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from fwm_rl.engine import plot_curves
+
+    out = plot_curves(args.run_dirs, args.out, column="valid/ppl", ylabel="validation perplexity (periodic validation)",
+                      what="an LM run folder (written by fwm-rl lm train)", labels=args.labels, log_y=True)
+    print(f"wrote {out}")
     return 0

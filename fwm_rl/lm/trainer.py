@@ -544,7 +544,8 @@ class LMTrainer:
         mean = self.running[0] / self.running[1]
         if self.ctx.is_main:
             self._log.log(self.step, {"train/loss": mean, "train/ppl": math.exp(mean), "lr": self.optimizer.param_groups[0]["lr"],
-                                      "tokens_per_s": self.tokens_seen / max(self.train_seconds, 1e-9)})
+                                      "tokens_per_s": self.tokens_seen / max(self.train_seconds, 1e-9),
+                                      "time/train_seconds": self.train_seconds})
         self._bar.set_postfix(loss=f"{mean:.3f}", ppl=f"{math.exp(mean):.1f}")
         self.running = [0.0, 0, 0]
 
@@ -562,7 +563,8 @@ class LMTrainer:
         cfg = self.config
         main = self.ctx.is_main
         if main:
-            log.log(self.step, {"valid/loss": valid_loss, "valid/ppl": math.exp(valid_loss), "epoch": self.epoch})
+            log.log(self.step, {"valid/loss": valid_loss, "valid/ppl": math.exp(valid_loss), "epoch": self.epoch,
+                                "time/train_seconds": self.train_seconds})
         if valid_loss < self.best_valid:
             self.best_valid = valid_loss
             if main:
@@ -638,6 +640,9 @@ class LMTrainer:
                     "checkpoint": BEST, "step": best["step"], "temperature": temperature, "batch_size": cfg.test_batch_size,
                     **{f"{split}_loss": loss for split, loss in losses.items()},
                     **{f"{split}_ppl": math.exp(loss) for split, loss in losses.items()},
+                    # the training behind it: where the run stopped, and its speed
+                    "trained": {"steps": self.step, "epochs": self.epoch, "train_seconds": self.train_seconds,
+                                "tokens": self.tokens_seen, "tokens_per_second": self.tokens_seen / max(self.train_seconds, 1e-9)},
                     "record": run_record(started, self.device),  # (this session of the run, when it was resumed)
                 }, indent=2) + "\n")
                 log.log(self.step, {f"final/{split}_ppl": math.exp(loss) for split, loss in losses.items()})
