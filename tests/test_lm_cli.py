@@ -38,6 +38,8 @@ def test_train_eval_and_resume(runs, capsys):
     out = capsys.readouterr().out
     n_tokens = sum(len(line.split()) + 1 for line in (data / "test.txt").read_text().splitlines())
     assert "perplexity" in out and f"over {n_tokens:,} tokens" in out and "batch size 1" in out
+    assert run(["lm", "eval", str(root / "fwm"), "--split", "test", "--device", "cpu"]) == 0  # a run folder: its best.pt
+    assert capsys.readouterr().out == out
     assert run(["lm", "train", "--out", str(root / "lstm"), "--resume", "--max-steps", "5", "--no-progress", "--device", "cpu"]) == 0
     assert "stopped at step 5" in capsys.readouterr().out
     with pytest.raises(ValueError, match="cannot be combined with --resume"):

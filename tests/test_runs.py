@@ -115,6 +115,10 @@ def test_checkpoint_file_of_a_file_or_a_run_folder(tmp_path):
     assert checkpoint_file(tmp_path / "run") == tmp_path / "run" / "checkpoint.pt"  # a folder: its latest checkpoint
     assert checkpoint_file(str(tmp_path / "run" / "best.pt")) == tmp_path / "run" / "best.pt"  # a file, as given
     assert checkpoint_file(tmp_path / "gone") == tmp_path / "gone"  # (so a missing path is named as typed)
+    run = tmp_path / "run"
+    assert checkpoint_file(run, best=True) == run / "checkpoint.pt"  # no best.pt yet: the latest
+    (run / "best.pt").write_bytes(b"")
+    assert checkpoint_file(run, best=True) == run / "best.pt" and checkpoint_file(run) == run / "checkpoint.pt"
 
 
 def test_claim_run_folder_refuses_a_run_and_overwrites_only_its_files(tmp_path):

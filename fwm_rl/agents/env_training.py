@@ -299,7 +299,7 @@ class _EnvRun:
                  logger: RunLogger, bar, train_seconds: float):
         self.cfg, self.model, self.env, self.eval_env, self.run_dir, self.logger, self.bar = cfg, model, env, eval_env, run_dir, logger, bar
         self.step, self.train_seconds = model.num_timesteps, train_seconds
-        self._last_log = self.step
+        self._log_ended = False
 
     def advance(self) -> None:
         self.model.update()
@@ -309,14 +309,16 @@ class _EnvRun:
         return self.step >= self.cfg.total_timesteps
 
     def write_log(self) -> None:
-        """Written with the evaluation (:meth:`validate_and_save`), which comes at every log."""
+        """The loop ended a log interval (``log_every`` is ``eval_every``): its metrics are written with the
+        evaluation, which :meth:`validation_due` then asks for."""
+        self._log_ended = True
 
     def validation_due(self) -> bool:
-        return self.step // self.cfg.eval_every > self._last_log // self.cfg.eval_every
+        return self._log_ended
 
     def validate_and_save(self, scheduled: bool) -> None:
         cfg, model, done = self.cfg, self.model, self.step
-        self._last_log = done
+        self._log_ended = False
         # The training episodes that ended since the last log (the last stats_window_size of them).
         train_return = float(np.mean([e["r"] for e in model.ep_info_buffer])) if model.ep_info_buffer else float("nan")
         model.ep_info_buffer.clear()

@@ -18,10 +18,13 @@ BEST = "best.pt"
 RESULTS = "results.json"
 
 
-def checkpoint_file(path: str | os.PathLike) -> Path:
-    """``path`` itself (a checkpoint file), or the latest checkpoint of a run folder (its ``checkpoint.pt``)."""
+def checkpoint_file(path: str | os.PathLike, best: bool = False) -> Path:
+    """``path`` itself (a checkpoint file), or a run folder's checkpoint: its latest (``checkpoint.pt``), or with
+    ``best`` the one with the lowest validation loss (``best.pt``, what the run's results report) where it has one."""
     path = Path(path)
-    return path / CHECKPOINT if path.is_dir() else path
+    if not path.is_dir():
+        return path
+    return path / BEST if best and (path / BEST).exists() else path / CHECKPOINT
 
 
 class RunExistsError(ValueError):

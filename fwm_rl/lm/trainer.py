@@ -63,6 +63,7 @@ from fwm_rl.engine import (
     atomic_save,
     autocast,
     capture_rng,
+    checkpoint_file,
     gradient_step,
     load_weights,
     make_checkpoint,
@@ -312,8 +313,10 @@ def eval_weights(ckpt: dict) -> dict[str, Tensor]:
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> tuple[AWDLanguageModel, dict]:
-    """The evaluation model (:func:`eval_weights`) stored in a ``best.pt``/``checkpoint.pt`` and the checkpoint dict."""
+    """The evaluation model (:func:`eval_weights`) stored in a ``best.pt``/``checkpoint.pt`` (or a run folder's
+    ``best.pt``) and the checkpoint dict."""
     device = resolve_device(device)
+    path = checkpoint_file(path, best=True)
     ckpt = read_checkpoint(path, "lm", map_location=device)
     model = AWDLanguageModel(LMConfig.from_dict(ckpt["configs"]["model"])).to(device)
     load_weights(model, eval_weights(ckpt), path)
