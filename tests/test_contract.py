@@ -3,9 +3,11 @@
 For every trainer: a resumed run ends exactly where an uninterrupted one does; a non-finite loss stops the run
 (exit code 1, one line) with the last good checkpoint intact and resumable; a folder holding a run is never
 overwritten without ``--overwrite``; a run killed with ``kill -9`` resumes from its last checkpoint (at most one
-checkpoint interval lost, never a checkpoint that does not load) and still ends where the uninterrupted one does.
-That two processes train like one, and that checkpoints resume under any number of processes, is tested per
-trainer in ``test_*_distributed.py`` (they need the trainers' internals to compare gradients).
+checkpoint interval lost, never a checkpoint that does not load) and still ends where the uninterrupted one does;
+a checkpoint does not depend on the number of processes that wrote it (same layout and configs as one process's,
+and it resumes under one process or two). That two processes train like one (same gradients, same weights) is
+tested per trainer in ``test_*_distributed.py``: it needs the trainers' internals (a recorded rollout, no dropout,
+float64) to compare exactly.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from dist_launch import spawn_gloo
 from test_babi import write_variant
 from test_lm import write_corpus
 
@@ -234,3 +237,40 @@ def test_a_time_budget_stops_the_run_and_counts_across_resume(task, root, tmp_pa
     # resumed with the same budget: the seconds already trained count, so nothing more is trained
     assert _run([*task.resume(out, 12), "--time-budget", "1e-6"]) == 0
     assert load_checkpoint(task.checkpoint(out))["step"] == first["step"]
+
+
+def _layout(nest):
+    """What a checkpoint holds, without the values: keys, tensor shapes and dtypes, the types of the rest."""
+    if isinstance(nest, dict):
+        return {key: _layout(value) for key, value in nest.items()}
+    if isinstance(nest, (list, tuple)):
+        return [_layout(value) for value in nest]
+    if isinstance(nest, torch.Tensor):
+        return ("tensor", tuple(nest.shape), nest.dtype)
+    return type(nest).__name__
+
+
+def _main_in_each_process(rank, world_size, argv):
+    """One process of a torchrun-like run of the command line ``argv`` (the CLI joins the gloo group)."""
+    torch.set_num_threads(1)
+    groups, leave = [], torch.distributed.destroy_process_group
+    torch.distributed.destroy_process_group = lambda: (groups.append(torch.distributed.get_world_size()), leave())
+    assert main(argv) == 0
+    assert groups == [world_size]  # the command joined the group, and left it at its end
+
+
+def test_a_checkpoint_does_not_depend_on_the_number_of_processes(task, root, straight, tmp_path):
+    def same_layout(a: dict, b: dict) -> None:
+        assert a["kind"] == b["kind"] and a["step"] == b["step"] and a["configs"] == b["configs"]
+        assert _layout(a) == _layout(b)
+
+    two = tmp_path / "two"  # a new run in two processes ...
+    spawn_gloo(_main_in_each_process, 2, task.new(root, two, 6))
+    same_layout(load_checkpoint(task.checkpoint(two)), load_checkpoint(task.checkpoint(straight[task.name, 6])))
+    assert _run(task.resume(two, 12)) == 0  # ... resumed in one
+    same_layout(load_checkpoint(task.checkpoint(two)), load_checkpoint(task.checkpoint(straight[task.name, 12])))
+
+    one = tmp_path / "one"  # a run of one process, resumed in two
+    assert _run(task.new(root, one, 6)) == 0
+    spawn_gloo(_main_in_each_process, 2, task.resume(one, 12))
+    same_layout(load_checkpoint(task.checkpoint(one)), load_checkpoint(task.checkpoint(straight[task.name, 12])))

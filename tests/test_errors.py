@@ -128,7 +128,8 @@ def test_lm_eval_bad_arguments(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["lm", "train", "--model", "lstm", "--data", str(corpus), "--out", str(out), "--d-embed", "8", "--d-hidden", "8", "--n-layers", "1",
                  "--max-steps", "2", "--bptt", "5", "--device", "cpu", "--no-tensorboard", "--no-progress", "--no-temperature"]) == 0
-    assert "is a directory" in one_line_error(capsys, ["lm", "eval", str(out), "--device", "cpu"])
+    (tmp_path / "empty").mkdir()  # a folder without a run: its checkpoint is named as missing
+    assert f"{tmp_path / 'empty' / 'checkpoint.pt'} does not exist" in one_line_error(capsys, ["lm", "eval", str(tmp_path / "empty"), "--device", "cpu"])
     assert "batch_size must be a positive integer" in one_line_error(capsys, ["lm", "eval", str(out / "best.pt"), "--batch-size", "0", "--device", "cpu"])
 
 
