@@ -72,6 +72,26 @@ def test_learn_logs_and_target_kl_stops_early():
     assert eager.last_losses["gradient_steps"] < 20
 
 
+@pytest.mark.parametrize("algo", [RecurrentA2C, RecurrentPPO])
+def test_a_non_finite_loss_stops_before_the_weights_change(algo, monkeypatch):
+    from fwm_rl.engine import NonFiniteLossError
+
+    model = small(algo, n_steps=30)
+    collect(model)
+    name = "minibatch_loss" if algo is RecurrentPPO else "loss"
+    real = getattr(model, name)
+
+    def poisoned(*args):
+        loss, parts = real(*args)
+        return loss * float("nan"), parts
+
+    monkeypatch.setattr(model, name, poisoned)
+    before = {k: v.clone() for k, v in model.policy.state_dict().items()}
+    with pytest.raises(NonFiniteLossError, match="non-finite loss"):
+        model.train()
+    assert all(torch.equal(v, model.policy.state_dict()[k]) for k, v in before.items())
+
+
 def test_save_load_predict_and_evaluate_policy(tmp_path):
     model = small(n_steps=30)
     model.learn(6 * 30)

@@ -8,12 +8,15 @@ from fwm_rl.engine import (
     NonFiniteLossError,
     RunExistsError,
     RunLogger,
+    apply_gradients,
     atomic_save,
     check_finite,
     checkpoint_file,
     claim_run_folder,
+    gradient_step,
     load_checkpoint,
     machine_description,
+    reduce_gradients,
     resolve_device,
     run_record,
 )
@@ -54,6 +57,40 @@ def test_check_finite():
         check_finite(torch.tensor(float("nan")), step=7)
     with pytest.raises(NonFiniteLossError):
         check_finite(math.inf, step=1)
+
+
+def test_gradient_step_is_backward_check_clip_step():
+    from fwm_rl.distributed import DistContext
+
+    torch.manual_seed(0)
+    x, ctx = torch.randn(5, 3), DistContext()
+
+    def model_and_optimizer():
+        torch.manual_seed(1)
+        model = torch.nn.Linear(3, 2)
+        return model, torch.optim.SGD(model.parameters(), lr=0.1)
+
+    model, opt = model_and_optimizer()
+    loss = model(x).pow(2).mean() * 100
+    totals = gradient_step(model, opt, loss, ctx, share=1.0, totals={"loss": float(loss), "n": 5}, step=0, clip=0.5)
+    assert totals == {"loss": pytest.approx(float(loss)), "n": 5}
+    by_hand, opt2 = model_and_optimizer()  # the same by hand: backward, clip at 0.5, SGD step
+    by_hand(x).pow(2).mean().mul(100).backward()
+    assert torch.nn.utils.clip_grad_norm_(by_hand.parameters(), 0.5) > 0.5  # (the clip was engaged)
+    opt2.step()
+    for a, b in zip(model.parameters(), by_hand.parameters()):
+        torch.testing.assert_close(a, b)
+    before = [p.detach().clone() for p in model.parameters()]
+    opt.zero_grad()
+    loss = model(x).sum() * float("nan")
+    with pytest.raises(NonFiniteLossError, match="step 4.*lower the lr"):
+        gradient_step(model, opt, loss, ctx, share=1.0, totals={"loss": float(loss)}, step=4, hint="lower the lr")
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # checked before the weights change
+    opt.zero_grad()  # the halves, as an algorithm that also offers the gradient alone calls them
+    reduce_gradients(model, model(x).sum(), ctx, share=1.0, totals={"loss": 1.0}, step=5)
+    assert all(p.grad is not None for p in model.parameters())
+    apply_gradients(model, opt)
+    assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
 def test_resolve_device():

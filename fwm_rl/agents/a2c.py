@@ -45,8 +45,8 @@ from typing_extensions import Self
 
 from fwm_rl.agents.policies import FwmPolicy, LstmPolicy, RecurrentActorCriticPolicy, State, detach_state
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
-from fwm_rl.distributed import DistContext, all_reduce_gradients, all_reduce_sum
-from fwm_rl.engine import check_finite
+from fwm_rl.distributed import DistContext, all_reduce_sum
+from fwm_rl.engine import apply_gradients, reduce_gradients
 
 __all__ = ["RecurrentA2C", "RecurrentRolloutBuffer"]
 
@@ -359,16 +359,15 @@ class RecurrentA2C(OnPolicyAlgorithm):
         In a data-parallel run each process's gradient is weighted by its share of the
         environments and summed over processes, which equals the gradient of one process holding
         every environment. A non-finite loss on any process raises
-        :class:`~fwm_rl.engine.NonFiniteLossError` on all of them, before the weights change.
+        :class:`~fwm_rl.engine.NonFiniteLossError` on all of them, before the weights change
+        (the engine's :func:`~fwm_rl.engine.reduce_gradients`; :meth:`train` then steps).
         """
-        loss, parts = self.loss()
-        n_local = float(self.n_envs)
-        losses, n_total = self._global_means({k: v.detach() * n_local for k, v in {"loss": loss, **parts}.items()}, n_local)
-        check_finite(torch.tensor(losses["loss"]), self._n_updates, hint="Lower the learning rate or clip gradients (max_grad_norm).")
         self.policy.optimizer.zero_grad()
-        loss.backward()
-        all_reduce_gradients(self.policy, self.dist, weight=n_local / n_total)
-        return losses
+        loss, parts = self.loss()
+        share = self.n_envs / all_reduce_sum({"n": self.n_envs}, self.dist)["n"]  # of every process's environments
+        return reduce_gradients(self.policy, loss, self.dist, share=share,
+                                totals={k: float(v.detach()) * share for k, v in {"loss": loss, **parts}.items()},
+                                step=self._n_updates, hint="Lower the learning rate or clip gradients (max_grad_norm).")
 
     def _explained_variance(self) -> float:
         """``1 - Var(R - V) / Var(R)`` over the rollout's steps (of all processes), as SB3 logs it."""
@@ -385,9 +384,7 @@ class RecurrentA2C(OnPolicyAlgorithm):
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         self.last_losses = self.compute_gradients()
-        if self.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-        self.policy.optimizer.step()
+        apply_gradients(self.policy, self.policy.optimizer, self.max_grad_norm)
         self._n_updates += 1
         self.last_losses["explained_variance"] = self._explained_variance()
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")

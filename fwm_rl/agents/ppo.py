@@ -31,7 +31,7 @@ from typing_extensions import Self
 
 from fwm_rl.agents.a2c import RecurrentA2C
 from fwm_rl.agents.policies import RecurrentActorCriticPolicy
-from fwm_rl.engine import check_finite
+from fwm_rl.engine import gradient_step
 
 __all__ = ["RecurrentPPO"]
 
@@ -178,16 +178,13 @@ class RecurrentPPO(RecurrentA2C):
         for epoch in range(self.n_epochs):
             order = torch.randperm(self.n_envs, device=self.device)
             for envs in order.tensor_split(self.n_minibatches):
+                self.policy.optimizer.zero_grad()
                 loss, parts = self.minibatch_loss(envs, clip_range)
-                check_finite(loss, self._n_updates, hint="Lower the learning rate.")
                 if self.target_kl is not None and float(parts["approx_kl"]) > 1.5 * self.target_kl:
                     stopped = True
                     break
-                self.policy.optimizer.zero_grad()
-                loss.backward()
-                if self.max_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-                self.policy.optimizer.step()
+                gradient_step(self.policy, self.policy.optimizer, loss, self.dist, share=1.0, totals={"loss": float(loss.detach())},
+                              step=self._n_updates, hint="Lower the learning rate.", clip=self.max_grad_norm)
                 steps += 1
                 for key, value in {"loss": loss, **parts}.items():
                     sums[key] = sums.get(key, 0.0) + float(value.detach())

@@ -32,7 +32,7 @@ from fwm_rl.engine.folders import BEST, CHECKPOINT, LOCK, RESULTS, RunExistsErro
 from fwm_rl.engine.loop import LoopTask, train_loop
 from fwm_rl.engine.metrics import RunLogger, plot_curves, progress, read_curve, save_figure
 from fwm_rl.engine.records import code_revision, machine_description, run_record
-from fwm_rl.engine.step import gradient_step
+from fwm_rl.engine.step import apply_gradients, gradient_step, reduce_gradients
 from fwm_rl.engine.training import AMP_MODES, NonFiniteLossError, autocast, check_finite, resolve_device, set_seed
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "RunLogger",
     "SavedConfig",
     "add_options",
+    "apply_gradients",
     "atomic_save",
     "capture_rng",
     "autocast",
@@ -70,6 +71,7 @@ __all__ = [
     "progress",
     "read_checkpoint",
     "read_curve",
+    "reduce_gradients",
     "resolve_device",
     "restore_rng",
     "resumable_flags",

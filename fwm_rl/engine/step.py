@@ -10,7 +10,27 @@ from torch import Tensor
 from fwm_rl.distributed import DistContext, all_reduce_gradients, all_reduce_sum
 from fwm_rl.engine.training import check_finite
 
-__all__ = ["gradient_step"]
+__all__ = ["apply_gradients", "gradient_step", "reduce_gradients"]
+
+
+def reduce_gradients(model: torch.nn.Module, loss: Tensor | None, ctx: DistContext, *, share: float,
+                     totals: Mapping[str, float], step: int, hint: str = "") -> dict[str, float]:
+    """Steps 1-4 of :func:`gradient_step`: the batch's gradient in every process's ``.grad`` and ``totals``
+    summed over the processes; raises :class:`~fwm_rl.engine.NonFiniteLossError` on a non-finite loss."""
+    if loss is not None:
+        loss.backward()
+    all_reduce_gradients(model, ctx, weight=share)
+    summed = all_reduce_sum(dict(totals), ctx)
+    check_finite(summed["loss"], step, hint)
+    return summed
+
+
+def apply_gradients(model: torch.nn.Module, optimizer: torch.optim.Optimizer, clip: float | None = None) -> None:
+    """Steps 5-6 of :func:`gradient_step`: clip the gradient norm at ``clip`` (``None`` or 0: not clipped), then
+    ``optimizer.step()``."""
+    if clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimizer.step()
 
 
 def gradient_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: Tensor | None, ctx: DistContext, *,
@@ -26,14 +46,10 @@ def gradient_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss
     5. the gradient norm is clipped at ``clip`` (``None`` or 0: not clipped);
     6. ``optimizer.step()``.
 
-    The gradients are zeroed by the caller, before its forward pass.
+    The gradients are zeroed by the caller, before its forward pass. An algorithm that also offers the gradient
+    alone (:meth:`~fwm_rl.agents.RecurrentA2C.compute_gradients`) calls the two halves, :func:`reduce_gradients`
+    and :func:`apply_gradients`.
     """
-    if loss is not None:
-        loss.backward()
-    all_reduce_gradients(model, ctx, weight=share)
-    summed = all_reduce_sum(dict(totals), ctx)
-    check_finite(summed["loss"], step, hint)
-    if clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-    optimizer.step()
+    summed = reduce_gradients(model, loss, ctx, share=share, totals=totals, step=step, hint=hint)
+    apply_gradients(model, optimizer, clip)
     return summed
