@@ -254,7 +254,13 @@ def _main_in_each_process(rank, world_size, argv):
     """One process of a torchrun-like run of the command line ``argv`` (the CLI joins the gloo group)."""
     torch.set_num_threads(1)
     groups, leave = [], torch.distributed.destroy_process_group
-    torch.distributed.destroy_process_group = lambda: (groups.append(torch.distributed.get_world_size()), leave())
+
+    def record_and_leave() -> None:  # (the processes leave together: rank 0 hosts the group's store)
+        groups.append(torch.distributed.get_world_size())
+        torch.distributed.barrier()
+        leave()
+
+    torch.distributed.destroy_process_group = record_and_leave
     assert main(argv) == 0
     assert groups == [world_size]  # the command joined the group, and left it at its end
 

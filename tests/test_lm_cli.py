@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 
 import pytest
 from test_lm import write_corpus
@@ -39,6 +40,10 @@ def test_train_eval_and_resume(runs, capsys):
     n_tokens = sum(len(line.split()) + 1 for line in (data / "test.txt").read_text().splitlines())
     assert "perplexity" in out and f"over {n_tokens:,} tokens" in out and "batch size 1" in out
     assert run(["lm", "eval", str(root / "fwm"), "--split", "test", "--device", "cpu"]) == 0  # a run folder: its best.pt
+    assert capsys.readouterr().out == out
+    (root / "best-only").mkdir()  # (a folder whose only checkpoint is a best.pt: read, so best.pt is what a folder gives)
+    shutil.copy(root / "fwm" / "best.pt", root / "best-only" / "best.pt")
+    assert run(["lm", "eval", str(root / "best-only"), "--split", "test", "--device", "cpu"]) == 0
     assert capsys.readouterr().out == out
     assert run(["lm", "train", "--out", str(root / "lstm"), "--resume", "--max-steps", "5", "--no-progress", "--device", "cpu"]) == 0
     assert "stopped at step 5" in capsys.readouterr().out

@@ -317,6 +317,7 @@ class _EnvRun:
         return self._log_ended
 
     def validate_and_save(self, scheduled: bool) -> None:
+        """Evaluate, log and write the checkpoint (at every log, the stop's included: ``scheduled`` is not used)."""
         cfg, model, done = self.cfg, self.model, self.step
         self._log_ended = False
         # The training episodes that ended since the last log (the last stats_window_size of them).

@@ -31,9 +31,12 @@ from typing_extensions import Self
 
 from fwm_rl.agents.a2c import RecurrentA2C
 from fwm_rl.agents.policies import RecurrentActorCriticPolicy
-from fwm_rl.engine import gradient_step
+from fwm_rl.distributed import DistContext
+from fwm_rl.engine import check_finite, gradient_step
 
 __all__ = ["RecurrentPPO"]
+
+NON_FINITE_HINT = "Lower the learning rate."
 
 
 class RecurrentPPO(RecurrentA2C):
@@ -180,11 +183,12 @@ class RecurrentPPO(RecurrentA2C):
             for envs in order.tensor_split(self.n_minibatches):
                 self.policy.optimizer.zero_grad()
                 loss, parts = self.minibatch_loss(envs, clip_range)
+                check_finite(loss, self._n_updates, hint=NON_FINITE_HINT)  # (before the KL stop, which could hide it)
                 if self.target_kl is not None and float(parts["approx_kl"]) > 1.5 * self.target_kl:
                     stopped = True
                     break
-                gradient_step(self.policy, self.policy.optimizer, loss, self.dist, share=1.0, totals={"loss": float(loss.detach())},
-                              step=self._n_updates, hint="Lower the learning rate.", clip=self.max_grad_norm)
+                gradient_step(self.policy, self.policy.optimizer, loss, DistContext(), share=1.0, totals={"loss": float(loss.detach())},
+                              step=self._n_updates, hint=NON_FINITE_HINT, clip=self.max_grad_norm)
                 steps += 1
                 for key, value in {"loss": loss, **parts}.items():
                     sums[key] = sums.get(key, 0.0) + float(value.detach())

@@ -516,8 +516,9 @@ def _data_spec(d: dict) -> DataSpec:
 
 
 def _load_run_model(path: str | Path, device: str | torch.device = "auto") -> tuple[CatbAbIModel, Vocabulary, TrainConfig, DataSpec]:
-    """The model (on ``device``, eval mode), vocabulary, training config and data spec of a checkpoint."""
-    ckpt = read_checkpoint(checkpoint_file(path), "catbabi")
+    """The model (on ``device``, eval mode), vocabulary, training config and data spec of a checkpoint (a run
+    folder: its ``best.pt``, what its results report, else its ``checkpoint.pt``)."""
+    ckpt = read_checkpoint(checkpoint_file(path, best=True), "catbabi")
     vocab = Vocabulary(ckpt["task"]["vocab"])
     if vocab.words != list(ckpt["task"]["vocab"]):
         raise ValueError(f"{path}: vocabulary is corrupt")

@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.set_defaults(func=_train)
 
     ev = commands.add_parser("eval", help="perplexity of a checkpoint on a split (batch size 1, every token once)")
-    ev.add_argument("checkpoint", help=f"a {BEST} or {CHECKPOINT} written by lm train, or its run folder (then its {BEST})")
+    ev.add_argument("checkpoint", help=f"a {BEST} or {CHECKPOINT} written by lm train, or its run folder (then its {BEST}, else its {CHECKPOINT})")
     ev.add_argument("--split", default="test", choices=("train", "valid", "test"), help="split to score (default test)")
     ev.add_argument("--data", help="evaluate on this folder instead of the training data (same vocabulary needed)")
     ev.add_argument("--batch-size", type=int, default=1, help="1 (default) reads the split as one stream")
@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.set_defaults(func=_eval)
 
     cmp = commands.add_parser("compare", help="Figure-6 plot of two models' per-token loss over a stretch of text")
-    cmp.add_argument("checkpoint_a", help=f"first model (a {BEST} or {CHECKPOINT}, or a run folder: its {BEST})")
+    cmp.add_argument("checkpoint_a", help=f"first model (a {BEST} or {CHECKPOINT}, or a run folder: its {BEST}, else its {CHECKPOINT})")
     cmp.add_argument("checkpoint_b", help="second model; blue where it is better")
     cmp.add_argument("--split", default="test", choices=("train", "valid", "test"), help="split the stretch of text comes from (default test)")
     cmp.add_argument("--start", type=int, default=0, help="first word of the stretch")
