@@ -314,7 +314,7 @@ def eval_weights(ckpt: dict) -> dict[str, Tensor]:
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> tuple[AWDLanguageModel, dict]:
     """The evaluation model (:func:`eval_weights`) stored in a ``best.pt``/``checkpoint.pt`` (or a run folder's
-    ``best.pt``) and the checkpoint dict."""
+    ``best.pt``, else its ``checkpoint.pt``) and the checkpoint dict."""
     device = resolve_device(device)
     path = checkpoint_file(path, best=True)
     ckpt = read_checkpoint(path, "lm", map_location=device)
@@ -539,6 +539,11 @@ class LMTrainer:
         loss, n_tokens = self._train_step()
         self.running = [self.running[0] + loss, self.running[1] + 1, self.running[2] + n_tokens]
 
+    @property
+    def tokens_per_second(self) -> float:
+        """Training tokens per second of training so far (``train_seconds``, the clock of the time budget)."""
+        return self.tokens_seen / max(self.train_seconds, 1e-9)
+
     def finished(self) -> bool:
         cfg = self.config
         return self.epoch >= cfg.epochs or (cfg.steps is not None and self.step >= cfg.steps)
@@ -547,7 +552,7 @@ class LMTrainer:
         mean = self.running[0] / self.running[1]
         if self.ctx.is_main:
             self._log.log(self.step, {"train/loss": mean, "train/ppl": math.exp(mean), "lr": self.optimizer.param_groups[0]["lr"],
-                                      "tokens_per_s": self.tokens_seen / max(self.train_seconds, 1e-9),
+                                      "tokens_per_s": self.tokens_per_second,
                                       "time/train_seconds": self.train_seconds})
         self._bar.set_postfix(loss=f"{mean:.3f}", ppl=f"{math.exp(mean):.1f}")
         self.running = [0.0, 0, 0]
@@ -618,7 +623,7 @@ class LMTrainer:
             log.close()
         temperature, final = broadcast_object((temperature, final), self.ctx)
         return TrainSummary(self.step, self.epoch, self.best_valid, temperature,
-                            self.tokens_seen / max(self.train_seconds, 1e-9), self.out_dir, final)
+                            self.tokens_per_second, self.out_dir, final)
 
     def _finish_best(self, log: RunLogger, started: datetime) -> tuple[float, dict[str, float] | None]:
         """With ``best.pt``'s weights (loaded once, the current ones restored after): tune the softmax
@@ -645,7 +650,7 @@ class LMTrainer:
                     **{f"{split}_ppl": math.exp(loss) for split, loss in losses.items()},
                     # the training behind it: where the run stopped, and its speed
                     "trained": {"steps": self.step, "epochs": self.epoch, "train_seconds": self.train_seconds,
-                                "tokens": self.tokens_seen, "tokens_per_second": self.tokens_seen / max(self.train_seconds, 1e-9)},
+                                "tokens": self.tokens_seen, "tokens_per_second": self.tokens_per_second},
                     "record": run_record(started, self.device),  # (this session of the run, when it was resumed)
                 }, indent=2) + "\n")
                 log.log(self.step, {f"final/{split}_ppl": math.exp(loss) for split, loss in losses.items()})
