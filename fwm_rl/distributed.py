@@ -18,7 +18,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from fwm_rl.engine.folders import claim_run_folder, run_lock
+from fwm_rl.engine.folders import RunClaim, claimed_run_folder
 from fwm_rl.engine.training import resolve_device
 from fwm_rl.memory.common import rebuild_state, state_leaves
 
@@ -206,23 +206,17 @@ def on_main(fn: Callable[[], Any], ctx: DistContext) -> Any:
 def hold_run_folder(
     folder: str | os.PathLike | None,
     ctx: DistContext,
-    claims: Iterable[tuple[str | os.PathLike, Iterable[str]]] = (),
+    claims: Iterable[RunClaim] = (),
     overwrite: bool = False,
     resume_hint: str = "",
 ):
     """Rank 0 holds ``folder``'s :func:`~fwm_rl.engine.run_lock` while the block runs (nothing for
-    ``None``), and first claims each ``(folder, outputs)`` of ``claims`` for a new run
-    (:func:`~fwm_rl.engine.claim_run_folder` with ``overwrite`` and ``resume_hint``). If another run
-    holds the folder or a claim is refused, every rank stops with the same message."""
-
-    def hold_and_claim(stack: contextlib.ExitStack) -> None:
-        stack.enter_context(run_lock(folder))
-        for claimed, outputs in claims:
-            claim_run_folder(claimed, outputs, overwrite, resume_hint)
-
+    ``None``), and first claims each of ``claims`` for a new run (:func:`~fwm_rl.engine.claimed_run_folder`
+    with ``overwrite`` and ``resume_hint``). If another run holds the folder or a folder below it, or a
+    claim is refused, every rank stops with the same message."""
     with contextlib.ExitStack() as stack:
         if folder is not None:
-            on_main(lambda: hold_and_claim(stack), ctx)
+            on_main(lambda: stack.enter_context(claimed_run_folder(folder, claims, overwrite, resume_hint)), ctx)
         yield
 
 

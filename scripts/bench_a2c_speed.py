@@ -91,7 +91,8 @@ def authors(repo: Path, model: str, hidden: int, device: torch.device, repeats: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--repeats", type=int, default=3, help="episodes timed per variant and round; the fastest counts")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; each times every variant in turn (default 3)")

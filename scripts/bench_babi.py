@@ -24,7 +24,7 @@ from fwm_rl.engine import AMP_MODES
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     parser.add_argument("--data", help="official bAbI (default: generated stories)")
     parser.add_argument("--allow-missing", action="store_true")
     parser.add_argument("--generated", default="200,20,20", help="generated stories per task: train,valid,test")

@@ -47,7 +47,8 @@ def steps_per_second(env, n_envs: int, seconds: float, actions) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     parser.add_argument("--torch", action="store_true", help="also time the torch core on --device")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

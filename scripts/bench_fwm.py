@@ -94,7 +94,7 @@ CONFIGS = {
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="timed batches per process")
     parser.add_argument("--rounds", type=int, default=1, help="processes per variant, run in turn with the other variants")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")

@@ -20,10 +20,21 @@ from pathlib import Path
 
 from fwm_rl.agents.plotting import curves_table, seeds_table
 from fwm_rl.agents.training import RECIPES, TrainConfig, train_preset, with_recipe
+from fwm_rl.engine import RunFinished
+
+
+def _train(configs: list[TrainConfig], out: Path, resume: bool) -> None:
+    """Train the runs into ``out`` (``resume``: continue them); a folder whose runs are all finished says so (its
+    tables are then read as they are)."""
+    try:
+        train_preset(configs, out, resume=resume)
+    except RunFinished as finished:
+        print(finished)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--episodes", type=int, default=300, help="episodes (A2C updates) per run (default 300)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default 0)")
     parser.add_argument("--eval-every", type=int, default=25, help="episodes between evaluations (default 25)")
@@ -51,14 +62,14 @@ def main(argv: list[str] | None = None) -> int:
                 TrainConfig(name=f"lstm-{args.lstm_size}-seed{seed}", memory="lstm", hidden_size=args.lstm_size, seed=seed, **common),
             )
         ]
-        train_preset(configs, args.out, resume=args.resume)
+        _train(configs, args.out, args.resume)
         print("\ntest reward (one episode on each of the 600 test graphs) against episodes:")
         print(curves_table([args.out / cfg.name for cfg in configs]), end="")
         return 0
     agent = TrainConfig(**common) if args.memory == "fwm" else TrainConfig(memory="lstm", hidden_size=args.lstm_size, **common)
     # Seeds in the outer loop: an interrupted comparison has every recipe at the same seeds.
     configs = [dataclasses.replace(with_recipe(agent, r), name=f"{r}-seed{s}", seed=s) for s in args.seeds for r in args.recipes]
-    train_preset(configs, args.out, resume=args.resume)
+    _train(configs, args.out, args.resume)
     at = args.at or list(range(args.eval_every, args.episodes + 1, args.eval_every))
     groups = {r: [args.out / f"{r}-seed{s}" for s in args.seeds] for r in args.recipes}
     table = seeds_table(groups, at)

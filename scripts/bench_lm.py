@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "ptb"), help="PTB-style folder")
     parser.add_argument("--models", nargs="+", default=["lstm", "fwm"], choices=["lstm", "fwm"])
     parser.add_argument("--budget", type=float, default=120.0, help="training seconds per model")

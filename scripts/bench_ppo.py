@@ -104,7 +104,8 @@ def run(task: str, algo: str, memory: str, steps: int, seed: int, lstm_size: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", choices=sorted(RECIPES), default=sorted(RECIPES), help="tasks (default both)")
     parser.add_argument("--algos", nargs="+", choices=("a2c", "ppo", "sb3-ppo"), default=["a2c", "ppo"], help="algorithms (default a2c ppo)")
     parser.add_argument("--memories", nargs="+", choices=sorted(SIZES), default=sorted(SIZES), help="cores (default fwm lstm; sb3-ppo: lstm only)")

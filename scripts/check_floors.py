@@ -49,7 +49,8 @@ def run(command: list[str], cwd: Path | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--torch", default="torch==2.13.0", help="the torch requirement to install first (default torch==2.13.0)")
     parser.add_argument("--tests", nargs="+", default=DEFAULT_TESTS, help="pytest arguments (default: a selection touching every dependency)")
     parser.add_argument("--list", action="store_true", help="print the floors and exit")

@@ -260,7 +260,8 @@ def _missing_packages() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, help="folder for gpu_check.json and gpu_check.md (default: print only)")
     parser.add_argument("--list", action="store_true", help="print the parts and their time limits, then exit")
     parser.add_argument("--only", nargs="+", metavar="PART", help="run only these parts (see --list)")

@@ -176,3 +176,27 @@ def test_bench_learning_compares_recipes_over_seeds(tmp_path, capsys):
     longer = [*argv[: argv.index("--episodes") + 1], "3", *argv[argv.index("--episodes") + 2 :], "--resume", "--at", "3"]
     assert bench.main(longer) == 0  # continues every run to 3 episodes
     assert [r["step"] for r in metrics(out / "lr3e-3-seed0")] == ["1", "2", "3"]
+    capsys.readouterr()
+    assert bench.main(longer) == 0  # every run finished: said, and the table read as it is
+    assert f"{out}: every run is finished" in capsys.readouterr().out
+    assert [r["step"] for r in metrics(out / "lr3e-3-seed0")] == ["1", "2", "3"]
+
+
+def test_resuming_a_preset_keeps_its_finished_runs(tmp_path, capsys):
+    from fwm_rl.agents.training import train_preset
+    from fwm_rl.cli import main
+
+    out = tmp_path / "runs"
+    train_preset([tiny_lstm(name="a", steps=2), tiny_lstm(name="b", steps=2)], out, show_progress=False)
+    files = {path: path.read_bytes() for path in out.rglob("*") if path.is_file() and not path.name.startswith(".")}
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 0  # every run finished: one line, nothing written
+    assert capsys.readouterr().out.splitlines() == [f"fwm-rl train: {out}: every run is finished (a, b: see their results.json); "
+                                                    "resume with a larger --steps or --time-budget to train them further"]
+    assert {path: path.read_bytes() for path in files} == files
+    (out / "b" / "results.json").unlink()  # b was killed in its final evaluation: it finishes it, a is kept
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith(f"{out / 'a'}: the run is finished (2 of 2 episodes done") and said.count("| LSTM-8 | 2 |") == 2, said
+    assert (out / "a" / "results.json").read_bytes() == files[out / "a" / "results.json"] and (out / "b" / "results.json").exists()
+    assert all((out / name / "metrics.csv").read_bytes() == files[out / name / "metrics.csv"] for name in "ab")

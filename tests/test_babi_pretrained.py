@@ -173,7 +173,10 @@ def test_every_shipped_model_reproduces_its_test_accuracy(name, capsys):
     record = shipped.pretrained_records()[name]
     assert main(["babi", "eval", "--pretrained", name, "--data", str(SHARED_BABI), "--split", "test", "--json", "--device", "cpu"]) == 0
     figures = json.loads(capsys.readouterr().out)
-    assert figures["accuracy"] == pytest.approx(record.test_accuracy, abs=1e-6)
+    # The record was measured on another machine, whose float32 rounding may flip an answer whose two best logits
+    # nearly tie. fwm-qa: other kernel paths move its test logits by at most 4.7e-5; the smallest top-2 gap of its
+    # 20,000 answers (read in 200 streams) is 1.9e-3 and 4 are below 1e-2: the tolerance is those 4 answers (2e-4).
+    assert figures["accuracy"] == pytest.approx(record.test_accuracy, abs=2e-4)
 
 
 def test_babi_plot_draws_validation_curves(tiny, tmp_path, capsys):

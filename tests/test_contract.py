@@ -4,7 +4,9 @@ For every trainer: a resumed run ends exactly where an uninterrupted one does; a
 (exit code 1, one line) with the last good checkpoint intact and resumable; a folder holding a run is never
 overwritten without ``--overwrite``; a run killed with ``kill -9`` resumes from its last checkpoint (at most one
 checkpoint interval lost, never a checkpoint that does not load) and still ends where the uninterrupted one does;
-a checkpoint does not depend on the number of processes that wrote it (same layout and configs as one process's,
+resuming a finished run says so (one line, exit code 0) and changes nothing, however often, and a run cut short in its
+final evaluation finishes it; a torn ``metrics.csv`` is repaired from the checkpoint's step on resume and a foreign one
+refused and kept; a checkpoint does not depend on the number of processes that wrote it (same layout and configs as one process's,
 and it resumes under one process or two). That two processes train like one (same gradients, same weights) is
 tested per trainer in ``test_*_distributed.py``: it needs the trainers' internals (a recorded rollout, no dropout,
 float64) to compare exactly.
@@ -144,6 +146,21 @@ def _metrics(out: Path) -> list[dict]:
     return [row for row in rows if any(v for k, v in row.items() if k != "step")]
 
 
+def _assert_whole_log(out: Path) -> None:
+    """``metrics.csv`` holds every row once, whole and in step order: no (step, filled columns) twice, no row without a
+    value, no step going back (a torn row read as a row is all three)."""
+    with open(next(out.rglob("metrics.csv")), newline="") as fh:
+        entries = [(int(row["step"]), frozenset(k for k, v in row.items() if v and k != "step")) for row in csv.DictReader(fh)]
+    assert len(set(entries)) == len(entries), "a row logged twice"
+    assert all(columns for _, columns in entries), "a row without values"
+    assert [step for step, _ in entries] == sorted(step for step, _ in entries), "a step going back"
+
+
+def _files(out: Path) -> dict[Path, bytes]:
+    """The run's files (not the engine's hidden lock and marker) and what they hold."""
+    return {path: path.read_bytes() for path in sorted(out.rglob("*")) if path.is_file() and not path.name.startswith(".")}
+
+
 def _assert_same_run(task: Task, a: Path, b: Path) -> None:
     ca, cb = load_checkpoint(task.checkpoint(a)), load_checkpoint(task.checkpoint(b))
     assert ca["kind"] == cb["kind"] == task.name and ca["step"] == cb["step"]
@@ -171,6 +188,7 @@ def test_resume_continues_exactly(task, root, straight, tmp_path):
     assert _run(task.new(root, out, 4)) == 0
     assert _run(task.resume(out, 6)) == 0
     _assert_same_run(task, straight[task.name, 6], out)
+    _assert_whole_log(out)
     results = json.loads(next(out.rglob("results.json")).read_text())
     assert {"command", "code", "machine", "started", "finished", "wall_seconds"} <= set(results["record"])
 
@@ -227,16 +245,83 @@ def test_kill_9_then_resume_loses_at_most_one_interval(task, root, straight, tmp
     assert ckpt["step"] >= seen >= 2 * INTERVAL
     assert _run(task.resume(out, 12)) == 0
     _assert_same_run(task, straight[task.name, 12], out)
+    _assert_whole_log(out)
 
 
-def test_a_time_budget_stops_the_run_and_counts_across_resume(task, root, tmp_path):
+def test_a_time_budget_stops_the_run_and_counts_across_resume(task, root, tmp_path, capsys):
     out = tmp_path / "budget"
     assert _run([*task.new(root, out, 12), "--time-budget", "1e-6"]) == 0
     first = load_checkpoint(task.checkpoint(out))
     assert 0 < first["step"] < 12  # stopped at the first step (A2C: the first log) past the budget
     # resumed with the same budget: the seconds already trained count, so nothing more is trained
+    capsys.readouterr()
     assert _run([*task.resume(out, 12), "--time-budget", "1e-6"]) == 0
+    said = capsys.readouterr().out
+    assert "the run is finished (its time budget of 1e-06 s is spent" in said and "a larger --time-budget" in said, said
     assert load_checkpoint(task.checkpoint(out))["step"] == first["step"]
+
+
+def test_resuming_a_finished_run_says_so_and_changes_nothing(task, root, tmp_path, capsys):
+    out = tmp_path / "done"
+    assert _run(task.new(root, out, 4)) == 0
+    files = _files(out)
+    for _ in range(2):  # (a script that resumes until the run is done stops at exit code 0)
+        capsys.readouterr()
+        assert _run(task.resume(out, 4)) == 0
+        said = capsys.readouterr().out
+        assert len(said.splitlines()) == 1 and "the run is finished (4 of 4 " in said and "a larger --steps" in said, said
+        assert _files(out) == files  # no row logged again, no result written again
+    assert _run(task.resume(out, 6)) == 0  # a larger budget continues it
+    assert load_checkpoint(task.checkpoint(out))["step"] == 6
+    _assert_whole_log(out)
+
+
+def test_a_run_cut_short_in_its_final_evaluation_finishes_it_on_resume(task, root, tmp_path):
+    out = tmp_path / "cut"
+    assert _run(task.new(root, out, 4)) == 0
+    log, results = next(out.rglob("metrics.csv")), next(out.rglob("results.json"))
+    before, recorded = log.read_bytes(), json.loads(results.read_text())
+    results.unlink()  # killed after logging its final rows, before writing its results
+    assert _run(task.resume(out, 4)) == 0  # not finished: the end is done again, and its rows logged once
+    assert log.read_bytes() == before
+    again = json.loads(results.read_text())
+    assert {k: v for k, v in again.items() if k != "record"} == {k: v for k, v in recorded.items() if k != "record"}
+
+
+def test_a_torn_log_is_repaired_from_the_checkpoint_on_resume(task, root, straight, tmp_path, capsys):
+    out = tmp_path / "torn"
+    assert _run(task.new(root, out, 4)) == 0
+    log = next(out.rglob("metrics.csv"))
+    with open(log, newline="") as fh:
+        header = next(csv.reader(fh))
+    with open(next(straight[task.name, 12].rglob("metrics.csv")), newline="") as fh:
+        later = [row for row in csv.DictReader(fh) if int(row["step"]) > 4]
+    with open(log, "a", newline="") as fh:  # the rows an interrupted run logged after its checkpoint at step 4 ...
+        csv.DictWriter(fh, header).writerows(later[:-1])
+        fh.write("1")  # ... killed while writing the row of step 12
+    capsys.readouterr()
+    assert _run(task.resume(out, 12)) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "metrics.csv" in line]
+    assert said == [f"{log}: resumed at step 4 (the checkpoint's); dropped {len(later) - 1} rows logged after it and a torn "
+                    "last line '1'"]
+    _assert_same_run(task, straight[task.name, 12], out)
+    _assert_whole_log(out)
+
+
+def test_a_log_that_is_not_the_runs_is_refused_on_resume_and_kept(task, root, tmp_path, capsys):
+    out = tmp_path / "foreign"
+    assert _run(task.new(root, out, 4)) == 0
+    log, checkpoint = next(out.rglob("metrics.csv")), task.checkpoint(out).read_bytes()
+    log.write_text("date;loss\n2021-01-01;0.5\n")  # someone else's file in its place
+    capsys.readouterr()
+    assert _run(task.resume(out, 6)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{log} is not a metrics log written by fwm-rl" in err and "move it away" in err, err
+    assert log.read_text() == "date;loss\n2021-01-01;0.5\n" and task.checkpoint(out).read_bytes() == checkpoint
+    log.rename(tmp_path / "theirs.csv")  # moved away, as the message says: the run resumes
+    assert _run(task.resume(out, 6)) == 0
+    assert load_checkpoint(task.checkpoint(out))["step"] == 6
+    _assert_whole_log(out)
 
 
 def _layout(nest):

@@ -37,7 +37,7 @@ HAS_CUDA = torch.cuda.is_available()
 def as_if_written_on_cuda(path: Path) -> None:
     """Rewrite the checkpoint at ``path`` so that every tensor is recorded as stored on ``cuda:0``,
     as a checkpoint written on a GPU is (the file is otherwise unchanged)."""
-    obj = torch.load(path, map_location="cpu", weights_only=False)
+    obj = torch.load(path, map_location="cpu", weights_only=True)
     with mock.patch.object(torch.serialization, "location_tag", lambda storage: "cuda:0"):
         torch.save(obj, path)
 
@@ -104,7 +104,7 @@ def test_lm_checkpoint_from_a_gpu_resumes_and_loads_on_the_cpu(tmp_path):
     data = write_corpus(tmp_path / "corpus")
     corpus = load_corpus(data)
     LMTrainer(corpus, tiny_config(len(corpus.vocab), "fwm"), tiny_train(steps=4), tmp_path / "run", data=str(data)).train(show_progress=False)
-    ckpt = torch.load(tmp_path / "run" / CHECKPOINT, weights_only=False)
+    ckpt = torch.load(tmp_path / "run" / CHECKPOINT, weights_only=True)
     ckpt["rng"]["cuda"] = [torch.zeros(16, dtype=torch.uint8)]  # a GPU run also stores its CUDA generators
     torch.save(ckpt, tmp_path / "run" / CHECKPOINT)
     for name in (CHECKPOINT, BEST):

@@ -157,7 +157,8 @@ def test_observations_are_normalised_by_stored_statistics(tmp_path):
     assert loaded.normalizes_obs and rms["mean"].shape == (2,) and rms["count"] > 128  # every training step counted
     # evaluation uses the frozen statistics: its observations are the raw ones standardised
     raw, frozen = make_env("CartPoleNoVel-v1", 2, seed=3), make_eval_env(ckpt, 2, seed=3)
-    np.testing.assert_allclose(frozen.reset(), np.clip((raw.reset() - rms["mean"]) / np.sqrt(rms["var"] + 1e-8), -10, 10), rtol=1e-5)
+    mean, var = rms["mean"].numpy(), rms["var"].numpy()  # (float64 tensors in the checkpoint: it holds no NumPy objects)
+    np.testing.assert_allclose(frozen.reset(), np.clip((raw.reset() - mean) / np.sqrt(var + 1e-8), -10, 10), rtol=1e-5)
     # resuming continues the statistics
     train_env_run(dataclasses.replace(cfg, total_timesteps=192), tmp_path / "run", resume=True, show_progress=False)
     assert read_env_checkpoint(tmp_path / "run")[0]["task"]["obs_rms"]["count"] > rms["count"] + 63
@@ -231,3 +232,19 @@ def test_graph_training_ids_select_the_graph_trainer(capsys):
                  "--print-config"]) == 0
     (run,) = json.loads(capsys.readouterr().out)["runs"]
     assert (run["semantics"], run["memory"], run["hidden_size"], run["gamma"], run["name"]) == ("released_code", "lstm", 64, 0.8, "lstm-64")
+
+
+def test_resuming_a_finished_env_run_says_so_and_changes_nothing(tmp_path, capsys):
+    run = tmp_path / "run"
+    train_env_run(EnvTrainConfig(env_id="CartPoleNoVel-v1", **TINY), run, show_progress=False)
+    files = lambda: {path: path.read_bytes() for path in run.rglob("*") if path.is_file() and not path.name.startswith(".")}  # noqa: E731
+    before = files()
+    for _ in range(2):
+        capsys.readouterr()
+        assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+        assert capsys.readouterr().out.splitlines() == [
+            f"fwm-rl train: {run}: the run is finished (128 of 128 environment steps done; its results are in results.json); "
+            "resume with a larger --total-timesteps to train it further"]
+        assert files() == before
+    assert main(["train", "--resume", str(run), "--total-timesteps", "192", "--no-progress"]) == 0
+    assert [r["step"] for r in rows(run)] == ["64", "128", "192"]

@@ -225,3 +225,18 @@ def test_weights_that_do_not_fit_the_model_are_one_line(tmp_path, capsys):
     assert str(tmp_path / "run") in err and "do not fit the model" in err and "missing" in err
     with pytest.raises(ValueError, match=r"weight is \(2, 3\), the model's \(4, 3\)"):
         load_weights(torch.nn.Linear(3, 4, bias=False), {"weight": torch.zeros(2, 3)}, "x.pt")
+
+
+@pytest.mark.parametrize("garbage", [b"\x89PNG\r\n\x1a\n\x00\xff\xfe", b"date;loss\n2021-01-01;0.5\n",
+                                     b"step,valid/answer_accuracy,valid/ppl,test/reward\r\n2,0.5,abc,1\r\n"],
+                         ids=["binary", "not-a-log", "not-a-number"])
+def test_every_reader_of_metrics_names_a_file_it_cannot_read(tmp_path, capsys, garbage):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(tiny().to_dict()))  # an A2C run's (fwm-rl plot reads it first)
+    (run / "metrics.csv").write_bytes(garbage)
+    png = str(tmp_path / "curves.png")
+    for command in (["plot"], ["babi", "plot"], ["lm", "plot"]):
+        err = one_line_error(capsys, [*command, str(run), "--out", png])
+        assert f"{run / 'metrics.csv'} is not a metrics log written by fwm-rl: " in err, err
+    assert (run / "metrics.csv").read_bytes() == garbage

@@ -6,13 +6,11 @@ import torch
 
 from fwm_rl.engine import (
     NonFiniteLossError,
-    RunExistsError,
     RunLogger,
     apply_gradients,
     atomic_save,
     check_finite,
     checkpoint_file,
-    claim_run_folder,
     gradient_step,
     load_checkpoint,
     machine_description,
@@ -156,24 +154,6 @@ def test_checkpoint_file_of_a_file_or_a_run_folder(tmp_path):
     assert checkpoint_file(run, best=True) == run / "checkpoint.pt"  # no best.pt yet: the latest
     (run / "best.pt").write_bytes(b"")
     assert checkpoint_file(run, best=True) == run / "best.pt" and checkpoint_file(run) == run / "checkpoint.pt"
-
-
-def test_claim_run_folder_refuses_a_run_and_overwrites_only_its_files(tmp_path):
-    outputs = ("checkpoint.pt", "metrics.csv", "tb", ".checkpoint.pt.*.tmp")
-    assert claim_run_folder(tmp_path / "new", outputs, overwrite=False, resume_hint="--resume X") == []
-    run = tmp_path / "run"
-    (run / "tb").mkdir(parents=True)
-    for name in ("checkpoint.pt", "metrics.csv", ".checkpoint.pt.abc.tmp", "notes.txt", "tb/events"):
-        (run / name).write_text("x")
-    with pytest.raises(RunExistsError, match=r"run already holds a run .*--resume X.*--overwrite"):
-        claim_run_folder(run, outputs, overwrite=False, resume_hint="--resume X")
-    assert (run / "checkpoint.pt").exists() and (run / "tb" / "events").exists()  # refused: nothing touched
-    removed = claim_run_folder(run, outputs, overwrite=True, resume_hint="--resume X")
-    assert {p.name for p in removed} == {"checkpoint.pt", "metrics.csv", "tb", ".checkpoint.pt.abc.tmp"}
-    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]  # not the run's: kept
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(RunExistsError, match="is a file"):
-        claim_run_folder(tmp_path / "file", outputs, overwrite=True, resume_hint="")
 
 
 def test_checkpoint_kinds_name_what_a_checkpoint_is(tmp_path):

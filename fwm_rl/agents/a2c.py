@@ -53,6 +53,21 @@ __all__ = ["RecurrentA2C", "RecurrentRolloutBuffer"]
 SelfRecurrentA2C = TypeVar("SelfRecurrentA2C", bound="RecurrentA2C")
 
 
+class NonFiniteEnvError(ValueError):
+    """An environment returned a NaN or infinite observation or reward (the environment's fault, not the training's)."""
+
+
+def _check_env_output(values: Tensor, what: str, steps_done: int) -> None:
+    """Raise :class:`NonFiniteEnvError` naming the copy and the value if ``values`` (``[n_envs, ...]``, the ``what`` an
+    environment returned after ``steps_done`` environment steps) holds a NaN or an infinity."""
+    bad = ~torch.isfinite(values)
+    if bool(bad.any()):
+        copy = int(bad.reshape(len(values), -1).any(1).nonzero()[0])
+        raise NonFiniteEnvError(f"the environment returned a non-finite {what} ({values[bad][0].item()}) in copy {copy} after "
+                                f"{steps_done} environment steps: a fault of the environment, not of the training settings; "
+                                "it must return finite observations and rewards")
+
+
 class RecurrentRolloutBuffer:
     """One rollout of ``n_steps`` x ``n_envs`` as time-major tensors on ``device``, plus the memory
     state the rollout started from.
@@ -265,6 +280,8 @@ class RecurrentA2C(OnPolicyAlgorithm):
         tensor_env = isinstance(env, FWMGraphVecEnv)
         obs = self._as_tensor(self._last_obs, torch.float32)
         starts = self._as_tensor(self._last_episode_starts, torch.bool)
+        if not tensor_env:  # (the graph env's are finite by construction)
+            _check_env_output(obs, "observation", self.num_timesteps)
         # Where every row starts an episode the carried memory is discarded anyway: start empty.
         fresh = self._last_state is None or bool(starts.all())
         state = self.policy.initial_state(n) if fresh else self._last_state
@@ -282,6 +299,8 @@ class RecurrentA2C(OnPolicyAlgorithm):
                 new_obs_np, rewards_np, dones_np, infos = env.step(actions.cpu().numpy())
                 new_obs, dones = self._as_tensor(new_obs_np, torch.float32), self._as_tensor(dones_np, torch.bool)
                 rewards = self._as_tensor(rewards_np, torch.float32)
+                _check_env_output(new_obs, "observation", self.num_timesteps)
+                _check_env_output(rewards, "reward", self.num_timesteps)
                 self._update_info_buffer(infos, dones_np)
                 rewards = self._bootstrap_truncated(rewards, infos, dones_np, new_obs, state)
             self.num_timesteps += n

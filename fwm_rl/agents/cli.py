@@ -13,6 +13,7 @@ from fwm_rl.agents.env_training import (
     EnvTrainConfig,
     check_env_id,
     evaluate_env,
+    finished_env_run,
     load_env_policy,
     make_eval_env,
     read_env_checkpoint,
@@ -33,8 +34,9 @@ from fwm_rl.agents.training import (
     train_run,
 )
 from fwm_rl.agents.watch import check_gif_options, episode_gif, play_episode
+from fwm_rl.checks import upper_bound
 from fwm_rl.distributed import launch_rank
-from fwm_rl.engine import add_options, flag, given, resumable_flags
+from fwm_rl.engine import add_options, add_trust_option, flag, given, resumable_flags
 from fwm_rl.envs import ENV_IDS, SEMANTICS
 from fwm_rl.envs.baselines import trial_mean_sem
 from fwm_rl.envs.graphs import SPLITS
@@ -54,11 +56,18 @@ GRAPH_ONLY = ("preset", "steps", "semantics", "trials", "final_episodes_per_grap
 
 
 def _defaults(names: tuple[str, ...]) -> dict[str, str]:
-    """The help's default of options of both trainers: the graph task's, and the ``--env`` runs' where it differs."""
+    """The help's default of options of both trainers: the graph task's, and the ``--env`` runs' default and largest value
+    where they differ (the graph task's largest value follows, from :func:`~fwm_rl.engine.add_options`)."""
     graph, env = TrainConfig(), EnvTrainConfig()
     text = lambda value: "none" if value is None else str(value)
-    return {name: f"default: {text(getattr(graph, name))}"
-            + ("" if getattr(env, name) == getattr(graph, name) else f"; --env runs: {text(getattr(env, name))}") for name in names}
+
+    def env_text(name: str) -> str:
+        most = upper_bound(EnvTrainConfig, name)
+        parts = [text(getattr(env, name))] if getattr(env, name) != getattr(graph, name) else []
+        parts += [f"at most {most:g}"] if most != upper_bound(TrainConfig, name) else []
+        return f"; --env runs: {', '.join(parts)}" if parts else ""
+
+    return {name: f"default: {text(getattr(graph, name))}{env_text(name)}" for name in names}
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,7 +85,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                 defaults={"steps": "default: the preset's"})
     parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/a2c-PRESET-seedSEED)")
     parser.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the runs in DIR (a run or a folder of runs)")
-    parser.add_argument("--overwrite", action="store_true", help="start again in an --out folder that holds runs, deleting their checkpoints and logs")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start again in an --out folder that holds runs, deleting only the files those runs wrote"
+                             " (refused while a run there is live, or where files a new run would replace are not a run's)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--print-config", action="store_true", help="print the resolved configurations as JSON and exit (nothing is trained)")
     env = parser.add_argument_group(
@@ -113,11 +124,12 @@ def run_train(args: argparse.Namespace) -> int:
             raise ValueError(f"{_options(wrong)} of the graph task; an --env run takes --total-timesteps (and no preset)")
         cfg = EnvTrainConfig(env_id=args.env, **{k: v for k, v in {**common, **typed}.items() if v is not None})
         check_env_id(cfg.env_id)
+        budget = cfg.budget  # (refuses a budget below one rollout)
         out = args.out or Path("runs") / f"a2c-{args.env.split(':')[-1]}-{cfg.memory}-seed{cfg.seed}"
         if args.print_config:
             print(json.dumps({"env": cfg.env_id, "out": str(out), "config": cfg.to_dict()}, indent=2))
             return 0
-        print(f"training {cfg.label} ({cfg.total_timesteps} environment steps over {cfg.n_envs} copies) -> {out}")
+        print(f"training {cfg.label}: {budget} -> {out}")
         print(env_results_table([train_env_run(cfg, out, show_progress=show, overwrite=args.overwrite)]), end="")
         return 0
     wrong = [k for k in typed if k in ENV_ONLY]
@@ -180,8 +192,13 @@ def _resume(path: Path, options: dict, args: argparse.Namespace, show: bool | No
         raise ValueError(f"--resume continues the stored configuration; only {resumable_flags(config)} may change "
                          f"(drop {', '.join(map(flag, fixed))})")
     if env_run:
-        _, cfg = read_env_checkpoint(path)
-        print(env_results_table([train_env_run(cfg.resumed(**options), path, resume=True, show_progress=show)]), end="")
+        ckpt, stored = read_env_checkpoint(path)
+        cfg = stored.resumed(**options)
+        finished = finished_env_run(cfg, path, ckpt)
+        if finished is not None:  # (said before anything else)
+            raise finished
+        print(f"resuming {cfg.label}: {cfg.budget} -> {path}")
+        print(env_results_table([train_env_run(cfg, path, resume=True, show_progress=show)]), end="")
         return
     if (path / RUNS).exists():
         # A run that has a checkpoint continues under the settings it was trained with (its checkpoint's);
@@ -316,6 +333,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "that environment, logging training and evaluation returns; results.json holds the final evaluation.",
     )
     add_train_arguments(train)
+    add_trust_option(train)
     train.set_defaults(func=run_train)
 
     ev = subparsers.add_parser(
@@ -333,6 +351,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--trials", type=int, default=None,
                     help="play trials of this many episodes per graph, the memory kept across them, and show the reward of each "
                          "(default: the trials the agent was trained with, usually 1)")
+    add_trust_option(ev)
     ev.set_defaults(func=_eval)
 
     watch = subparsers.add_parser(
@@ -344,6 +363,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_episode_arguments(watch)
     watch.add_argument("--fps", type=float, default=2.0, help="frames per second (default 2)")
     watch.add_argument("--out", type=Path, default=Path("episode.gif"), help="GIF path (default episode.gif)")
+    add_trust_option(watch)
     watch.set_defaults(func=_watch)
 
     explain = subparsers.add_parser(
@@ -354,6 +374,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_episode_arguments(explain)
     explain.add_argument("--out", type=Path, default=Path("explain.png"), help="PNG path (default explain.png)")
+    add_trust_option(explain)
     explain.set_defaults(func=_explain)
 
     plot = subparsers.add_parser(

@@ -12,15 +12,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from fwm_rl.agents.policies import FwmPolicy, LstmPolicy, RecurrentActorCriticPolicy
-from fwm_rl.checks import check_ints, check_real
+from fwm_rl.checks import MAX_D_FWM, MAX_DEPTH, MAX_UNITS, at_most, check_ints, check_real, check_reals
 from fwm_rl.engine import SavedConfig
 from fwm_rl.envs import SEMANTICS
 from fwm_rl.memory import IMPLS
 
-__all__ = ["AgentConfig", "CONFIG", "FAST_RECIPE", "MEMORIES", "PRESETS", "RECIPES", "RECIPE_FIELDS", "TrainConfig", "preset_configs", "recipe_of", "with_recipe"]
+__all__ = [
+    "AgentConfig", "CONFIG", "FAST_RECIPE", "MAX_COEF", "MEMORIES", "PRESETS", "RECIPES", "RECIPE_FIELDS", "TrainConfig",
+    "check_recipe", "preset_configs", "recipe_of", "with_recipe",
+]  # fmt: skip
 
 CONFIG = "config.json"
 MEMORIES: dict[str, type[RecurrentActorCriticPolicy]] = {"fwm": FwmPolicy, "lstm": LstmPolicy}
+#: Largest weight of the value loss and of the entropy bonus (the paper's: 0.1 and 0.03; SB3's: 0.5 and 0.0).
+MAX_COEF = 100.0
 
 
 @dataclass
@@ -29,11 +34,11 @@ class AgentConfig(SavedConfig):
 
     memory: str = "fwm"
     """fwm: LSTM + FWM; lstm: the LSTM baseline"""
-    hidden_size: int = 32
+    hidden_size: int = at_most(32, MAX_UNITS)
     """LSTM units (the FWM agent's LSTM, or the whole LSTM baseline)"""
-    d_fwm: int = 16
+    d_fwm: int = at_most(16, MAX_D_FWM)
     """the FWM's key size d_fwm (fast weights d_fwm^2 x d_fwm)"""
-    n_reads: int = 3
+    n_reads: int = at_most(3, MAX_DEPTH)
     """the FWM's reads per step N_r"""
     fwm_impl: str = "auto"
     """the memory's implementation (fwm_rl.memory): auto (fast) or step (reference)"""
@@ -79,13 +84,13 @@ class TrainConfig(AgentConfig):
     """episodes between logs, test evaluations and checkpoints"""
     lr: float = 1e-3
     """Adam learning rate"""
-    gamma: float = 0.9
+    gamma: float = at_most(0.9, 1.0)
     """discount"""
-    gae_lambda: float = 1.0
+    gae_lambda: float = at_most(1.0, 1.0)
     """GAE lambda (1: Monte-Carlo returns within the episode, the paper)"""
-    vf_coef: float = 0.1
+    vf_coef: float = at_most(0.1, MAX_COEF)
     """weight of the value loss"""
-    ent_coef: float = 0.03
+    ent_coef: float = at_most(0.03, MAX_COEF)
     """weight of the entropy bonus"""
     max_grad_norm: float | None = None
     """gradient-norm clipping (None: none, the paper)"""
@@ -111,8 +116,17 @@ class TrainConfig(AgentConfig):
         check_ints(self, ("n_envs", "steps", "eval_every", "final_episodes_per_graph", "trials"))
         if self.n_envs > 600:
             raise ValueError(f"n_envs must be at most 600 (one agent per training graph), got {self.n_envs}")
-        check_real("lr", self.lr, positive=True)
-        check_real("time_budget", self.time_budget, positive=True, optional=True)
+        check_recipe(self)
+
+
+def check_recipe(cfg: Any) -> None:
+    """The checks of the learning settings of both A2C trainers' configs, ``cfg`` (a :class:`TrainConfig` or an
+    :class:`~fwm_rl.agents.env_training.EnvTrainConfig`), and of their ``time_budget``: a positive
+    ``lr``, the discount and GAE lambda in [0, 1], non-negative loss weights up to :data:`MAX_COEF`."""
+    check_real("lr", cfg.lr, positive=True)
+    check_reals(cfg, ("gamma", "gae_lambda", "vf_coef", "ent_coef"), non_negative=True)
+    check_real("max_grad_norm", cfg.max_grad_norm, positive=True, optional=True)
+    check_real("time_budget", cfg.time_budget, positive=True, optional=True)
 
 
 def _paper_lstm(hidden: int, episodes: int) -> TrainConfig:

@@ -40,21 +40,25 @@ from stable_baselines3.common.utils import ConstantSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from fwm_rl.agents.a2c import RecurrentA2C
-from fwm_rl.agents.config import CONFIG, MEMORIES, AgentConfig
+from fwm_rl.agents.config import CONFIG, MAX_COEF, MEMORIES, AgentConfig, check_recipe
 from fwm_rl.agents.policies import RecurrentActorCriticPolicy
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
-from fwm_rl.checks import check_ints, check_real
+from fwm_rl.checks import MAX_LENGTH, MAX_STREAMS, at_most, check_ints
 from fwm_rl.distributed import DistContext, hold_run_folder
 from fwm_rl.engine import (
     CHECKPOINT,
     RESULTS,
+    RunClaim,
+    RunFinished,
     RunLogger,
     atomic_save,
     checkpoint_file,
+    finished_run,
     load_weights,
     make_checkpoint,
     progress,
     read_checkpoint,
+    recorded_results,
     resolve_device,
     run_record,
     set_seed,
@@ -63,8 +67,8 @@ from fwm_rl.engine import (
 from fwm_rl.envs import ENV_IDS
 
 __all__ = [
-    "EnvRunSummary", "EnvTrainConfig", "check_env_id", "evaluate_env", "load_env_policy", "make_env", "make_eval_env", "normalized",
-    "train_env_run",
+    "EnvRunSummary", "EnvTrainConfig", "check_env_id", "evaluate_env", "finished_env_run", "load_env_policy", "make_env", "make_eval_env",
+    "normalized", "train_env_run",
 ]  # fmt: skip
 
 #: What a run writes into its folder (what ``overwrite`` replaces).
@@ -81,22 +85,23 @@ class EnvTrainConfig(AgentConfig):
     env_id: str = "CartPoleNoVel-v1"
     """any registered id with Discrete actions and Box (or Dict of Box) observations ("module:Id" imports module)"""
     total_timesteps: int = 200_000
-    """environment steps of the run, over all n_envs copies (SB3's name)"""
-    n_envs: int = 16
+    """environment steps of the run, over all n_envs copies (SB3's name), rounded up to whole rollouts of n_envs x n_steps
+    steps (at least one)"""
+    n_envs: int = at_most(16, MAX_STREAMS)
     """copies of the environment stepped together"""
-    n_steps: int = 32
+    n_steps: int = at_most(32, MAX_LENGTH)
     """steps per copy and update; the gradients flow through the whole rollout"""
     lr: float = 1e-3
     """Adam learning rate"""
     adam_eps: float = 1e-5
     """Adam's epsilon (SB3's)"""
-    gamma: float = 0.99
+    gamma: float = at_most(0.99, 1.0)
     """discount"""
-    gae_lambda: float = 0.95
+    gae_lambda: float = at_most(0.95, 1.0)
     """GAE lambda (1: Monte-Carlo returns, bootstrapped where a rollout cuts an episode)"""
-    vf_coef: float = 0.5
+    vf_coef: float = at_most(0.5, MAX_COEF)
     """weight of the value loss"""
-    ent_coef: float = 0.01
+    ent_coef: float = at_most(0.01, MAX_COEF)
     """weight of the entropy bonus"""
     max_grad_norm: float | None = 0.5
     """gradient-norm clipping (None: none)"""
@@ -122,8 +127,32 @@ class EnvTrainConfig(AgentConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_ints(self, ("total_timesteps", "n_envs", "n_steps", "eval_every", "eval_episodes", "final_eval_episodes"))
-        check_real("lr", self.lr, positive=True)
-        check_real("time_budget", self.time_budget, positive=True, optional=True)
+        check_recipe(self)
+
+    @property
+    def rollout_steps(self) -> int:
+        """Environment steps of one update: ``n_envs`` copies times ``n_steps`` steps."""
+        return self.n_envs * self.n_steps
+
+    @property
+    def planned_timesteps(self) -> int:
+        """The environment steps the run takes: ``total_timesteps`` rounded up to whole rollouts. A ``ValueError``
+        when ``total_timesteps`` is below one rollout (a config read from a checkpoint still loads and evaluates)."""
+        if self.total_timesteps < self.rollout_steps:
+            raise ValueError(f"total_timesteps {self.total_timesteps} is less than one rollout of n_envs {self.n_envs} x "
+                             f"n_steps {self.n_steps} = {self.rollout_steps} steps: give --total-timesteps {self.rollout_steps} "
+                             "or more, or fewer --n-envs / --n-steps")
+        return -(-self.total_timesteps // self.rollout_steps) * self.rollout_steps
+
+    @property
+    def budget(self) -> str:
+        """The run's length in words, e.g. ``6400 environment steps (2 rollouts of 100 copies x 32 steps; --total-timesteps
+        5000 rounded up to whole rollouts)``."""
+        steps = self.planned_timesteps
+        rollouts = steps // self.rollout_steps
+        rounded = "" if steps == self.total_timesteps else f"; --total-timesteps {self.total_timesteps} rounded up to whole rollouts"
+        return (f"{steps} environment steps ({rollouts} rollout{'s' if rollouts > 1 else ''} of {self.n_envs} copies x "
+                f"{self.n_steps} steps{rounded})")
 
     @property
     def normalizes_obs(self) -> bool:
@@ -147,6 +176,11 @@ def check_env_id(env_id: str) -> tuple[gym.Space, gym.Space]:
         env = gym.make(env_id)
     except gym.error.Error as exc:
         raise ValueError(f"unknown environment {env_id!r} ({exc}); give a registered id, or 'module:Id' to import the module that registers it") from None
+    except ImportError as exc:  # 'module:Id' whose module is missing (or fails to import)
+        module, _, name = env_id.rpartition(":")
+        raise ValueError(f"environment {env_id!r}: the module {module!r} could not be imported ({exc.__cause__ or exc}); it "
+                         f"must be installed and importable (pip install it, or put its folder on PYTHONPATH) and register "
+                         f"{name!r}") from None
     try:
         obs_space, action_space = env.observation_space, env.action_space
     finally:
@@ -183,12 +217,14 @@ def normalized(env: VecEnv, obs_rms: RunningMeanStd | None, training: bool) -> V
 
 
 def _rms_state(rms: RunningMeanStd) -> dict[str, Any]:
-    return {"mean": rms.mean.copy(), "var": rms.var.copy(), "count": float(rms.count)}
+    """The observation statistics as a checkpoint holds them: float64 tensors and a float."""
+    return {"mean": torch.from_numpy(rms.mean.copy()), "var": torch.from_numpy(rms.var.copy()), "count": float(rms.count)}
 
 
 def _rms_from(state: dict[str, Any]) -> RunningMeanStd:
-    rms = RunningMeanStd(shape=np.shape(state["mean"]))
-    rms.mean, rms.var, rms.count = np.array(state["mean"], dtype=np.float64), np.array(state["var"], dtype=np.float64), state["count"]
+    mean, var = (torch.as_tensor(state[k]).cpu().numpy().astype(np.float64) for k in ("mean", "var"))
+    rms = RunningMeanStd(shape=mean.shape)
+    rms.mean, rms.var, rms.count = mean, var, float(state["count"])
     return rms
 
 
@@ -338,6 +374,15 @@ class _EnvRun:
         atomic_save(ckpt, self.run_dir / CHECKPOINT)
 
 
+def finished_env_run(cfg: EnvTrainConfig, run_dir: Path, ckpt: dict) -> RunFinished | None:
+    """What resuming the ``--env`` run in ``run_dir`` (at its checkpoint ``ckpt``) under ``cfg`` raises where it has nothing
+    left to do (:func:`~fwm_rl.engine.finished_run`): its environment steps or its time budget spent, its results written."""
+    done = ckpt["step"]
+    spent = f"{done} of {cfg.total_timesteps} environment steps" if done >= cfg.total_timesteps else None
+    return finished_run(run_dir, spent=spent, flag="--total-timesteps", train_seconds=ckpt["train_seconds"],
+                        time_budget=cfg.time_budget, results=recorded_results(run_dir, done, "timesteps"))
+
+
 def train_env_run(
     cfg: EnvTrainConfig, run_dir: str | Path, resume: bool = False, show_progress: bool | None = None, overwrite: bool = False
 ) -> EnvRunSummary:
@@ -348,11 +393,16 @@ def train_env_run(
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError("an --env run trains in one process; start it without torchrun (only the graph task trains data-parallel)")
     check_env_id(cfg.env_id)
+    planned = cfg.planned_timesteps
     device = resolve_device(cfg.device)
     dist = DistContext(device=device)
-    with hold_run_folder(run_dir, dist, () if resume else [(run_dir, RUN_OUTPUTS)], overwrite, f"--resume {run_dir}"):
+    claims = () if resume else [RunClaim(run_dir, "a2c-env", RUN_OUTPUTS)]
+    with hold_run_folder(run_dir, dist, claims, overwrite, f"--resume {run_dir}"):
         ckpt = read_env_checkpoint(run_dir)[0] if resume else None
         done = ckpt["step"] if ckpt is not None else 0
+        finished = None if ckpt is None else finished_env_run(cfg, run_dir, ckpt)
+        if finished is not None:
+            raise finished
         set_seed(cfg.seed)
         # A resumed run starts new episodes from seeds of (seed, steps done), not the first run's again.
         env_seed = int(np.random.SeedSequence([cfg.seed, done]).generate_state(1)[0])
@@ -369,9 +419,9 @@ def train_env_run(
             model.policy.optimizer.load_state_dict(ckpt["optimizer"])
             train_seconds = ckpt["train_seconds"]
         run_dir.mkdir(parents=True, exist_ok=True)
+        logger = RunLogger(run_dir, resume_step=done if ckpt is not None else None)  # (first: it refuses a log not the run's)
         (run_dir / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-        logger = RunLogger(run_dir, resume_step=done if ckpt is not None else None)
-        bar = progress(total=cfg.total_timesteps, initial=done, desc=f"{cfg.label} steps", disable=None if show_progress is None else not show_progress)
+        bar = progress(total=planned, initial=done, desc=f"{cfg.label} steps", disable=None if show_progress is None else not show_progress)
         model.num_timesteps = done  # the episodes start anew (update() resets the environments first)
         run = _EnvRun(cfg, model, env, eval_env, run_dir, logger, bar, train_seconds)
         try:

@@ -9,7 +9,6 @@ graph, and the ceiling.
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from pathlib import Path
@@ -18,7 +17,7 @@ from matplotlib.figure import Figure
 
 from fwm_rl.agents.config import CONFIG, TrainConfig
 from fwm_rl.checks import check_int
-from fwm_rl.engine import save_figure
+from fwm_rl.engine import read_metrics, save_figure
 from fwm_rl.envs.baselines import reference_levels
 
 __all__ = ["curves_table", "plot_runs", "read_reference_curve", "seeds_table"]
@@ -34,8 +33,7 @@ def _read_run(run_dir: Path) -> tuple[str, tuple[str, int], list[dict[str, float
     if not csv_path.exists():
         raise FileNotFoundError(f"{csv_path} does not exist: the run has not logged yet")
     cfg = TrainConfig.from_dict(json.loads(config_path.read_text()))
-    with open(csv_path, newline="") as fh:
-        rows = [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(fh)]
+    rows = read_metrics(csv_path, "give a run folder written by fwm-rl train")[1]
     return cfg.label, (cfg.semantics, cfg.trials), rows
 
 

@@ -64,14 +64,20 @@ from fwm_rl.distributed import (
 )
 from fwm_rl.engine import (
     CHECKPOINT,
+    MARKER,
     RESULTS,
+    RunClaim,
+    RunFinished,
     RunLogger,
     atomic_save,
     checkpoint_file,
+    finished_run,
     load_weights,
     make_checkpoint,
+    older_run_problem,
     progress,
     read_checkpoint,
+    recorded_results,
     resolve_device,
     run_record,
     set_seed,
@@ -184,7 +190,7 @@ def train_run(
     """Train one agent into ``run_dir`` (``resume``: continue from its ``checkpoint.pt``).
 
     A new run refuses a folder that holds a run (:class:`~fwm_rl.engine.RunExistsError`) unless
-    ``overwrite``, which deletes that run's files (:data:`RUN_OUTPUTS`) first.
+    ``overwrite``, which deletes that run's files first, and only a run's (:func:`~fwm_rl.engine.claimed_run_folder`).
 
     Under ``torchrun`` every process calls it with the same arguments (see the module docstring)
     and gets the same summary back. Raises :class:`~fwm_rl.engine.NonFiniteLossError` if the loss
@@ -193,7 +199,8 @@ def train_run(
     run_dir = Path(run_dir)
     started = datetime.now(timezone.utc)
     dist = init_distributed(cfg.device)
-    with hold_run_folder(run_dir, dist, () if resume else [(run_dir, RUN_OUTPUTS)], overwrite, f"--resume {run_dir}"):
+    claims = () if resume else [RunClaim(run_dir, "a2c", RUN_OUTPUTS)]
+    with hold_run_folder(run_dir, dist, claims, overwrite, f"--resume {run_dir}"):
         return _train(cfg, run_dir, resume, show_progress, dist, started)
 
 
@@ -259,6 +266,9 @@ class _Run:
 def _train(cfg: TrainConfig, run_dir: Path, resume: bool, show_progress: bool | None, dist: DistContext, started: datetime) -> RunSummary:
     """The body of :func:`train_run`, in a folder this run holds."""
     ckpt = read_run_checkpoint(run_dir)[0] if resume else None
+    finished = None if ckpt is None else _finished(cfg, run_dir, ckpt)
+    if finished is not None:
+        raise finished
     set_seed(cfg.seed)  # the same initial weights in every process
     model = make_model(cfg, dist.device, dist)
     done, train_seconds = 0, 0.0
@@ -270,8 +280,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, show_progress: bool | 
     logger = None
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        logger = RunLogger(run_dir, resume_step=done if ckpt is not None else None)  # (first: it refuses a log not the run's)
         (run_dir / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-        logger = RunLogger(run_dir, resume_step=done if ckpt is not None else None)
     hide = not dist.is_main or (None if show_progress is None else not show_progress)  # None: tqdm's choice
     bar = progress(total=cfg.steps, initial=done, desc=f"{cfg.label} episodes", disable=hide)
     run = _Run(cfg, model, dist, run_dir, logger, bar, done, train_seconds)
@@ -286,6 +296,27 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, show_progress: bool | 
         model.save(run_dir / "model.zip")
         summary = _finish(cfg, run_dir, model.policy, stopped, started)
     return broadcast_object(summary, dist)
+
+
+def _finished(cfg: TrainConfig, run_dir: Path, ckpt: dict) -> RunFinished | None:
+    """What resuming the run in ``run_dir`` (at its checkpoint ``ckpt``) under ``cfg`` raises where it has nothing left
+    to do (:func:`~fwm_rl.engine.finished_run`), its results the :class:`RunSummary` its ``results.json`` records."""
+    step = ckpt["step"]
+    return finished_run(run_dir, spent=f"{step} of {cfg.steps} episodes" if step >= cfg.steps else None, flag="--steps",
+                        train_seconds=ckpt["train_seconds"], time_budget=cfg.time_budget,
+                        results=_recorded_summary(run_dir, step))
+
+
+def _recorded_summary(run_dir: Path, step: int) -> RunSummary | None:
+    """The summary ``results.json`` records of the run's end at ``step``; ``None`` without one (or with one an older
+    fwm-rl wrote: the run's end is then done again)."""
+    results = recorded_results(run_dir, step, "episodes")
+    if results is None:
+        return None
+    try:
+        return RunSummary(**{**results, **{split: EvalResult(**results[split]) for split in ("test", "train")}})
+    except (TypeError, KeyError):
+        return None
 
 
 def _finish(cfg: TrainConfig, run_dir: Path, policy: RecurrentActorCriticPolicy, stopped: bool, started: datetime) -> RunSummary:
@@ -325,6 +356,21 @@ def run_dirs(path: str | Path) -> list[Path]:
     return found
 
 
+def _older_preset(folder: Path) -> str | None:
+    """``None`` if ``folder`` (without a run marker) holds a preset trained by an older fwm-rl: its ``runs.json``
+    lists runs, one of which holds an A2C checkpoint (:func:`~fwm_rl.engine.older_run_problem`); else why not."""
+    try:
+        names = json.loads((folder / RUNS).read_text())["runs"]
+    except FileNotFoundError:
+        return f"{folder} has no {MARKER} and no {RUNS}"
+    except (OSError, ValueError, KeyError, TypeError):
+        names = None
+    if not isinstance(names, list) or not names:
+        return f"{folder / RUNS} is not a list of runs"
+    problems = [older_run_problem(folder / str(name), "a2c") for name in names]
+    return None if None in problems else problems[0]
+
+
 def train_preset(
     configs: list[TrainConfig], out: str | Path, resume: bool = False, show_progress: bool | None = None, overwrite: bool = False
 ) -> list[RunSummary]:
@@ -338,7 +384,8 @@ def train_preset(
         raise ValueError(f"run names must differ, got {names}")
     dist = init_distributed(configs[0].device) if configs else DistContext()
     main = dist.is_main
-    claims = () if resume else [(out, PRESET_OUTPUTS), *((out / name, RUN_OUTPUTS) for name in names)]
+    claims = () if resume else [RunClaim(out, "a2c-preset", PRESET_OUTPUTS, _older_preset),
+                                *(RunClaim(out / name, "a2c", RUN_OUTPUTS) for name in names)]
     with hold_run_folder(out, dist, claims, overwrite, f"--resume {out}"):
         return _train_preset(configs, out, resume, show_progress, main)
 
@@ -346,12 +393,23 @@ def train_preset(
 def _train_preset(configs: list[TrainConfig], out: Path, resume: bool, show_progress: bool | None, main: bool) -> list[RunSummary]:
     """The body of :func:`train_preset`, in a folder this process holds."""
     names = [cfg.name for cfg in configs]
+    finished = {cfg.name: _finished(cfg, out / cfg.name, read_run_checkpoint(out / cfg.name)[0])
+                for cfg in configs if resume and (out / cfg.name / CHECKPOINT).exists()}
+    if configs and all(finished.get(name) is not None for name in names):  # (one line, that of the run where there is one)
+        raise finished[names[0]] if len(names) == 1 else RunFinished(
+            f"{out}: every run is finished ({', '.join(names)}: see their {RESULTS}); resume with a larger --steps or "
+            "--time-budget to train them further", [finished[name].results for name in names])
     if main:
         out.mkdir(parents=True, exist_ok=True)
         (out / RUNS).write_text(json.dumps({"runs": names, "configs": [c.to_dict() for c in configs]}, indent=2) + "\n")
     summaries = []
     for cfg in configs:
         run_dir = out / cfg.name
+        if finished.get(cfg.name) is not None:  # kept as it is, its results read back
+            if main:
+                print(finished[cfg.name])
+            summaries.append(finished[cfg.name].results)
+            continue
         if main:
             print(f"training {cfg.label} ({cfg.steps} episodes x {cfg.n_envs} agents) -> {run_dir}")
         # Resuming restarts a run that never reached a checkpoint, replacing what its interrupted start left there.

@@ -6,7 +6,8 @@ The text is in bAbI's format, one sentence or question per line: ``1 Mary went t
 new story. Each story is read from a fresh state, word by word as in catbAbI (``<eos>`` first, then the
 words, ``.`` and ``?`` as words); at every ``?`` the model's distribution over the next word is its answer.
 The answer word then enters the stream as in training: the expected answer where the text gives one, else the
-model's own.
+model's own. The words reach the model in pieces of at most :data:`CHUNK` tokens, its state carried from one to the
+next, so the memory a story takes stays the same however long its lines are.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from fwm_rl.babi.catbabi import Vocabulary, line_words
 from fwm_rl.babi.models import CatbAbIModel
 from fwm_rl.babi.reader import BabiFormatError, Question, Sentence
 
-__all__ = ["Answer", "answer_questions", "parse_story_text"]
+__all__ = ["CHUNK", "Answer", "answer_questions", "parse_story_text"]
+
+#: The most tokens given to the model at once (a line of a million words is read in pieces of this length).
+CHUNK = 1024
 
 
 @dataclass(frozen=True)
@@ -78,9 +82,10 @@ def answer_questions(model: CatbAbIModel, vocab: Vocabulary, text: str, mode: st
             pending += vocab.encode(line_words(line), where=f"{source} line {lineno}").tolist()
             if not isinstance(line, Question):
                 continue
-            x = torch.tensor(pending, device=device).view(-1, 1)
-            read_mask = (x == vocab.question_mark) if mode == "qa" else None
-            logits, state = model(x, state, read_mask=read_mask)
+            for start in range(0, len(pending), CHUNK):
+                x = torch.tensor(pending[start : start + CHUNK], device=device).view(-1, 1)
+                read_mask = (x == vocab.question_mark) if mode == "qa" else None
+                logits, state = model(x, state, read_mask=read_mask)
             probs = torch.softmax(logits[-1, 0].float(), dim=-1)
             best = int(probs.argmax())
             expected = line.answer.lower() or None

@@ -10,7 +10,7 @@ from pathlib import Path
 from fwm_rl.babi.models import MODELS, PRESETS, ModelConfig
 from fwm_rl.babi.reader import SPLITS, VARIANTS
 from fwm_rl.babi.trainer import MODES, TrainConfig
-from fwm_rl.engine import AMP_MODES, add_options, flag, given, resumable_flags
+from fwm_rl.engine import AMP_MODES, add_options, add_trust_option, flag, given, resumable_flags
 
 __all__ = ["register"]
 
@@ -234,6 +234,8 @@ def _answer(args) -> int:
         text, source = sys.stdin.read(), "<stdin>"
     else:
         path = Path(args.story)
+        if path.is_dir():
+            raise IsADirectoryError(f"{path} is a folder; give the story as a bAbI-format text file (or - for standard input)")
         if not path.is_file():
             raise FileNotFoundError(f"story file {path} does not exist (give a bAbI-format text file, or - for standard input)")
         try:
@@ -284,9 +286,12 @@ def register(subparsers) -> None:
     p.add_argument("--out", help="run folder (default runs/babi-MODEL-MODE)")
     p.add_argument("--resume", help="run folder or checkpoint to continue")
     p.add_argument("--print-config", action="store_true", help="print the resolved configuration as JSON and exit (nothing is trained)")
-    p.add_argument("--overwrite", action="store_true", help="start again in an --out folder that holds a run, deleting its checkpoint and logs")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start again in an --out folder that holds a run, deleting only the files that run wrote"
+                        " (refused while a run there is live, or where files a new run would replace are not a run's)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present, default) | cpu | cuda[:N]")
     p.add_argument("--no-tensorboard", action="store_true", help="CSV log only (no TensorBoard events)")
+    add_trust_option(p)
     p.set_defaults(func=_train)
 
     p = sub.add_parser("eval", help="answer accuracy of a run's checkpoint or a shipped model on a valid or test stream")
@@ -299,6 +304,7 @@ def register(subparsers) -> None:
                    help="parallel streams, each from a zero state (default: the run's test batch size, 1 = the paper's appendix D)")
     p.add_argument("--per-task", action="store_true", help="also print every task")
     p.add_argument("--json", action="store_true", help="print the figures as JSON: accuracy, perplexity, per_task")
+    add_trust_option(p)
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("explain", help="Figure-3-style heatmap of the FWM's reads at one question")
@@ -311,6 +317,7 @@ def register(subparsers) -> None:
     p.add_argument("--task", type=int, default=None, help="pick a question of this task (e.g. 15, deduction)")
     p.add_argument("--index", type=int, default=0, help="which such question in the stream")
     p.add_argument("--window", type=int, default=60, help="at most this many words back")
+    add_trust_option(p)
     p.set_defaults(func=_explain)
 
     p = sub.add_parser("plot", help="learning curves: validation answer accuracy against steps and hours of training")
@@ -328,4 +335,5 @@ def register(subparsers) -> None:
     p.add_argument("--pretrained", metavar="NAME", help="a model shipped with the package (see docs/babi.md), e.g. fwm-qa")
     p.add_argument("--json", action="store_true", help="print the answers as JSON")
     p.add_argument("--device", default="auto", help="auto (CUDA when present, default) | cpu | cuda[:N]")
+    add_trust_option(p)
     p.set_defaults(func=_answer)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor, nn
 
-from fwm_rl.checks import check_choice, check_int, check_ints
+from fwm_rl.checks import MAX_D_FWM, MAX_DEPTH, MAX_UNITS, at_most, check_choice, check_int, check_ints
 from fwm_rl.engine import SavedConfig
 from fwm_rl.memory import FWMLSTM, MemoryTrace, count_parameters
 
@@ -35,17 +35,17 @@ class ModelConfig(SavedConfig):
 
     model: str = "fwm"
     """fwm: LSTM + FWM (paper); lstm: the LSTM baseline"""
-    embedding_size: int = 256
+    embedding_size: int = at_most(256, MAX_UNITS)
     """word embedding size"""
-    hidden_size: int = 256
+    hidden_size: int = at_most(256, MAX_UNITS)
     """LSTM units"""
-    d_fwm: int = 32
+    d_fwm: int = at_most(32, MAX_D_FWM)
     """fwm: the FWM's key/value size d_fwm (F is d_fwm^3)"""
-    n_reads: int = 3
+    n_reads: int = at_most(3, MAX_DEPTH)
     """fwm: the FWM's chained reads N_r"""
     residual: bool = True
     """fwm: the output h_t + FWM(h_t, F_t) (paper); lstm: residual connections between layers"""
-    layers: int = 1
+    layers: int = at_most(1, MAX_DEPTH)
     """lstm: stacked LSTM layers"""
     beta_bias: float = 1.0
     """fwm: the authors' "bias to writing", added to the write strength beta before its sigmoid"""

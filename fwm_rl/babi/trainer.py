@@ -42,7 +42,7 @@ from torch import Tensor
 from fwm_rl.babi.batching import SEQ_LEN, Segment, TrainStream, eval_segments
 from fwm_rl.babi.catbabi import CatbAbI, DataSpec, Vocabulary, load_catbabi
 from fwm_rl.babi.models import CatbAbIModel, ModelConfig
-from fwm_rl.checks import check_choice, check_int, check_ints, check_real
+from fwm_rl.checks import MAX_LENGTH, MAX_STREAMS, at_most, check_choice, check_int, check_ints, check_real
 from fwm_rl.distributed import (
     DistContext,
     all_reduce_tensor,
@@ -58,16 +58,19 @@ from fwm_rl.engine import (
     BEST,
     CHECKPOINT,
     RESULTS,
+    RunClaim,
     RunLogger,
     SavedConfig,
     atomic_save,
     autocast,
     checkpoint_file,
+    finished_run,
     gradient_step,
     load_weights,
     make_checkpoint,
     progress,
     read_checkpoint,
+    recorded_results,
     resolve_device,
     run_record,
     set_seed,
@@ -91,9 +94,9 @@ class TrainConfig(SavedConfig):
 
     mode: str = "qa"
     """qa: the loss on the answers only; lm: on every token (paper section 4.1)"""
-    batch_size: int = 32
+    batch_size: int = at_most(32, MAX_STREAMS)
     """parallel story streams per step (the authors' scripts)"""
-    seq_len: int = SEQ_LEN
+    seq_len: int = at_most(SEQ_LEN, MAX_LENGTH)
     """truncated BPTT length"""
     lr: float = 1e-3
     """Adam learning rate"""
@@ -101,7 +104,7 @@ class TrainConfig(SavedConfig):
     """total training steps (the authors' scripts: 50,000)"""
     eval_every: int = 250
     """steps between validations and checkpoints"""
-    eval_batch_size: int = 32
+    eval_batch_size: int = at_most(32, MAX_STREAMS)
     """parallel streams of the periodic validation and of the final weights' test"""
     eval_segments: int | None = None
     """periodic validation on the first N segments only (None: all)"""
@@ -109,7 +112,7 @@ class TrainConfig(SavedConfig):
     """steps between training-loss logs"""
     seed: int = 0
     """seed of the weights and the story order"""
-    test_batch_size: int = 1
+    test_batch_size: int = at_most(1, MAX_STREAMS)
     """streams of the final test of the best-validation checkpoint (1: the paper's appendix D, "Evaluation on
     test is done with a batch-size of one"); the final weights are tested at eval_batch_size too"""
     time_budget: float | None = None
@@ -384,9 +387,9 @@ class CatbAbITrainer:
 
         The run holds its folder meanwhile (:func:`~fwm_rl.engine.run_lock`). A new run refuses a folder
         that holds a run (:class:`~fwm_rl.engine.RunExistsError`) unless ``overwrite``, which deletes that
-        run's files (:data:`RUN_OUTPUTS`) first.
+        run's files first, and only a run's (:func:`~fwm_rl.engine.claimed_run_folder`).
         """
-        claims = () if self.resumed else [(self.out_dir, RUN_OUTPUTS)]
+        claims = () if self.resumed else [RunClaim(self.out_dir, "catbabi", RUN_OUTPUTS)]
         with hold_run_folder(self.out_dir, self.ctx, claims, overwrite, f"--resume {self.out_dir}"):
             return self._train(steps)
 
@@ -405,10 +408,10 @@ class CatbAbITrainer:
         finally:
             self._bar.close()
         test = self.evaluate("test")
-        self._record(test.metrics("test"))
+        self._record(test.metrics("test"), final=True)
         self.test_best = self.test_best_checkpoint()
         if self.test_best is not None:
-            self._record(self.test_best.metrics("test_best"))
+            self._record(self.test_best.metrics("test_best"), final=True)
         if main and self.out_dir is not None:
             best = None if self.test_best is None else {
                 **self.test_best.to_dict(), "checkpoint": BEST, "step": self.best_step, "batch_size": self.config.test_batch_size}
@@ -443,9 +446,10 @@ class CatbAbITrainer:
 
         return broadcast_object(run() if self.ctx.is_main else None, self.ctx)
 
-    def _record(self, metrics: dict[str, float]) -> None:
+    def _record(self, metrics: dict[str, float], final: bool = False) -> None:
+        """Log ``metrics`` at this step (rank 0); a ``final`` row (a test at the end) replaces one an end cut short logged."""
         if self._logger is not None:
-            self._logger.log(self.step, metrics)
+            self._logger.log(self.step, metrics, replace=final)
 
     # -------------------------------------------------------------- checkpoints
     def checkpoint(self) -> dict[str, Any]:
@@ -480,13 +484,20 @@ class CatbAbITrainer:
         change the budget (the training seconds already spent count towards it), ``device`` and ``tensorboard``
         where and how it goes on (``None``: as the checkpoint says).
 
-        The number of processes may differ from the run that wrote the checkpoint (every process reads it).
+        The number of processes may differ from the run that wrote the checkpoint (every process reads it). A run
+        with nothing left to do (its budget spent, its ``results.json`` written) raises :class:`~fwm_rl.engine.RunFinished`.
         """
         ckpt_path = checkpoint_file(path)
         ckpt = read_checkpoint(ckpt_path, "catbabi")
         task = ckpt["task"]
         config = TrainConfig.from_dict(ckpt["configs"]["train"])
         config = config.resumed(steps=steps, time_budget=time_budget, device=device, tensorboard=tensorboard)
+        step, folder = ckpt["step"], ckpt_path.parent
+        finished = finished_run(folder, spent=f"{step} of {config.steps} steps" if step >= config.steps else None,
+                                flag="--steps", train_seconds=ckpt["train_seconds"], time_budget=config.time_budget,
+                                results=recorded_results(folder, step, "step"))
+        if finished is not None:
+            raise finished
         spec = _data_spec(ckpt["configs"]["data"])
         if data_path is not None:  # the data moved: read it from there (it must give the same vocabulary)
             spec = replace(spec, path=str(Path(data_path).resolve()))

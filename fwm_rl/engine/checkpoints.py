@@ -1,13 +1,24 @@
 """Checkpoints: one schema for every trainer (:func:`make_checkpoint`), written atomically, read with clear errors
-(:func:`read_checkpoint`), older formats upgraded."""
+(:func:`read_checkpoint`), older formats upgraded.
+
+A checkpoint holds tensors and plain containers of ``str``/``int``/``float``/``bool``/``None`` only (format 3), so
+it is read with ``torch.load(..., weights_only=True)``: a file someone sends you cannot run code when it is loaded.
+Files that need unpickling (formats 1 and 2 stored NumPy arrays; a hostile file, anything) are refused with a
+one-line :class:`UntrustedCheckpointError`, unless the caller trusts them explicitly (:func:`trusted_checkpoints`,
+the commands' ``--trust-checkpoint``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import os
+import pickle
 import random
+import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +28,7 @@ import torch
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_KINDS",
+    "UntrustedCheckpointError",
     "atomic_save",
     "capture_rng",
     "check_checkpoint",
@@ -26,6 +38,7 @@ __all__ = [
     "make_checkpoint",
     "read_checkpoint",
     "restore_rng",
+    "trusted_checkpoints",
 ]
 
 
@@ -43,24 +56,69 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:  # (torch.save wrote through the handle: name the file)
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
     return path
 
 
+class UntrustedCheckpointError(ValueError):
+    """A checkpoint that only unpickling can read, refused because nobody said it may be trusted."""
+
+
+#: Whether :func:`load_checkpoint` may unpickle a file that ``weights_only`` loading refuses (:func:`trusted_checkpoints`).
+_TRUSTED: contextvars.ContextVar[bool] = contextvars.ContextVar("fwm_rl_trusted_checkpoints", default=False)
+
+
+@contextlib.contextmanager
+def trusted_checkpoints(trust: bool = True) -> Iterator[None]:
+    """Within the block, :func:`load_checkpoint` (and so every loader) also reads checkpoints that need unpickling,
+    such as those of fwm-rl before format 3. Unpickling can run code: use it only for files you trust. The
+    commands' ``--trust-checkpoint`` runs the command inside this block."""
+    token = _TRUSTED.set(trust)
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint written by :func:`atomic_save`, with a clear error if it is missing."""
+    """Load a checkpoint written by :func:`atomic_save` with ``torch.load(..., weights_only=True)``.
+
+    A missing or unreadable file is a one-line error; so is a file that needs unpickling
+    (:class:`UntrustedCheckpointError`), unless inside :func:`trusted_checkpoints`. No code in the file runs.
+    """
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory: pass the checkpoint file inside it (e.g. {path}/checkpoint.pt)")
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        return torch.load(path, map_location=map_location, weights_only=False)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt files
-        raise ValueError(f"checkpoint {path} could not be read ({exc}); is it a fwm-rl checkpoint?") from exc
+        refused = isinstance(exc, pickle.UnpicklingError)  # (by the weights-only unpickler: a global, or an opcode)
+        needs = re.search(r"GLOBAL [`']?([\w.]+)", str(exc)) if refused else None
+        if not refused or (needs is None and not _TRUSTED.get()):
+            raise ValueError(f"checkpoint {path} could not be read ({_first_line(exc)}); is it a fwm-rl checkpoint? "
+                             "(one of an older fwm-rl from a source you trust: pass --trust-checkpoint)") from None
+        if not _TRUSTED.get():
+            raise UntrustedCheckpointError(
+                f"{path} needs unpickling to be read (it refers to {needs.group(1)}: a checkpoint of fwm-rl before format 3, "
+                "or not fwm-rl's), which can run code, so it was not loaded; if you trust its source, pass "
+                "--trust-checkpoint (in Python: with fwm_rl.engine.trusted_checkpoints():)"
+            ) from None
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:
+        raise ValueError(f"checkpoint {path} could not be read ({_first_line(exc)}); is it a fwm-rl checkpoint?") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (torch's unpickling errors run to many lines), or its type's name."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 #: kind -> (what a checkpoint of that kind holds, the command that writes it).
@@ -70,9 +128,11 @@ CHECKPOINT_KINDS: dict[str, tuple[str, str]] = {
     "catbabi": ("a catbAbI run", "fwm-rl babi train"),
     "lm": ("a language-model run", "fwm-rl lm train"),
 }
-#: The checkpoint layout this version writes (:func:`make_checkpoint`). Format 1 (each trainer its own keys)
-#: is still read: :func:`check_checkpoint` upgrades it. A newer format is refused with a clear message.
-CHECKPOINT_FORMAT = 2
+#: The checkpoint layout this version writes (:func:`make_checkpoint`). Format 3 holds tensors and plain values only
+#: (read with ``weights_only=True``); format 2 (the same layout, NumPy arrays in the RNG state and observation
+#: statistics) and format 1 (each trainer its own keys) are still read where they load safely or are trusted:
+#: :func:`check_checkpoint` upgrades them. A newer format is refused with a clear message.
+CHECKPOINT_FORMAT = 3
 
 
 def make_checkpoint(kind: str, *, step: int, configs: Mapping[str, dict], model: Mapping[str, torch.Tensor],
@@ -97,8 +157,11 @@ def make_checkpoint(kind: str, *, step: int, configs: Mapping[str, dict], model:
 
 
 def capture_rng() -> dict:
-    """The state of Python's, NumPy's and torch's (CPU and CUDA) global random generators."""
-    rng = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The state of Python's, NumPy's and torch's (CPU and CUDA) global random generators, as tensors and plain
+    values (NumPy's Mersenne Twister key as an int64 tensor)."""
+    name, key, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = (name, torch.from_numpy(key.astype(np.int64)), int(pos), int(has_gauss), float(cached))
+    rng = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     return rng
@@ -110,7 +173,8 @@ def restore_rng(rng: Mapping[str, Any]) -> None:
     if "python" in rng:
         random.setstate(rng["python"])
     if "numpy" in rng:
-        np.random.set_state(rng["numpy"])
+        name, key, pos, has_gauss, cached = rng["numpy"]
+        np.random.set_state((name, np.asarray(torch.as_tensor(key).cpu(), dtype=np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(rng["torch"].cpu())
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
@@ -142,7 +206,9 @@ def check_checkpoint(ckpt: Any, kind: str, path: str | os.PathLike) -> dict:
     if version > CHECKPOINT_FORMAT:
         raise ValueError(f"{path} was written by a newer fwm-rl (checkpoint format {version}, this one reads "
                          f"{CHECKPOINT_FORMAT}); upgrade fwm-rl to read it")
-    return _FROM_FORMAT_1[kind](ckpt) if version == 1 else ckpt
+    if version == 1:
+        ckpt = _FROM_FORMAT_1[kind](ckpt)
+    return {**_plain(ckpt), "format": CHECKPOINT_FORMAT} if version < CHECKPOINT_FORMAT else ckpt
 
 
 def read_checkpoint(path: str | os.PathLike, kind: str, map_location: str | torch.device = "cpu") -> dict:
@@ -151,8 +217,23 @@ def read_checkpoint(path: str | os.PathLike, kind: str, map_location: str | torc
     return check_checkpoint(load_checkpoint(path, map_location), kind, path)
 
 
-# ------------------------------------------------------------------ format 1 -> 2
-# Format 1 (fwm-rl before the one schema) kept each trainer's own keys; these map them onto format 2.
+# ------------------------------------------------------------------ formats 1 and 2 -> 3
+def _plain(obj: Any) -> Any:
+    """``obj`` with NumPy arrays as tensors (unsigned integers as int64) and NumPy scalars as Python ones: what
+    format 2 stored beside tensors (the RNG state, observation statistics), in format 3's terms."""
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj.astype(np.int64) if obj.dtype.kind == "u" else obj.copy())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain(v) for v in obj)
+    return obj
+
+
+# Format 1 (fwm-rl before the one schema) kept each trainer's own keys; these map them onto format 2's layout
+# (:func:`_plain` then makes that format 3).
 def _a2c_from_1(c: dict) -> dict:
     return make_checkpoint("a2c", step=c["episodes"], train_seconds=c["train_seconds"], configs={"train": c["config"]},
                            model=c["policy"], optimizer=c["optimizer"], task={"train_reward": c["train_reward"]})

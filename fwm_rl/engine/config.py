@@ -20,7 +20,9 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any, ClassVar
 
-__all__ = ["SavedConfig", "add_options", "field_docs", "flag", "given", "resumable_flags"]
+from fwm_rl.checks import upper_bound
+
+__all__ = ["SavedConfig", "add_options", "add_trust_option", "field_docs", "flag", "given", "resumable_flags"]
 
 
 class SavedConfig:
@@ -114,7 +116,8 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
     """Add ``--field-name`` for the fields ``names`` of the config dataclass ``cls`` (default: all) and return the names.
 
     Each option's help is the field's docstring followed by its default (the field's, or the text
-    ``defaults`` gives: one text for all, or a text per field). An option's default is ``None``, so that
+    ``defaults`` gives: one text for all, or a text per field) and its largest value (the field's
+    :func:`~fwm_rl.checks.at_most`, which the config's checks enforce). An option's default is ``None``, so that
     :func:`given` tells the flags a user typed from the ones left out. ``choices`` restricts a field's values;
     a renamed field (``cls.RENAMED``) also answers to its old flag.
     """
@@ -135,6 +138,8 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
         if default is None:
             value = fields[name].default
             default = f"default: {'none' if value is None else value}"
+        most = upper_bound(cls, name)
+        default += "" if most is None else f"; at most {most:g}"
         text = docs.get(name, "").rstrip(".")
         flags = [flag(name)] + ([flag(old[name])] if name in old else [])
         text = f"{text} ({default})" if text else f"({default})"
@@ -145,3 +150,11 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
 def given(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
     """The options among ``names`` that were given on the command line (those not ``None``)."""
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def add_trust_option(parser: argparse.ArgumentParser) -> None:
+    """``--trust-checkpoint`` on a command that reads checkpoints (``fwm_rl.cli.main`` runs the command inside
+    :func:`~fwm_rl.engine.trusted_checkpoints` when it is given)."""
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="also read checkpoints that need unpickling (those of fwm-rl before checkpoint format 3); "
+                             "unpickling a file can run any code in it, so pass this only for files from a source you trust")

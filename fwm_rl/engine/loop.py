@@ -9,13 +9,15 @@ validation is due, and its validation. The loop owns the order and the clock.
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
 from fwm_rl.distributed import DistContext, rank0_clock
+from fwm_rl.engine.folders import RESULTS
 
-__all__ = ["LoopTask", "train_loop"]
+__all__ = ["LoopTask", "RunFinished", "finished_run", "train_loop"]
 
 
 class LoopTask(Protocol):
@@ -51,19 +53,48 @@ def train_loop(task: LoopTask, *, log_every: int, time_budget: float | None, bar
     every process takes rank 0's clock, so all stop after the same step. ``bar`` counts the units. Returns
     whether the time budget stopped it.
     """
-    def out_of_time() -> bool:
-        return time_budget is not None and task.train_seconds >= time_budget
+    def spent() -> bool:
+        return _out_of_time(task.train_seconds, time_budget)
 
-    while not (task.finished() or out_of_time()):
+    while not (task.finished() or spent()):
         before, start = task.step, time.perf_counter()
         task.advance()
         seconds = task.train_seconds + time.perf_counter() - start
         task.train_seconds = rank0_clock(seconds, ctx) if time_budget is not None else seconds
         bar.update(task.step - before)
-        last = task.finished() or out_of_time()
+        last = task.finished() or spent()
         if task.step // log_every > before // log_every or last:  # the step crossed a multiple of log_every
             task.write_log()
         due = task.validation_due()
         if due or last:
             task.validate_and_save(scheduled=due)
-    return out_of_time() and not task.finished()
+    return spent() and not task.finished()
+
+
+def _out_of_time(train_seconds: float, time_budget: float | None) -> bool:
+    """Whether ``train_seconds`` of training steps have spent ``time_budget`` (``None``: no limit)."""
+    return time_budget is not None and train_seconds >= time_budget
+
+
+class RunFinished(Exception):
+    """A resumed run with nothing left to do: its budget is spent and its end is recorded (:func:`finished_run`).
+    The command line says so in one line and exits 0, so a script that resumes a run until it is done stops there;
+    ``results`` are the run's results as its ``results.json`` records them."""
+
+    def __init__(self, message: str, results: Any):
+        super().__init__(message)
+        self.results = results
+
+
+def finished_run(folder: Path, *, spent: str | None, flag: str, train_seconds: float, time_budget: float | None,
+                 results: Any) -> RunFinished | None:
+    """The :class:`RunFinished` that resuming the run in ``folder`` raises where :func:`train_loop` would take no step
+    and the run's end is recorded; else ``None``. ``spent`` says how far the run's own budget is spent where it is
+    (e.g. "40 of 40 episodes"; ``None`` where it is not), ``flag`` the option that enlarges it; ``results`` are the
+    run's results where its ``results.json`` records the end at the checkpoint's step
+    (:func:`~fwm_rl.engine.recorded_results`), else ``None``: a run cut short in its final evaluation finishes it then."""
+    if results is None or not (spent or _out_of_time(train_seconds, time_budget)):
+        return None
+    why, more = (f"{spent} done", flag) if spent else (f"its time budget of {time_budget:g} s is spent", "--time-budget")
+    return RunFinished(f"{folder}: the run is finished ({why}; its results are in {RESULTS}); resume with a larger {more} "
+                       "to train it further", results)

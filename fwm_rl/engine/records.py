@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shlex
@@ -13,7 +14,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["code_revision", "machine_description", "run_record"]
+from fwm_rl.engine.folders import RESULTS
+
+__all__ = ["code_revision", "machine_description", "recorded_results", "run_record"]
 
 
 def machine_description(device: torch.device | None = None) -> str:
@@ -57,3 +60,16 @@ def run_record(started: datetime, device: torch.device | None = None) -> dict[st
         "finished": finished.isoformat(timespec="seconds"),
         "wall_seconds": round((finished - started).total_seconds(), 1),
     }
+
+
+def recorded_results(folder: str | os.PathLike, step: int, *keys: str) -> dict[str, Any] | None:
+    """``folder``'s ``results.json`` where it records the end of a run at ``step`` (the number found under ``keys`` in
+    it), else ``None``: no such file, one that does not parse, or one of an earlier end of the run."""
+    try:
+        results = json.loads((Path(folder) / RESULTS).read_text())
+        recorded = results
+        for key in keys:
+            recorded = recorded[key]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return results if recorded == step else None

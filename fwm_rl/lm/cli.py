@@ -8,7 +8,7 @@ import math
 from dataclasses import fields
 from pathlib import Path
 
-from fwm_rl.engine import AMP_MODES, BEST, CHECKPOINT, add_options, flag, given, resumable_flags
+from fwm_rl.engine import AMP_MODES, BEST, CHECKPOINT, add_options, add_trust_option, flag, given, resumable_flags
 from fwm_rl.lm.model import MODELS, LMConfig
 from fwm_rl.lm.presets import PRESETS
 from fwm_rl.lm.trainer import TrainConfig
@@ -41,7 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                       "default: text from the built-in bAbI story generator")
     train.add_argument("--out", help="run folder for checkpoints and logs (default runs/lm-MODEL)")
     train.add_argument("--resume", action="store_true", help=f"continue the run in --out from its {CHECKPOINT}")
-    train.add_argument("--overwrite", action="store_true", help="start again in an --out folder that holds a run, deleting its checkpoints and logs")
+    train.add_argument("--overwrite", action="store_true",
+                       help="start again in an --out folder that holds a run, deleting only the files that run wrote"
+                            " (refused while a run there is live, or where files a new run would replace are not a run's)")
     train.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     train.add_argument("--no-tie", dest="tie_weights", action="store_const", const=False, help="do not tie input and output embeddings")
     add_options(train, LMConfig, MODEL_OPTIONS, defaults=_preset_defaults("model"))
@@ -51,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--no-tensorboard", dest="tensorboard", action="store_const", const=False, help="CSV log only")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--print-config", action="store_true", help="print the resolved configuration as JSON and exit (nothing is trained)")
+    add_trust_option(train)
     train.set_defaults(func=_train)
 
     ev = commands.add_parser("eval", help="perplexity of a checkpoint on a split (batch size 1, every token once)")
@@ -61,6 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--bptt", type=int, default=70, help="window length (does not change the result)")
     ev.add_argument("--temperature", type=float, help="softmax temperature (default: the one tuned on validation)")
     ev.add_argument("--device", default="auto", help="auto (CUDA when present, default) | cpu | cuda[:N]")
+    add_trust_option(ev)
     ev.set_defaults(func=_eval)
 
     cmp = commands.add_parser("compare", help="Figure-6 plot of two models' per-token loss over a stretch of text")
@@ -73,6 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cmp.add_argument("--data", help="text folder (default: the one the checkpoints were trained on)")
     cmp.add_argument("--labels", nargs=2, metavar=("A", "B"), help="row names (default: the model types)")
     cmp.add_argument("--device", default="auto", help="auto (CUDA when present, default) | cpu | cuda[:N]")
+    add_trust_option(cmp)
     cmp.set_defaults(func=_compare)
 
     plot = commands.add_parser("plot", help="learning curves: validation perplexity against steps and hours of training")

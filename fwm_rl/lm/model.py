@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from fwm_rl.checks import check_ints, check_real
+from fwm_rl.checks import MAX_D_FWM, MAX_DEPTH, MAX_UNITS, at_most, check_ints, check_real
 from fwm_rl.engine import SavedConfig
 from fwm_rl.memory import FastWeightMemory, map_state
 
@@ -50,11 +50,11 @@ class LMConfig(SavedConfig):
     """words in the vocabulary (the corpus sets it)"""
     model: str = "lstm"
     """fwm: AWD-LSTM with the FWM on top; lstm: AWD-LSTM"""
-    d_embed: int = 400
+    d_embed: int = at_most(400, MAX_UNITS)
     """embedding size (and the last LSTM layer's size when tied)"""
-    d_hidden: int = 1150
+    d_hidden: int = at_most(1150, MAX_UNITS)
     """LSTM units per layer"""
-    n_layers: int = 3
+    n_layers: int = at_most(3, MAX_DEPTH)
     """LSTM layers"""
     tie_weights: bool = True
     """tie the input and output embeddings"""
@@ -68,9 +68,9 @@ class LMConfig(SavedConfig):
     """embedding (word) dropout"""
     wdrop: float = 0.66
     """DropConnect on the hidden-to-hidden weights (PTB)"""
-    d_fwm: int = 32
+    d_fwm: int = at_most(32, MAX_D_FWM)
     """fwm: the FWM's key/value size d_fwm (F is d_fwm^3)"""
-    n_reads: int = 3
+    n_reads: int = at_most(3, MAX_DEPTH)
     """fwm: the FWM's reads N_r"""
 
     def __post_init__(self) -> None:

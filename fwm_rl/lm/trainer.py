@@ -15,7 +15,8 @@ artificial start token ``x_0`` of the paper is the end-of-sentence token) and th
 
 Outputs in ``out_dir``: ``checkpoint.pt`` (full training state; ``--resume`` continues from it
 exactly), ``best.pt`` (the weights with the best validation loss, plus the softmax temperature
-tuned on validation), ``metrics.csv`` and TensorBoard events.
+tuned on validation), ``metrics.csv``, TensorBoard events and ``results.json`` (written at the end: the final test of
+``best.pt`` where there is one, and the training behind it; it marks a finished run, which ``--resume`` leaves as it is).
 
 Under ``torchrun`` training is data-parallel over the ``batch_size`` streams (:mod:`fwm_rl.distributed`):
 each process trains its contiguous share of the streams with its own carried state, every process draws
@@ -42,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fwm_rl.checks import check_choice, check_int, check_ints, check_real
+from fwm_rl.checks import MAX_LENGTH, MAX_STREAMS, at_most, check_choice, check_int, check_ints, check_real
 from fwm_rl.distributed import (
     all_reduce_sum,
     broadcast_object,
@@ -58,17 +59,21 @@ from fwm_rl.engine import (
     BEST,
     CHECKPOINT,
     RESULTS,
+    RunClaim,
+    RunFinished,
     RunLogger,
     SavedConfig,
     atomic_save,
     autocast,
     capture_rng,
     checkpoint_file,
+    finished_run,
     gradient_step,
     load_weights,
     make_checkpoint,
     progress,
     read_checkpoint,
+    recorded_results,
     resolve_device,
     restore_rng,
     run_record,
@@ -106,9 +111,9 @@ class TrainConfig(SavedConfig):
     RENAMED = {"max_steps": "steps", "eval_interval": "eval_every", "log_interval": "log_every"}
     RESUMABLE = ("epochs", "steps", "time_budget", "device")
 
-    batch_size: int = 20
+    batch_size: int = at_most(20, MAX_STREAMS)
     """parallel text streams (paper: 20 on PTB, 80 on WT2)"""
-    bptt: int = 70
+    bptt: int = at_most(70, MAX_LENGTH)
     """mean truncated-BPTT length (AWD-LSTM's random lengths around it)"""
     lr: float = 1e-3
     """Adam learning rate"""
@@ -124,7 +129,7 @@ class TrainConfig(SavedConfig):
     """budget: stop after this many seconds of training (None: no limit)"""
     eval_every: int = 0
     """validate (and checkpoint) every this many steps; 0: at the end of every epoch (AWD-LSTM)"""
-    eval_batch_size: int = 10
+    eval_batch_size: int = at_most(10, MAX_STREAMS)
     """parallel streams of the periodic validation"""
     log_every: int = 50
     """steps between training-loss logs"""
@@ -140,7 +145,7 @@ class TrainConfig(SavedConfig):
     """temporal activation regularisation"""
     tune_temperature: bool = True
     """tune the softmax temperature on validation at the end"""
-    test_batch_size: int | None = 1
+    test_batch_size: int | None = at_most(1, MAX_STREAMS)
     """at the end, test best.pt (with its tuned temperature) reading each split as this many streams (1: every
     split one stream, the paper's table 5; None: no final test)"""
     seed: int = 141
@@ -330,6 +335,19 @@ def checkpoint_corpus(ckpt: dict, data: str | os.PathLike | None = None) -> Corp
     return load_data(ckpt["task"]["data"] if data is None else data, vocab=vocab)
 
 
+def _finished(config: TrainConfig, folder: Path, ckpt: dict) -> RunFinished | None:
+    """What resuming the run in ``folder`` (at its checkpoint ``ckpt``) under ``config`` raises where it has nothing
+    left to do (:func:`~fwm_rl.engine.finished_run`): its epochs, its steps or its time budget spent, its end recorded."""
+    step, epoch = ckpt["step"], ckpt["task"]["epoch"]
+    spent, flag = None, "--steps"
+    if epoch >= config.epochs:
+        spent, flag = f"{epoch} of {config.epochs} epochs", "--epochs"
+    elif config.steps is not None and step >= config.steps:
+        spent = f"{step} of {config.steps} steps"
+    return finished_run(folder, spent=spent, flag=flag, train_seconds=ckpt["train_seconds"], time_budget=config.time_budget,
+                        results=recorded_results(folder, step, "trained", "steps"))
+
+
 class LMTrainer:
     """Trains an :class:`AWDLanguageModel` on a :class:`Corpus` into ``out_dir`` (see the module docstring).
 
@@ -378,13 +396,18 @@ class LMTrainer:
         """Continue the run in ``out_dir`` from its ``checkpoint.pt``; only the ``device``, the budget
         (``epochs``, ``steps``, ``time_budget``: :attr:`TrainConfig.RESUMABLE`) and where the data now lies
         (``data``: the same text, moved) may change; every other setting comes from the checkpoint. The number
-        of processes may differ from the run that wrote it (every process reads it)."""
+        of processes may differ from the run that wrote it (every process reads it). A run with nothing left to do
+        (its budget spent, its ``results.json`` written) raises :class:`~fwm_rl.engine.RunFinished`."""
         changes = TrainConfig.resume_changes(**budget, device=device)
         path = Path(out_dir) / CHECKPOINT
         ckpt = read_checkpoint(path, "lm")
         if ckpt["optimizer"] is None:
             raise ValueError(f"{path} is not a training checkpoint of fwm-rl lm train; cannot resume from it")
         task = ckpt["task"]
+        config = TrainConfig.from_dict(ckpt["configs"]["train"]).resumed(**changes)
+        finished = _finished(config, Path(out_dir), ckpt)
+        if finished is not None:
+            raise finished
         if data is not None:
             task["data"] = str(Path(data).resolve())
         elif task["data"] is not None and not Path(task["data"]).exists():
@@ -393,7 +416,6 @@ class LMTrainer:
             corpus = checkpoint_corpus(ckpt)
         elif corpus.vocab.idx2word != task["vocab"]:
             raise ValueError("the corpus given for resuming has a different vocabulary from the checkpoint's")
-        config = TrainConfig.from_dict(ckpt["configs"]["train"]).resumed(**changes)
         trainer = cls(corpus, LMConfig.from_dict(ckpt["configs"]["model"]), config, out_dir, data=task["data"])
         trainer._load_train_state(ckpt)
         trainer.resumed = True
@@ -597,10 +619,10 @@ class LMTrainer:
         """Run until the budget is spent; validate and checkpoint on the way; tune the temperature at the end.
 
         A new run refuses a folder that holds a run (:class:`~fwm_rl.engine.RunExistsError`) unless
-        ``overwrite``, which deletes that run's files (:data:`RUN_OUTPUTS`) first. Under ``torchrun``
-        every process calls it; rank 0 logs, shows the progress bar and writes the files.
+        ``overwrite``, which deletes that run's files first, and only a run's (:func:`~fwm_rl.engine.claimed_run_folder`).
+        Under ``torchrun`` every process calls it; rank 0 logs, shows the progress bar and writes the files.
         """
-        claims = () if self.resumed else [(self.out_dir, RUN_OUTPUTS)]
+        claims = () if self.resumed else [RunClaim(self.out_dir, "lm", RUN_OUTPUTS)]
         with hold_run_folder(self.out_dir, self.ctx, claims, overwrite, f"--resume --out {self.out_dir}"):
             return self._train(show_progress)
 
@@ -616,44 +638,47 @@ class LMTrainer:
             train_loop(self, log_every=cfg.log_every, time_budget=cfg.time_budget, bar=self._bar, ctx=self.ctx)
         finally:
             self._bar.close()
-        temperature, final = 1.0, None
+        temperature, tested = 1.0, {}
         if main and (self.out_dir / BEST).exists() and (cfg.tune_temperature or cfg.test_batch_size is not None):
-            temperature, final = self._finish_best(log, started)
-        if main:
+            temperature, tested = self._finish_best(log)
+        if main:  # results.json last: it marks the run's end (a resumed run that finds it at its step is finished)
+            (self.out_dir / RESULTS).write_text(json.dumps({
+                **tested,
+                # the training behind it: where the run stopped, and its speed
+                "trained": {"steps": self.step, "epochs": self.epoch, "train_seconds": self.train_seconds,
+                            "tokens": self.tokens_seen, "tokens_per_second": self.tokens_per_second},
+                "record": run_record(started, self.device),  # (this session of the run, when it was resumed)
+            }, indent=2) + "\n")
             log.close()
+        final = {split: tested[f"{split}_loss"] for split in ("valid", "test")} if tested else None
         temperature, final = broadcast_object((temperature, final), self.ctx)
         return TrainSummary(self.step, self.epoch, self.best_valid, temperature,
                             self.tokens_per_second, self.out_dir, final)
 
-    def _finish_best(self, log: RunLogger, started: datetime) -> tuple[float, dict[str, float] | None]:
+    def _finish_best(self, log: RunLogger) -> tuple[float, dict[str, Any]]:
         """With ``best.pt``'s weights (loaded once, the current ones restored after): tune the softmax
         temperature on validation and store it in ``best.pt``, then the final test, each split read as
-        ``test_batch_size`` streams (1: one stream, the paper's table 5), written to ``results.json``.
-        Returns the temperature and the final losses (None without a final test)."""
+        ``test_batch_size`` streams (1: one stream, the paper's table 5). Returns the temperature and what
+        ``results.json`` says of the final test (empty without one). Its rows replace those of an end cut short."""
         cfg = self.config
         best = read_checkpoint(self.out_dir / BEST, "lm", map_location=self.device)
         current = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.model.load_state_dict(eval_weights(best))
         try:
-            temperature, losses = 1.0, None
+            temperature, tested = 1.0, {}
             if cfg.tune_temperature:
                 temperature, tuned = tune_temperature(self.model, self.corpus.valid, cfg.eval_batch_size, cfg.bptt)
                 best["task"]["temperature"] = temperature
                 atomic_save(best, self.out_dir / BEST)
-                log.log(self.step, {"valid/ppl_tuned_temperature": math.exp(tuned), "temperature": temperature})
+                log.log(self.step, {"valid/ppl_tuned_temperature": math.exp(tuned), "temperature": temperature}, replace=True)
             if cfg.test_batch_size is not None:
                 losses = {split: evaluate(self.model, self.corpus.split(split), cfg.test_batch_size, cfg.bptt, temperature).loss
                           for split in ("valid", "test")}
-                (self.out_dir / RESULTS).write_text(json.dumps({
-                    "checkpoint": BEST, "step": best["step"], "temperature": temperature, "batch_size": cfg.test_batch_size,
-                    **{f"{split}_loss": loss for split, loss in losses.items()},
-                    **{f"{split}_ppl": math.exp(loss) for split, loss in losses.items()},
-                    # the training behind it: where the run stopped, and its speed
-                    "trained": {"steps": self.step, "epochs": self.epoch, "train_seconds": self.train_seconds,
-                                "tokens": self.tokens_seen, "tokens_per_second": self.tokens_per_second},
-                    "record": run_record(started, self.device),  # (this session of the run, when it was resumed)
-                }, indent=2) + "\n")
-                log.log(self.step, {f"final/{split}_ppl": math.exp(loss) for split, loss in losses.items()})
+                log.log(self.step, {f"final/{split}_ppl": math.exp(loss) for split, loss in losses.items()}, replace=True)
+                tested = {"checkpoint": BEST, "step": best["step"], "temperature": temperature,
+                          "batch_size": cfg.test_batch_size,
+                          **{f"{split}_loss": loss for split, loss in losses.items()},
+                          **{f"{split}_ppl": math.exp(loss) for split, loss in losses.items()}}
         finally:
             self.model.load_state_dict(current)
-        return temperature, losses
+        return temperature, tested
