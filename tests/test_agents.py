@@ -84,6 +84,54 @@ def test_paper_loss_equals_hand_computed_a2c_loss():
     torch.testing.assert_close(loss, total / 4, atol=1e-5, rtol=1e-5)
 
 
+def _released_loop_loss(model: RecurrentA2C, buffer: RecurrentRolloutBuffer) -> torch.Tensor:
+    """The loss of the authors' released loop (``metaRL/train_agent.py``), built as it builds it: the value head's
+    output kept at shape ``[B, 1]``, the return ``R`` of shape ``[B]`` accumulated backwards from the rewards, so that
+    ``R - values[t]`` broadcasts to ``[B, B]``; entropy penalty per step, everything divided by the steps."""
+    T = buffer.rewards.shape[0]
+    policy, state = model.policy, buffer.initial_state
+    values, logprobs, loss = [], [], 0.0
+    for t in range(T):
+        out, state = policy.core(buffer.observations[t : t + 1], state, episode_starts=buffer.episode_starts[t : t + 1])
+        dist = torch.distributions.Categorical(logits=policy.action_net(out[0]))
+        values.append(policy.value_net(out[0]))  # [B, 1], as theirs
+        logprobs.append(dist.log_prob(buffer.actions[t]))
+        loss = loss + model.ent_coef * -dist.entropy().mean()
+    R, lossv = torch.zeros(buffer.rewards.shape[1]), 0.0
+    for t in reversed(range(T)):
+        R = model.gamma * R + buffer.rewards[t]
+        ctrR = R - values[t]
+        assert ctrR.shape == (len(R), len(R))
+        lossv = lossv + ctrR.pow(2).mean()
+        loss = loss - (logprobs[t] * ctrR.detach()).mean()
+    return (loss + model.vf_coef * lossv) / T
+
+
+def test_released_code_loss_equals_the_released_loop_in_value_and_gradient():
+    model = small_model("FwmPolicy", n_envs=5, horizon=6, n_steps=6, loss="released_code")
+    buffer = collect(model)
+    params = [p for p in model.policy.parameters() if p.requires_grad]
+    expected = _released_loop_loss(model, buffer)
+    want = torch.autograd.grad(expected, params)
+    loss, parts = model.loss()
+    got = torch.autograd.grad(loss, params)
+    torch.testing.assert_close(loss, expected, atol=1e-5, rtol=1e-5)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, atol=1e-6, rtol=1e-4)
+    # and it is not the paper's per-agent loss: the two differ in value and gradient
+    model.loss_rule = "paper"
+    paper_loss, _ = model.loss()
+    assert abs(float(paper_loss.detach()) - float(loss.detach())) > 1e-3
+    assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(torch.autograd.grad(paper_loss, params), got))
+
+
+def test_released_code_loss_needs_monte_carlo_returns():
+    with pytest.raises(ValueError, match="gae_lambda"):
+        small_model("FwmPolicy", loss="released_code", gae_lambda=0.95)
+    with pytest.raises(ValueError, match="loss"):
+        small_model("FwmPolicy", loss="nonsense")
+
+
 @pytest.mark.parametrize("gae_lambda", [1.0, 0.95])
 def test_returns_match_sb3_rollout_buffer(gae_lambda):
     T, B = 7, 3

@@ -22,7 +22,20 @@ within the episode (``gamma`` 0.9 in the paper), bootstrapped only where a
 rollout stops inside an episode; ``gae_lambda < 1`` gives GAE(lambda). The
 defaults are the paper's: ``vf_coef`` 0.1, ``ent_coef`` 0.03, Adam (lr 1e-3,
 eps 1e-4), no gradient clipping (``max_grad_norm=None``), no advantage
-normalisation. With the native graph env (:class:`~fwm_rl.agents.vec_env.FWMGraphVecEnv`)
+normalisation.
+
+``loss="released_code"`` is the loss the authors' released loop computes (``metaRL/train_agent.py``), with which
+every curve of their Figure 5 was trained: their value head keeps its output at shape ``[B, 1]`` and the return has
+shape ``[B]``, so ``R - V`` broadcasts to a ``[B, B]`` matrix ``R_j - V_i``. What that computes, per step ``t`` over
+the batch of ``B`` agents (:meth:`RecurrentA2C.loss`)::
+
+    policy:  -mean_j log pi(a_tj | h_tj) (R_tj - mean_i V_ti)           the baseline is the batch mean of the values
+    value:    mean_i (V_ti - mean_j R_tj)^2 + Var_j(R_tj)               the critic learns the batch-mean return
+
+(the variance does not depend on the weights; it is kept so that the loss, not only its gradient, is theirs).
+Together with the environment's ``semantics="released_code"`` it is "as the authors ran it".
+
+With the native graph env (:class:`~fwm_rl.agents.vec_env.FWMGraphVecEnv`)
 rollouts use its tensor interface, so on a GPU they never leave the device.
 """
 
@@ -45,10 +58,14 @@ from typing_extensions import Self
 
 from fwm_rl.agents.policies import FwmPolicy, LstmPolicy, RecurrentActorCriticPolicy, State, detach_state
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
-from fwm_rl.distributed import DistContext, all_reduce_sum
+from fwm_rl.distributed import DistContext, all_reduce_sum, all_reduce_tensor
 from fwm_rl.engine import apply_gradients, reduce_gradients
 
-__all__ = ["RecurrentA2C", "RecurrentRolloutBuffer"]
+__all__ = ["A2C_LOSSES", "NonFiniteEnvError", "RecurrentA2C", "RecurrentRolloutBuffer"]
+
+#: The A2C losses: ``paper``, each agent's own value as its baseline and target (the paper's text, the textbook
+#: loss); ``released_code``, the batch means of the authors' released loop (see the module's docstring).
+A2C_LOSSES = ("paper", "released_code")
 
 SelfRecurrentA2C = TypeVar("SelfRecurrentA2C", bound="RecurrentA2C")
 
@@ -161,6 +178,8 @@ class RecurrentA2C(OnPolicyAlgorithm):
         vf_coef: value loss coefficient, paper 0.1.
         max_grad_norm: gradient norm clip; None (paper) = no clipping.
         normalize_advantage: normalise advantages over the batch (off in the paper).
+        loss: ``paper`` or ``released_code`` (:data:`A2C_LOSSES`; the latter needs Monte-Carlo returns,
+            ``gae_lambda=1``, and no advantage normalisation, as the authors' loop).
         stats_window_size: episodes averaged for ``rollout/ep_rew_mean`` (None: ``n_envs``).
         dist: the process group of a data-parallel run (:func:`fwm_rl.distributed.init_distributed`);
             each process steps its own share of the environments and the gradients are combined
@@ -184,6 +203,7 @@ class RecurrentA2C(OnPolicyAlgorithm):
         vf_coef: float = 0.1,
         max_grad_norm: float | None = None,
         normalize_advantage: bool = False,
+        loss: str = "paper",
         stats_window_size: int | None = None,
         dist: DistContext | None = None,
         tensorboard_log: str | None = None,
@@ -203,6 +223,11 @@ class RecurrentA2C(OnPolicyAlgorithm):
         ):
             if not ok:
                 raise ValueError(f"invalid {name}={value!r} for RecurrentA2C")
+        if loss not in A2C_LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; choose one of {A2C_LOSSES}")
+        if loss == "released_code" and (gae_lambda != 1.0 or normalize_advantage):
+            raise ValueError("loss='released_code' is the authors' Monte-Carlo loss: it needs gae_lambda=1 and no "
+                             f"normalize_advantage (got gae_lambda={gae_lambda}, normalize_advantage={normalize_advantage})")
         super().__init__(
             policy,
             env,
@@ -227,6 +252,8 @@ class RecurrentA2C(OnPolicyAlgorithm):
         if stats_window_size is None and self.env is not None:  # (``load`` restores the saved one)
             self._stats_window_size = self.n_envs
         self.normalize_advantage = normalize_advantage
+        #: The loss (:data:`A2C_LOSSES`).
+        self.loss_rule = loss
         self.dist = DistContext() if dist is None else dist
         self._last_state: State = None
         #: Losses of the last update (``loss``, ``policy_loss``, ``value_loss``, ``entropy``, ``explained_variance``).
@@ -355,7 +382,8 @@ class RecurrentA2C(OnPolicyAlgorithm):
         returns ``(loss, parts)`` with ``parts`` = policy_loss, value_loss, entropy.
 
         In a data-parallel run it is this process's share (a mean over its environments), and
-        advantage normalisation uses the mean and deviation over all processes' environments.
+        advantage normalisation uses the mean and deviation over all processes' environments, as do the batch
+        means of ``loss="released_code"``.
         """
         buffer = self.rollout_buffer
         values, log_prob, entropy = self.policy.evaluate_actions(buffer.observations, buffer.actions, buffer.initial_state, buffer.episode_starts)
@@ -365,11 +393,27 @@ class RecurrentA2C(OnPolicyAlgorithm):
             mean = s["a"] / s["n"]
             std = (max(s["a2"] - s["n"] * mean**2, 0.0) / max(s["n"] - 1, 1)) ** 0.5
             advantages = (advantages - mean) / (std + 1e-8)
-        policy_loss = -(advantages * log_prob).mean()
-        value_loss = F.mse_loss(values, buffer.returns)
+        if self.loss_rule == "released_code":
+            policy_loss, value_loss = self._released_code_terms(values, log_prob)
+        else:
+            policy_loss = -(advantages * log_prob).mean()
+            value_loss = F.mse_loss(values, buffer.returns)
         entropy = entropy.mean()
         loss = policy_loss + self.vf_coef * value_loss - self.ent_coef * entropy
         return loss, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy}
+
+    def _released_code_terms(self, values: Tensor, log_prob: Tensor) -> tuple[Tensor, Tensor]:
+        """The policy and value terms of ``loss="released_code"`` (the module's docstring): per step, the batch
+        means over every process's agents (summed in float64) of the values and of the returns and their
+        variance; ``values`` and ``log_prob`` are ``[T, B]`` with gradients."""
+        returns = self.rollout_buffer.returns.double()
+        sums = torch.stack([values.detach().double().sum(1), returns.sum(1), returns.pow(2).sum(1)])
+        sums = all_reduce_tensor(sums, self.dist)
+        value_mean, return_mean, return_square_mean = sums / all_reduce_sum({"n": values.shape[1]}, self.dist)["n"]
+        return_variance = (return_square_mean - return_mean**2).clamp(min=0.0)
+        policy_loss = -((self.rollout_buffer.returns - value_mean.to(values.dtype)[:, None]) * log_prob).mean()
+        value_loss = (values - return_mean.to(values.dtype)[:, None]).pow(2).mean() + return_variance.mean().to(values.dtype)
+        return policy_loss, value_loss
 
     def compute_gradients(self) -> dict[str, float]:
         """Backpropagate the loss of the current rollout into the policy's ``.grad`` and return

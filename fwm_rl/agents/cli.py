@@ -7,6 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from fwm_rl.agents.a2c import A2C_LOSSES
 from fwm_rl.agents.config import CONFIG, MEMORIES, PRESETS, TrainConfig, preset_configs
 from fwm_rl.agents.env_training import (
     EnvRunSummary,
@@ -52,7 +53,7 @@ AGENT_OPTIONS = ("memory", "hidden_size", "d_fwm", "n_reads")
 RECIPE_OPTIONS = ("gamma", "gae_lambda", "ent_coef", "vf_coef")
 #: Options of ``--env`` runs only, and of graph runs only.
 ENV_ONLY = ("total_timesteps", "n_steps", "eval_episodes", "final_eval_episodes", "normalize_obs")
-GRAPH_ONLY = ("preset", "steps", "semantics", "trials", "final_episodes_per_graph")
+GRAPH_ONLY = ("preset", "steps", "semantics", "loss", "trials", "final_episodes_per_graph")
 
 
 def _defaults(names: tuple[str, ...]) -> dict[str, str]:
@@ -81,7 +82,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "cores; paper-fwm / paper-lstm-N: the paper's runs, GPU-sized; fast-fwm: paper-fwm with lr 3e-3)",
     )
     add_options(parser, TrainConfig, COMMON_OPTIONS, defaults=_defaults(COMMON_OPTIONS))
-    add_options(parser, TrainConfig, [name for name in GRAPH_ONLY if name != "preset"], choices={"semantics": SEMANTICS},
+    add_options(parser, TrainConfig, [name for name in GRAPH_ONLY if name != "preset"],
+                choices={"semantics": SEMANTICS, "loss": A2C_LOSSES},
                 defaults={"steps": "default: the preset's"})
     parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/a2c-PRESET-seedSEED)")
     parser.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the runs in DIR (a run or a folder of runs)")

@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from fwm_rl.agents.a2c import A2C_LOSSES
 from fwm_rl.agents.policies import FwmPolicy, LstmPolicy, RecurrentActorCriticPolicy
 from fwm_rl.checks import MAX_D_FWM, MAX_DEPTH, MAX_UNITS, at_most, check_ints, check_real, check_reals
 from fwm_rl.engine import SavedConfig
@@ -96,6 +97,9 @@ class TrainConfig(AgentConfig):
     """gradient-norm clipping (None: none, the paper)"""
     normalize_advantage: bool = False
     """normalise the advantages of each update"""
+    loss: str = "paper"
+    """A2C loss: paper (each agent's own value as baseline and target) or released_code (the authors' released
+    loop: batch-mean baseline, critic towards the batch-mean return)"""
     semantics: str = "paper"
     """task rules, see fwm_rl.envs (released_code: the authors' code)"""
     trials: int = 1
@@ -113,6 +117,11 @@ class TrainConfig(AgentConfig):
         super().__post_init__()
         if self.semantics not in SEMANTICS:
             raise ValueError(f"unknown semantics {self.semantics!r}; choose one of {SEMANTICS}")
+        if self.loss not in A2C_LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {A2C_LOSSES}")
+        if self.loss == "released_code" and (self.gae_lambda != 1.0 or self.normalize_advantage):
+            raise ValueError("loss released_code is the authors' Monte-Carlo loss: it needs gae_lambda 1 and no "
+                             "advantage normalisation")
         check_ints(self, ("n_envs", "steps", "eval_every", "final_episodes_per_graph", "trials"))
         if self.n_envs > 600:
             raise ValueError(f"n_envs must be at most 600 (one agent per training graph), got {self.n_envs}")
@@ -158,7 +167,8 @@ PRESETS: dict[str, tuple[TrainConfig, ...]] = {
 
 
 #: The TrainConfig fields that make up a learning recipe (the A2C and Adam settings).
-RECIPE_FIELDS = ("lr", "adam_eps", "gamma", "gae_lambda", "vf_coef", "ent_coef", "max_grad_norm", "normalize_advantage")
+RECIPE_FIELDS = ("lr", "adam_eps", "gamma", "gae_lambda", "vf_coef", "ent_coef", "max_grad_norm", "normalize_advantage",
+                 "loss")
 
 #: Learning recipes: name -> the fields of :data:`RECIPE_FIELDS` in which it differs from the
 #: paper's settings (appendix I). ``scripts/bench_learning.py --recipes ...`` compares them over seeds.
@@ -168,6 +178,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "lr3e-3-normadv": {"lr": 3e-3, "normalize_advantage": True},
     "lr3e-3-gae0.95": {"lr": 3e-3, "gae_lambda": 0.95},
     "lr1e-2-clip1": {"lr": 1e-2, "max_grad_norm": 1.0},
+    "released-loss": {"loss": "released_code"},
+    "lr3e-3-released-loss": {"lr": 3e-3, "loss": "released_code"},
 }
 
 

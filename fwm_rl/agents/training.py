@@ -128,6 +128,7 @@ def make_model(cfg: TrainConfig, device: torch.device, dist: DistContext | None 
         vf_coef=cfg.vf_coef,
         max_grad_norm=cfg.max_grad_norm,
         normalize_advantage=cfg.normalize_advantage,
+        loss=cfg.loss,
         policy_kwargs=cfg.policy_kwargs,
         seed=cfg.seed,
         device=device,
