@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
 import torch
 from dist_launch import spawn_gloo
 
@@ -13,8 +14,10 @@ from fwm_rl.distributed import init_distributed, shard_bounds
 from fwm_rl.engine import load_checkpoint
 
 #: A small FWM agent on 7 training graphs (unequal shares: 4 + 3) with advantage normalisation (which needs the
-#: statistics of every process's steps).
+#: statistics of every process's steps); and with the authors' released loss (whose baseline and critic target are
+#: batch means over every process's agents).
 CFG = TrainConfig(n_envs=7, hidden_size=16, d_fwm=8, normalize_advantage=True, device="cpu")
+RELEASED = TrainConfig(n_envs=7, hidden_size=16, d_fwm=8, loss="released_code", device="cpu")
 BUFFER_FIELDS = ("observations", "actions", "rewards", "episode_starts", "values", "log_probs", "returns", "advantages")
 
 
@@ -31,9 +34,10 @@ def _gradient_worker(rank, world_size, path):
     torch.set_num_threads(1)
     ctx = init_distributed("cpu")
     saved = torch.load(path)
-    model = make_model(CFG, torch.device("cpu"), ctx)
+    cfg = TrainConfig.from_dict(saved["config"])
+    model = make_model(cfg, torch.device("cpu"), ctx)
     model.policy.load_state_dict(saved["weights"])
-    start, stop = shard_bounds(CFG.n_envs, ctx.rank, ctx.world_size)
+    start, stop = shard_bounds(cfg.n_envs, ctx.rank, ctx.world_size)
     assert model.n_envs == stop - start
     _fill_buffer(model, saved["rollout"], start, stop)
     losses = model.compute_gradients()
@@ -42,17 +46,18 @@ def _gradient_worker(rank, world_size, path):
         torch.save({"grads": grads, "losses": losses}, path.replace(".pt", "-dist.pt"))
 
 
-def test_two_processes_give_the_gradient_of_one_process_with_all_environments(tmp_path):
+@pytest.mark.parametrize("cfg", [CFG, RELEASED], ids=["normalized-advantage", "released-loss"])
+def test_two_processes_give_the_gradient_of_one_process_with_all_environments(cfg, tmp_path):
     torch.manual_seed(0)
-    model = make_model(CFG, torch.device("cpu"))
+    model = make_model(cfg, torch.device("cpu"))
     weights = {k: v.clone() for k, v in model.policy.state_dict().items()}
     model.learn(model.n_steps * model.n_envs)  # one rollout (and one update, undone below)
     rollout = {name: getattr(model.rollout_buffer, name).clone() for name in BUFFER_FIELDS}
     model.policy.load_state_dict(weights)
-    _fill_buffer(model, rollout, 0, CFG.n_envs)
+    _fill_buffer(model, rollout, 0, cfg.n_envs)
     losses = model.compute_gradients()
     path = str(tmp_path / "rollout.pt")
-    torch.save({"weights": weights, "rollout": rollout}, path)
+    torch.save({"weights": weights, "rollout": rollout, "config": cfg.to_dict()}, path)
 
     spawn_gloo(_gradient_worker, 2, path)
     got = torch.load(path.replace(".pt", "-dist.pt"))
