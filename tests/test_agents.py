@@ -20,11 +20,12 @@ from fwm_rl.memory import FactoredState, count_parameters
 
 SMALL_FWM = {"hidden_size": 8, "d_fwm": 4, "n_reads": 2}
 SMALL_LSTM = {"hidden_size": 8}
+SMALL = {"FwmPolicy": SMALL_FWM, "LstmPolicy": SMALL_LSTM, "GruPolicy": SMALL_LSTM}
 
 
 def small_model(policy: str = "FwmPolicy", n_envs: int = 4, horizon: int = 30, seed: int = 0, **kwargs) -> RecurrentA2C:
     env = FWMGraphVecEnv.make(n_envs, split="train", device="cpu", horizon=horizon, seed=seed)
-    policy_kwargs = SMALL_FWM if policy == "FwmPolicy" else SMALL_LSTM
+    policy_kwargs = SMALL[policy]
     return RecurrentA2C(policy, env, seed=seed, device="cpu", policy_kwargs=policy_kwargs, **kwargs)
 
 
@@ -45,7 +46,7 @@ def test_paper_agent_parameter_count():
     assert policy.optimizer.defaults["eps"] == 1e-4 and policy.optimizer.defaults["lr"] == 1e-3
 
 
-@pytest.mark.parametrize("policy", ["FwmPolicy", "LstmPolicy"])
+@pytest.mark.parametrize("policy", ["FwmPolicy", "LstmPolicy", "GruPolicy"])
 def test_replay_equals_rollout(policy):
     # 45 steps per rollout with 30-step episodes: the first rollout has an episode start inside it,
     # the second starts mid-episode from a carried memory state. The rollout's one-step calls use
@@ -400,7 +401,7 @@ def test_explain_matches_are_the_key_products_of_the_trace():
     assert step_labels(record) == ["start 0", "0-0->1", "*2", "2-2->4", "4-1->4"]
 
 
-@pytest.mark.parametrize("policy", ["FwmPolicy", "LstmPolicy"])
+@pytest.mark.parametrize("policy", ["FwmPolicy", "LstmPolicy", "GruPolicy"])
 def test_update_is_one_iteration_of_learn(policy):
     """``start_episodes`` + ``update`` (the trainers' loop) equal ``learn`` on the same episodes, update for update."""
     by_learn, by_update = small_model(policy), small_model(policy)

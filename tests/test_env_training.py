@@ -118,7 +118,7 @@ def load_env_policy_free(env_id: str):
     return make_model(EnvTrainConfig(env_id=env_id, **TINY), make_env(env_id, 2), torch.device("cpu")).policy
 
 
-@pytest.mark.parametrize("memory", ["fwm", "lstm"])
+@pytest.mark.parametrize("memory", ["fwm", "lstm", "gru"])
 def test_train_resume_and_eval(tmp_path, memory, capsys):
     cfg = EnvTrainConfig(env_id="CartPoleNoVel-v1", memory=memory, **TINY)
     summary = train_env_run(cfg, tmp_path / "run", show_progress=False)

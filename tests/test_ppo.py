@@ -11,7 +11,7 @@ import fwm_rl  # noqa: F401  (registers FWMGraph-v0)
 from fwm_rl.agents import FWMGraphVecEnv, RecurrentA2C, RecurrentPPO
 from fwm_rl.memory import FactoredState
 
-SMALL = {"FwmPolicy": {"hidden_size": 8, "d_fwm": 4, "n_reads": 2}, "LstmPolicy": {"hidden_size": 8}}
+SMALL = {"FwmPolicy": {"hidden_size": 8, "d_fwm": 4, "n_reads": 2}, "LstmPolicy": {"hidden_size": 8}, "GruPolicy": {"hidden_size": 8}}
 
 
 def small(algo=RecurrentPPO, policy="FwmPolicy", n_envs=6, seed=0, **kwargs):
@@ -26,7 +26,7 @@ def collect(model):
     return model.rollout_buffer
 
 
-@pytest.mark.parametrize("policy", ["FwmPolicy", "LstmPolicy"])
+@pytest.mark.parametrize("policy", ["FwmPolicy", "LstmPolicy", "GruPolicy"])
 def test_minibatch_of_environments_replays_the_rollout(policy):
     """A minibatch's rows of the start state and its columns of the rollout give the rollout's values
     and log-probabilities, also for a rollout that starts mid-episode from a carried memory."""

@@ -56,7 +56,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch import Tensor
 from typing_extensions import Self
 
-from fwm_rl.agents.policies import FwmPolicy, LstmPolicy, RecurrentActorCriticPolicy, State, detach_state
+from fwm_rl.agents.policies import FwmPolicy, GruPolicy, LstmPolicy, RecurrentActorCriticPolicy, State, detach_state
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
 from fwm_rl.distributed import DistContext, all_reduce_sum, all_reduce_tensor
 from fwm_rl.engine import apply_gradients, reduce_gradients
@@ -168,7 +168,7 @@ class RecurrentA2C(OnPolicyAlgorithm):
     through whole rollouts.
 
     Args:
-        policy: ``"FwmPolicy"``, ``"LstmPolicy"`` or a :class:`~fwm_rl.agents.policies.RecurrentActorCriticPolicy` subclass.
+        policy: ``"FwmPolicy"``, ``"LstmPolicy"``, ``"GruPolicy"`` or a :class:`~fwm_rl.agents.policies.RecurrentActorCriticPolicy` subclass.
         env: a ``VecEnv`` (best: :class:`~fwm_rl.agents.vec_env.FWMGraphVecEnv`), a Gymnasium env or its id.
         learning_rate: Adam's learning rate (or a schedule), paper 1e-3.
         n_steps: steps per environment and update; default 30, one whole episode of the graph task.
@@ -187,7 +187,8 @@ class RecurrentA2C(OnPolicyAlgorithm):
         tensorboard_log, policy_kwargs, verbose, seed, device: as in stable-baselines3.
     """
 
-    policy_aliases: ClassVar[dict[str, type[RecurrentActorCriticPolicy]]] = {"FwmPolicy": FwmPolicy, "LstmPolicy": LstmPolicy}
+    policy_aliases: ClassVar[dict[str, type[RecurrentActorCriticPolicy]]] = {
+        "FwmPolicy": FwmPolicy, "LstmPolicy": LstmPolicy, "GruPolicy": GruPolicy}
     policy: RecurrentActorCriticPolicy
     rollout_buffer: RecurrentRolloutBuffer  # type: ignore[assignment]
 

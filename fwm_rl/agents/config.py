@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fwm_rl.agents.a2c import A2C_LOSSES
-from fwm_rl.agents.policies import FwmPolicy, LstmPolicy, RecurrentActorCriticPolicy
+from fwm_rl.agents.policies import FwmPolicy, GruPolicy, LstmPolicy, RecurrentActorCriticPolicy
 from fwm_rl.checks import MAX_D_FWM, MAX_DEPTH, MAX_UNITS, at_most, check_ints, check_real, check_reals
 from fwm_rl.engine import SavedConfig
 from fwm_rl.envs import SEMANTICS
@@ -24,7 +24,7 @@ __all__ = [
 ]  # fmt: skip
 
 CONFIG = "config.json"
-MEMORIES: dict[str, type[RecurrentActorCriticPolicy]] = {"fwm": FwmPolicy, "lstm": LstmPolicy}
+MEMORIES: dict[str, type[RecurrentActorCriticPolicy]] = {"fwm": FwmPolicy, "lstm": LstmPolicy, "gru": GruPolicy}
 #: Largest weight of the value loss and of the entropy bonus (the paper's: 0.1 and 0.03; SB3's: 0.5 and 0.0).
 MAX_COEF = 100.0
 
@@ -34,7 +34,7 @@ class AgentConfig(SavedConfig):
     """The agent: an LSTM with the FWM on top (section 3), or an LSTM alone; the fields of both A2C trainers."""
 
     memory: str = "fwm"
-    """fwm: LSTM + FWM; lstm: the LSTM baseline"""
+    """fwm: LSTM + FWM; lstm: the LSTM baseline; gru: a GRU baseline"""
     hidden_size: int = at_most(32, MAX_UNITS)
     """LSTM units (the FWM agent's LSTM, or the whole LSTM baseline)"""
     d_fwm: int = at_most(16, MAX_D_FWM)
@@ -64,8 +64,8 @@ class AgentConfig(SavedConfig):
 
     @property
     def label(self) -> str:
-        """Legend label, e.g. ``FWM-32-16`` or ``LSTM-512`` (as in the authors' figure)."""
-        return f"FWM-{self.hidden_size}-{self.d_fwm}" if self.memory == "fwm" else f"LSTM-{self.hidden_size}"
+        """Legend label, e.g. ``FWM-32-16``, ``LSTM-512`` (as in the authors' figure) or ``GRU-128``."""
+        return f"FWM-{self.hidden_size}-{self.d_fwm}" if self.memory == "fwm" else f"{self.memory.upper()}-{self.hidden_size}"
 
 
 @dataclass

@@ -43,7 +43,7 @@ class RecurrentPPO(RecurrentA2C):
     """Proximal policy optimisation with a recurrent memory (FWM or LSTM).
 
     Args:
-        policy: ``"FwmPolicy"``, ``"LstmPolicy"`` or a :class:`~fwm_rl.agents.policies.RecurrentActorCriticPolicy` subclass.
+        policy: ``"FwmPolicy"``, ``"LstmPolicy"``, ``"GruPolicy"`` or a :class:`~fwm_rl.agents.policies.RecurrentActorCriticPolicy` subclass.
         env: a ``VecEnv`` (best: :class:`~fwm_rl.agents.vec_env.FWMGraphVecEnv`), a Gymnasium env or its id.
         learning_rate: Adam's learning rate (or a schedule).
         n_steps: steps per environment and rollout (the sequence each minibatch replays).

@@ -38,7 +38,7 @@ state's step) for single steps. Every form is tested against :func:`reference_me
 """
 
 from fwm_rl.memory.common import IMPLS, KEY_MODES, LN_EPS, FactoredState, MemoryTrace, count_parameters, map_state
-from fwm_rl.memory.layer import FWMLSTM, FastWeightMemory, State, lstm_with_resets
+from fwm_rl.memory.layer import FWMLSTM, FastWeightMemory, RNNState, State, rnn_with_resets
 from fwm_rl.memory.reference import reference_memory
 
 __all__ = [
@@ -49,9 +49,10 @@ __all__ = [
     "FactoredState",
     "FastWeightMemory",
     "MemoryTrace",
+    "RNNState",
     "State",
     "count_parameters",
-    "lstm_with_resets",
     "map_state",
     "reference_memory",
+    "rnn_with_resets",
 ]

@@ -251,22 +251,25 @@ class FastWeightMemory(nn.Module):
         return min(T, max(32, math.isqrt(2**21 // B)))
 
 
+#: The state of an ``nn.LSTM`` (``(h, c)``) or an ``nn.GRU`` (``h``), each ``[1, B, H]``.
+RNNState = Tensor | tuple[Tensor, Tensor]
 
-def lstm_with_resets(lstm: nn.LSTM, x: Tensor, hc: tuple[Tensor, Tensor], starts: Tensor | None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-    """``lstm`` over ``x: [T, B, in]`` from ``hc``, zeroing row ``b``'s state before step ``t`` where
-    ``starts[t, b]``: one ``nn.LSTM`` call per stretch without a reset inside (the stretches are found
-    with one look at the host, none for a single step). Returns ``(out [T, B, H], (h, c))``."""
+
+def rnn_with_resets(rnn: nn.LSTM | nn.GRU, x: Tensor, state: RNNState, starts: Tensor | None) -> tuple[Tensor, RNNState]:
+    """``rnn`` (an ``nn.LSTM``, state ``(h, c)``, or an ``nn.GRU``, state ``h``; each ``[1, B, H]``) over
+    ``x: [T, B, in]`` from ``state``, zeroing row ``b``'s state before step ``t`` where ``starts[t, b]``: one
+    ``rnn`` call per stretch without a reset inside (the stretches are found with one look at the host, none for a
+    single step). Returns ``(out [T, B, H], state)``."""
     T, B, _ = x.shape
     inner = (torch.nonzero(starts[1:].any(1)).flatten() + 1).tolist() if starts is not None and T > 1 else []
-    h, c = hc
     outs = []
     for a, b in itertools.pairwise([0, *inner, T]):
         if starts is not None:
-            live = (~starts[a]).to(h.dtype).view(1, B, 1)
-            h, c = h * live, c * live
-        o, (h, c) = lstm(x[a:b], (h, c))
+            live = (~starts[a]).view(1, B, 1)
+            state = map_state(state, lambda s: s * live.to(s.dtype))
+        o, state = rnn(x[a:b], state)
         outs.append(o)
-    return cat_time(outs), (h, c)
+    return cat_time(outs), state
 
 
 
@@ -355,7 +358,7 @@ class FWMLSTM(nn.Module):
                 h, c = torch.where(k, h2, h), torch.where(k, c2, c)
                 outs.append(o)
             return torch.cat(outs), (h, c)
-        return lstm_with_resets(self.lstm, x, hc, starts)
+        return rnn_with_resets(self.lstm, x, hc, starts)
 
     def forward(
         self,
