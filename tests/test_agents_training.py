@@ -41,7 +41,7 @@ def test_presets_and_config_checks():
     with pytest.raises(ValueError, match="n_envs"):
         TrainConfig(n_envs=601)
     with pytest.raises(ValueError, match="memory"):
-        TrainConfig(memory="gru")
+        TrainConfig(memory="transformer")
 
 
 def test_cli_train_eval_plot_resume(tmp_path, capsys, monkeypatch):
@@ -200,3 +200,11 @@ def test_resuming_a_preset_keeps_its_finished_runs(tmp_path, capsys):
     assert said.startswith(f"{out / 'a'}: the run is finished (2 of 2 episodes done") and said.count("| LSTM-8 | 2 |") == 2, said
     assert (out / "a" / "results.json").read_bytes() == files[out / "a" / "results.json"] and (out / "b" / "results.json").exists()
     assert all((out / name / "metrics.csv").read_bytes() == files[out / name / "metrics.csv"] for name in "ab")
+
+
+def test_runs_that_share_a_label_are_told_apart_in_the_legend():
+    from fwm_rl.agents.plotting import _legend_labels
+
+    a, b, c = TrainConfig(seed=0), TrainConfig(seed=1, loss="released_code"), TrainConfig(memory="lstm", hidden_size=512)
+    assert _legend_labels([a, b, c]) == ["FWM-32-16 (seed 0, loss paper)", "FWM-32-16 (seed 1, loss released_code)", "LSTM-512"]
+    assert _legend_labels([a, a]) == ["FWM-32-16 (run 1)", "FWM-32-16 (run 2)"]

@@ -13,7 +13,7 @@ import torch
 from stable_baselines3.common.vec_env import VecNormalize
 
 import fwm_rl  # noqa: F401  (registers CartPoleNoVel-v1)
-from fwm_rl.agents import FWMGraphVecEnv
+from fwm_rl.agents import FWMGraphVecEnv, RecurrentA2C, RecurrentPPO
 from fwm_rl.agents.config import TrainConfig
 from fwm_rl.agents.env_training import (
     EnvTrainConfig,
@@ -22,6 +22,7 @@ from fwm_rl.agents.env_training import (
     load_env_policy,
     make_env,
     make_eval_env,
+    make_model,
     read_env_checkpoint,
     train_env_run,
 )
@@ -113,8 +114,6 @@ def test_evaluate_env_counts_episodes_per_copy():
 
 def load_env_policy_free(env_id: str):
     """An untrained FWM policy for ``env_id``."""
-    from fwm_rl.agents.env_training import make_model
-
     return make_model(EnvTrainConfig(env_id=env_id, **TINY), make_env(env_id, 2), torch.device("cpu")).policy
 
 
@@ -178,7 +177,7 @@ def test_refusals(tmp_path, monkeypatch):
     cfg = EnvTrainConfig(env_id="CartPoleNoVel-v1", **TINY)
     train_env_run(cfg, tmp_path / "run", show_progress=False)
     # a graph-task run cannot resume an --env run's checkpoint: the message names what it is
-    with pytest.raises(ValueError, match="is a checkpoint of an A2C run on a Gymnasium env"):
+    with pytest.raises(ValueError, match="is a checkpoint of an A2C or PPO run on a Gymnasium env"):
         train_run(TrainConfig(name="fwm", steps=2, n_envs=4, device="cpu"), tmp_path / "run", resume=True, show_progress=False)
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ValueError, match="trains in one process; start it without torchrun"):
@@ -248,3 +247,34 @@ def test_resuming_a_finished_env_run_says_so_and_changes_nothing(tmp_path, capsy
         assert files() == before
     assert main(["train", "--resume", str(run), "--total-timesteps", "192", "--no-progress"]) == 0
     assert [r["step"] for r in rows(run)] == ["64", "128", "192"]
+
+
+def test_ppo_from_the_command_line(tmp_path, capsys):
+    """``--algo ppo`` trains an --env run with RecurrentPPO (n_epochs x n_minibatches optimizer steps per rollout, where
+    A2C takes one), resumes and evaluates; PPO's options are refused without it."""
+    tiny = ["--memory", "gru", "--hidden-size", "8", "--n-envs", "4", "--n-steps", "16", "--total-timesteps", "128",
+            "--eval-every", "64", "--eval-episodes", "2", "--final-eval-episodes", "4", "--no-progress"]
+    for algo, extra, steps_per_rollout in (("ppo", ["--n-epochs", "3", "--n-minibatches", "2"], 6), ("a2c", [], 1)):
+        run = tmp_path / algo
+        assert main(["train", "--env", "CartPoleNoVel-v1", "--algo", algo, *extra, *tiny, "--out", str(run)]) == 0
+        ckpt, cfg = read_env_checkpoint(run)
+        assert cfg.algo == algo and isinstance(make_model(cfg, make_env(cfg.env_id, 4), torch.device("cpu")),
+                                               RecurrentPPO if algo == "ppo" else RecurrentA2C)
+        adam_steps = {int(s["step"]) for s in ckpt["optimizer"]["state"].values()}
+        assert adam_steps == {2 * steps_per_rollout}  # two rollouts of 4 x 16 steps
+    assert "(PPO)" in capsys.readouterr().out
+    assert main(["train", "--resume", str(tmp_path / "ppo"), "--total-timesteps", "192", "--no-progress"]) == 0
+    assert read_env_checkpoint(tmp_path / "ppo")[0]["step"] == 192
+    assert main(["eval", str(tmp_path / "ppo")]) == 0
+    capsys.readouterr()
+    for argv, message in (
+        (["--n-epochs", "3"], "--n-epochs is an option of PPO: add --algo ppo"),
+        (["--algo", "a2c", "--n-epochs", "4"], "--n-epochs is an option of PPO: add --algo ppo"),
+        (["--algo", "ppo", "--n-minibatches", "8"], "n_minibatches 8 is more than the 4 environment copies"),
+    ):
+        assert main(["train", "--env", "CartPoleNoVel-v1", *tiny, *argv, "--out", str(tmp_path / "x")]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["train", "--preset", "cpu", "--algo", "ppo", "--out", str(tmp_path / "g")]) == 2
+    assert "--algo is an option of --env runs" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="n_epochs is PPO's: give algo ppo"):  # (the library's own check)
+        EnvTrainConfig(n_epochs=3)

@@ -467,11 +467,14 @@ class RecurrentA2C(OnPolicyAlgorithm):
         """Say that ``n_updates`` updates were done before (a resumed run): the update and step counters continue from there."""
         self._n_updates, self.num_timesteps = n_updates, n_updates * self.n_steps * self.n_envs
 
-    def update(self) -> float:
-        """One A2C update, as one iteration of :meth:`learn`: a rollout of ``n_steps`` steps in every environment,
-        then one gradient step on it (:meth:`train`). Episodes continue from the last rollout (or start where
-        :meth:`start_episodes` reset them). Returns the mean return of the last ``stats_window_size`` episodes
-        (those of this rollout when every environment ends one episode per rollout), NaN before any ended."""
+    def update(self, total_timesteps: int | None = None) -> float:
+        """One update, as one iteration of :meth:`learn`: a rollout of ``n_steps`` steps in every environment, then
+        :meth:`train` on it (A2C: one gradient step; :class:`~fwm_rl.agents.RecurrentPPO`: its epochs of
+        minibatches). Episodes continue from the last rollout (or start where :meth:`start_episodes` reset them).
+        With ``total_timesteps`` (the run's length) the schedules (learning rate, PPO's clip range) are read where
+        :meth:`learn` would read them after this rollout; without, where they stand. Returns the mean return of the
+        last ``stats_window_size`` episodes (those of this rollout when every environment ends one episode per
+        rollout), NaN before any ended."""
         if self._last_obs is None:
             self.start_episodes()
         if not hasattr(self, "_logger"):  # (learn() sets these up; update() alone records nowhere)
@@ -481,6 +484,8 @@ class RecurrentA2C(OnPolicyAlgorithm):
         callback = _NoCallback()
         callback.init_callback(self)
         self.collect_rollouts(self.env, callback, self.rollout_buffer, self.n_steps)
+        if total_timesteps is not None:
+            self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
         self.train()
         return float(np.mean([info["r"] for info in self.ep_info_buffer])) if self.ep_info_buffer else float("nan")
 

@@ -10,6 +10,8 @@ from pathlib import Path
 from fwm_rl.agents.a2c import A2C_LOSSES
 from fwm_rl.agents.config import CONFIG, MEMORIES, PRESETS, TrainConfig, preset_configs
 from fwm_rl.agents.env_training import (
+    ALGOS,
+    PPO_OPTIONS,
     EnvRunSummary,
     EnvTrainConfig,
     check_env_id,
@@ -50,9 +52,9 @@ GRAPH_TRAIN_IDS = {env_id: kwargs for env_id, kwargs in ENV_IDS.items() if kwarg
 COMMON_OPTIONS = ("seed", "device", "eval_every", "n_envs", "lr", "time_budget")
 #: Options of both trainers that set one run's agent (refused for a preset of several runs).
 AGENT_OPTIONS = ("memory", "hidden_size", "d_fwm", "n_reads")
-RECIPE_OPTIONS = ("gamma", "gae_lambda", "ent_coef", "vf_coef")
+RECIPE_OPTIONS = ("gamma", "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm", "normalize_advantage")
 #: Options of ``--env`` runs only, and of graph runs only.
-ENV_ONLY = ("total_timesteps", "n_steps", "eval_episodes", "final_eval_episodes", "normalize_obs")
+ENV_ONLY = ("total_timesteps", "n_steps", "eval_episodes", "final_eval_episodes", "normalize_obs", "algo", *PPO_OPTIONS)
 GRAPH_ONLY = ("preset", "steps", "semantics", "loss", "trials", "final_episodes_per_graph")
 
 
@@ -98,7 +100,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         f"{' / '.join(GRAPH_TRAIN_IDS)} train on the paper's graphs as without --env, under the rules the id fixes",
     )
     env.add_argument("--env", default=None, metavar="ID", help="environment id, e.g. CartPoleNoVel-v1 ('module:Id' imports the module that registers Id)")
-    add_options(env, EnvTrainConfig, ENV_ONLY)
+    add_options(env, EnvTrainConfig, ENV_ONLY, choices={"algo": ALGOS})
     agent = parser.add_argument_group("agent and recipe", "for --env runs, and for graph presets of one run (fast-fwm, paper-fwm, paper-lstm-N)")
     add_options(agent, TrainConfig, AGENT_OPTIONS + RECIPE_OPTIONS, choices={"memory": sorted(MEMORIES)},
                 defaults=_defaults(AGENT_OPTIONS + RECIPE_OPTIONS))
@@ -124,10 +126,13 @@ def run_train(args: argparse.Namespace) -> int:
         wrong = [k for k in typed if k in GRAPH_ONLY]
         if wrong:
             raise ValueError(f"{_options(wrong)} of the graph task; an --env run takes --total-timesteps (and no preset)")
+        ppo_given = [k for k in typed if k in PPO_OPTIONS]
+        if ppo_given and typed.get("algo", "a2c") != "ppo":
+            raise ValueError(f"{_options(ppo_given)} of PPO: add --algo ppo")
         cfg = EnvTrainConfig(env_id=args.env, **{k: v for k, v in {**common, **typed}.items() if v is not None})
         check_env_id(cfg.env_id)
         budget = cfg.budget  # (refuses a budget below one rollout)
-        out = args.out or Path("runs") / f"a2c-{args.env.split(':')[-1]}-{cfg.memory}-seed{cfg.seed}"
+        out = args.out or Path("runs") / f"{cfg.algo}-{args.env.split(':')[-1]}-{cfg.memory}-seed{cfg.seed}"
         if args.print_config:
             print(json.dumps({"env": cfg.env_id, "out": str(out), "config": cfg.to_dict()}, indent=2))
             return 0
@@ -136,7 +141,7 @@ def run_train(args: argparse.Namespace) -> int:
         return 0
     wrong = [k for k in typed if k in ENV_ONLY]
     if wrong:
-        raise ValueError(f"{_options(wrong)} of --env runs; the graph task counts --steps (--episodes)")
+        raise ValueError(f"{_options(wrong)} of --env runs; the graph task trains A2C for --steps (--episodes)")
     if args.env is not None:
         semantics = GRAPH_TRAIN_IDS[args.env.split(":")[-1]].get("semantics", "paper")
         if typed.get("semantics", semantics) != semantics:
@@ -149,7 +154,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError(f"preset {preset} trains {len(configs)} runs and {_options(agent)} for one agent: "
                          "choose a preset of one run (fast-fwm, paper-fwm, paper-lstm-N)")
     if agent:
-        configs = [dataclasses.replace(configs[0], name=configs[0].memory if configs[0].memory == "fwm" else f"lstm-{configs[0].hidden_size}")]
+        memory = configs[0].memory
+        configs = [dataclasses.replace(configs[0], name=memory if memory == "fwm" else f"{memory}-{configs[0].hidden_size}")]
     out = args.out or Path("runs") / f"a2c-{preset}-seed{configs[0].seed}"
     if args.print_config:
         print(json.dumps({"preset": preset, "out": str(out), "runs": [c.to_dict() for c in configs]}, indent=2))

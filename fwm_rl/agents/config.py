@@ -36,7 +36,7 @@ class AgentConfig(SavedConfig):
     memory: str = "fwm"
     """fwm: LSTM + FWM; lstm: the LSTM baseline; gru: a GRU baseline"""
     hidden_size: int = at_most(32, MAX_UNITS)
-    """LSTM units (the FWM agent's LSTM, or the whole LSTM baseline)"""
+    """LSTM units (the FWM agent's LSTM, or the whole LSTM baseline), or GRU units"""
     d_fwm: int = at_most(16, MAX_D_FWM)
     """the FWM's key size d_fwm (fast weights d_fwm^2 x d_fwm)"""
     n_reads: int = at_most(3, MAX_DEPTH)

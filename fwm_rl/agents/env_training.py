@@ -42,8 +42,9 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from fwm_rl.agents.a2c import RecurrentA2C
 from fwm_rl.agents.config import CONFIG, MAX_COEF, MEMORIES, AgentConfig, check_recipe
 from fwm_rl.agents.policies import RecurrentActorCriticPolicy
+from fwm_rl.agents.ppo import RecurrentPPO
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
-from fwm_rl.checks import MAX_LENGTH, MAX_STREAMS, at_most, check_ints
+from fwm_rl.checks import MAX_LENGTH, MAX_STREAMS, at_most, check_choice, check_ints, check_real, check_reals
 from fwm_rl.distributed import DistContext, hold_run_folder
 from fwm_rl.engine import (
     CHECKPOINT,
@@ -67,17 +68,22 @@ from fwm_rl.engine import (
 from fwm_rl.envs import ENV_IDS
 
 __all__ = [
-    "EnvRunSummary", "EnvTrainConfig", "check_env_id", "evaluate_env", "finished_env_run", "load_env_policy", "make_env", "make_eval_env",
+    "ALGOS", "PPO_OPTIONS", "EnvRunSummary", "EnvTrainConfig", "check_env_id", "evaluate_env", "finished_env_run", "load_env_policy", "make_env", "make_eval_env",
     "normalized", "train_env_run",
 ]  # fmt: skip
 
 #: What a run writes into its folder (what ``overwrite`` replaces).
 RUN_OUTPUTS = (CHECKPOINT, CONFIG, RESULTS, "metrics.csv", "tb", f".{CHECKPOINT}.*.tmp")
+#: The algorithms of an ``--env`` run, and the options only PPO has.
+ALGOS = ("a2c", "ppo")
+PPO_OPTIONS = ("n_epochs", "n_minibatches", "clip_range", "clip_range_vf", "target_kl")
+#: Largest number of PPO passes over one rollout.
+MAX_EPOCHS = 1000
 
 
 @dataclass
 class EnvTrainConfig(AgentConfig):
-    """One A2C run on a Gymnasium environment (the agent's fields: :class:`~fwm_rl.agents.config.AgentConfig`)."""
+    """One A2C or PPO run on a Gymnasium environment (the agent's fields: :class:`~fwm_rl.agents.config.AgentConfig`)."""
 
     RENAMED = {"learning_rate": "lr"}
     RESUMABLE = ("total_timesteps", "device", "time_budget", "final_eval_episodes")
@@ -106,7 +112,20 @@ class EnvTrainConfig(AgentConfig):
     max_grad_norm: float | None = 0.5
     """gradient-norm clipping (None: none)"""
     normalize_advantage: bool = False
-    """normalise the advantages of each update"""
+    """normalise the advantages of each update (PPO: of each minibatch)"""
+    algo: str = "a2c"
+    """a2c: RecurrentA2C, one gradient step per rollout; ppo: RecurrentPPO, n_epochs passes over each rollout in
+    n_minibatches minibatches of whole environments, with the clipped objective"""
+    n_epochs: int = at_most(4, MAX_EPOCHS)
+    """PPO: passes over each rollout"""
+    n_minibatches: int = at_most(4, MAX_STREAMS)
+    """PPO: minibatches per pass, each a random set of whole environments (at most n_envs)"""
+    clip_range: float = at_most(0.2, MAX_COEF)
+    """PPO: the clipping of the probability ratio"""
+    clip_range_vf: float | None = None
+    """PPO: clip each value's change to this range around the rollout's (None: no clipping)"""
+    target_kl: float | None = None
+    """PPO: stop an update's epochs once the approximate KL divergence passes 1.5 target_kl (None: never)"""
     normalize_obs: bool = True
     """normalise observations by running mean and variance (SB3's VecNormalize; rewards untouched), the statistics
     stored in the checkpoint and frozen for evaluation. The recurrent cores take the observation as it comes, and
@@ -126,8 +145,20 @@ class EnvTrainConfig(AgentConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_ints(self, ("total_timesteps", "n_envs", "n_steps", "eval_every", "eval_episodes", "final_eval_episodes"))
+        check_ints(self, ("total_timesteps", "n_envs", "n_steps", "eval_every", "eval_episodes", "final_eval_episodes",
+                          "n_epochs", "n_minibatches"))
         check_recipe(self)
+        check_choice("algo", self.algo, ALGOS)
+        check_reals(self, ("clip_range",), positive=True)
+        check_real("clip_range_vf", self.clip_range_vf, positive=True, optional=True)
+        check_real("target_kl", self.target_kl, positive=True, optional=True)
+        if self.algo == "a2c":
+            ppo = [f.name for f in dataclasses.fields(self) if f.name in PPO_OPTIONS and getattr(self, f.name) != f.default]
+            if ppo:
+                raise ValueError(f"{', '.join(ppo)} {'is' if len(ppo) == 1 else 'are'} PPO's: give algo ppo (--algo ppo)")
+        elif self.n_minibatches > self.n_envs:
+            raise ValueError(f"n_minibatches {self.n_minibatches} is more than the {self.n_envs} environment copies a minibatch "
+                             "is made of: lower --n-minibatches or raise --n-envs")
 
     @property
     def rollout_steps(self) -> int:
@@ -161,7 +192,7 @@ class EnvTrainConfig(AgentConfig):
 
     @property
     def label(self) -> str:
-        return f"{super().label} on {self.env_id}"
+        return f"{super().label} on {self.env_id}" + (" (PPO)" if self.algo == "ppo" else "")
 
 
 # ------------------------------------------------------------------------ envs
@@ -265,9 +296,13 @@ def evaluate_env(policy: RecurrentActorCriticPolicy, env: VecEnv, n_episodes: in
 
 
 def make_model(cfg: EnvTrainConfig, env: VecEnv, device: torch.device) -> RecurrentA2C:
-    model = RecurrentA2C(
+    """The run's algorithm (a :class:`RecurrentA2C`, or its subclass :class:`RecurrentPPO` with ``algo="ppo"``) on
+    ``env``, logging to nowhere (the trainer's :class:`~fwm_rl.engine.RunLogger` keeps the metrics)."""
+    ppo = {name: getattr(cfg, name) for name in PPO_OPTIONS} if cfg.algo == "ppo" else {}
+    model = (RecurrentPPO if cfg.algo == "ppo" else RecurrentA2C)(
         MEMORIES[cfg.memory],
         env,
+        **ppo,
         learning_rate=cfg.lr,
         n_steps=cfg.n_steps,
         gamma=cfg.gamma,
@@ -338,7 +373,7 @@ class _EnvRun:
         self._log_ended = False
 
     def advance(self) -> None:
-        self.model.update()
+        self.model.update(self.cfg.planned_timesteps)  # (schedules read at the run's progress, as learn() would)
         self.step = self.model.num_timesteps
 
     def finished(self) -> bool:

@@ -40,7 +40,7 @@ def read_matches(record: EpisodeRecord) -> np.ndarray:
     """``[n_reads, T, T]``: match of read ``i``'s query at step ``t`` with the write key of step ``j``
     (0 where ``j > t``: not written yet)."""
     if record.trace is None:
-        raise ValueError("this agent has no fast weight memory (an LSTM agent); explain needs an FWM agent")
+        raise ValueError("this agent has no fast weight memory (an LSTM or GRU agent); explain needs an FWM agent")
     tr = record.trace
     g1 = np.einsum("jd,tid->itj", tr.k1, tr.n)  # k1_j . n_t^(i-1)
     g2 = np.einsum("jd,tid->itj", tr.k2, tr.e)  # k2_j . e_t^(i)
@@ -50,7 +50,7 @@ def read_matches(record: EpisodeRecord) -> np.ndarray:
 def write_key_similarity(record: EpisodeRecord) -> np.ndarray:
     """``[T, T]`` cosine similarity of the write keys ``vec(k1 (x) k2)`` of two steps."""
     if record.trace is None:
-        raise ValueError("this agent has no fast weight memory (an LSTM agent); explain needs an FWM agent")
+        raise ValueError("this agent has no fast weight memory (an LSTM or GRU agent); explain needs an FWM agent")
     keys = np.einsum("ta,tb->tab", record.trace.k1, record.trace.k2).reshape(len(record.trace.k1), -1)
     keys = keys / np.maximum(np.linalg.norm(keys, axis=1, keepdims=True), 1e-12)
     return keys @ keys.T

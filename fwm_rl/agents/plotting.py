@@ -25,8 +25,8 @@ __all__ = ["curves_table", "plot_runs", "read_reference_curve", "seeds_table"]
 REFERENCE_STYLE = {"random": ("tab:gray", ":"), "explorer": ("tab:green", "--"), "oracle": ("black", "-.")}
 
 
-def _read_run(run_dir: Path) -> tuple[str, tuple[str, int], list[dict[str, float]]]:
-    """Legend label, task (semantics, trials) and logged rows of one run."""
+def _read_run(run_dir: Path) -> tuple[TrainConfig, tuple[str, int], list[dict[str, float]]]:
+    """Config, task (semantics, trials) and logged rows of one run."""
     config_path, csv_path = run_dir / CONFIG, run_dir / "metrics.csv"
     if not config_path.exists():
         raise FileNotFoundError(f"{run_dir} is not a training run (no {CONFIG})")
@@ -34,7 +34,18 @@ def _read_run(run_dir: Path) -> tuple[str, tuple[str, int], list[dict[str, float
         raise FileNotFoundError(f"{csv_path} does not exist: the run has not logged yet")
     cfg = TrainConfig.from_dict(json.loads(config_path.read_text()))
     rows = read_metrics(csv_path, "give a run folder written by fwm-rl train")[1]
-    return cfg.label, (cfg.semantics, cfg.trials), rows
+    return cfg, (cfg.semantics, cfg.trials), rows
+
+
+def _legend_labels(configs: list[TrainConfig]) -> list[str]:
+    """Each run's :attr:`~TrainConfig.label`; where runs share one, with what tells them apart (seed, loss, lr)."""
+    labels = [cfg.label for cfg in configs]
+    for i, cfg in enumerate(configs):
+        twins = [other for other in configs if other.label == cfg.label]
+        if len(twins) > 1:
+            parts = [f"{name} {getattr(cfg, name)}" for name in ("seed", "loss", "lr") if len({getattr(t, name) for t in twins}) > 1]
+            labels[i] = f"{cfg.label} ({', '.join(parts) or f'run {i + 1}'})"
+    return labels
 
 
 def read_reference_curve(path: str | Path, every: int = 50) -> tuple[str, str, list[tuple[int, float]]]:
@@ -76,6 +87,7 @@ def plot_runs(
     ``max_episodes`` cuts every curve there (e.g. a long published curve beside a short run)."""
     check_int("max_episodes", max_episodes, optional=True)
     runs = [_read_run(Path(d)) for d in run_dirs]
+    runs = [(label, task, rows) for label, (_, task, rows) in zip(_legend_labels([cfg for cfg, _, _ in runs]), runs)]
     curves = [read_reference_curve(p, reference_every) for p in references]
     if max_episodes is not None:
         runs = [(label, task, [r for r in rows if r["step"] <= max_episodes]) for label, task, rows in runs]
@@ -111,7 +123,8 @@ def curves_table(run_dirs: list[str | Path], key: str = "test/reward") -> str:
     """Markdown table of ``key`` against episodes, one column per run (as logged)."""
     runs = [(Path(d).name, _read_run(Path(d))) for d in run_dirs]
     episodes = sorted({int(r["step"]) for _, (_, _, rows) in runs for r in rows})
-    lines = ["| episodes | " + " | ".join(f"{label} ({name})" for name, (label, _, _) in runs) + " |", "|---" * (len(runs) + 1) + "|"]
+    lines = ["| episodes | " + " | ".join(f"{cfg.label} ({name})" for name, (cfg, _, _) in runs) + " |",
+             "|---" * (len(runs) + 1) + "|"]
     for ep in episodes:
         cells = []
         for _, (_, _, rows) in runs:

@@ -8,7 +8,7 @@ shared core, so the value loss trains the memory too.
 The cores here: :class:`LSTMCore`, :class:`GRUCore` and the FWM's ``FWMLSTM``. The algorithm never looks inside
 the memory state: a core is any module with
 
-* ``initial_state(batch_size, device, dtype)`` -> a nested tuple of tensors (the empty memory;
+* ``initial_state(batch_size, device, dtype)`` -> a tensor or a nested tuple of tensors (the empty memory;
   named tuples and ``None`` entries allowed),
 * ``forward(x [T, B, in], state, episode_starts [T, B], need_state) -> (out [T, B, H], state)``,
   where ``episode_starts[t, b]`` empties row ``b``'s memory before step ``t``,
@@ -48,7 +48,7 @@ State = Any
 
 
 def detach_state(state: State) -> State:
-    """The same nested tuple (named tuples keep their type) with every tensor detached."""
+    """The same state (a tensor, or a nested tuple: named tuples keep their type) with every tensor detached."""
     return map_state(state, Tensor.detach)
 
 
@@ -236,7 +236,7 @@ class RecurrentActorCriticPolicy(BasePolicy):
 
         ``state`` is what the previous call returned (None: empty memory); ``episode_start``
         (``[B]`` booleans, default all False) empties the memory of those rows first. The state is
-        an opaque tuple of tensors on the policy's device.
+        an opaque tensor or tuple of tensors on the policy's device.
         """
         self.set_training_mode(False)
         obs, vectorized = self.obs_to_tensor(observation)

@@ -1,7 +1,7 @@
 """Recurrent PPO on the rollout and replay machinery of :class:`~fwm_rl.agents.RecurrentA2C`.
 
 sb3-contrib's ``RecurrentPPO`` is LSTM-only. :class:`RecurrentPPO` takes any recurrent core of
-:mod:`fwm_rl.agents.policies` (the FWM or an LSTM) with its memory state kept opaque, as the
+:mod:`fwm_rl.agents.policies` (the FWM, an LSTM or a GRU) with its memory state kept opaque, as the
 A2C agent does. The rollout is A2C's (:meth:`RecurrentA2C.collect_rollouts`: memory state at the
 rollout's start, episode-start flags, values, log-probabilities, GAE returns). The update is
 PPO's (Schulman et al. 2017), in ``n_epochs`` passes over the rollout, each split into
@@ -40,7 +40,7 @@ NON_FINITE_HINT = "Lower the learning rate."
 
 
 class RecurrentPPO(RecurrentA2C):
-    """Proximal policy optimisation with a recurrent memory (FWM or LSTM).
+    """Proximal policy optimisation with a recurrent memory (FWM, LSTM or GRU).
 
     Args:
         policy: ``"FwmPolicy"``, ``"LstmPolicy"``, ``"GruPolicy"`` or a :class:`~fwm_rl.agents.policies.RecurrentActorCriticPolicy` subclass.

@@ -124,7 +124,7 @@ def _first_line(exc: BaseException) -> str:
 #: kind -> (what a checkpoint of that kind holds, the command that writes it).
 CHECKPOINT_KINDS: dict[str, tuple[str, str]] = {
     "a2c": ("an A2C run on the graph task", "fwm-rl train"),
-    "a2c-env": ("an A2C run on a Gymnasium env", "fwm-rl train --env"),
+    "a2c-env": ("an A2C or PPO run on a Gymnasium env", "fwm-rl train --env"),
     "catbabi": ("a catbAbI run", "fwm-rl babi train"),
     "lm": ("a language-model run", "fwm-rl lm train"),
 }
