@@ -417,3 +417,14 @@ def test_update_is_one_iteration_of_learn(policy):
     assert rewards[-1] == pytest.approx(np.mean([info["r"] for info in by_learn.ep_info_buffer]))
     by_update.set_progress(7)
     assert (by_update._n_updates, by_update.num_timesteps) == (7, 7 * by_update.n_steps * by_update.n_envs)
+
+
+def test_update_reads_the_schedules_at_the_runs_progress():
+    """``update(total_timesteps)`` moves SB3's progress as ``learn`` does after each rollout, so a learning-rate (or
+    PPO clip-range) schedule follows the run; without it the schedules stay where they stand."""
+    model = small_model("LstmPolicy", n_envs=2, learning_rate=lambda progress: 1e-3 * progress)
+    model.update()
+    assert model._current_progress_remaining == 1.0
+    model.update(total_timesteps=4 * model.n_steps * model.n_envs)
+    assert model._current_progress_remaining == pytest.approx(0.5)  # two of four rollouts done
+    assert model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(5e-4)
