@@ -33,7 +33,7 @@ def _fill_buffer(model, rollout: dict, start: int, stop: int) -> None:
 def _gradient_worker(rank, world_size, path):
     torch.set_num_threads(1)
     ctx = init_distributed("cpu")
-    saved = torch.load(path)
+    saved = torch.load(path, weights_only=True)
     cfg = TrainConfig.from_dict(saved["config"])
     model = make_model(cfg, torch.device("cpu"), ctx)
     model.policy.load_state_dict(saved["weights"])
@@ -60,7 +60,7 @@ def test_two_processes_give_the_gradient_of_one_process_with_all_environments(cf
     torch.save({"weights": weights, "rollout": rollout, "config": cfg.to_dict()}, path)
 
     spawn_gloo(_gradient_worker, 2, path)
-    got = torch.load(path.replace(".pt", "-dist.pt"))
+    got = torch.load(path.replace(".pt", "-dist.pt"), weights_only=True)
     for name, p in model.policy.named_parameters():
         torch.testing.assert_close(got["grads"][name], p.grad, rtol=1e-5, atol=1e-7, msg=name)
     for key, value in losses.items():

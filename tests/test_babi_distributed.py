@@ -106,7 +106,7 @@ def test_two_processes_train_like_one(single, two):
 
 
 def test_every_stream_row_is_trained_by_exactly_one_process(variant, two):
-    records = [torch.load(two / f"seen{rank}.pt") for rank in range(2)]
+    records = [torch.load(two / f"seen{rank}.pt", weights_only=True) for rank in range(2)]
     assert [r["rows"] for r in records] == [(0, 3), (3, 5)]
     data = load_catbabi(DataSpec(path=str(variant)))
     stream = TrainStream(data.splits["train"], CONFIG.batch_size, CONFIG.seq_len, data.vocab.eos, data.vocab.pad, CONFIG.seed)

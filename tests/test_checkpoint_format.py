@@ -100,7 +100,7 @@ def test_old_catbabi_runs_evaluate_and_resume_to_where_the_old_code_went(tmp_pat
     trainer = CatbAbITrainer.resume(_copy("catbabi", tmp_path), device="cpu", steps=4, tensorboard=False, data_path=str(data))
     assert trainer.step == 2
     trainer.train()
-    reference = torch.load(OLD / "catbabi-reference.pt")
+    reference = torch.load(OLD / "catbabi-reference.pt", weights_only=True)
     assert reference["step"] == trainer.step == 4
     for name, w in reference["model"].items():
         # The reference was written by another process on one CPU (an AMD EPYC); other CPUs' kernels round float32
@@ -120,7 +120,7 @@ def test_old_lm_runs_evaluate_and_resume_to_where_the_old_code_went(tmp_path):
     trainer = LMTrainer.resume(_copy("lm", tmp_path), device="cpu", data=data, steps=8)
     assert trainer.step == 4
     trainer.train(show_progress=False)
-    reference = torch.load(OLD / "lm-reference.pt")
+    reference = torch.load(OLD / "lm-reference.pt", weights_only=True)
     assert reference["step"] == trainer.step == 8
     for name, w in reference["model"].items():
         # written by another process on one CPU: within 3e-5, as in the catbAbI test above (which gives the LM's figures)

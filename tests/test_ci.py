@@ -43,7 +43,7 @@ def ci_array(name: str) -> list[str]:
 def probe_weights(out: Path, env: dict[str, str]) -> torch.Tensor:
     """:data:`PROBE`'s weights, trained in a fresh process with the environment ``env``."""
     subprocess.run([sys.executable, "-c", PROBE, str(out)], env=env, check=True, timeout=120)
-    return torch.load(out)
+    return torch.load(out, weights_only=True)
 
 
 @pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() == "DEFAULT", reason="this CPU runs ATen's scalar kernels already")

@@ -126,7 +126,7 @@ def _state_and_sparse_grad_worker(rank, world_size, out_path):
 def test_gather_rows_and_gradients_some_ranks_lack(tmp_path):
     out = tmp_path / "result.pt"
     spawn_gloo(_state_and_sparse_grad_worker, 2, str(out))
-    got = torch.load(out)
+    got = torch.load(out, weights_only=True)
     full = ((torch.arange(15.0).view(1, 5, 3), -torch.arange(15.0).view(1, 5, 3)), torch.arange(20.0).view(5, 2, 2))
     (h, c), f = got["gathered"]
     assert torch.equal(h, full[0][0]) and torch.equal(c, full[0][1]) and torch.equal(f, full[1])

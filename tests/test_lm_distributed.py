@@ -98,11 +98,12 @@ def test_two_processes_train_like_one(single, two):
                 assert not r2[key]
     best1, best2 = (load_checkpoint(run / BEST) for run in (single, two / "full"))
     assert best1["step"] == best2["step"] and best2["task"]["valid_loss"] == pytest.approx(best1["task"]["valid_loss"], rel=1e-6)
-    assert torch.load(two / "rank1.pt")["temperature"] == best1["task"]["temperature"] == best2["task"]["temperature"]
+    rank1 = torch.load(two / "rank1.pt", weights_only=True)
+    assert rank1["temperature"] == best1["task"]["temperature"] == best2["task"]["temperature"]
 
 
 def test_every_stream_is_trained_by_exactly_one_process(tiny, two):
-    records = [torch.load(two / f"rank{rank}.pt") for rank in range(2)]
+    records = [torch.load(two / f"rank{rank}.pt", weights_only=True) for rank in range(2)]
     assert [r["rows"] for r in records] == [(0, 3), (3, 5)]
     full_x, _ = batchify(load_corpus(tiny).train, CONFIG.batch_size, pad=False)
     assert torch.equal(torch.cat([r["train_x"] for r in records], dim=1), full_x)
