@@ -7,8 +7,11 @@ Importing this package registers ``FWMGraph-v0`` and the ids of :data:`ENV_IDS`:
   (native batched numpy; ``device="cuda"`` for torch tensors).
 
 Both run on :class:`GraphBatch`, the batched dynamics core that agents may also use directly.
-It also registers memory tasks from classic control, ``CartPoleNoVel-v1`` and the others of
-:data:`~fwm_rl.envs.wrappers.NO_VELOCITY_IDS` (:class:`~fwm_rl.envs.wrappers.HideVelocity`).
+It also registers memory tasks from classic control, ``CartPoleNoVel-v1``, ``MountainCarNoVel-v0``,
+``AcrobotNoVel-v1`` and ``PendulumNoVel-v1`` (:data:`~fwm_rl.envs.wrappers.NO_VELOCITY_IDS`,
+:class:`~fwm_rl.envs.wrappers.HideVelocity`), and offers :func:`~fwm_rl.envs.wrappers.sb3_compatible`
+(:class:`~fwm_rl.envs.wrappers.TupleToDict`), which gives envs with ``Tuple`` observations (POPGym's
+Autoencode) the ``Dict`` space that stable-baselines3 accepts.
 """
 
 import gymnasium as gym
@@ -21,7 +24,7 @@ from fwm_rl.envs.graphs import (
     sample_adjacency_matrix,
 )
 from fwm_rl.envs.vector_env import FWMGraphVectorEnv
-from fwm_rl.envs.wrappers import NO_VELOCITY_IDS, HideVelocity
+from fwm_rl.envs.wrappers import NO_VELOCITY_IDS, HideVelocity, TupleToDict, sb3_compatible
 
 ENV_ID = "FWMGraph-v0"
 
@@ -60,7 +63,9 @@ __all__ = [
     "GraphBatch",
     "HideVelocity",
     "TaskConfig",
+    "TupleToDict",
     "paper_graph_sets",
     "sample_adjacency_batch",
     "sample_adjacency_matrix",
+    "sb3_compatible",
 ]
