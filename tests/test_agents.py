@@ -141,7 +141,7 @@ def test_returns_match_sb3_rollout_buffer(gae_lambda):
     starts = torch.zeros(T, B, dtype=torch.bool)
     starts[0], starts[3, 1], starts[5, 0] = True, True, True
     dones = torch.tensor([False, True, False])
-    ours = RecurrentRolloutBuffer(T, B, 2, torch.device("cpu"), gamma=0.9, gae_lambda=gae_lambda)
+    ours = RecurrentRolloutBuffer(T, B, spaces.Box(-1, 1, (2,)), spaces.Discrete(3), torch.device("cpu"), gamma=0.9, gae_lambda=gae_lambda)
     ours.reset(torch.zeros(1))
     sb3 = RolloutBuffer(T, spaces.Box(-1, 1, (2,)), spaces.Discrete(3), device="cpu", gamma=0.9, gae_lambda=gae_lambda, n_envs=B)
     for t in range(T):
@@ -261,8 +261,10 @@ def test_bad_arguments_are_rejected():
         RecurrentA2C("FwmPolicy", env, gamma=1.5)
     with pytest.raises(ValueError, match="max_grad_norm"):
         RecurrentA2C("FwmPolicy", env, max_grad_norm=0.0)
-    with pytest.raises(ValueError, match="Discrete"):
-        FwmPolicy(spaces.Box(0, 1, (17,)), spaces.Box(0, 1, (2,)), lambda _: 1e-3)
+    with pytest.raises(ValueError, match="Discrete, Box, MultiDiscrete or MultiBinary actions"):
+        FwmPolicy(spaces.Box(0, 1, (17,)), spaces.Tuple([spaces.Discrete(2)]), lambda _: 1e-3)
+    with pytest.raises(ValueError, match="TupleToDict"):
+        FwmPolicy(spaces.Tuple([spaces.Discrete(2)]), spaces.Discrete(2), lambda _: 1e-3)
     with pytest.raises(TypeError, match="FWMGraphVectorEnv"):
         FWMGraphVecEnv(gym.make("FWMGraph-v0"))
 

@@ -51,12 +51,13 @@ from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.preprocessing import get_action_dim, get_obs_shape
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.vec_env import VecEnv
 from torch import Tensor
 from typing_extensions import Self
 
-from fwm_rl.agents.policies import FwmPolicy, GruPolicy, LstmPolicy, RecurrentActorCriticPolicy, State, detach_state
+from fwm_rl.agents.policies import ACTION_SPACES, FwmPolicy, GruPolicy, LstmPolicy, RecurrentActorCriticPolicy, State, detach_state
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
 from fwm_rl.distributed import DistContext, all_reduce_sum, all_reduce_tensor
 from fwm_rl.engine import apply_gradients, reduce_gradients
@@ -74,9 +75,14 @@ class NonFiniteEnvError(ValueError):
     """An environment returned a NaN or infinite observation or reward (the environment's fault, not the training's)."""
 
 
-def _check_env_output(values: Tensor, what: str, steps_done: int) -> None:
-    """Raise :class:`NonFiniteEnvError` naming the copy and the value if ``values`` (``[n_envs, ...]``, the ``what`` an
-    environment returned after ``steps_done`` environment steps) holds a NaN or an infinity."""
+def _check_env_output(values: Tensor | dict[str, Tensor], what: str, steps_done: int) -> None:
+    """Raise :class:`NonFiniteEnvError` naming the copy and the value if ``values`` (``[n_envs, ...]``, or a ``Dict``
+    observation's tensors, the ``what`` an environment returned after ``steps_done`` environment steps) holds a NaN or
+    an infinity."""
+    if isinstance(values, dict):
+        for value in values.values():
+            _check_env_output(value, what, steps_done)
+        return
     bad = ~torch.isfinite(values)
     if bool(bad.any()):
         copy = int(bad.reshape(len(values), -1).any(1).nonzero()[0])
@@ -89,16 +95,26 @@ class RecurrentRolloutBuffer:
     """One rollout of ``n_steps`` x ``n_envs`` as time-major tensors on ``device``, plus the memory
     state the rollout started from.
 
-    Fields (``[T, B]`` unless noted): ``observations [T, B, obs_dim]``, ``actions``, ``rewards``,
-    ``episode_starts`` (the memory is emptied before that step), ``values``, ``log_probs``, and after
-    :meth:`compute_returns_and_advantage` ``returns`` and ``advantages``; ``initial_state``.
+    Fields (``[T, B]`` unless noted): ``observations [T, B, *obs_shape]`` (SB3's shape of the observation space; a
+    ``Dict`` of such tensors for a ``Dict`` space), ``actions`` (``Discrete``: ``[T, B]`` integers; else
+    ``[T, B, *action_shape]``), ``rewards``, ``episode_starts`` (the memory is emptied before that step),
+    ``values``, ``log_probs``, and after :meth:`compute_returns_and_advantage` ``returns`` and ``advantages``;
+    ``initial_state``.
     """
 
-    def __init__(self, n_steps: int, n_envs: int, obs_dim: int, device: torch.device, gamma: float, gae_lambda: float) -> None:
+    def __init__(self, n_steps: int, n_envs: int, observation_space: spaces.Space, action_space: spaces.Space,
+                 device: torch.device, gamma: float, gae_lambda: float) -> None:
         self.n_steps, self.n_envs, self.gamma, self.gae_lambda = n_steps, n_envs, gamma, gae_lambda
         T, B = n_steps, n_envs
-        self.observations = torch.zeros(T, B, obs_dim, device=device)
-        self.actions = torch.zeros(T, B, dtype=torch.long, device=device)
+        if isinstance(observation_space, spaces.Dict):
+            self.observations: Tensor | dict[str, Tensor] = {
+                key: torch.zeros(T, B, *get_obs_shape(space), device=device) for key, space in observation_space.spaces.items()}
+        else:
+            self.observations = torch.zeros(T, B, *get_obs_shape(observation_space), device=device)
+        if isinstance(action_space, spaces.Discrete):
+            self.actions = torch.zeros(T, B, dtype=torch.long, device=device)
+        else:
+            self.actions = torch.zeros(T, B, get_action_dim(action_space), device=device)
         self.rewards = torch.zeros(T, B, device=device)
         self.episode_starts = torch.zeros(T, B, dtype=torch.bool, device=device)
         self.values = torch.zeros(T, B, device=device)
@@ -121,7 +137,11 @@ class RecurrentRolloutBuffer:
         if self.full:
             raise RuntimeError(f"the rollout buffer already holds {self.n_steps} steps; call reset() first")
         t = self.pos
-        self.observations[t] = obs
+        if isinstance(obs, dict):
+            for key, part in obs.items():
+                self.observations[key][t] = part
+        else:
+            self.observations[t] = obs
         self.actions[t] = action
         self.rewards[t] = reward
         self.episode_starts[t] = episode_start
@@ -154,6 +174,11 @@ class RecurrentRolloutBuffer:
             self.advantages.copy_(self.returns - self.values)
         else:
             self.returns.copy_(self.advantages + self.values)
+
+
+def _batch_of_one(obs: Any) -> Any:
+    """One environment's observation (an array, or a ``Dict``'s arrays) as a batch of one."""
+    return {key: np.asarray(value)[None] for key, value in obs.items()} if isinstance(obs, dict) else np.asarray(obs)[None]
 
 
 class _NoCallback(BaseCallback):
@@ -248,7 +273,7 @@ class RecurrentA2C(OnPolicyAlgorithm):
             seed=seed,
             device=device,
             _init_setup_model=False,
-            supported_action_spaces=(spaces.Discrete,),
+            supported_action_spaces=ACTION_SPACES,
         )
         if stats_window_size is None and self.env is not None:  # (``load`` restores the saved one)
             self._stats_window_size = self.n_envs
@@ -265,12 +290,10 @@ class RecurrentA2C(OnPolicyAlgorithm):
     def _setup_model(self) -> None:
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
-        if not isinstance(self.observation_space, spaces.Box) or len(self.observation_space.shape) != 1:
-            raise ValueError(f"RecurrentA2C needs a flat Box observation space, got {self.observation_space}")
         self.policy = self.policy_class(self.observation_space, self.action_space, self.lr_schedule, **self.policy_kwargs)
         self.policy = self.policy.to(self.device)
         self.rollout_buffer = RecurrentRolloutBuffer(
-            self.n_steps, self.n_envs, int(self.observation_space.shape[0]), self.device, self.gamma, self.gae_lambda
+            self.n_steps, self.n_envs, self.observation_space, self.action_space, self.device, self.gamma, self.gae_lambda
         )
         self._last_state = None
         self._episode_return = torch.zeros(self.n_envs, device=self.device)
@@ -306,7 +329,7 @@ class RecurrentA2C(OnPolicyAlgorithm):
         self.policy.set_training_mode(False)
         n = env.num_envs
         tensor_env = isinstance(env, FWMGraphVecEnv)
-        obs = self._as_tensor(self._last_obs, torch.float32)
+        obs = self._as_tensor(self._last_obs, torch.float32) if tensor_env else self.policy.observation_tensor(self._last_obs)
         starts = self._as_tensor(self._last_episode_starts, torch.bool)
         if not tensor_env:  # (the graph env's are finite by construction)
             _check_env_output(obs, "observation", self.num_timesteps)
@@ -324,8 +347,8 @@ class RecurrentA2C(OnPolicyAlgorithm):
             if tensor_env:
                 new_obs, rewards, dones = env.step_tensors(actions)
             else:
-                new_obs_np, rewards_np, dones_np, infos = env.step(actions.cpu().numpy())
-                new_obs, dones = self._as_tensor(new_obs_np, torch.float32), self._as_tensor(dones_np, torch.bool)
+                new_obs_np, rewards_np, dones_np, infos = env.step(self.policy.env_actions(actions))
+                new_obs, dones = self.policy.observation_tensor(new_obs_np), self._as_tensor(dones_np, torch.bool)
                 rewards = self._as_tensor(rewards_np, torch.float32)
                 _check_env_output(new_obs, "observation", self.num_timesteps)
                 _check_env_output(rewards, "reward", self.num_timesteps)
@@ -361,9 +384,14 @@ class RecurrentA2C(OnPolicyAlgorithm):
         truncated = [i for i in np.flatnonzero(dones) if infos[i].get("TimeLimit.truncated", False) and "terminal_observation" in infos[i]]
         if not truncated:
             return rewards
-        terminal = new_obs.clone()
+        terminal = {key: value.clone() for key, value in new_obs.items()} if isinstance(new_obs, dict) else new_obs.clone()
         for i in truncated:
-            terminal[i] = self._as_tensor(infos[i]["terminal_observation"], torch.float32)
+            last = self.policy.observation_tensor(_batch_of_one(infos[i]["terminal_observation"]))
+            if isinstance(terminal, dict):
+                for key in terminal:
+                    terminal[key][i] = last[key][0]
+            else:
+                terminal[i] = last[0]
         no_reset = torch.zeros(len(rewards), dtype=torch.bool, device=self.device)
         with torch.no_grad():
             values = self.policy.predict_values(terminal, state, no_reset)

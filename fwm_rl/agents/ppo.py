@@ -30,7 +30,7 @@ from stable_baselines3.common.utils import FloatSchedule
 from typing_extensions import Self
 
 from fwm_rl.agents.a2c import RecurrentA2C
-from fwm_rl.agents.policies import RecurrentActorCriticPolicy
+from fwm_rl.agents.policies import RecurrentActorCriticPolicy, tree_map
 from fwm_rl.distributed import DistContext
 from fwm_rl.engine import check_finite, gradient_step
 
@@ -150,7 +150,7 @@ class RecurrentPPO(RecurrentA2C):
         buffer = self.rollout_buffer
         state = self.policy.core.state_rows(buffer.initial_state, envs)
         values, log_prob, entropy = self.policy.evaluate_actions(
-            buffer.observations[:, envs], buffer.actions[:, envs], state, buffer.episode_starts[:, envs]
+            tree_map(lambda x: x[:, envs], buffer.observations), buffer.actions[:, envs], state, buffer.episode_starts[:, envs]
         )
         advantages = buffer.advantages[:, envs]
         if self.normalize_advantage and advantages.numel() > 1:
