@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Tests that touch every dependency: environments (gymnasium, numpy, networkx), agents (stable-baselines3,
 #: torch, tqdm, rich), runs and plots (tensorboard, matplotlib), the memory, the docs' examples.
 DEFAULT_TESTS = ["tests/test_envs_api.py", "tests/test_envs_autoreset.py", "tests/test_agents.py", "tests/test_ppo.py",
-                 "tests/test_env_training.py", "tests/test_memory.py", "tests/test_runs.py", "tests/test_docs.py"]
+                 "tests/test_env_training.py", "tests/test_memory.py", "tests/test_runs.py", "tests/test_docs.py",
+                 "tests/test_hyperparams.py", "tests/test_spaces.py"]
 
 
 def floors(pyproject: Path) -> list[str]:

@@ -111,10 +111,10 @@ def test_an_env_budget_below_one_rollout_is_refused_and_another_is_rounded_up_an
     assert main([*ENV_RUN, "--total-timesteps", "20", "--eval-every", "16", "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
     assert ("32 environment steps (2 rollouts of 2 copies x 8 steps; --total-timesteps 20 rounded up to whole rollouts)"
-            in out.splitlines()[0])
+            in out)
     assert json.loads((tmp_path / "run" / "results.json").read_text())["timesteps"] == 32
     assert main([*ENV_RUN, "--total-timesteps", "16", "--eval-every", "16", "--out", str(tmp_path / "exact")]) == 0
-    first = capsys.readouterr().out.splitlines()[0]
+    first = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("training"))
     assert "16 environment steps (1 rollout of 2 copies x 8 steps) ->" in first and "rounded" not in first
 
 

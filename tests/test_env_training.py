@@ -58,8 +58,15 @@ class DictObsEnv(gym.Env):
         return self._obs(), float(done and action == self.cue), done, False, {}
 
 
+class TupleActionEnv(DictObsEnv):
+    """Actions no policy takes (a Tuple)."""
+
+    action_space = gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.Discrete(2)))
+
+
 if "TestDictCue-v0" not in gym.registry:
     gym.register("TestDictCue-v0", entry_point=DictObsEnv)
+    gym.register("TestTupleAction-v0", entry_point=TupleActionEnv)
 
 
 def rows(run_dir) -> list[dict]:
@@ -80,8 +87,8 @@ def test_hide_velocity():
     assert gym.make("AcrobotNoVel-v1").observation_space.shape == (4,)
     assert gym.make("MountainCarNoVel-v0").observation_space.shape == (1,)
     assert HideVelocity(gym.make("Pendulum-v1"), indices=(2,)).observation_space.shape == (2,)
-    with pytest.raises(ValueError, match="does not know the velocities of 'Pendulum'"):
-        HideVelocity(gym.make("Pendulum-v1"))
+    with pytest.raises(ValueError, match="does not know the velocities of 'MountainCarContinuous'"):
+        HideVelocity(gym.make("MountainCarContinuous-v0"))
     with pytest.raises(ValueError, match="some but not all"):
         HideVelocity(gym.make("CartPole-v1"), indices=(0, 1, 2, 3))
 
@@ -100,7 +107,8 @@ def test_check_env_id_and_make_env():
         drawn |= {info["graph_index"] for info in fixed.reset_infos}
     assert len(drawn) > 3 and max(drawn) >= 3
     assert make_env("FWMGraphReleased-v0", 2).venv.config.semantics == "released_code"
-    for env_id, match in (("Pendulum-v1", "Discrete action space"), ("Nope-v0", "unknown environment 'Nope-v0'")):
+    for env_id, match in (("TestTupleAction-v0", "Discrete, Box, MultiDiscrete or MultiBinary actions"),
+                          ("Nope-v0", "unknown environment 'Nope-v0'")):
         with pytest.raises(ValueError, match=match):
             check_env_id(env_id)
 
@@ -153,7 +161,7 @@ def test_observations_are_normalised_by_stored_statistics(tmp_path):
     train_env_run(cfg, tmp_path / "run", show_progress=False)
     ckpt, loaded = read_env_checkpoint(tmp_path / "run")
     rms = ckpt["task"]["obs_rms"]
-    assert loaded.normalizes_obs and rms["mean"].shape == (2,) and rms["count"] > 128  # every training step counted
+    assert loaded.normalizes_obs(gym.spaces.Box(-1, 1, (2,))) and rms["mean"].shape == (2,) and rms["count"] > 128  # every training step counted
     # evaluation uses the frozen statistics: its observations are the raw ones standardised
     raw, frozen = make_env("CartPoleNoVel-v1", 2, seed=3), make_eval_env(ckpt, 2, seed=3)
     mean, var = rms["mean"].numpy(), rms["var"].numpy()  # (float64 tensors in the checkpoint: it holds no NumPy objects)
@@ -164,13 +172,16 @@ def test_observations_are_normalised_by_stored_statistics(tmp_path):
     # off on request, and never for the graph task (one-hot observations)
     train_env_run(dataclasses.replace(cfg, normalize_obs=False), tmp_path / "raw", show_progress=False)
     assert read_env_checkpoint(tmp_path / "raw")[0]["task"]["obs_rms"] is None
-    assert not EnvTrainConfig(env_id="FWMGraph-v0").normalizes_obs
+    graph_obs, _ = check_env_id("FWMGraph-v0")
+    assert not EnvTrainConfig(env_id="FWMGraph-v0").normalizes_obs(graph_obs)
+    assert EnvTrainConfig(env_id="CartPoleNoVel-v1").normalizes_obs(graph_obs)  # (a Box of another id)
+    assert not EnvTrainConfig(env_id="CartPoleNoVel-v1").normalizes_obs(gym.spaces.Discrete(3))  # one-hot: never
     # format-1 checkpoints from before the option did not normalise, and still evaluate
     old = {"kind": "a2c-env", "config": {k: v for k, v in ckpt["configs"]["train"].items() if k != "normalize_obs"}, "timesteps": ckpt["step"],
            "policy": ckpt["model"], "optimizer": ckpt["optimizer"], "train_seconds": 1.0, "train_return": 0.0}
     torch.save(old, tmp_path / "old.pt")
     old, loaded = read_env_checkpoint(tmp_path / "old.pt")
-    assert not loaded.normalizes_obs and not isinstance(make_eval_env(old, 2), VecNormalize)
+    assert not loaded.normalize_obs and not isinstance(make_eval_env(old, 2), VecNormalize)
 
 
 def test_refusals(tmp_path, monkeypatch):
@@ -219,7 +230,7 @@ def test_cli(tmp_path, capsys):
         (["--total-timesteps", "5"], "--total-timesteps is an option of --env runs"),
         (["--preset", "cpu", "--memory", "lstm"], "preset cpu trains 2 runs"),
         (["--env", "FWMGraphTrain-v0", "--semantics", "released_code"], "fixes the rules to paper"),
-        (["--env", "Pendulum-v1"], "Discrete action space"),
+        (["--env", "TestTupleAction-v0"], "Discrete, Box, MultiDiscrete or MultiBinary actions"),
         (["--env", "CartPoleNoVel-v1", "--resume", str(out)], "drop --env"),
     ):
         assert main(["train", *bad, "--print-config"]) == 2, bad

@@ -11,7 +11,9 @@ from fwm_rl.agents.a2c import A2C_LOSSES
 from fwm_rl.agents.config import CONFIG, MEMORIES, PRESETS, TrainConfig, preset_configs
 from fwm_rl.agents.env_training import (
     ALGOS,
+    POLICY_OPTIONS,
     PPO_OPTIONS,
+    SCHEDULES,
     EnvRunSummary,
     EnvTrainConfig,
     check_env_id,
@@ -24,7 +26,9 @@ from fwm_rl.agents.env_training import (
 )
 from fwm_rl.agents.evaluation import trial_returns
 from fwm_rl.agents.explain import explain_figure
+from fwm_rl.agents.hyperparams import Recipe, read_hyperparams, shipped_recipe
 from fwm_rl.agents.plotting import plot_runs
+from fwm_rl.agents.policies import ACTIVATIONS
 from fwm_rl.agents.pretrained import PRETRAINED, load_pretrained
 from fwm_rl.agents.training import (
     CHECKPOINT,
@@ -54,7 +58,8 @@ COMMON_OPTIONS = ("seed", "device", "eval_every", "n_envs", "lr", "time_budget")
 AGENT_OPTIONS = ("memory", "hidden_size", "d_fwm", "n_reads")
 RECIPE_OPTIONS = ("gamma", "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm", "normalize_advantage")
 #: Options of ``--env`` runs only, and of graph runs only.
-ENV_ONLY = ("total_timesteps", "n_steps", "eval_episodes", "final_eval_episodes", "normalize_obs", "algo", *PPO_OPTIONS)
+ENV_ONLY = ("total_timesteps", "n_steps", "eval_episodes", "final_eval_episodes", "stochastic_eval", "normalize_obs", "norm_reward",
+            "lr_schedule", "algo", *PPO_OPTIONS, *POLICY_OPTIONS)
 GRAPH_ONLY = ("preset", "steps", "semantics", "loss", "trials", "final_episodes_per_graph")
 
 
@@ -96,11 +101,16 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--print-config", action="store_true", help="print the resolved configurations as JSON and exit (nothing is trained)")
     env = parser.add_argument_group(
         "any environment",
-        "--env ID trains one agent on any Gymnasium env with Discrete actions and Box (or Dict of Box) observations; "
+        "--env ID trains one agent on any Gymnasium env whose spaces stable-baselines3 takes (and Tuple observations); "
         f"{' / '.join(GRAPH_TRAIN_IDS)} train on the paper's graphs as without --env, under the rules the id fixes",
     )
     env.add_argument("--env", default=None, metavar="ID", help="environment id, e.g. CartPoleNoVel-v1 ('module:Id' imports the module that registers Id)")
-    add_options(env, EnvTrainConfig, ENV_ONLY, choices={"algo": ALGOS})
+    env.add_argument("--hyperparams", default=None, metavar="FILE",
+                     help="the recipe: FILE.yml in the RL Zoo's format (its entry for --env; keys it does not give take SB3's "
+                          "defaults for --algo), or none for fwm-rl's defaults (default: the recipe fwm-rl ships for --algo and "
+                          "--env where there is one); flags override it")
+    add_options(env, EnvTrainConfig, ENV_ONLY, choices={"algo": ALGOS, "lr_schedule": SCHEDULES, "clip_range_schedule": SCHEDULES,
+                                                        "activation_fn": sorted(ACTIVATIONS)})
     agent = parser.add_argument_group("agent and recipe", "for --env runs, and for graph presets of one run (fast-fwm, paper-fwm, paper-lstm-N)")
     add_options(agent, TrainConfig, AGENT_OPTIONS + RECIPE_OPTIONS, choices={"memory": sorted(MEMORIES)},
                 defaults=_defaults(AGENT_OPTIONS + RECIPE_OPTIONS))
@@ -111,6 +121,14 @@ def _options(names: list[str]) -> str:
     return f"{', '.join(flag(name, TrainConfig) for name in names)} {'is an option' if len(names) == 1 else 'are options'}"
 
 
+def _recipe(hyperparams: str | None, algo: str, env_id: str) -> Recipe | None:
+    """The recipe of an ``--env`` run: the entry for ``env_id`` in the user's file ``hyperparams`` (``none``: no
+    recipe), else the one fwm-rl ships for ``algo`` and ``env_id``, if any."""
+    if hyperparams is None:
+        return shipped_recipe(algo, env_id)
+    return None if hyperparams.lower() == "none" else read_hyperparams(hyperparams, env_id, algo)
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Train a preset (or resume), then write the plot and the results table; or one ``--env`` run."""
     show = False if args.no_progress else None
@@ -118,28 +136,35 @@ def run_train(args: argparse.Namespace) -> int:
     common = {name: getattr(args, name) for name in COMMON_OPTIONS}
     graph_env = args.env is None or args.env.split(":")[-1] in GRAPH_TRAIN_IDS
     if args.resume is not None:
-        if args.env is not None:
-            raise ValueError("--resume continues the stored configuration, environment included (drop --env)")
+        if args.env is not None or args.hyperparams is not None:
+            raise ValueError("--resume continues the stored configuration, environment and recipe included (drop --env and "
+                             "--hyperparams)")
         _resume(args.resume, {**common, **typed}, args, show)
         return 0
     if not graph_env:
         wrong = [k for k in typed if k in GRAPH_ONLY]
         if wrong:
             raise ValueError(f"{_options(wrong)} of the graph task; an --env run takes --total-timesteps (and no preset)")
+        algo = typed.get("algo", "a2c")
         ppo_given = [k for k in typed if k in PPO_OPTIONS]
-        if ppo_given and typed.get("algo", "a2c") != "ppo":
+        if ppo_given and algo != "ppo":
             raise ValueError(f"{_options(ppo_given)} of PPO: add --algo ppo")
-        cfg = EnvTrainConfig(env_id=args.env, **{k: v for k, v in {**common, **typed}.items() if v is not None})
+        recipe = _recipe(args.hyperparams, algo, args.env)
+        flags = {k: v for k, v in {**common, **typed}.items() if v is not None}
+        cfg = EnvTrainConfig(env_id=args.env, **{**(recipe.fields if recipe else {}), **flags},
+                             recipe=recipe.source if recipe else "")
         check_env_id(cfg.env_id)
         budget = cfg.budget  # (refuses a budget below one rollout)
         out = args.out or Path("runs") / f"{cfg.algo}-{args.env.split(':')[-1]}-{cfg.memory}-seed{cfg.seed}"
         if args.print_config:
             print(json.dumps({"env": cfg.env_id, "out": str(out), "config": cfg.to_dict()}, indent=2))
             return 0
+        print(f"recipe: {recipe.source}" + "".join(f"\n  {note}" for note in recipe.notes) if recipe else
+              f"recipe: fwm-rl's defaults (none {'given' if args.hyperparams else f'shipped for {algo} on {args.env}'})")
         print(f"training {cfg.label}: {budget} -> {out}")
         print(env_results_table([train_env_run(cfg, out, show_progress=show, overwrite=args.overwrite)]), end="")
         return 0
-    wrong = [k for k in typed if k in ENV_ONLY]
+    wrong = [k for k in typed if k in ENV_ONLY] + (["hyperparams"] if args.hyperparams is not None else [])
     if wrong:
         raise ValueError(f"{_options(wrong)} of --env runs; the graph task trains A2C for --steps (--episodes)")
     if args.env is not None:
@@ -165,16 +190,18 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def env_results_table(summaries: list[EnvRunSummary]) -> str:
-    """Markdown table of ``--env`` runs: steps, time, training return at the last log and the final evaluation."""
+    """Markdown table of ``--env`` runs: steps, time, training return at the last log, MMER (the best of those
+    returns over the logs) and the final evaluation."""
     lines = [
-        "| agent | steps | train seconds | steps/s | train return (last log) | eval return (final) |",
-        "|---|---|---|---|---|---|",
+        "| agent | steps | train seconds | steps/s | train return (last log) | MMER | eval return (final) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         note = " (time budget)" if s.stopped_by_time_budget else ""
         lines.append(
             f"| {s.label} | {s.timesteps}{note} | {s.train_seconds:.0f} | {s.steps_per_second:,.0f} | {s.train_return:.1f} | "
-            f"{s.eval_return:.1f} ± {s.eval_sem:.1f} ({s.eval_episodes} episodes) |"
+            f"{s.mmer:.2f} | {s.eval_return:.1f} ± {s.eval_sem:.1f} ({s.eval_episodes} episodes, "
+            f"{'deterministic' if s.eval_deterministic else 'sampled'}) |"
         )
     return "\n".join(lines) + "\n"
 
@@ -253,7 +280,7 @@ def _eval_env_run(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.run_dir} is a run on a Gymnasium env (fwm-rl train --env): --split and --pretrained belong to the graph task")
     policy, cfg, ckpt = load_env_policy(args.run_dir, args.device)
     env = make_eval_env(ckpt, min(cfg.n_envs, cfg.final_eval_episodes), seed=args.seed)
-    mean, sem = evaluate_env(policy, env, cfg.final_eval_episodes, args.deterministic)
+    mean, sem = evaluate_env(policy, env, cfg.final_eval_episodes, args.deterministic or not cfg.stochastic_eval)
     print(f"{'agent':40s} {'mean return':>12s} {'std. error':>11s} {'episodes':>9s}")
     print(f"{cfg.label:40s} {mean:12.2f} {sem:11.2f} {cfg.final_eval_episodes:9d}")
     return 0
@@ -355,7 +382,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--episodes-per-graph", type=int, default=10, help="episodes on each graph (default 10)")
     ev.add_argument("--seed", type=int, default=0, help="seed of placements and action sampling (default 0)")
     ev.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    ev.add_argument("--deterministic", action="store_true", help="take the most likely action instead of sampling")
+    ev.add_argument("--deterministic", action="store_true", help="take the most likely action instead of sampling (an --env run evaluates as it was trained to: deterministic unless --stochastic-eval)")
     ev.add_argument("--trials", type=int, default=None,
                     help="play trials of this many episodes per graph, the memory kept across them, and show the reward of each "
                          "(default: the trials the agent was trained with, usually 1)")

@@ -2,15 +2,18 @@
 
 The paper's graph task has its own trainer (:mod:`fwm_rl.agents.training`: 600 agents on 600
 training graphs, test graphs at every log). This one trains :class:`~fwm_rl.agents.RecurrentA2C`
-with an FWM or LSTM core on any registered environment with a ``Discrete`` action space and a
-flat ``Box`` (or ``Dict`` of ``Box``, flattened) observation space, for comparing memories on
+or :class:`~fwm_rl.agents.RecurrentPPO` with an FWM, LSTM or GRU core on any registered environment whose spaces
+stable-baselines3 takes (observations: ``Box`` of any shape, ``Discrete``, ``MultiDiscrete``, ``MultiBinary``,
+``Dict``, and ``Tuple`` mapped to a ``Dict`` by :func:`~fwm_rl.envs.sb3_compatible`; actions: ``Discrete``, ``Box``,
+``MultiDiscrete``, ``MultiBinary``), for comparing memories on
 other tasks: ``n_envs`` copies of the env (SB3's ``make_vec_env``, with ``Monitor``), updates on
 rollouts of ``n_steps`` steps, gradients through each rollout from the memory state it started
 with (:meth:`~fwm_rl.agents.RecurrentA2C.update`, on the engine's ``train_loop``). At the first update that
 reaches each multiple of ``eval_every`` environment steps the run logs the mean return of the training
 episodes that ended since the last log and of ``eval_episodes`` fresh evaluation episodes
 (``metrics.csv``, TensorBoard) and writes ``checkpoint.pt``; at the end ``results.json`` holds an
-evaluation over ``final_eval_episodes`` episodes. The ids of the graph task other than the
+evaluation over ``final_eval_episodes`` episodes (deterministic actions unless ``stochastic_eval``, as the RL Zoo
+reports) and the run's MMER, POPGym's metric: the maximum over the logs of the mean return of the training episodes. The ids of the graph task other than the
 training sets run on the native batched env for fresh graphs (``FWMGraph-v0``), on copies of the
 single env for a fixed set (``FWMGraphTest-v0``, ...). It runs in one process (not under ``torchrun``).
 
@@ -33,18 +36,26 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.preprocessing import (
+    check_for_nested_spaces,
+    get_obs_shape,
+    is_image_space,
+    is_image_space_channels_first,
+)
 from stable_baselines3.common.running_mean_std import RunningMeanStd
-from stable_baselines3.common.utils import ConstantSchedule
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.common.utils import ConstantSchedule, LinearSchedule
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize, VecTransposeImage
 
 from fwm_rl.agents.a2c import RecurrentA2C
 from fwm_rl.agents.config import CONFIG, MAX_COEF, MEMORIES, AgentConfig, check_recipe
-from fwm_rl.agents.policies import RecurrentActorCriticPolicy
+from fwm_rl.agents.policies import ACTION_SPACES, ACTIVATIONS, RecurrentActorCriticPolicy
 from fwm_rl.agents.ppo import RecurrentPPO
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
-from fwm_rl.checks import MAX_LENGTH, MAX_STREAMS, at_most, check_choice, check_ints, check_real, check_reals
+from fwm_rl.checks import MAX_LENGTH, MAX_STREAMS, MAX_UNITS, at_most, check_choice, check_ints, check_real, check_reals
 from fwm_rl.distributed import DistContext, hold_run_folder
 from fwm_rl.engine import (
     CHECKPOINT,
@@ -65,18 +76,22 @@ from fwm_rl.engine import (
     set_seed,
     train_loop,
 )
-from fwm_rl.envs import ENV_IDS
+from fwm_rl.envs import ENV_IDS, sb3_compatible
 
 __all__ = [
-    "ALGOS", "PPO_OPTIONS", "EnvRunSummary", "EnvTrainConfig", "check_env_id", "evaluate_env", "finished_env_run", "load_env_policy", "make_env", "make_eval_env",
-    "normalized", "train_env_run",
+    "ALGOS", "POLICY_OPTIONS", "PPO_OPTIONS", "SCHEDULES", "EnvRunSummary", "EnvTrainConfig", "check_env_id", "evaluate_env", "finished_env_run", "load_env_policy", "make_env", "make_eval_env",
+    "normalized", "parse_layers", "parse_net_arch", "train_env_run",
 ]  # fmt: skip
 
 #: What a run writes into its folder (what ``overwrite`` replaces).
 RUN_OUTPUTS = (CHECKPOINT, CONFIG, RESULTS, "metrics.csv", "tb", f".{CHECKPOINT}.*.tmp")
 #: The algorithms of an ``--env`` run, and the options only PPO has.
 ALGOS = ("a2c", "ppo")
-PPO_OPTIONS = ("n_epochs", "n_minibatches", "clip_range", "clip_range_vf", "target_kl")
+PPO_OPTIONS = ("n_epochs", "n_minibatches", "clip_range", "clip_range_vf", "target_kl", "clip_range_schedule")
+#: The options of the policy's layers around the core.
+POLICY_OPTIONS = ("net_arch", "features_net_arch", "activation_fn", "ortho_init", "shared_core", "log_std_init")
+#: How a learning rate or clip range moves over a run.
+SCHEDULES = ("constant", "linear")
 #: Largest number of PPO passes over one rollout.
 MAX_EPOCHS = 1000
 
@@ -126,10 +141,35 @@ class EnvTrainConfig(AgentConfig):
     """PPO: clip each value's change to this range around the rollout's (None: no clipping)"""
     target_kl: float | None = None
     """PPO: stop an update's epochs once the approximate KL divergence passes 1.5 target_kl (None: never)"""
+    lr_schedule: str = "constant"
+    """constant, or linear: the learning rate falls linearly from lr to 0 over the run (the RL Zoo's lin_X)"""
+    clip_range_schedule: str = "constant"
+    """PPO: constant, or linear: the clip range falls linearly from clip_range to 0 over the run"""
     normalize_obs: bool = True
-    """normalise observations by running mean and variance (SB3's VecNormalize; rewards untouched), the statistics
-    stored in the checkpoint and frozen for evaluation. The recurrent cores take the observation as it comes, and
-    small unscaled inputs (CartPole's angles) barely move them. Not for the graph task's ids (one-hot observations)"""
+    """normalise Box observations by running mean and variance (SB3's VecNormalize), the statistics stored in the
+    checkpoint and frozen for evaluation. The recurrent cores take the observation as it comes, and small unscaled
+    inputs (CartPole's angles) barely move them. Not for the graph task's ids nor other spaces (one-hot observations)"""
+    norm_reward: bool = False
+    """scale the training rewards by the running deviation of the discounted return (SB3's VecNormalize; the
+    logged and evaluated returns stay the environment's)"""
+    net_arch: str = ""
+    """MLP layers of the heads after the core: '64' or '64,64' for each head, 'pi=64;vf=64,64' for each its own;
+    empty: linear heads (the paper's)"""
+    features_net_arch: str = ""
+    """MLP layers between the observation's features and the core, e.g. '64' (empty: none)"""
+    activation_fn: str = "tanh"
+    """activation of the MLP layers: tanh, relu, elu, leaky_relu, gelu or silu"""
+    ortho_init: bool = False
+    """SB3's orthogonal initialisation of the layers outside the core"""
+    shared_core: bool = True
+    """one core for the policy and the value; --no-shared-core: the value reads a core of its own (sb3-contrib's
+    enable_critic_lstm)"""
+    log_std_init: float = 0.0
+    """Box actions: the initial log standard deviation of the Gaussian"""
+    stochastic_eval: bool = False
+    """evaluate with actions sampled from the policy instead of its most likely ones"""
+    recipe: str = ""
+    """the hyperparameter entry the run started from, e.g. 'fwm_rl/agents/recipes/ppo.yml: CartPoleNoVel-v1' (empty: none)"""
     eval_every: int = 10_000
     """environment steps between logs, evaluations and checkpoints"""
     eval_episodes: int = 10
@@ -149,6 +189,12 @@ class EnvTrainConfig(AgentConfig):
                           "n_epochs", "n_minibatches"))
         check_recipe(self)
         check_choice("algo", self.algo, ALGOS)
+        check_choice("lr_schedule", self.lr_schedule, SCHEDULES)
+        check_choice("clip_range_schedule", self.clip_range_schedule, SCHEDULES)
+        check_choice("activation_fn", self.activation_fn, tuple(ACTIVATIONS))
+        parse_net_arch(self.net_arch)
+        parse_layers("features_net_arch", self.features_net_arch)
+        check_real("log_std_init", self.log_std_init)
         check_reals(self, ("clip_range",), positive=True)
         check_real("clip_range_vf", self.clip_range_vf, positive=True, optional=True)
         check_real("target_kl", self.target_kl, positive=True, optional=True)
@@ -185,14 +231,54 @@ class EnvTrainConfig(AgentConfig):
         return (f"{steps} environment steps ({rollouts} rollout{'s' if rollouts > 1 else ''} of {self.n_envs} copies x "
                 f"{self.n_steps} steps{rounded})")
 
+    def normalizes_obs(self, observation_space: gym.Space) -> bool:
+        """Whether this run normalises its observations, of ``observation_space``: ``normalize_obs``, not a graph-task
+        id, and a ``Box`` that is not an image."""
+        return (self.normalize_obs and _spec_kwargs(self.env_id) is None and isinstance(observation_space, gym.spaces.Box)
+                and not is_image_space(observation_space))
+
     @property
-    def normalizes_obs(self) -> bool:
-        """Whether this run normalises observations (``normalize_obs``, and not a graph-task id)."""
-        return self.normalize_obs and _spec_kwargs(self.env_id) is None
+    def policy_kwargs(self) -> dict[str, Any]:
+        """The policy's keyword arguments: the core's (:class:`~fwm_rl.agents.config.AgentConfig`) and the heads'."""
+        return {**super().policy_kwargs, "net_arch": parse_net_arch(self.net_arch), "activation_fn": ACTIVATIONS[self.activation_fn],
+                "ortho_init": self.ortho_init, "shared_core": self.shared_core, "log_std_init": self.log_std_init,
+                "features_net_arch": parse_layers("features_net_arch", self.features_net_arch)}
+
+    def schedule(self, name: str) -> float | Schedule:
+        """``lr`` or ``clip_range`` as its schedule says: the value, or SB3's linear schedule from it to 0."""
+        value, kind = getattr(self, name), getattr(self, "lr_schedule" if name == "lr" else f"{name}_schedule")
+        return LinearSchedule(value, 0.0, 1.0) if kind == "linear" else value
 
     @property
     def label(self) -> str:
         return f"{super().label} on {self.env_id}" + (" (PPO)" if self.algo == "ppo" else "")
+
+
+def parse_layers(name: str, text: str) -> list[int]:
+    """Layer widths from ``'64,64'`` (empty: none); a ``ValueError`` naming ``name`` otherwise."""
+    try:
+        widths = [int(w) for w in text.split(",")] if text.strip() else []
+    except ValueError:
+        widths = [0]
+    if any(not 1 <= w <= MAX_UNITS for w in widths):
+        raise ValueError(f"{name} {text!r} is not a list of layer widths: give e.g. '64' or '64,64' (each 1 to {MAX_UNITS})")
+    return widths
+
+
+def parse_net_arch(text: str) -> list[int] | dict[str, list[int]] | None:
+    """SB3's ``net_arch`` from ``net_arch``'s text: ``''`` -> None, ``'64,64'`` -> ``[64, 64]``,
+    ``'pi=64;vf=64,64'`` -> ``dict(pi=[64], vf=[64, 64])``."""
+    if not text.strip():
+        return None
+    if "=" not in text:
+        return parse_layers("net_arch", text)
+    heads: dict[str, list[int]] = {}
+    for part in text.split(";"):
+        key, _, widths = part.partition("=")
+        if key.strip() not in ("pi", "vf") or key.strip() in heads:
+            raise ValueError(f"net_arch {text!r}: give each head once, as 'pi=64;vf=64,64'")
+        heads[key.strip()] = parse_layers("net_arch", widths)
+    return {"pi": heads.get("pi", []), "vf": heads.get("vf", [])}
 
 
 # ------------------------------------------------------------------------ envs
@@ -202,7 +288,8 @@ def _spec_kwargs(env_id: str) -> dict[str, Any]:
 
 
 def check_env_id(env_id: str) -> tuple[gym.Space, gym.Space]:
-    """The (flattened) observation and action spaces of ``env_id``, or a clear error why A2C cannot train on it."""
+    """The observation and action spaces of ``env_id`` as a run sees them (:func:`make_env`), or a clear error why
+    a run cannot train on it."""
     try:
         env = gym.make(env_id)
     except gym.error.Error as exc:
@@ -213,46 +300,73 @@ def check_env_id(env_id: str) -> tuple[gym.Space, gym.Space]:
                          f"must be installed and importable (pip install it, or put its folder on PYTHONPATH) and register "
                          f"{name!r}") from None
     try:
+        env = _wrapped(env)
         obs_space, action_space = env.observation_space, env.action_space
+    except ValueError as exc:
+        raise ValueError(f"{env_id}: {exc}") from None
     finally:
         env.close()
-    if not isinstance(action_space, gym.spaces.Discrete):
-        raise ValueError(f"{env_id} has actions {action_space}; RecurrentA2C needs a Discrete action space")
-    if isinstance(obs_space, gym.spaces.Dict) and all(isinstance(s, gym.spaces.Box) for s in obs_space.spaces.values()):
-        obs_space = gym.spaces.flatten_space(obs_space)
-    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-        raise ValueError(f"{env_id} has observations {obs_space}; RecurrentA2C needs a flat Box (or a Dict of Box) observation space")
-    return obs_space, action_space
+    if not isinstance(action_space, ACTION_SPACES):
+        raise ValueError(f"{env_id} has actions {action_space}; a run takes Discrete, Box, MultiDiscrete or MultiBinary actions")
+    try:
+        check_for_nested_spaces(obs_space)
+        get_obs_shape(obs_space)
+    except (ValueError, NotImplementedError) as exc:
+        raise ValueError(f"{env_id} has observations {obs_space}, which stable-baselines3 cannot take ({exc})") from None
+    if isinstance(obs_space, gym.spaces.Dict):
+        obs_space = gym.spaces.Dict({key: _channels_first(space) for key, space in obs_space.spaces.items()})
+    return _channels_first(obs_space), action_space
+
+
+def _channels_first(space: gym.Space) -> gym.Space:
+    """An image space as the policy sees it, channels first (SB3's ``VecTransposeImage``)."""
+    return VecTransposeImage.transpose_space(space) if is_image_space(space) and not is_image_space_channels_first(space) else space
+
+
+def _wrapped(env: gym.Env) -> gym.Env:
+    """``env`` as a run steps it: a ``Dict`` of ``Box`` flattened into one ``Box`` (normalised as one), a ``Tuple``
+    mapped to a ``Dict`` (:func:`~fwm_rl.envs.sb3_compatible`)."""
+    space = env.observation_space
+    if isinstance(space, gym.spaces.Dict) and all(isinstance(s, gym.spaces.Box) for s in space.spaces.values()):
+        return gym.wrappers.FlattenObservation(env)
+    return sb3_compatible(env)
 
 
 def make_env(env_id: str, n_envs: int, seed: int | None = None) -> VecEnv:
-    """``n_envs`` copies of ``env_id`` as an SB3 ``VecEnv`` (``Monitor`` on each, ``Dict`` observations
-    flattened). A graph-task id on fresh graphs gives its native batched env
+    """``n_envs`` copies of ``env_id`` as an SB3 ``VecEnv`` (``Monitor`` on each; a ``Dict`` of ``Box`` flattened, a
+    ``Tuple`` mapped to a ``Dict``, images transposed to channels first). A graph-task id on fresh graphs gives its native batched env
     (:class:`~fwm_rl.agents.FWMGraphVecEnv`); one of a fixed graph set (``FWMGraphTest-v0``...) gives
     copies that each draw a graph of the whole set at every reset (the native env would give copy
     ``i`` graph ``i`` only)."""
     fixed = _spec_kwargs(env_id)
     if fixed is not None and fixed.get("split", "random") == "random":
         return FWMGraphVecEnv.make(n_envs, split="random", seed=seed, **{k: v for k, v in fixed.items() if k != "split"})
-    flatten = isinstance(gym.make(env_id).observation_space, gym.spaces.Dict)
-    return make_vec_env(env_id, n_envs=n_envs, seed=seed, wrapper_class=gym.wrappers.FlattenObservation if flatten else None)
+    env = make_vec_env(env_id, n_envs=n_envs, seed=seed, wrapper_class=_wrapped)
+    return BaseAlgorithm._wrap_env(env, verbose=0, monitor_wrapper=False)  # (images channels first, as SB3 feeds its policies)
 
 
-def normalized(env: VecEnv, obs_rms: RunningMeanStd | None, training: bool) -> VecNormalize:
-    """``env`` with its observations normalised (rewards untouched): by ``obs_rms`` if given (the same
-    object, so an evaluation env follows its training env's statistics), updated only when ``training``."""
-    venv = VecNormalize(env, training=training, norm_obs=True, norm_reward=False)
+def normalized(env: VecEnv, obs_rms: RunningMeanStd | None, training: bool, norm_obs: bool = True, norm_reward: bool = False,
+               gamma: float = 0.99, ret_rms: RunningMeanStd | None = None) -> VecNormalize:
+    """``env`` with its observations normalised: by ``obs_rms`` if given (the same object, so an evaluation env
+    follows its training env's statistics), updated only when ``training``; with ``norm_reward`` its rewards scaled by
+    the running deviation of the ``gamma``-discounted return (``ret_rms``: a resumed run's statistics)."""
+    venv = VecNormalize(env, training=training, norm_obs=norm_obs, norm_reward=norm_reward, gamma=gamma)
     if obs_rms is not None:
         venv.obs_rms = obs_rms
+    if ret_rms is not None:
+        venv.ret_rms = ret_rms
     return venv
 
 
 def _rms_state(rms: RunningMeanStd) -> dict[str, Any]:
     """The observation statistics as a checkpoint holds them: float64 tensors and a float."""
-    return {"mean": torch.from_numpy(rms.mean.copy()), "var": torch.from_numpy(rms.var.copy()), "count": float(rms.count)}
+    return {"mean": torch.from_numpy(np.array(rms.mean, dtype=np.float64)), "var": torch.from_numpy(np.array(rms.var, dtype=np.float64)),
+            "count": float(rms.count)}
 
 
-def _rms_from(state: dict[str, Any]) -> RunningMeanStd:
+def _rms_from(state: dict[str, Any] | None) -> RunningMeanStd | None:
+    if state is None:
+        return None
     mean, var = (torch.as_tensor(state[k]).cpu().numpy().astype(np.float64) for k in ("mean", "var"))
     rms = RunningMeanStd(shape=mean.shape)
     rms.mean, rms.var, rms.count = mean, var, float(state["count"])
@@ -267,14 +381,20 @@ def make_eval_env(ckpt: dict, n_envs: int, seed: int | None = None) -> VecEnv:
     return normalized(env, _rms_from(rms), training=False) if rms is not None else env
 
 
-def evaluate_env(policy: RecurrentActorCriticPolicy, env: VecEnv, n_episodes: int, deterministic: bool = False) -> tuple[float, float]:
+def _obs_rms(env: VecEnv) -> RunningMeanStd | None:
+    """The observation statistics of a training env (None where it does not normalise its observations)."""
+    return env.obs_rms if isinstance(env, VecNormalize) and env.norm_obs else None
+
+
+def evaluate_env(policy: RecurrentActorCriticPolicy, env: VecEnv, n_episodes: int, deterministic: bool = True) -> tuple[float, float]:
     """Mean return and its standard error over ``n_episodes`` episodes of ``env`` (reset first; each
-    copy's memory emptied at its episodes' starts). Copy ``i`` plays ``(n_episodes + i) // num_envs``
+    copy's memory emptied at its episodes' starts), with the policy's most likely actions (``deterministic``, the RL
+    Zoo's way) or sampled ones. Copy ``i`` plays ``(n_episodes + i) // num_envs``
     of them, as SB3's ``evaluate_policy`` does, so short episodes are not favoured."""
     n = env.num_envs
     targets = np.array([(n_episodes + i) // n for i in range(n)])
     counts, totals, returns = np.zeros(n, dtype=int), np.zeros(n), []
-    obs = torch.as_tensor(env.reset(), dtype=torch.float32, device=policy.device)
+    obs = policy.observation_tensor(env.reset())
     state = policy.initial_state(n)
     starts = torch.ones(n, dtype=torch.bool, device=policy.device)
     was_training = policy.training
@@ -282,13 +402,13 @@ def evaluate_env(policy: RecurrentActorCriticPolicy, env: VecEnv, n_episodes: in
     with torch.no_grad():
         while (counts < targets).any():
             actions, _, _, state = policy(obs, state, starts, deterministic=deterministic)
-            obs_np, rewards, dones, _ = env.step(actions.cpu().numpy())
+            obs_np, rewards, dones, _ = env.step(policy.env_actions(actions))
             totals += rewards
             counted = dones & (counts < targets)
             returns += totals[counted].tolist()
             counts += counted
             totals[dones] = 0.0
-            obs = torch.as_tensor(obs_np, dtype=torch.float32, device=policy.device)
+            obs = policy.observation_tensor(obs_np)
             starts = torch.as_tensor(dones, device=policy.device)
     policy.set_training_mode(was_training)
     sem = float(np.std(returns, ddof=1) / math.sqrt(len(returns))) if len(returns) > 1 else float("nan")
@@ -298,12 +418,14 @@ def evaluate_env(policy: RecurrentActorCriticPolicy, env: VecEnv, n_episodes: in
 def make_model(cfg: EnvTrainConfig, env: VecEnv, device: torch.device) -> RecurrentA2C:
     """The run's algorithm (a :class:`RecurrentA2C`, or its subclass :class:`RecurrentPPO` with ``algo="ppo"``) on
     ``env``, logging to nowhere (the trainer's :class:`~fwm_rl.engine.RunLogger` keeps the metrics)."""
-    ppo = {name: getattr(cfg, name) for name in PPO_OPTIONS} if cfg.algo == "ppo" else {}
+    ppo = {name: getattr(cfg, name) for name in PPO_OPTIONS if name != "clip_range_schedule"} if cfg.algo == "ppo" else {}
+    if ppo:
+        ppo["clip_range"] = cfg.schedule("clip_range")
     model = (RecurrentPPO if cfg.algo == "ppo" else RecurrentA2C)(
         MEMORIES[cfg.memory],
         env,
         **ppo,
-        learning_rate=cfg.lr,
+        learning_rate=cfg.schedule("lr"),
         n_steps=cfg.n_steps,
         gamma=cfg.gamma,
         gae_lambda=cfg.gae_lambda,
@@ -352,6 +474,8 @@ class EnvRunSummary:
     train_return: float  # mean return of the training episodes that ended in the last logging interval
     eval_return: float  # final evaluation: mean return over final_eval_episodes episodes
     eval_sem: float
+    eval_deterministic: bool  # the evaluation's actions: the most likely ones, or sampled
+    mmer: float  # POPGym's metric: the maximum over the logs of the mean return of the training episodes
     eval_episodes: int
     train_seconds: float
     steps_per_second: float
@@ -367,9 +491,10 @@ class _EnvRun:
     checkpoint."""
 
     def __init__(self, cfg: EnvTrainConfig, model: RecurrentA2C, env: VecEnv, eval_env: VecEnv, run_dir: Path,
-                 logger: RunLogger, bar, train_seconds: float):
+                 logger: RunLogger, bar, train_seconds: float, mmer: float):
         self.cfg, self.model, self.env, self.eval_env, self.run_dir, self.logger, self.bar = cfg, model, env, eval_env, run_dir, logger, bar
         self.step, self.train_seconds = model.num_timesteps, train_seconds
+        self.mmer = mmer
         self._log_ended = False
 
     def advance(self) -> None:
@@ -394,7 +519,8 @@ class _EnvRun:
         # The training episodes that ended since the last log (the last stats_window_size of them).
         train_return = float(np.mean([e["r"] for e in model.ep_info_buffer])) if model.ep_info_buffer else float("nan")
         model.ep_info_buffer.clear()
-        eval_return, _ = evaluate_env(model.policy, self.eval_env, cfg.eval_episodes)
+        eval_return, _ = evaluate_env(model.policy, self.eval_env, cfg.eval_episodes, deterministic=not cfg.stochastic_eval)
+        self.mmer = max((r for r in (self.mmer, train_return) if not math.isnan(r)), default=float("nan"))
         self.logger.log(done, {
             "train/return": train_return,
             "eval/return": eval_return,
@@ -403,7 +529,9 @@ class _EnvRun:
             "time/steps_per_second": done / max(self.train_seconds, 1e-9),
         })  # fmt: skip
         self.bar.set_postfix(train=f"{train_return:.1f}", eval=f"{eval_return:.1f}")
-        task = {"train_return": train_return, "obs_rms": _rms_state(self.env.obs_rms) if cfg.normalizes_obs else None}
+        obs_rms, ret_rms = _obs_rms(self.env), self.env.ret_rms if cfg.norm_reward else None
+        task = {"train_return": train_return, "mmer": self.mmer, "obs_rms": None if obs_rms is None else _rms_state(obs_rms),
+                "ret_rms": None if ret_rms is None else _rms_state(ret_rms)}
         ckpt = make_checkpoint("a2c-env", step=done, train_seconds=self.train_seconds, configs={"train": cfg.to_dict()},
                                model=model.policy.state_dict(), optimizer=model.policy.optimizer.state_dict(), task=task)
         atomic_save(ckpt, self.run_dir / CHECKPOINT)
@@ -427,7 +555,7 @@ def train_env_run(
     started = datetime.now(timezone.utc)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError("an --env run trains in one process; start it without torchrun (only the graph task trains data-parallel)")
-    check_env_id(cfg.env_id)
+    obs_space, _ = check_env_id(cfg.env_id)
     planned = cfg.planned_timesteps
     device = resolve_device(cfg.device)
     dist = DistContext(device=device)
@@ -443,10 +571,13 @@ def train_env_run(
         env_seed = int(np.random.SeedSequence([cfg.seed, done]).generate_state(1)[0])
         env = make_env(cfg.env_id, cfg.n_envs, seed=env_seed)
         eval_env = make_env(cfg.env_id, min(cfg.n_envs, cfg.final_eval_episodes), seed=env_seed + 1)
-        if cfg.normalizes_obs:  # the evaluation follows the training statistics, frozen
-            stored = ckpt["task"]["obs_rms"] if ckpt is not None else None  # a resumed run continues its statistics
-            env = normalized(env, _rms_from(stored) if stored is not None else None, training=True)
-            eval_env = normalized(eval_env, env.obs_rms, training=False)
+        norm_obs = cfg.normalizes_obs(obs_space)
+        if norm_obs or cfg.norm_reward:  # the evaluation follows the training statistics, frozen
+            stored = ckpt["task"] if ckpt is not None else {}  # a resumed run continues its statistics
+            env = normalized(env, _rms_from(stored.get("obs_rms")), training=True, norm_obs=norm_obs, norm_reward=cfg.norm_reward,
+                             gamma=cfg.gamma, ret_rms=_rms_from(stored.get("ret_rms")))
+            if norm_obs:
+                eval_env = normalized(eval_env, env.obs_rms, training=False)
         model = make_model(cfg, env, device)
         train_seconds = 0.0
         if ckpt is not None:
@@ -458,7 +589,8 @@ def train_env_run(
         (run_dir / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         bar = progress(total=planned, initial=done, desc=f"{cfg.label} steps", disable=None if show_progress is None else not show_progress)
         model.num_timesteps = done  # the episodes start anew (update() resets the environments first)
-        run = _EnvRun(cfg, model, env, eval_env, run_dir, logger, bar, train_seconds)
+        mmer = ckpt["task"].get("mmer", float("nan")) if ckpt is not None else float("nan")
+        run = _EnvRun(cfg, model, env, eval_env, run_dir, logger, bar, train_seconds, mmer)
         try:
             stopped = train_loop(run, log_every=cfg.eval_every, time_budget=cfg.time_budget, bar=bar, ctx=dist)
         finally:
@@ -466,7 +598,7 @@ def train_env_run(
             logger.close()
         ckpt = read_checkpoint(run_dir / CHECKPOINT, "a2c-env")
         model.policy.load_state_dict(ckpt["model"])
-        mean, sem = evaluate_env(model.policy, eval_env, cfg.final_eval_episodes)
+        mean, sem = evaluate_env(model.policy, eval_env, cfg.final_eval_episodes, deterministic=not cfg.stochastic_eval)
         summary = EnvRunSummary(
             label=cfg.label,
             env_id=cfg.env_id,
@@ -474,6 +606,8 @@ def train_env_run(
             train_return=ckpt["task"]["train_return"],
             eval_return=mean,
             eval_sem=sem,
+            eval_deterministic=not cfg.stochastic_eval,
+            mmer=ckpt["task"].get("mmer", float("nan")),
             eval_episodes=cfg.final_eval_episodes,
             train_seconds=ckpt["train_seconds"],
             steps_per_second=ckpt["step"] / max(ckpt["train_seconds"], 1e-9),
