@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from fwm_rl.agents import hyperparams
@@ -181,3 +183,24 @@ def test_the_fields_make_a_config(tmp_path):
         fields = read_hyperparams(path, env_id).fields
         config = EnvTrainConfig(algo="ppo", env_id=env_id, **fields)
         assert {name: getattr(config, name) for name in fields} == fields
+
+
+def test_the_command_line_takes_the_shipped_recipe_a_users_file_or_none(tmp_path, capsys):
+    """fwm-rl train --env: the shipped recipe for --algo and --env by default, a flag overriding one of its keys; a
+    user's Zoo file (--hyperparams FILE); none (--hyperparams none); every choice kept in the config."""
+    from fwm_rl.cli import main
+
+    def config(*flags: str) -> dict:
+        assert main(["train", "--env", "CartPoleNoVel-v1", *flags, "--print-config"]) == 0
+        return json.loads(capsys.readouterr().out)["config"]
+
+    shipped = config("--algo", "ppo")
+    assert shipped["recipe"] == "fwm_rl/agents/recipes/ppo.yml: CartPoleNoVel-v1"
+    assert (shipped["n_envs"], shipped["n_epochs"], shipped["lr_schedule"], shipped["shared_core"]) == (8, 20, "linear", False)
+    assert config("--algo", "ppo", "--n-epochs", "3")["n_epochs"] == 3  # a flag overrides the recipe
+    assert config("--algo", "ppo", "--hyperparams", "none")["recipe"] == ""
+    assert config()["recipe"] == ""  # no a2c recipe is shipped
+    users = config("--algo", "ppo", "--hyperparams", str(zoo_file(tmp_path)))
+    assert users["recipe"].endswith("ppo_lstm.yml: CartPoleNoVel-v1") and users["memory"] == "lstm" and users["norm_reward"]
+    assert main(["train", "--env", "CartPoleNoVel-v1", "--hyperparams", str(tmp_path / "missing.yml"), "--print-config"]) == 2
+    assert "could not be read" in capsys.readouterr().err

@@ -38,6 +38,7 @@ what the agent sees or does in ways this library cannot reproduce: the entry is 
 from __future__ import annotations
 
 import ast
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -410,6 +411,10 @@ def read_hyperparams(path: str | Path, env_id: str, algo: str = "ppo") -> Recipe
 
 
 def shipped_recipe(algo: str, env_id: str) -> Recipe | None:
-    """The recipe fwm-rl ships for ``algo`` (``"a2c"``, ``"ppo"``) on ``env_id``, or None when there is none."""
+    """The recipe fwm-rl ships for ``algo`` (``"a2c"``, ``"ppo"``) on ``env_id``, or None when there is none; its source
+    reads ``fwm_rl/agents/recipes/{algo}.yml: ID``."""
     path = SHIPPED / f"{algo}.yml"
-    return find_recipe(path, env_id, algo) if path.is_file() else None
+    recipe = find_recipe(path, env_id, algo) if path.is_file() else None
+    if recipe is None:
+        return None  # (the source names the file inside the package, wherever it is installed)
+    return dataclasses.replace(recipe, source=recipe.source.replace(str(path), f"fwm_rl/agents/{SHIPPED.name}/{algo}.yml", 1))
