@@ -540,3 +540,21 @@ def test_every_form_equals_the_reference_from_the_equations(options, start, writ
     out, F = torch.cat(outs), mem.dense(S)
     for a, b in zip([out, F, *grads(out, F, x)], reference):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+
+
+def test_zero_output_starts_a_residual_agent_as_its_lstm():
+    """zero_output: W_o at zero, every other weight as the default initialisation draws it; the residual layer's output
+    is then the LSTM's alone, and the first gradient reaches W_o."""
+    torch.manual_seed(0)
+    default = FWMLSTM(5, 8, d_fwm=4, residual=True)
+    torch.manual_seed(0)
+    zero = FWMLSTM(5, 8, d_fwm=4, residual=True, zero_output=True)
+    for (name, a), (_, b) in zip(default.named_parameters(), zero.named_parameters()):
+        assert torch.equal(a, b) != name.startswith("memory.W_o"), name
+    assert not zero.memory.W_o.weight.any() and not zero.memory.W_o.bias.any()
+    x = torch.randn(6, 3, 5)
+    out, _ = zero(x, zero.initial_state(3))
+    h, _ = zero.lstm(x)
+    torch.testing.assert_close(out, h)
+    out.pow(2).sum().backward()
+    assert zero.memory.W_o.weight.grad.abs().sum() > 0

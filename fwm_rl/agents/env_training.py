@@ -89,7 +89,7 @@ RUN_OUTPUTS = (CHECKPOINT, CONFIG, RESULTS, "metrics.csv", "tb", f".{CHECKPOINT}
 ALGOS = ("a2c", "ppo")
 PPO_OPTIONS = ("n_epochs", "n_minibatches", "clip_range", "clip_range_vf", "target_kl", "clip_range_schedule")
 #: The options of the policy's layers around the core.
-POLICY_OPTIONS = ("net_arch", "features_net_arch", "activation_fn", "ortho_init", "shared_core", "log_std_init")
+POLICY_OPTIONS = ("net_arch", "features_net_arch", "activation_fn", "ortho_init", "shared_core", "log_std_init", "fwm_zero_output")
 #: How a learning rate or clip range moves over a run.
 SCHEDULES = ("constant", "linear")
 #: Largest number of PPO passes over one rollout.
@@ -166,6 +166,8 @@ class EnvTrainConfig(AgentConfig):
     enable_critic_lstm)"""
     log_std_init: float = 0.0
     """Box actions: the initial log standard deviation of the Gaussian"""
+    fwm_zero_output: bool = False
+    """the FWM's output projection W_o (eq. 8) starts at zero, so the agent starts as its LSTM (beyond the paper)"""
     stochastic_eval: bool = False
     """evaluate with actions sampled from the policy instead of its most likely ones"""
     recipe: str = ""
@@ -240,7 +242,8 @@ class EnvTrainConfig(AgentConfig):
     @property
     def policy_kwargs(self) -> dict[str, Any]:
         """The policy's keyword arguments: the core's (:class:`~fwm_rl.agents.config.AgentConfig`) and the heads'."""
-        return {**super().policy_kwargs, "net_arch": parse_net_arch(self.net_arch), "activation_fn": ACTIVATIONS[self.activation_fn],
+        core = {"zero_output": True} if self.memory == "fwm" and self.fwm_zero_output else {}
+        return {**super().policy_kwargs, **core, "net_arch": parse_net_arch(self.net_arch), "activation_fn": ACTIVATIONS[self.activation_fn],
                 "ortho_init": self.ortho_init, "shared_core": self.shared_core, "log_std_init": self.log_std_init,
                 "features_net_arch": parse_layers("features_net_arch", self.features_net_arch)}
 

@@ -22,7 +22,7 @@ The keys and their fields:
   ``memory`` lstm; fwm-rl's ``FwmPolicy``, ``LstmPolicy``, ``GruPolicy`` set fwm, lstm, gru; the Zoo's
   feed-forward policies (``MlpPolicy``, ``CnnPolicy``, ``MultiInputPolicy``) leave the run's memory as it is
 - ``policy_kwargs`` (see :data:`POLICY_KWARGS`): ``ortho_init``, ``activation_fn`` (``nn.ReLU``, ...),
-  ``lstm_hidden_size`` -> ``hidden_size``, ``net_arch`` (``[64, 64]`` and ``dict(pi=[64, 64], vf=[64, 64])`` ->
+  ``lstm_hidden_size`` -> ``hidden_size``, ``zero_output`` -> ``fwm_zero_output``, ``net_arch`` (``[64, 64]`` and ``dict(pi=[64, 64], vf=[64, 64])`` ->
   ``"64,64"``, ``dict(pi=[64], vf=[64, 64])`` -> ``"pi=64;vf=64,64"``), ``log_std_init``, ``n_lstm_layers`` (1 only);
   ``enable_critic_lstm`` True -> ``shared_core`` False (a critic core of its own), ``shared_lstm`` True or both False
   -> ``shared_core`` True (a key not given: sb3-contrib's default, ``shared_lstm`` False, ``enable_critic_lstm`` True
@@ -254,6 +254,7 @@ POLICY_KWARGS: dict[str, Callable[[str, Any, dict[str, Any]], None]] = {
     "n_reads": _set("n_reads", _integer),
     "net_arch": _set("net_arch", _net_arch),
     "features_net_arch": _set("features_net_arch", _layers),
+    "zero_output": _set("fwm_zero_output", _flag),
     "log_std_init": _set("log_std_init", _number),
     "n_lstm_layers": _n_lstm_layers,
     "enable_critic_lstm": _set("enable_critic_lstm", _flag),

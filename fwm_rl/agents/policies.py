@@ -472,6 +472,7 @@ class FwmPolicy(RecurrentActorCriticPolicy):
         tanh_first_query: bool = False,
         tanh_read_keys: bool = False,
         impl: str = "auto",
+        zero_output: bool = False,
     ) -> nn.Module:
         return FWMLSTM(
             input_size,
@@ -484,6 +485,7 @@ class FwmPolicy(RecurrentActorCriticPolicy):
             tanh_first_query=tanh_first_query,  # the authors' meta-RL cell has no tanh on the
             tanh_read_keys=tanh_read_keys,  # first query nor on the read keys
             impl=impl,  # "step": the reference recurrence instead of the chunked form (speed comparisons)
+            zero_output=zero_output,  # W_o at zero: the agent starts as its LSTM (beyond the paper)
         )
 
     def forward(

@@ -45,6 +45,8 @@ class FastWeightMemory(nn.Module):
         tanh_read_keys: apply ``tanh`` to ``e^(i)`` as eq. 6 says; the authors' meta-RL code does not.
         chunk_size: steps per chunk of the chunked form (``None``: :meth:`default_chunk_size`).
         impl: ``"auto"``, ``"step"`` (reference) or ``"chunked"``.
+        zero_output: initialise ``W_o`` (eq. 8) at zero (beyond the paper): the memory's output starts at 0, so a
+            residual agent (:class:`FWMLSTM` with ``residual=True``) starts as its LSTM alone and learns what to read.
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class FastWeightMemory(nn.Module):
         tanh_read_keys: bool = True,
         chunk_size: int | None = None,
         impl: str = "auto",
+        zero_output: bool = False,
     ):
         super().__init__()
         output_size = input_size if output_size is None else output_size
@@ -80,6 +83,9 @@ class FastWeightMemory(nn.Module):
         bound = (6.0 / (input_size + d)) ** 0.5  # the authors' uniform init of the projections
         nn.init.uniform_(self.W_write.weight, -bound, bound)
         nn.init.uniform_(self.W_read.weight, -bound, bound)
+        if zero_output:
+            nn.init.zeros_(self.W_o.weight)
+            nn.init.zeros_(self.W_o.bias)
 
     # ------------------------------------------------------------------ state
     def state_shape(self, batch_size: int) -> tuple[int, ...]:
