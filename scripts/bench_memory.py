@@ -175,7 +175,7 @@ def plot_mmer(task: str, curves: dict[str, list[dict[int, float]]], path: Path) 
         x, values = np.array(steps)[kept], values[:, kept]
         (line,) = ax.plot(x, values.mean(axis=0), marker="o", markersize=3, label=f"{memory} ({len(runs)} seeds)")
         ax.fill_between(x, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.set_title(f"{task_name(task)}: MMER (mean over seeds, min-max band)")
+    ax.set_title(f"{task_name(task)}: MMER\n(mean over seeds, min-max band)", fontsize=10)
     ax.set_xlabel("environment steps")
     ax.set_ylabel("highest mean training return so far")
     ax.grid(alpha=0.3)
