@@ -46,6 +46,8 @@ from typing import Any
 
 import yaml
 
+from fwm_rl.agents.policies import ACTIVATIONS as POLICY_ACTIVATIONS
+
 __all__ = [
     "ACTIVATIONS", "KEYS", "LSTM_POLICY_DEFAULTS", "ZOO_DEFAULTS", "POLICIES", "POLICY_KWARGS", "SHIPPED", "Recipe", "find_recipe", "read_hyperparams",
     "shipped_recipe",
@@ -72,8 +74,8 @@ POLICIES: dict[str, str | None] = {
     "MlpLstmPolicy": "lstm", "CnnLstmPolicy": "lstm", "MultiInputLstmPolicy": "lstm",
     "FwmPolicy": "fwm", "LstmPolicy": "lstm", "GruPolicy": "gru",
 }  # fmt: skip
-#: torch's activation classes -> ``activation_fn``'s names.
-ACTIVATIONS = {"Tanh": "tanh", "ReLU": "relu", "ELU": "elu", "LeakyReLU": "leaky_relu", "GELU": "gelu", "SiLU": "silu"}
+#: torch's activation class names -> ``activation_fn``'s names (the inverse of the policies' table, so the two cannot drift).
+ACTIVATIONS = {cls.__name__: name for name, cls in POLICY_ACTIVATIONS.items()}
 #: The modules an activation class may be named from in a ``policy_kwargs`` string.
 _NN = ("nn", "th.nn", "torch.nn")
 #: The ``normalize`` keys (the Zoo's ``VecNormalize`` arguments) and their fields.
