@@ -43,8 +43,9 @@ import torch
 from matplotlib.figure import Figure
 
 from fwm_rl.agents.config import CONFIG, MEMORIES
-from fwm_rl.agents.env_training import EnvTrainConfig, check_env_id, read_env_checkpoint, train_env_run
+from fwm_rl.agents.env_training import EnvTrainConfig, check_env_id
 from fwm_rl.agents.hyperparams import Recipe, read_hyperparams, shipped_recipe
+from fwm_rl.agents.training import read_run_checkpoint, train_run
 from fwm_rl.engine import CHECKPOINT, RESULTS, code_revision, read_curve, recorded_results, save_figure
 
 TASKS = ("CartPoleNoVel-v1", "PendulumNoVel-v1", "popgym:popgym-RepeatPreviousEasy-v0",
@@ -102,7 +103,7 @@ def stored_run(cfg: EnvTrainConfig, run_dir: Path) -> str:
         return "read"
     if not (run_dir / CHECKPOINT).is_file():
         return "train"
-    done = read_env_checkpoint(run_dir)[0]["step"]
+    done = read_run_checkpoint(run_dir)[0]["step"]
     if done > cfg.planned_timesteps:
         raise ValueError(f"{run_dir} holds a run of {done} environment steps, more than the {cfg.planned_timesteps} "
                          "asked: give --steps to match, or another --runs")
@@ -236,7 +237,7 @@ def run(planned: PlannedRun) -> dict[str, Any]:
     """Train (or resume) the run ``planned`` unless its results are there, and return its row of results.csv."""
     cfg, run_dir = planned.cfg, planned.run_dir
     if planned.todo != "read":
-        train_env_run(cfg, run_dir, resume=planned.todo == "resume", overwrite=planned.todo == "train")
+        train_run(cfg, run_dir, resume=planned.todo == "resume", overwrite=planned.todo == "train")
     results = json.loads((run_dir / RESULTS).read_text())
     return {"task": cfg.env_id, "memory": cfg.memory, "seed": cfg.seed, "recipe": cfg.recipe,
             **{key: results[key] for key in RESULT_KEYS}}

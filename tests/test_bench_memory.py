@@ -64,7 +64,7 @@ def test_benchmark_writes_its_results_and_reads_finished_runs(bench, tmp_path, c
         raise AssertionError("a finished run was trained again")
 
     before = (out / "results.csv").read_text()
-    monkeypatch.setattr(bench, "train_env_run", refuse)
+    monkeypatch.setattr(bench, "train_run", refuse)
     assert bench.main(argv) == 0
     assert (out / "results.csv").read_text() == before
     assert capsys.readouterr().out.count("(read from its results.json)") == 2

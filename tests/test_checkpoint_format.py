@@ -18,7 +18,7 @@ import torch
 from test_babi import write_variant
 from test_lm import write_corpus
 
-from fwm_rl.agents.env_training import load_env_policy, make_eval_env
+from fwm_rl.agents.env_training import make_eval_env
 from fwm_rl.agents.training import load_policy
 from fwm_rl.babi import load_model as load_babi_model
 from fwm_rl.babi.trainer import CatbAbITrainer
@@ -87,7 +87,7 @@ def test_old_a2c_runs_load_and_resume(tmp_path):
 @pytest.mark.parametrize("version", [1, 2])
 def test_old_env_runs_load_and_evaluate(version):
     with trusted_checkpoints():
-        policy, cfg, ckpt = load_env_policy(DATA / f"checkpoints-format{version}" / "a2c-env", "cpu")
+        policy, cfg, ckpt = load_policy(DATA / f"checkpoints-format{version}" / "a2c-env", "cpu")
     assert cfg.env_id == "CartPoleNoVel-v1" and ckpt["step"] == 64
     env = make_eval_env(ckpt, 1, seed=0)  # with the run's frozen observation statistics
     assert env.reset().shape == (1, 2)

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from fwm_rl.agents.env_training import load_env_policy
 from fwm_rl.agents.training import load_policy
 from fwm_rl.babi import load_model as load_babi_model
 from fwm_rl.cli import main
@@ -87,7 +86,7 @@ def test_no_command_runs_the_code_in_a_checkpoint(command, tmp_path, capsys):
 
 LOADERS = {
     "load_policy": ("a2c", lambda r: load_policy(r, "cpu")),
-    "load_env_policy": ("a2c-env", lambda r: load_env_policy(r, "cpu")),
+    "load_policy (an --env run)": ("a2c-env", lambda r: load_policy(r, "cpu")),
     "babi.load_model": ("catbabi", lambda r: load_babi_model(r, device="cpu")),
     "lm.load_model": ("lm", lambda r: load_lm_model(r, "cpu")),
     "engine.read_checkpoint": ("lm", lambda r: read_checkpoint(r / "checkpoint.pt", "lm")),

@@ -19,14 +19,11 @@ from fwm_rl.agents.env_training import (
     EnvTrainConfig,
     check_env_id,
     evaluate_env,
-    load_env_policy,
     make_env,
     make_eval_env,
     make_model,
-    read_env_checkpoint,
-    train_env_run,
 )
-from fwm_rl.agents.training import train_run
+from fwm_rl.agents.training import load_policy, read_run_checkpoint, train_run
 from fwm_rl.cli import main
 from fwm_rl.envs import HideVelocity
 
@@ -128,7 +125,7 @@ def load_env_policy_free(env_id: str):
 @pytest.mark.parametrize("memory", ["fwm", "lstm", "gru"])
 def test_train_resume_and_eval(tmp_path, memory, capsys):
     cfg = EnvTrainConfig(env_id="CartPoleNoVel-v1", memory=memory, **TINY)
-    summary = train_env_run(cfg, tmp_path / "run", show_progress=False)
+    summary = train_run(cfg, tmp_path / "run", show_progress=False)
     assert summary.timesteps == 128 and summary.eval_episodes == 4 and summary.label.endswith("on CartPoleNoVel-v1")
     assert [r["step"] for r in rows(tmp_path / "run")] == ["64", "128"]
     assert json.loads((tmp_path / "run" / "results.json").read_text())["eval_return"] == summary.eval_return
@@ -139,7 +136,7 @@ def test_train_resume_and_eval(tmp_path, memory, capsys):
     assert "| agent | steps |" in capsys.readouterr().out
     assert main(["train", "--resume", str(tmp_path / "run"), "--lr", "0.1"]) == 2
     assert "only --total-timesteps, --device, --time-budget and --final-eval-episodes may change (drop --lr)" in capsys.readouterr().err
-    policy, loaded, _ = load_env_policy(tmp_path / "run")
+    policy, loaded, _ = load_policy(tmp_path / "run")
     assert loaded == dataclasses.replace(cfg, total_timesteps=192) and isinstance(policy, torch.nn.Module)
     assert main(["eval", str(tmp_path / "run")]) == 0
     assert "on CartPoleNoVel-v1" in capsys.readouterr().out
@@ -150,16 +147,16 @@ def test_train_resume_and_eval(tmp_path, memory, capsys):
 
 
 def test_dict_observations_and_the_native_graph_env(tmp_path):
-    train_env_run(EnvTrainConfig(env_id="TestDictCue-v0", **TINY), tmp_path / "dict", show_progress=False)
-    summary = train_env_run(EnvTrainConfig(env_id="FWMGraph-v0", **{**TINY, "n_steps": 30, "total_timesteps": 240, "eval_every": 120}),
+    train_run(EnvTrainConfig(env_id="TestDictCue-v0", **TINY), tmp_path / "dict", show_progress=False)
+    summary = train_run(EnvTrainConfig(env_id="FWMGraph-v0", **{**TINY, "n_steps": 30, "total_timesteps": 240, "eval_every": 120}),
                             tmp_path / "graph", show_progress=False)
     assert summary.timesteps == 240 and np.isfinite(summary.eval_return)
 
 
 def test_observations_are_normalised_by_stored_statistics(tmp_path):
     cfg = EnvTrainConfig(env_id="CartPoleNoVel-v1", memory="lstm", **TINY)
-    train_env_run(cfg, tmp_path / "run", show_progress=False)
-    ckpt, loaded = read_env_checkpoint(tmp_path / "run")
+    train_run(cfg, tmp_path / "run", show_progress=False)
+    ckpt, loaded = read_run_checkpoint(tmp_path / "run")
     rms = ckpt["task"]["obs_rms"]
     assert loaded.normalizes_obs(gym.spaces.Box(-1, 1, (2,))) and rms["mean"].shape == (2,) and rms["count"] > 128  # every training step counted
     # evaluation uses the frozen statistics: its observations are the raw ones standardised
@@ -167,11 +164,11 @@ def test_observations_are_normalised_by_stored_statistics(tmp_path):
     mean, var = rms["mean"].numpy(), rms["var"].numpy()  # (float64 tensors in the checkpoint: it holds no NumPy objects)
     np.testing.assert_allclose(frozen.reset(), np.clip((raw.reset() - mean) / np.sqrt(var + 1e-8), -10, 10), rtol=1e-5)
     # resuming continues the statistics
-    train_env_run(dataclasses.replace(cfg, total_timesteps=192), tmp_path / "run", resume=True, show_progress=False)
-    assert read_env_checkpoint(tmp_path / "run")[0]["task"]["obs_rms"]["count"] > rms["count"] + 63
+    train_run(dataclasses.replace(cfg, total_timesteps=192), tmp_path / "run", resume=True, show_progress=False)
+    assert read_run_checkpoint(tmp_path / "run")[0]["task"]["obs_rms"]["count"] > rms["count"] + 63
     # off on request, and never for the graph task (one-hot observations)
-    train_env_run(dataclasses.replace(cfg, normalize_obs=False), tmp_path / "raw", show_progress=False)
-    assert read_env_checkpoint(tmp_path / "raw")[0]["task"]["obs_rms"] is None
+    train_run(dataclasses.replace(cfg, normalize_obs=False), tmp_path / "raw", show_progress=False)
+    assert read_run_checkpoint(tmp_path / "raw")[0]["task"]["obs_rms"] is None
     graph_obs, _ = check_env_id("FWMGraph-v0")
     assert not EnvTrainConfig(env_id="FWMGraph-v0").normalizes_obs(graph_obs)
     assert EnvTrainConfig(env_id="CartPoleNoVel-v1").normalizes_obs(graph_obs)  # (a Box of another id)
@@ -180,33 +177,33 @@ def test_observations_are_normalised_by_stored_statistics(tmp_path):
     old = {"kind": "a2c-env", "config": {k: v for k, v in ckpt["configs"]["train"].items() if k != "normalize_obs"}, "timesteps": ckpt["step"],
            "policy": ckpt["model"], "optimizer": ckpt["optimizer"], "train_seconds": 1.0, "train_return": 0.0}
     torch.save(old, tmp_path / "old.pt")
-    old, loaded = read_env_checkpoint(tmp_path / "old.pt")
+    old, loaded = read_run_checkpoint(tmp_path / "old.pt")
     assert not loaded.normalize_obs and not isinstance(make_eval_env(old, 2), VecNormalize)
 
 
 def test_refusals(tmp_path, monkeypatch):
     cfg = EnvTrainConfig(env_id="CartPoleNoVel-v1", **TINY)
-    train_env_run(cfg, tmp_path / "run", show_progress=False)
+    train_run(cfg, tmp_path / "run", show_progress=False)
     # a graph-task run cannot resume an --env run's checkpoint: the message names what it is
     with pytest.raises(ValueError, match="is a checkpoint of an A2C or PPO run on a Gymnasium env"):
         train_run(TrainConfig(name="fwm", steps=2, n_envs=4, device="cpu"), tmp_path / "run", resume=True, show_progress=False)
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ValueError, match="trains in one process; start it without torchrun"):
-        train_env_run(cfg, tmp_path / "other", show_progress=False)
+        train_run(cfg, tmp_path / "other", show_progress=False)
 
 
 def test_time_budget_stops_after_the_update_that_spends_it(tmp_path):
     # one update is 64 steps; the logs would come every 128: the run stops after its first update, logged and saved
     cfg = EnvTrainConfig(env_id="CartPoleNoVel-v1", time_budget=1e-6, **{**TINY, "eval_every": 128})
-    summary = train_env_run(cfg, tmp_path / "run", show_progress=False)
+    summary = train_run(cfg, tmp_path / "run", show_progress=False)
     assert summary.stopped_by_time_budget and summary.timesteps == 64
     assert [row["step"] for row in rows(tmp_path / "run")] == ["64"]
-    assert read_env_checkpoint(tmp_path / "run")[0]["step"] == 64
+    assert read_run_checkpoint(tmp_path / "run")[0]["step"] == 64
 
 
 def test_logs_at_the_first_update_past_each_interval(tmp_path):
     # updates of 64 steps, logs every 100: at 128, 256 (the update past 200), 320 (the last)
-    train_env_run(EnvTrainConfig(env_id="CartPoleNoVel-v1", **{**TINY, "total_timesteps": 300, "eval_every": 100}),
+    train_run(EnvTrainConfig(env_id="CartPoleNoVel-v1", **{**TINY, "total_timesteps": 300, "eval_every": 100}),
                   tmp_path / "run", show_progress=False)
     assert [row["step"] for row in rows(tmp_path / "run")] == ["128", "256", "320"]
 
@@ -246,7 +243,7 @@ def test_graph_training_ids_select_the_graph_trainer(capsys):
 
 def test_resuming_a_finished_env_run_says_so_and_changes_nothing(tmp_path, capsys):
     run = tmp_path / "run"
-    train_env_run(EnvTrainConfig(env_id="CartPoleNoVel-v1", **TINY), run, show_progress=False)
+    train_run(EnvTrainConfig(env_id="CartPoleNoVel-v1", **TINY), run, show_progress=False)
     files = lambda: {path: path.read_bytes() for path in run.rglob("*") if path.is_file() and not path.name.startswith(".")}  # noqa: E731
     before = files()
     for _ in range(2):
@@ -268,14 +265,14 @@ def test_ppo_from_the_command_line(tmp_path, capsys):
     for algo, extra, steps_per_rollout in (("ppo", ["--n-epochs", "3", "--n-minibatches", "2"], 6), ("a2c", [], 1)):
         run = tmp_path / algo
         assert main(["train", "--env", "CartPoleNoVel-v1", "--algo", algo, *extra, *tiny, "--out", str(run)]) == 0
-        ckpt, cfg = read_env_checkpoint(run)
+        ckpt, cfg = read_run_checkpoint(run)
         assert cfg.algo == algo and isinstance(make_model(cfg, make_env(cfg.env_id, 4), torch.device("cpu")),
                                                RecurrentPPO if algo == "ppo" else RecurrentA2C)
         adam_steps = {int(s["step"]) for s in ckpt["optimizer"]["state"].values()}
         assert adam_steps == {2 * steps_per_rollout}  # two rollouts of 4 x 16 steps
     assert "(PPO)" in capsys.readouterr().out
     assert main(["train", "--resume", str(tmp_path / "ppo"), "--total-timesteps", "192", "--no-progress"]) == 0
-    assert read_env_checkpoint(tmp_path / "ppo")[0]["step"] == 192
+    assert read_run_checkpoint(tmp_path / "ppo")[0]["step"] == 192
     assert main(["eval", str(tmp_path / "ppo")]) == 0
     capsys.readouterr()
     for argv, message in (

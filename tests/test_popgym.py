@@ -8,7 +8,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from fwm_rl.agents.env_training import EnvTrainConfig, load_env_policy, make_env, train_env_run
+from fwm_rl.agents.env_training import EnvTrainConfig, make_env
+from fwm_rl.agents.training import load_policy, train_run
 
 popgym = pytest.importorskip("popgym")
 
@@ -21,9 +22,9 @@ ALL = sorted(env_id for env_id in gym.registry if env_id.startswith("popgym-"))
 def tiny_run(tmp_path, env_id: str, memory: str):
     cfg = EnvTrainConfig(env_id=f"popgym:{env_id}", memory=memory, algo="ppo", hidden_size=8, d_fwm=4, n_envs=2, n_steps=8,
                          n_minibatches=2, total_timesteps=32, eval_every=16, eval_episodes=1, final_eval_episodes=1)
-    summary = train_env_run(cfg, tmp_path / env_id / memory, show_progress=False)
+    summary = train_run(cfg, tmp_path / env_id / memory, show_progress=False)
     assert summary.timesteps == 32 and np.isfinite(summary.eval_return)
-    policy, _, _ = load_env_policy(tmp_path / env_id / memory)
+    policy, _, _ = load_policy(tmp_path / env_id / memory)
     env = make_env(cfg.env_id, 2, seed=0)
     actions, _ = policy.predict(env.reset(), deterministic=True)
     env.step(actions)

@@ -12,8 +12,9 @@ from stable_baselines3.common.torch_layers import CombinedExtractor, NatureCNN
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from fwm_rl.agents import RecurrentA2C, RecurrentPPO
-from fwm_rl.agents.env_training import EnvTrainConfig, load_env_policy, make_env, parse_net_arch, train_env_run
+from fwm_rl.agents.env_training import EnvTrainConfig, make_env, parse_net_arch
 from fwm_rl.agents.policies import ActorCriticCores, LstmPolicy
+from fwm_rl.agents.training import load_policy, train_run
 from fwm_rl.envs import sb3_compatible
 
 SMALL = {"FwmPolicy": {"hidden_size": 8, "d_fwm": 4}, "LstmPolicy": {"hidden_size": 8}, "GruPolicy": {"hidden_size": 8}}
@@ -176,9 +177,9 @@ def test_env_runs_train_save_load_and_predict(tmp_path, observation, action, mem
     cfg = EnvTrainConfig(env_id=env_id, memory=memory, hidden_size=8, d_fwm=4, algo="ppo", n_envs=2, n_steps=6,
                          n_minibatches=2, total_timesteps=24, eval_every=12, eval_episodes=2, final_eval_episodes=2,
                          norm_reward=True, lr_schedule="linear", clip_range_schedule="linear", net_arch="8", shared_core=False)
-    summary = train_env_run(cfg, tmp_path / "run", show_progress=False)
+    summary = train_run(cfg, tmp_path / "run", show_progress=False)
     assert summary.timesteps == 24 and summary.eval_deterministic and np.isfinite(summary.mmer)
-    policy, stored, ckpt = load_env_policy(tmp_path / "run")
+    policy, stored, ckpt = load_policy(tmp_path / "run")
     assert stored == cfg
     env = make_env(env_id, 2, seed=3)
     obs, state = env.reset(), None

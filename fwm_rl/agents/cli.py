@@ -18,11 +18,7 @@ from fwm_rl.agents.env_training import (
     EnvTrainConfig,
     check_env_id,
     evaluate_env,
-    finished_env_run,
-    load_env_policy,
     make_eval_env,
-    read_env_checkpoint,
-    train_env_run,
 )
 from fwm_rl.agents.evaluation import trial_returns
 from fwm_rl.agents.explain import explain_figure
@@ -36,6 +32,7 @@ from fwm_rl.agents.training import (
     load_policy,
     read_run_checkpoint,
     results_table,
+    resume_finished,
     run_dirs,
     train_preset,
     train_run,
@@ -162,7 +159,7 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"recipe: {recipe.source}" + "".join(f"\n  {note}" for note in recipe.notes) if recipe else
               f"recipe: fwm-rl's defaults (none {'given' if args.hyperparams else f'shipped for {algo} on {args.env}'})")
         print(f"training {cfg.label}: {budget} -> {out}")
-        print(env_results_table([train_env_run(cfg, out, show_progress=show, overwrite=args.overwrite)]), end="")
+        print(env_results_table([train_run(cfg, out, show_progress=show, overwrite=args.overwrite)]), end="")
         return 0
     wrong = [k for k in typed if k in ENV_ONLY] + (["hyperparams"] if args.hyperparams is not None else [])
     if wrong:
@@ -227,13 +224,13 @@ def _resume(path: Path, options: dict, args: argparse.Namespace, show: bool | No
         raise ValueError(f"--resume continues the stored configuration; only {resumable_flags(config)} may change "
                          f"(drop {', '.join(map(flag, fixed))})")
     if env_run:
-        ckpt, stored = read_env_checkpoint(path)
+        ckpt, stored = read_run_checkpoint(path)
         cfg = stored.resumed(**options)
-        finished = finished_env_run(cfg, path, ckpt)
+        finished = resume_finished(cfg, path, ckpt)
         if finished is not None:  # (said before anything else)
             raise finished
         print(f"resuming {cfg.label}: {cfg.budget} -> {path}")
-        print(env_results_table([train_env_run(cfg, path, resume=True, show_progress=show)]), end="")
+        print(env_results_table([train_run(cfg, path, resume=True, show_progress=show)]), end="")
         return
     if (path / RUNS).exists():
         # A run that has a checkpoint continues under the settings it was trained with (its checkpoint's);
@@ -278,7 +275,7 @@ def _eval_env_run(args: argparse.Namespace) -> int:
     """``fwm-rl eval`` of an ``--env`` run: its final evaluation, done again with ``--seed``."""
     if args.pretrained is not None or args.split is not None:
         raise ValueError(f"{args.run_dir} is a run on a Gymnasium env (fwm-rl train --env): --split and --pretrained belong to the graph task")
-    policy, cfg, ckpt = load_env_policy(args.run_dir, args.device)
+    policy, cfg, ckpt = load_policy(args.run_dir, args.device)
     env = make_eval_env(ckpt, min(cfg.n_envs, cfg.final_eval_episodes), seed=args.seed)
     mean, sem = evaluate_env(policy, env, cfg.final_eval_episodes, args.deterministic or not cfg.stochastic_eval)
     print(f"{'agent':40s} {'mean return':>12s} {'std. error':>11s} {'episodes':>9s}")

@@ -1,21 +1,20 @@
-"""Recurrent A2C on any Gymnasium environment (``fwm-rl train --env ID``).
+"""Recurrent A2C and PPO on any Gymnasium environment (``fwm-rl train --env ID``): the run's configuration
+(:class:`EnvTrainConfig`), its environments and its task for the one trainer (:class:`EnvTask`,
+:func:`~fwm_rl.agents.training.train_run`).
 
-The paper's graph task has its own trainer (:mod:`fwm_rl.agents.training`: 600 agents on 600
-training graphs, test graphs at every log). This one trains :class:`~fwm_rl.agents.RecurrentA2C`
-or :class:`~fwm_rl.agents.RecurrentPPO` with an FWM, LSTM or GRU core on any registered environment whose spaces
-stable-baselines3 takes (observations: ``Box`` of any shape, ``Discrete``, ``MultiDiscrete``, ``MultiBinary``,
-``Dict``, and ``Tuple`` mapped to a ``Dict`` by :func:`~fwm_rl.envs.sb3_compatible`; actions: ``Discrete``, ``Box``,
-``MultiDiscrete``, ``MultiBinary``), for comparing memories on
-other tasks: ``n_envs`` copies of the env (SB3's ``make_vec_env``, with ``Monitor``), updates on
-rollouts of ``n_steps`` steps, gradients through each rollout from the memory state it started
-with (:meth:`~fwm_rl.agents.RecurrentA2C.update`, on the engine's ``train_loop``). At the first update that
-reaches each multiple of ``eval_every`` environment steps the run logs the mean return of the training
-episodes that ended since the last log and of ``eval_episodes`` fresh evaluation episodes
-(``metrics.csv``, TensorBoard) and writes ``checkpoint.pt``; at the end ``results.json`` holds an
-evaluation over ``final_eval_episodes`` episodes (deterministic actions unless ``stochastic_eval``, as the RL Zoo
-reports) and the run's MMER, POPGym's metric: the maximum over the logs of the mean return of the training episodes. The ids of the graph task other than the
-training sets run on the native batched env for fresh graphs (``FWMGraph-v0``), on copies of the
-single env for a fixed set (``FWMGraphTest-v0``, ...). It runs in one process (not under ``torchrun``).
+A run trains :class:`~fwm_rl.agents.RecurrentA2C` or :class:`~fwm_rl.agents.RecurrentPPO` with an FWM, LSTM or GRU core
+on any registered environment whose spaces stable-baselines3 takes (observations: ``Box`` of any shape, ``Discrete``,
+``MultiDiscrete``, ``MultiBinary``, ``Dict``, and ``Tuple`` mapped to a ``Dict`` by :func:`~fwm_rl.envs.sb3_compatible`;
+actions: ``Discrete``, ``Box``, ``MultiDiscrete``, ``MultiBinary``), for comparing memories on other tasks: ``n_envs``
+copies of the env (SB3's ``make_vec_env``, with ``Monitor``), updates on rollouts of ``n_steps`` steps, gradients
+through each rollout from the memory state it started with (:meth:`~fwm_rl.agents.RecurrentA2C.update`). At the first
+update that reaches each multiple of ``eval_every`` environment steps the run logs the mean return of the training
+episodes that ended since the last log and of ``eval_episodes`` fresh evaluation episodes (``metrics.csv``,
+TensorBoard) and writes ``checkpoint.pt``; at the end ``results.json`` holds an evaluation over
+``final_eval_episodes`` episodes (deterministic actions unless ``stochastic_eval``, as the RL Zoo reports) and the
+run's MMER, POPGym's metric: the maximum over the logs of the mean return of the training episodes. The ids of the
+graph task other than the training sets run on the native batched env for fresh graphs (``FWMGraph-v0``), on copies
+of the single env for a fixed set (``FWMGraphTest-v0``, ...). It runs in one process (not under ``torchrun``).
 
 Defaults: ``gamma`` 0.99, ``vf_coef`` 0.5 and ``max_grad_norm`` 0.5 as in stable-baselines3's
 A2C, with its PPO's GAE (``gae_lambda`` 0.95) and a small entropy bonus (``ent_coef`` 0.01), Adam,
@@ -25,11 +24,9 @@ and the paper's FWM sizes.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -47,44 +44,24 @@ from stable_baselines3.common.preprocessing import (
 )
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.type_aliases import Schedule
-from stable_baselines3.common.utils import ConstantSchedule, LinearSchedule
+from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize, VecTransposeImage
 
 from fwm_rl.agents.a2c import RecurrentA2C
-from fwm_rl.agents.config import CONFIG, MAX_COEF, MEMORIES, AgentConfig, check_recipe
+from fwm_rl.agents.config import MAX_COEF, MEMORIES, AgentConfig, check_recipe
 from fwm_rl.agents.policies import ACTION_SPACES, ACTIVATIONS, RecurrentActorCriticPolicy
 from fwm_rl.agents.ppo import RecurrentPPO
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
 from fwm_rl.checks import MAX_LENGTH, MAX_STREAMS, MAX_UNITS, at_most, check_choice, check_ints, check_real, check_reals
-from fwm_rl.distributed import DistContext, hold_run_folder
-from fwm_rl.engine import (
-    CHECKPOINT,
-    RESULTS,
-    RunClaim,
-    RunFinished,
-    RunLogger,
-    atomic_save,
-    checkpoint_file,
-    finished_run,
-    load_weights,
-    make_checkpoint,
-    progress,
-    read_checkpoint,
-    recorded_results,
-    resolve_device,
-    run_record,
-    set_seed,
-    train_loop,
-)
+from fwm_rl.distributed import DistContext
+from fwm_rl.engine import recorded_results
 from fwm_rl.envs import ENV_IDS, sb3_compatible
 
 __all__ = [
-    "ALGOS", "POLICY_OPTIONS", "PPO_OPTIONS", "SCHEDULES", "EnvRunSummary", "EnvTrainConfig", "check_env_id", "evaluate_env", "finished_env_run", "load_env_policy", "make_env", "make_eval_env",
-    "normalized", "parse_layers", "parse_net_arch", "train_env_run",
+    "ALGOS", "POLICY_OPTIONS", "PPO_OPTIONS", "SCHEDULES", "EnvRunSummary", "EnvTask", "EnvTrainConfig", "check_env_id", "evaluate_env",
+    "make_env", "make_eval_env", "make_model", "normalized", "parse_layers", "parse_net_arch",
 ]  # fmt: skip
 
-#: What a run writes into its folder (what ``overwrite`` replaces).
-RUN_OUTPUTS = (CHECKPOINT, CONFIG, RESULTS, "metrics.csv", "tb", f".{CHECKPOINT}.*.tmp")
 #: The algorithms of an ``--env`` run, and the options only PPO has.
 ALGOS = ("a2c", "ppo")
 PPO_OPTIONS = ("n_epochs", "n_minibatches", "clip_range", "clip_range_vf", "target_kl", "clip_range_schedule")
@@ -445,27 +422,6 @@ def make_model(cfg: EnvTrainConfig, env: VecEnv, device: torch.device) -> Recurr
     return model
 
 
-def read_env_checkpoint(run_dir: str | Path) -> tuple[dict, EnvTrainConfig]:
-    """The latest checkpoint of an ``--env`` run (a run folder or its ``checkpoint.pt``) and its configuration.
-
-    The checkpoint (:func:`~fwm_rl.engine.make_checkpoint`, kind ``a2c-env``): ``step`` is the environment steps
-    done, ``model`` the policy's weights, ``task`` the last interval's ``train_return`` and the observation
-    statistics ``obs_rms`` (``None`` without ``normalize_obs``)."""
-    ckpt = read_checkpoint(checkpoint_file(run_dir), "a2c-env")
-    # (runs from before normalize_obs existed did not normalise)
-    return ckpt, EnvTrainConfig.from_dict({"normalize_obs": False, **ckpt["configs"]["train"]})
-
-
-def load_env_policy(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[RecurrentActorCriticPolicy, EnvTrainConfig, dict]:
-    """The policy of an ``--env`` run's latest checkpoint, the run's configuration and the checkpoint itself (as
-    :func:`~fwm_rl.agents.training.load_policy` for the graph task)."""
-    ckpt, cfg = read_env_checkpoint(run_dir)
-    obs_space, action_space = check_env_id(cfg.env_id)
-    policy = MEMORIES[cfg.memory](obs_space, action_space, ConstantSchedule(cfg.lr), **cfg.policy_kwargs)
-    load_weights(policy, ckpt["model"], run_dir)
-    return policy.to(resolve_device(device)), cfg, ckpt
-
-
 # ------------------------------------------------------------------------ runs
 @dataclass
 class EnvRunSummary:
@@ -486,123 +442,79 @@ class EnvRunSummary:
     record: dict[str, Any]
 
 
-class _EnvRun:
-    """An ``--env`` run as the engine's :class:`~fwm_rl.engine.LoopTask`: a step is one update (a rollout of
+class EnvTask:
+    """An ``--env`` run as the trainer's :class:`~fwm_rl.agents.training.TrainTask`: a step is one update (a rollout of
     ``n_steps`` steps in each of the ``n_envs`` copies, episodes continuing across updates), counted in environment
-    steps. At the first update that reaches each multiple of ``eval_every`` the run logs the mean return of the
-    training episodes that ended since the last log and of ``eval_episodes`` evaluation episodes, and writes the
-    checkpoint."""
+    steps. Its evaluation hook logs the mean return of the training episodes that ended since the last log (the MMER
+    keeps their best) and of ``eval_episodes`` evaluation episodes; the final evaluation plays ``final_eval_episodes``.
+    A resumed run starts new episodes, from seeds of (seed, steps done), and continues its observation statistics."""
 
-    def __init__(self, cfg: EnvTrainConfig, model: RecurrentA2C, env: VecEnv, eval_env: VecEnv, run_dir: Path,
-                 logger: RunLogger, bar, train_seconds: float, mmer: float):
-        self.cfg, self.model, self.env, self.eval_env, self.run_dir, self.logger, self.bar = cfg, model, env, eval_env, run_dir, logger, bar
-        self.step, self.train_seconds = model.num_timesteps, train_seconds
-        self.mmer = mmer
-        self._log_ended = False
+    kind, unit, budget_flag, speed_name, env_steps_per_unit, data_parallel = (
+        "a2c-env", "environment steps", "--total-timesteps", "steps_per_second", 1, False)
 
-    def advance(self) -> None:
-        self.model.update(self.cfg.planned_timesteps)  # (schedules read at the run's progress, as learn() would)
-        self.step = self.model.num_timesteps
+    def __init__(self, cfg: EnvTrainConfig):
+        self.cfg = cfg
+        self.env: VecEnv | None = None
+        self.eval_env: VecEnv | None = None
+        self._train_return = float("nan")
+        self.mmer = float("nan")
 
-    def finished(self) -> bool:
-        return self.step >= self.cfg.total_timesteps
+    @property
+    def total(self) -> int:
+        return self.cfg.planned_timesteps
 
-    def write_log(self) -> None:
-        """The loop ended a log interval (``log_every`` is ``eval_every``): its metrics are written with the
-        evaluation, which :meth:`validation_due` then asks for."""
-        self._log_ended = True
+    def check(self) -> None:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ValueError("an --env run trains in one process; start it without torchrun (only the graph task trains data-parallel)")
+        self.spaces()
+        _ = self.total  # (refuses a budget below one rollout)
 
-    def validation_due(self) -> bool:
-        return self._log_ended
+    def spaces(self) -> tuple[gym.Space, gym.Space]:
+        return check_env_id(self.cfg.env_id)
 
-    def validate_and_save(self, scheduled: bool) -> None:
-        """Evaluate, log and write the checkpoint (at every log, the stop's included: ``scheduled`` is not used)."""
-        cfg, model, done = self.cfg, self.model, self.step
-        self._log_ended = False
-        # The training episodes that ended since the last log (the last stats_window_size of them).
-        train_return = float(np.mean([e["r"] for e in model.ep_info_buffer])) if model.ep_info_buffer else float("nan")
-        model.ep_info_buffer.clear()
-        eval_return, _ = evaluate_env(model.policy, self.eval_env, cfg.eval_episodes, deterministic=not cfg.stochastic_eval)
-        self.mmer = max((r for r in (self.mmer, train_return) if not math.isnan(r)), default=float("nan"))
-        self.logger.log(done, {
-            "train/return": train_return,
-            "eval/return": eval_return,
-            **{f"train/{k}": v for k, v in model.last_losses.items()},
-            "time/train_seconds": self.train_seconds,
-            "time/steps_per_second": done / max(self.train_seconds, 1e-9),
-        })  # fmt: skip
-        self.bar.set_postfix(train=f"{train_return:.1f}", eval=f"{eval_return:.1f}")
-        obs_rms, ret_rms = _obs_rms(self.env), self.env.ret_rms if cfg.norm_reward else None
-        task = {"train_return": train_return, "mmer": self.mmer, "obs_rms": None if obs_rms is None else _rms_state(obs_rms),
-                "ret_rms": None if ret_rms is None else _rms_state(ret_rms)}
-        ckpt = make_checkpoint("a2c-env", step=done, train_seconds=self.train_seconds, configs={"train": cfg.to_dict()},
-                               model=model.policy.state_dict(), optimizer=model.policy.optimizer.state_dict(), task=task)
-        atomic_save(ckpt, self.run_dir / CHECKPOINT)
-
-
-def finished_env_run(cfg: EnvTrainConfig, run_dir: Path, ckpt: dict) -> RunFinished | None:
-    """What resuming the ``--env`` run in ``run_dir`` (at its checkpoint ``ckpt``) under ``cfg`` raises where it has nothing
-    left to do (:func:`~fwm_rl.engine.finished_run`): its environment steps or its time budget spent, its results written."""
-    done = ckpt["step"]
-    spent = f"{done} of {cfg.total_timesteps} environment steps" if done >= cfg.total_timesteps else None
-    return finished_run(run_dir, spent=spent, flag="--total-timesteps", train_seconds=ckpt["train_seconds"],
-                        time_budget=cfg.time_budget, results=recorded_results(run_dir, done, "timesteps"))
-
-
-def train_env_run(
-    cfg: EnvTrainConfig, run_dir: str | Path, resume: bool = False, show_progress: bool | None = None, overwrite: bool = False
-) -> EnvRunSummary:
-    """Train one agent on ``cfg.env_id`` into ``run_dir`` (``resume``: continue from its ``checkpoint.pt``;
-    the environments then start new episodes). A folder holding a run is refused unless ``overwrite``."""
-    run_dir = Path(run_dir)
-    started = datetime.now(timezone.utc)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ValueError("an --env run trains in one process; start it without torchrun (only the graph task trains data-parallel)")
-    obs_space, _ = check_env_id(cfg.env_id)
-    planned = cfg.planned_timesteps
-    device = resolve_device(cfg.device)
-    dist = DistContext(device=device)
-    claims = () if resume else [RunClaim(run_dir, "a2c-env", RUN_OUTPUTS)]
-    with hold_run_folder(run_dir, dist, claims, overwrite, f"--resume {run_dir}"):
-        ckpt = read_env_checkpoint(run_dir)[0] if resume else None
-        done = ckpt["step"] if ckpt is not None else 0
-        finished = None if ckpt is None else finished_env_run(cfg, run_dir, ckpt)
-        if finished is not None:
-            raise finished
-        set_seed(cfg.seed)
-        # A resumed run starts new episodes from seeds of (seed, steps done), not the first run's again.
+    def build(self, dist: DistContext, ckpt: dict | None) -> RecurrentA2C:
+        cfg = self.cfg
+        done = 0 if ckpt is None else ckpt["step"]
         env_seed = int(np.random.SeedSequence([cfg.seed, done]).generate_state(1)[0])
         env = make_env(cfg.env_id, cfg.n_envs, seed=env_seed)
         eval_env = make_env(cfg.env_id, min(cfg.n_envs, cfg.final_eval_episodes), seed=env_seed + 1)
-        norm_obs = cfg.normalizes_obs(obs_space)
+        norm_obs = cfg.normalizes_obs(self.spaces()[0])
         if norm_obs or cfg.norm_reward:  # the evaluation follows the training statistics, frozen
             stored = ckpt["task"] if ckpt is not None else {}  # a resumed run continues its statistics
             env = normalized(env, _rms_from(stored.get("obs_rms")), training=True, norm_obs=norm_obs, norm_reward=cfg.norm_reward,
                              gamma=cfg.gamma, ret_rms=_rms_from(stored.get("ret_rms")))
             if norm_obs:
                 eval_env = normalized(eval_env, env.obs_rms, training=False)
-        model = make_model(cfg, env, device)
-        train_seconds = 0.0
-        if ckpt is not None:
-            load_weights(model.policy, ckpt["model"], run_dir)
-            model.policy.optimizer.load_state_dict(ckpt["optimizer"])
-            train_seconds = ckpt["train_seconds"]
-        run_dir.mkdir(parents=True, exist_ok=True)
-        logger = RunLogger(run_dir, resume_step=done if ckpt is not None else None)  # (first: it refuses a log not the run's)
-        (run_dir / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-        bar = progress(total=planned, initial=done, desc=f"{cfg.label} steps", disable=None if show_progress is None else not show_progress)
+        self.env, self.eval_env = env, eval_env
+        self.mmer = ckpt["task"].get("mmer", float("nan")) if ckpt is not None else float("nan")
+        model = make_model(cfg, env, dist.device)
         model.num_timesteps = done  # the episodes start anew (update() resets the environments first)
-        mmer = ckpt["task"].get("mmer", float("nan")) if ckpt is not None else float("nan")
-        run = _EnvRun(cfg, model, env, eval_env, run_dir, logger, bar, train_seconds, mmer)
-        try:
-            stopped = train_loop(run, log_every=cfg.eval_every, time_budget=cfg.time_budget, bar=bar, ctx=dist)
-        finally:
-            bar.close()
-            logger.close()
-        ckpt = read_checkpoint(run_dir / CHECKPOINT, "a2c-env")
-        model.policy.load_state_dict(ckpt["model"])
-        mean, sem = evaluate_env(model.policy, eval_env, cfg.final_eval_episodes, deterministic=not cfg.stochastic_eval)
-        summary = EnvRunSummary(
+        return model
+
+    def advance(self, model: RecurrentA2C, step: int) -> int:
+        model.update(self.cfg.planned_timesteps)  # (schedules read at the run's progress, as learn() would)
+        return model.num_timesteps
+
+    def end_interval(self, model: RecurrentA2C, dist: DistContext) -> None:
+        """The mean return of the training episodes that ended since the last log (the last stats_window_size of them)."""
+        buffer = model.ep_info_buffer
+        self._train_return = float(np.mean([e["r"] for e in buffer])) if buffer else float("nan")
+        buffer.clear()
+        self.mmer = max((r for r in (self.mmer, self._train_return) if not math.isnan(r)), default=float("nan"))
+
+    def evaluate(self, model: RecurrentA2C, step: int) -> dict[str, float]:
+        eval_return, _ = evaluate_env(model.policy, self.eval_env, self.cfg.eval_episodes, deterministic=not self.cfg.stochastic_eval)
+        return {"train/return": self._train_return, "eval/return": eval_return}
+
+    def state(self) -> dict[str, Any]:
+        obs_rms, ret_rms = _obs_rms(self.env), self.env.ret_rms if self.cfg.norm_reward else None
+        return {"train_return": self._train_return, "mmer": self.mmer, "obs_rms": None if obs_rms is None else _rms_state(obs_rms),
+                "ret_rms": None if ret_rms is None else _rms_state(ret_rms)}
+
+    def finish(self, model: RecurrentA2C, ckpt: dict, stopped: bool, record: dict[str, Any]) -> EnvRunSummary:
+        cfg = self.cfg
+        mean, sem = evaluate_env(model.policy, self.eval_env, cfg.final_eval_episodes, deterministic=not cfg.stochastic_eval)
+        return EnvRunSummary(
             label=cfg.label,
             env_id=cfg.env_id,
             timesteps=ckpt["step"],
@@ -615,9 +527,17 @@ def train_env_run(
             train_seconds=ckpt["train_seconds"],
             steps_per_second=ckpt["step"] / max(ckpt["train_seconds"], 1e-9),
             stopped_by_time_budget=stopped,
-            record=run_record(started, device),
+            record=record,
         )
-        (run_dir / RESULTS).write_text(json.dumps(dataclasses.asdict(summary), indent=2) + "\n")
-        env.close()
-        eval_env.close()
-        return summary
+
+    def recorded(self, run_dir: Path, step: int) -> EnvRunSummary | None:
+        results = recorded_results(run_dir, step, "timesteps")
+        try:
+            return None if results is None else EnvRunSummary(**results)
+        except TypeError:
+            return None  # one an older fwm-rl wrote: the run's end is done again
+
+    def close(self) -> None:
+        for env in (self.env, self.eval_env):
+            if env is not None:
+                env.close()

@@ -1,18 +1,22 @@
-"""Training runs of the paper's meta-RL experiment (section 4.2, Figure 5), with presets.
+"""One trainer for every environment (:func:`train_run`): the paper's meta-RL experiment (section 4.2, Figure 5) and
+any Gymnasium environment, A2C or PPO, each a :class:`TrainTask`.
 
-An *episode* here is what the authors' code calls one: every one of the
-``n_envs`` (600) agents plays one 30-step episode on its own training graph
-(agent ``i`` on graph ``i``), followed by one A2C update on the 600 x 30 batch.
-Every ``eval_every`` episodes a run logs the mean training reward since the
-last log and the reward of one fresh episode on each of the 600 test graphs and
-on each of the 600 validation graphs (no gradient; :func:`~fwm_rl.envs.graphs.graph_set`),
-to ``metrics.csv`` and TensorBoard, and writes ``checkpoint.pt``
-atomically; ``resume`` continues exactly where the checkpoint left off.
+A run is an agent, its environments and an evaluation hook (the task) on the engine's ``train_loop``: one update per
+step, every ``eval_every`` units the training metrics of the interval and the task's evaluation logged (``metrics.csv``,
+TensorBoard) and ``checkpoint.pt`` written atomically; ``resume`` continues where the checkpoint left off; at the end
+the task's final evaluation goes to ``results.json`` and the model to ``model.zip`` (SB3's format). The tasks:
 
-Under ``torchrun`` a run is data-parallel (:mod:`fwm_rl.distributed`): each of
-the K processes plays its share of the ``n_envs`` agents (a contiguous block of
-the training graphs), the gradients are combined as if one process had played
-them all, and rank 0 alone evaluates, logs and writes checkpoints.
+- :class:`GraphTask`, the paper's protocol (:class:`~fwm_rl.agents.config.TrainConfig`). An *episode* here is what the
+  authors' code calls one: every one of the ``n_envs`` (600) agents plays one 30-step episode on its own training
+  graph (agent ``i`` on graph ``i``), followed by one A2C update on the 600 x 30 batch. Its evaluation hook plays one
+  fresh episode on each of the 600 test and the 600 validation graphs (no gradient;
+  :func:`~fwm_rl.envs.graphs.graph_set`) beside the mean training reward of the interval. Under ``torchrun`` it is
+  data-parallel (:mod:`fwm_rl.distributed`): each of the K processes plays its share of the ``n_envs`` agents (a
+  contiguous block of the training graphs), the gradients are combined as if one process had played them all, and
+  rank 0 alone evaluates, logs and writes checkpoints.
+- :class:`~fwm_rl.agents.env_training.EnvTask`, any registered environment
+  (:class:`~fwm_rl.agents.env_training.EnvTrainConfig`, ``fwm-rl train --env ID``): steps are environment steps, the
+  hook evaluates on fresh episodes of the env and keeps POPGym's MMER.
 
 Presets (:data:`PRESETS`): ``paper-fwm`` and ``paper-lstm-{512,1024,2048,4096}``
 are the paper's runs, as long as the authors' released logs; ``cpu`` (the
@@ -30,8 +34,9 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3.common.logger import Logger
@@ -49,6 +54,7 @@ from fwm_rl.agents.config import (
     recipe_of,
     with_recipe,
 )
+from fwm_rl.agents.env_training import EnvTask, EnvTrainConfig
 from fwm_rl.agents.evaluation import EvalResult, evaluate
 from fwm_rl.agents.plotting import plot_runs
 from fwm_rl.agents.policies import RecurrentActorCriticPolicy
@@ -70,8 +76,11 @@ from fwm_rl.engine import (
     RunFinished,
     RunLogger,
     atomic_save,
+    check_checkpoint,
     checkpoint_file,
+    checkpoint_kind,
     finished_run,
+    load_checkpoint,
     load_weights,
     make_checkpoint,
     older_run_problem,
@@ -92,10 +101,15 @@ __all__ = [
     "PRESETS",
     "RECIPES",
     "RECIPE_FIELDS",
+    "GraphTask",
     "RunSummary",
     "TrainConfig",
+    "TrainTask",
     "load_policy",
+    "make_task",
     "preset_configs",
+    "read_run_checkpoint",
+    "resume_finished",
     "recipe_of",
     "results_table",
     "run_dirs",
@@ -110,7 +124,66 @@ RUN_OUTPUTS = (CHECKPOINT, CONFIG, RESULTS, "metrics.csv", "model.zip", "tb", "f
 PRESET_OUTPUTS = (RUNS, "figure5.png", "results.md")
 
 
-# ------------------------------------------------------------------------ models
+# ------------------------------------------------------------------------ tasks
+class TrainTask(Protocol):
+    """What differs between the environments a run trains on: its agent and environments, what a step counts, the
+    training metrics of a logging interval and the evaluation hook. :func:`train_run` does the rest."""
+
+    #: the run's configuration
+    cfg: Any
+    #: the kind of the run's checkpoint and folder (:func:`~fwm_rl.engine.make_checkpoint`)
+    kind: str
+    #: what a step of the run counts (e.g. ``episodes``) and the option that sets how many
+    unit: str
+    budget_flag: str
+    #: the name of the speed column (``time/NAME``) and the environment steps of one unit
+    speed_name: str
+    env_steps_per_unit: int
+    #: whether the task trains data-parallel under ``torchrun``
+    data_parallel: bool
+
+    @property
+    def total(self) -> int:
+        """The units of the whole run."""
+
+    def check(self) -> None:
+        """Refuse settings the run cannot train with (before its folder is claimed)."""
+
+    def spaces(self) -> tuple[gym.Space, gym.Space]:
+        """The observation and action spaces of the agent."""
+
+    def build(self, dist: DistContext, ckpt: dict | None) -> RecurrentA2C:
+        """The environments and the model (untrained; a resumed run's weights come after), this process's share of them
+        under ``torchrun``; ``ckpt`` is the checkpoint a resumed run continues (its step and task state)."""
+
+    def advance(self, model: RecurrentA2C, step: int) -> int:
+        """One update; the units done after it."""
+
+    def end_interval(self, model: RecurrentA2C, dist: DistContext) -> None:
+        """The training metrics of the logging interval that ends (every process)."""
+
+    def evaluate(self, model: RecurrentA2C, step: int) -> dict[str, float]:
+        """The evaluation hook (rank 0): the interval's training metrics and the evaluation, as logged."""
+
+    def state(self) -> dict[str, Any]:
+        """What the checkpoint keeps of the task (its ``task``)."""
+
+    def finish(self, model: RecurrentA2C, ckpt: dict, stopped: bool, record: dict[str, Any]) -> Any:
+        """The final evaluation: the run's summary (a dataclass, written to ``results.json``)."""
+
+    def recorded(self, run_dir: Path, step: int) -> Any | None:
+        """The summary the run's ``results.json`` records of its end at ``step``; ``None`` without one."""
+
+    def close(self) -> None:
+        """Close the environments."""
+
+
+def make_task(cfg: TrainConfig | EnvTrainConfig) -> TrainTask:
+    """The task of a run's configuration: :class:`GraphTask` or :class:`~fwm_rl.agents.env_training.EnvTask`."""
+    return EnvTask(cfg) if isinstance(cfg, EnvTrainConfig) else GraphTask(cfg)
+
+
+# ------------------------------------------------------------------------ the graph task
 def make_model(cfg: TrainConfig, device: torch.device, dist: DistContext | None = None) -> RecurrentA2C:
     """The agent and its training env on ``device``: agent ``i`` on training graph ``i`` for the
     ``n_envs`` first graphs, or this process's contiguous share of them in a data-parallel run."""
@@ -138,32 +211,6 @@ def make_model(cfg: TrainConfig, device: torch.device, dist: DistContext | None 
     return model
 
 
-def read_run_checkpoint(run_dir: str | Path) -> tuple[dict, TrainConfig]:
-    """The latest checkpoint of an A2C run (``run_dir``: a run folder, or its ``checkpoint.pt``) and
-    the run's configuration stored in it; a clear error for anything else.
-
-    The checkpoint (:func:`~fwm_rl.engine.make_checkpoint`, kind ``a2c``): ``step`` is the episodes done,
-    ``model`` the policy's weights, ``optimizer`` Adam's state, ``task`` the last interval's ``train_reward``;
-    no ``rng``: every logging interval reseeds from (seed, rank, episode)."""
-    ckpt = read_checkpoint(checkpoint_file(run_dir), "a2c")
-    return ckpt, TrainConfig.from_dict(ckpt["configs"]["train"])
-
-
-def load_policy(run_dir: str | Path, device: str | torch.device = "auto") -> tuple[RecurrentActorCriticPolicy, TrainConfig, dict]:
-    """The policy of a run's latest checkpoint (``run_dir``: a run folder, or a ``checkpoint.pt``
-    file itself), its config and the checkpoint itself."""
-    ckpt, cfg = read_run_checkpoint(run_dir)
-    obs_space, action_space = task_spaces(TaskConfig(semantics=cfg.semantics))
-    policy = MEMORIES[cfg.memory](obs_space, action_space, ConstantSchedule(cfg.lr), **cfg.policy_kwargs)
-    load_weights(policy, ckpt["model"], run_dir)
-    return policy.to(resolve_device(device)), cfg, ckpt
-
-
-def _agent_steps_per_second(cfg: TrainConfig, episodes: int, seconds: float) -> float:
-    """Training throughput of a run: every one of its ``n_envs`` agents steps a whole trial per episode (update)."""
-    return episodes * TaskConfig(semantics=cfg.semantics, trials=cfg.trials).trial_length * cfg.n_envs / max(seconds, 1e-9)
-
-
 def _interval_seed(seed: int, episode: int, stream: int) -> int:
     """Seed of the placements (``stream`` 0) or the action sampling (1) of the episodes from ``episode`` on."""
     return int(np.random.SeedSequence([seed, episode, stream]).generate_state(1)[0])
@@ -171,7 +218,7 @@ def _interval_seed(seed: int, episode: int, stream: int) -> int:
 
 @dataclass
 class RunSummary:
-    """Outcome of one run (also ``results.json`` in its folder)."""
+    """Outcome of one graph-task run (also ``results.json`` in its folder)."""
 
     name: str
     label: str
@@ -185,107 +232,222 @@ class RunSummary:
     record: dict[str, Any]  # fwm_rl.engine.run_record: command, machine, start and end of this process's part of the run
 
 
+class GraphTask:
+    """The paper's protocol (section 4.2): a step is one update, in which every agent ends one episode (trial) on its
+    training graph; the evaluation hook logs the interval's mean training reward with one episode on each test and
+    validation graph; the final evaluation plays ``final_episodes_per_graph`` on each test and training graph.
+    Every logging interval starts new episodes and action sampling from seeds fixed by (seed, rank, episode), so a
+    resumed run continues exactly."""
+
+    kind, unit, budget_flag, speed_name, data_parallel = "a2c", "episodes", "--steps", "agent_steps_per_second", True
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.env_steps_per_unit = TaskConfig(semantics=cfg.semantics, trials=cfg.trials).trial_length * cfg.n_envs
+        self._seed = cfg.seed
+        self._rewards: list[float] = []
+        self._train_reward = float("nan")
+        self._interval_started = False
+
+    @property
+    def total(self) -> int:
+        return self.cfg.steps
+
+    def check(self) -> None:
+        pass  # (the config checks itself)
+
+    def spaces(self) -> tuple[gym.Space, gym.Space]:
+        return task_spaces(TaskConfig(semantics=self.cfg.semantics))
+
+    def build(self, dist: DistContext, ckpt: dict | None) -> RecurrentA2C:
+        self._seed = rank_seed(self.cfg.seed, dist.rank)
+        model = make_model(self.cfg, dist.device, dist)
+        model.set_progress(0 if ckpt is None else ckpt["step"])
+        return model
+
+    def advance(self, model: RecurrentA2C, step: int) -> int:
+        if not self._interval_started:
+            model.start_episodes(seed=_interval_seed(self._seed, step, 0))
+            torch.manual_seed(_interval_seed(self._seed, step, 1))
+            self._interval_started = True
+        self._rewards.append(model.update())
+        return step + 1
+
+    def end_interval(self, model: RecurrentA2C, dist: DistContext) -> None:
+        """The interval's mean training reward over every process's agents."""
+        n_agents = model.env.num_envs
+        totals = all_reduce_sum({"reward": float(np.mean(self._rewards)) * n_agents, "agents": n_agents}, dist)
+        self._train_reward = totals["reward"] / totals["agents"] / self.cfg.trials  # per episode (of a trial's total)
+        self._rewards = []
+        self._interval_started = False
+
+    def evaluate(self, model: RecurrentA2C, step: int) -> dict[str, float]:
+        cfg, policy = self.cfg, model.policy
+        test = evaluate(policy, "test", 1, seed=_interval_seed(cfg.seed + 1, step, 0), semantics=cfg.semantics, trials=cfg.trials)
+        valid = evaluate(policy, "valid", 1, seed=_interval_seed(cfg.seed + 2, step, 0), semantics=cfg.semantics, trials=cfg.trials)
+        return {"train/reward": self._train_reward, "valid/reward": valid.mean, "test/reward": test.mean}
+
+    def state(self) -> dict[str, Any]:
+        return {"train_reward": self._train_reward}
+
+    def finish(self, model: RecurrentA2C, ckpt: dict, stopped: bool, record: dict[str, Any]) -> RunSummary:
+        cfg, policy, k = self.cfg, model.policy, self.cfg.final_episodes_per_graph
+        return RunSummary(
+            name=cfg.name,
+            label=cfg.label,
+            episodes=ckpt["step"],
+            train_reward=ckpt["task"]["train_reward"],
+            test=evaluate(policy, "test", k, seed=cfg.seed + 10_000, semantics=cfg.semantics, trials=cfg.trials),
+            train=evaluate(policy, "train", k, seed=cfg.seed + 20_000, semantics=cfg.semantics, trials=cfg.trials),
+            train_seconds=ckpt["train_seconds"],
+            agent_steps_per_second=ckpt["step"] * self.env_steps_per_unit / max(ckpt["train_seconds"], 1e-9),
+            stopped_by_time_budget=stopped,
+            record=record,
+        )
+
+    def recorded(self, run_dir: Path, step: int) -> RunSummary | None:
+        results = recorded_results(run_dir, step, "episodes")
+        if results is None:
+            return None
+        try:
+            return RunSummary(**{**results, **{split: EvalResult(**results[split]) for split in ("test", "train")}})
+        except (TypeError, KeyError):
+            return None  # one an older fwm-rl wrote: the run's end is done again
+
+    def close(self) -> None:
+        pass
+
+
+# ------------------------------------------------------------------------ the trainer
+def read_run_checkpoint(run_dir: str | Path) -> tuple[dict, TrainConfig | EnvTrainConfig]:
+    """The latest checkpoint of a run (``run_dir``: a run folder, or its ``checkpoint.pt``) and the run's configuration
+    stored in it; a clear error for anything else.
+
+    The checkpoint (:func:`~fwm_rl.engine.make_checkpoint`): ``step`` counts the run's unit (episodes of the graph task,
+    kind ``a2c``; environment steps of an ``--env`` run, kind ``a2c-env``), ``model`` the policy's weights, ``optimizer``
+    Adam's state, ``task`` the task's state (:meth:`TrainTask.state`: the last interval's training reward or return, an
+    ``--env`` run's MMER and observation statistics). No ``rng``: a graph run reseeds every logging interval from
+    (seed, rank, episode), an ``--env`` run starts new episodes when resumed."""
+    path = checkpoint_file(run_dir)
+    loaded = load_checkpoint(path)
+    ckpt = check_checkpoint(loaded, "a2c-env" if checkpoint_kind(loaded) == "a2c-env" else "a2c", path)
+    if ckpt["kind"] == "a2c-env":  # (runs from before normalize_obs existed did not normalise)
+        return ckpt, EnvTrainConfig.from_dict({"normalize_obs": False, **ckpt["configs"]["train"]})
+    return ckpt, TrainConfig.from_dict(ckpt["configs"]["train"])
+
+
+def load_policy(run_dir: str | Path, device: str | torch.device = "auto") -> tuple[RecurrentActorCriticPolicy, TrainConfig | EnvTrainConfig, dict]:
+    """The policy of a run's latest checkpoint (``run_dir``: a run folder, or a ``checkpoint.pt``
+    file itself), its config and the checkpoint itself."""
+    ckpt, cfg = read_run_checkpoint(run_dir)
+    obs_space, action_space = make_task(cfg).spaces()
+    policy = MEMORIES[cfg.memory](obs_space, action_space, ConstantSchedule(cfg.lr), **cfg.policy_kwargs)
+    load_weights(policy, ckpt["model"], run_dir)
+    return policy.to(resolve_device(device)), cfg, ckpt
+
+
+def resume_finished(cfg: TrainConfig | EnvTrainConfig, run_dir: Path, ckpt: dict) -> RunFinished | None:
+    """What resuming the run in ``run_dir`` (at its checkpoint ``ckpt``) under ``cfg`` raises where it has nothing left
+    to do (:func:`~fwm_rl.engine.finished_run`), its results the summary its ``results.json`` records."""
+    task, step = make_task(cfg), ckpt["step"]
+    return finished_run(run_dir, spent=f"{step} of {task.total} {task.unit}" if step >= task.total else None,
+                        flag=task.budget_flag, train_seconds=ckpt["train_seconds"], time_budget=cfg.time_budget,
+                        results=task.recorded(run_dir, step))
+
+
 def train_run(
-    cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_progress: bool | None = None, overwrite: bool = False
-) -> RunSummary:
-    """Train one agent into ``run_dir`` (``resume``: continue from its ``checkpoint.pt``).
+    cfg: TrainConfig | EnvTrainConfig, run_dir: str | Path, resume: bool = False, show_progress: bool | None = None,
+    overwrite: bool = False,
+) -> Any:
+    """Train one agent into ``run_dir`` (``resume``: continue from its ``checkpoint.pt``): on the graph task for a
+    :class:`TrainConfig` (returns a :class:`RunSummary`), on ``cfg.env_id`` for an
+    :class:`~fwm_rl.agents.env_training.EnvTrainConfig` (an :class:`~fwm_rl.agents.env_training.EnvRunSummary`).
 
     A new run refuses a folder that holds a run (:class:`~fwm_rl.engine.RunExistsError`) unless
     ``overwrite``, which deletes that run's files first, and only a run's (:func:`~fwm_rl.engine.claimed_run_folder`).
 
-    Under ``torchrun`` every process calls it with the same arguments (see the module docstring)
+    Under ``torchrun`` every process of a graph run calls it with the same arguments (see the module docstring)
     and gets the same summary back. Raises :class:`~fwm_rl.engine.NonFiniteLossError` if the loss
     stops being finite; the last checkpoint (written only after finite updates) is then left as it was.
     """
     run_dir = Path(run_dir)
     started = datetime.now(timezone.utc)
-    dist = init_distributed(cfg.device)
-    claims = () if resume else [RunClaim(run_dir, "a2c", RUN_OUTPUTS)]
+    task = make_task(cfg)
+    task.check()
+    dist = init_distributed(cfg.device) if task.data_parallel else DistContext(device=resolve_device(cfg.device))
+    claims = () if resume else [RunClaim(run_dir, task.kind, RUN_OUTPUTS)]
     with hold_run_folder(run_dir, dist, claims, overwrite, f"--resume {run_dir}"):
-        return _train(cfg, run_dir, resume, show_progress, dist, started)
+        return _train(task, run_dir, resume, show_progress, dist, started)
 
 
 class _Run:
-    """An A2C run as the engine's :class:`~fwm_rl.engine.LoopTask`: a step is one update, in which every agent
-    ends one episode (trial). Every ``eval_every`` updates the mean training reward of the interval is logged with
-    a validation and a test evaluation, and the checkpoint is written (rank 0)."""
+    """A run as the engine's :class:`~fwm_rl.engine.LoopTask`: a step is one update of the task. At the first update
+    that reaches each multiple of ``eval_every`` units (and where the run stops) the task's training metrics and
+    evaluation are logged and the checkpoint is written (rank 0)."""
 
-    def __init__(self, cfg: TrainConfig, model: RecurrentA2C, dist: DistContext, run_dir: Path, logger: RunLogger | None,
+    def __init__(self, task: TrainTask, model: RecurrentA2C, dist: DistContext, run_dir: Path, logger: RunLogger | None,
                  bar, step: int, train_seconds: float):
-        self.cfg, self.model, self.dist, self.run_dir, self.logger, self.bar = cfg, model, dist, run_dir, logger, bar
+        self.task, self.model, self.dist, self.run_dir, self.logger, self.bar = task, model, dist, run_dir, logger, bar
         self.step, self.train_seconds = step, train_seconds
-        self._seed = rank_seed(cfg.seed, dist.rank)
-        self._rewards: list[float] = []
-        self._train_reward = float("nan")
-        self._interval_started = False
+        self._log_ended = False
 
     def advance(self) -> None:
-        if not self._interval_started:
-            # Every logging interval starts new episodes and action sampling from seeds fixed by
-            # (seed, rank, episode): a resumed run continues exactly.
-            self.model.start_episodes(seed=_interval_seed(self._seed, self.step, 0))
-            torch.manual_seed(_interval_seed(self._seed, self.step, 1))
-            self._interval_started = True
-        self._rewards.append(self.model.update())
-        self.step += 1
+        self.step = self.task.advance(self.model, self.step)
 
     def finished(self) -> bool:
-        return self.step >= self.cfg.steps
+        return self.step >= self.task.total
 
     def write_log(self) -> None:
-        """The interval's mean training reward over every process's agents (written with the validation)."""
-        n_agents = self.model.env.num_envs
-        totals = all_reduce_sum({"reward": float(np.mean(self._rewards)) * n_agents, "agents": n_agents}, self.dist)
-        self._train_reward = totals["reward"] / totals["agents"] / self.cfg.trials  # per episode (of a trial's total)
-        self._rewards = []
+        """End a log interval (``log_every`` is ``eval_every``): its metrics are logged with the evaluation, which
+        :meth:`validation_due` then asks for."""
+        self.task.end_interval(self.model, self.dist)
+        self._log_ended = True
 
     def validation_due(self) -> bool:
-        return self.step % self.cfg.eval_every == 0
+        return self._log_ended
 
     def validate_and_save(self, scheduled: bool) -> None:
-        self._interval_started = False
+        """Evaluate, log and write the checkpoint (at every log, the stop's included: ``scheduled`` is not used)."""
+        self._log_ended = False
         if not self.dist.is_main:
             return
-        cfg, done = self.cfg, self.step
-        test = evaluate(self.model.policy, "test", 1, seed=_interval_seed(cfg.seed + 1, done, 0), semantics=cfg.semantics, trials=cfg.trials)
-        valid = evaluate(self.model.policy, "valid", 1, seed=_interval_seed(cfg.seed + 2, done, 0), semantics=cfg.semantics, trials=cfg.trials)
+        task, model, done = self.task, self.model, self.step
+        metrics = task.evaluate(model, done)
         self.logger.log(done, {
-            "train/reward": self._train_reward,
-            "valid/reward": valid.mean,
-            "test/reward": test.mean,
-            **{f"train/{k}": v for k, v in self.model.last_losses.items()},
+            **metrics,
+            **{f"train/{k}": v for k, v in model.last_losses.items()},
             "time/train_seconds": self.train_seconds,
-            "time/agent_steps_per_second": _agent_steps_per_second(cfg, done, self.train_seconds),
+            f"time/{task.speed_name}": done * task.env_steps_per_unit / max(self.train_seconds, 1e-9),
         })  # fmt: skip
-        self.bar.set_postfix(train=f"{self._train_reward:.1f}", test=f"{test.mean:.1f}")
-        ckpt = make_checkpoint("a2c", step=done, train_seconds=self.train_seconds, configs={"train": cfg.to_dict()},
-                               model=self.model.policy.state_dict(), optimizer=self.model.policy.optimizer.state_dict(),
-                               task={"train_reward": self._train_reward})
+        first, *_, last = metrics  # the training metric and the evaluation's (test or eval)
+        self.bar.set_postfix({key.split("/")[0]: f"{metrics[key]:.1f}" for key in (first, last)})
+        ckpt = make_checkpoint(task.kind, step=done, train_seconds=self.train_seconds, configs={"train": task.cfg.to_dict()},
+                               model=model.policy.state_dict(), optimizer=model.policy.optimizer.state_dict(), task=task.state())
         atomic_save(ckpt, self.run_dir / CHECKPOINT)
 
 
-def _train(cfg: TrainConfig, run_dir: Path, resume: bool, show_progress: bool | None, dist: DistContext, started: datetime) -> RunSummary:
+def _train(task: TrainTask, run_dir: Path, resume: bool, show_progress: bool | None, dist: DistContext, started: datetime) -> Any:
     """The body of :func:`train_run`, in a folder this run holds."""
-    ckpt = read_run_checkpoint(run_dir)[0] if resume else None
-    finished = None if ckpt is None else _finished(cfg, run_dir, ckpt)
-    if finished is not None:
-        raise finished
+    cfg = task.cfg
+    ckpt = read_checkpoint(checkpoint_file(run_dir), task.kind) if resume else None  # (a checkpoint of this task's kind)
+    done_already = None if ckpt is None else resume_finished(cfg, run_dir, ckpt)
+    if done_already is not None:
+        raise done_already
     set_seed(cfg.seed)  # the same initial weights in every process
-    model = make_model(cfg, dist.device, dist)
+    model = task.build(dist, ckpt)
     done, train_seconds = 0, 0.0
     if ckpt is not None:
         load_weights(model.policy, ckpt["model"], run_dir)
         model.policy.optimizer.load_state_dict(ckpt["optimizer"])
         done, train_seconds = ckpt["step"], ckpt["train_seconds"]
-    model.set_progress(done)
     logger = None
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         logger = RunLogger(run_dir, resume_step=done if ckpt is not None else None)  # (first: it refuses a log not the run's)
         (run_dir / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     hide = not dist.is_main or (None if show_progress is None else not show_progress)  # None: tqdm's choice
-    bar = progress(total=cfg.steps, initial=done, desc=f"{cfg.label} episodes", disable=hide)
-    run = _Run(cfg, model, dist, run_dir, logger, bar, done, train_seconds)
+    bar = progress(total=task.total, initial=done, desc=f"{cfg.label} {task.unit}", disable=hide)
+    run = _Run(task, model, dist, run_dir, logger, bar, done, train_seconds)
     try:
         stopped = train_loop(run, log_every=cfg.eval_every, time_budget=cfg.time_budget, bar=bar, ctx=dist)
     finally:
@@ -295,49 +457,11 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, show_progress: bool | 
     summary = None
     if dist.is_main:
         model.save(run_dir / "model.zip")
-        summary = _finish(cfg, run_dir, model.policy, stopped, started)
+        ckpt = read_checkpoint(run_dir / CHECKPOINT, task.kind)
+        summary = task.finish(model, ckpt, stopped, run_record(started, next(model.policy.parameters()).device))
+        (run_dir / RESULTS).write_text(json.dumps(dataclasses.asdict(summary), indent=2) + "\n")
+    task.close()
     return broadcast_object(summary, dist)
-
-
-def _finished(cfg: TrainConfig, run_dir: Path, ckpt: dict) -> RunFinished | None:
-    """What resuming the run in ``run_dir`` (at its checkpoint ``ckpt``) under ``cfg`` raises where it has nothing left
-    to do (:func:`~fwm_rl.engine.finished_run`), its results the :class:`RunSummary` its ``results.json`` records."""
-    step = ckpt["step"]
-    return finished_run(run_dir, spent=f"{step} of {cfg.steps} episodes" if step >= cfg.steps else None, flag="--steps",
-                        train_seconds=ckpt["train_seconds"], time_budget=cfg.time_budget,
-                        results=_recorded_summary(run_dir, step))
-
-
-def _recorded_summary(run_dir: Path, step: int) -> RunSummary | None:
-    """The summary ``results.json`` records of the run's end at ``step``; ``None`` without one (or with one an older
-    fwm-rl wrote: the run's end is then done again)."""
-    results = recorded_results(run_dir, step, "episodes")
-    if results is None:
-        return None
-    try:
-        return RunSummary(**{**results, **{split: EvalResult(**results[split]) for split in ("test", "train")}})
-    except (TypeError, KeyError):
-        return None
-
-
-def _finish(cfg: TrainConfig, run_dir: Path, policy: RecurrentActorCriticPolicy, stopped: bool, started: datetime) -> RunSummary:
-    """Final evaluation on both graph sets, written to ``results.json``."""
-    ckpt = read_checkpoint(run_dir / CHECKPOINT, "a2c")
-    k = cfg.final_episodes_per_graph
-    summary = RunSummary(
-        name=cfg.name,
-        label=cfg.label,
-        episodes=ckpt["step"],
-        train_reward=ckpt["task"]["train_reward"],
-        test=evaluate(policy, "test", k, seed=cfg.seed + 10_000, semantics=cfg.semantics, trials=cfg.trials),
-        train=evaluate(policy, "train", k, seed=cfg.seed + 20_000, semantics=cfg.semantics, trials=cfg.trials),
-        train_seconds=ckpt["train_seconds"],
-        agent_steps_per_second=_agent_steps_per_second(cfg, ckpt["step"], ckpt["train_seconds"]),
-        stopped_by_time_budget=stopped,
-        record=run_record(started, next(policy.parameters()).device),
-    )
-    (run_dir / RESULTS).write_text(json.dumps(dataclasses.asdict(summary), indent=2) + "\n")
-    return summary
 
 
 # --------------------------------------------------------------- runs of a preset
@@ -394,7 +518,7 @@ def train_preset(
 def _train_preset(configs: list[TrainConfig], out: Path, resume: bool, show_progress: bool | None, main: bool) -> list[RunSummary]:
     """The body of :func:`train_preset`, in a folder this process holds."""
     names = [cfg.name for cfg in configs]
-    finished = {cfg.name: _finished(cfg, out / cfg.name, read_run_checkpoint(out / cfg.name)[0])
+    finished = {cfg.name: resume_finished(cfg, out / cfg.name, read_run_checkpoint(out / cfg.name)[0])
                 for cfg in configs if resume and (out / cfg.name / CHECKPOINT).exists()}
     if configs and all(finished.get(name) is not None for name in names):  # (one line, that of the run where there is one)
         raise finished[names[0]] if len(names) == 1 else RunFinished(
