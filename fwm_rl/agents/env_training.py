@@ -40,12 +40,11 @@ from stable_baselines3.common.preprocessing import (
     check_for_nested_spaces,
     get_obs_shape,
     is_image_space,
-    is_image_space_channels_first,
 )
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.utils import LinearSchedule
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize, VecTransposeImage
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from fwm_rl.agents.a2c import RecurrentA2C
 from fwm_rl.agents.config import MAX_COEF, MEMORIES, AgentConfig, check_recipe
@@ -268,10 +267,10 @@ def _spec_kwargs(env_id: str) -> dict[str, Any]:
 
 
 def check_env_id(env_id: str) -> tuple[gym.Space, gym.Space]:
-    """The observation and action spaces of ``env_id`` as a run sees them (:func:`make_env`), or a clear error why
-    a run cannot train on it."""
+    """The observation and action spaces of ``env_id`` as a run sees them (those of :func:`make_env`'s ``VecEnv``), or
+    a clear error why a run cannot train on it."""
     try:
-        env = gym.make(env_id)
+        env = make_env(env_id, 1)
     except gym.error.Error as exc:
         raise ValueError(f"unknown environment {env_id!r} ({exc}); give a registered id, or 'module:Id' to import the module that registers it") from None
     except ImportError as exc:  # 'module:Id' whose module is missing (or fails to import)
@@ -279,13 +278,10 @@ def check_env_id(env_id: str) -> tuple[gym.Space, gym.Space]:
         raise ValueError(f"environment {env_id!r}: the module {module!r} could not be imported ({exc.__cause__ or exc}); it "
                          f"must be installed and importable (pip install it, or put its folder on PYTHONPATH) and register "
                          f"{name!r}") from None
-    try:
-        env = _wrapped(env)
-        obs_space, action_space = env.observation_space, env.action_space
-    except ValueError as exc:
+    except ValueError as exc:  # (spaces no wrapper maps to SB3's)
         raise ValueError(f"{env_id}: {exc}") from None
-    finally:
-        env.close()
+    obs_space, action_space = env.observation_space, env.action_space
+    env.close()
     if not isinstance(action_space, ACTION_SPACES):
         raise ValueError(f"{env_id} has actions {action_space}; a run takes Discrete, Box, MultiDiscrete or MultiBinary actions")
     try:
@@ -293,14 +289,7 @@ def check_env_id(env_id: str) -> tuple[gym.Space, gym.Space]:
         get_obs_shape(obs_space)
     except (ValueError, NotImplementedError) as exc:
         raise ValueError(f"{env_id} has observations {obs_space}, which stable-baselines3 cannot take ({exc})") from None
-    if isinstance(obs_space, gym.spaces.Dict):
-        obs_space = gym.spaces.Dict({key: _channels_first(space) for key, space in obs_space.spaces.items()})
-    return _channels_first(obs_space), action_space
-
-
-def _channels_first(space: gym.Space) -> gym.Space:
-    """An image space as the policy sees it, channels first (SB3's ``VecTransposeImage``)."""
-    return VecTransposeImage.transpose_space(space) if is_image_space(space) and not is_image_space_channels_first(space) else space
+    return obs_space, action_space
 
 
 def _wrapped(env: gym.Env) -> gym.Env:
