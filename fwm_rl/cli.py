@@ -20,8 +20,8 @@ from typing import Any
 import torch
 
 from fwm_rl import __version__
-from fwm_rl.distributed import finish_distributed, launch_rank
 from fwm_rl.engine import NonFiniteLossError, RunFinished, trusted_checkpoints
+from fwm_rl.engine.distributed import finish_distributed, launch_rank
 
 #: Errors that mean bad input (a wrong value, path or name): one line and exit code 2, no traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, KeyError)

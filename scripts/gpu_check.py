@@ -130,7 +130,7 @@ def run_worker(part: str, device: str, result_file: Path) -> int:
     """Run one trainer part in this process (also under torchrun) and write its result as JSON (rank 0)."""
     import torch
 
-    from fwm_rl.distributed import finish_distributed, init_distributed
+    from fwm_rl.engine.distributed import finish_distributed, init_distributed
 
     ctx = init_distributed(device)
     if ctx.device.type == "cuda":
@@ -139,7 +139,7 @@ def run_worker(part: str, device: str, result_file: Path) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         if ctx.distributed:  # every process must write into the same run folder: rank 0's
-            from fwm_rl.distributed import broadcast_object
+            from fwm_rl.engine.distributed import broadcast_object
 
             out = Path(broadcast_object(tmp, ctx))
         start = time.perf_counter()

@@ -10,8 +10,8 @@ import torch
 from dist_launch import spawn_gloo
 
 from fwm_rl.agents.training import TrainConfig, make_model, train_run
-from fwm_rl.distributed import init_distributed, shard_bounds
 from fwm_rl.engine import load_checkpoint
+from fwm_rl.engine.distributed import init_distributed, shard_bounds
 
 #: A small FWM agent on 7 training graphs (unequal shares: 4 + 3) with advantage normalisation (which needs the
 #: statistics of every process's steps); and with the authors' released loss (whose baseline and critic target are

@@ -11,7 +11,8 @@ from collections import Counter
 
 import pytest
 
-from fwm_rl.babi.generator import TASK_NAMES, generate_task_text, write_dataset
+from fwm_rl.babi.generator import TASK_NAMES, generate_task_text
+from fwm_rl.babi.generator.dataset import write_dataset
 from fwm_rl.babi.reader import Question, Sentence, open_babi, parse_babi_text
 
 PEOPLE = "John|Mary|Sandra|Daniel"

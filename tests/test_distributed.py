@@ -4,7 +4,7 @@ import pytest
 import torch
 from dist_launch import spawn_gloo
 
-from fwm_rl.distributed import (
+from fwm_rl.engine.distributed import (
     DistContext,
     all_reduce_gradients,
     all_reduce_sum,

@@ -58,7 +58,7 @@ def test_check_finite():
 
 
 def test_gradient_step_is_backward_check_clip_step():
-    from fwm_rl.distributed import DistContext
+    from fwm_rl.engine.distributed import DistContext
 
     torch.manual_seed(0)
     x, ctx = torch.randn(5, 3), DistContext()
@@ -229,8 +229,8 @@ class _CountingTask:
 
 
 def test_train_loop_cadence_and_time_budget():
-    from fwm_rl.distributed import DistContext
     from fwm_rl.engine import progress, train_loop
+    from fwm_rl.engine.distributed import DistContext
 
     ctx = DistContext(device=torch.device("cpu"))
     task = _CountingTask(steps=7, eval_every=3)

@@ -59,8 +59,8 @@ from typing_extensions import Self
 
 from fwm_rl.agents.policies import ACTION_SPACES, FwmPolicy, GruPolicy, LstmPolicy, RecurrentActorCriticPolicy, State, detach_state
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
-from fwm_rl.distributed import DistContext, all_reduce_sum, all_reduce_tensor
 from fwm_rl.engine import apply_gradients, reduce_gradients
+from fwm_rl.engine.distributed import DistContext, all_reduce_sum, all_reduce_tensor
 
 __all__ = ["A2C_LOSSES", "NonFiniteEnvError", "RecurrentA2C", "RecurrentRolloutBuffer"]
 
@@ -206,7 +206,7 @@ class RecurrentA2C(OnPolicyAlgorithm):
         loss: ``paper`` or ``released_code`` (:data:`A2C_LOSSES`; the latter needs Monte-Carlo returns,
             ``gae_lambda=1``, and no advantage normalisation, as the authors' loop).
         stats_window_size: episodes averaged for ``rollout/ep_rew_mean`` (None: ``n_envs``).
-        dist: the process group of a data-parallel run (:func:`fwm_rl.distributed.init_distributed`);
+        dist: the process group of a data-parallel run (:func:`fwm_rl.engine.distributed.init_distributed`);
             each process steps its own share of the environments and the gradients are combined
             as if one process had stepped them all (see :meth:`compute_gradients`). None: one process.
         tensorboard_log, policy_kwargs, verbose, seed, device: as in stable-baselines3.

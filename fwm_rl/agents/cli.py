@@ -39,8 +39,8 @@ from fwm_rl.agents.training import (
 )
 from fwm_rl.agents.watch import check_gif_options, episode_gif, play_episode
 from fwm_rl.checks import upper_bound
-from fwm_rl.distributed import launch_rank
 from fwm_rl.engine import add_options, add_trust_option, flag, given, resumable_flags
+from fwm_rl.engine.distributed import launch_rank
 from fwm_rl.envs import ENV_IDS, SEMANTICS
 from fwm_rl.envs.baselines import trial_mean_sem
 from fwm_rl.envs.graphs import SPLITS

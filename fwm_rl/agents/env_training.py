@@ -52,8 +52,8 @@ from fwm_rl.agents.policies import ACTION_SPACES, ACTIVATIONS, RecurrentActorCri
 from fwm_rl.agents.ppo import RecurrentPPO
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
 from fwm_rl.checks import MAX_LENGTH, MAX_STREAMS, MAX_UNITS, at_most, check_choice, check_ints, check_real, check_reals
-from fwm_rl.distributed import DistContext
 from fwm_rl.engine import recorded_results
+from fwm_rl.engine.distributed import DistContext
 from fwm_rl.envs import ENV_IDS, sb3_compatible
 
 __all__ = [

@@ -31,8 +31,8 @@ from typing_extensions import Self
 
 from fwm_rl.agents.a2c import RecurrentA2C
 from fwm_rl.agents.policies import RecurrentActorCriticPolicy, tree_map
-from fwm_rl.distributed import DistContext
 from fwm_rl.engine import check_finite, gradient_step
+from fwm_rl.engine.distributed import DistContext
 
 __all__ = ["RecurrentPPO"]
 

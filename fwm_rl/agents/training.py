@@ -11,7 +11,7 @@ the task's final evaluation goes to ``results.json`` and the model to ``model.zi
   graph (agent ``i`` on graph ``i``), followed by one A2C update on the 600 x 30 batch. Its evaluation hook plays one
   fresh episode on each of the 600 test and the 600 validation graphs (no gradient;
   :func:`~fwm_rl.envs.graphs.graph_set`) beside the mean training reward of the interval. Under ``torchrun`` it is
-  data-parallel (:mod:`fwm_rl.distributed`): each of the K processes plays its share of the ``n_envs`` agents (a
+  data-parallel (:mod:`fwm_rl.engine.distributed`): each of the K processes plays its share of the ``n_envs`` agents (a
   contiguous block of the training graphs), the gradients are combined as if one process had played them all, and
   rank 0 alone evaluates, logs and writes checkpoints.
 - :class:`~fwm_rl.agents.env_training.EnvTask`, any registered environment
@@ -59,15 +59,6 @@ from fwm_rl.agents.evaluation import EvalResult, evaluate
 from fwm_rl.agents.plotting import plot_runs
 from fwm_rl.agents.policies import RecurrentActorCriticPolicy
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
-from fwm_rl.distributed import (
-    DistContext,
-    all_reduce_sum,
-    broadcast_object,
-    hold_run_folder,
-    init_distributed,
-    rank_seed,
-    row_share,
-)
 from fwm_rl.engine import (
     CHECKPOINT,
     MARKER,
@@ -91,6 +82,15 @@ from fwm_rl.engine import (
     run_record,
     set_seed,
     train_loop,
+)
+from fwm_rl.engine.distributed import (
+    DistContext,
+    all_reduce_sum,
+    broadcast_object,
+    hold_run_folder,
+    init_distributed,
+    rank_seed,
+    row_share,
 )
 from fwm_rl.envs import TaskConfig
 from fwm_rl.envs.baselines import reference_levels

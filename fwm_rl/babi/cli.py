@@ -109,7 +109,7 @@ def _generate(args) -> int:
 def _train(args) -> int:
     from fwm_rl.babi.models import preset
     from fwm_rl.babi.trainer import CatbAbITrainer
-    from fwm_rl.distributed import init_distributed, main_print
+    from fwm_rl.engine.distributed import init_distributed, main_print
 
     ctx = init_distributed(args.device)  # under torchrun: join the group (the trainer gets the same context)
     say = main_print(ctx)

@@ -16,7 +16,7 @@ A run folder holds ``checkpoint.pt`` (full training state, written atomically at
 at the end; ``--resume`` continues from it exactly), ``metrics.csv``, TensorBoard events and
 ``results.json`` (the final test evaluation of the final weights).
 
-Under ``torchrun`` training is data-parallel over the ``batch_size`` streams (:mod:`fwm_rl.distributed`):
+Under ``torchrun`` training is data-parallel over the ``batch_size`` streams (:mod:`fwm_rl.engine.distributed`):
 every process builds the same global segments and runs its contiguous share of the rows, with its own
 carried state for them; the gradients of the mean loss are combined with each process's share of the
 loss tokens as weight, so an update equals the single-process update on the same segment. Evaluation
@@ -43,16 +43,6 @@ from fwm_rl.babi.batching import SEQ_LEN, Segment, TrainStream, eval_segments
 from fwm_rl.babi.catbabi import CatbAbI, DataSpec, Vocabulary, load_catbabi
 from fwm_rl.babi.models import CatbAbIModel, ModelConfig
 from fwm_rl.checks import MAX_LENGTH, MAX_STREAMS, at_most, check_choice, check_int, check_ints, check_real
-from fwm_rl.distributed import (
-    DistContext,
-    all_reduce_tensor,
-    broadcast_object,
-    gather_rows,
-    hold_run_folder,
-    init_distributed,
-    row_share,
-    shard_rows,
-)
 from fwm_rl.engine import (
     AMP_MODES,
     BEST,
@@ -75,6 +65,16 @@ from fwm_rl.engine import (
     run_record,
     set_seed,
     train_loop,
+)
+from fwm_rl.engine.distributed import (
+    DistContext,
+    all_reduce_tensor,
+    broadcast_object,
+    gather_rows,
+    hold_run_folder,
+    init_distributed,
+    row_share,
+    shard_rows,
 )
 from fwm_rl.memory import map_state
 

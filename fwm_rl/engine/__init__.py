@@ -12,7 +12,7 @@
 * :mod:`~fwm_rl.engine.metrics`: ``metrics.csv`` + TensorBoard, progress bars, figures, learning curves from ``metrics.csv``;
 * :mod:`~fwm_rl.engine.records`: the command and machine a run's results came from.
 
-Work across processes (``torchrun``) lives in :mod:`fwm_rl.distributed`.
+Work across processes (``torchrun``) lives in :mod:`fwm_rl.engine.distributed`.
 """
 
 from fwm_rl.engine.checkpoints import (

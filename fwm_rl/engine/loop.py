@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
-from fwm_rl.distributed import DistContext, rank0_clock
+from fwm_rl.engine.distributed import DistContext, rank0_clock
 from fwm_rl.engine.folders import RESULTS
 
 __all__ = ["LoopTask", "RunFinished", "finished_run", "train_loop"]

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from fwm_rl.distributed import DistContext, all_reduce_gradients, all_reduce_sum
+from fwm_rl.engine.distributed import DistContext, all_reduce_gradients, all_reduce_sum
 from fwm_rl.engine.training import check_finite
 
 __all__ = ["apply_gradients", "gradient_step", "reduce_gradients"]
@@ -39,7 +39,7 @@ def gradient_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss
 
     1. ``loss.backward()`` (``loss=None``: this process has no loss terms and adds zero gradients);
     2. every process's gradients, weighted by ``share`` (its share of the batch's loss terms), are summed, which
-       equals the single-process gradient of the batch's mean loss (:func:`~fwm_rl.distributed.all_reduce_gradients`);
+       equals the single-process gradient of the batch's mean loss (:func:`~fwm_rl.engine.distributed.all_reduce_gradients`);
     3. ``totals`` (each already weighted by ``share``) are summed over processes in the same way;
     4. a non-finite ``totals["loss"]`` raises :class:`~fwm_rl.engine.NonFiniteLossError` on every process, before
        the weights change (``hint`` says what to try);

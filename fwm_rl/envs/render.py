@@ -14,7 +14,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyArrowPatch
 
-from fwm_rl.engine import save_figure
 from fwm_rl.envs.graphs import to_networkx
 
 AGENT_COLOUR = "#6cc24a"
@@ -79,7 +78,10 @@ def draw_graph(
 def save_graph_png(path: str | Path, adjacency: np.ndarray, agent: int | None = None, reward: int | None = None,
                    title: str | None = None) -> Path:
     """Draw one graph to a PNG file (parent folders are created) and return its path."""
-    return save_figure(draw_graph(adjacency, agent=agent, reward=reward, title=title), path)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draw_graph(adjacency, agent=agent, reward=reward, title=title).savefig(path)
+    return path
 
 
 def render_rgb(adjacency: np.ndarray, agent: int | None = None, reward: int | None = None,

@@ -88,7 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from fwm_rl.distributed import init_distributed, main_print
+    from fwm_rl.engine.distributed import init_distributed, main_print
     from fwm_rl.lm.corpus import load_data
     from fwm_rl.lm.trainer import LMTrainer
 

@@ -18,7 +18,7 @@ exactly), ``best.pt`` (the weights with the best validation loss, plus the softm
 tuned on validation), ``metrics.csv``, TensorBoard events and ``results.json`` (written at the end: the final test of
 ``best.pt`` where there is one, and the training behind it; it marks a finished run, which ``--resume`` leaves as it is).
 
-Under ``torchrun`` training is data-parallel over the ``batch_size`` streams (:mod:`fwm_rl.distributed`):
+Under ``torchrun`` training is data-parallel over the ``batch_size`` streams (:mod:`fwm_rl.engine.distributed`):
 each process trains its contiguous share of the streams with its own carried state, every process draws
 the same window lengths, and the gradients (each of a mean over equally long rows) are combined with the
 process's share of the rows as weight before clipping, so an update equals the single-process one
@@ -44,16 +44,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fwm_rl.checks import MAX_LENGTH, MAX_STREAMS, at_most, check_choice, check_int, check_ints, check_real
-from fwm_rl.distributed import (
-    all_reduce_sum,
-    broadcast_object,
-    gather_rows,
-    hold_run_folder,
-    init_distributed,
-    row_share,
-    seed_other_ranks,
-    shard_rows,
-)
 from fwm_rl.engine import (
     AMP_MODES,
     BEST,
@@ -79,6 +69,16 @@ from fwm_rl.engine import (
     run_record,
     set_seed,
     train_loop,
+)
+from fwm_rl.engine.distributed import (
+    all_reduce_sum,
+    broadcast_object,
+    gather_rows,
+    hold_run_folder,
+    init_distributed,
+    row_share,
+    seed_other_ranks,
+    shard_rows,
 )
 from fwm_rl.lm.corpus import EOS_INDEX, Corpus, Dictionary, load_data
 from fwm_rl.lm.model import AWDLanguageModel, LMConfig, LMState

@@ -50,11 +50,10 @@ import random
 from collections.abc import Callable
 
 from fwm_rl.babi.generator import house, knowledge, logic, motivations, spatial
-from fwm_rl.babi.generator.dataset import write_dataset
 from fwm_rl.babi.generator.story import StoryWriter
 from fwm_rl.checks import check_int
 
-__all__ = ["TASK_NAMES", "generate_task_text", "write_dataset"]
+__all__ = ["TASK_NAMES", "generate_task_text"]
 
 #: Task id -> the official file-name stem (as in bAbI v1.2 ``en/qa{N}_{name}_train.txt``).
 TASK_NAMES: dict[int, str] = {

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from fwm_rl.babi.generator import TASK_NAMES, generate_task_text
 from fwm_rl.checks import check_int
 
 __all__ = ["DEFAULT_STORIES", "write_dataset"]
@@ -37,8 +38,6 @@ def write_dataset(out_dir, variant: str = "en-valid-10k", n_stories: dict[str, i
     (:func:`split_seed`). Files are written atomically. Existing task files (official bAbI data, say)
     are never replaced unless ``overwrite``.
     """
-    from fwm_rl.babi.generator import TASK_NAMES, generate_task_text
-
     if variant not in DEFAULT_STORIES:
         raise ValueError(f"unknown bAbI variant {variant!r}: choose from {', '.join(DEFAULT_STORIES)}")
     splits = tuple(DEFAULT_STORIES[variant])
