@@ -1,7 +1,7 @@
 """Do the dependency floors of ``pyproject.toml`` really work? Install them and run tests.
 
     python scripts/check_floors.py                       # floors of every dependency but torch, then a test selection
-    python scripts/check_floors.py --torch "torch==2.4.0" --tests tests/test_memory.py
+    python scripts/check_floors.py --torch "torch==2.4.0" --tests tests/memory/test_memory.py
 
 It makes a fresh virtual environment, installs torch (``--torch``, default ``torch==2.13.0``, the local CPU
 wheel: an older torch from the package index pulls several GB of CUDA packages), then every other dependency at
@@ -25,9 +25,9 @@ import tomllib
 ROOT = Path(__file__).resolve().parents[1]
 #: Tests that touch every dependency: environments (gymnasium, numpy, networkx), agents (stable-baselines3,
 #: torch, tqdm, rich), runs and plots (tensorboard, matplotlib), the memory, the docs' examples.
-DEFAULT_TESTS = ["tests/test_envs_api.py", "tests/test_envs_autoreset.py", "tests/test_agents.py", "tests/test_ppo.py",
-                 "tests/test_env_training.py", "tests/test_memory.py", "tests/test_runs.py", "tests/test_docs.py",
-                 "tests/test_hyperparams.py", "tests/test_spaces.py"]
+DEFAULT_TESTS = ["tests/envs/test_envs_api.py", "tests/envs/test_envs_autoreset.py", "tests/agents/test_agents.py", "tests/agents/test_ppo.py",
+                 "tests/agents/test_env_training.py", "tests/memory/test_memory.py", "tests/engine/test_runs.py", "tests/test_docs.py",
+                 "tests/agents/test_hyperparams.py", "tests/agents/test_spaces.py"]
 
 
 def floors(pyproject: Path) -> list[str]:

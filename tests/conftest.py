@@ -3,7 +3,7 @@ import os
 import pytest
 import torch
 
-# The fused rollout step is compiled only in the test that checks compilation (tests/test_agents.py):
+# The fused rollout step is compiled only in the test that checks compilation (tests/agents/test_agents.py):
 # elsewhere compiling each small configuration would cost more time than the tests themselves.
 os.environ.setdefault("FWM_RL_COMPILE", "0")
 

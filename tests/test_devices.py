@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.serialization
-from test_babi import write_variant
-from test_lm import tiny_config, tiny_train, write_corpus
+from tiny_data import tiny_config, tiny_train, write_corpus, write_variant
 
 from fwm_rl.agents import pretrained as pretrained_module
 from fwm_rl.agents.training import TrainConfig, load_policy, train_run
@@ -182,7 +181,7 @@ def test_lm_bf16_training_stays_close_to_float32(tmp_path):
 
 
 def test_amp_flags_reach_the_trainers(tmp_path, capsys):
-    from test_babi import run_cli
+    from tiny_data import run_cli
 
     assert run_cli(["babi", "train", "--generated", "6,2,2", "--tasks", "1", "--steps", "2", "--eval-every", "2", "--batch-size", "2",
                     "--eval-batch-size", "2", "--amp", "bf16", "--out", str(tmp_path / "b"), "--device", "cpu", "--no-tensorboard"]) == 0

@@ -8,8 +8,7 @@ import json
 import tarfile
 
 import pytest
-from test_babi import write_variant
-from test_lm import write_corpus
+from tiny_data import write_corpus, write_variant
 
 from fwm_rl.agents.training import TrainConfig, train_preset, train_run
 from fwm_rl.cli import main, run_reporting_errors

@@ -6,7 +6,7 @@ import argparse
 import shutil
 
 import pytest
-from test_lm import write_corpus
+from tiny_data import write_corpus
 
 from fwm_rl.lm.cli import register
 

@@ -19,7 +19,7 @@ from fwm_rl.agents.config import TrainConfig
 from fwm_rl.agents.env_training import EnvTrainConfig
 from fwm_rl.agents.training import train_run
 
-GOLDEN = Path(__file__).parent / "data" / "golden-runs"
+GOLDEN = Path(__file__).parents[1] / "data" / "golden-runs"
 RTOL, ATOL = 1e-4, 1e-5
 #: Fields of results.json that measure time or the machine, not the run.
 TIMES = ("record", "train_seconds", "agent_steps_per_second", "steps_per_second")

@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_babi import write_variant
-from test_lm import write_corpus
+from tiny_data import write_corpus, write_variant
 
 from fwm_rl.cli import main
 from fwm_rl.engine import MARKER, RunClaim, RunExistsError, claimed_run_folder, folders, make_checkpoint, run_lock

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import random
 import tarfile
 from collections import Counter
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_data import SHARED_BABI, run_cli, write_variant
 
 from fwm_rl.babi import cli as babi_cli
 from fwm_rl.babi.batching import TrainStream, build_rows, eval_segments
@@ -20,48 +20,6 @@ from fwm_rl.babi.catbabi import DataSpec, load_catbabi, split_stats, story_token
 from fwm_rl.babi.models import CatbAbIModel, StackedLSTM, preset
 from fwm_rl.babi.reader import BabiFormatError, Question, open_babi, parse_babi_text
 from fwm_rl.babi.trainer import CatbAbITrainer, TrainConfig, evaluate
-
-SHARED_BABI = Path(__file__).resolve().parents[2] / "shared" / "data" / "babi" / "tasks_1-20_v1-2_en-subset.tar.gz"
-
-PEOPLE = ("Mary", "John", "Sandra", "Daniel")
-PLACES = ("kitchen", "garden", "office", "hallway", "bathroom")
-
-
-def story_file(rng: random.Random, n_stories: int) -> str:
-    """``n_stories`` task-1-like stories in the official format (3 questions each)."""
-    lines = []
-    for _ in range(n_stories):
-        where, i = {}, 0
-        for _ in range(3):
-            for _ in range(2):
-                person, place = rng.choice(PEOPLE), rng.choice(PLACES)
-                i += 1
-                where[person] = (place, i)
-                lines.append(f"{i} {person} went to the {place}.")
-            person = rng.choice(sorted(where))
-            i += 1
-            lines.append(f"{i} Where is {person}?\t{where[person][0]}\t{where[person][1]}")
-    return "\n".join(lines) + "\n"
-
-
-def write_variant(root: Path, n=(30, 4, 4), tasks=(1, 2), variant="en-valid", skip=()) -> Path:
-    folder = root / "tasks_1-20_v1-2" / variant
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(0)
-    for task in tasks:
-        for split, k in zip(("train", "valid", "test"), n):
-            name = f"qa{task}_{split}.txt" if variant.startswith("en-valid") else f"qa{task}_some-task_{split}.txt"
-            if (task, split) in skip or (split == "valid" and not variant.startswith("en-valid")):
-                continue
-            (folder / name).write_text(story_file(rng, k))
-    return folder
-
-
-def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser()
-    babi_cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
 
 
 @pytest.fixture(scope="module")
@@ -265,7 +223,7 @@ def trainer_log(out: Path) -> list[dict]:
         return [{k: float(v) if v else float("nan") for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
-@pytest.mark.parametrize("kind", ["lstm"])  # (the FWM model: tests/test_contract.py)
+@pytest.mark.parametrize("kind", ["lstm"])  # (the FWM model: tests/engine/test_contract.py)
 def test_resume_continues_identically(data, variant, tmp_path, kind):
     straight = _trainer(data, variant, tmp_path / "a", kind)
     straight.train()

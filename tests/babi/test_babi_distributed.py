@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from dist_launch import spawn_gloo
-from test_babi import write_variant
+from tiny_data import write_variant
 
 from fwm_rl.babi.batching import TrainStream
 from fwm_rl.babi.catbabi import DataSpec, load_catbabi

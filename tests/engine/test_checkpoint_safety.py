@@ -21,7 +21,7 @@ from fwm_rl.cli import main
 from fwm_rl.engine import UntrustedCheckpointError, load_checkpoint, read_checkpoint, trusted_checkpoints
 from fwm_rl.lm.trainer import load_model as load_lm_model
 
-OLD = Path(__file__).parent / "data" / "checkpoints-format1"
+OLD = Path(__file__).parents[1] / "data" / "checkpoints-format1"
 
 
 class _Payload:
@@ -118,8 +118,7 @@ def test_trusting_is_explicit_and_ends_with_its_block(tmp_path):
 def test_every_checkpoint_this_version_writes_loads_without_unpickling(version, tmp_path):
     """The old tiny runs of every kind, resumed (trusted: some of their files need unpickling) and so rewritten by
     this version, are then read with ``weights_only=True`` alone."""
-    from test_babi import write_variant
-    from test_lm import write_corpus
+    from tiny_data import write_corpus, write_variant
 
     data = {"catbabi": ["--data", str(write_variant(tmp_path / "data", n=(8, 3, 3)))],
             "lm": ["--data", str(write_corpus(tmp_path / "text"))]}

@@ -3,50 +3,17 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import math
-import random
 from pathlib import Path
 
 import pytest
 import torch
+from tiny_data import SHARED, WORDS, tiny_config, tiny_train, write_corpus
 
 from fwm_rl.engine import load_checkpoint
 from fwm_rl.lm.corpus import EOS, Dictionary, babi_story_lines, find_split_files, load_corpus, tokenize_lines
 from fwm_rl.lm.model import AWDLanguageModel, LMConfig, WeightDropLSTM, locked_dropout
 from fwm_rl.lm.trainer import BEST, CHECKPOINT, LMTrainer, TrainConfig, batchify, evaluate, load_model, tune_temperature
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-ADJECTIVES, ANIMALS, VERBS, PLACES = ("big", "small", "red", "blue"), ("cat", "dog"), ("sat", "ran"), ("mat", "park")
-WORDS = ["the", "on", "a", *ADJECTIVES, *ANIMALS, *VERBS, *PLACES]
-
-
-def write_corpus(folder: Path, lines: dict[str, int] | None = None, seed: int = 0, layout: str = "ptb") -> Path:
-    """A tiny corpus of template sentences ("the big cat sat on a mat"): learnable, all words in train."""
-    rng = random.Random(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, n in (lines or {"train": 120, "valid": 20, "test": 25}).items():
-        text = "".join(
-            f" the {rng.choice(ADJECTIVES)} {rng.choice(ANIMALS)} {rng.choice(VERBS)} on a {rng.choice(PLACES)} \n"
-            + ("\n" if rng.random() < 0.1 else "")  # some empty lines: a lone <eos>, as in WikiText
-            for _ in range(n)
-        )
-        if layout == "ptb":
-            (folder / f"{split}.txt").write_text(text)
-        else:  # WikiText-2 names, gzipped as in the shared data
-            with gzip.open(folder / f"wiki.{split}.tokens.gz", "wt") as fh:
-                fh.write(text)
-    return folder
-
-
-def tiny_config(vocab_size: int, model: str = "lstm", **kw) -> LMConfig:
-    return LMConfig(vocab_size, model=model, d_embed=12, d_hidden=16, n_layers=2, d_fwm=4, n_reads=2, **kw)
-
-
-def tiny_train(**kw) -> TrainConfig:
-    base = dict(batch_size=4, bptt=6, steps=8, eval_every=4, log_every=2, tensorboard=False,
-                device="cpu", tune_temperature=False, seed=3)
-    return TrainConfig(**{**base, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +191,7 @@ def test_temperature_tuning_picks_the_best_candidate(tiny):
 
 
 # -------------------------------------------------------------------------------------------- training
-@pytest.mark.parametrize("kind", ["lstm"])  # (the FWM model: tests/test_contract.py)
+@pytest.mark.parametrize("kind", ["lstm"])  # (the FWM model: tests/engine/test_contract.py)
 def test_resume_continues_identically(tiny, tmp_path, kind):
     corpus = load_corpus(tiny)
     cfg = tiny_config(len(corpus.vocab), kind)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).parents[1] / "scripts" / "bench_memory.py"
+SCRIPT = Path(__file__).parents[2] / "scripts" / "bench_memory.py"
 TASK = "popgym:popgym-RepeatPreviousEasy-v0"
 # A tiny recipe in the RL Zoo's format: 2 copies x 16 steps, one epoch of one minibatch, an 8-unit core.
 RECIPE = """\

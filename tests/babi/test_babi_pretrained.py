@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_babi import SHARED_BABI, run_cli, write_variant
+from tiny_data import SHARED_BABI, run_cli, write_variant
 
 from fwm_rl.babi import load_model, load_pretrained
 from fwm_rl.babi import pretrained as shipped

@@ -159,7 +159,7 @@ def test_bench_learning_compares_recipes_over_seeds(tmp_path, capsys):
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("bench_learning", Path(__file__).parents[1] / "scripts" / "bench_learning.py")
+    spec = importlib.util.spec_from_file_location("bench_learning", Path(__file__).parents[2] / "scripts" / "bench_learning.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "b"

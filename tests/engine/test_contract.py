@@ -28,8 +28,7 @@ from pathlib import Path
 import pytest
 import torch
 from dist_launch import spawn_gloo
-from test_babi import write_variant
-from test_lm import write_corpus
+from tiny_data import write_corpus, write_variant
 
 from fwm_rl.agents.a2c import RecurrentRolloutBuffer
 from fwm_rl.cli import main
@@ -222,7 +221,7 @@ def test_a_folder_holding_a_run_is_not_overwritten(task, root, straight, tmp_pat
 def test_kill_9_then_resume_loses_at_most_one_interval(task, root, straight, tmp_path):
     out = tmp_path / "killed"
     argv = task.new(root, out, 12)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *sys.path])}
     code = "import sys, torch; torch.set_num_threads(1); from fwm_rl.cli import main; sys.exit(main(sys.argv[1:]))"
     proc = subprocess.Popen([sys.executable, "-c", code, *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     path, seen, deadline = task.checkpoint(out), 0, time.monotonic() + 120

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from dist_launch import spawn_gloo
-from test_lm import tiny_config, write_corpus
+from tiny_data import tiny_config, write_corpus
 
 from fwm_rl.engine import load_checkpoint
 from fwm_rl.lm.corpus import load_corpus

@@ -127,7 +127,7 @@ def test_bench_ppo_script_runs(capsys):
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("bench_ppo", Path(__file__).parents[1] / "scripts" / "bench_ppo.py")
+    spec = importlib.util.spec_from_file_location("bench_ppo", Path(__file__).parents[2] / "scripts" / "bench_ppo.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     assert bench.main(["--tasks", "graph", "cartpole", "--steps", "2048", "--lstm-size", "8"]) == 0

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_babi import write_variant
-from test_lm import write_corpus
+from tiny_data import write_corpus, write_variant
 
 from fwm_rl.agents.env_training import make_eval_env
 from fwm_rl.agents.training import load_policy
@@ -27,7 +26,7 @@ from fwm_rl.engine import CHECKPOINT_FORMAT, UntrustedCheckpointError, load_chec
 from fwm_rl.lm.trainer import LMTrainer
 from fwm_rl.lm.trainer import load_model as load_lm_model
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 OLD = DATA / "checkpoints-format1"
 OLD_FILES = [("a2c", "fwm/checkpoint.pt"), ("a2c-env", "checkpoint.pt"), ("catbabi", "checkpoint.pt"), ("catbabi", "best.pt"),
              ("lm", "checkpoint.pt"), ("lm", "best.pt")]
