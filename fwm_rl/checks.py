@@ -52,8 +52,9 @@ def _at_most(most: float | None) -> str:
     return "" if most is None else f" at most {most:g}"
 
 
-def check_int(name: str, value: Any, least: int | None = 1, *, most: int | None = None, optional: bool = False,
-              why: str = "") -> None:
+def check_int(
+    name: str, value: Any, least: int | None = 1, *, most: int | None = None, optional: bool = False, why: str = ""
+) -> None:
     """Raise ``ValueError`` unless ``value`` is an integer ``>= least`` (any integer for ``least=None``) and ``<= most``
     (when given; ``None`` itself passes when ``optional``); ``why`` is added to the rule in the message."""
     if optional and value is None:
@@ -72,14 +73,27 @@ def check_ints(owner: Any, names: Collection[str] | Mapping[str, int], *, option
         check_int(name, getattr(owner, name), low, most=upper_bound(owner, name), optional=optional)
 
 
-def check_real(name: str, value: Any, *, positive: bool = False, non_negative: bool = False, below: float | None = None,
-               most: float | None = None, optional: bool = False) -> None:
+def check_real(
+    name: str,
+    value: Any,
+    *,
+    positive: bool = False,
+    non_negative: bool = False,
+    below: float | None = None,
+    most: float | None = None,
+    optional: bool = False,
+) -> None:
     """Raise ``ValueError`` unless ``value`` is a finite real number (not a ``bool``), ``> 0`` when ``positive``,
     ``>= 0`` when ``non_negative``, ``< below`` and ``<= most`` when given (or ``None`` when ``optional``)."""
     if optional and value is None:
         return
     ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and not (positive and value <= 0) and not (non_negative and value < 0) and not (below is not None and value >= below)
+    ok = (
+        ok
+        and not (positive and value <= 0)
+        and not (non_negative and value < 0)
+        and not (below is not None and value >= below)
+    )
     if not ok or (most is not None and value > most):
         rule = "a positive" if positive else "a non-negative" if non_negative else "a"
         bound = "" if below is None else f" below {below}"

@@ -65,17 +65,26 @@ def _machine_error(exc: BaseException) -> tuple[str, int] | None:
     complete) or memory it could not get (1); ``None`` for other errors."""
     if isinstance(exc, PermissionError) or getattr(exc, "errno", None) == errno.EROFS:  # (a read-only file system)
         where = f": {exc.filename}" if exc.filename else ""
-        return (f"error: {exc.strerror or 'permission denied'}{where}; choose a path you may read or write "
-                "(for outputs, another --out) or change its permissions", 2)
+        return (
+            f"error: {exc.strerror or 'permission denied'}{where}; choose a path you may read or write "
+            "(for outputs, another --out) or change its permissions",
+            2,
+        )
     if isinstance(exc, OSError) and exc.errno in DISK_FULL:
         where = f"writing {exc.filename}" if exc.filename else "writing to disk"
-        return (f"{where} failed: {exc.strerror} (errno {errno.errorcode[exc.errno]}); the last checkpoint written is intact "
-                "(a checkpoint is replaced only once its new copy is complete): free some space, then resume the run", 1)
+        return (
+            f"{where} failed: {exc.strerror} (errno {errno.errorcode[exc.errno]}); the last checkpoint written is intact "
+            "(a checkpoint is replaced only once its new copy is complete): free some space, then resume the run",
+            1,
+        )
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)) or "can't allocate memory" in text:  # (the CPU allocator's)
         amount = re.search(r"(?i)tried to allocate ([\d.]+ ?\w+)", text)
-        return (f"out of memory{f' (tried to allocate {amount[1]})' if amount else ''}: choose smaller sizes (hidden sizes, "
-                "batch sizes, environment copies) or a machine with more memory; a run's last checkpoint is intact", 1)
+        return (
+            f"out of memory{f' (tried to allocate {amount[1]})' if amount else ''}: choose smaller sizes (hidden sizes, "
+            "batch sizes, environment copies) or a machine with more memory; a run's last checkpoint is intact",
+            1,
+        )
     return None
 
 

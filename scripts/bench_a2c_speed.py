@@ -72,8 +72,21 @@ def authors(repo: Path, model: str, hidden: int, device: torch.device, repeats: 
     sys.path.insert(0, str(repo / "metaRL"))
     torch.Tensor.cuda = lambda self, *args, **kwargs: self.to(device)  # their code calls .cuda() everywhere
     agent = importlib.import_module("train_agent")
-    p = {"batch_size": 600, "n_actions": 3, "n_islands": 5, "periods": 1, "n_steps": 30, "in_size": 17, "penalty": 0.05,
-         "reward": 10.0, "gamma": 0.9, "entropy_coef": 0.03, "value_coef": 0.1, "hidden": hidden, "s_size": 16}
+    p = {
+        "batch_size": 600,
+        "n_actions": 3,
+        "n_islands": 5,
+        "periods": 1,
+        "n_steps": 30,
+        "in_size": 17,
+        "penalty": 0.05,
+        "reward": 10.0,
+        "gamma": 0.9,
+        "entropy_coef": 0.03,
+        "value_coef": 0.1,
+        "hidden": hidden,
+        "s_size": 16,
+    }
     net = (agent.AgentFWM(p) if model == "fwm" else agent.AgentLSTM(p)).to(device)
     rng = np.random.RandomState(666)
     graphs = agent.generate_graphs(600, 1, 3, 5, None, rng)
@@ -91,8 +104,9 @@ def authors(repo: Path, model: str, hidden: int, device: torch.device, repeats: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--repeats", type=int, default=3, help="episodes timed per variant and round; the fastest counts")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; each times every variant in turn (default 3)")
@@ -107,18 +121,26 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, 600 agents x 30 steps, "
-          f"{args.rounds} rounds of {args.repeats} episodes per variant\n")
+    print(
+        f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, 600 agents x 30 steps, "
+        f"{args.rounds} rounds of {args.repeats} episodes per variant\n"
+    )
     variants = [("FWM-32-16", "ours (fast: fused compiled rollout step, chunked update)", TrainConfig(device=str(device)))]
     if not args.no_step_form:
-        variants.append(("FWM-32-16", "ours (step form in rollout and update)", TrainConfig(fwm_impl="step", device=str(device))))
-    variants.append((f"LSTM-{args.lstm_size}", "ours", TrainConfig(memory="lstm", hidden_size=args.lstm_size, device=str(device))))
+        variants.append(
+            ("FWM-32-16", "ours (step form in rollout and update)", TrainConfig(fwm_impl="step", device=str(device)))
+        )
+    variants.append(
+        (f"LSTM-{args.lstm_size}", "ours", TrainConfig(memory="lstm", hidden_size=args.lstm_size, device=str(device)))
+    )
     rows = []  # (label, loop, episode timer, update timer or None)
     for label, loop, cfg in variants:
         rows.append((label, loop, *ours(cfg, device, args.repeats)))
     if args.authors_repo is not None:
         for model, hidden, label in (("fwm", 32, "FWM-32-16"), ("lstm", args.lstm_size, f"LSTM-{args.lstm_size}")):
-            rows.append((label, "authors' train_agent.py", authors(args.authors_repo, model, hidden, device, args.repeats), None))
+            rows.append(
+                (label, "authors' train_agent.py", authors(args.authors_repo, model, hidden, device, args.repeats), None)
+            )
     times = [[[], []] for _ in rows]
     for r in range(args.rounds):  # every variant in turn, so that the machine's drift hits all alike
         for i, (_, _, episode, update) in enumerate(rows):
@@ -133,7 +155,11 @@ def main() -> None:
         print(f"| {label} | {loop} | {e:.3f} | {AGENT_STEPS / e:,.0f} | {u} |")
     if args.authors_repo is not None:
         for label in ("FWM-32-16", f"LSTM-{args.lstm_size}"):
-            mine = next(t[0] for row, t in zip(rows, times) if row[0] == label and row[1].startswith("ours") and "step form" not in row[1])
+            mine = next(
+                t[0]
+                for row, t in zip(rows, times)
+                if row[0] == label and row[1].startswith("ours") and "step form" not in row[1]
+            )
             theirs = next(t[0] for row, t in zip(rows, times) if row[0] == label and row[1].startswith("authors"))
             per_round = ", ".join(f"{a / b:.1f}x" for a, b in zip(theirs, mine))
             print(f"\n{label}: ours vs the authors' loop, per round: {per_round}; best vs best {min(theirs) / min(mine):.1f}x")

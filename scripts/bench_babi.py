@@ -36,22 +36,41 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--amp", nargs="+", choices=AMP_MODES, default=["none"],
-                        help="mixed-precision modes of the speed table, each timed in turn over --rounds rounds (default none)")
-    parser.add_argument("--rounds", type=int, default=1, help="rounds of the speed table; each model and mode keeps its best (default 1)")
+    parser.add_argument(
+        "--amp",
+        nargs="+",
+        choices=AMP_MODES,
+        default=["none"],
+        help="mixed-precision modes of the speed table, each timed in turn over --rounds rounds (default none)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="rounds of the speed table; each model and mode keeps its best (default 1)"
+    )
     args = parser.parse_args()
     if args.rounds < 1 or args.timing_steps < 1 or args.budget_steps < 0:
         parser.error("--rounds and --timing-steps must be at least 1 and --budget-steps at least 0 (0: no accuracy table)")
     torch.set_num_threads(args.threads)
 
-    spec = DataSpec(path=args.data, allow_missing=args.allow_missing,
-                    generated=tuple(int(n) for n in args.generated.split(",")), seed=args.seed)
+    spec = DataSpec(
+        path=args.data,
+        allow_missing=args.allow_missing,
+        generated=tuple(int(n) for n in args.generated.split(",")),
+        seed=args.seed,
+    )
     data = load_catbabi(spec)
     print(f"data: {spec.describe()}; vocabulary {len(data.vocab)}; threads {args.threads}")
     print(f"{'model':6} {'size':6} {'amp':5} {'params':>10} {'train tok/s':>12}")
-    trainers = {(name, amp): CatbAbITrainer(preset("paper", name), TrainConfig(batch_size=args.batch_size, seed=args.seed, amp=amp, device=args.device,
-                                                                               tensorboard=False), spec, None, data=data)
-                for name in args.models for amp in args.amp}
+    trainers = {
+        (name, amp): CatbAbITrainer(
+            preset("paper", name),
+            TrainConfig(batch_size=args.batch_size, seed=args.seed, amp=amp, device=args.device, tensorboard=False),
+            spec,
+            None,
+            data=data,
+        )
+        for name in args.models
+        for amp in args.amp
+    }
     best = dict.fromkeys(trainers, 0.0)
     for round_ in range(args.rounds):  # variants in turn: a machine that slows down slows every variant alike
         for key, trainer in trainers.items():
@@ -64,16 +83,24 @@ def main() -> None:
     print(f"\nQA mode, {args.budget_steps} steps, {args.budget_preset} preset, batch {args.batch_size}:")
     print(f"{'model':6} {'params':>10} {'valid acc':>10} {'test acc':>9} {'test ppl':>9} {'train s':>8}")
     for name in args.models:
-        config = TrainConfig(batch_size=args.batch_size, steps=args.budget_steps, eval_every=args.budget_steps, seed=args.seed,
-                             device=args.device, tensorboard=False)
+        config = TrainConfig(
+            batch_size=args.batch_size,
+            steps=args.budget_steps,
+            eval_every=args.budget_steps,
+            seed=args.seed,
+            device=args.device,
+            tensorboard=False,
+        )
         with tempfile.TemporaryDirectory() as out:
             trainer = CatbAbITrainer(preset(args.budget_preset, name), config, spec, out, data=data)
             start = time.perf_counter()
             test = trainer.train()
             seconds = time.perf_counter() - start
             valid = trainer.evaluate("valid")
-        print(f"{name:6} {trainer.model.num_parameters():>10,} {valid.answer_accuracy:>10.4f} {test.answer_accuracy:>9.4f} "
-              f"{test.answer_perplexity:>9.3f} {seconds:>8.1f}")
+        print(
+            f"{name:6} {trainer.model.num_parameters():>10,} {valid.answer_accuracy:>10.4f} {test.answer_accuracy:>9.4f} "
+            f"{test.answer_perplexity:>9.3f} {seconds:>8.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -47,8 +47,9 @@ def steps_per_second(env, n_envs: int, seconds: float, actions) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     parser.add_argument("--torch", action="store_true", help="also time the torch core on --device")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -60,8 +61,10 @@ def main() -> None:
     native = steps_per_second(FWMGraphVectorEnv(num_envs=600, split="train"), 600, args.seconds, acts600)
     sync = gym.vector.SyncVectorEnv([lambda: FWMGraphEnv(split="train") for _ in range(600)])
     synced = steps_per_second(sync, 600, args.seconds, acts600)
-    print(f"600 envs, train set : native {native / 1e6:7.3f} M steps/s | SyncVectorEnv {synced / 1e6:7.4f} M steps/s"
-          f" | ratio {native / synced:6.0f}x")
+    print(
+        f"600 envs, train set : native {native / 1e6:7.3f} M steps/s | SyncVectorEnv {synced / 1e6:7.4f} M steps/s"
+        f" | ratio {native / synced:6.0f}x"
+    )
 
     acts4096 = rng.integers(0, 3, (30, 4096))
     fresh = steps_per_second(FWMGraphVectorEnv(num_envs=4096), 4096, args.seconds, acts4096)
@@ -73,8 +76,10 @@ def main() -> None:
             env = FWMGraphVectorEnv(num_envs=600, split="train", autoreset_mode=mode)
             rates[mode.name.lower()].append(steps_per_second(env, 600, args.seconds / 3, acts600))
     best = {name: max(r) for name, r in rates.items()}
-    print("600 envs, train set, autoreset mode (best of 3): "
-          + " | ".join(f"{name} {rate / 1e6:.3f} M steps/s ({rate / best['same_step']:.2f}x)" for name, rate in best.items()))
+    print(
+        "600 envs, train set, autoreset mode (best of 3): "
+        + " | ".join(f"{name} {rate / 1e6:.3f} M steps/s ({rate / best['same_step']:.2f}x)" for name, rate in best.items())
+    )
 
     if args.torch:
         acts = torch.as_tensor(acts4096, device=args.device)

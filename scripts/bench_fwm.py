@@ -36,12 +36,16 @@ def _peak_mib(device: torch.device) -> float:
 class _Model(nn.Module):
     """Slow net (+ memory) + linear head(s); ``memory=False`` is the plain-LSTM baseline."""
 
-    def __init__(self, n_in, hidden, d_fwm, n_out, memory: bool, impl: str, embed: int | None, residual: bool, need_state: bool, **opts):
+    def __init__(
+        self, n_in, hidden, d_fwm, n_out, memory: bool, impl: str, embed: int | None, residual: bool, need_state: bool, **opts
+    ):
         super().__init__()
         self.need_state = need_state
         self.embed = nn.Embedding(n_out, embed) if embed else None
         width = embed or n_in
-        self.core = FWMLSTM(width, hidden, d_fwm, 3, residual=residual, impl=impl, **opts) if memory else nn.LSTM(width, hidden)
+        self.core = (
+            FWMLSTM(width, hidden, d_fwm, 3, residual=residual, impl=impl, **opts) if memory else nn.LSTM(width, hidden)
+        )
         self.head = nn.Linear(hidden, n_out)
 
     def forward(self, x, state=None):
@@ -88,8 +92,28 @@ CONFIGS = {
     # name: (T, B, n_in/vocab, hidden, d_fwm, embed, residual, need_state, memory options as in the authors' code)
     # The A2C update replays whole episodes from an empty memory and drops the state after them
     # (need_state=False); catbAbI starts each segment from the previous one's state and keeps it.
-    "meta-RL (600x30, LSTM 32, d_fwm 16)": (30, 600, 17, 32, 16, None, True, False, {"beta_bias": 1.0, "update_scale": 1 / 16, "tanh_first_query": False, "tanh_read_keys": False}),
-    "catbAbI (32x200, LSTM 256, d_fwm 32)": (200, 32, 180, 256, 32, 256, True, True, {"beta_bias": 1.0, "update_scale": 1 / 32, "tanh_first_query": False}),
+    "meta-RL (600x30, LSTM 32, d_fwm 16)": (
+        30,
+        600,
+        17,
+        32,
+        16,
+        None,
+        True,
+        False,
+        {"beta_bias": 1.0, "update_scale": 1 / 16, "tanh_first_query": False, "tanh_read_keys": False},
+    ),
+    "catbAbI (32x200, LSTM 256, d_fwm 32)": (
+        200,
+        32,
+        180,
+        256,
+        32,
+        256,
+        True,
+        True,
+        {"beta_bias": 1.0, "update_scale": 1 / 32, "tanh_first_query": False},
+    ),
 }
 
 
@@ -106,7 +130,9 @@ def main(argv=None) -> None:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     device = resolve_device(args.device)
     threads = args.threads or torch.get_num_threads()
-    print(f"device {device}, torch {torch.__version__}, threads {threads}; each variant runs in its own process, {args.rounds} round(s)\n")
+    print(
+        f"device {device}, torch {torch.__version__}, threads {threads}; each variant runs in its own process, {args.rounds} round(s)\n"
+    )
     print("| configuration | variant | ms / batch (fwd+bwd) | items/s | vs step | vs LSTM | peak MiB |")
     print("|---|---|---|---|---|---|---|")
     for name, (T, B, n_in, hidden, d, embed, residual, need_state, opts) in CONFIGS.items():
@@ -114,8 +140,27 @@ def main(argv=None) -> None:
             continue
         results: dict[str, tuple[float, float]] = {}
         for _ in range(args.rounds):
-            for variant, memory, impl in (("LSTM only", False, "auto"), ("FWM fast", True, "chunked"), ("FWM step", True, "step")):
-                job = (T, B, n_in, hidden, d, embed, residual, need_state, opts, memory, impl, args.repeats, str(device), args.threads)
+            for variant, memory, impl in (
+                ("LSTM only", False, "auto"),
+                ("FWM fast", True, "chunked"),
+                ("FWM step", True, "step"),
+            ):
+                job = (
+                    T,
+                    B,
+                    n_in,
+                    hidden,
+                    d,
+                    embed,
+                    residual,
+                    need_state,
+                    opts,
+                    memory,
+                    impl,
+                    args.repeats,
+                    str(device),
+                    args.threads,
+                )
                 with mp.get_context("spawn").Pool(1) as pool:
                     sec, peak = pool.apply(_measure, (job,))
                 best = results.get(variant, (float("inf"), 0.0))
@@ -123,7 +168,9 @@ def main(argv=None) -> None:
         for variant, (sec, peak) in results.items():
             vs_step = results["FWM step"][0] / sec
             vs_lstm = sec / results["LSTM only"][0]
-            print(f"| {name} | {variant} | {sec * 1e3:.1f} | {T * B / sec:,.0f} | {vs_step:.1f}x faster | {vs_lstm:.2f}x time | {peak:.0f} |")
+            print(
+                f"| {name} | {variant} | {sec * 1e3:.1f} | {T * B / sec:,.0f} | {vs_step:.1f}x faster | {vs_lstm:.2f}x time | {peak:.0f} |"
+            )
 
 
 if __name__ == "__main__":

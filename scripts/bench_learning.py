@@ -33,25 +33,36 @@ def _train(configs: list[TrainConfig], out: Path, resume: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--episodes", type=int, default=300, help="episodes (A2C updates) per run (default 300)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default 0)")
     parser.add_argument("--eval-every", type=int, default=25, help="episodes between evaluations (default 25)")
     parser.add_argument("--n-envs", type=int, default=600, help="agents per batch (default 600, the paper's)")
     parser.add_argument("--lstm-size", type=int, default=512, help="LSTM baseline units (default 512, the paper's smallest)")
     parser.add_argument("--recipes", nargs="+", choices=sorted(RECIPES), default=None, help="compare these learning recipes")
-    parser.add_argument("--memory", choices=("fwm", "lstm"), default="fwm", help="agent of the recipe comparison (default fwm)")
-    parser.add_argument("--at", type=int, nargs="+", default=None, help="episode counts of the recipe table (default: every evaluation)")
+    parser.add_argument(
+        "--memory", choices=("fwm", "lstm"), default="fwm", help="agent of the recipe comparison (default fwm)"
+    )
+    parser.add_argument(
+        "--at", type=int, nargs="+", default=None, help="episode counts of the recipe table (default: every evaluation)"
+    )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-learning"), help="output folder")
-    parser.add_argument("--resume", action="store_true", help="continue (or extend, with a larger --episodes) the runs in --out; start the missing ones")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue (or extend, with a larger --episodes) the runs in --out; start the missing ones",
+    )
     args = parser.parse_args(argv)
     for name in ("episodes", "eval_every", "n_envs", "lstm_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.out.exists() and not args.resume:
-        parser.error(f"--out {args.out} exists; give a new folder (runs are never overwritten) or --resume to continue its runs")
+        parser.error(
+            f"--out {args.out} exists; give a new folder (runs are never overwritten) or --resume to continue its runs"
+        )
     common = {"steps": args.episodes, "eval_every": args.eval_every, "n_envs": args.n_envs, "device": args.device}
     if args.recipes is None:
         configs = [
@@ -59,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
             for seed in args.seeds
             for cfg in (
                 TrainConfig(name=f"fwm-seed{seed}", seed=seed, **common),
-                TrainConfig(name=f"lstm-{args.lstm_size}-seed{seed}", memory="lstm", hidden_size=args.lstm_size, seed=seed, **common),
+                TrainConfig(
+                    name=f"lstm-{args.lstm_size}-seed{seed}", memory="lstm", hidden_size=args.lstm_size, seed=seed, **common
+                ),
             )
         ]
         _train(configs, args.out, args.resume)
@@ -68,14 +81,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     agent = TrainConfig(**common) if args.memory == "fwm" else TrainConfig(memory="lstm", hidden_size=args.lstm_size, **common)
     # Seeds in the outer loop: an interrupted comparison has every recipe at the same seeds.
-    configs = [dataclasses.replace(with_recipe(agent, r), name=f"{r}-seed{s}", seed=s) for s in args.seeds for r in args.recipes]
+    configs = [
+        dataclasses.replace(with_recipe(agent, r), name=f"{r}-seed{s}", seed=s) for s in args.seeds for r in args.recipes
+    ]
     _train(configs, args.out, args.resume)
     at = args.at or list(range(args.eval_every, args.episodes + 1, args.eval_every))
     groups = {r: [args.out / f"{r}-seed{s}" for s in args.seeds] for r in args.recipes}
     table = seeds_table(groups, at)
     (args.out / "recipes.md").write_text(table)
-    print(f"\n{agent.label}: reward against episodes, mean ± sd over seeds {args.seeds} "
-          "(valid: the validation graphs, for choosing; test: the paper's test graphs, for reporting):")
+    print(
+        f"\n{agent.label}: reward against episodes, mean ± sd over seeds {args.seeds} "
+        "(valid: the validation graphs, for choosing; test: the paper's test graphs, for reporting):"
+    )
     print(table, end="")
     return 0
 

@@ -39,22 +39,33 @@ def main() -> None:
 
     corpus = load_corpus(args.data)
     size = {} if args.paper_size else {"d_embed": 200, "d_hidden": 400}
-    print(f"{corpus.source}: vocabulary {len(corpus.vocab):,}, train {corpus.train.numel():,} tokens; "
-          f"budget {args.budget:.0f} s per model; size {'paper' if args.paper_size else 'small'}; threads {args.threads}")
+    print(
+        f"{corpus.source}: vocabulary {len(corpus.vocab):,}, train {corpus.train.numel():,} tokens; "
+        f"budget {args.budget:.0f} s per model; size {'paper' if args.paper_size else 'small'}; threads {args.threads}"
+    )
     print(f"{'model':6} {'params':>11} {'steps':>6} {'train tok/s':>12} {'valid ppl':>10} {'eval s':>7}")
     for name in args.models:
         with tempfile.TemporaryDirectory() as out:
             model_config = LMConfig(vocab_size=len(corpus.vocab), model=name, **size)
-            config = TrainConfig(batch_size=args.batch_size, time_budget=args.budget, eval_every=10**9,
-                                 eval_batch_size=args.eval_batch_size, tune_temperature=False, tensorboard=False,
-                                 device=args.device, seed=args.seed)
+            config = TrainConfig(
+                batch_size=args.batch_size,
+                time_budget=args.budget,
+                eval_every=10**9,
+                eval_batch_size=args.eval_batch_size,
+                tune_temperature=False,
+                tensorboard=False,
+                device=args.device,
+                seed=args.seed,
+            )
             trainer = LMTrainer(corpus, model_config, config, out, data=args.data)
             start = time.perf_counter()
             summary = trainer.train(show_progress=False)  # ends with one validation pass
             eval_seconds = time.perf_counter() - start - trainer.train_seconds
             n_params = sum(p.numel() for p in trainer.model.parameters())
-            print(f"{name:6} {n_params:>11,} {summary.step:>6} {summary.tokens_per_second:>12,.0f} "
-                  f"{summary.best_valid_perplexity:>10.1f} {eval_seconds:>7.1f}")
+            print(
+                f"{name:6} {n_params:>11,} {summary.step:>6} {summary.tokens_per_second:>12,.0f} "
+                f"{summary.best_valid_perplexity:>10.1f} {eval_seconds:>7.1f}"
+            )
 
 
 if __name__ == "__main__":

@@ -48,9 +48,14 @@ from fwm_rl.agents.hyperparams import Recipe, read_hyperparams, shipped_recipe
 from fwm_rl.agents.training import read_run_checkpoint, train_run
 from fwm_rl.engine import CHECKPOINT, RESULTS, code_revision, read_curve, recorded_results, save_figure
 
-TASKS = ("CartPoleNoVel-v1", "PendulumNoVel-v1", "popgym:popgym-RepeatPreviousEasy-v0",
-         "popgym:popgym-RepeatPreviousMedium-v0", "popgym:popgym-AutoencodeEasy-v0",
-         "popgym:popgym-NoisyPositionOnlyCartPoleMedium-v0")
+TASKS = (
+    "CartPoleNoVel-v1",
+    "PendulumNoVel-v1",
+    "popgym:popgym-RepeatPreviousEasy-v0",
+    "popgym:popgym-RepeatPreviousMedium-v0",
+    "popgym:popgym-AutoencodeEasy-v0",
+    "popgym:popgym-NoisyPositionOnlyCartPoleMedium-v0",
+)
 #: POPGym's published MMER: task -> (the GRU's, the best model's, the best model). Another budget than ours.
 POPGYM_MMER: dict[str, tuple[float, float, str]] = {
     "popgym-RepeatPreviousEasy-v0": (1.000, 1.000, "GRU"),
@@ -58,8 +63,10 @@ POPGYM_MMER: dict[str, tuple[float, float, str]] = {
     "popgym-AutoencodeEasy-v0": (-0.283, -0.283, "GRU"),
     "popgym-NoisyPositionOnlyCartPoleMedium-v0": (0.642, 0.659, "IndRNN"),
 }
-POPGYM_SOURCE = ("POPGym's published MMER, another budget: 15M environment steps of RLlib's PPO (Morad et al., ICLR 2023, "
-                 "appendix table; as transcribed; not re-checked here)")
+POPGYM_SOURCE = (
+    "POPGym's published MMER, another budget: 15M environment steps of RLlib's PPO (Morad et al., ICLR 2023, "
+    "appendix table; as transcribed; not re-checked here)"
+)
 #: What results.csv gives of each run's results.json, and its columns (one row per run).
 RESULT_KEYS = ("timesteps", "eval_return", "eval_sem", "mmer", "steps_per_second", "train_seconds")
 COLUMNS = ("task", "memory", "seed", *RESULT_KEYS, "recipe")
@@ -82,8 +89,9 @@ def task_recipe(task: str, hyperparams: str | None) -> Recipe:
         return read_hyperparams(hyperparams, task, "ppo")
     recipe = shipped_recipe("ppo", task)
     if recipe is None:
-        raise ValueError(f"fwm-rl ships no PPO recipe for {task}: give --hyperparams FILE.yml with an entry for it "
-                         "(RL Zoo format)")
+        raise ValueError(
+            f"fwm-rl ships no PPO recipe for {task}: give --hyperparams FILE.yml with an entry for it (RL Zoo format)"
+        )
     return recipe
 
 
@@ -94,19 +102,25 @@ def stored_run(cfg: EnvTrainConfig, run_dir: Path) -> str:
     if not (run_dir / CONFIG).is_file():
         return "train"
     stored = EnvTrainConfig.from_dict(json.loads((run_dir / CONFIG).read_text()))
-    changed = [f.name for f in dataclasses.fields(cfg)
-               if f.name not in (*cfg.RESUMABLE, "recipe") and getattr(stored, f.name) != getattr(cfg, f.name)]
+    changed = [
+        f.name
+        for f in dataclasses.fields(cfg)
+        if f.name not in (*cfg.RESUMABLE, "recipe") and getattr(stored, f.name) != getattr(cfg, f.name)
+    ]
     if changed:
-        raise ValueError(f"{run_dir} holds a run of other settings ({', '.join(changed)}): give another --runs, or move "
-                         "the folder away")
+        raise ValueError(
+            f"{run_dir} holds a run of other settings ({', '.join(changed)}): give another --runs, or move the folder away"
+        )
     if recorded_results(run_dir, cfg.planned_timesteps, "timesteps") is not None:
         return "read"
     if not (run_dir / CHECKPOINT).is_file():
         return "train"
     done = read_run_checkpoint(run_dir)[0]["step"]
     if done > cfg.planned_timesteps:
-        raise ValueError(f"{run_dir} holds a run of {done} environment steps, more than the {cfg.planned_timesteps} "
-                         "asked: give --steps to match, or another --runs")
+        raise ValueError(
+            f"{run_dir} holds a run of {done} environment steps, more than the {cfg.planned_timesteps} "
+            "asked: give --steps to match, or another --runs"
+        )
     return "resume"
 
 
@@ -123,9 +137,18 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     summary = []
     for (task, memory), runs in groups.items():
         evals, mmers = [r["eval_return"] for r in runs], [r["mmer"] for r in runs]
-        summary.append({"task": task, "memory": memory, "seeds": len(runs), "eval_mean": statistics.fmean(evals),
-                        "eval_sd": spread(evals), "mmer_mean": statistics.fmean(mmers), "mmer_sd": spread(mmers),
-                        "steps_per_second": statistics.fmean(r["steps_per_second"] for r in runs)})
+        summary.append(
+            {
+                "task": task,
+                "memory": memory,
+                "seeds": len(runs),
+                "eval_mean": statistics.fmean(evals),
+                "eval_sd": spread(evals),
+                "mmer_mean": statistics.fmean(mmers),
+                "mmer_sd": spread(mmers),
+                "steps_per_second": statistics.fmean(r["steps_per_second"] for r in runs),
+            }
+        )
     return summary
 
 
@@ -140,15 +163,23 @@ def results_markdown(rows: list[dict[str, Any]]) -> str:
     first: dict[str, dict[str, Any]] = {}  # each task's first run
     for row in rows:
         first.setdefault(row["task"], row)
-    lines = ["## Memory benchmark: RecurrentPPO at equal environment steps", "",
-             f"Per task and core, mean ± sd over seeds {seeds} (sample sd): the final evaluation (deterministic actions), "
-             "the MMER (POPGym's metric: the highest mean return of the training episodes over a run's logs) and the "
-             "environment steps per second of training (one run at a time; the machine: record.json).", "",
-             "| task | env steps per run | recipe |", "|---|---|---|"]
+    lines = [
+        "## Memory benchmark: RecurrentPPO at equal environment steps",
+        "",
+        f"Per task and core, mean ± sd over seeds {seeds} (sample sd): the final evaluation (deterministic actions), "
+        "the MMER (POPGym's metric: the highest mean return of the training episodes over a run's logs) and the "
+        "environment steps per second of training (one run at a time; the machine: record.json).",
+        "",
+        "| task | env steps per run | recipe |",
+        "|---|---|---|",
+    ]
     lines += [f"| {task} | {row['timesteps']:,} | {row['recipe']} |" for task, row in first.items()]
     lines += ["", "| task | memory | seeds | final eval | MMER | env steps/s |", "|---|---|---|---|---|---|"]
-    lines += [f"| {s['task']} | {s['memory']} | {s['seeds']} | {_mean_sd(s['eval_mean'], s['eval_sd'])} | "
-              f"{_mean_sd(s['mmer_mean'], s['mmer_sd'])} | {s['steps_per_second']:,.0f} |" for s in summarize(rows)]
+    lines += [
+        f"| {s['task']} | {s['memory']} | {s['seeds']} | {_mean_sd(s['eval_mean'], s['eval_sd'])} | "
+        f"{_mean_sd(s['mmer_mean'], s['mmer_sd'])} | {s['steps_per_second']:,.0f} |"
+        for s in summarize(rows)
+    ]
     published = [(task, POPGYM_MMER[task_name(task)]) for task in first if task_name(task) in POPGYM_MMER]
     if published:
         lines += ["", f"{POPGYM_SOURCE}:", "", "| task | MMER of the GRU | MMER of the best model |", "|---|---|---|"]
@@ -159,8 +190,11 @@ def results_markdown(rows: list[dict[str, Any]]) -> str:
 def mmer_curve(run_dir: Path, until: int) -> dict[int, float]:
     """The MMER of the run in ``run_dir`` at each of its logs up to step ``until``: the running maximum of its
     ``train/return`` (NaN before any training episode has ended)."""
-    curve = [(step, value) for step, _, value in read_curve(run_dir, "train/return", "a run folder of fwm-rl train --env")
-             if step <= until]
+    curve = [
+        (step, value)
+        for step, _, value in read_curve(run_dir, "train/return", "a run folder of fwm-rl train --env")
+        if step <= until
+    ]
     return dict(zip((step for step, _ in curve), np.fmax.accumulate([value for _, value in curve]).tolist()))
 
 
@@ -188,8 +222,9 @@ def plot_mmer(task: str, curves: dict[str, list[dict[int, float]]], path: Path) 
 def git_commit() -> str | None:
     """The commit checked out where this script lies (``git rev-parse HEAD``), or None outside a git checkout."""
     try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
-                              text=True, timeout=10)
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
@@ -197,11 +232,18 @@ def git_commit() -> str | None:
 
 def record(argv: list[str]) -> dict[str, Any]:
     """How the results were made: the command line, the date (UTC), the machine and the code."""
-    return {"command": shlex.join(["python", "scripts/bench_memory.py", *argv]),
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-                        "torch_threads": torch.get_num_threads()},
-            "commit": git_commit(), "code": code_revision()}
+    return {
+        "command": shlex.join(["python", "scripts/bench_memory.py", *argv]),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+        },
+        "commit": git_commit(),
+        "code": code_revision(),
+    }
 
 
 class PlannedRun(NamedTuple):
@@ -212,8 +254,16 @@ class PlannedRun(NamedTuple):
     todo: str
 
 
-def plan_runs(tasks: list[str], memories: list[str], seeds: list[int], steps: int | None, hyperparams: str | None,
-              runs: Path, device: str, final_eval_episodes: int) -> list[PlannedRun]:
+def plan_runs(
+    tasks: list[str],
+    memories: list[str],
+    seeds: list[int],
+    steps: int | None,
+    hyperparams: str | None,
+    runs: Path,
+    device: str,
+    final_eval_episodes: int,
+) -> list[PlannedRun]:
     """Every run, task by task (each task's recipe and budget printed), every task, recipe and run folder checked
     before the first run trains: a ``ValueError`` names what is wrong."""
     plan = []
@@ -239,8 +289,13 @@ def run(planned: PlannedRun) -> dict[str, Any]:
     if planned.todo != "read":
         train_run(cfg, run_dir, resume=planned.todo == "resume", overwrite=planned.todo == "train")
     results = json.loads((run_dir / RESULTS).read_text())
-    return {"task": cfg.env_id, "memory": cfg.memory, "seed": cfg.seed, "recipe": cfg.recipe,
-            **{key: results[key] for key in RESULT_KEYS}}
+    return {
+        "task": cfg.env_id,
+        "memory": cfg.memory,
+        "seed": cfg.seed,
+        "recipe": cfg.recipe,
+        **{key: results[key] for key in RESULT_KEYS},
+    }
 
 
 def write_results(plan: list[PlannedRun], rows: list[dict[str, Any]], out: Path, argv: list[str]) -> str:
@@ -263,41 +318,80 @@ def write_results(plan: list[PlannedRun], rows: list[dict[str, Any]], out: Path,
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS),
-                        help=f"environment ids, 'module:Id' importing module (default: {' '.join(TASKS)})")
-    parser.add_argument("--memories", nargs="+", choices=list(MEMORIES), default=list(MEMORIES),
-                        help="memory cores (default fwm lstm gru)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[10, 11, 12],
-                        help="seeds (default 10 11 12: report seeds, which no recipe choice saw; recipes are chosen on 0-2)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="environment steps of every run (default: each recipe's n_timesteps)")
-    parser.add_argument("--hyperparams", default=None, metavar="FILE",
-                        help="recipe file in the RL Zoo's format, with an entry per task (default: the recipes fwm-rl ships)")
-    parser.add_argument("--runs", type=Path, default=Path("runs/memory-benchmark"),
-                        help="folder of the run folders (default runs/memory-benchmark)")
-    parser.add_argument("--out", type=Path, default=Path("docs/results/memory-benchmark"),
-                        help="folder of the results (default docs/results/memory-benchmark)")
-    parser.add_argument("--final-eval-episodes", type=int, default=EnvTrainConfig.final_eval_episodes,
-                        help=f"episodes of each run's final evaluation (default {EnvTrainConfig.final_eval_episodes}; a run "
-                             "whose results are there keeps its own)")
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        default=list(TASKS),
+        help=f"environment ids, 'module:Id' importing module (default: {' '.join(TASKS)})",
+    )
+    parser.add_argument(
+        "--memories", nargs="+", choices=list(MEMORIES), default=list(MEMORIES), help="memory cores (default fwm lstm gru)"
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[10, 11, 12],
+        help="seeds (default 10 11 12: report seeds, which no recipe choice saw; recipes are chosen on 0-2)",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="environment steps of every run (default: each recipe's n_timesteps)"
+    )
+    parser.add_argument(
+        "--hyperparams",
+        default=None,
+        metavar="FILE",
+        help="recipe file in the RL Zoo's format, with an entry per task (default: the recipes fwm-rl ships)",
+    )
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        default=Path("runs/memory-benchmark"),
+        help="folder of the run folders (default runs/memory-benchmark)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("docs/results/memory-benchmark"),
+        help="folder of the results (default docs/results/memory-benchmark)",
+    )
+    parser.add_argument(
+        "--final-eval-episodes",
+        type=int,
+        default=EnvTrainConfig.final_eval_episodes,
+        help=f"episodes of each run's final evaluation (default {EnvTrainConfig.final_eval_episodes}; a run "
+        "whose results are there keeps its own)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu (default), auto or cuda[:N]")
     args = parser.parse_args(argv)
     if args.steps is not None and args.steps < 1:
         parser.error(f"--steps must be at least 1, got {args.steps}")
     try:
-        plan = plan_runs(list(dict.fromkeys(args.tasks)), list(dict.fromkeys(args.memories)), list(dict.fromkeys(args.seeds)),
-                         args.steps, args.hyperparams, args.runs, args.device, args.final_eval_episodes)
+        plan = plan_runs(
+            list(dict.fromkeys(args.tasks)),
+            list(dict.fromkeys(args.memories)),
+            list(dict.fromkeys(args.seeds)),
+            args.steps,
+            args.hyperparams,
+            args.runs,
+            args.device,
+            args.final_eval_episodes,
+        )
     except ValueError as exc:
         parser.error(str(exc))
     rows = []
     for i, planned in enumerate(plan, 1):
         rows.append(run(planned))
         row, how = rows[-1], {"read": " (read from its results.json)", "resume": " (resumed)"}.get(planned.todo, "")
-        print(f"[{i}/{len(plan)}] {row['task']} {row['memory']} seed {row['seed']}: eval {row['eval_return']:.3f} ± "
-              f"{row['eval_sem']:.3f}, MMER {row['mmer']:.3f}, {row['steps_per_second']:,.0f} env steps/s, "
-              f"{row['train_seconds']:,.0f} s{how}", flush=True)
+        print(
+            f"[{i}/{len(plan)}] {row['task']} {row['memory']} seed {row['seed']}: eval {row['eval_return']:.3f} ± "
+            f"{row['eval_sem']:.3f}, MMER {row['mmer']:.3f}, {row['steps_per_second']:,.0f} env steps/s, "
+            f"{row['train_seconds']:,.0f} s{how}",
+            flush=True,
+        )
     print("\n" + write_results(plan, rows, args.out, argv), end="")
     print(f"\nresults, record and figures in {args.out}")
     return 0

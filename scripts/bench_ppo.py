@@ -40,14 +40,53 @@ from fwm_rl.envs.graphs import graph_set
 #: task -> algorithm -> keyword arguments of the algorithm.
 RECIPES: dict[str, dict[str, dict]] = {
     "graph": {
-        "a2c": {"n_steps": 30, "gamma": 0.9, "gae_lambda": 1.0, "ent_coef": 0.03, "vf_coef": 0.1, "max_grad_norm": None, "learning_rate": FAST_RECIPE["lr"]},
-        "ppo": {"n_steps": 30, "gamma": 0.9, "gae_lambda": 0.95, "ent_coef": 0.03, "learning_rate": 1e-3, "n_epochs": 4, "n_minibatches": 4},
-        "sb3-ppo": {"n_steps": 30, "gamma": 0.9, "gae_lambda": 0.95, "ent_coef": 0.03, "learning_rate": 1e-3, "n_epochs": 4, "batch_size": 4500},
+        "a2c": {
+            "n_steps": 30,
+            "gamma": 0.9,
+            "gae_lambda": 1.0,
+            "ent_coef": 0.03,
+            "vf_coef": 0.1,
+            "max_grad_norm": None,
+            "learning_rate": FAST_RECIPE["lr"],
+        },
+        "ppo": {
+            "n_steps": 30,
+            "gamma": 0.9,
+            "gae_lambda": 0.95,
+            "ent_coef": 0.03,
+            "learning_rate": 1e-3,
+            "n_epochs": 4,
+            "n_minibatches": 4,
+        },
+        "sb3-ppo": {
+            "n_steps": 30,
+            "gamma": 0.9,
+            "gae_lambda": 0.95,
+            "ent_coef": 0.03,
+            "learning_rate": 1e-3,
+            "n_epochs": 4,
+            "batch_size": 4500,
+        },
     },
     "cartpole": {
-        "a2c": {"n_steps": 32, "gamma": 0.99, "gae_lambda": 0.95, "ent_coef": 0.01, "vf_coef": 0.5, "max_grad_norm": 0.5, "learning_rate": 1e-3},
+        "a2c": {
+            "n_steps": 32,
+            "gamma": 0.99,
+            "gae_lambda": 0.95,
+            "ent_coef": 0.01,
+            "vf_coef": 0.5,
+            "max_grad_norm": 0.5,
+            "learning_rate": 1e-3,
+        },
         "ppo": {"n_steps": 128, "gamma": 0.99, "gae_lambda": 0.95, "learning_rate": 1e-3, "n_epochs": 4, "n_minibatches": 4},
-        "sb3-ppo": {"n_steps": 128, "gamma": 0.99, "gae_lambda": 0.95, "learning_rate": 1e-3, "n_epochs": 4, "batch_size": 512},
+        "sb3-ppo": {
+            "n_steps": 128,
+            "gamma": 0.99,
+            "gae_lambda": 0.95,
+            "learning_rate": 1e-3,
+            "n_epochs": 4,
+            "batch_size": 512,
+        },
     },
 }
 SIZES = {"fwm": {"hidden_size": 32, "d_fwm": 16, "n_reads": 3}, "lstm": {"hidden_size": 32}}
@@ -77,7 +116,13 @@ def score(model, task: str, seed: int) -> float:
 def sb3_score(model, task: str, seed: int) -> float:
     from stable_baselines3.common.evaluation import evaluate_policy
 
-    rewards, _ = evaluate_policy(model, scoring_env(model, task, seed), n_eval_episodes=600 if task == "graph" else 50, return_episode_rewards=True, warn=False)
+    rewards, _ = evaluate_policy(
+        model,
+        scoring_env(model, task, seed),
+        n_eval_episodes=600 if task == "graph" else 50,
+        return_episode_rewards=True,
+        warn=False,
+    )
     return float(np.mean(rewards))
 
 
@@ -90,7 +135,9 @@ def run(task: str, algo: str, memory: str, steps: int, seed: int, lstm_size: int
     if algo == "sb3-ppo":
         from sb3_contrib import RecurrentPPO as ContribPPO
 
-        model = ContribPPO("MlpLstmPolicy", env, seed=seed, device="cpu", policy_kwargs={"lstm_hidden_size": sizes["hidden_size"]}, **recipe)
+        model = ContribPPO(
+            "MlpLstmPolicy", env, seed=seed, device="cpu", policy_kwargs={"lstm_hidden_size": sizes["hidden_size"]}, **recipe
+        )
         scorer = sb3_score
     else:
         algo_class = RecurrentA2C if algo == "a2c" else RecurrentPPO
@@ -104,14 +151,30 @@ def run(task: str, algo: str, memory: str, steps: int, seed: int, lstm_size: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tasks", nargs="+", choices=sorted(RECIPES), default=sorted(RECIPES), help="tasks (default both)")
-    parser.add_argument("--algos", nargs="+", choices=("a2c", "ppo", "sb3-ppo"), default=["a2c", "ppo"], help="algorithms (default a2c ppo)")
-    parser.add_argument("--memories", nargs="+", choices=sorted(SIZES), default=sorted(SIZES), help="cores (default fwm lstm; sb3-ppo: lstm only)")
-    parser.add_argument("--steps", type=int, default=None, help="environment steps per run (default: graph 5,400,000 = 300 episodes; cartpole 200,000)")
+    parser.add_argument(
+        "--algos", nargs="+", choices=("a2c", "ppo", "sb3-ppo"), default=["a2c", "ppo"], help="algorithms (default a2c ppo)"
+    )
+    parser.add_argument(
+        "--memories",
+        nargs="+",
+        choices=sorted(SIZES),
+        default=sorted(SIZES),
+        help="cores (default fwm lstm; sb3-ppo: lstm only)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="environment steps per run (default: graph 5,400,000 = 300 episodes; cartpole 200,000)",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default 0)")
-    parser.add_argument("--lstm-size", type=int, default=None, help="LSTM units (default: graph 512, the paper's smallest; cartpole 32)")
+    parser.add_argument(
+        "--lstm-size", type=int, default=None, help="LSTM units (default: graph 512, the paper's smallest; cartpole 32)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default torch's)")
     args = parser.parse_args(argv)
     if "sb3-ppo" in args.algos and importlib.util.find_spec("sb3_contrib") is None:
@@ -133,8 +196,11 @@ def main(argv: list[str] | None = None) -> int:
                 scores, seconds = [r[0] for r in results], sum(r[1] for r in results)
                 label = f"{memory}-{lstm_size}" if memory == "lstm" else "fwm-32-16"
                 spread = f" ± {np.std(scores, ddof=1) / math.sqrt(len(scores)):.1f}" if len(scores) > 1 else ""
-                print(f"| {task} | {algo} | {label} | {steps:,} | {np.mean(scores):.1f}{spread} | {', '.join(f'{s:.1f}' for s in scores)} | "
-                      f"{seconds:.0f} | {steps * len(scores) / seconds:,.0f} |", flush=True)
+                print(
+                    f"| {task} | {algo} | {label} | {steps:,} | {np.mean(scores):.1f}{spread} | {', '.join(f'{s:.1f}' for s in scores)} | "
+                    f"{seconds:.0f} | {steps * len(scores) / seconds:,.0f} |",
+                    flush=True,
+                )
     return 0
 
 

@@ -57,17 +57,31 @@ def contrib_model(cfg: EnvTrainConfig, env):
 def steps_per_second(variant: str, env_id: str, steps: int, seed: int) -> float:
     cfg = recipe_config(env_id, "lstm" if variant == "contrib" else variant, seed)
     set_seed(seed)
-    env = normalized(make_env(env_id, cfg.n_envs, seed=seed), None, training=True, norm_obs=cfg.normalize_obs,
-                     norm_reward=cfg.norm_reward, gamma=cfg.gamma)
-    model = contrib_model(cfg, env) if variant == "contrib" else make_model(dataclasses.replace(cfg, device="cpu"), env, torch.device("cpu"))
+    env = normalized(
+        make_env(env_id, cfg.n_envs, seed=seed),
+        None,
+        training=True,
+        norm_obs=cfg.normalize_obs,
+        norm_reward=cfg.norm_reward,
+        gamma=cfg.gamma,
+    )
+    model = (
+        contrib_model(cfg, env)
+        if variant == "contrib"
+        else make_model(dataclasses.replace(cfg, device="cpu"), env, torch.device("cpu"))
+    )
     start = time.perf_counter()
     model.learn(steps)
     return model.num_timesteps / (time.perf_counter() - start)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", default="CartPoleNoVel-v1", help="an env id fwm-rl ships a PPO recipe for (default CartPoleNoVel-v1)")
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--env", default="CartPoleNoVel-v1", help="an env id fwm-rl ships a PPO recipe for (default CartPoleNoVel-v1)"
+    )
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS), help="what to time (default all)")
     parser.add_argument("--steps", type=int, default=20_000, help="environment steps per variant and round (default 20,000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, each timing every variant in turn (default 3)")
@@ -85,12 +99,19 @@ def main(argv: list[str] | None = None) -> int:
             rates[variant].append(steps_per_second(variant, args.env, args.steps, seed=round_))
             print(f"round {round_ + 1}: {variant} {rates[variant][-1]:,.0f} env steps/s", flush=True)
     median = {variant: float(np.median(values)) for variant, values in rates.items()}
-    print(f"\n{args.env}, {args.steps:,} env steps per run, {args.rounds} rounds alternated, {torch.get_num_threads()} threads")
+    print(
+        f"\n{args.env}, {args.steps:,} env steps per run, {args.rounds} rounds alternated, {torch.get_num_threads()} threads"
+    )
     print("| variant | env steps/s (median) | per round | vs contrib | vs lstm |")
     print("|---|---|---|---|---|")
     for variant, value in median.items():
-        ratio = lambda base: f"{value / median[base]:.2f}x" if base in median else "-"
-        print(f"| {variant} | {value:,.0f} | {', '.join(f'{r:,.0f}' for r in rates[variant])} | {ratio('contrib')} | {ratio('lstm')} |")
+
+        def ratio(base: str, value: float = value) -> str:
+            return f"{value / median[base]:.2f}x" if base in median else "-"
+
+        print(
+            f"| {variant} | {value:,.0f} | {', '.join(f'{r:,.0f}' for r in rates[variant])} | {ratio('contrib')} | {ratio('lstm')} |"
+        )
     return 0
 
 

@@ -25,19 +25,32 @@ import tomllib
 ROOT = Path(__file__).resolve().parents[1]
 #: Tests that touch every dependency: environments (gymnasium, numpy, networkx), agents (stable-baselines3,
 #: torch, tqdm, rich), runs and plots (tensorboard, matplotlib), the memory, the docs' examples.
-DEFAULT_TESTS = ["tests/envs/test_envs_api.py", "tests/envs/test_envs_autoreset.py", "tests/agents/test_agents.py", "tests/agents/test_ppo.py",
-                 "tests/agents/test_env_training.py", "tests/memory/test_memory.py", "tests/engine/test_runs.py", "tests/test_docs.py",
-                 "tests/agents/test_hyperparams.py", "tests/agents/test_spaces.py"]
+DEFAULT_TESTS = [
+    "tests/envs/test_envs_api.py",
+    "tests/envs/test_envs_autoreset.py",
+    "tests/agents/test_agents.py",
+    "tests/agents/test_ppo.py",
+    "tests/agents/test_env_training.py",
+    "tests/memory/test_memory.py",
+    "tests/engine/test_runs.py",
+    "tests/test_docs.py",
+    "tests/agents/test_hyperparams.py",
+    "tests/agents/test_spaces.py",
+]
 
 
 def floors(pyproject: Path) -> list[str]:
-    """``name==floor`` for every dependency (and ``dev`` extra) of ``pyproject`` except torch."""
+    """``name==floor`` for every dependency (and ``dev`` extra) of ``pyproject`` except torch (an exact pin: that version)."""
     project = tomllib.loads(pyproject.read_text())["project"]
     pins = []
     for requirement in [*project["dependencies"], *project["optional-dependencies"]["dev"]]:
-        match = re.fullmatch(r"\s*([A-Za-z0-9_.-]+)\s*>=\s*([0-9][^,;\s]*)\s*", requirement)
+        match = re.fullmatch(
+            r"\s*([A-Za-z0-9_.-]+)\s*(?:>=|==)\s*([0-9][^,;\s]*)\s*", requirement
+        )  # (an exact pin is its floor)
         if match is None:
-            raise SystemExit(f"check_floors.py: cannot read a floor from {requirement!r} (expected 'name>=version')")
+            raise SystemExit(
+                f"check_floors.py: cannot read a floor from {requirement!r} (expected 'name>=version' or 'name==version')"
+            )
         name, version = match.groups()
         if name != "torch":
             pins.append(f"{name}=={version}")
@@ -50,10 +63,15 @@ def run(command: list[str], cwd: Path | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--torch", default="torch==2.13.0", help="the torch requirement to install first (default torch==2.13.0)")
-    parser.add_argument("--tests", nargs="+", default=DEFAULT_TESTS, help="pytest arguments (default: a selection touching every dependency)")
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--torch", default="torch==2.13.0", help="the torch requirement to install first (default torch==2.13.0)"
+    )
+    parser.add_argument(
+        "--tests", nargs="+", default=DEFAULT_TESTS, help="pytest arguments (default: a selection touching every dependency)"
+    )
     parser.add_argument("--list", action="store_true", help="print the floors and exit")
     args = parser.parse_args(argv)
     pins = floors(ROOT / "pyproject.toml")

@@ -92,10 +92,15 @@ def _a2c(device: str, out: Path) -> dict:
 
     episodes = A2C_EPISODES if device != "cpu" else 4
     small = {} if device != "cpu" else {"n_envs": 32}
-    cfg = preset_configs("paper-fwm", steps=episodes, eval_every=episodes // 2, device=device, final_episodes_per_graph=1, **small)[0]
+    cfg = preset_configs(
+        "paper-fwm", steps=episodes, eval_every=episodes // 2, device=device, final_episodes_per_graph=1, **small
+    )[0]
     summary = train_run(cfg, out / "a2c", show_progress=False)
-    return {"figure": f"{summary.agent_steps_per_second:,.0f} agent-steps/s", "value": summary.agent_steps_per_second,
-            "note": f"{summary.episodes} episodes x {cfg.n_envs} agents, test reward {summary.test.mean:.1f}"}
+    return {
+        "figure": f"{summary.agent_steps_per_second:,.0f} agent-steps/s",
+        "value": summary.agent_steps_per_second,
+        "note": f"{summary.episodes} episodes x {cfg.n_envs} agents, test reward {summary.test.mean:.1f}",
+    }
 
 
 def _babi(device: str, out: Path, amp: str) -> dict:
@@ -107,8 +112,11 @@ def _babi(device: str, out: Path, amp: str) -> dict:
     config = TrainConfig(steps=steps, eval_every=steps, eval_segments=2, amp=amp, device=device, tensorboard=False)
     trainer = CatbAbITrainer(preset(size, "fwm"), config, DataSpec(generated=(100, 10, 10)), out / f"babi-{amp}")
     tokens_per_s = trainer.throughput(steps - 2, warmup=2)
-    return {"figure": f"{tokens_per_s:,.0f} tokens/s", "value": tokens_per_s,
-            "note": f"batch {config.batch_size} x {config.seq_len} tokens, {trainer.model.num_parameters():,} parameters, amp {amp}"}
+    return {
+        "figure": f"{tokens_per_s:,.0f} tokens/s",
+        "value": tokens_per_s,
+        "note": f"batch {config.batch_size} x {config.seq_len} tokens, {trainer.model.num_parameters():,} parameters, amp {amp}",
+    }
 
 
 def _lm(device: str, out: Path, amp: str) -> dict:
@@ -122,8 +130,11 @@ def _lm(device: str, out: Path, amp: str) -> dict:
     trainer = LMTrainer(corpus, LMConfig(vocab_size=len(corpus.vocab), model="fwm", **sizes), config, out / f"lm-{amp}")
     summary = trainer.train(show_progress=False)
     params = sum(p.numel() for p in trainer.model.parameters())
-    return {"figure": f"{summary.tokens_per_second:,.0f} tokens/s", "value": summary.tokens_per_second,
-            "note": f"batch {config.batch_size} x ~{config.bptt} tokens, {params:,} parameters, amp {amp}, valid ppl {summary.best_valid_perplexity:.1f}"}
+    return {
+        "figure": f"{summary.tokens_per_second:,.0f} tokens/s",
+        "value": summary.tokens_per_second,
+        "note": f"batch {config.batch_size} x ~{config.bptt} tokens, {params:,} parameters, amp {amp}, valid ppl {summary.best_valid_perplexity:.1f}",
+    }
 
 
 def run_worker(part: str, device: str, result_file: Path) -> int:
@@ -187,7 +198,10 @@ def _figure_from_output(part: str, output: str) -> str:
         return "; ".join(f"{name.split(' (')[0]} fast {ratio} vs step" for name, ratio in fast) or "no table"
     if part == "bench-a2c":
         rows = re.findall(r"^\| (FWM[^|]*|LSTM[^|]*) \| ([^|]+) \| ([\d.]+) \|", output, flags=re.M)
-        return "; ".join(f"{agent.strip()} {loop.strip().split(' (')[0]} {sec} s/episode" for agent, loop, sec in rows) or "no table"
+        return (
+            "; ".join(f"{agent.strip()} {loop.strip().split(' (')[0]} {sec} s/episode" for agent, loop, sec in rows)
+            or "no table"
+        )
     return ""
 
 
@@ -208,22 +222,42 @@ def _stop(proc: subprocess.Popen) -> str:
 
 
 def run_part(part: Part, device: str, limit: float, authors_repo: Path | None) -> Outcome:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "PYTHONUNBUFFERED": "1",
+    }
     with tempfile.TemporaryDirectory() as tmp:
         result_file = Path(tmp) / "result.json"
         start = time.perf_counter()
         # A session of its own, so that a part running over its limit is stopped with all its
         # processes (torchrun's workers, the benchmarks' pools).
-        proc = subprocess.Popen(_command(part.name, device, result_file, authors_repo), cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        proc = subprocess.Popen(
+            _command(part.name, device, result_file, authors_repo),
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         try:
             output, _ = proc.communicate(timeout=limit)
         except subprocess.TimeoutExpired:
             output = _stop(proc)
-            return Outcome(part.name, "timed out", time.perf_counter() - start, "", None, f"after {limit:.0f} s: {_tail(output)}")
+            return Outcome(
+                part.name, "timed out", time.perf_counter() - start, "", None, f"after {limit:.0f} s: {_tail(output)}"
+            )
         seconds = time.perf_counter() - start
         if proc.returncode != 0:
-            return Outcome(part.name, "failed", seconds, _figure_from_output(part.name, output), None, f"exit {proc.returncode}: {_tail(output)}")
+            return Outcome(
+                part.name,
+                "failed",
+                seconds,
+                _figure_from_output(part.name, output),
+                None,
+                f"exit {proc.returncode}: {_tail(output)}",
+            )
         if result_file.exists():  # a trainer part
             result = json.loads(result_file.read_text())
             note = result["note"] + (f", backend {result['backend']}" if result.get("backend") else "")
@@ -245,8 +279,12 @@ def _machine(device: str) -> dict:
 
     import torch
 
-    info = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "torch": torch.__version__, "python": platform.python_version(),
-            "device": device}
+    info = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": device,
+    }
     if device.startswith("cuda"):
         info.update(gpu=torch.cuda.get_device_name(0), cuda=torch.version.cuda, gpus=torch.cuda.device_count())
     return info
@@ -260,13 +298,19 @@ def _missing_packages() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, help="folder for gpu_check.json and gpu_check.md (default: print only)")
     parser.add_argument("--list", action="store_true", help="print the parts and their time limits, then exit")
     parser.add_argument("--only", nargs="+", metavar="PART", help="run only these parts (see --list)")
     parser.add_argument("--device", default="cuda", help="cuda (default) or cuda:N; cpu rehearses the script without a GPU")
-    parser.add_argument("--budget", type=float, default=470.0, help="seconds for the whole run; parts that would start later are skipped (default 470)")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=470.0,
+        help="seconds for the whole run; parts that would start later are skipped (default 470)",
+    )
     parser.add_argument("--authors-repo", type=Path, help="checkout of ischlag/Fast-Weight-Memory-public for bench-a2c")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one trainer part in this process
     parser.add_argument("--result-file", type=Path, help=argparse.SUPPRESS)
@@ -287,8 +331,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     missing = _missing_packages()
     if missing:
-        print(f"gpu_check.py: error: missing Python packages {', '.join(missing)}: install them (or carry their wheels, README: Development)",
-              file=sys.stderr)
+        print(
+            f"gpu_check.py: error: missing Python packages {', '.join(missing)}: install them (or carry their wheels, README: Development)",
+            file=sys.stderr,
+        )
         return 2
     import torch
 
@@ -297,16 +343,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gpu_check.py: error: --device must be cuda, cuda:N or cpu, got {args.device!r}", file=sys.stderr)
             return 2
         if not torch.cuda.is_available():
-            print("gpu_check.py: no CUDA device on this machine (torch.cuda.is_available() is False): nothing to check; "
-                  "run it on a GPU machine (or --device cpu to rehearse)", file=sys.stderr)
+            print(
+                "gpu_check.py: no CUDA device on this machine (torch.cuda.is_available() is False): nothing to check; "
+                "run it on a GPU machine (or --device cpu to rehearse)",
+                file=sys.stderr,
+            )
             return 2
     if args.authors_repo is not None and not (args.authors_repo / "metaRL" / "train_agent.py").exists():
-        print(f"gpu_check.py: error: {args.authors_repo} is not a checkout of ischlag/Fast-Weight-Memory-public (no metaRL/train_agent.py)",
-              file=sys.stderr)
+        print(
+            f"gpu_check.py: error: {args.authors_repo} is not a checkout of ischlag/Fast-Weight-Memory-public (no metaRL/train_agent.py)",
+            file=sys.stderr,
+        )
         return 2
     machine = _machine(args.device)
-    print(f"gpu check on {machine.get('gpu', args.device)} (torch {machine['torch']}, CUDA {machine.get('cuda')}), budget {args.budget:.0f} s",
-          flush=True)
+    print(
+        f"gpu check on {machine.get('gpu', args.device)} (torch {machine['torch']}, CUDA {machine.get('cuda')}), budget {args.budget:.0f} s",
+        flush=True,
+    )
     outcomes, start = [], time.perf_counter()
     for part in PARTS:
         if args.only and part.name not in args.only:
@@ -324,8 +377,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{table}\n\n{sum(o.status == 'ok' for o in outcomes)} of {len(outcomes)} parts ok in {total:.0f} s")
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "gpu_check.json").write_text(json.dumps({"machine": machine, "seconds": total, "parts": [asdict(o) for o in outcomes]}, indent=2) + "\n")
-        (args.out / "gpu_check.md").write_text(f"gpu check, {machine['date']}, {machine.get('gpu', args.device)}, torch {machine['torch']}\n\n{table}\n")
+        (args.out / "gpu_check.json").write_text(
+            json.dumps({"machine": machine, "seconds": total, "parts": [asdict(o) for o in outcomes]}, indent=2) + "\n"
+        )
+        (args.out / "gpu_check.md").write_text(
+            f"gpu check, {machine['date']}, {machine.get('gpu', args.device)}, torch {machine['torch']}\n\n{table}\n"
+        )
         print(f"wrote {args.out / 'gpu_check.json'} and {args.out / 'gpu_check.md'}")
     return 0 if all(o.status == "ok" for o in outcomes) else 1
 

@@ -15,8 +15,9 @@ from fwm_rl.cli import run_reporting_errors
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_train_arguments(parser)
     args = parser.parse_args(argv)
     return run_reporting_errors("train_a2c.py", lambda: run_train(args))

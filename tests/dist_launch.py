@@ -17,7 +17,9 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, world_size: int, port: int, fn, args) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank)
+    )
     fn(rank, world_size, *args)  # (an exception ends this process; mp.spawn reports it)
     if dist.is_initialized():
         # Leave together: a process that tears down its gloo group while the other is still

@@ -26,8 +26,26 @@ from fwm_rl.engine import load_checkpoint
 ROOT = Path(__file__).resolve().parents[1]
 HUGE = "999999999999"
 #: A tiny LSTM run on CartPole (one update: 2 copies x 8 steps).
-ENV_RUN = ["train", "--env", "CartPoleNoVel-v1", "--memory", "lstm", "--hidden-size", "8", "--n-envs", "2", "--n-steps", "8",
-           "--eval-episodes", "1", "--final-eval-episodes", "1", "--device", "cpu", "--no-progress"]
+ENV_RUN = [
+    "train",
+    "--env",
+    "CartPoleNoVel-v1",
+    "--memory",
+    "lstm",
+    "--hidden-size",
+    "8",
+    "--n-envs",
+    "2",
+    "--n-steps",
+    "8",
+    "--eval-episodes",
+    "1",
+    "--final-eval-episodes",
+    "1",
+    "--device",
+    "cpu",
+    "--no-progress",
+]
 
 
 def one_line_error(capsys, argv: list[str], code: int = 2) -> str:
@@ -56,14 +74,24 @@ def test_environment_copies_are_bounded_and_the_help_says_so(capsys):
     assert "--env runs: 16, at most 4096" in option_help(subparser("train"), "--n-envs")
 
 
-@pytest.mark.parametrize("command, given, sizes", [
-    (("train",), ["--preset", "paper-fwm"], ["--hidden-size", "--d-fwm", "--n-reads"]),
-    (("train",), ["--env", "CartPoleNoVel-v1"], ["--hidden-size", "--d-fwm", "--n-reads", "--n-steps"]),
-    (("babi", "train"), [], ["--embedding-size", "--hidden-size", "--d-fwm", "--n-reads", "--layers", "--batch-size",
-                             "--seq-len"]),
-    (("lm", "train"), ["--model", "fwm"], ["--d-embed", "--d-hidden", "--n-layers", "--d-fwm", "--n-reads", "--batch-size",
-                                           "--bptt"]),
-], ids=["train", "train-env", "babi-train", "lm-train"])
+@pytest.mark.parametrize(
+    "command, given, sizes",
+    [
+        (("train",), ["--preset", "paper-fwm"], ["--hidden-size", "--d-fwm", "--n-reads"]),
+        (("train",), ["--env", "CartPoleNoVel-v1"], ["--hidden-size", "--d-fwm", "--n-reads", "--n-steps"]),
+        (
+            ("babi", "train"),
+            [],
+            ["--embedding-size", "--hidden-size", "--d-fwm", "--n-reads", "--layers", "--batch-size", "--seq-len"],
+        ),
+        (
+            ("lm", "train"),
+            ["--model", "fwm"],
+            ["--d-embed", "--d-hidden", "--n-layers", "--d-fwm", "--n-reads", "--batch-size", "--bptt"],
+        ),
+    ],
+    ids=["train", "train-env", "babi-train", "lm-train"],
+)
 def test_sizes_that_would_exhaust_memory_are_refused_and_bounded_in_the_help(command, given, sizes, capsys):
     parser = subparser(*command)
     for size in sizes:
@@ -80,8 +108,11 @@ def test_every_bounded_field_states_its_bound_in_its_help():
     from fwm_rl.lm.model import LMConfig
     from fwm_rl.lm.trainer import TrainConfig as LMTrainConfig
 
-    for command, configs in ((("train",), (TrainConfig, EnvTrainConfig)), (("babi", "train"), (ModelConfig, BabiConfig)),
-                             (("lm", "train"), (LMConfig, LMTrainConfig))):
+    for command, configs in (
+        (("train",), (TrainConfig, EnvTrainConfig)),
+        (("babi", "train"), (ModelConfig, BabiConfig)),
+        (("lm", "train"), (LMConfig, LMTrainConfig)),
+    ):
         parser = subparser(*command)
         for action in parser._actions:
             bounds = {upper_bound(cls, action.dest) for cls in configs if action.dest in cls.__dataclass_fields__} - {None}
@@ -93,9 +124,11 @@ def test_every_bounded_field_states_its_bound_in_its_help():
 @pytest.mark.parametrize("run", [["--preset", "paper-fwm"], ["--env", "CartPoleNoVel-v1"]], ids=["graph", "env"])
 def test_negative_and_absurd_coefficients_are_refused(run, capsys):
     rule = "must be a non-negative finite number at most"
-    for option, value, message in (("--ent-coef", "-1", f"ent_coef {rule} 100, got -1.0"),
-                                   ("--vf-coef", "1e12", f"vf_coef {rule} 100, got 1000000000000.0"),
-                                   ("--gamma", "1.5", f"gamma {rule} 1, got 1.5")):
+    for option, value, message in (
+        ("--ent-coef", "-1", f"ent_coef {rule} 100, got -1.0"),
+        ("--vf-coef", "1e12", f"vf_coef {rule} 100, got 1000000000000.0"),
+        ("--gamma", "1.5", f"gamma {rule} 1, got 1.5"),
+    ):
         assert message in one_line_error(capsys, ["train", *run, option, value, "--print-config"])
     assert main(["train", *run, "--ent-coef", "0", "--vf-coef", "100", "--gamma", "1", "--print-config"]) == 0
     capsys.readouterr()
@@ -103,15 +136,15 @@ def test_negative_and_absurd_coefficients_are_refused(run, capsys):
 
 # ------------------------------------------------------------------------ whole rollouts, said
 def test_an_env_budget_below_one_rollout_is_refused_and_another_is_rounded_up_and_said(tmp_path, capsys):
-    err = one_line_error(capsys, ["train", "--env", "CartPoleNoVel-v1", "--n-envs", "100", "--total-timesteps", "64",
-                                  "--print-config"])
+    err = one_line_error(
+        capsys, ["train", "--env", "CartPoleNoVel-v1", "--n-envs", "100", "--total-timesteps", "64", "--print-config"]
+    )
     assert "total_timesteps 64 is less than one rollout of n_envs 100 x n_steps 32 = 3200 steps" in err
     assert "give --total-timesteps 3200 or more" in err
     assert "rounded up to whole rollouts" in option_help(subparser("train"), "--total-timesteps")
     assert main([*ENV_RUN, "--total-timesteps", "20", "--eval-every", "16", "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
-    assert ("32 environment steps (2 rollouts of 2 copies x 8 steps; --total-timesteps 20 rounded up to whole rollouts)"
-            in out)
+    assert "32 environment steps (2 rollouts of 2 copies x 8 steps; --total-timesteps 20 rounded up to whole rollouts)" in out
     assert json.loads((tmp_path / "run" / "results.json").read_text())["timesteps"] == 32
     assert main([*ENV_RUN, "--total-timesteps", "16", "--eval-every", "16", "--out", str(tmp_path / "exact")]) == 0
     first = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("training"))
@@ -203,8 +236,10 @@ def test_a_full_disk_during_a_save_is_one_line_and_the_last_checkpoint_is_intact
     monkeypatch.setattr(torch, "save", filling)
     run = tmp_path / "run"
     err = one_line_error(capsys, [*ENV_RUN, "--total-timesteps", "32", "--eval-every", "16", "--out", str(run)], code=1)
-    assert (f"writing {run / 'checkpoint.pt'} failed: No space left on device (errno ENOSPC); the last checkpoint "
-            "written is intact") in err
+    assert (
+        f"writing {run / 'checkpoint.pt'} failed: No space left on device (errno ENOSPC); the last checkpoint "
+        "written is intact"
+    ) in err
     assert saves == [16, 32] and load_checkpoint(run / "checkpoint.pt")["step"] == 16
     assert sorted(p.name for p in run.iterdir() if p.name.endswith(".tmp")) == []
     monkeypatch.setattr(torch, "save", save)
@@ -261,8 +296,11 @@ def test_options_are_taken_only_as_spelled_by_every_parser(capsys):
     walk(build_parser(), ["fwm-rl"])
     assert unchecked == []
     for script in sorted((ROOT / "scripts").glob("*.py")):
-        calls = [node for node in ast.walk(ast.parse(script.read_text())) if isinstance(node, ast.Call)
-                 and getattr(node.func, "attr", getattr(node.func, "id", None)) == "ArgumentParser"]
+        calls = [
+            node
+            for node in ast.walk(ast.parse(script.read_text()))
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) == "ArgumentParser"
+        ]
         assert calls, script.name
         for call in calls:
             assert any(k.arg == "allow_abbrev" and k.value.value is False for k in call.keywords), script.name

@@ -23,8 +23,13 @@ def test_check_int_rules():
     check_int("n", 0, 0)
     check_int("n", -5, None)
     check_int("n", None, optional=True)
-    for bad, message in ((True, "n must be a positive integer, got True"), (0, "got 0"), (1.0, "got 1.0"), ("2", "got '2'"),
-                         (None, "got None")):
+    for bad, message in (
+        (True, "n must be a positive integer, got True"),
+        (0, "got 0"),
+        (1.0, "got 1.0"),
+        ("2", "got '2'"),
+        (None, "got None"),
+    ):
         with pytest.raises(ValueError, match=message):
             check_int("n", bad)
     with pytest.raises(ValueError, match="n must be a non-negative integer or None, got -1"):
@@ -50,22 +55,39 @@ def test_check_real_rules():
         check_choice("mode", "x", ("qa", "lm"))
 
 
-@pytest.mark.parametrize("make", [
-    lambda v: A2CConfig(hidden_size=v), lambda v: A2CConfig(trials=v), lambda v: BabiConfig(batch_size=v),
-    lambda v: BabiConfig(eval_segments=v), lambda v: ModelConfig(model="fwm", hidden_size=v),
-    lambda v: LMConfig(vocab_size=10, d_hidden=v), lambda v: LMTrainConfig(bptt=v), lambda v: LMTrainConfig(steps=v),
-    lambda v: TaskConfig(horizon=v), lambda v: FastWeightMemory(8, d_fwm=v), lambda v: FWMLSTM(8, hidden_size=v),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda v: A2CConfig(hidden_size=v),
+        lambda v: A2CConfig(trials=v),
+        lambda v: BabiConfig(batch_size=v),
+        lambda v: BabiConfig(eval_segments=v),
+        lambda v: ModelConfig(model="fwm", hidden_size=v),
+        lambda v: LMConfig(vocab_size=10, d_hidden=v),
+        lambda v: LMTrainConfig(bptt=v),
+        lambda v: LMTrainConfig(steps=v),
+        lambda v: TaskConfig(horizon=v),
+        lambda v: FastWeightMemory(8, d_fwm=v),
+        lambda v: FWMLSTM(8, hidden_size=v),
+    ],
+)
 def test_every_size_refuses_a_bool_and_zero(make):
     for bad in (True, 0):
         with pytest.raises(ValueError, match="must be a positive integer"):
             make(bad)
 
 
-@pytest.mark.parametrize("make", [
-    lambda v: A2CConfig(lr=v), lambda v: BabiConfig(lr=v), lambda v: LMTrainConfig(lr=v),
-    lambda v: LMTrainConfig(asgd_lr=v), lambda v: LMTrainConfig(time_budget=v), lambda v: A2CConfig(time_budget=v),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda v: A2CConfig(lr=v),
+        lambda v: BabiConfig(lr=v),
+        lambda v: LMTrainConfig(lr=v),
+        lambda v: LMTrainConfig(asgd_lr=v),
+        lambda v: LMTrainConfig(time_budget=v),
+        lambda v: A2CConfig(time_budget=v),
+    ],
+)
 def test_every_rate_refuses_infinity_and_nan(make):
     for bad in (math.inf, math.nan, -1.0):
         with pytest.raises(ValueError, match="must be a positive finite number"):

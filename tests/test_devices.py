@@ -51,7 +51,17 @@ def test_rewritten_checkpoint_really_claims_cuda(tmp_path):
 
 
 def test_a2c_checkpoint_from_a_gpu_resumes_and_loads_on_the_cpu(tmp_path):
-    cfg = TrainConfig(name="fwm", hidden_size=8, d_fwm=4, n_reads=2, n_envs=4, steps=2, eval_every=1, final_episodes_per_graph=1, device="cpu")
+    cfg = TrainConfig(
+        name="fwm",
+        hidden_size=8,
+        d_fwm=4,
+        n_reads=2,
+        n_envs=4,
+        steps=2,
+        eval_every=1,
+        final_episodes_per_graph=1,
+        device="cpu",
+    )
     train_run(cfg, tmp_path / "run", show_progress=False)
     as_if_written_on_cuda(tmp_path / "run" / "checkpoint.pt")
     policy, _, ckpt = load_policy(tmp_path / "run", "cpu")
@@ -62,10 +72,22 @@ def test_a2c_checkpoint_from_a_gpu_resumes_and_loads_on_the_cpu(tmp_path):
 
 def test_shipped_weights_are_device_free_and_load_on_the_cpu(tmp_path):
     """Exported weights are CPU tensors (they load anywhere), even from a checkpoint written on a GPU."""
-    cfg = TrainConfig(name="fwm", hidden_size=8, d_fwm=4, n_reads=2, n_envs=4, steps=1, eval_every=1, final_episodes_per_graph=1, device="cpu")
+    cfg = TrainConfig(
+        name="fwm",
+        hidden_size=8,
+        d_fwm=4,
+        n_reads=2,
+        n_envs=4,
+        steps=1,
+        eval_every=1,
+        final_episodes_per_graph=1,
+        device="cpu",
+    )
     train_run(cfg, tmp_path / "run", show_progress=False)
     as_if_written_on_cuda(tmp_path / "run" / "checkpoint.pt")
-    pretrained_module.export_pretrained(tmp_path / "run", "tiny", command="pytest", machine="test", eval_episodes_per_graph=1, out=tmp_path / "w")
+    pretrained_module.export_pretrained(
+        tmp_path / "run", "tiny", command="pytest", machine="test", eval_episodes_per_graph=1, out=tmp_path / "w"
+    )
     weights = torch.load(tmp_path / "w" / "tiny.pt", weights_only=True)  # no map_location needed
     assert all(t.device.type == "cpu" and t.dtype == torch.float32 for t in weights.values())
 
@@ -76,10 +98,24 @@ def babi_variant(tmp_path_factory) -> Path:
 
 
 def _babi_trainer(variant: Path, out, device="cpu", **cfg) -> CatbAbITrainer:
-    config = BabiConfig(**{"batch_size": 4, "seq_len": 40, "steps": 4, "eval_every": 2, "eval_batch_size": 4, "log_every": 1, "lr": 3e-3,
-                           "device": device, "tensorboard": False, **cfg})
+    config = BabiConfig(
+        **{
+            "batch_size": 4,
+            "seq_len": 40,
+            "steps": 4,
+            "eval_every": 2,
+            "eval_batch_size": 4,
+            "log_every": 1,
+            "lr": 3e-3,
+            "device": device,
+            "tensorboard": False,
+            **cfg,
+        }
+    )
     spec = DataSpec(path=str(variant))
-    return CatbAbITrainer(preset("small", "fwm", embedding_size=32, hidden_size=32), config, spec, out, data=load_catbabi(spec))
+    return CatbAbITrainer(
+        preset("small", "fwm", embedding_size=32, hidden_size=32), config, spec, out, data=load_catbabi(spec)
+    )
 
 
 def test_catbabi_checkpoint_from_a_gpu_resumes_and_loads_on_the_cpu(babi_variant, tmp_path):
@@ -102,7 +138,9 @@ def _leaves(state) -> list[torch.Tensor]:
 def test_lm_checkpoint_from_a_gpu_resumes_and_loads_on_the_cpu(tmp_path):
     data = write_corpus(tmp_path / "corpus")
     corpus = load_corpus(data)
-    LMTrainer(corpus, tiny_config(len(corpus.vocab), "fwm"), tiny_train(steps=4), tmp_path / "run", data=str(data)).train(show_progress=False)
+    LMTrainer(corpus, tiny_config(len(corpus.vocab), "fwm"), tiny_train(steps=4), tmp_path / "run", data=str(data)).train(
+        show_progress=False
+    )
     ckpt = torch.load(tmp_path / "run" / CHECKPOINT, weights_only=True)
     ckpt["rng"]["cuda"] = [torch.zeros(16, dtype=torch.uint8)]  # a GPU run also stores its CUDA generators
     torch.save(ckpt, tmp_path / "run" / CHECKPOINT)
@@ -170,7 +208,9 @@ def test_lm_bf16_training_stays_close_to_float32(tmp_path):
     corpus = load_corpus(data)
     runs = {}
     for amp in ("none", "bf16"):
-        trainer = LMTrainer(corpus, tiny_config(len(corpus.vocab), "fwm"), tiny_train(steps=6, log_every=1, amp=amp), tmp_path / amp)
+        trainer = LMTrainer(
+            corpus, tiny_config(len(corpus.vocab), "fwm"), tiny_train(steps=6, log_every=1, amp=amp), tmp_path / amp
+        )
         trainer.train(show_progress=False)
         assert trainer.state.fast_weights.dtype == trainer.state.layers[0][0].dtype == torch.float32
         runs[amp] = (trainer, _losses(tmp_path / amp / "metrics.csv"))
@@ -183,21 +223,80 @@ def test_lm_bf16_training_stays_close_to_float32(tmp_path):
 def test_amp_flags_reach_the_trainers(tmp_path, capsys):
     from tiny_data import run_cli
 
-    assert run_cli(["babi", "train", "--generated", "6,2,2", "--tasks", "1", "--steps", "2", "--eval-every", "2", "--batch-size", "2",
-                    "--eval-batch-size", "2", "--amp", "bf16", "--out", str(tmp_path / "b"), "--device", "cpu", "--no-tensorboard"]) == 0
+    assert (
+        run_cli(
+            [
+                "babi",
+                "train",
+                "--generated",
+                "6,2,2",
+                "--tasks",
+                "1",
+                "--steps",
+                "2",
+                "--eval-every",
+                "2",
+                "--batch-size",
+                "2",
+                "--eval-batch-size",
+                "2",
+                "--amp",
+                "bf16",
+                "--out",
+                str(tmp_path / "b"),
+                "--device",
+                "cpu",
+                "--no-tensorboard",
+            ]
+        )
+        == 0
+    )
     assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["configs"]["train"]["amp"] == "bf16"
     from fwm_rl.cli import main
 
     data = write_corpus(tmp_path / "corpus")
-    assert main(["lm", "train", "--model", "fwm", "--data", str(data), "--out", str(tmp_path / "l"), "--d-embed", "8", "--d-hidden", "8",
-                 "--n-layers", "1", "--d-fwm", "4", "--max-steps", "2", "--bptt", "5", "--amp", "bf16", "--device", "cpu",
-                 "--no-tensorboard", "--no-progress", "--no-temperature"]) == 0
+    assert (
+        main(
+            [
+                "lm",
+                "train",
+                "--model",
+                "fwm",
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "l"),
+                "--d-embed",
+                "8",
+                "--d-hidden",
+                "8",
+                "--n-layers",
+                "1",
+                "--d-fwm",
+                "4",
+                "--max-steps",
+                "2",
+                "--bptt",
+                "5",
+                "--amp",
+                "bf16",
+                "--device",
+                "cpu",
+                "--no-tensorboard",
+                "--no-progress",
+                "--no-temperature",
+            ]
+        )
+        == 0
+    )
     assert load_checkpoint(tmp_path / "l" / CHECKPOINT)["configs"]["train"]["amp"] == "bf16"
 
 
 # ------------------------------------------------------------------------------- the GPU check
 def _gpu_check(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py"), *args], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gpu_check.py"), *args], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
 
 
 def _gpu_check_module():
@@ -215,7 +314,15 @@ def test_gpu_check_lists_its_parts():
     proc = _gpu_check("--list")
     assert proc.returncode == 0
     assert [line.split()[0] for line in proc.stdout.splitlines()] == [p.name for p in PARTS]
-    assert sum(p.limit for p in PARTS) > 0 and {"pytest-gpu", "a2c", "babi", "lm", "torchrun-lm", "bench-fwm", "bench-a2c"} <= {p.name for p in PARTS}
+    assert sum(p.limit for p in PARTS) > 0 and {
+        "pytest-gpu",
+        "a2c",
+        "babi",
+        "lm",
+        "torchrun-lm",
+        "bench-fwm",
+        "bench-a2c",
+    } <= {p.name for p in PARTS}
 
 
 @pytest.mark.skipif(HAS_CUDA, reason="checks the machine without CUDA")
@@ -252,8 +359,11 @@ def test_fast_forms_equal_the_reference_on_cuda(dtype):
     T, B = 23, 4
     h = torch.randn(T, B, 6, dtype=dtype, device="cuda") * 2
     F0 = torch.randn(mem.state_shape(B), dtype=dtype, device="cuda") * 0.1
-    masks = {"resets": torch.rand(T, B, device="cuda") < 0.15, "keep": torch.rand(T, B, device="cuda") < 0.8,
-             "read_mask": torch.rand(T, B, device="cuda") < 0.3}
+    masks = {
+        "resets": torch.rand(T, B, device="cuda") < 0.15,
+        "keep": torch.rand(T, B, device="cuda") < 0.8,
+        "read_mask": torch.rand(T, B, device="cuda") < 0.3,
+    }
 
     def sequence(impl):
         x = h.clone().requires_grad_()
@@ -343,9 +453,21 @@ def test_torch_env_on_cuda_gives_the_cpu_statistics():
 @pytest.mark.parametrize("first, second", [("cpu", "cuda"), ("cuda", "cpu")])
 def test_every_trainer_trains_on_cuda_and_resumes_across_devices(first, second, babi_variant, tmp_path):
     # A2C, the environment on the device
-    cfg = TrainConfig(name="fwm", hidden_size=8, d_fwm=4, n_reads=2, n_envs=4, steps=2, eval_every=1, final_episodes_per_graph=1, device=first)
+    cfg = TrainConfig(
+        name="fwm",
+        hidden_size=8,
+        d_fwm=4,
+        n_reads=2,
+        n_envs=4,
+        steps=2,
+        eval_every=1,
+        final_episodes_per_graph=1,
+        device=first,
+    )
     train_run(cfg, tmp_path / "a2c", show_progress=False)
-    summary = train_run(TrainConfig(**{**cfg.to_dict(), "steps": 3, "device": second}), tmp_path / "a2c", resume=True, show_progress=False)
+    summary = train_run(
+        TrainConfig(**{**cfg.to_dict(), "steps": 3, "device": second}), tmp_path / "a2c", resume=True, show_progress=False
+    )
     assert summary.episodes == 3 and math.isfinite(summary.test.mean)
     # catbAbI, float32 and bf16
     for amp in ("none", "bf16"):
@@ -358,7 +480,9 @@ def test_every_trainer_trains_on_cuda_and_resumes_across_devices(first, second, 
     corpus = load_corpus(data)
     for amp in ("none", "bf16"):
         out = tmp_path / f"lm-{amp}"
-        LMTrainer(corpus, tiny_config(len(corpus.vocab), "fwm"), tiny_train(steps=4, device=first, amp=amp), out, data=str(data)).train(show_progress=False)
+        LMTrainer(
+            corpus, tiny_config(len(corpus.vocab), "fwm"), tiny_train(steps=4, device=first, amp=amp), out, data=str(data)
+        ).train(show_progress=False)
         resumed = LMTrainer.resume(out, device=second, steps=6)
         assert resumed.state.layers[0][0].device.type == second
         assert math.isfinite(resumed.train(show_progress=False).best_valid_loss)

@@ -23,8 +23,19 @@ def one_line_error(capsys, argv: list[str], code: int = 2) -> str:
 
 
 def tiny(**changes) -> TrainConfig:
-    return TrainConfig(**{"name": "lstm", "memory": "lstm", "hidden_size": 8, "n_envs": 4, "steps": 2, "eval_every": 1,
-                          "final_episodes_per_graph": 1, "device": "cpu", **changes})
+    return TrainConfig(
+        **{
+            "name": "lstm",
+            "memory": "lstm",
+            "hidden_size": 8,
+            "n_envs": 4,
+            "steps": 2,
+            "eval_every": 1,
+            "final_episodes_per_graph": 1,
+            "device": "cpu",
+            **changes,
+        }
+    )
 
 
 # --------------------------------------------------------------------------------- run folders
@@ -72,9 +83,13 @@ def test_resuming_a_preset_folder_takes_each_run_from_its_checkpoint(tmp_path):
 
 # ----------------------------------------------------------------------------------- bad input
 def test_a2c_bad_values_and_foreign_folders(tmp_path, capsys, babi_run):
-    assert "lr must be a positive finite number, got inf" in one_line_error(capsys, ["train", "--lr", "inf", "--out", str(tmp_path / "a")])
-    assert ("is a checkpoint of a catbAbI run (written by 'fwm-rl babi train'), not of an A2C run on the graph task"
-            in one_line_error(capsys, ["train", "--resume", str(babi_run)]))
+    assert "lr must be a positive finite number, got inf" in one_line_error(
+        capsys, ["train", "--lr", "inf", "--out", str(tmp_path / "a")]
+    )
+    assert (
+        "is a checkpoint of a catbAbI run (written by 'fwm-rl babi train'), not of an A2C run on the graph task"
+        in one_line_error(capsys, ["train", "--resume", str(babi_run)])
+    )
     (tmp_path / "file").write_text("x")
     assert "is a file" in one_line_error(capsys, ["train", "--preset", "paper-fwm", "--out", str(tmp_path / "file")])
 
@@ -87,15 +102,43 @@ def babi_variant(tmp_path_factory):
 @pytest.fixture(scope="module")
 def babi_run(babi_variant, tmp_path_factory):
     out = tmp_path_factory.mktemp("babi_run") / "run"
-    assert main(["babi", "train", "--data", str(babi_variant), "--steps", "1", "--eval-every", "1", "--batch-size", "2", "--eval-batch-size", "2",
-                 "--embedding-size", "8", "--hidden-size", "8", "--device", "cpu", "--no-tensorboard", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "babi",
+                "train",
+                "--data",
+                str(babi_variant),
+                "--steps",
+                "1",
+                "--eval-every",
+                "1",
+                "--batch-size",
+                "2",
+                "--eval-batch-size",
+                "2",
+                "--embedding-size",
+                "8",
+                "--hidden-size",
+                "8",
+                "--device",
+                "cpu",
+                "--no-tensorboard",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return out
 
 
 def test_babi_bad_options(babi_variant, tmp_path, capsys):
     common = ["babi", "train", "--data", str(babi_variant), "--out", str(tmp_path / "r"), "--device", "cpu"]
     assert "steps must be a positive integer, got 0" in one_line_error(capsys, [*common, "--steps", "0"])
-    assert "--tasks names a task more than once" in one_line_error(capsys, ["babi", "train", "--tasks", "1,1", "--out", str(tmp_path / "r")])
+    assert "--tasks names a task more than once" in one_line_error(
+        capsys, ["babi", "train", "--tasks", "1,1", "--out", str(tmp_path / "r")]
+    )
     gen = ["babi", "generate", "--out", str(tmp_path / "g"), "--stories", "2,1,1", "--tasks", "1"]
     assert main(gen) == 0
     err = one_line_error(capsys, gen)
@@ -115,21 +158,57 @@ def test_undecodable_and_truncated_data_name_the_file(tmp_path, capsys):
     assert "could not be read" in one_line_error(capsys, ["babi", "stats", "--data", str(archive), "--variant", "en-valid"])
     corpus = write_corpus(tmp_path / "lm")
     (corpus / "valid.txt").write_bytes(b"the \xff cat\n")
-    assert "valid.txt is not UTF-8" in one_line_error(capsys, ["lm", "train", "--model", "lstm", "--data", str(corpus), "--out", str(tmp_path / "l")])
+    assert "valid.txt is not UTF-8" in one_line_error(
+        capsys, ["lm", "train", "--model", "lstm", "--data", str(corpus), "--out", str(tmp_path / "l")]
+    )
     gz = write_corpus(tmp_path / "lmgz", layout="wikitext")
     path = gz / "wiki.train.tokens.gz"
     path.write_bytes(path.read_bytes()[:-20])
-    assert "could not be read" in one_line_error(capsys, ["lm", "train", "--model", "lstm", "--data", str(gz), "--out", str(tmp_path / "l2")])
+    assert "could not be read" in one_line_error(
+        capsys, ["lm", "train", "--model", "lstm", "--data", str(gz), "--out", str(tmp_path / "l2")]
+    )
 
 
 def test_lm_eval_bad_arguments(tmp_path, capsys):
     corpus = write_corpus(tmp_path / "data")
     out = tmp_path / "run"
-    assert main(["lm", "train", "--model", "lstm", "--data", str(corpus), "--out", str(out), "--d-embed", "8", "--d-hidden", "8", "--n-layers", "1",
-                 "--max-steps", "2", "--bptt", "5", "--device", "cpu", "--no-tensorboard", "--no-progress", "--no-temperature"]) == 0
+    assert (
+        main(
+            [
+                "lm",
+                "train",
+                "--model",
+                "lstm",
+                "--data",
+                str(corpus),
+                "--out",
+                str(out),
+                "--d-embed",
+                "8",
+                "--d-hidden",
+                "8",
+                "--n-layers",
+                "1",
+                "--max-steps",
+                "2",
+                "--bptt",
+                "5",
+                "--device",
+                "cpu",
+                "--no-tensorboard",
+                "--no-progress",
+                "--no-temperature",
+            ]
+        )
+        == 0
+    )
     (tmp_path / "empty").mkdir()  # a folder without a run: its checkpoint is named as missing
-    assert f"{tmp_path / 'empty' / 'checkpoint.pt'} does not exist" in one_line_error(capsys, ["lm", "eval", str(tmp_path / "empty"), "--device", "cpu"])
-    assert "batch_size must be a positive integer" in one_line_error(capsys, ["lm", "eval", str(out / "best.pt"), "--batch-size", "0", "--device", "cpu"])
+    assert f"{tmp_path / 'empty' / 'checkpoint.pt'} does not exist" in one_line_error(
+        capsys, ["lm", "eval", str(tmp_path / "empty"), "--device", "cpu"]
+    )
+    assert "batch_size must be a positive integer" in one_line_error(
+        capsys, ["lm", "eval", str(out / "best.pt"), "--batch-size", "0", "--device", "cpu"]
+    )
 
 
 def test_a_stopped_run_is_one_line_with_exit_code_1(capsys):
@@ -138,8 +217,11 @@ def test_a_stopped_run_is_one_line_with_exit_code_1(capsys):
 
     assert run_reporting_errors("fwm-rl lm", diverging) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("fwm-rl lm: non-finite loss (nan) at step 7") and "last good checkpoint is kept" in err and len(err.splitlines()) == 1
-
+    assert (
+        err.startswith("fwm-rl lm: non-finite loss (nan) at step 7")
+        and "last good checkpoint is kept" in err
+        and len(err.splitlines()) == 1
+    )
 
 
 def test_every_option_of_every_command_has_help_and_unknown_splits_list_the_choices(capsys):
@@ -172,19 +254,102 @@ def test_a_run_resumes_after_its_data_moved(babi_variant, tmp_path, capsys):
     shutil.copytree(babi_variant.parent.parent, data)
     variant = data / "tasks_1-20_v1-2" / "en-valid"
     common = ["--batch-size", "2", "--eval-batch-size", "2", "--device", "cpu", "--no-tensorboard"]
-    assert main(["babi", "train", "--data", str(variant), "--steps", "1", "--eval-every", "1", "--embedding-size", "8", "--hidden-size", "8",
-                 "--out", str(tmp_path / "b"), *common]) == 0
+    assert (
+        main(
+            [
+                "babi",
+                "train",
+                "--data",
+                str(variant),
+                "--steps",
+                "1",
+                "--eval-every",
+                "1",
+                "--embedding-size",
+                "8",
+                "--hidden-size",
+                "8",
+                "--out",
+                str(tmp_path / "b"),
+                *common,
+            ]
+        )
+        == 0
+    )
     data.rename(tmp_path / "moved")
-    assert "--data" in one_line_error(capsys, ["babi", "train", "--resume", str(tmp_path / "b"), "--steps", "2", "--device", "cpu"])
-    assert main(["babi", "train", "--resume", str(tmp_path / "b"), "--steps", "2", "--device", "cpu",
-                 "--data", str(tmp_path / "moved" / "tasks_1-20_v1-2" / "en-valid")]) == 0
+    assert "--data" in one_line_error(
+        capsys, ["babi", "train", "--resume", str(tmp_path / "b"), "--steps", "2", "--device", "cpu"]
+    )
+    assert (
+        main(
+            [
+                "babi",
+                "train",
+                "--resume",
+                str(tmp_path / "b"),
+                "--steps",
+                "2",
+                "--device",
+                "cpu",
+                "--data",
+                str(tmp_path / "moved" / "tasks_1-20_v1-2" / "en-valid"),
+            ]
+        )
+        == 0
+    )
     # LM: the same
     corpus = write_corpus(tmp_path / "text")
-    assert main(["lm", "train", "--model", "lstm", "--data", str(corpus), "--out", str(tmp_path / "l"), "--d-embed", "8", "--d-hidden", "8",
-                 "--n-layers", "1", "--max-steps", "2", "--bptt", "5", "--device", "cpu", "--no-tensorboard", "--no-progress", "--no-temperature"]) == 0
+    assert (
+        main(
+            [
+                "lm",
+                "train",
+                "--model",
+                "lstm",
+                "--data",
+                str(corpus),
+                "--out",
+                str(tmp_path / "l"),
+                "--d-embed",
+                "8",
+                "--d-hidden",
+                "8",
+                "--n-layers",
+                "1",
+                "--max-steps",
+                "2",
+                "--bptt",
+                "5",
+                "--device",
+                "cpu",
+                "--no-tensorboard",
+                "--no-progress",
+                "--no-temperature",
+            ]
+        )
+        == 0
+    )
     corpus.rename(tmp_path / "text2")
-    assert "--data" in one_line_error(capsys, ["lm", "train", "--out", str(tmp_path / "l"), "--resume", "--max-steps", "3", "--no-progress"])
-    assert main(["lm", "train", "--out", str(tmp_path / "l"), "--resume", "--max-steps", "3", "--no-progress", "--data", str(tmp_path / "text2")]) == 0
+    assert "--data" in one_line_error(
+        capsys, ["lm", "train", "--out", str(tmp_path / "l"), "--resume", "--max-steps", "3", "--no-progress"]
+    )
+    assert (
+        main(
+            [
+                "lm",
+                "train",
+                "--out",
+                str(tmp_path / "l"),
+                "--resume",
+                "--max-steps",
+                "3",
+                "--no-progress",
+                "--data",
+                str(tmp_path / "text2"),
+            ]
+        )
+        == 0
+    )
 
 
 def test_every_trainer_prints_its_resolved_config(capsys, tmp_path):
@@ -226,9 +391,15 @@ def test_weights_that_do_not_fit_the_model_are_one_line(tmp_path, capsys):
         load_weights(torch.nn.Linear(3, 4, bias=False), {"weight": torch.zeros(2, 3)}, "x.pt")
 
 
-@pytest.mark.parametrize("garbage", [b"\x89PNG\r\n\x1a\n\x00\xff\xfe", b"date;loss\n2021-01-01;0.5\n",
-                                     b"step,valid/answer_accuracy,valid/ppl,test/reward\r\n2,0.5,abc,1\r\n"],
-                         ids=["binary", "not-a-log", "not-a-number"])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\x89PNG\r\n\x1a\n\x00\xff\xfe",
+        b"date;loss\n2021-01-01;0.5\n",
+        b"step,valid/answer_accuracy,valid/ppl,test/reward\r\n2,0.5,abc,1\r\n",
+    ],
+    ids=["binary", "not-a-log", "not-a-number"],
+)
 def test_every_reader_of_metrics_names_a_file_it_cannot_read(tmp_path, capsys, garbage):
     run = tmp_path / "run"
     run.mkdir()

@@ -30,8 +30,12 @@ def imports(module: str) -> list[tuple[str, int]]:
     the line of each import."""
     path = MODULES[module]
     tree = ast.parse(path.read_text())
-    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-                   for n in ast.walk(node)}
+    typing_only = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for n in ast.walk(node)
+    }
     found = []
     for node in ast.walk(tree):
         if id(node) in typing_only:
@@ -40,8 +44,14 @@ def imports(module: str) -> list[tuple[str, int]]:
             found += [(alias.name, node.lineno) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
-            base = node.module if node.level == 0 else ".".join(package[: len(package) - node.level + 1] + [node.module or ""]).rstrip(".")
-            found += [(f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base, node.lineno) for alias in node.names]
+            base = (
+                node.module
+                if node.level == 0
+                else ".".join(package[: len(package) - node.level + 1] + [node.module or ""]).rstrip(".")
+            )
+            found += [
+                (f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base, node.lineno) for alias in node.names
+            ]
     return [(name, line) for name, line in found if name == "fwm_rl" or name.startswith("fwm_rl.")]
 
 
@@ -66,7 +76,9 @@ def test_imports_run_down_the_layers():
             # (the package itself, for its __version__, loads envs: a layer above memory and envs may import it)
             if LAYERS[own] <= LAYERS["envs"] if other is None else LAYERS[other] >= LAYERS[own]:
                 wrong.append(f"{module}:{line} imports {name}")
-    assert not wrong, "imports against the layers checks < memory, envs < engine < agents, babi, lm < cli:\n" + "\n".join(wrong)
+    assert not wrong, "imports against the layers checks < memory, envs < engine < agents, babi, lm < cli:\n" + "\n".join(
+        wrong
+    )
 
 
 def test_no_import_cycles():
@@ -78,7 +90,7 @@ def test_no_import_cycles():
         state[module] = 1
         for name in sorted(graph[module]):
             if state.get(name) == 1:
-                cycles.append(" -> ".join(path[path.index(name):] + [name]))
+                cycles.append(" -> ".join(path[path.index(name) :] + [name]))
             elif name not in state:
                 visit(name, path + [name])
         state[module] = 2

@@ -23,7 +23,6 @@ ADJECTIVES, ANIMALS, VERBS, PLACES = ("big", "small", "red", "blue"), ("cat", "d
 WORDS = ["the", "on", "a", *ADJECTIVES, *ANIMALS, *VERBS, *PLACES]
 
 
-
 def story_file(rng: random.Random, n_stories: int) -> str:
     """``n_stories`` task-1-like stories in the official format (3 questions each)."""
     lines = []
@@ -84,6 +83,15 @@ def tiny_config(vocab_size: int, model: str = "lstm", **kw) -> LMConfig:
 
 
 def tiny_train(**kw) -> TrainConfig:
-    base = dict(batch_size=4, bptt=6, steps=8, eval_every=4, log_every=2, tensorboard=False,
-                device="cpu", tune_temperature=False, seed=3)
+    base = dict(
+        batch_size=4,
+        bptt=6,
+        steps=8,
+        eval_every=4,
+        log_every=2,
+        tensorboard=False,
+        device="cpu",
+        tune_temperature=False,
+        seed=3,
+    )
     return TrainConfig(**{**base, **kw})

@@ -57,7 +57,15 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch import Tensor
 from typing_extensions import Self
 
-from fwm_rl.agents.policies import ACTION_SPACES, FwmPolicy, GruPolicy, LstmPolicy, RecurrentActorCriticPolicy, State, detach_state
+from fwm_rl.agents.policies import (
+    ACTION_SPACES,
+    FwmPolicy,
+    GruPolicy,
+    LstmPolicy,
+    RecurrentActorCriticPolicy,
+    State,
+    detach_state,
+)
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
 from fwm_rl.engine import apply_gradients, reduce_gradients
 from fwm_rl.engine.distributed import DistContext, all_reduce_sum, all_reduce_tensor
@@ -86,9 +94,11 @@ def _check_env_output(values: Tensor | dict[str, Tensor], what: str, steps_done:
     bad = ~torch.isfinite(values)
     if bool(bad.any()):
         copy = int(bad.reshape(len(values), -1).any(1).nonzero()[0])
-        raise NonFiniteEnvError(f"the environment returned a non-finite {what} ({values[bad][0].item()}) in copy {copy} after "
-                                f"{steps_done} environment steps: a fault of the environment, not of the training settings; "
-                                "it must return finite observations and rewards")
+        raise NonFiniteEnvError(
+            f"the environment returned a non-finite {what} ({values[bad][0].item()}) in copy {copy} after "
+            f"{steps_done} environment steps: a fault of the environment, not of the training settings; "
+            "it must return finite observations and rewards"
+        )
 
 
 class RecurrentRolloutBuffer:
@@ -102,13 +112,22 @@ class RecurrentRolloutBuffer:
     ``initial_state``.
     """
 
-    def __init__(self, n_steps: int, n_envs: int, observation_space: spaces.Space, action_space: spaces.Space,
-                 device: torch.device, gamma: float, gae_lambda: float) -> None:
+    def __init__(
+        self,
+        n_steps: int,
+        n_envs: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        device: torch.device,
+        gamma: float,
+        gae_lambda: float,
+    ) -> None:
         self.n_steps, self.n_envs, self.gamma, self.gae_lambda = n_steps, n_envs, gamma, gae_lambda
         T, B = n_steps, n_envs
         if isinstance(observation_space, spaces.Dict):
             self.observations: Tensor | dict[str, Tensor] = {
-                key: torch.zeros(T, B, *get_obs_shape(space), device=device) for key, space in observation_space.spaces.items()}
+                key: torch.zeros(T, B, *get_obs_shape(space), device=device) for key, space in observation_space.spaces.items()
+            }
         else:
             self.observations = torch.zeros(T, B, *get_obs_shape(observation_space), device=device)
         if isinstance(action_space, spaces.Discrete):
@@ -213,7 +232,10 @@ class RecurrentA2C(OnPolicyAlgorithm):
     """
 
     policy_aliases: ClassVar[dict[str, type[RecurrentActorCriticPolicy]]] = {
-        "FwmPolicy": FwmPolicy, "LstmPolicy": LstmPolicy, "GruPolicy": GruPolicy}
+        "FwmPolicy": FwmPolicy,
+        "LstmPolicy": LstmPolicy,
+        "GruPolicy": GruPolicy,
+    }
     policy: RecurrentActorCriticPolicy
     rollout_buffer: RecurrentRolloutBuffer  # type: ignore[assignment]
 
@@ -252,8 +274,10 @@ class RecurrentA2C(OnPolicyAlgorithm):
         if loss not in A2C_LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose one of {A2C_LOSSES}")
         if loss == "released_code" and (gae_lambda != 1.0 or normalize_advantage):
-            raise ValueError("loss='released_code' is the authors' Monte-Carlo loss: it needs gae_lambda=1 and no "
-                             f"normalize_advantage (got gae_lambda={gae_lambda}, normalize_advantage={normalize_advantage})")
+            raise ValueError(
+                "loss='released_code' is the authors' Monte-Carlo loss: it needs gae_lambda=1 and no "
+                f"normalize_advantage (got gae_lambda={gae_lambda}, normalize_advantage={normalize_advantage})"
+            )
         super().__init__(
             policy,
             env,
@@ -373,15 +397,21 @@ class RecurrentA2C(OnPolicyAlgorithm):
         if tensor_env:  # other envs report their episodes through Monitor infos (above)
             ended = ended_length.flatten() > 0
             returns, lengths = ended_return.flatten()[ended].tolist(), ended_length.flatten()[ended].tolist()
-            self.ep_info_buffer.extend({"r": r, "l": l} for r, l in zip(returns, lengths))
+            self.ep_info_buffer.extend({"r": r, "l": n} for r, n in zip(returns, lengths))
         callback.update_locals(locals())
         callback.on_rollout_end()
         return True
 
-    def _bootstrap_truncated(self, rewards: Tensor, infos: list[dict], dones: np.ndarray, new_obs: Tensor, state: State) -> Tensor:
+    def _bootstrap_truncated(
+        self, rewards: Tensor, infos: list[dict], dones: np.ndarray, new_obs: Tensor, state: State
+    ) -> Tensor:
         """Add ``gamma V(terminal obs)`` to the reward of episodes cut by a time limit (SB3's
         convention), the value coming from the memory the episode ended with."""
-        truncated = [i for i in np.flatnonzero(dones) if infos[i].get("TimeLimit.truncated", False) and "terminal_observation" in infos[i]]
+        truncated = [
+            i
+            for i in np.flatnonzero(dones)
+            if infos[i].get("TimeLimit.truncated", False) and "terminal_observation" in infos[i]
+        ]
         if not truncated:
             return rewards
         terminal = {key: value.clone() for key, value in new_obs.items()} if isinstance(new_obs, dict) else new_obs.clone()
@@ -415,7 +445,9 @@ class RecurrentA2C(OnPolicyAlgorithm):
         means of ``loss="released_code"``.
         """
         buffer = self.rollout_buffer
-        values, log_prob, entropy = self.policy.evaluate_actions(buffer.observations, buffer.actions, buffer.initial_state, buffer.episode_starts)
+        values, log_prob, entropy = self.policy.evaluate_actions(
+            buffer.observations, buffer.actions, buffer.initial_state, buffer.episode_starts
+        )
         advantages = buffer.advantages
         if self.normalize_advantage:  # mean and (unbiased) deviation over every process's steps
             s = all_reduce_sum({"a": advantages.sum(), "a2": advantages.pow(2).sum(), "n": advantages.numel()}, self.dist)
@@ -457,9 +489,15 @@ class RecurrentA2C(OnPolicyAlgorithm):
         self.policy.optimizer.zero_grad()
         loss, parts = self.loss()
         share = self.n_envs / all_reduce_sum({"n": self.n_envs}, self.dist)["n"]  # of every process's environments
-        return reduce_gradients(self.policy, loss, self.dist, share=share,
-                                totals={k: float(v.detach()) * share for k, v in {"loss": loss, **parts}.items()},
-                                step=self._n_updates, hint="Lower the learning rate or clip gradients (max_grad_norm).")
+        return reduce_gradients(
+            self.policy,
+            loss,
+            self.dist,
+            share=share,
+            totals={k: float(v.detach()) * share for k, v in {"loss": loss, **parts}.items()},
+            step=self._n_updates,
+            hint="Lower the learning rate or clip gradients (max_grad_norm).",
+        )
 
     def _explained_variance(self) -> float:
         """``1 - Var(R - V) / Var(R)`` over the rollout's steps (of all processes), as SB3 logs it."""
@@ -489,7 +527,11 @@ class RecurrentA2C(OnPolicyAlgorithm):
         rollout starts new episodes. :meth:`learn` instead continues the episodes where they stand."""
         if seed is not None:
             self.env.seed(seed)
-        self._last_obs, self._last_episode_starts, self._last_state = self.env.reset(), np.ones(self.env.num_envs, dtype=bool), None
+        self._last_obs, self._last_episode_starts, self._last_state = (
+            self.env.reset(),
+            np.ones(self.env.num_envs, dtype=bool),
+            None,
+        )
 
     def set_progress(self, n_updates: int) -> None:
         """Say that ``n_updates`` updates were done before (a resumed run): the update and step counters continue from there."""
@@ -508,7 +550,10 @@ class RecurrentA2C(OnPolicyAlgorithm):
         if not hasattr(self, "_logger"):  # (learn() sets these up; update() alone records nowhere)
             self.set_logger(Logger(folder=None, output_formats=[]))
         if self.ep_info_buffer is None:
-            self.ep_info_buffer, self.ep_success_buffer = deque(maxlen=self._stats_window_size), deque(maxlen=self._stats_window_size)
+            self.ep_info_buffer, self.ep_success_buffer = (
+                deque(maxlen=self._stats_window_size),
+                deque(maxlen=self._stats_window_size),
+            )
         callback = _NoCallback()
         callback.init_callback(self)
         self.collect_rollouts(self.env, callback, self.rollout_buffer, self.n_steps)

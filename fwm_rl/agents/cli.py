@@ -55,8 +55,19 @@ COMMON_OPTIONS = ("seed", "device", "eval_every", "n_envs", "lr", "time_budget")
 AGENT_OPTIONS = ("memory", "hidden_size", "d_fwm", "n_reads")
 RECIPE_OPTIONS = ("gamma", "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm", "normalize_advantage")
 #: Options of ``--env`` runs only, and of graph runs only.
-ENV_ONLY = ("total_timesteps", "n_steps", "eval_episodes", "final_eval_episodes", "stochastic_eval", "normalize_obs", "norm_reward",
-            "lr_schedule", "algo", *PPO_OPTIONS, *POLICY_OPTIONS)
+ENV_ONLY = (
+    "total_timesteps",
+    "n_steps",
+    "eval_episodes",
+    "final_eval_episodes",
+    "stochastic_eval",
+    "normalize_obs",
+    "norm_reward",
+    "lr_schedule",
+    "algo",
+    *PPO_OPTIONS,
+    *POLICY_OPTIONS,
+)
 GRAPH_ONLY = ("preset", "steps", "semantics", "loss", "trials", "final_episodes_per_graph")
 
 
@@ -64,7 +75,9 @@ def _defaults(names: tuple[str, ...]) -> dict[str, str]:
     """The help's default of options of both trainers: the graph task's, and the ``--env`` runs' default and largest value
     where they differ (the graph task's largest value follows, from :func:`~fwm_rl.engine.add_options`)."""
     graph, env = TrainConfig(), EnvTrainConfig()
-    text = lambda value: "none" if value is None else str(value)
+
+    def text(value: object) -> str:
+        return "none" if value is None else str(value)
 
     def env_text(name: str) -> str:
         most = upper_bound(EnvTrainConfig, name)
@@ -86,31 +99,67 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "cores; paper-fwm / paper-lstm-N: the paper's runs, GPU-sized; fast-fwm: paper-fwm with lr 3e-3)",
     )
     add_options(parser, TrainConfig, COMMON_OPTIONS, defaults=_defaults(COMMON_OPTIONS))
-    add_options(parser, TrainConfig, [name for name in GRAPH_ONLY if name != "preset"],
-                choices={"semantics": SEMANTICS, "loss": A2C_LOSSES},
-                defaults={"steps": "default: the preset's"})
+    add_options(
+        parser,
+        TrainConfig,
+        [name for name in GRAPH_ONLY if name != "preset"],
+        choices={"semantics": SEMANTICS, "loss": A2C_LOSSES},
+        defaults={"steps": "default: the preset's"},
+    )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/a2c-PRESET-seedSEED)")
-    parser.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the runs in DIR (a run or a folder of runs)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="start again in an --out folder that holds runs, deleting only the files those runs wrote"
-                             " (refused while a run there is live, or where files a new run would replace are not a run's)")
+    parser.add_argument(
+        "--resume", type=Path, default=None, metavar="DIR", help="continue the runs in DIR (a run or a folder of runs)"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start again in an --out folder that holds runs, deleting only the files those runs wrote"
+        " (refused while a run there is live, or where files a new run would replace are not a run's)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved configurations as JSON and exit (nothing is trained)")
+    parser.add_argument(
+        "--print-config", action="store_true", help="print the resolved configurations as JSON and exit (nothing is trained)"
+    )
     env = parser.add_argument_group(
         "any environment",
         "--env ID trains one agent on any Gymnasium env whose spaces stable-baselines3 takes (and Tuple observations); "
         f"{' / '.join(GRAPH_TRAIN_IDS)} train on the paper's graphs as without --env, under the rules the id fixes",
     )
-    env.add_argument("--env", default=None, metavar="ID", help="environment id, e.g. CartPoleNoVel-v1 ('module:Id' imports the module that registers Id)")
-    env.add_argument("--hyperparams", default=None, metavar="FILE",
-                     help="the recipe: FILE.yml in the RL Zoo's format (its entry for --env; keys it does not give take SB3's "
-                          "defaults for --algo), or none for fwm-rl's defaults (default: the recipe fwm-rl ships for --algo and "
-                          "--env where there is one); flags override it")
-    add_options(env, EnvTrainConfig, ENV_ONLY, choices={"algo": ALGOS, "lr_schedule": SCHEDULES, "clip_range_schedule": SCHEDULES,
-                                                        "activation_fn": sorted(ACTIVATIONS)})
-    agent = parser.add_argument_group("agent and recipe", "for --env runs, and for graph presets of one run (fast-fwm, paper-fwm, paper-lstm-N)")
-    add_options(agent, TrainConfig, AGENT_OPTIONS + RECIPE_OPTIONS, choices={"memory": sorted(MEMORIES)},
-                defaults=_defaults(AGENT_OPTIONS + RECIPE_OPTIONS))
+    env.add_argument(
+        "--env",
+        default=None,
+        metavar="ID",
+        help="environment id, e.g. CartPoleNoVel-v1 ('module:Id' imports the module that registers Id)",
+    )
+    env.add_argument(
+        "--hyperparams",
+        default=None,
+        metavar="FILE",
+        help="the recipe: FILE.yml in the RL Zoo's format (its entry for --env; keys it does not give take SB3's "
+        "defaults for --algo), or none for fwm-rl's defaults (default: the recipe fwm-rl ships for --algo and "
+        "--env where there is one); flags override it",
+    )
+    add_options(
+        env,
+        EnvTrainConfig,
+        ENV_ONLY,
+        choices={
+            "algo": ALGOS,
+            "lr_schedule": SCHEDULES,
+            "clip_range_schedule": SCHEDULES,
+            "activation_fn": sorted(ACTIVATIONS),
+        },
+    )
+    agent = parser.add_argument_group(
+        "agent and recipe", "for --env runs, and for graph presets of one run (fast-fwm, paper-fwm, paper-lstm-N)"
+    )
+    add_options(
+        agent,
+        TrainConfig,
+        AGENT_OPTIONS + RECIPE_OPTIONS,
+        choices={"memory": sorted(MEMORIES)},
+        defaults=_defaults(AGENT_OPTIONS + RECIPE_OPTIONS),
+    )
 
 
 def _options(names: list[str]) -> str:
@@ -134,8 +183,9 @@ def run_train(args: argparse.Namespace) -> int:
     graph_env = args.env is None or args.env.split(":")[-1] in GRAPH_TRAIN_IDS
     if args.resume is not None:
         if args.env is not None or args.hyperparams is not None:
-            raise ValueError("--resume continues the stored configuration, environment and recipe included (drop --env and "
-                             "--hyperparams)")
+            raise ValueError(
+                "--resume continues the stored configuration, environment and recipe included (drop --env and --hyperparams)"
+            )
         _resume(args.resume, {**common, **typed}, args, show)
         return 0
     if not graph_env:
@@ -148,16 +198,20 @@ def run_train(args: argparse.Namespace) -> int:
             raise ValueError(f"{_options(ppo_given)} of PPO: add --algo ppo")
         recipe = _recipe(args.hyperparams, algo, args.env)
         flags = {k: v for k, v in {**common, **typed}.items() if v is not None}
-        cfg = EnvTrainConfig(env_id=args.env, **{**(recipe.fields if recipe else {}), **flags},
-                             recipe=recipe.source if recipe else "")
+        cfg = EnvTrainConfig(
+            env_id=args.env, **{**(recipe.fields if recipe else {}), **flags}, recipe=recipe.source if recipe else ""
+        )
         check_env_id(cfg.env_id)
         budget = cfg.budget  # (refuses a budget below one rollout)
         out = args.out or Path("runs") / f"{cfg.algo}-{args.env.split(':')[-1]}-{cfg.memory}-seed{cfg.seed}"
         if args.print_config:
             print(json.dumps({"env": cfg.env_id, "out": str(out), "config": cfg.to_dict()}, indent=2))
             return 0
-        print(f"recipe: {recipe.source}" + "".join(f"\n  {note}" for note in recipe.notes) if recipe else
-              f"recipe: fwm-rl's defaults (none {'given' if args.hyperparams else f'shipped for {algo} on {args.env}'})")
+        print(
+            f"recipe: {recipe.source}" + "".join(f"\n  {note}" for note in recipe.notes)
+            if recipe
+            else f"recipe: fwm-rl's defaults (none {'given' if args.hyperparams else f'shipped for {algo} on {args.env}'})"
+        )
         print(f"training {cfg.label}: {budget} -> {out}")
         print(env_results_table([train_run(cfg, out, show_progress=show, overwrite=args.overwrite)]), end="")
         return 0
@@ -173,8 +227,10 @@ def run_train(args: argparse.Namespace) -> int:
     configs = preset_configs(preset, **common, **typed)
     agent = [k for k in typed if k in AGENT_OPTIONS]
     if agent and len(configs) > 1:
-        raise ValueError(f"preset {preset} trains {len(configs)} runs and {_options(agent)} for one agent: "
-                         "choose a preset of one run (fast-fwm, paper-fwm, paper-lstm-N)")
+        raise ValueError(
+            f"preset {preset} trains {len(configs)} runs and {_options(agent)} for one agent: "
+            "choose a preset of one run (fast-fwm, paper-fwm, paper-lstm-N)"
+        )
     if agent:
         memory = configs[0].memory
         configs = [dataclasses.replace(configs[0], name=memory if memory == "fwm" else f"{memory}-{configs[0].hidden_size}")]
@@ -221,8 +277,10 @@ def _resume(path: Path, options: dict, args: argparse.Namespace, show: bool | No
     fixed = [k for k, v in options.items() if v is not None and k not in config.RESUMABLE]
     fixed += [k for k, v in (("out", args.out), ("overwrite", args.overwrite or None)) if v is not None]
     if fixed:
-        raise ValueError(f"--resume continues the stored configuration; only {resumable_flags(config)} may change "
-                         f"(drop {', '.join(map(flag, fixed))})")
+        raise ValueError(
+            f"--resume continues the stored configuration; only {resumable_flags(config)} may change "
+            f"(drop {', '.join(map(flag, fixed))})"
+        )
     if env_run:
         ckpt, stored = read_run_checkpoint(path)
         cfg = stored.resumed(**options)
@@ -255,7 +313,9 @@ def _agents(args: argparse.Namespace, source: str) -> list[tuple]:
     """``(policy, config, name)`` of the agents the command names: a run (or checkpoint), or ``--pretrained``."""
     given = getattr(args, source)
     if (given is None) == (args.pretrained is None):
-        raise ValueError(f"give either a {source.upper().replace('_', ' ')} or --pretrained NAME (one of {sorted(PRETRAINED)})")
+        raise ValueError(
+            f"give either a {source.upper().replace('_', ' ')} or --pretrained NAME (one of {sorted(PRETRAINED)})"
+        )
     if args.pretrained is not None:
         model, record = load_pretrained(args.pretrained, args.device), PRETRAINED[args.pretrained]
         return [(model.policy, record.train_config(), f"{args.pretrained} ({record.label} @ {record.episodes})")]
@@ -274,7 +334,9 @@ def _agents(args: argparse.Namespace, source: str) -> list[tuple]:
 def _eval_env_run(args: argparse.Namespace) -> int:
     """``fwm-rl eval`` of an ``--env`` run: its final evaluation, done again with ``--seed``."""
     if args.pretrained is not None or args.split is not None:
-        raise ValueError(f"{args.run_dir} is a run on a Gymnasium env (fwm-rl train --env): --split and --pretrained belong to the graph task")
+        raise ValueError(
+            f"{args.run_dir} is a run on a Gymnasium env (fwm-rl train --env): --split and --pretrained belong to the graph task"
+        )
     policy, cfg, ckpt = load_policy(args.run_dir, args.device)
     env = make_eval_env(ckpt, min(cfg.n_envs, cfg.final_eval_episodes), seed=args.seed)
     mean, sem = evaluate_env(policy, env, cfg.final_eval_episodes, args.deterministic or not cfg.stochastic_eval)
@@ -291,11 +353,15 @@ def _eval(args: argparse.Namespace) -> int:
         raise ValueError(f"--trials must be at least 1, got {args.trials}")
     splits = ("train", "test") if args.split is None else (args.split,)
     width = max(24, *(len(name) + 1 for _, _, name in agents))
-    print(f"{'agent':{width}s} {'split':6s} {'mean reward':>12s} {'std. error':>11s} {'episodes':>9s}  (with trials: the mean reward of each episode of a trial)")
+    print(
+        f"{'agent':{width}s} {'split':6s} {'mean reward':>12s} {'std. error':>11s} {'episodes':>9s}  (with trials: the mean reward of each episode of a trial)"
+    )
     for policy, cfg, name in agents:
         trials = cfg.trials if args.trials is None else args.trials
         for split in splits:
-            returns = trial_returns(policy, split, args.episodes_per_graph, args.seed, cfg.semantics, args.deterministic, trials=trials)
+            returns = trial_returns(
+                policy, split, args.episodes_per_graph, args.seed, cfg.semantics, args.deterministic, trials=trials
+            )
             mean, sem = trial_mean_sem(returns)
             line = f"{name:{width}s} {split:6s} {mean:12.2f} {sem:11.2f} {returns.size:9d}"
             if trials > 1:
@@ -306,8 +372,15 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _add_episode_arguments(parser: argparse.ArgumentParser) -> None:
     """The agent and the episode of ``watch`` and ``explain``."""
-    parser.add_argument("source", type=Path, nargs="?", default=None, metavar="RUN", help="a run folder or a checkpoint.pt file")
-    parser.add_argument("--pretrained", default=None, metavar="NAME", help=f"a shipped agent instead: {', '.join(sorted(PRETRAINED)) or 'none yet'}")
+    parser.add_argument(
+        "source", type=Path, nargs="?", default=None, metavar="RUN", help="a run folder or a checkpoint.pt file"
+    )
+    parser.add_argument(
+        "--pretrained",
+        default=None,
+        metavar="NAME",
+        help=f"a shipped agent instead: {', '.join(sorted(PRETRAINED)) or 'none yet'}",
+    )
     graph = parser.add_mutually_exclusive_group()
     graph.add_argument("--split", choices=SPLITS, default=None, help="graph set (default test)")
     graph.add_argument("--seed", type=int, default=None, help="a fresh Listing-1 graph from RandomState(SEED) instead")
@@ -348,11 +421,15 @@ def _plot(args: argparse.Namespace) -> int:
     dirs = [d for path in args.run_dirs for d in run_dirs(path)]
     env_runs = [str(d) for d in dirs if _is_env_run(d)]
     if env_runs:
-        raise ValueError(f"{', '.join(env_runs)}: runs on a Gymnasium env (fwm-rl train --env); fwm-rl plot draws graph-task runs "
-                         "(Figure 5). An --env run's metrics.csv holds train/return and eval/return per step, and TensorBoard shows them")
+        raise ValueError(
+            f"{', '.join(env_runs)}: runs on a Gymnasium env (fwm-rl train --env); fwm-rl plot draws graph-task runs "
+            "(Figure 5). An --env run's metrics.csv holds train/return and eval/return per step, and TensorBoard shows them"
+        )
     if args.reference_every < 1:
         raise ValueError(f"--reference-every must be at least 1, got {args.reference_every}")
-    print(f"wrote {plot_runs(dirs, args.out, references=args.reference, reference_every=args.reference_every, max_episodes=args.max_episodes)}")
+    print(
+        f"wrote {plot_runs(dirs, args.out, references=args.reference, reference_every=args.reference_every, max_episodes=args.max_episodes)}"
+    )
     return 0
 
 
@@ -373,16 +450,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="evaluate a trained agent on the train and test graphs",
         description="Mean total reward per episode +- standard error of a run's latest checkpoint, on the 600 train and 600 test graphs.",
     )
-    ev.add_argument("run_dir", type=Path, nargs="?", default=None, metavar="RUN_DIR", help="a run folder (or a folder of runs, or a checkpoint.pt)")
-    ev.add_argument("--pretrained", default=None, metavar="NAME", help=f"a shipped agent instead: {', '.join(sorted(PRETRAINED)) or 'none yet'}")
+    ev.add_argument(
+        "run_dir",
+        type=Path,
+        nargs="?",
+        default=None,
+        metavar="RUN_DIR",
+        help="a run folder (or a folder of runs, or a checkpoint.pt)",
+    )
+    ev.add_argument(
+        "--pretrained",
+        default=None,
+        metavar="NAME",
+        help=f"a shipped agent instead: {', '.join(sorted(PRETRAINED)) or 'none yet'}",
+    )
     ev.add_argument("--split", choices=SPLITS, default=None, help="only this graph set (default: train and test)")
     ev.add_argument("--episodes-per-graph", type=int, default=10, help="episodes on each graph (default 10)")
     ev.add_argument("--seed", type=int, default=0, help="seed of placements and action sampling (default 0)")
     ev.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    ev.add_argument("--deterministic", action="store_true", help="take the most likely action instead of sampling (an --env run evaluates as it was trained to: deterministic unless --stochastic-eval)")
-    ev.add_argument("--trials", type=int, default=None,
-                    help="play trials of this many episodes per graph, the memory kept across them, and show the reward of each "
-                         "(default: the trials the agent was trained with, usually 1)")
+    ev.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="take the most likely action instead of sampling (an --env run evaluates as it was trained to: deterministic unless --stochastic-eval)",
+    )
+    ev.add_argument(
+        "--trials",
+        type=int,
+        default=None,
+        help="play trials of this many episodes per graph, the memory kept across them, and show the reward of each "
+        "(default: the trials the agent was trained with, usually 1)",
+    )
     add_trust_option(ev)
     ev.set_defaults(func=_eval)
 
@@ -421,6 +518,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="published curves to draw beside the runs, one reward per line (e.g. the authors' metaRL/paper_logs/testrewards_*.txt; "
         "trainrewards_* files go to the train panel)",
     )  # fmt: skip
-    plot.add_argument("--reference-every", type=int, default=50, help="episodes between two values of a --reference file (default 50, the authors')")
+    plot.add_argument(
+        "--reference-every",
+        type=int,
+        default=50,
+        help="episodes between two values of a --reference file (default 50, the authors')",
+    )
     plot.add_argument("--max-episodes", type=int, metavar="N", help="draw every curve up to N episodes only (default: all)")
     plot.set_defaults(func=_plot)

@@ -120,8 +120,9 @@ class TrainConfig(AgentConfig):
         if self.loss not in A2C_LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {A2C_LOSSES}")
         if self.loss == "released_code" and (self.gae_lambda != 1.0 or self.normalize_advantage):
-            raise ValueError("loss released_code is the authors' Monte-Carlo loss: it needs gae_lambda 1 and no "
-                             "advantage normalisation")
+            raise ValueError(
+                "loss released_code is the authors' Monte-Carlo loss: it needs gae_lambda 1 and no advantage normalisation"
+            )
         check_ints(self, ("n_envs", "steps", "eval_every", "final_episodes_per_graph", "trials"))
         if self.n_envs > 600:
             raise ValueError(f"n_envs must be at most 600 (one agent per training graph), got {self.n_envs}")
@@ -167,8 +168,17 @@ PRESETS: dict[str, tuple[TrainConfig, ...]] = {
 
 
 #: The TrainConfig fields that make up a learning recipe (the A2C and Adam settings).
-RECIPE_FIELDS = ("lr", "adam_eps", "gamma", "gae_lambda", "vf_coef", "ent_coef", "max_grad_norm", "normalize_advantage",
-                 "loss")
+RECIPE_FIELDS = (
+    "lr",
+    "adam_eps",
+    "gamma",
+    "gae_lambda",
+    "vf_coef",
+    "ent_coef",
+    "max_grad_norm",
+    "normalize_advantage",
+    "loss",
+)
 
 #: Learning recipes: name -> the fields of :data:`RECIPE_FIELDS` in which it differs from the
 #: paper's settings (appendix I). ``scripts/bench_learning.py --recipes ...`` compares them over seeds.

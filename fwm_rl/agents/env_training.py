@@ -65,7 +65,15 @@ __all__ = [
 ALGOS = ("a2c", "ppo")
 PPO_OPTIONS = ("n_epochs", "n_minibatches", "clip_range", "clip_range_vf", "target_kl", "clip_range_schedule")
 #: The options of the policy's layers around the core.
-POLICY_OPTIONS = ("net_arch", "features_net_arch", "activation_fn", "ortho_init", "shared_core", "log_std_init", "fwm_zero_output")
+POLICY_OPTIONS = (
+    "net_arch",
+    "features_net_arch",
+    "activation_fn",
+    "ortho_init",
+    "shared_core",
+    "log_std_init",
+    "fwm_zero_output",
+)
 #: How a learning rate or clip range moves over a run.
 SCHEDULES = ("constant", "linear")
 #: Largest number of PPO passes over one rollout.
@@ -163,8 +171,19 @@ class EnvTrainConfig(AgentConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_ints(self, ("total_timesteps", "n_envs", "n_steps", "eval_every", "eval_episodes", "final_eval_episodes",
-                          "n_epochs", "n_minibatches"))
+        check_ints(
+            self,
+            (
+                "total_timesteps",
+                "n_envs",
+                "n_steps",
+                "eval_every",
+                "eval_episodes",
+                "final_eval_episodes",
+                "n_epochs",
+                "n_minibatches",
+            ),
+        )
         check_recipe(self)
         check_choice("algo", self.algo, ALGOS)
         check_choice("lr_schedule", self.lr_schedule, SCHEDULES)
@@ -181,8 +200,10 @@ class EnvTrainConfig(AgentConfig):
             if ppo:
                 raise ValueError(f"{', '.join(ppo)} {'is' if len(ppo) == 1 else 'are'} PPO's: give algo ppo (--algo ppo)")
         elif self.n_minibatches > self.n_envs:
-            raise ValueError(f"n_minibatches {self.n_minibatches} is more than the {self.n_envs} environment copies a minibatch "
-                             "is made of: lower --n-minibatches or raise --n-envs")
+            raise ValueError(
+                f"n_minibatches {self.n_minibatches} is more than the {self.n_envs} environment copies a minibatch "
+                "is made of: lower --n-minibatches or raise --n-envs"
+            )
 
     @property
     def rollout_steps(self) -> int:
@@ -194,9 +215,11 @@ class EnvTrainConfig(AgentConfig):
         """The environment steps the run takes: ``total_timesteps`` rounded up to whole rollouts. A ``ValueError``
         when ``total_timesteps`` is below one rollout (a config read from a checkpoint still loads and evaluates)."""
         if self.total_timesteps < self.rollout_steps:
-            raise ValueError(f"total_timesteps {self.total_timesteps} is less than one rollout of n_envs {self.n_envs} x "
-                             f"n_steps {self.n_steps} = {self.rollout_steps} steps: give --total-timesteps {self.rollout_steps} "
-                             "or more, or fewer --n-envs / --n-steps")
+            raise ValueError(
+                f"total_timesteps {self.total_timesteps} is less than one rollout of n_envs {self.n_envs} x "
+                f"n_steps {self.n_steps} = {self.rollout_steps} steps: give --total-timesteps {self.rollout_steps} "
+                "or more, or fewer --n-envs / --n-steps"
+            )
         return -(-self.total_timesteps // self.rollout_steps) * self.rollout_steps
 
     @property
@@ -205,23 +228,38 @@ class EnvTrainConfig(AgentConfig):
         5000 rounded up to whole rollouts)``."""
         steps = self.planned_timesteps
         rollouts = steps // self.rollout_steps
-        rounded = "" if steps == self.total_timesteps else f"; --total-timesteps {self.total_timesteps} rounded up to whole rollouts"
-        return (f"{steps} environment steps ({rollouts} rollout{'s' if rollouts > 1 else ''} of {self.n_envs} copies x "
-                f"{self.n_steps} steps{rounded})")
+        rounded = (
+            "" if steps == self.total_timesteps else f"; --total-timesteps {self.total_timesteps} rounded up to whole rollouts"
+        )
+        return (
+            f"{steps} environment steps ({rollouts} rollout{'s' if rollouts > 1 else ''} of {self.n_envs} copies x "
+            f"{self.n_steps} steps{rounded})"
+        )
 
     def normalizes_obs(self, observation_space: gym.Space) -> bool:
         """Whether this run normalises its observations, of ``observation_space``: ``normalize_obs``, not a graph-task
         id, and a ``Box`` that is not an image."""
-        return (self.normalize_obs and _spec_kwargs(self.env_id) is None and isinstance(observation_space, gym.spaces.Box)
-                and not is_image_space(observation_space))
+        return (
+            self.normalize_obs
+            and _spec_kwargs(self.env_id) is None
+            and isinstance(observation_space, gym.spaces.Box)
+            and not is_image_space(observation_space)
+        )
 
     @property
     def policy_kwargs(self) -> dict[str, Any]:
         """The policy's keyword arguments: the core's (:class:`~fwm_rl.agents.config.AgentConfig`) and the heads'."""
         core = {"zero_output": True} if self.memory == "fwm" and self.fwm_zero_output else {}
-        return {**super().policy_kwargs, **core, "net_arch": parse_net_arch(self.net_arch), "activation_fn": ACTIVATIONS[self.activation_fn],
-                "ortho_init": self.ortho_init, "shared_core": self.shared_core, "log_std_init": self.log_std_init,
-                "features_net_arch": parse_layers("features_net_arch", self.features_net_arch)}
+        return {
+            **super().policy_kwargs,
+            **core,
+            "net_arch": parse_net_arch(self.net_arch),
+            "activation_fn": ACTIVATIONS[self.activation_fn],
+            "ortho_init": self.ortho_init,
+            "shared_core": self.shared_core,
+            "log_std_init": self.log_std_init,
+            "features_net_arch": parse_layers("features_net_arch", self.features_net_arch),
+        }
 
     def schedule(self, name: str) -> float | Schedule:
         """``lr`` or ``clip_range`` as its schedule says: the value, or SB3's linear schedule from it to 0."""
@@ -272,18 +310,24 @@ def check_env_id(env_id: str) -> tuple[gym.Space, gym.Space]:
     try:
         env = make_env(env_id, 1)
     except gym.error.Error as exc:
-        raise ValueError(f"unknown environment {env_id!r} ({exc}); give a registered id, or 'module:Id' to import the module that registers it") from None
+        raise ValueError(
+            f"unknown environment {env_id!r} ({exc}); give a registered id, or 'module:Id' to import the module that registers it"
+        ) from None
     except ImportError as exc:  # 'module:Id' whose module is missing (or fails to import)
         module, _, name = env_id.rpartition(":")
-        raise ValueError(f"environment {env_id!r}: the module {module!r} could not be imported ({exc.__cause__ or exc}); it "
-                         f"must be installed and importable (pip install it, or put its folder on PYTHONPATH) and register "
-                         f"{name!r}") from None
+        raise ValueError(
+            f"environment {env_id!r}: the module {module!r} could not be imported ({exc.__cause__ or exc}); it "
+            f"must be installed and importable (pip install it, or put its folder on PYTHONPATH) and register "
+            f"{name!r}"
+        ) from None
     except ValueError as exc:  # (spaces no wrapper maps to SB3's)
         raise ValueError(f"{env_id}: {exc}") from None
     obs_space, action_space = env.observation_space, env.action_space
     env.close()
     if not isinstance(action_space, ACTION_SPACES):
-        raise ValueError(f"{env_id} has actions {action_space}; a run takes Discrete, Box, MultiDiscrete or MultiBinary actions")
+        raise ValueError(
+            f"{env_id} has actions {action_space}; a run takes Discrete, Box, MultiDiscrete or MultiBinary actions"
+        )
     try:
         check_for_nested_spaces(obs_space)
         get_obs_shape(obs_space)
@@ -314,8 +358,15 @@ def make_env(env_id: str, n_envs: int, seed: int | None = None) -> VecEnv:
     return BaseAlgorithm._wrap_env(env, verbose=0, monitor_wrapper=False)  # (images channels first, as SB3 feeds its policies)
 
 
-def normalized(env: VecEnv, obs_rms: RunningMeanStd | None, training: bool, norm_obs: bool = True, norm_reward: bool = False,
-               gamma: float = 0.99, ret_rms: RunningMeanStd | None = None) -> VecNormalize:
+def normalized(
+    env: VecEnv,
+    obs_rms: RunningMeanStd | None,
+    training: bool,
+    norm_obs: bool = True,
+    norm_reward: bool = False,
+    gamma: float = 0.99,
+    ret_rms: RunningMeanStd | None = None,
+) -> VecNormalize:
     """``env`` with its observations normalised: by ``obs_rms`` if given (the same object, so an evaluation env
     follows its training env's statistics), updated only when ``training``; with ``norm_reward`` its rewards scaled by
     the running deviation of the ``gamma``-discounted return (``ret_rms``: a resumed run's statistics)."""
@@ -329,8 +380,11 @@ def normalized(env: VecEnv, obs_rms: RunningMeanStd | None, training: bool, norm
 
 def _rms_state(rms: RunningMeanStd) -> dict[str, Any]:
     """The observation statistics as a checkpoint holds them: float64 tensors and a float."""
-    return {"mean": torch.from_numpy(np.array(rms.mean, dtype=np.float64)), "var": torch.from_numpy(np.array(rms.var, dtype=np.float64)),
-            "count": float(rms.count)}
+    return {
+        "mean": torch.from_numpy(np.array(rms.mean, dtype=np.float64)),
+        "var": torch.from_numpy(np.array(rms.var, dtype=np.float64)),
+        "count": float(rms.count),
+    }
 
 
 def _rms_from(state: dict[str, Any] | None) -> RunningMeanStd | None:
@@ -355,7 +409,9 @@ def _obs_rms(env: VecEnv) -> RunningMeanStd | None:
     return env.obs_rms if isinstance(env, VecNormalize) and env.norm_obs else None
 
 
-def evaluate_env(policy: RecurrentActorCriticPolicy, env: VecEnv, n_episodes: int, deterministic: bool = True) -> tuple[float, float]:
+def evaluate_env(
+    policy: RecurrentActorCriticPolicy, env: VecEnv, n_episodes: int, deterministic: bool = True
+) -> tuple[float, float]:
     """Mean return and its standard error over ``n_episodes`` episodes of ``env`` (reset first; each
     copy's memory emptied at its episodes' starts), with the policy's most likely actions (``deterministic``, the RL
     Zoo's way) or sampled ones. Copy ``i`` plays ``(n_episodes + i) // num_envs``
@@ -439,7 +495,13 @@ class EnvTask:
     A resumed run starts new episodes, from seeds of (seed, steps done), and continues its observation statistics."""
 
     kind, unit, budget_flag, speed_name, env_steps_per_unit, data_parallel = (
-        "a2c-env", "environment steps", "--total-timesteps", "steps_per_second", 1, False)
+        "a2c-env",
+        "environment steps",
+        "--total-timesteps",
+        "steps_per_second",
+        1,
+        False,
+    )
 
     def __init__(self, cfg: EnvTrainConfig):
         self.cfg = cfg
@@ -454,7 +516,9 @@ class EnvTask:
 
     def check(self) -> None:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise ValueError("an --env run trains in one process; start it without torchrun (only the graph task trains data-parallel)")
+            raise ValueError(
+                "an --env run trains in one process; start it without torchrun (only the graph task trains data-parallel)"
+            )
         self.spaces()
         _ = self.total  # (refuses a budget below one rollout)
 
@@ -470,8 +534,15 @@ class EnvTask:
         norm_obs = cfg.normalizes_obs(self.spaces()[0])
         if norm_obs or cfg.norm_reward:  # the evaluation follows the training statistics, frozen
             stored = ckpt["task"] if ckpt is not None else {}  # a resumed run continues its statistics
-            env = normalized(env, _rms_from(stored.get("obs_rms")), training=True, norm_obs=norm_obs, norm_reward=cfg.norm_reward,
-                             gamma=cfg.gamma, ret_rms=_rms_from(stored.get("ret_rms")))
+            env = normalized(
+                env,
+                _rms_from(stored.get("obs_rms")),
+                training=True,
+                norm_obs=norm_obs,
+                norm_reward=cfg.norm_reward,
+                gamma=cfg.gamma,
+                ret_rms=_rms_from(stored.get("ret_rms")),
+            )
             if norm_obs:
                 eval_env = normalized(eval_env, env.obs_rms, training=False)
         self.env, self.eval_env = env, eval_env
@@ -492,13 +563,19 @@ class EnvTask:
         self.mmer = max((r for r in (self.mmer, self._train_return) if not math.isnan(r)), default=float("nan"))
 
     def evaluate(self, model: RecurrentA2C, step: int) -> dict[str, float]:
-        eval_return, _ = evaluate_env(model.policy, self.eval_env, self.cfg.eval_episodes, deterministic=not self.cfg.stochastic_eval)
+        eval_return, _ = evaluate_env(
+            model.policy, self.eval_env, self.cfg.eval_episodes, deterministic=not self.cfg.stochastic_eval
+        )
         return {"train/return": self._train_return, "eval/return": eval_return}
 
     def state(self) -> dict[str, Any]:
         obs_rms, ret_rms = _obs_rms(self.env), self.env.ret_rms if self.cfg.norm_reward else None
-        return {"train_return": self._train_return, "mmer": self.mmer, "obs_rms": None if obs_rms is None else _rms_state(obs_rms),
-                "ret_rms": None if ret_rms is None else _rms_state(ret_rms)}
+        return {
+            "train_return": self._train_return,
+            "mmer": self.mmer,
+            "obs_rms": None if obs_rms is None else _rms_state(obs_rms),
+            "ret_rms": None if ret_rms is None else _rms_state(ret_rms),
+        }
 
     def finish(self, model: RecurrentA2C, ckpt: dict, stopped: bool, record: dict[str, Any]) -> EnvRunSummary:
         cfg = self.cfg

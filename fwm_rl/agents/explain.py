@@ -58,17 +58,25 @@ def write_key_similarity(record: EpisodeRecord) -> np.ndarray:
 
 def explain_figure(record: EpisodeRecord, out: str | Path, label: str = "FWM agent") -> Path:
     """Draw :func:`read_matches`, :func:`write_key_similarity` and ``beta`` of one episode into ``out`` (PNG)."""
-    matches, similarity, labels = read_matches(record), write_key_similarity(record), step_labels(record)  # (refuse LSTM agents first)
+    matches, similarity, labels = (
+        read_matches(record),
+        write_key_similarity(record),
+        step_labels(record),
+    )  # (refuse LSTM agents first)
     n_reads, T = matches.shape[0], matches.shape[1]
     figure = Figure(figsize=(3.7 * (n_reads + 1), 7.0))
-    grid = figure.add_gridspec(2, n_reads + 1, height_ratios=[1, 3], hspace=0.45, wspace=0.3, left=0.05, right=0.97, top=0.93, bottom=0.1)
+    grid = figure.add_gridspec(
+        2, n_reads + 1, height_ratios=[1, 3], hspace=0.45, wspace=0.3, left=0.05, right=0.97, top=0.93, bottom=0.1
+    )
     ax_beta = figure.add_subplot(grid[0, :])
     ax_beta.bar(np.arange(T), record.beta, color="tab:blue")
     ax_beta.set_xticks(np.arange(T), labels, rotation=90, fontsize=6)
     ax_beta.set_ylim(0, 1)
     ax_beta.set_ylabel("write strength beta")
     total = sum(record.rewards)
-    ax_beta.set_title(f"{label}: {record.title}, total reward {total:g} (labels: the transition each step's input shows)", fontsize=9)
+    ax_beta.set_title(
+        f"{label}: {record.title}, total reward {total:g} (labels: the transition each step's input shows)", fontsize=9
+    )
     limit = float(np.abs(matches).max()) or 1.0
     for i in range(n_reads):
         ax = figure.add_subplot(grid[1, i])

@@ -64,8 +64,13 @@ ZOO_DEFAULTS: dict[str, dict[str, Any]] = {
             "normalize_obs": False, "norm_reward": False},
 }  # fmt: skip
 #: sb3-contrib's ``MlpLstmPolicy`` defaults where a Zoo LSTM policy's ``policy_kwargs`` are silent.
-LSTM_POLICY_DEFAULTS: dict[str, Any] = {"hidden_size": 256, "ortho_init": True, "net_arch": "64,64", "activation_fn": "tanh",
-                                         "shared_core": False}
+LSTM_POLICY_DEFAULTS: dict[str, Any] = {
+    "hidden_size": 256,
+    "ortho_init": True,
+    "net_arch": "64,64",
+    "activation_fn": "tanh",
+    "shared_core": False,
+}
 #: The folder of the recipe files fwm-rl ships, ``{algo}.yml``.
 SHIPPED = Path(__file__).with_name("recipes")
 #: ``policy`` -> the memory core it sets (None: the run's own).
@@ -134,7 +139,7 @@ def _flag(key: str, value: Any) -> bool:
 def _schedule(key: str, value: Any) -> tuple[float, str]:
     """A number (constant) or ``lin_X`` (linear from X to 0) -> (initial value, schedule name)."""
     if isinstance(value, str) and value.startswith("lin_"):
-        return _number(key, value[len("lin_"):]), "linear"
+        return _number(key, value[len("lin_") :]), "linear"
     try:
         return _number(key, value), "constant"
     except ValueError:
@@ -175,15 +180,25 @@ def _parse(node: ast.expr, key: str) -> Any:
     numbers, strings, True/False/None and ``nn.X`` names (as the string ``"nn.X"``); anything else is refused."""
     if isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, (bool, int, float, str))):
         return node.value
-    if (isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)) and isinstance(node.operand, ast.Constant)
-            and isinstance(node.operand.value, (int, float)) and not isinstance(node.operand.value, bool)):
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, (ast.USub, ast.UAdd))
+        and isinstance(node.operand, ast.Constant)
+        and isinstance(node.operand.value, (int, float))
+        and not isinstance(node.operand.value, bool)
+    ):
         return -node.operand.value if isinstance(node.op, ast.USub) else node.operand.value
     if isinstance(node, (ast.List, ast.Tuple)):
         return [_parse(item, key) for item in node.elts]
     if isinstance(node, ast.Dict) and all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in node.keys):
         return {k.value: _parse(v, f"{key} {k.value}") for k, v in zip(node.keys, node.values)}  # type: ignore[union-attr]
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" and not node.args
-            and all(k.arg is not None for k in node.keywords)):
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "dict"
+        and not node.args
+        and all(k.arg is not None for k in node.keywords)
+    ):
         return {k.arg: _parse(k.value, f"{key} {k.arg}") for k in node.keywords}
     if isinstance(node, ast.Attribute) and _dotted(node.value) in _NN:
         return f"{_dotted(node.value)}.{node.attr}"
@@ -236,8 +251,10 @@ def _policy(key: str, value: Any, fields: dict[str, Any], notes: list[str]) -> N
 
 def _set(field: str, convert: Callable[[str, Any], Any]) -> Callable[[str, Any, dict[str, Any]], None]:
     """A ``policy_kwargs`` key that sets ``field`` to ``convert(key, value)``."""
+
     def apply(key: str, value: Any, fields: dict[str, Any]) -> None:
         fields[field] = convert(key, value)
+
     return apply
 
 
@@ -281,11 +298,14 @@ def _policy_kwargs(key: str, value: Any, fields: dict[str, Any], notes: list[str
             raise ValueError(f"{key}: shared_lstm and enable_critic_lstm both true: give one")
         fields["shared_core"] = not own
         if shared:
-            notes.append("shared_lstm True -> shared_core True (the value loss trains the shared core too; sb3-contrib stops "
-                         "its gradient)")
+            notes.append(
+                "shared_lstm True -> shared_core True (the value loss trains the shared core too; sb3-contrib stops "
+                "its gradient)"
+            )
         elif not own:
-            notes.append("enable_critic_lstm False -> shared_core True (a critic without memory is not offered: it reads the "
-                         "actor's)")
+            notes.append(
+                "enable_critic_lstm False -> shared_core True (a critic without memory is not offered: it reads the actor's)"
+            )
 
 
 #: Entry key -> how it sets the fields and notes: ``(key, value, fields, notes)``.
@@ -319,8 +339,10 @@ def _batch_size(value: Any, fields: dict[str, Any], notes: list[str]) -> None:
     """``batch_size`` -> ``n_minibatches``: the nearest whole number of minibatches of whole environments."""
     batch = _integer("batch_size", value)
     if batch < 1 or "n_envs" not in fields or "n_steps" not in fields:
-        raise ValueError(f"batch_size {value!r}: give a positive batch_size with n_envs and n_steps in the same entry "
-                         "(minibatches are whole environments)")
+        raise ValueError(
+            f"batch_size {value!r}: give a positive batch_size with n_envs and n_steps in the same entry "
+            "(minibatches are whole environments)"
+        )
     n_envs, steps = fields["n_envs"], fields["n_envs"] * fields["n_steps"]
     fields["n_minibatches"] = minibatches = min(max(1, round(steps / batch)), n_envs)
     about = "about " if n_envs % minibatches else ""
@@ -361,13 +383,16 @@ def _load(path: str | Path) -> dict[str, Any]:
         with open(path, encoding="utf-8") as file:
             recipes = yaml.load(file, Loader=yaml.SafeLoader)  # SafeLoader reads the Zoo's "!!float 1e5"
     except OSError as exc:
-        raise ValueError(f"hyperparameter file {str(path)!r} could not be read ({exc.strerror}): give the path of a YAML file "
-                         "in the RL Zoo's format") from None
+        raise ValueError(
+            f"hyperparameter file {str(path)!r} could not be read ({exc.strerror}): give the path of a YAML file "
+            "in the RL Zoo's format"
+        ) from None
     except yaml.YAMLError as exc:
         raise ValueError(f"hyperparameter file {str(path)!r} is not valid YAML ({' '.join(str(exc).split())})") from None
     if not isinstance(recipes, dict):
-        raise ValueError(f"hyperparameter file {str(path)!r} is not a mapping of environment ids to hyperparameters "
-                         "(the RL Zoo's format)")
+        raise ValueError(
+            f"hyperparameter file {str(path)!r} is not a mapping of environment ids to hyperparameters (the RL Zoo's format)"
+        )
     return recipes
 
 

@@ -43,7 +43,9 @@ def _legend_labels(configs: list[TrainConfig]) -> list[str]:
     for i, cfg in enumerate(configs):
         twins = [other for other in configs if other.label == cfg.label]
         if len(twins) > 1:
-            parts = [f"{name} {getattr(cfg, name)}" for name in ("seed", "loss", "lr") if len({getattr(t, name) for t in twins}) > 1]
+            parts = [
+                f"{name} {getattr(cfg, name)}" for name in ("seed", "loss", "lr") if len({getattr(t, name) for t in twins}) > 1
+            ]
             labels[i] = f"{cfg.label} ({', '.join(parts) or f'run {i + 1}'})"
     return labels
 
@@ -57,7 +59,9 @@ def read_reference_curve(path: str | Path, every: int = 50) -> tuple[str, str, l
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"reference curve {path} does not exist (e.g. metaRL/paper_logs/testrewards_*.txt of the authors' code)")
+        raise FileNotFoundError(
+            f"reference curve {path} does not exist (e.g. metaRL/paper_logs/testrewards_*.txt of the authors' code)"
+        )
     values = []
     for number, line in enumerate(path.read_text().split("\n"), 1):
         if line.strip():
@@ -78,7 +82,11 @@ def read_reference_curve(path: str | Path, every: int = 50) -> tuple[str, str, l
 
 
 def plot_runs(
-    run_dirs: list[str | Path], out: str | Path, reference_episodes: int = 6000, references: list[str | Path] = (), reference_every: int = 50,
+    run_dirs: list[str | Path],
+    out: str | Path,
+    reference_episodes: int = 6000,
+    references: list[str | Path] = (),
+    reference_every: int = 50,
     max_episodes: int | None = None,
 ) -> Path:
     """Draw the train/test curves of ``run_dirs`` (each with ``config.json`` and ``metrics.csv``)
@@ -123,8 +131,10 @@ def curves_table(run_dirs: list[str | Path], key: str = "test/reward") -> str:
     """Markdown table of ``key`` against episodes, one column per run (as logged)."""
     runs = [(Path(d).name, _read_run(Path(d))) for d in run_dirs]
     episodes = sorted({int(r["step"]) for _, (_, _, rows) in runs for r in rows})
-    lines = ["| episodes | " + " | ".join(f"{cfg.label} ({name})" for name, (cfg, _, _) in runs) + " |",
-             "|---" * (len(runs) + 1) + "|"]
+    lines = [
+        "| episodes | " + " | ".join(f"{cfg.label} ({name})" for name, (cfg, _, _) in runs) + " |",
+        "|---" * (len(runs) + 1) + "|",
+    ]
     for ep in episodes:
         cells = []
         for _, (_, _, rows) in runs:
@@ -134,12 +144,17 @@ def curves_table(run_dirs: list[str | Path], key: str = "test/reward") -> str:
     return "\n".join(lines) + "\n"
 
 
-def seeds_table(groups: dict[str, list[str | Path]], at: list[int], keys: tuple[str, ...] = ("valid/reward", "test/reward", "train/reward")) -> str:
+def seeds_table(
+    groups: dict[str, list[str | Path]], at: list[int], keys: tuple[str, ...] = ("valid/reward", "test/reward", "train/reward")
+) -> str:
     """Markdown table comparing groups of runs (e.g. one learning recipe over several seeds): at each
     episode count of ``at``, the mean and standard deviation over a group's runs of every ``key``
     as logged there (the mean alone for a single run). A run that has not logged that episode count
     is left out of its group's cell (the number of runs counted is shown)."""
-    lines = ["| runs | episodes | seeds | " + " | ".join(f"{k} (mean ± sd)" for k in keys) + " |", "|---" * (3 + len(keys)) + "|"]
+    lines = [
+        "| runs | episodes | seeds | " + " | ".join(f"{k} (mean ± sd)" for k in keys) + " |",
+        "|---" * (3 + len(keys)) + "|",
+    ]
     for name, dirs in groups.items():
         rows_of = [_read_run(Path(d))[2] for d in dirs]
         for ep in at:

@@ -56,8 +56,20 @@ from fwm_rl.agents.rollout_step import fwm_step, sample_actions
 from fwm_rl.memory import FWMLSTM, RNNState, map_state, rnn_with_resets
 from fwm_rl.memory.common import rebuild_state, state_leaves
 
-__all__ = ["ACTIVATIONS", "ACTION_SPACES", "ActorCriticCores", "FwmPolicy", "GRUCore", "GruPolicy", "LSTMCore", "LstmPolicy", "RecurrentActorCriticPolicy", "State", "tree_map",
-           "detach_state"]
+__all__ = [
+    "ACTIVATIONS",
+    "ACTION_SPACES",
+    "ActorCriticCores",
+    "FwmPolicy",
+    "GRUCore",
+    "GruPolicy",
+    "LSTMCore",
+    "LstmPolicy",
+    "RecurrentActorCriticPolicy",
+    "State",
+    "tree_map",
+    "detach_state",
+]
 
 #: An opaque memory state: a tensor or a (nested) tuple of tensors.
 State = Any
@@ -147,14 +159,21 @@ class ActorCriticCores(nn.Module):
         self, x: Tensor, state: tuple[State, State], episode_starts: Tensor | None = None, need_state: bool = True
     ) -> tuple[tuple[Tensor, Tensor], tuple[State, State] | None]:
         (actor_out, actor_state), (critic_out, critic_state) = (
-            core(x, s, episode_starts=episode_starts, need_state=need_state) for core, s in zip((self.actor, self.critic), state)
+            core(x, s, episode_starts=episode_starts, need_state=need_state)
+            for core, s in zip((self.actor, self.critic), state)
         )
         return (actor_out, critic_out), ((actor_state, critic_state) if need_state else None)
 
 
 #: The activation functions of the MLP layers, by the name a config gives.
 ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+}
 #: The action spaces a policy takes.
 ACTION_SPACES = (spaces.Discrete, spaces.Box, spaces.MultiDiscrete, spaces.MultiBinary)
 
@@ -225,11 +244,18 @@ class RecurrentActorCriticPolicy(BasePolicy):
         if not isinstance(action_space, ACTION_SPACES):
             raise ValueError(f"{name} takes Discrete, Box, MultiDiscrete or MultiBinary actions, got {action_space}")
         if isinstance(observation_space, spaces.Tuple):
-            raise ValueError(f"{name} cannot take the Tuple observation space {observation_space} (nor can SB3): wrap the "
-                             "env in fwm_rl.envs.TupleToDict (the trainer does)")
+            raise ValueError(
+                f"{name} cannot take the Tuple observation space {observation_space} (nor can SB3): wrap the "
+                "env in fwm_rl.envs.TupleToDict (the trainer does)"
+            )
         if features_extractor_class is None:  # SB3's choices: MultiInputPolicy, CnnPolicy, MlpPolicy
-            features_extractor_class = (CombinedExtractor if isinstance(observation_space, spaces.Dict)
-                                        else NatureCNN if is_image_space(observation_space) else FlattenExtractor)
+            features_extractor_class = (
+                CombinedExtractor
+                if isinstance(observation_space, spaces.Dict)
+                else NatureCNN
+                if is_image_space(observation_space)
+                else FlattenExtractor
+            )
         super().__init__(
             observation_space,
             action_space,
@@ -253,8 +279,9 @@ class RecurrentActorCriticPolicy(BasePolicy):
         self.core = self.make_core(size, **core_kwargs)
         if not shared_core:
             self.core = ActorCriticCores(self.core, self.make_core(size, **core_kwargs))
-        self.mlp_extractor = MlpExtractor(self.core.output_size, net_arch=[] if net_arch is None else net_arch,
-                                          activation_fn=activation_fn)
+        self.mlp_extractor = MlpExtractor(
+            self.core.output_size, net_arch=[] if net_arch is None else net_arch, activation_fn=activation_fn
+        )
         self.action_dist = None if isinstance(action_space, spaces.Discrete) else make_proba_distribution(action_space)
         latent_pi = self.mlp_extractor.latent_dim_pi
         if isinstance(self.action_dist, DiagGaussianDistribution):
@@ -265,8 +292,13 @@ class RecurrentActorCriticPolicy(BasePolicy):
             self.action_net = nn.Linear(latent_pi, int(action_space.n))
         self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, 1)
         if ortho_init:
-            gains = {self.features_extractor: np.sqrt(2), self.features_net: np.sqrt(2), self.mlp_extractor: np.sqrt(2),
-                     self.action_net: 0.01, self.value_net: 1.0}
+            gains = {
+                self.features_extractor: np.sqrt(2),
+                self.features_net: np.sqrt(2),
+                self.mlp_extractor: np.sqrt(2),
+                self.action_net: 0.01,
+                self.value_net: 1.0,
+            }
             for module, gain in gains.items():
                 module.apply(partial(self.init_weights, gain=gain))
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
@@ -300,10 +332,16 @@ class RecurrentActorCriticPolicy(BasePolicy):
     def paper_heads(self) -> bool:
         """Whether the policy is the paper's shape: flat ``Box`` observations straight into one core, ``Discrete``
         actions, linear heads on the core's output (what :mod:`fwm_rl.agents.rollout_step` fuses)."""
-        return (self.action_dist is None and self.shared_core and not self.features_net_arch
-                and isinstance(self.features_extractor, FlattenExtractor) and isinstance(self.observation_space, spaces.Box)
-                and len(self.observation_space.shape) == 1 and self.mlp_extractor.latent_dim_pi == self.core.output_size
-                and not list(self.mlp_extractor.parameters()))
+        return (
+            self.action_dist is None
+            and self.shared_core
+            and not self.features_net_arch
+            and isinstance(self.features_extractor, FlattenExtractor)
+            and isinstance(self.observation_space, spaces.Box)
+            and len(self.observation_space.shape) == 1
+            and self.mlp_extractor.latent_dim_pi == self.core.output_size
+            and not list(self.mlp_extractor.parameters())
+        )
 
     # ------------------------------------------------------------------ state
     def initial_state(self, n_envs: int) -> State:
@@ -317,6 +355,7 @@ class RecurrentActorCriticPolicy(BasePolicy):
     def observation_tensor(self, obs: np.ndarray | dict[str, np.ndarray] | Tensor) -> Tensor | dict[str, Tensor]:
         """A batch of observations ``[B, ...]`` from a ``VecEnv`` as float32 tensors on the policy's device, shaped
         ``[B, *SB3's observation shape]`` (a ``Dict``: one tensor per key)."""
+
         def convert(x, space: spaces.Space) -> Tensor:
             x = torch.as_tensor(x, device=self.device)
             return x.reshape(x.shape[0], *get_obs_shape(space)).to(torch.float32)
@@ -343,8 +382,9 @@ class RecurrentActorCriticPolicy(BasePolicy):
             features = self.extract_features(obs, self.features_extractor).to(self.dtype)
         return self.features_net(features)
 
-    def _core(self, obs: Tensor | dict[str, Tensor], state: State, episode_starts: Tensor,
-              need_state: bool = True) -> tuple[Tensor, Tensor, State]:
+    def _core(
+        self, obs: Tensor | dict[str, Tensor], state: State, episode_starts: Tensor, need_state: bool = True
+    ) -> tuple[Tensor, Tensor, State]:
         """The latent of the policy and of the value head, each ``[T, B, ...]``, and the new state, for ``obs [T, B, ...]``
         from ``state`` with resets ``episode_starts: [T, B]``."""
         T, B = episode_starts.shape
@@ -390,8 +430,9 @@ class RecurrentActorCriticPolicy(BasePolicy):
             actions = sample_actions(log_probs, uniform)
         return actions, values, log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1), state
 
-    def evaluate_actions(self, obs: Tensor | dict[str, Tensor], actions: Tensor, state: State,
-                         episode_starts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def evaluate_actions(
+        self, obs: Tensor | dict[str, Tensor], actions: Tensor, state: State, episode_starts: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Replay a rollout with gradients: observations ``[T, B, ...]``, ``actions [T, B, ...]`` from ``state``
         with resets ``episode_starts [T, B]``. Returns ``(values, log_probs, entropy)``, each ``[T, B]``.
 
@@ -410,7 +451,9 @@ class RecurrentActorCriticPolicy(BasePolicy):
 
     def predict_values(self, obs: Tensor | dict[str, Tensor], state: State, episode_starts: Tensor) -> Tensor:
         """Values ``[B]`` of one step of observations ``[B, ...]`` from ``state``."""
-        _, latent_vf, _ = self._core(tree_map(lambda x: x.unsqueeze(0), obs), state, episode_starts.unsqueeze(0), need_state=False)
+        _, latent_vf, _ = self._core(
+            tree_map(lambda x: x.unsqueeze(0), obs), state, episode_starts.unsqueeze(0), need_state=False
+        )
         return self.value_net(latent_vf.squeeze(0)).squeeze(-1)
 
     def _predict(self, observation: Tensor | dict[str, Tensor], deterministic: bool = False) -> Tensor:
@@ -442,7 +485,9 @@ class RecurrentActorCriticPolicy(BasePolicy):
         if episode_start is not None:
             flags = np.asarray(episode_start, dtype=bool).reshape(-1)
             if flags.shape != (n,):
-                raise ValueError(f"episode_start must have one flag per observation ({n}), got shape {np.shape(episode_start)}")
+                raise ValueError(
+                    f"episode_start must have one flag per observation ({n}), got shape {np.shape(episode_start)}"
+                )
             starts = torch.as_tensor(flags, device=self.device)
         with torch.no_grad():
             actions, _, _, state = self(obs, state, starts, deterministic)

@@ -128,8 +128,10 @@ class RecurrentPPO(RecurrentA2C):
 
     def _check_minibatches(self) -> None:
         if self.env is not None and self.n_minibatches > self.n_envs:
-            raise ValueError(f"n_minibatches={self.n_minibatches} is more than the {self.n_envs} environments a minibatch is made of; "
-                             f"lower n_minibatches or use more environments")
+            raise ValueError(
+                f"n_minibatches={self.n_minibatches} is more than the {self.n_envs} environments a minibatch is made of; "
+                f"lower n_minibatches or use more environments"
+            )
 
     def learn(
         self,
@@ -167,7 +169,13 @@ class RecurrentPPO(RecurrentA2C):
         with torch.no_grad():
             approx_kl = ((ratio - 1) - log_ratio).mean()
             clip_fraction = ((ratio - 1).abs() > clip_range).float().mean()
-        return loss, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy, "approx_kl": approx_kl, "clip_fraction": clip_fraction}
+        return loss, {
+            "policy_loss": policy_loss,
+            "value_loss": value_loss,
+            "entropy": entropy,
+            "approx_kl": approx_kl,
+            "clip_fraction": clip_fraction,
+        }
 
     def train(self) -> None:
         """``n_epochs`` passes of ``n_minibatches`` gradient steps over the rollout. A non-finite
@@ -187,8 +195,17 @@ class RecurrentPPO(RecurrentA2C):
                 if self.target_kl is not None and float(parts["approx_kl"]) > 1.5 * self.target_kl:
                     stopped = True
                     break
-                gradient_step(self.policy, self.policy.optimizer, loss, DistContext(), share=1.0, totals={"loss": float(loss.detach())},
-                              step=self._n_updates, hint=NON_FINITE_HINT, clip=self.max_grad_norm)
+                gradient_step(
+                    self.policy,
+                    self.policy.optimizer,
+                    loss,
+                    DistContext(),
+                    share=1.0,
+                    totals={"loss": float(loss.detach())},
+                    step=self._n_updates,
+                    hint=NON_FINITE_HINT,
+                    clip=self.max_grad_norm,
+                )
                 steps += 1
                 for key, value in {"loss": loss, **parts}.items():
                     sums[key] = sums.get(key, 0.0) + float(value.detach())

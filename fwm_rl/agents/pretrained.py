@@ -79,7 +79,9 @@ def load_pretrained(name: str, device: str | torch.device = "cpu") -> RecurrentA
     cfg = record.train_config()
     device = resolve_device(device)
     env = FWMGraphVecEnv.make(1, split="test", device=device, semantics=cfg.semantics, trials=cfg.trials)
-    model = RecurrentA2C(MEMORIES[cfg.memory], env, learning_rate=cfg.lr, policy_kwargs=cfg.policy_kwargs, seed=cfg.seed, device=device)
+    model = RecurrentA2C(
+        MEMORIES[cfg.memory], env, learning_rate=cfg.lr, policy_kwargs=cfg.policy_kwargs, seed=cfg.seed, device=device
+    )
     weights = torch.load(WEIGHTS / f"{name}.pt", map_location=device, weights_only=True)
     load_weights(model.policy, weights, WEIGHTS / f"{name}.pt")
     model.policy.set_training_mode(False)
@@ -87,7 +89,13 @@ def load_pretrained(name: str, device: str | torch.device = "cpu") -> RecurrentA
 
 
 def export_pretrained(
-    run_dir: str | Path, name: str, command: str, machine: str, eval_episodes_per_graph: int = 5, out: str | Path = WEIGHTS, overwrite: bool = False
+    run_dir: str | Path,
+    name: str,
+    command: str,
+    machine: str,
+    eval_episodes_per_graph: int = 5,
+    out: str | Path = WEIGHTS,
+    overwrite: bool = False,
 ) -> PretrainedRecord:
     """Write a run's latest checkpoint as shipped agent ``name`` into ``out``: its weights (as
     float32 tensors) and a record whose rewards come from a fresh evaluation
@@ -97,8 +105,12 @@ def export_pretrained(
     if not overwrite and ((out / f"{name}.pt").exists() or (out / f"{name}.json").exists()):
         raise FileExistsError(f"{out / name}.pt or .json exists; pass overwrite=True to replace it")
     policy, cfg, ckpt = load_policy(run_dir, "cpu")
-    test = evaluate(policy, "test", eval_episodes_per_graph, seed=cfg.seed + 10_000, semantics=cfg.semantics, trials=cfg.trials)
-    train = evaluate(policy, "train", eval_episodes_per_graph, seed=cfg.seed + 20_000, semantics=cfg.semantics, trials=cfg.trials)
+    test = evaluate(
+        policy, "test", eval_episodes_per_graph, seed=cfg.seed + 10_000, semantics=cfg.semantics, trials=cfg.trials
+    )
+    train = evaluate(
+        policy, "train", eval_episodes_per_graph, seed=cfg.seed + 20_000, semantics=cfg.semantics, trials=cfg.trials
+    )
     record = PretrainedRecord(
         name=name, label=cfg.label, semantics=cfg.semantics, episodes=int(ckpt["step"]), seed=cfg.seed, recipe=recipe_of(cfg),
         test_reward=test.mean, test_sem=test.sem, train_reward=train.mean, train_sem=train.sem,

@@ -89,7 +89,9 @@ def _step(
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
     h = torch.sigmoid(o) * torch.tanh(c)
     # Eqs 1, 2, 5, 6 (both projections in one product).
-    keys_value, b, n, e = torch.addmm(torch.cat([b_write, b_read]), h, torch.cat([W_write, W_read]).t()).split([3 * d, 1, d, n_reads * d], -1)
+    keys_value, b, n, e = torch.addmm(torch.cat([b_write, b_read]), h, torch.cat([W_write, W_read]).t()).split(
+        [3 * d, 1, d, n_reads * d], -1
+    )
     k1, k2, v = torch.tanh(keys_value).split(d, -1)
     beta = torch.sigmoid(b.squeeze(-1) + beta_bias)
     n = torch.tanh(n) if tanh_first_query else n
@@ -113,7 +115,9 @@ def _step(
     out = torch.addmm(b_o, n, W_o.t())  # eq. 8
     if residual:
         out = h + out
-    logits, values = torch.addmm(torch.cat([b_pi, b_v]), out, torch.cat([W_pi, W_v]).t()).split([W_pi.shape[0], 1], -1)  # both heads
+    logits, values = torch.addmm(torch.cat([b_pi, b_v]), out, torch.cat([W_pi, W_v]).t()).split(
+        [W_pi.shape[0], 1], -1
+    )  # both heads
     log_probs = torch.log_softmax(logits, -1)
     actions = log_probs.argmax(-1) if deterministic else sample_actions(log_probs, uniform)
     values = values.squeeze(-1)
@@ -136,12 +140,16 @@ def _run(args: tuple, batch: int) -> tuple:
     try:
         return _compiled(*args)
     except Exception as exc:  # a missing or failing compiler: the same function, eagerly
-        warnings.warn(f"torch.compile of the FWM rollout step failed ({type(exc).__name__}: {exc}); running it eagerly", stacklevel=3)
+        warnings.warn(
+            f"torch.compile of the FWM rollout step failed ({type(exc).__name__}: {exc}); running it eagerly", stacklevel=3
+        )
         _compiled = False
         return _step(*args)
 
 
-def fwm_step(policy: Any, obs: Tensor, state: Any, starts: Tensor, deterministic: bool = False, generator: torch.Generator | None = None):
+def fwm_step(
+    policy: Any, obs: Tensor, state: Any, starts: Tensor, deterministic: bool = False, generator: torch.Generator | None = None
+):
     """One step of :class:`~fwm_rl.agents.policies.FwmPolicy` from a state :func:`applies` to:
     ``(actions [B], values [B], log_probs [B], new state)``, as ``policy.forward`` returns them."""
     core, memory = policy.core, policy.core.memory

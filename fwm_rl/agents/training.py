@@ -189,7 +189,9 @@ def make_model(cfg: TrainConfig, device: torch.device, dist: DistContext | None 
     ``n_envs`` first graphs, or this process's contiguous share of them in a data-parallel run."""
     dist = DistContext(device=device) if dist is None else dist
     share = row_share(cfg.n_envs, dist, "--n-envs")
-    env = FWMGraphVecEnv.make(share.stop - share.start, graphs=graph_set("train")[share], device=device, semantics=cfg.semantics, trials=cfg.trials)
+    env = FWMGraphVecEnv.make(
+        share.stop - share.start, graphs=graph_set("train")[share], device=device, semantics=cfg.semantics, trials=cfg.trials
+    )
     model = RecurrentA2C(
         MEMORIES[cfg.memory],
         env,
@@ -283,8 +285,12 @@ class GraphTask:
 
     def evaluate(self, model: RecurrentA2C, step: int) -> dict[str, float]:
         cfg, policy = self.cfg, model.policy
-        test = evaluate(policy, "test", 1, seed=_interval_seed(cfg.seed + 1, step, 0), semantics=cfg.semantics, trials=cfg.trials)
-        valid = evaluate(policy, "valid", 1, seed=_interval_seed(cfg.seed + 2, step, 0), semantics=cfg.semantics, trials=cfg.trials)
+        test = evaluate(
+            policy, "test", 1, seed=_interval_seed(cfg.seed + 1, step, 0), semantics=cfg.semantics, trials=cfg.trials
+        )
+        valid = evaluate(
+            policy, "valid", 1, seed=_interval_seed(cfg.seed + 2, step, 0), semantics=cfg.semantics, trials=cfg.trials
+        )
         return {"train/reward": self._train_reward, "valid/reward": valid.mean, "test/reward": test.mean}
 
     def state(self) -> dict[str, Any]:
@@ -336,7 +342,9 @@ def read_run_checkpoint(run_dir: str | Path) -> tuple[dict, TrainConfig | EnvTra
     return ckpt, TrainConfig.from_dict(ckpt["configs"]["train"])
 
 
-def load_policy(run_dir: str | Path, device: str | torch.device = "auto") -> tuple[RecurrentActorCriticPolicy, TrainConfig | EnvTrainConfig, dict]:
+def load_policy(
+    run_dir: str | Path, device: str | torch.device = "auto"
+) -> tuple[RecurrentActorCriticPolicy, TrainConfig | EnvTrainConfig, dict]:
     """The policy of a run's latest checkpoint (``run_dir``: a run folder, or a ``checkpoint.pt``
     file itself), its config and the checkpoint itself."""
     ckpt, cfg = read_run_checkpoint(run_dir)
@@ -350,13 +358,21 @@ def resume_finished(cfg: TrainConfig | EnvTrainConfig, run_dir: Path, ckpt: dict
     """What resuming the run in ``run_dir`` (at its checkpoint ``ckpt``) under ``cfg`` raises where it has nothing left
     to do (:func:`~fwm_rl.engine.finished_run`), its results the summary its ``results.json`` records."""
     task, step = make_task(cfg), ckpt["step"]
-    return finished_run(run_dir, spent=f"{step} of {task.total} {task.unit}" if step >= task.total else None,
-                        flag=task.budget_flag, train_seconds=ckpt["train_seconds"], time_budget=cfg.time_budget,
-                        results=task.recorded(run_dir, step))
+    return finished_run(
+        run_dir,
+        spent=f"{step} of {task.total} {task.unit}" if step >= task.total else None,
+        flag=task.budget_flag,
+        train_seconds=ckpt["train_seconds"],
+        time_budget=cfg.time_budget,
+        results=task.recorded(run_dir, step),
+    )
 
 
 def train_run(
-    cfg: TrainConfig | EnvTrainConfig, run_dir: str | Path, resume: bool = False, show_progress: bool | None = None,
+    cfg: TrainConfig | EnvTrainConfig,
+    run_dir: str | Path,
+    resume: bool = False,
+    show_progress: bool | None = None,
     overwrite: bool = False,
 ) -> Any:
     """Train one agent into ``run_dir`` (``resume``: continue from its ``checkpoint.pt``): on the graph task for a
@@ -385,8 +401,17 @@ class _Run:
     that reaches each multiple of ``eval_every`` units (and where the run stops) the task's training metrics and
     evaluation are logged and the checkpoint is written (rank 0)."""
 
-    def __init__(self, task: TrainTask, model: RecurrentA2C, dist: DistContext, run_dir: Path, logger: RunLogger | None,
-                 bar, step: int, train_seconds: float):
+    def __init__(
+        self,
+        task: TrainTask,
+        model: RecurrentA2C,
+        dist: DistContext,
+        run_dir: Path,
+        logger: RunLogger | None,
+        bar,
+        step: int,
+        train_seconds: float,
+    ):
         self.task, self.model, self.dist, self.run_dir, self.logger, self.bar = task, model, dist, run_dir, logger, bar
         self.step, self.train_seconds = step, train_seconds
         self._log_ended = False
@@ -421,12 +446,21 @@ class _Run:
         })  # fmt: skip
         first, *_, last = metrics  # the training metric and the evaluation's (test or eval)
         self.bar.set_postfix({key.split("/")[0]: f"{metrics[key]:.1f}" for key in (first, last)})
-        ckpt = make_checkpoint(task.kind, step=done, train_seconds=self.train_seconds, configs={"train": task.cfg.to_dict()},
-                               model=model.policy.state_dict(), optimizer=model.policy.optimizer.state_dict(), task=task.state())
+        ckpt = make_checkpoint(
+            task.kind,
+            step=done,
+            train_seconds=self.train_seconds,
+            configs={"train": task.cfg.to_dict()},
+            model=model.policy.state_dict(),
+            optimizer=model.policy.optimizer.state_dict(),
+            task=task.state(),
+        )
         atomic_save(ckpt, self.run_dir / CHECKPOINT)
 
 
-def _train(task: TrainTask, run_dir: Path, resume: bool, show_progress: bool | None, dist: DistContext, started: datetime) -> Any:
+def _train(
+    task: TrainTask, run_dir: Path, resume: bool, show_progress: bool | None, dist: DistContext, started: datetime
+) -> Any:
     """The body of :func:`train_run`, in a folder this run holds."""
     cfg = task.cfg
     ckpt = read_checkpoint(checkpoint_file(run_dir), task.kind) if resume else None  # (a checkpoint of this task's kind)
@@ -497,7 +531,11 @@ def _older_preset(folder: Path) -> str | None:
 
 
 def train_preset(
-    configs: list[TrainConfig], out: str | Path, resume: bool = False, show_progress: bool | None = None, overwrite: bool = False
+    configs: list[TrainConfig],
+    out: str | Path,
+    resume: bool = False,
+    show_progress: bool | None = None,
+    overwrite: bool = False,
 ) -> list[RunSummary]:
     """Train ``configs`` one after the other into ``out/<name>``; then draw ``out/figure5.png`` and
     write ``out/results.md``. ``resume`` continues runs that have a checkpoint and starts the others.
@@ -509,21 +547,38 @@ def train_preset(
         raise ValueError(f"run names must differ, got {names}")
     dist = init_distributed(configs[0].device) if configs else DistContext()
     main = dist.is_main
-    claims = () if resume else [RunClaim(out, "a2c-preset", PRESET_OUTPUTS, _older_preset),
-                                *(RunClaim(out / name, "a2c", RUN_OUTPUTS) for name in names)]
+    claims = (
+        ()
+        if resume
+        else [
+            RunClaim(out, "a2c-preset", PRESET_OUTPUTS, _older_preset),
+            *(RunClaim(out / name, "a2c", RUN_OUTPUTS) for name in names),
+        ]
+    )
     with hold_run_folder(out, dist, claims, overwrite, f"--resume {out}"):
         return _train_preset(configs, out, resume, show_progress, main)
 
 
-def _train_preset(configs: list[TrainConfig], out: Path, resume: bool, show_progress: bool | None, main: bool) -> list[RunSummary]:
+def _train_preset(
+    configs: list[TrainConfig], out: Path, resume: bool, show_progress: bool | None, main: bool
+) -> list[RunSummary]:
     """The body of :func:`train_preset`, in a folder this process holds."""
     names = [cfg.name for cfg in configs]
-    finished = {cfg.name: resume_finished(cfg, out / cfg.name, read_run_checkpoint(out / cfg.name)[0])
-                for cfg in configs if resume and (out / cfg.name / CHECKPOINT).exists()}
+    finished = {
+        cfg.name: resume_finished(cfg, out / cfg.name, read_run_checkpoint(out / cfg.name)[0])
+        for cfg in configs
+        if resume and (out / cfg.name / CHECKPOINT).exists()
+    }
     if configs and all(finished.get(name) is not None for name in names):  # (one line, that of the run where there is one)
-        raise finished[names[0]] if len(names) == 1 else RunFinished(
-            f"{out}: every run is finished ({', '.join(names)}: see their {RESULTS}); resume with a larger --steps or "
-            "--time-budget to train them further", [finished[name].results for name in names])
+        raise (
+            finished[names[0]]
+            if len(names) == 1
+            else RunFinished(
+                f"{out}: every run is finished ({', '.join(names)}: see their {RESULTS}); resume with a larger --steps or "
+                "--time-budget to train them further",
+                [finished[name].results for name in names],
+            )
+        )
     if main:
         out.mkdir(parents=True, exist_ok=True)
         (out / RUNS).write_text(json.dumps({"runs": names, "configs": [c.to_dict() for c in configs]}, indent=2) + "\n")
@@ -539,7 +594,15 @@ def _train_preset(configs: list[TrainConfig], out: Path, resume: bool, show_prog
             print(f"training {cfg.label} ({cfg.steps} episodes x {cfg.n_envs} agents) -> {run_dir}")
         # Resuming restarts a run that never reached a checkpoint, replacing what its interrupted start left there.
         checkpointed = (run_dir / CHECKPOINT).exists()
-        summaries.append(train_run(cfg, run_dir, resume=resume and checkpointed, show_progress=show_progress, overwrite=resume and not checkpointed))
+        summaries.append(
+            train_run(
+                cfg,
+                run_dir,
+                resume=resume and checkpointed,
+                show_progress=show_progress,
+                overwrite=resume and not checkpointed,
+            )
+        )
     if not main:
         return summaries
     plot_runs([out / name for name in names], out / "figure5.png")

@@ -77,7 +77,9 @@ class FWMGraphVecEnv(VecEnv):
         ``split`` defaults to ``"train"``, the paper's training graphs, unless ``graphs`` are given."""
         if split is None:
             split = "random" if task_kwargs.get("graphs") is not None else "train"
-        env = cls(FWMGraphVectorEnv(num_envs, split=split, device=device, autoreset_mode=AutoresetMode.SAME_STEP, **task_kwargs))
+        env = cls(
+            FWMGraphVectorEnv(num_envs, split=split, device=device, autoreset_mode=AutoresetMode.SAME_STEP, **task_kwargs)
+        )
         if seed is not None:
             env.seed(seed)
         return env
@@ -163,12 +165,18 @@ class FWMGraphVecEnv(VecEnv):
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         if len(self._indices(indices)) != self.num_envs:
-            raise ValueError(f"the {self.num_envs} sub-environments share one batch; set {attr_name!r} for all of them (indices=None)")
+            raise ValueError(
+                f"the {self.num_envs} sub-environments share one batch; set {attr_name!r} for all of them (indices=None)"
+            )
         setattr(self.venv, attr_name, value)
 
-    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any) -> list[Any]:
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+    ) -> list[Any]:
         if len(self._indices(indices)) != self.num_envs:
-            raise ValueError(f"the {self.num_envs} sub-environments share one batch; call {method_name!r} on all of them (indices=None)")
+            raise ValueError(
+                f"the {self.num_envs} sub-environments share one batch; call {method_name!r} on all of them (indices=None)"
+            )
         result = getattr(self.venv, method_name)(*method_args, **method_kwargs)
         return [result for _ in range(self.num_envs)]
 

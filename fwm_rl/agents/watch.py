@@ -49,7 +49,11 @@ class EpisodeRecord:
     @property
     def queries(self) -> np.ndarray | None:
         """Read queries ``[T, (1 + n_reads) d]``: ``n^(0)`` (eq. 5) then ``e^(1..N_r)`` (eq. 6) (FWM agents)."""
-        return None if self.trace is None else np.concatenate([self.trace.n[:, 0], self.trace.e.reshape(len(self.trace.e), -1)], -1)
+        return (
+            None
+            if self.trace is None
+            else np.concatenate([self.trace.n[:, 0], self.trace.e.reshape(len(self.trace.e), -1)], -1)
+        )
 
 
 def _graph(split: str | None, index: int, seed: int | None) -> tuple[np.ndarray, str]:
@@ -120,7 +124,9 @@ def _frame(record: EpisodeRecord, t: int, label: str) -> np.ndarray:
     figure = Figure(figsize=(4.4, 5.8 if memory else 4.8), dpi=100)
     FigureCanvasAgg(figure)
     figure.suptitle(caption, fontsize=9)
-    rows = figure.add_gridspec(3 if memory else 1, 1, height_ratios=[4, 1, 1.4] if memory else [1], top=0.91, bottom=0.07, hspace=0.3)
+    rows = figure.add_gridspec(
+        3 if memory else 1, 1, height_ratios=[4, 1, 1.4] if memory else [1], top=0.91, bottom=0.07, hspace=0.3
+    )
     ax = figure.add_subplot(rows[0])
     ax.imshow(graph_rgb)
     ax.axis("off")
@@ -136,7 +142,15 @@ def _frame(record: EpisodeRecord, t: int, label: str) -> np.ndarray:
         shown = np.full((record.queries.shape[1], T), np.nan)
         shown[:, :t] = record.queries[:t].T
         limit = float(np.abs(record.queries).max()) or 1.0
-        ax_q.imshow(shown, aspect="auto", cmap="coolwarm", vmin=-limit, vmax=limit, interpolation="nearest", extent=(0.5, T + 0.5, shown.shape[0], 0))
+        ax_q.imshow(
+            shown,
+            aspect="auto",
+            cmap="coolwarm",
+            vmin=-limit,
+            vmax=limit,
+            interpolation="nearest",
+            extent=(0.5, T + 0.5, shown.shape[0], 0),
+        )
         ax_q.set_ylabel("read queries", fontsize=8)
         ax_q.set_xlabel("step", fontsize=8)
         ax_q.tick_params(labelsize=7)

@@ -64,13 +64,17 @@ def parse_story_text(text: str, source: str = "<text>") -> list[list[tuple[int, 
         elif words.endswith(".") and not answer:
             stories[-1].append((lineno, Sentence(words)))
         else:
-            raise BabiFormatError(f"{source}, line {lineno}: {raw.strip()!r} is neither a sentence ending with '.' nor a "
-                                  "question ending with '?' (optionally followed by a tab and the expected answer)")
+            raise BabiFormatError(
+                f"{source}, line {lineno}: {raw.strip()!r} is neither a sentence ending with '.' nor a "
+                "question ending with '?' (optionally followed by a tab and the expected answer)"
+            )
     return [story for story in stories if story]
 
 
 @torch.no_grad()
-def answer_questions(model: CatbAbIModel, vocab: Vocabulary, text: str, mode: str = "qa", source: str = "<text>") -> list[Answer]:
+def answer_questions(
+    model: CatbAbIModel, vocab: Vocabulary, text: str, mode: str = "qa", source: str = "<text>"
+) -> list[Answer]:
     """Every question of ``text`` answered by ``model`` (trained in ``mode``: in QA mode the FWM reads only at
     ``?``, as in training). A word outside the model's vocabulary is a ``ValueError`` naming it and its line."""
     device = next(model.parameters()).device
@@ -89,8 +93,20 @@ def answer_questions(model: CatbAbIModel, vocab: Vocabulary, text: str, mode: st
             probs = torch.softmax(logits[-1, 0].float(), dim=-1)
             best = int(probs.argmax())
             expected = line.answer.lower() or None
-            answers.append(Answer(line=lineno, story=number, question=line.text, answer=vocab.words[best],
-                                  probability=float(probs[best]), expected=expected))
-            pending = [best] if expected is None else vocab.encode([expected], where=f"{source} line {lineno} (the expected answer)").tolist()
+            answers.append(
+                Answer(
+                    line=lineno,
+                    story=number,
+                    question=line.text,
+                    answer=vocab.words[best],
+                    probability=float(probs[best]),
+                    expected=expected,
+                )
+            )
+            pending = (
+                [best]
+                if expected is None
+                else vocab.encode([expected], where=f"{source} line {lineno} (the expected answer)").tolist()
+            )
         # (words after a story's last question change nothing that is asked)
     return answers

@@ -89,8 +89,10 @@ class Vocabulary:
         try:
             return np.fromiter((self.index[w] for w in words), dtype=np.int32, count=len(words))
         except KeyError as exc:
-            raise ValueError(f"word {exc.args[0]!r}{' in ' + where if where else ''} is not in the vocabulary of {len(self)} words "
-                             "(was the model trained on other data?)") from None
+            raise ValueError(
+                f"word {exc.args[0]!r}{' in ' + where if where else ''} is not in the vocabulary of {len(self)} words "
+                "(was the model trained on other data?)"
+            ) from None
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         return [self.words[int(i)] for i in ids]
@@ -140,8 +142,12 @@ def split_stats(stories: Sequence[Story]) -> dict[str, int]:
     }
 
 
-def generated_stories(stories_per_task: Sequence[int] = DEFAULT_GENERATED, seed: int = 0,
-                      tasks: Iterable[int] = range(1, 21), splits: Sequence[str] = SPLITS) -> dict[str, list[Story]]:
+def generated_stories(
+    stories_per_task: Sequence[int] = DEFAULT_GENERATED,
+    seed: int = 0,
+    tasks: Iterable[int] = range(1, 21),
+    splits: Sequence[str] = SPLITS,
+) -> dict[str, list[Story]]:
     """Stories from the built-in generator, ``stories_per_task[i]`` per task for split ``SPLITS[i]``.
 
     Splits use disjoint generator seeds (``3 * seed + split index``).
@@ -153,9 +159,13 @@ def generated_stories(stories_per_task: Sequence[int] = DEFAULT_GENERATED, seed:
     out = {}
     for split in splits:
         i = SPLITS.index(split)
-        out[split] = [story for task in tasks
-                      for story in parse_babi_text(generate_task_text(task, int(stories_per_task[i]), 3 * seed + i), task,
-                                                   f"<generated task {task} {split}>")]
+        out[split] = [
+            story
+            for task in tasks
+            for story in parse_babi_text(
+                generate_task_text(task, int(stories_per_task[i]), 3 * seed + i), task, f"<generated task {task} {split}>"
+            )
+        ]
     return out
 
 
@@ -174,9 +184,11 @@ class DataSpec:
     def describe(self) -> str:
         if self.path is None:
             t = self.tasks or tuple(range(1, 21))
-            return (f"generated bAbI-style stories (fwm_rl.babi.generator, not the official data): "
-                    f"{self.generated[0]}/{self.generated[1]}/{self.generated[2]} stories per task for train/valid/test, "
-                    f"tasks {','.join(map(str, t))}, seed {self.seed}")
+            return (
+                f"generated bAbI-style stories (fwm_rl.babi.generator, not the official data): "
+                f"{self.generated[0]}/{self.generated[1]}/{self.generated[2]} stories per task for train/valid/test, "
+                f"tasks {','.join(map(str, t))}, seed {self.seed}"
+            )
         text = f"official bAbI v1.2 from {self.path}" + (f" (variant {self.variant})" if self.variant else "")
         return text + (f", missing files filled from {self.fill_missing_from}" if self.fill_missing_from else "")
 
@@ -191,10 +203,15 @@ class DataSpec:
         if self.fill_missing_from is not None:
             root = Path(self.path)
             # a variant folder given directly: its sibling; else the same archive or tasks folder
-            other_path = source.root.parent / self.fill_missing_from if source.archive is None and root.name in VARIANTS else self.path
+            other_path = (
+                source.root.parent / self.fill_missing_from if source.archive is None and root.name in VARIANTS else self.path
+            )
             filled = source.fill_missing_from(open_babi(other_path, self.fill_missing_from))
             if filled:
-                warnings.warn(f"{source.variant}: filled the missing files {', '.join(filled)} from {self.fill_missing_from}", stacklevel=2)
+                warnings.warn(
+                    f"{source.variant}: filled the missing files {', '.join(filled)} from {self.fill_missing_from}",
+                    stacklevel=2,
+                )
         data = source.read(splits, allow_missing=self.allow_missing)
         if self.tasks is not None:
             data = {s: [st for st in stories if st.task in self.tasks] for s, stories in data.items()}

@@ -18,6 +18,8 @@ DEFAULT_STEPS = {"data": 50_000, "generated": 3_000}  # the paper's scripts / a 
 #: ``babi train`` options made from the configs' fields (:func:`fwm_rl.engine.add_options`: help and defaults are the configs').
 MODEL_OPTIONS = ("embedding_size", "hidden_size", "d_fwm", "n_reads", "layers", "residual")
 TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("device", "tensorboard"))
+
+
 def _ints(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.split(",") if v.strip())
@@ -34,15 +36,27 @@ def _splits(text: str) -> tuple[str, ...]:
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", help="official bAbI v1.2: the tasks_1-20_v1-2 .tar.gz, its extracted folder or a variant folder "
-                                  "(default: stories from the built-in generator)")
+    p.add_argument(
+        "--data",
+        help="official bAbI v1.2: the tasks_1-20_v1-2 .tar.gz, its extracted folder or a variant folder "
+        "(default: stories from the built-in generator)",
+    )
     p.add_argument("--variant", choices=VARIANTS, help="variant inside an archive or tasks folder (default en-valid-10k)")
     p.add_argument("--allow-missing", action="store_true", help="go on without task files missing from a split")
-    p.add_argument("--fill-missing-from", choices=VARIANTS, metavar="VARIANT",
-                   help="take task files missing from --variant from this variant (e.g. en-valid for the shared archive's "
-                        "missing en-valid-10k/qa3_train.txt); the run's data description says so")
-    p.add_argument("--generated", type=_ints, default=None, metavar="TRAIN,VALID,TEST",
-                   help="stories per task of the generated data (default 1000,100,100)")
+    p.add_argument(
+        "--fill-missing-from",
+        choices=VARIANTS,
+        metavar="VARIANT",
+        help="take task files missing from --variant from this variant (e.g. en-valid for the shared archive's "
+        "missing en-valid-10k/qa3_train.txt); the run's data description says so",
+    )
+    p.add_argument(
+        "--generated",
+        type=_ints,
+        default=None,
+        metavar="TRAIN,VALID,TEST",
+        help="stories per task of the generated data (default 1000,100,100)",
+    )
     p.add_argument("--data-seed", type=int, default=0, help="seed of the generated data")
     p.add_argument("--tasks", type=_ints, default=None, help="only these tasks, e.g. 1,2,3 (default all)")
 
@@ -57,10 +71,19 @@ def _data_spec(args):
     if args.tasks is not None and len(set(args.tasks)) != len(args.tasks):
         raise ValueError(f"--tasks names a task more than once: {','.join(map(str, args.tasks))}")
     path = None if args.data is None else str(Path(args.data).resolve())  # (a run resumes from anywhere)
-    if args.fill_missing_from is not None and (args.data is None or args.fill_missing_from == (args.variant or "en-valid-10k")):
+    if args.fill_missing_from is not None and (
+        args.data is None or args.fill_missing_from == (args.variant or "en-valid-10k")
+    ):
         raise ValueError("--fill-missing-from names another variant of the official data given with --data")
-    return DataSpec(path=path, variant=args.variant, allow_missing=args.allow_missing, fill_missing_from=args.fill_missing_from,
-                    generated=tuple(args.generated or DEFAULT_GENERATED), seed=args.data_seed, tasks=args.tasks)
+    return DataSpec(
+        path=path,
+        variant=args.variant,
+        allow_missing=args.allow_missing,
+        fill_missing_from=args.fill_missing_from,
+        generated=tuple(args.generated or DEFAULT_GENERATED),
+        seed=args.data_seed,
+        tasks=args.tasks,
+    )
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -98,9 +121,13 @@ def _generate(args) -> int:
     n = None
     if args.stories is not None:
         if len(args.stories) != len(splits):
-            raise ValueError(f"--stories for variant {args.variant} needs {','.join(s.upper() for s in splits)} counts, got {args.stories}")
+            raise ValueError(
+                f"--stories for variant {args.variant} needs {','.join(s.upper() for s in splits)} counts, got {args.stories}"
+            )
         n = dict(zip(splits, args.stories))
-    folder = write_dataset(args.out, variant=args.variant, n_stories=n, seed=args.seed, tasks=args.tasks or range(1, 21), overwrite=args.overwrite)
+    folder = write_dataset(
+        args.out, variant=args.variant, n_stories=n, seed=args.seed, tasks=args.tasks or range(1, 21), overwrite=args.overwrite
+    )
     print(f"wrote generated bAbI-style stories (not the official data) to {folder}")
     return 0
 
@@ -116,43 +143,84 @@ def _train(args) -> int:
     if args.resume is not None:
         if args.overwrite:
             raise ValueError("--overwrite starts a new run; it cannot be combined with --resume")
-        fixed = given(args, [name for name in ("model", *TRAIN_OPTIONS, "preset", *MODEL_OPTIONS, "variant", "generated", "tasks",
-                                               "fill_missing_from") if name not in TrainConfig.RESUMABLE])
+        fixed = given(
+            args,
+            [
+                name
+                for name in (
+                    "model",
+                    *TRAIN_OPTIONS,
+                    "preset",
+                    *MODEL_OPTIONS,
+                    "variant",
+                    "generated",
+                    "tasks",
+                    "fill_missing_from",
+                )
+                if name not in TrainConfig.RESUMABLE
+            ],
+        )
         may = resumable_flags(TrainConfig, "--data (the run's data in a new place)")
         if fixed:
-            raise ValueError(f"--resume continues with the checkpoint's settings; only {may} may be given, not {', '.join(map(flag, fixed))}")
-        trainer = CatbAbITrainer.resume(args.resume, data_path=args.data, **{**given(args, TrainConfig.RESUMABLE),
-                                                                             "tensorboard": False if args.no_tensorboard else None})
-        say(f"resuming {args.resume} at step {trainer.step} ({trainer.data_spec.describe()}); the checkpoint's settings apply, only {may} "
-            "are taken from the command line")
+            raise ValueError(
+                f"--resume continues with the checkpoint's settings; only {may} may be given, not {', '.join(map(flag, fixed))}"
+            )
+        trainer = CatbAbITrainer.resume(
+            args.resume,
+            data_path=args.data,
+            **{**given(args, TrainConfig.RESUMABLE), "tensorboard": False if args.no_tensorboard else None},
+        )
+        say(
+            f"resuming {args.resume} at step {trainer.step} ({trainer.data_spec.describe()}); the checkpoint's settings apply, only {may} "
+            "are taken from the command line"
+        )
     else:
         spec = _data_spec(args)
         name = args.preset or ("paper" if args.data else "small")
         model = args.model or ModelConfig.model
         model_config = preset(name, model, **given(args, MODEL_OPTIONS))
-        config = TrainConfig(**{"steps": DEFAULT_STEPS["data" if args.data else "generated"], **given(args, TRAIN_OPTIONS),
-                                "device": args.device, "tensorboard": not args.no_tensorboard})
+        config = TrainConfig(
+            **{
+                "steps": DEFAULT_STEPS["data" if args.data else "generated"],
+                **given(args, TRAIN_OPTIONS),
+                "device": args.device,
+                "tensorboard": not args.no_tensorboard,
+            }
+        )
         out = Path(args.out or f"runs/babi-{model}-{config.mode}")
         if args.print_config:
-            print(json.dumps({"model": model_config.to_dict(), "train": config.to_dict(), "data": spec.to_dict(), "out": str(out)}, indent=2))
+            print(
+                json.dumps(
+                    {"model": model_config.to_dict(), "train": config.to_dict(), "data": spec.to_dict(), "out": str(out)},
+                    indent=2,
+                )
+            )
             return 0
         say(f"data: {spec.describe()}")
         trainer = CatbAbITrainer(model_config, config, spec, out)
         processes = f", {ctx.world_size} processes ({ctx.backend})" if ctx.distributed else ""
-        say(f"model: {model} ({name} preset) {model_config.to_dict()}, {trainer.model.num_parameters():,} parameters, "
-            f"vocabulary {len(trainer.data.vocab)}, device {trainer.device}{processes}, {config.mode.upper()} mode")
+        say(
+            f"model: {model} ({name} preset) {model_config.to_dict()}, {trainer.model.num_parameters():,} parameters, "
+            f"vocabulary {len(trainer.data.vocab)}, device {trainer.device}{processes}, {config.mode.upper()} mode"
+        )
     test = trainer.train(overwrite=args.resume is None and args.overwrite)
     _print_result(test, f"test (final weights, batch size {trainer.config.eval_batch_size})", per_task=False, say=say)
     if trainer.test_best is not None:
-        _print_result(trainer.test_best, f"test (best validation loss, step {trainer.best_step}, batch size {trainer.config.test_batch_size})",
-                      per_task=True, say=say)
+        _print_result(
+            trainer.test_best,
+            f"test (best validation loss, step {trainer.best_step}, batch size {trainer.config.test_batch_size})",
+            per_task=True,
+            say=say,
+        )
     say(f"run folder: {trainer.out_dir}")
     return 0
 
 
 def _print_result(result, split: str, per_task: bool, say=print) -> None:
-    say(f"{split}: answer accuracy {result.answer_accuracy:.4f}, answer perplexity {result.answer_perplexity:.4f} "
-        f"({result.answers:,} answers, {result.tokens:,} tokens)")
+    say(
+        f"{split}: answer accuracy {result.answer_accuracy:.4f}, answer perplexity {result.answer_perplexity:.4f} "
+        f"({result.answers:,} answers, {result.tokens:,} tokens)"
+    )
     if per_task:
         for task, r in result.per_task.items():
             say(f"  task {task:>2}: accuracy {r['accuracy']:.4f}  perplexity {r['perplexity']:8.4f}  ({r['answers']} answers)")
@@ -169,12 +237,19 @@ def _model_and_data(args, say=print):
 
     model, vocab, config, spec = load_model(args.checkpoint, args.pretrained, args.device)
     if args.data is not None:
-        spec = replace(spec if args.pretrained is None else DataSpec(), path=str(Path(args.data).resolve()), variant=args.variant,
-                       allow_missing=args.allow_missing, fill_missing_from=None)
+        spec = replace(
+            spec if args.pretrained is None else DataSpec(),
+            path=str(Path(args.data).resolve()),
+            variant=args.variant,
+            allow_missing=args.allow_missing,
+            fill_missing_from=None,
+        )
     elif args.pretrained is not None:
         spec = DataSpec()
-        say(f"no --data given: reading the built-in generated stories ({args.pretrained} was trained on other data; "
-            "pass --data with the official bAbI files for its figures)")
+        say(
+            f"no --data given: reading the built-in generated stories ({args.pretrained} was trained on other data; "
+            "pass --data with the official bAbI files for its figures)"
+        )
     return model, vocab, config, spec
 
 
@@ -191,12 +266,25 @@ def _eval(args) -> int:
     segs = eval_segments(split, batch_size, config.seq_len, vocab.eos, vocab.pad)
     result = evaluate(model, segs, config.mode, next(model.parameters()).device)
     if args.json:
-        print(json.dumps({
-            "model": args.pretrained or str(args.checkpoint), "split": args.split, "data": spec.describe(), "batch_size": batch_size,
-            "accuracy": result.answer_accuracy, "perplexity": result.answer_perplexity, "answers": result.answers, "tokens": result.tokens,
-            "per_task": {str(t): {"accuracy": r["accuracy"], "perplexity": r["perplexity"], "answers": r["answers"]}
-                         for t, r in result.per_task.items()},
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "model": args.pretrained or str(args.checkpoint),
+                    "split": args.split,
+                    "data": spec.describe(),
+                    "batch_size": batch_size,
+                    "accuracy": result.answer_accuracy,
+                    "perplexity": result.answer_perplexity,
+                    "answers": result.answers,
+                    "tokens": result.tokens,
+                    "per_task": {
+                        str(t): {"accuracy": r["accuracy"], "perplexity": r["perplexity"], "answers": r["answers"]}
+                        for t, r in result.per_task.items()
+                    },
+                },
+                indent=2,
+            )
+        )
     else:
         _print_result(result, f"{args.split} (batch size {batch_size})", per_task=args.per_task)
     return 0
@@ -206,8 +294,14 @@ def _eval(args) -> int:
 def _explain(args) -> int:
     from fwm_rl.babi.explain import explain_model, plot_explanation
 
-    ex = explain_model(*_model_and_data(args), split=args.split, task=args.task, index=args.index, window=args.window,
-                       source=str(args.checkpoint or args.pretrained))
+    ex = explain_model(
+        *_model_and_data(args),
+        split=args.split,
+        task=args.task,
+        index=args.index,
+        window=args.window,
+        source=str(args.checkpoint or args.pretrained),
+    )
     out = plot_explanation(ex, args.out)
     print(" ".join(ex.words))
     print(f"task {ex.task}: answer {ex.answer!r}, predicted {ex.predicted!r}; heatmap written to {out}")
@@ -237,7 +331,9 @@ def _answer(args) -> int:
         if path.is_dir():
             raise IsADirectoryError(f"{path} is a folder; give the story as a bAbI-format text file (or - for standard input)")
         if not path.is_file():
-            raise FileNotFoundError(f"story file {path} does not exist (give a bAbI-format text file, or - for standard input)")
+            raise FileNotFoundError(
+                f"story file {path} does not exist (give a bAbI-format text file, or - for standard input)"
+            )
         try:
             text, source = path.read_text(encoding="utf-8"), str(path)
         except UnicodeDecodeError:
@@ -267,8 +363,16 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("generate", help="write generated bAbI-style stories in the official layout")
     p.add_argument("--out", required=True, help="output folder (gets tasks_1-20_v1-2/<variant>/)")
-    p.add_argument("--variant", choices=VARIANTS, default="en-valid-10k", help="layout to write (default en-valid-10k, the paper's)")
-    p.add_argument("--stories", type=_ints, default=None, metavar="TRAIN,VALID,TEST", help="stories per task and split (TRAIN,TEST for en / en-10k)")
+    p.add_argument(
+        "--variant", choices=VARIANTS, default="en-valid-10k", help="layout to write (default en-valid-10k, the paper's)"
+    )
+    p.add_argument(
+        "--stories",
+        type=_ints,
+        default=None,
+        metavar="TRAIN,VALID,TEST",
+        help="stories per task and split (TRAIN,TEST for en / en-10k)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the generated stories (default 0)")
     p.add_argument("--tasks", type=_ints, default=None, help="only these tasks (default 1-20)")
     p.add_argument("--overwrite", action="store_true", help="replace task files that exist there (refused otherwise)")
@@ -277,18 +381,34 @@ def register(subparsers) -> None:
     p = sub.add_parser("train", help="train an FWM or LSTM model on catbAbI")
     add_options(p, ModelConfig, ["model"], choices={"model": MODELS})
     _add_data_options(p)
-    p.add_argument("--preset", choices=tuple(PRESETS), default=None,
-                   help="model sizes (default: paper with --data, small on generated data); released: the authors' released scripts "
-                        "(paper sizes, no residual; with --mode qa fwm_catbabi_ra.sh, with --mode lm fwm_catbabi_lm.sh)")
+    p.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        default=None,
+        help="model sizes (default: paper with --data, small on generated data); released: the authors' released scripts "
+        "(paper sizes, no residual; with --mode qa fwm_catbabi_ra.sh, with --mode lm fwm_catbabi_lm.sh)",
+    )
     add_options(p, ModelConfig, MODEL_OPTIONS, defaults="default: the preset's")
-    add_options(p, TrainConfig, TRAIN_OPTIONS, choices={"mode": MODES, "amp": AMP_MODES},
-                defaults={"steps": f"default: {DEFAULT_STEPS['data']:,} with --data, {DEFAULT_STEPS['generated']:,} on generated data"})
+    add_options(
+        p,
+        TrainConfig,
+        TRAIN_OPTIONS,
+        choices={"mode": MODES, "amp": AMP_MODES},
+        defaults={
+            "steps": f"default: {DEFAULT_STEPS['data']:,} with --data, {DEFAULT_STEPS['generated']:,} on generated data"
+        },
+    )
     p.add_argument("--out", help="run folder (default runs/babi-MODEL-MODE)")
     p.add_argument("--resume", help="run folder or checkpoint to continue")
-    p.add_argument("--print-config", action="store_true", help="print the resolved configuration as JSON and exit (nothing is trained)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="start again in an --out folder that holds a run, deleting only the files that run wrote"
-                        " (refused while a run there is live, or where files a new run would replace are not a run's)")
+    p.add_argument(
+        "--print-config", action="store_true", help="print the resolved configuration as JSON and exit (nothing is trained)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start again in an --out folder that holds a run, deleting only the files that run wrote"
+        " (refused while a run there is live, or where files a new run would replace are not a run's)",
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA when present, default) | cpu | cuda[:N]")
     p.add_argument("--no-tensorboard", action="store_true", help="CSV log only (no TensorBoard events)")
     add_trust_option(p)
@@ -297,11 +417,17 @@ def register(subparsers) -> None:
     p = sub.add_parser("eval", help="answer accuracy of a run's checkpoint or a shipped model on a valid or test stream")
     _add_model_options(p)
     p.add_argument("--split", choices=SPLITS, default="test", help="split to evaluate (default test)")
-    p.add_argument("--data", help="official bAbI data to read (default: a run's own data; for --pretrained the generated stories)")
+    p.add_argument(
+        "--data", help="official bAbI data to read (default: a run's own data; for --pretrained the generated stories)"
+    )
     p.add_argument("--variant", choices=VARIANTS, help="variant inside --data (default en-valid-10k)")
     p.add_argument("--allow-missing", action="store_true", help="go on without task files missing from the split")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="parallel streams, each from a zero state (default: the run's test batch size, 1 = the paper's appendix D)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="parallel streams, each from a zero state (default: the run's test batch size, 1 = the paper's appendix D)",
+    )
     p.add_argument("--per-task", action="store_true", help="also print every task")
     p.add_argument("--json", action="store_true", help="print the figures as JSON: accuracy, perplexity, per_task")
     add_trust_option(p)
@@ -309,11 +435,15 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("explain", help="Figure-3-style heatmap of the FWM's reads at one question")
     _add_model_options(p)
-    p.add_argument("--data", help="official bAbI data to read (default: a run's own data; for --pretrained the generated stories)")
+    p.add_argument(
+        "--data", help="official bAbI data to read (default: a run's own data; for --pretrained the generated stories)"
+    )
     p.add_argument("--variant", choices=VARIANTS, help="variant inside --data (default en-valid-10k)")
     p.add_argument("--allow-missing", action="store_true", help="go on without task files missing from the split")
     p.add_argument("--out", default="babi-explain.png", help="PNG to write")
-    p.add_argument("--split", choices=("valid", "test"), default="valid", help="stream the question comes from (default valid)")
+    p.add_argument(
+        "--split", choices=("valid", "test"), default="valid", help="stream the question comes from (default valid)"
+    )
     p.add_argument("--task", type=int, default=None, help="pick a question of this task (e.g. 15, deduction)")
     p.add_argument("--index", type=int, default=0, help="which such question in the stream")
     p.add_argument("--window", type=int, default=60, help="at most this many words back")
@@ -326,10 +456,13 @@ def register(subparsers) -> None:
     p.add_argument("--out", default="babi-curves.png", help="PNG to write (default babi-curves.png)")
     p.set_defaults(func=_plot)
 
-    p = sub.add_parser("answer", help="answer the questions of a story you type (bAbI format), with probabilities",
-                       description="Read a story and questions in bAbI format, one per line ('1 Mary went to the kitchen.', "
-                                   "'2 Where is Mary?', optionally a tab and the expected answer), from a file or standard input, "
-                                   "and print the model's answer to each question with its probability.")
+    p = sub.add_parser(
+        "answer",
+        help="answer the questions of a story you type (bAbI format), with probabilities",
+        description="Read a story and questions in bAbI format, one per line ('1 Mary went to the kitchen.', "
+        "'2 Where is Mary?', optionally a tab and the expected answer), from a file or standard input, "
+        "and print the model's answer to each question with its probability.",
+    )
     p.add_argument("story", nargs="?", help="bAbI-format text file (default, or -: standard input)")
     p.add_argument("--checkpoint", help="a catbAbI run folder or its checkpoint.pt")
     p.add_argument("--pretrained", metavar="NAME", help="a model shipped with the package (see docs/babi.md), e.g. fwm-qa")

@@ -24,4 +24,6 @@ def read_valid_curve(run_dir: str | Path) -> list[tuple[int, float | None, float
 
 def plot_learning_curves(run_dirs: list[str | Path], out: str | Path, labels: list[str] | None = None) -> Path:
     """Draw the validation accuracy of ``run_dirs`` against steps and against training hours into the PNG ``out``."""
-    return plot_curves(run_dirs, out, column="valid/answer_accuracy", ylabel="validation answer accuracy", what=_RUNS, labels=labels)
+    return plot_curves(
+        run_dirs, out, column="valid/answer_accuracy", ylabel="validation answer accuracy", what=_RUNS, labels=labels
+    )

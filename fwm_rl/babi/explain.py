@@ -35,16 +35,38 @@ class Explanation:
     task: int
 
 
-def explain_question(checkpoint: str | Path | None = None, split: str = "valid", task: int | None = None, index: int = 0,
-                     window: int = 60, device: str = "auto", pretrained: str | None = None) -> Explanation:
+def explain_question(
+    checkpoint: str | Path | None = None,
+    split: str = "valid",
+    task: int | None = None,
+    index: int = 0,
+    window: int = 60,
+    device: str = "auto",
+    pretrained: str | None = None,
+) -> Explanation:
     """:func:`explain_model` for a run's ``checkpoint`` or the shipped model ``pretrained``, on the data it was trained on."""
-    return explain_model(*load_model(checkpoint, pretrained, device), split=split, task=task, index=index, window=window,
-                         source=str(checkpoint or pretrained))
+    return explain_model(
+        *load_model(checkpoint, pretrained, device),
+        split=split,
+        task=task,
+        index=index,
+        window=window,
+        source=str(checkpoint or pretrained),
+    )
 
 
 @torch.no_grad()
-def explain_model(model: CatbAbIModel, vocab: Vocabulary, config: TrainConfig, spec: DataSpec, split: str = "valid",
-                  task: int | None = None, index: int = 0, window: int = 60, source: str = "the model") -> Explanation:
+def explain_model(
+    model: CatbAbIModel,
+    vocab: Vocabulary,
+    config: TrainConfig,
+    spec: DataSpec,
+    split: str = "valid",
+    task: int | None = None,
+    index: int = 0,
+    window: int = 60,
+    source: str = "the model",
+) -> Explanation:
     """Matches for the ``index``-th question (of ``task``, if given) in row 0 of the fixed ``split`` stream of the
     stories ``spec`` (read at the evaluation batch size of ``config``), as ``model`` reads it.
 
@@ -60,7 +82,9 @@ def explain_model(model: CatbAbIModel, vocab: Vocabulary, config: TrainConfig, s
     candidates = np.flatnonzero(answer & ((tasks == task) if task is not None else True))
     if index < 0 or index >= len(candidates):
         which = f"of task {task} " if task is not None else ""
-        raise ValueError(f"there are {len(candidates)} questions {which}in row 0 of the {split} stream; --index {index} is out of range")
+        raise ValueError(
+            f"there are {len(candidates)} questions {which}in row 0 of the {split} stream; --index {index} is out of range"
+        )
     t = int(candidates[index])
     story_start = int(np.flatnonzero(x[: t + 1] == vocab.eos)[-1])
     start = max(story_start, t - window + 1)
@@ -70,8 +94,13 @@ def explain_model(model: CatbAbIModel, vocab: Vocabulary, config: TrainConfig, s
     k1, k2 = trace.k1[start : t + 1, 0], trace.k2[start : t + 1, 0]  # [W, d]
     n, e = trace.n[t, 0], trace.e[t, 0]  # [n_reads, d]
     match = (n @ k1.T) * (e @ k2.T)  # [n_reads, W]
-    return Explanation(words=vocab.decode(x[start : t + 1]), match=match.cpu().numpy(), answer=vocab.words[int(y[t])],
-                       predicted=vocab.words[int(logits[t, 0].argmax())], task=int(tasks[t]))
+    return Explanation(
+        words=vocab.decode(x[start : t + 1]),
+        match=match.cpu().numpy(),
+        answer=vocab.words[int(y[t])],
+        predicted=vocab.words[int(logits[t, 0].argmax())],
+        task=int(tasks[t]),
+    )
 
 
 def plot_explanation(ex: Explanation, out: str | Path) -> Path:

@@ -57,7 +57,6 @@ class ModelConfig(SavedConfig):
         check_ints(self, ("embedding_size", "hidden_size", "d_fwm", "n_reads", "layers"))
 
 
-
 #: ``PRESETS[name][model]``: ``paper`` are the paper's sizes (appendix F.1, the FWM with the residual output of
 #: section 3); ``released`` the authors' released catbAbI scripts (``fwm_catbabi_ra.sh`` for QA mode,
 #: ``fwm_catbabi_lm.sh`` for LM mode: the paper's sizes, ``residual=False``; with the trainer's defaults, batch 32,
@@ -108,8 +107,8 @@ class StackedLSTM(nn.Module):
 
     def initial_state(self, batch_size: int, device=None, dtype=None) -> LSTMState:
         p = self.layers[0].weight_ih_l0
-        zeros = lambda: torch.zeros(1, batch_size, self.hidden_size, device=device or p.device, dtype=dtype or p.dtype)
-        return [(zeros(), zeros()) for _ in self.layers]
+        shape, kwargs = (1, batch_size, self.hidden_size), {"device": device or p.device, "dtype": dtype or p.dtype}
+        return [(torch.zeros(shape, **kwargs), torch.zeros(shape, **kwargs)) for _ in self.layers]
 
     def forward(self, x: Tensor, state: LSTMState, keep: Tensor | None = None) -> tuple[Tensor, LSTMState]:
         if keep is not None and bool(keep.all()):
@@ -143,9 +142,16 @@ class CatbAbIModel(nn.Module):
         self.embedding = nn.Embedding(vocab_size, config.embedding_size)
         if config.model == "fwm":
             scale = config.update_scale if config.update_scale is not None else 1.0 / config.d_fwm
-            self.core = FWMLSTM(config.embedding_size, config.hidden_size, d_fwm=config.d_fwm, n_reads=config.n_reads,
-                                residual=config.residual, beta_bias=config.beta_bias, update_scale=scale,
-                                tanh_first_query=False)  # the authors' catbAbI cell: no tanh on n^(0)
+            self.core = FWMLSTM(
+                config.embedding_size,
+                config.hidden_size,
+                d_fwm=config.d_fwm,
+                n_reads=config.n_reads,
+                residual=config.residual,
+                beta_bias=config.beta_bias,
+                update_scale=scale,
+                tanh_first_query=False,
+            )  # the authors' catbAbI cell: no tanh on n^(0)
         else:
             self.core = StackedLSTM(config.embedding_size, config.hidden_size, config.layers, config.residual)
         self.output = nn.Linear(config.hidden_size, vocab_size, bias=False)  # W^(s)
@@ -165,8 +171,9 @@ class CatbAbIModel(nn.Module):
         """The batch dimension of every tensor of the carried ``state`` (its core's layout)."""
         return self.core.state_batch_dims(state)
 
-    def forward(self, x: Tensor, state=None, keep: Tensor | None = None, read_mask: Tensor | None = None,
-                return_trace: bool = False):
+    def forward(
+        self, x: Tensor, state=None, keep: Tensor | None = None, read_mask: Tensor | None = None, return_trace: bool = False
+    ):
         """``x: [T, B]`` token ids -> ``(logits [T, B, V], state)`` (plus the FWM's :class:`MemoryTrace`).
 
         ``keep`` marks real (non-padding) steps; ``read_mask`` restricts the FWM's reads to the marked

@@ -58,8 +58,11 @@ def pretrained_records(folder: str | Path | None = None) -> dict[str, Pretrained
     return {path.stem: PretrainedRecord(**json.loads(path.read_text())) for path in sorted(folder.glob("*.json"))}
 
 
-def load_pretrained(name: str, device: str | torch.device = "cpu", folder: str | Path | None = None,
-                    ) -> tuple[CatbAbIModel, Vocabulary, TrainConfig, DataSpec]:
+def load_pretrained(
+    name: str,
+    device: str | torch.device = "cpu",
+    folder: str | Path | None = None,
+) -> tuple[CatbAbIModel, Vocabulary, TrainConfig, DataSpec]:
     """The shipped model ``name``: ``(model on device in eval mode, vocabulary, training config, training data spec)``."""
     folder = Path(WEIGHTS if folder is None else folder)
     records = pretrained_records(folder)
@@ -72,19 +75,34 @@ def load_pretrained(name: str, device: str | torch.device = "cpu", folder: str |
         raise ValueError(f"the shipped vocabulary of {name!r} is corrupt")
     model = CatbAbIModel(ModelConfig.from_dict(record.model_config), len(vocab))
     load_weights(model, torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True), folder / f"{name}.pt")
-    return model.to(resolve_device(device)).eval(), vocab, TrainConfig.from_dict(record.train_config), _data_spec(record.data_spec)
+    return (
+        model.to(resolve_device(device)).eval(),
+        vocab,
+        TrainConfig.from_dict(record.train_config),
+        _data_spec(record.data_spec),
+    )
 
 
-def load_model(checkpoint: str | Path | None = None, pretrained: str | None = None, device: str | torch.device = "auto",
-               ) -> tuple[CatbAbIModel, Vocabulary, TrainConfig, DataSpec]:
+def load_model(
+    checkpoint: str | Path | None = None,
+    pretrained: str | None = None,
+    device: str | torch.device = "auto",
+) -> tuple[CatbAbIModel, Vocabulary, TrainConfig, DataSpec]:
     """A run's checkpoint (a run folder or ``.pt``) or a shipped model by name: exactly one of the two."""
     if (checkpoint is None) == (pretrained is None):
         raise ValueError("give a run folder or checkpoint, or --pretrained NAME (one of the two)")
     return _load_run_model(checkpoint, device) if pretrained is None else load_pretrained(pretrained, device)
 
 
-def export_pretrained(run_dir: str | Path, name: str, command: str, machine: str, out: str | Path | None = None,
-                      overwrite: bool = False, code: str = "") -> PretrainedRecord:
+def export_pretrained(
+    run_dir: str | Path,
+    name: str,
+    command: str,
+    machine: str,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    code: str = "",
+) -> PretrainedRecord:
     """Ship a finished run's ``best.pt`` as ``name`` into ``out`` (default :data:`WEIGHTS`), with the test
     figures its run measured under the paper's protocol (``results.json``'s ``test_best_valid``)."""
     run_dir, out = Path(run_dir), Path(WEIGHTS if out is None else out)
@@ -92,7 +110,9 @@ def export_pretrained(run_dir: str | Path, name: str, command: str, machine: str
         raise FileExistsError(f"{out / name}.pt or .json exists; pass overwrite=True to replace it")
     results_path = run_dir / RESULTS
     if not results_path.exists():
-        raise FileNotFoundError(f"{results_path} is missing: only a finished run (which tested its best checkpoint) can be shipped")
+        raise FileNotFoundError(
+            f"{results_path} is missing: only a finished run (which tested its best checkpoint) can be shipped"
+        )
     results = json.loads(results_path.read_text())
     best = results["test_best_valid"]
     ckpt = read_checkpoint(run_dir / BEST, "catbabi")

@@ -151,7 +151,9 @@ class BabiSource:
         shared archive's missing ``en-valid-10k/qa3_train.txt`` from ``en-valid``); returns the names
         of the files taken, also kept in :attr:`filled`."""
         if other.has_valid_files != self.has_valid_files:
-            raise ValueError(f"variant {other.variant!r} cannot fill {self.variant!r}: one has validation files and the other not")
+            raise ValueError(
+                f"variant {other.variant!r} cannot fill {self.variant!r}: one has validation files and the other not"
+            )
         taken = []
         for split in {s for s, _ in self.files} | {s for s, _ in other.files}:
             for task in self.tasks:
@@ -177,8 +179,11 @@ class BabiSource:
         for split in splits:
             for file_split in self._file_splits(split):
                 stem = "" if self.variant.startswith("en-valid") else "*_"  # en / en-10k names carry the task name
-                out += [f"{self.variant}/qa{t}_{stem}{file_split}.txt" for t in self.tasks
-                        if (file_split, t) not in self.files and (file_split, t) not in self.filled]
+                out += [
+                    f"{self.variant}/qa{t}_{stem}{file_split}.txt"
+                    for t in self.tasks
+                    if (file_split, t) not in self.files and (file_split, t) not in self.filled
+                ]
         return sorted(set(out))
 
     def read(self, splits: Sequence[str] = SPLITS, allow_missing: bool = False) -> dict[str, list[Story]]:
@@ -209,7 +214,9 @@ class BabiSource:
         parsed = {key: parse_babi_text(texts[key], key[1], described[key]) for key in sorted(described)}
         empty = [described[key] for key, stories in parsed.items() if not stories]
         if empty and not allow_missing:
-            raise ValueError(f"bAbI files without a single story: {', '.join(empty)}; pass --allow-missing to go on without them")
+            raise ValueError(
+                f"bAbI files without a single story: {', '.join(empty)}; pass --allow-missing to go on without them"
+            )
         if empty:
             warnings.warn(f"going on without the empty bAbI files {', '.join(empty)}", stacklevel=2)
         out: dict[str, list[Story]] = {}
@@ -266,7 +273,9 @@ def open_babi(path: str | Path, variant: str | None = None) -> BabiSource:
         raise ValueError(f"unknown bAbI variant {variant!r}: choose from {', '.join(VARIANTS)}")
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"bAbI data {path} does not exist: pass the tasks_1-20_v1-2 .tar.gz, its extracted folder, or a variant folder")
+        raise FileNotFoundError(
+            f"bAbI data {path} does not exist: pass the tasks_1-20_v1-2 .tar.gz, its extracted folder, or a variant folder"
+        )
     if path.is_file():
         if not tarfile.is_tarfile(path):
             raise ValueError(f"{path} is a file but not a tar archive: pass the bAbI tasks_1-20_v1-2 .tar.gz or a folder")
@@ -278,13 +287,17 @@ def open_babi(path: str | Path, variant: str | None = None) -> BabiSource:
             raise ValueError(f"{path} could not be read ({exc or type(exc).__name__}); is the file complete?") from None
         files = _index_files(names)
         if not files:
-            raise FileNotFoundError(f"archive {path} holds no bAbI files of variant {variant!r} (expected .../{variant}/qa1_train.txt ...)")
+            raise FileNotFoundError(
+                f"archive {path} holds no bAbI files of variant {variant!r} (expected .../{variant}/qa1_train.txt ...)"
+            )
         return BabiSource(path, variant, files, archive=path)
     if (path / TASKS_FOLDER).is_dir():
         path = path / TASKS_FOLDER
     if path.name in VARIANTS and _index_files(p.name for p in path.iterdir()):
         if variant is not None and variant != path.name:
-            raise ValueError(f"{path} is the {path.name!r} variant folder but --variant {variant!r} was asked for; pass the tasks folder instead")
+            raise ValueError(
+                f"{path} is the {path.name!r} variant folder but --variant {variant!r} was asked for; pass the tasks folder instead"
+            )
         return BabiSource(path, path.name, _index_files(p.name for p in path.iterdir()))
     variant = variant or DEFAULT_VARIANT
     folder = path / variant
@@ -292,5 +305,7 @@ def open_babi(path: str | Path, variant: str | None = None) -> BabiSource:
     if not files:
         found = [v for v in VARIANTS if (path / v).is_dir()]
         hint = f" (variants here: {', '.join(found)})" if found else ""
-        raise FileNotFoundError(f"no bAbI files of variant {variant!r} under {path}{hint}: expected {folder}/qa1_train.txt ...")
+        raise FileNotFoundError(
+            f"no bAbI files of variant {variant!r} under {path}{hint}: expected {folder}/qa1_train.txt ..."
+        )
     return BabiSource(folder, variant, files)

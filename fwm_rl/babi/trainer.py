@@ -147,8 +147,11 @@ class EvalResult:
     per_task: dict[int, dict[str, float]] = field(default_factory=dict)  # task -> accuracy, perplexity, answers
 
     def metrics(self, prefix: str) -> dict[str, float]:
-        out = {f"{prefix}/loss": self.loss, f"{prefix}/answer_accuracy": self.answer_accuracy,
-               f"{prefix}/answer_perplexity": self.answer_perplexity}
+        out = {
+            f"{prefix}/loss": self.loss,
+            f"{prefix}/answer_accuracy": self.answer_accuracy,
+            f"{prefix}/answer_perplexity": self.answer_perplexity,
+        }
         for t, r in self.per_task.items():
             out[f"{prefix}/accuracy_task_{t}"], out[f"{prefix}/perplexity_task_{t}"] = r["accuracy"], r["perplexity"]
         return out
@@ -181,7 +184,9 @@ class _Tally:
     def all_reduce(self, ctx: DistContext) -> _Tally:
         """Sum the tallies of every process (each tallied its own rows); returns ``self``."""
         counts = torch.tensor([self.loss_n, self.tokens], dtype=torch.float64, device=self.nll.device)
-        flat = all_reduce_tensor(torch.cat([self.n.double(), self.correct.double(), self.nll, self.loss_sum.view(1), counts]), ctx)
+        flat = all_reduce_tensor(
+            torch.cat([self.n.double(), self.correct.double(), self.nll, self.loss_sum.view(1), counts]), ctx
+        )
         k = N_TASKS + 1
         self.n, self.correct, self.nll = flat[:k].round().long(), flat[k : 2 * k].round().long(), flat[2 * k : 3 * k]
         self.loss_sum, self.loss_n, self.tokens = flat[3 * k], int(flat[3 * k + 1]), int(flat[3 * k + 2])
@@ -190,13 +195,23 @@ class _Tally:
     def result(self) -> EvalResult:
         n, correct, nll = self.n.cpu(), self.correct.cpu(), self.nll.cpu()
         total = int(n.sum())
-        per_task = {t: {"accuracy": float(correct[t]) / int(n[t]), "perplexity": math.exp(float(nll[t]) / int(n[t])),
-                        "answers": int(n[t])} for t in range(1, N_TASKS + 1) if n[t] > 0}
+        per_task = {
+            t: {
+                "accuracy": float(correct[t]) / int(n[t]),
+                "perplexity": math.exp(float(nll[t]) / int(n[t])),
+                "answers": int(n[t]),
+            }
+            for t in range(1, N_TASKS + 1)
+            if n[t] > 0
+        }
         return EvalResult(
             loss=float(self.loss_sum) / max(self.loss_n, 1),
             answer_accuracy=float(correct.sum()) / total if total else float("nan"),
             answer_perplexity=math.exp(float(nll.sum()) / total) if total else float("nan"),
-            answers=total, tokens=self.tokens, per_task=per_task)
+            answers=total,
+            tokens=self.tokens,
+            per_task=per_task,
+        )
 
 
 def _loss_mask(seg: Segment, mode: str) -> Tensor:
@@ -226,8 +241,9 @@ def _tally(model: CatbAbIModel, segs: Sequence[Segment], mode: str, device: torc
     return tally
 
 
-def evaluate(model: CatbAbIModel, segs: Sequence[Segment], mode: str, device: torch.device,
-             max_segments: int | None = None) -> EvalResult:
+def evaluate(
+    model: CatbAbIModel, segs: Sequence[Segment], mode: str, device: torch.device, max_segments: int | None = None
+) -> EvalResult:
     """Run ``model`` over the fixed stream ``segs`` from a zero state and tally the answers."""
     return _tally(model, segs[:max_segments], mode, device).result()
 
@@ -248,8 +264,11 @@ class _Window:
         self.tokens += tokens
 
     def metrics(self) -> dict[str, float]:
-        return {"train/loss": self.loss / max(self.n, 1), "train/answer_accuracy": self.correct / max(self.answers, 1),
-                "train/tokens_per_s": self.tokens / max(time.perf_counter() - self.start, 1e-9)}
+        return {
+            "train/loss": self.loss / max(self.n, 1),
+            "train/answer_accuracy": self.correct / max(self.answers, 1),
+            "train/tokens_per_s": self.tokens / max(time.perf_counter() - self.start, 1e-9),
+        }
 
 
 class CatbAbITrainer:
@@ -260,8 +279,14 @@ class CatbAbITrainer:
     where this process stands and ``rows`` which streams of the batch it trains.
     """
 
-    def __init__(self, model_config: ModelConfig, config: TrainConfig, data_spec: DataSpec,
-                 out_dir: str | Path | None = None, data: CatbAbI | None = None):
+    def __init__(
+        self,
+        model_config: ModelConfig,
+        config: TrainConfig,
+        data_spec: DataSpec,
+        out_dir: str | Path | None = None,
+        data: CatbAbI | None = None,
+    ):
         self.model_config, self.config, self.data_spec = model_config, config, data_spec
         self.ctx = init_distributed(config.device)
         self.device = self.ctx.device
@@ -276,7 +301,9 @@ class CatbAbITrainer:
         vocab = self.data.vocab
         self.model = CatbAbIModel(model_config, len(vocab)).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
-        self.stream = TrainStream(self.data.splits["train"], config.batch_size, config.seq_len, vocab.eos, vocab.pad, config.seed)
+        self.stream = TrainStream(
+            self.data.splits["train"], config.batch_size, config.seq_len, vocab.eos, vocab.pad, config.seed
+        )
         self.state = None  # carried recurrent state of this process's rows
         self.step = 0
         self.best_valid_accuracy = -1.0
@@ -292,7 +319,9 @@ class CatbAbITrainer:
     def eval_stream(self, split: str) -> list[Segment]:
         if split not in self._eval_cache:
             v = self.data.vocab
-            self._eval_cache[split] = eval_segments(self.data.splits[split], self.config.eval_batch_size, self.config.seq_len, v.eos, v.pad)
+            self._eval_cache[split] = eval_segments(
+                self.data.splits[split], self.config.eval_batch_size, self.config.seq_len, v.eos, v.pad
+            )
         return self._eval_cache[split]
 
     def evaluate(self, split: str = "valid", max_segments: int | None = None) -> EvalResult:
@@ -327,10 +356,20 @@ class CatbAbITrainer:
         # a process whose rows have no loss tokens adds zero gradients
         loss = F.cross_entropy(logits[mask], seg.y[mask]) if share > 0 else None
         answer = seg.answer & seg.keep
-        totals = gradient_step(self.model, self.optimizer, loss, self.ctx, share=share, step=self.step,
-                               totals={"loss": 0.0 if loss is None else float(loss.detach()) * share, "answers": int(answer.sum()),
-                                       "correct": int((logits[answer].argmax(-1) == seg.y[answer]).sum())},
-                               hint="lower the learning rate (--lr) or check the data")
+        totals = gradient_step(
+            self.model,
+            self.optimizer,
+            loss,
+            self.ctx,
+            share=share,
+            step=self.step,
+            totals={
+                "loss": 0.0 if loss is None else float(loss.detach()) * share,
+                "answers": int(answer.sum()),
+                "correct": int((logits[answer].argmax(-1) == seg.y[answer]).sum()),
+            },
+            hint="lower the learning rate (--lr) or check the data",
+        )
         return totals["loss"], int(totals["correct"]), int(totals["answers"])
 
     # ------------------------------------------------- the loop (engine.LoopTask)
@@ -363,8 +402,10 @@ class CatbAbITrainer:
                 self.save(self.out_dir / BEST)
         self._record({**valid.metrics("valid"), "time/train_seconds": self.train_seconds})
         if self.ctx.is_main:
-            self._bar.write(f"step {self.step}: valid answer accuracy {valid.answer_accuracy:.4f}, "
-                            f"answer perplexity {valid.answer_perplexity:.3f}")
+            self._bar.write(
+                f"step {self.step}: valid answer accuracy {valid.answer_accuracy:.4f}, "
+                f"answer perplexity {valid.answer_perplexity:.3f}"
+            )
         self.save()
 
     def throughput(self, steps: int, warmup: int = 2) -> float:
@@ -400,8 +441,12 @@ class CatbAbITrainer:
         if main and self.out_dir is not None and self._logger is None:
             self._logger = RunLogger(self.out_dir, tensorboard=self.config.tensorboard, resume_step=self.step)
         self.model.train()
-        self._bar = progress(total=self._steps, initial=self.step, desc=f"catbAbI {self.model_config.model}/{self.config.mode}",
-                             disable=None if main else True)
+        self._bar = progress(
+            total=self._steps,
+            initial=self.step,
+            desc=f"catbAbI {self.model_config.model}/{self.config.mode}",
+            disable=None if main else True,
+        )
         self._window = _Window()
         try:
             train_loop(self, log_every=self.config.log_every, time_budget=self.config.time_budget, bar=self._bar, ctx=self.ctx)
@@ -413,17 +458,32 @@ class CatbAbITrainer:
         if self.test_best is not None:
             self._record(self.test_best.metrics("test_best"), final=True)
         if main and self.out_dir is not None:
-            best = None if self.test_best is None else {
-                **self.test_best.to_dict(), "checkpoint": BEST, "step": self.best_step, "batch_size": self.config.test_batch_size}
-            (self.out_dir / RESULTS).write_text(json.dumps({
-                "step": self.step,
-                "train_seconds": self.train_seconds,
-                "test": test.to_dict(),  # the final weights, at eval_batch_size
-                "test_batch_size": self.config.eval_batch_size,
-                "test_best_valid": best,  # the paper's protocol: the lowest-validation-loss checkpoint, at test_batch_size
-                "model": self.model_config.to_dict(), "train": self.config.to_dict(), "data": self.data_spec.describe(),
-                "record": run_record(started, self.device),  # (this session of the run, when it was resumed)
-            }, indent=2))
+            best = (
+                None
+                if self.test_best is None
+                else {
+                    **self.test_best.to_dict(),
+                    "checkpoint": BEST,
+                    "step": self.best_step,
+                    "batch_size": self.config.test_batch_size,
+                }
+            )
+            (self.out_dir / RESULTS).write_text(
+                json.dumps(
+                    {
+                        "step": self.step,
+                        "train_seconds": self.train_seconds,
+                        "test": test.to_dict(),  # the final weights, at eval_batch_size
+                        "test_batch_size": self.config.eval_batch_size,
+                        "test_best_valid": best,  # the paper's protocol: the lowest-validation-loss checkpoint, at test_batch_size
+                        "model": self.model_config.to_dict(),
+                        "train": self.config.to_dict(),
+                        "data": self.data_spec.describe(),
+                        "record": run_record(started, self.device),  # (this session of the run, when it was resumed)
+                    },
+                    indent=2,
+                )
+            )
         if self._logger is not None:
             self._logger.close()
             self._logger = None
@@ -460,11 +520,24 @@ class CatbAbITrainer:
         stream, the carried recurrent ``state`` and the best validation so far; no ``rng``: training draws no
         random numbers beyond the stream's own seeded order."""
         state = None if self.state is None else gather_rows(self.state, self.model.state_batch_dims(self.state), self.ctx)
-        task = {"vocab": self.data.vocab.words, "stream": self.stream.state_dict(), "state": state,
-                "best_valid_accuracy": self.best_valid_accuracy, "best_valid_loss": self.best_valid_loss, "best_step": self.best_step}
+        task = {
+            "vocab": self.data.vocab.words,
+            "stream": self.stream.state_dict(),
+            "state": state,
+            "best_valid_accuracy": self.best_valid_accuracy,
+            "best_valid_loss": self.best_valid_loss,
+            "best_step": self.best_step,
+        }
         configs = {"model": self.model_config.to_dict(), "train": self.config.to_dict(), "data": self.data_spec.to_dict()}
-        return make_checkpoint("catbabi", step=self.step, train_seconds=self.train_seconds, configs=configs,
-                               model=self.model.state_dict(), optimizer=self.optimizer.state_dict(), task=task)
+        return make_checkpoint(
+            "catbabi",
+            step=self.step,
+            train_seconds=self.train_seconds,
+            configs=configs,
+            model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            task=task,
+        )
 
     def save(self, path: str | Path | None = None) -> Path | None:
         """Write :meth:`checkpoint` atomically (default ``out_dir/checkpoint.pt``); rank 0 writes, every
@@ -477,9 +550,16 @@ class CatbAbITrainer:
         return atomic_save(ckpt, path) if self.ctx.is_main else None
 
     @classmethod
-    def resume(cls, path: str | Path, device: str | None = None, steps: int | None = None,
-               data: CatbAbI | None = None, tensorboard: bool | None = None, data_path: str | None = None,
-               time_budget: float | None = None) -> CatbAbITrainer:
+    def resume(
+        cls,
+        path: str | Path,
+        device: str | None = None,
+        steps: int | None = None,
+        data: CatbAbI | None = None,
+        tensorboard: bool | None = None,
+        data_path: str | None = None,
+        time_budget: float | None = None,
+    ) -> CatbAbITrainer:
         """Continue the run whose checkpoint (or run folder) is ``path``; ``steps`` and ``time_budget`` may
         change the budget (the training seconds already spent count towards it), ``device`` and ``tensorboard``
         where and how it goes on (``None``: as the checkpoint says).
@@ -493,9 +573,14 @@ class CatbAbITrainer:
         config = TrainConfig.from_dict(ckpt["configs"]["train"])
         config = config.resumed(steps=steps, time_budget=time_budget, device=device, tensorboard=tensorboard)
         step, folder = ckpt["step"], ckpt_path.parent
-        finished = finished_run(folder, spent=f"{step} of {config.steps} steps" if step >= config.steps else None,
-                                flag="--steps", train_seconds=ckpt["train_seconds"], time_budget=config.time_budget,
-                                results=recorded_results(folder, step, "step"))
+        finished = finished_run(
+            folder,
+            spent=f"{step} of {config.steps} steps" if step >= config.steps else None,
+            flag="--steps",
+            train_seconds=ckpt["train_seconds"],
+            time_budget=config.time_budget,
+            results=recorded_results(folder, step, "step"),
+        )
         if finished is not None:
             raise finished
         spec = _data_spec(ckpt["configs"]["data"])
@@ -505,7 +590,9 @@ class CatbAbITrainer:
             raise FileNotFoundError(f"the run's data {spec.path} is no longer there; pass --data with its new place to resume")
         trainer = cls(ModelConfig.from_dict(ckpt["configs"]["model"]), config, spec, ckpt_path.parent, data)
         if trainer.data.vocab.words != list(task["vocab"]):
-            raise ValueError(f"the data of {spec.describe()} no longer gives the checkpoint's vocabulary; was the data changed?")
+            raise ValueError(
+                f"the data of {spec.describe()} no longer gives the checkpoint's vocabulary; was the data changed?"
+            )
         load_weights(trainer.model, ckpt["model"], ckpt_path)
         trainer.optimizer.load_state_dict(ckpt["optimizer"])
         trainer.stream.load_state_dict(task["stream"])
@@ -513,7 +600,10 @@ class CatbAbITrainer:
             rows = shard_rows(task["state"], trainer.model.state_batch_dims(task["state"]), trainer.ctx)
             trainer.state = map_state(rows, lambda t: t.to(trainer.device))
         trainer.step, trainer.train_seconds = ckpt["step"], ckpt["train_seconds"]
-        trainer.best_valid_accuracy, trainer.best_valid_loss = float(task["best_valid_accuracy"]), float(task["best_valid_loss"])
+        trainer.best_valid_accuracy, trainer.best_valid_loss = (
+            float(task["best_valid_accuracy"]),
+            float(task["best_valid_loss"]),
+        )
         trainer.best_step = task["best_step"]
         trainer.resumed = True
         return trainer
@@ -526,7 +616,9 @@ def _data_spec(d: dict) -> DataSpec:
     return DataSpec(**d)
 
 
-def _load_run_model(path: str | Path, device: str | torch.device = "auto") -> tuple[CatbAbIModel, Vocabulary, TrainConfig, DataSpec]:
+def _load_run_model(
+    path: str | Path, device: str | torch.device = "auto"
+) -> tuple[CatbAbIModel, Vocabulary, TrainConfig, DataSpec]:
     """The model (on ``device``, eval mode), vocabulary, training config and data spec of a checkpoint (a run
     folder: its ``best.pt``, what its results report, else its ``checkpoint.pt``)."""
     ckpt = read_checkpoint(checkpoint_file(path, best=True), "catbabi")

@@ -102,8 +102,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         refused = isinstance(exc, pickle.UnpicklingError)  # (by the weights-only unpickler: a global, or an opcode)
         needs = re.search(r"GLOBAL [`']?([\w.]+)", str(exc)) if refused else None
         if not refused or (needs is None and not _TRUSTED.get()):
-            raise ValueError(f"checkpoint {path} could not be read ({_first_line(exc)}); is it a fwm-rl checkpoint? "
-                             "(one of an older fwm-rl from a source you trust: pass --trust-checkpoint)") from None
+            raise ValueError(
+                f"checkpoint {path} could not be read ({_first_line(exc)}); is it a fwm-rl checkpoint? "
+                "(one of an older fwm-rl from a source you trust: pass --trust-checkpoint)"
+            ) from None
         if not _TRUSTED.get():
             raise UntrustedCheckpointError(
                 f"{path} needs unpickling to be read (it refers to {needs.group(1)}: a checkpoint of fwm-rl before format 3, "
@@ -135,9 +137,17 @@ CHECKPOINT_KINDS: dict[str, tuple[str, str]] = {
 CHECKPOINT_FORMAT = 3
 
 
-def make_checkpoint(kind: str, *, step: int, configs: Mapping[str, dict], model: Mapping[str, torch.Tensor],
-                    optimizer: dict | None = None, task: Mapping[str, Any] | None = None, rng: dict | None = None,
-                    train_seconds: float = 0.0) -> dict:
+def make_checkpoint(
+    kind: str,
+    *,
+    step: int,
+    configs: Mapping[str, dict],
+    model: Mapping[str, torch.Tensor],
+    optimizer: dict | None = None,
+    task: Mapping[str, Any] | None = None,
+    rng: dict | None = None,
+    train_seconds: float = 0.0,
+) -> dict:
     """The one checkpoint schema of every trainer, as a dict:
 
     * ``kind`` (:data:`CHECKPOINT_KINDS`) and ``format`` (:data:`CHECKPOINT_FORMAT`);
@@ -152,8 +162,17 @@ def make_checkpoint(kind: str, *, step: int, configs: Mapping[str, dict], model:
     """
     if kind not in CHECKPOINT_KINDS:
         raise ValueError(f"unknown checkpoint kind {kind!r}; one of {', '.join(CHECKPOINT_KINDS)}")
-    return {"kind": kind, "format": CHECKPOINT_FORMAT, "step": int(step), "train_seconds": float(train_seconds),
-            "configs": dict(configs), "model": model, "optimizer": optimizer, "task": dict(task or {}), "rng": rng}
+    return {
+        "kind": kind,
+        "format": CHECKPOINT_FORMAT,
+        "step": int(step),
+        "train_seconds": float(train_seconds),
+        "configs": dict(configs),
+        "model": model,
+        "optimizer": optimizer,
+        "task": dict(task or {}),
+        "rng": rng,
+    }
 
 
 def capture_rng() -> dict:
@@ -200,12 +219,16 @@ def check_checkpoint(ckpt: Any, kind: str, path: str | os.PathLike) -> dict:
         raise ValueError(f"{path} is not a checkpoint of {what} (written by '{command}')")
     if found != kind:
         found_what, found_command = CHECKPOINT_KINDS[found]
-        raise ValueError(f"{path} is a checkpoint of {found_what} (written by '{found_command}'), not of {what}; "
-                         f"use the commands of '{found_command.split(' --')[0]}'")
+        raise ValueError(
+            f"{path} is a checkpoint of {found_what} (written by '{found_command}'), not of {what}; "
+            f"use the commands of '{found_command.split(' --')[0]}'"
+        )
     version = ckpt.get("format", 1)
     if version > CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} was written by a newer fwm-rl (checkpoint format {version}, this one reads "
-                         f"{CHECKPOINT_FORMAT}); upgrade fwm-rl to read it")
+        raise ValueError(
+            f"{path} was written by a newer fwm-rl (checkpoint format {version}, this one reads "
+            f"{CHECKPOINT_FORMAT}); upgrade fwm-rl to read it"
+        )
     if version == 1:
         ckpt = _FROM_FORMAT_1[kind](ckpt)
     return {**_plain(ckpt), "format": CHECKPOINT_FORMAT} if version < CHECKPOINT_FORMAT else ckpt
@@ -235,22 +258,47 @@ def _plain(obj: Any) -> Any:
 # Format 1 (fwm-rl before the one schema) kept each trainer's own keys; these map them onto format 2's layout
 # (:func:`_plain` then makes that format 3).
 def _a2c_from_1(c: dict) -> dict:
-    return make_checkpoint("a2c", step=c["episodes"], train_seconds=c["train_seconds"], configs={"train": c["config"]},
-                           model=c["policy"], optimizer=c["optimizer"], task={"train_reward": c["train_reward"]})
+    return make_checkpoint(
+        "a2c",
+        step=c["episodes"],
+        train_seconds=c["train_seconds"],
+        configs={"train": c["config"]},
+        model=c["policy"],
+        optimizer=c["optimizer"],
+        task={"train_reward": c["train_reward"]},
+    )
 
 
 def _a2c_env_from_1(c: dict) -> dict:
-    return make_checkpoint("a2c-env", step=c["timesteps"], train_seconds=c["train_seconds"], configs={"train": c["config"]},
-                           model=c["policy"], optimizer=c["optimizer"],
-                           task={"train_return": c["train_return"], "obs_rms": c.get("obs_rms")})
+    return make_checkpoint(
+        "a2c-env",
+        step=c["timesteps"],
+        train_seconds=c["train_seconds"],
+        configs={"train": c["config"]},
+        model=c["policy"],
+        optimizer=c["optimizer"],
+        task={"train_return": c["train_return"], "obs_rms": c.get("obs_rms")},
+    )
 
 
 def _catbabi_from_1(c: dict) -> dict:
-    task = {"vocab": c["vocab"], "stream": c["stream"], "state": c["state"], "best_valid_accuracy": c["best_valid_accuracy"],
-            "best_valid_loss": c.get("best_valid_loss", math.inf), "best_step": c.get("best_step")}
-    return make_checkpoint("catbabi", step=c["step"], train_seconds=c.get("train_seconds", 0.0), model=c["model"],
-                           configs={"model": c["model_config"], "train": c["train_config"], "data": c["data_spec"]},
-                           optimizer=c["optimizer"], task=task)
+    task = {
+        "vocab": c["vocab"],
+        "stream": c["stream"],
+        "state": c["state"],
+        "best_valid_accuracy": c["best_valid_accuracy"],
+        "best_valid_loss": c.get("best_valid_loss", math.inf),
+        "best_step": c.get("best_step"),
+    }
+    return make_checkpoint(
+        "catbabi",
+        step=c["step"],
+        train_seconds=c.get("train_seconds", 0.0),
+        model=c["model"],
+        configs={"model": c["model_config"], "train": c["train_config"], "data": c["data_spec"]},
+        optimizer=c["optimizer"],
+        task=task,
+    )
 
 
 def _lm_from_1(c: dict) -> dict:
@@ -258,14 +306,38 @@ def _lm_from_1(c: dict) -> dict:
     task = {k: c[k] for k in ("vocab", "data", "data_source", "temperature", "valid_loss")}
     ts = c.get("train_state")
     if ts is None:  # a best.pt: the evaluation weights only
-        return make_checkpoint("lm", step=c["step"], configs=configs, model=c["model_state"], task={**task, "eval_model": None})
-    task.update({k: ts[k] for k in ("optimizer_name", "epoch", "position", "hidden", "fast_weights", "val_history",
-                                    "best_valid", "tokens_seen", "running")})
+        return make_checkpoint(
+            "lm", step=c["step"], configs=configs, model=c["model_state"], task={**task, "eval_model": None}
+        )
+    task.update(
+        {
+            k: ts[k]
+            for k in (
+                "optimizer_name",
+                "epoch",
+                "position",
+                "hidden",
+                "fast_weights",
+                "val_history",
+                "best_valid",
+                "tokens_seen",
+                "running",
+            )
+        }
+    )
     task["eval_model"] = c["model_state"] if ts["optimizer_name"] == "asgd" else None
     task["bptt_rng"] = ts["rng"]["bptt"]
     rng = {k: v for k, v in ts["rng"].items() if k != "bptt"}
-    return make_checkpoint("lm", step=ts["step"], train_seconds=ts["elapsed"], configs=configs, model=ts["model"],
-                           optimizer=ts["optimizer"], task=task, rng=rng)
+    return make_checkpoint(
+        "lm",
+        step=ts["step"],
+        train_seconds=ts["elapsed"],
+        configs=configs,
+        model=ts["model"],
+        optimizer=ts["optimizer"],
+        task=task,
+        rng=rng,
+    )
 
 
 _FROM_FORMAT_1 = {"a2c": _a2c_from_1, "a2c-env": _a2c_env_from_1, "catbabi": _catbabi_from_1, "lm": _lm_from_1}
@@ -279,11 +351,15 @@ def load_weights(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
     shapes = [k for k in own if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)]
-    problems = [f"{len(missing)} missing, e.g. {missing[0]}" if missing else "",
-                f"{len(unexpected)} unexpected, e.g. {unexpected[0]}" if unexpected else "",
-                f"{shapes[0]} is {tuple(state_dict[shapes[0]].shape)}, the model's {tuple(own[shapes[0]].shape)}" if shapes else ""]
+    problems = [
+        f"{len(missing)} missing, e.g. {missing[0]}" if missing else "",
+        f"{len(unexpected)} unexpected, e.g. {unexpected[0]}" if unexpected else "",
+        f"{shapes[0]} is {tuple(state_dict[shapes[0]].shape)}, the model's {tuple(own[shapes[0]].shape)}" if shapes else "",
+    ]
     problems = [p for p in problems if p]
     if problems:
-        raise ValueError(f"the weights in {source} do not fit the model its settings describe ({'; '.join(problems)}); "
-                         "was the checkpoint changed, or written for another model?")
+        raise ValueError(
+            f"the weights in {source} do not fit the model its settings describe ({'; '.join(problems)}); "
+            "was the checkpoint changed, or written for another model?"
+        )
     module.load_state_dict(state_dict)

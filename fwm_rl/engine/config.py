@@ -46,8 +46,10 @@ class SavedConfig:
         changes = {cls.RENAMED.get(k, k): v for k, v in changes.items() if v is not None}
         fixed = [name for name in changes if name not in cls.RESUMABLE]
         if fixed:
-            raise ValueError(f"--resume continues with the checkpoint's settings; only {resumable_flags(cls)} may change, "
-                             f"not {', '.join(flag(name, cls) for name in fixed)}")
+            raise ValueError(
+                f"--resume continues with the checkpoint's settings; only {resumable_flags(cls)} may change, "
+                f"not {', '.join(flag(name, cls) for name in fixed)}"
+            )
         return changes
 
     def resumed(self, **changes: Any):
@@ -81,8 +83,13 @@ def field_docs(cls: type) -> dict[str, str]:
             continue
         body = tree.body[0].body
         for node, after in zip(body, body[1:]):
-            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
-                    and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)
+            ):
                 docs[node.target.id] = " ".join(after.value.value.split())
     return docs
 
@@ -111,8 +118,14 @@ def _parser_type(hint: Any) -> tuple[Any, dict[str, Any]]:
     return hint if hint in (int, float, str) else str, {}
 
 
-def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, names: Iterable[str] | None = None, *,
-                defaults: str | Mapping[str, str] | None = None, choices: Mapping[str, Iterable[str]] | None = None) -> list[str]:
+def add_options(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    cls: type,
+    names: Iterable[str] | None = None,
+    *,
+    defaults: str | Mapping[str, str] | None = None,
+    choices: Mapping[str, Iterable[str]] | None = None,
+) -> list[str]:
     """Add ``--field-name`` for the fields ``names`` of the config dataclass ``cls`` (default: all) and return the names.
 
     Each option's help is the field's docstring followed by its default (the field's, or the text
@@ -155,6 +168,9 @@ def given(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
 def add_trust_option(parser: argparse.ArgumentParser) -> None:
     """``--trust-checkpoint`` on a command that reads checkpoints (``fwm_rl.cli.main`` runs the command inside
     :func:`~fwm_rl.engine.trusted_checkpoints` when it is given)."""
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="also read checkpoints that need unpickling (those of fwm-rl before checkpoint format 3); "
-                             "unpickling a file can run any code in it, so pass this only for files from a source you trust")
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="also read checkpoints that need unpickling (those of fwm-rl before checkpoint format 3); "
+        "unpickling a file can run any code in it, so pass this only for files from a source you trust",
+    )

@@ -146,7 +146,9 @@ def all_reduce_gradients(module: torch.nn.Module, ctx: DistContext, weight: floa
         return
     scale = 1.0 / ctx.world_size if weight is None else weight
     dtype = params[0].dtype
-    parts = [p.grad.reshape(-1).to(dtype) * scale if p.grad is not None else p.new_zeros(p.numel(), dtype=dtype) for p in params]
+    parts = [
+        p.grad.reshape(-1).to(dtype) * scale if p.grad is not None else p.new_zeros(p.numel(), dtype=dtype) for p in params
+    ]
     present = torch.tensor([float(p.grad is not None) for p in params], dtype=dtype, device=params[0].device)
     flat = torch.cat([*parts, present])
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
@@ -234,9 +236,11 @@ def row_share(n_rows: int, ctx: DistContext, option: str = "--batch-size") -> sl
     processes than rows.
     """
     if n_rows < ctx.world_size:
-        raise ValueError(f"{option} {n_rows} gives fewer batch rows than the {ctx.world_size} processes of this run "
-                         f"(torchrun --nnodes x --nproc_per_node): every process needs at least one row; "
-                         f"raise {option} to at least {ctx.world_size} or start fewer processes")
+        raise ValueError(
+            f"{option} {n_rows} gives fewer batch rows than the {ctx.world_size} processes of this run "
+            f"(torchrun --nnodes x --nproc_per_node): every process needs at least one row; "
+            f"raise {option} to at least {ctx.world_size} or start fewer processes"
+        )
     return slice(*shard_bounds(n_rows, ctx.rank, ctx.world_size))
 
 
@@ -253,7 +257,9 @@ def seed_other_ranks(seed: int, ctx: DistContext) -> None:
 def _paired_leaves(state: Any, batch_dims: Any) -> tuple[list, list]:
     leaves, dims = state_leaves(state), state_leaves(batch_dims)
     if len(leaves) != len(dims):
-        raise ValueError(f"batch_dims has {len(dims)} entries for a state of {len(leaves)} tensors; give one batch dimension per tensor")
+        raise ValueError(
+            f"batch_dims has {len(dims)} entries for a state of {len(leaves)} tensors; give one batch dimension per tensor"
+        )
     return leaves, dims
 
 

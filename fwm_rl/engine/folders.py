@@ -111,12 +111,21 @@ def _read_marker(folder: Path) -> dict | None:
     except (OSError, ValueError) as exc:
         marker, reason = None, str(exc)
     if isinstance(marker, dict) and isinstance(marker.get("format"), int) and marker["format"] > MARKER_FORMAT:
-        raise RunExistsError(f"{path} was written by a newer fwm-rl (run marker format {marker['format']}, this one reads "
-                             f"{MARKER_FORMAT}); upgrade fwm-rl or choose another --out")
-    if not (isinstance(marker, dict) and isinstance(marker.get("format"), int) and isinstance(marker.get("kind"), str)
-            and isinstance(marker.get("outputs"), list) and all(map(_is_output_pattern, marker["outputs"]))):
-        raise RunExistsError(f"{path} is not a run marker this fwm-rl reads ({reason}), so nothing in {folder} is "
-                             "provably a run's and nothing was deleted: move it or choose another --out")
+        raise RunExistsError(
+            f"{path} was written by a newer fwm-rl (run marker format {marker['format']}, this one reads "
+            f"{MARKER_FORMAT}); upgrade fwm-rl or choose another --out"
+        )
+    if not (
+        isinstance(marker, dict)
+        and isinstance(marker.get("format"), int)
+        and isinstance(marker.get("kind"), str)
+        and isinstance(marker.get("outputs"), list)
+        and all(map(_is_output_pattern, marker["outputs"]))
+    ):
+        raise RunExistsError(
+            f"{path} is not a run marker this fwm-rl reads ({reason}), so nothing in {folder} is "
+            "provably a run's and nothing was deleted: move it or choose another --out"
+        )
     return marker
 
 
@@ -147,12 +156,16 @@ def _removals(claim: RunClaim, overwrite: bool, resume_hint: str) -> set[Path]:
         problem = (claim.older or (lambda path: older_run_problem(path, claim.kind)))(folder)
         ours = found if problem is None else set()
     if not overwrite and (marker or problem is None):
-        raise RunExistsError(f"{folder} already holds a run ({min(found).name}); pass {resume_hint} to continue it, "
-                             "or --overwrite to start again (its checkpoints and logs are then deleted)")
+        raise RunExistsError(
+            f"{folder} already holds a run ({min(found).name}); pass {resume_hint} to continue it, "
+            "or --overwrite to start again (its checkpoints and logs are then deleted)"
+        )
     if found - ours:
-        raise RunExistsError(f"{folder} holds {_names(found - ours)}, which are not provably an fwm-rl run's ({problem}); "
-                             "a new run there would replace them and --overwrite deletes only a run's own files, so "
-                             "nothing was deleted: move them or choose another --out")
+        raise RunExistsError(
+            f"{folder} holds {_names(found - ours)}, which are not provably an fwm-rl run's ({problem}); "
+            "a new run there would replace them and --overwrite deletes only a run's own files, so "
+            "nothing was deleted: move them or choose another --out"
+        )
     return ours
 
 
@@ -199,7 +212,9 @@ def _locked(folder: Path) -> Iterator[bool]:
         fh.seek(0)
         holder = fh.read().strip() or "another process"
         fh.close()
-        raise RunExistsError(f"{folder} is in use by another run ({holder}); wait for it to end or choose another --out") from None
+        raise RunExistsError(
+            f"{folder} is in use by another run ({holder}); wait for it to end or choose another --out"
+        ) from None
     try:
         fh.seek(0)
         fh.truncate()
@@ -231,8 +246,9 @@ def run_lock(folder: str | os.PathLike) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def claimed_run_folder(folder: str | os.PathLike, claims: Iterable[RunClaim] = (), overwrite: bool = False,
-                       resume_hint: str = "") -> Iterator[None]:
+def claimed_run_folder(
+    folder: str | os.PathLike, claims: Iterable[RunClaim] = (), overwrite: bool = False, resume_hint: str = ""
+) -> Iterator[None]:
     """Hold ``folder``'s :func:`run_lock` while the block runs, having first claimed each of ``claims`` (``folder``
     itself, or folders of runs inside it) for a new run.
 

@@ -53,6 +53,7 @@ def train_loop(task: LoopTask, *, log_every: int, time_budget: float | None, bar
     every process takes rank 0's clock, so all stop after the same step. ``bar`` counts the units. Returns
     whether the time budget stopped it.
     """
+
     def spent() -> bool:
         return _out_of_time(task.train_seconds, time_budget)
 
@@ -86,8 +87,9 @@ class RunFinished(Exception):
         self.results = results
 
 
-def finished_run(folder: Path, *, spent: str | None, flag: str, train_seconds: float, time_budget: float | None,
-                 results: Any) -> RunFinished | None:
+def finished_run(
+    folder: Path, *, spent: str | None, flag: str, train_seconds: float, time_budget: float | None, results: Any
+) -> RunFinished | None:
     """The :class:`RunFinished` that resuming the run in ``folder`` raises where :func:`train_loop` would take no step
     and the run's end is recorded; else ``None``. ``spent`` says how far the run's own budget is spent where it is
     (e.g. "40 of 40 episodes"; ``None`` where it is not), ``flag`` the option that enlarges it; ``results`` are the
@@ -96,5 +98,8 @@ def finished_run(folder: Path, *, spent: str | None, flag: str, train_seconds: f
     if results is None or not (spent or _out_of_time(train_seconds, time_budget)):
         return None
     why, more = (f"{spent} done", flag) if spent else (f"its time budget of {time_budget:g} s is spent", "--time-budget")
-    return RunFinished(f"{folder}: the run is finished ({why}; its results are in {RESULTS}); resume with a larger {more} "
-                       "to train it further", results)
+    return RunFinished(
+        f"{folder}: the run is finished ({why}; its results are in {RESULTS}); resume with a larger {more} "
+        "to train it further",
+        results,
+    )

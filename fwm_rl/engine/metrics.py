@@ -13,7 +13,14 @@ from typing import Any
 __all__ = ["RunLogger", "plot_curves", "progress", "read_curve", "read_metrics", "save_figure"]
 
 
-def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "", initial: int = 0, disable: bool | None = None):
+def progress(
+    iterable: Iterable | None = None,
+    *,
+    total: int | None = None,
+    desc: str = "",
+    initial: int = 0,
+    disable: bool | None = None,
+):
     """A tqdm progress bar (shown on a terminal, quiet in logs unless forced)."""
     from tqdm.auto import tqdm
 
@@ -28,6 +35,7 @@ def _read_log(path: Path, fix: str) -> tuple[list[str], list[dict[str, str]], st
     """The header, the whole rows (each its filled cells, as written) and the torn last line (``None`` where the file
     ends with a whole row) of a ``metrics.csv`` as :class:`RunLogger` writes it. A file that is not one raises a
     ValueError in one line naming it, the line at fault, and ``fix``."""
+
     def refuse(why: str) -> ValueError:
         return ValueError(f"{path} is not a metrics log written by fwm-rl: {why}; {fix}")
 
@@ -41,15 +49,20 @@ def _read_log(path: Path, fix: str) -> tuple[list[str], list[dict[str, str]], st
         header = next(reader, [])
         if not header or header[0] != STEP or "" in header or len(set(header)) < len(header):
             first = text.partition("\n")[0]
-            raise refuse(f"its first line {first[:60]!r} is not a header of distinct names starting with {STEP!r}" if text
-                         else "it is empty")
+            raise refuse(
+                f"its first line {first[:60]!r} is not a header of distinct names starting with {STEP!r}"
+                if text
+                else "it is empty"
+            )
         rows = []
         for row in reader:
             cells = {name: value for name, value in zip(header, row) if value != ""}
             if len(row) != len(header) or STEP not in cells or not all(_is_number(v) for v in cells.values()):
                 line = ",".join(row)[:60]
-                raise refuse(f"line {reader.line_num} ({line!r}) is not a row of {len(header)} cells, each a number or empty "
-                             "(the step a number)")
+                raise refuse(
+                    f"line {reader.line_num} ({line!r}) is not a row of {len(header)} cells, each a number or empty "
+                    "(the step a number)"
+                )
             rows.append(cells)
     except csv.Error as exc:
         raise refuse(f"line {reader.line_num}: {exc}") from None
@@ -64,8 +77,9 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def read_metrics(path: str | os.PathLike, fix: str = "give a run folder written by fwm-rl"
-                 ) -> tuple[list[str], list[dict[str, float]]]:
+def read_metrics(
+    path: str | os.PathLike, fix: str = "give a run folder written by fwm-rl"
+) -> tuple[list[str], list[dict[str, float]]]:
     """The header and rows of a ``metrics.csv`` (:class:`RunLogger`'s), each row its filled cells as numbers, in the
     order logged. A torn last line (of a run killed while writing it, or writing it now) is left out. A file that is
     not such a log raises a ValueError in one line naming it and ``fix``."""
@@ -183,8 +197,16 @@ def read_curve(run_dir: str | os.PathLike, column: str, what: str) -> list[tuple
     return curve
 
 
-def plot_curves(run_dirs: list[str | os.PathLike], out: str | os.PathLike, *, column: str, ylabel: str, what: str,
-                labels: list[str] | None = None, log_y: bool = False) -> Path:
+def plot_curves(
+    run_dirs: list[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    column: str,
+    ylabel: str,
+    what: str,
+    labels: list[str] | None = None,
+    log_y: bool = False,
+) -> Path:
     """Draw ``column`` of each run's ``metrics.csv`` (:func:`read_curve`) against training steps and, beside it,
     against hours of training, which is how models of different speed compare on equal time; rows without
     ``time/train_seconds`` are left out of that panel, which is dropped when no run has any. Writes the PNG ``out``."""
@@ -202,7 +224,9 @@ def plot_curves(run_dirs: list[str | os.PathLike], out: str | os.PathLike, *, co
     for curve, label in zip(curves, labels):
         axes[0].plot([c[0] for c in curve], [c[2] for c in curve], label=label)
         if timed:
-            axes[1].plot([c[1] / 3600 for c in curve if c[1] is not None], [c[2] for c in curve if c[1] is not None], label=label)
+            axes[1].plot(
+                [c[1] / 3600 for c in curve if c[1] is not None], [c[2] for c in curve if c[1] is not None], label=label
+            )
     axes[0].set_xlabel("training steps")
     axes[0].set_ylabel(ylabel)
     if timed:

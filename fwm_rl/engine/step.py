@@ -13,8 +13,16 @@ from fwm_rl.engine.training import check_finite
 __all__ = ["apply_gradients", "gradient_step", "reduce_gradients"]
 
 
-def reduce_gradients(model: torch.nn.Module, loss: Tensor | None, ctx: DistContext, *, share: float,
-                     totals: Mapping[str, float], step: int, hint: str = "") -> dict[str, float]:
+def reduce_gradients(
+    model: torch.nn.Module,
+    loss: Tensor | None,
+    ctx: DistContext,
+    *,
+    share: float,
+    totals: Mapping[str, float],
+    step: int,
+    hint: str = "",
+) -> dict[str, float]:
     """Steps 1-4 of :func:`gradient_step`: the batch's gradient in every process's ``.grad`` and ``totals``
     summed over the processes; raises :class:`~fwm_rl.engine.NonFiniteLossError` on a non-finite loss."""
     if loss is not None:
@@ -33,8 +41,18 @@ def apply_gradients(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cl
     optimizer.step()
 
 
-def gradient_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: Tensor | None, ctx: DistContext, *,
-                  share: float, totals: Mapping[str, float], step: int, hint: str = "", clip: float | None = None) -> dict[str, float]:
+def gradient_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss: Tensor | None,
+    ctx: DistContext,
+    *,
+    share: float,
+    totals: Mapping[str, float],
+    step: int,
+    hint: str = "",
+    clip: float | None = None,
+) -> dict[str, float]:
     """Backward, combine over processes, check, clip and step; returns ``totals`` summed over the processes.
 
     1. ``loss.backward()`` (``loss=None``: this process has no loss terms and adds zero gradients);

@@ -134,7 +134,9 @@ def trial_mean_sem(returns: np.ndarray) -> tuple[float, float]:
     return float(returns.mean()), sem
 
 
-def episode_returns(policy: str, split: str = "test", n_episodes: int = 600, seed: int = 0, semantics: str = "paper") -> np.ndarray:
+def episode_returns(
+    policy: str, split: str = "test", n_episodes: int = 600, seed: int = 0, semantics: str = "paper"
+) -> np.ndarray:
     """Total reward of each of ``n_episodes`` single episodes of ``policy`` (``[n_episodes]`` float64):
     :func:`trial_returns` with trials of one episode."""
     return trial_returns(policy, split, n_episodes, seed, semantics)[:, 0]

@@ -20,8 +20,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Draw one graph: Listing 1 with RandomState(--seed), or graph --index of the paper's --split set.",
     )
     source = show.add_mutually_exclusive_group()
-    source.add_argument("--seed", type=int, default=None, help="draw a graph with Listing 1 from RandomState(SEED) (default 0)")
-    source.add_argument("--split", choices=("train", "test", "valid"), default=None, help="take a graph of the paper's sets or of the validation set")
+    source.add_argument(
+        "--seed", type=int, default=None, help="draw a graph with Listing 1 from RandomState(SEED) (default 0)"
+    )
+    source.add_argument(
+        "--split",
+        choices=("train", "test", "valid"),
+        default=None,
+        help="take a graph of the paper's sets or of the validation set",
+    )
     show.add_argument("--index", type=int, default=0, help="graph index in --split (default 0)")
     show.add_argument("--agent", type=int, default=None, help="colour this location green (the agent)")
     show.add_argument("--reward", type=int, default=None, help="colour this location yellow (the reward)")
@@ -33,14 +40,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="mean total reward per episode of the reference policies (random, explorer, oracle)",
         description="Run the reference policies on the paper's graphs and print mean total reward per episode +- standard error.",
     )
-    base.add_argument("--split", choices=("train", "test", "valid", "random"), default="test",
-                      help="train | test | valid (this project's validation set) | random (fresh graphs); default test")
-    base.add_argument("--episodes", type=int, default=6000, help="episodes per policy (episode i on graph i %% 600); default 6000")
+    base.add_argument(
+        "--split",
+        choices=("train", "test", "valid", "random"),
+        default="test",
+        help="train | test | valid (this project's validation set) | random (fresh graphs); default test",
+    )
+    base.add_argument(
+        "--episodes", type=int, default=6000, help="episodes per policy (episode i on graph i %% 600); default 6000"
+    )
     base.add_argument("--seed", type=int, default=0, help="seed of placements and random choices (default 0)")
     base.add_argument("--semantics", choices=SEMANTICS, default="paper", help="task rules (default paper)")
-    base.add_argument("--trials", type=int, default=1,
-                      help="trials of this many episodes on the same graph, the policies keeping their knowledge across them; "
-                      "shows the reward of each episode of a trial (default 1)")
+    base.add_argument(
+        "--trials",
+        type=int,
+        default=1,
+        help="trials of this many episodes on the same graph, the policies keeping their knowledge across them; "
+        "shows the reward of each episode of a trial (default 1)",
+    )
     base.set_defaults(func=_baselines)
 
 
@@ -75,9 +92,19 @@ def _baselines(args: argparse.Namespace) -> int:
         return 0
     n_trials = max(args.episodes // args.trials, 2)
     print(f"split={args.split} trials={n_trials} of {args.trials} episodes seed={args.seed} semantics={args.semantics}")
-    print(f"{'policy':10s} " + " ".join(f"{'episode ' + str(k + 1):>10s}" for k in range(args.trials)) + "   (mean total reward; std. error)")
+    print(
+        f"{'policy':10s} "
+        + " ".join(f"{'episode ' + str(k + 1):>10s}" for k in range(args.trials))
+        + "   (mean total reward; std. error)"
+    )
     for policy in POLICIES:
         returns = trial_returns(policy, args.split, n_trials, args.seed, args.semantics, args.trials)
         sems = returns.std(0, ddof=1) / np.sqrt(n_trials)
-        print(f"{policy:10s} " + " ".join(f"{m:10.2f}" for m in returns.mean(0)) + "   (" + ", ".join(f"{e:.2f}" for e in sems) + ")")
+        print(
+            f"{policy:10s} "
+            + " ".join(f"{m:10.2f}" for m in returns.mean(0))
+            + "   ("
+            + ", ".join(f"{e:.2f}" for e in sems)
+            + ")"
+        )
     return 0

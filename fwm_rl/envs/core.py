@@ -185,8 +185,10 @@ class GraphBatch:
         xp = self.backend
         if graphs is None:
             if config.n_states > MAX_SAMPLED_STATES:
-                raise ValueError(f"n_states={config.n_states}: freshly sampled graphs are limited to {MAX_SAMPLED_STATES} locations "
-                                 "(Listing 1's sampler takes seconds to minutes per reset beyond); pass fixed graphs= for larger tasks")
+                raise ValueError(
+                    f"n_states={config.n_states}: freshly sampled graphs are limited to {MAX_SAMPLED_STATES} locations "
+                    "(Listing 1's sampler takes seconds to minutes per reset beyond); pass fixed graphs= for larger tasks"
+                )
             self.graph_set_tables = None
         else:
             if not isinstance(graphs, torch.Tensor):
@@ -242,7 +244,9 @@ class GraphBatch:
             xp.seed(seed)
         if self.graph_set_tables is None:
             if graph_indices is not None:
-                raise ValueError("graph_indices needs a fixed graph set (split 'train'/'test' or graphs=...), not sampled graphs")
+                raise ValueError(
+                    "graph_indices needs a fixed graph set (split 'train'/'test' or graphs=...), not sampled graphs"
+                )
             self.tables = sample_table_batch(xp, self.n_envs, cfg.n_actions, cfg.n_states)
         else:
             self.graph_indices = self._check_graph_indices(graph_indices)
@@ -285,7 +289,9 @@ class GraphBatch:
             raise ValueError(f"graph_indices must be integers, got dtype {indices.dtype}")
         if (indices < 0).any() or (indices >= n_graphs).any():
             bad = int(indices[(indices < 0) | (indices >= n_graphs)][0])
-            raise ValueError(f"graph index {bad} is out of range: the graph set has {n_graphs} graphs (valid 0..{n_graphs - 1})")
+            raise ValueError(
+                f"graph index {bad} is out of range: the graph set has {n_graphs} graphs (valid 0..{n_graphs - 1})"
+            )
         return xp.asarray(indices.astype(np.int64))
 
     def _place(self, mask: Any, exclude_previous: bool) -> None:
@@ -379,9 +385,7 @@ class GraphBatch:
         return obs
 
 
-def task_graphs(
-    split: str, graphs: np.ndarray | None, config: TaskConfig, n_graphs: int, data_seed: int
-) -> np.ndarray | None:
+def task_graphs(split: str, graphs: np.ndarray | None, config: TaskConfig, n_graphs: int, data_seed: int) -> np.ndarray | None:
     """The graphs an environment plays: an explicit set, one of the paper's sets, or None (sampled every episode)."""
     if graphs is not None:
         if split != "random":

@@ -67,7 +67,9 @@ class FWMGraphEnv(gym.Env):
         n_graphs = self.core.n_graphs
         if n_graphs is None:
             if graph_index is not None:
-                raise ValueError("graph_index needs a graph set (split='train'/'test' or graphs=...); split='random' samples graphs")
+                raise ValueError(
+                    "graph_index needs a graph set (split='train'/'test' or graphs=...); split='random' samples graphs"
+                )
             obs = self.core.reset()
             self._graph_index = -1
         else:
@@ -80,7 +82,9 @@ class FWMGraphEnv(gym.Env):
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self.action_space.contains(action):
-            raise ValueError(f"action {action!r} is outside the action space {self.action_space} (an integer 0..{self.config.n_actions - 1})")
+            raise ValueError(
+                f"action {action!r} is outside the action space {self.action_space} (an integer 0..{self.config.n_actions - 1})"
+            )
         obs, reward, terminated, truncated = self.core.step(np.array([action], dtype=np.int64))
         info = {
             "valid_action": bool(self.core.valid[0]),
@@ -103,5 +107,9 @@ class FWMGraphEnv(gym.Env):
         core = self.core
         agent, reward = int(core.agent_location[0]), int(core.reward_location[0])
         if self.render_mode == "ansi":
-            return render_lib.ansi_map(self.graph, agent=agent, reward=reward, step=core.step_count, horizon=self.config.trial_length)
-        return render_lib.render_rgb(self.graph, agent=agent, reward=reward, title=f"step {core.step_count}/{self.config.trial_length}")
+            return render_lib.ansi_map(
+                self.graph, agent=agent, reward=reward, step=core.step_count, horizon=self.config.trial_length
+            )
+        return render_lib.render_rgb(
+            self.graph, agent=agent, reward=reward, title=f"step {core.step_count}/{self.config.trial_length}"
+        )

@@ -347,5 +347,7 @@ def graph_at(split: str, index: int) -> np.ndarray:
     """Graph ``index`` of the 600-graph set ``split`` (:func:`graph_set`), or a ValueError saying which indices exist."""
     graphs = graph_set(split)
     if not 0 <= index < len(graphs):
-        raise ValueError(f"graph index {index} is out of range: the {split} set has {len(graphs)} graphs (0..{len(graphs) - 1})")
+        raise ValueError(
+            f"graph index {index} is out of range: the {split} set has {len(graphs)} graphs (0..{len(graphs) - 1})"
+        )
     return graphs[index]

@@ -26,7 +26,9 @@ EDGE_BEND = 0.18  # matplotlib "arc3" bend: the edges i->j and j->i curve to opp
 def _check_graph(adjacency: np.ndarray) -> np.ndarray:
     adjacency = np.asarray(adjacency)
     if adjacency.ndim != 3 or adjacency.shape[1] != adjacency.shape[2]:
-        raise ValueError(f"expected one graph A[action, from, to] of shape [n_actions, n_states, n_states], got {adjacency.shape}")
+        raise ValueError(
+            f"expected one graph A[action, from, to] of shape [n_actions, n_states, n_states], got {adjacency.shape}"
+        )
     return adjacency
 
 
@@ -58,16 +60,28 @@ def draw_graph(
         start, end = positions[from_state], positions[to_state]
         ax.add_patch(
             FancyArrowPatch(
-                start, end, connectionstyle=f"arc3,rad={EDGE_BEND}", arrowstyle="-|>", mutation_scale=14,
-                shrinkA=NODE_RADIUS * 100 * size / 2.7, shrinkB=NODE_RADIUS * 100 * size / 2.7,
-                color="#444444", linewidth=1.2,
+                start,
+                end,
+                connectionstyle=f"arc3,rad={EDGE_BEND}",
+                arrowstyle="-|>",
+                mutation_scale=14,
+                shrinkA=NODE_RADIUS * 100 * size / 2.7,
+                shrinkB=NODE_RADIUS * 100 * size / 2.7,
+                color="#444444",
+                linewidth=1.2,
             )
         )
         # Midpoint of the arc3 Bezier curve: the chord's midpoint moved by bend/2 along its normal.
         dx, dy = end - start
         label_at = (start + end) / 2 + EDGE_BEND / 2 * np.array([dy, -dx])
-        ax.text(*label_at, ",".join(map(str, data["actions"])), ha="center", va="center", fontsize=9,
-                bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none"})
+        ax.text(
+            *label_at,
+            ",".join(map(str, data["actions"])),
+            ha="center",
+            va="center",
+            fontsize=9,
+            bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none"},
+        )
     for state, (x, y) in enumerate(positions):
         colour = AGENT_COLOUR if state == agent else REWARD_COLOUR if state == reward else NODE_COLOUR
         ax.add_patch(Circle((x, y), NODE_RADIUS, facecolor=colour, edgecolor="black", linewidth=1.2, zorder=3))
@@ -75,8 +89,9 @@ def draw_graph(
     return figure
 
 
-def save_graph_png(path: str | Path, adjacency: np.ndarray, agent: int | None = None, reward: int | None = None,
-                   title: str | None = None) -> Path:
+def save_graph_png(
+    path: str | Path, adjacency: np.ndarray, agent: int | None = None, reward: int | None = None, title: str | None = None
+) -> Path:
     """Draw one graph to a PNG file (parent folders are created) and return its path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,16 +99,22 @@ def save_graph_png(path: str | Path, adjacency: np.ndarray, agent: int | None = 
     return path
 
 
-def render_rgb(adjacency: np.ndarray, agent: int | None = None, reward: int | None = None,
-               title: str | None = None) -> np.ndarray:
+def render_rgb(
+    adjacency: np.ndarray, agent: int | None = None, reward: int | None = None, title: str | None = None
+) -> np.ndarray:
     """The drawing as an ``uint8`` RGB image ``[height, width, 3]``."""
     figure = draw_graph(adjacency, agent=agent, reward=reward, title=title)
     figure.canvas.draw()
     return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
 
 
-def ansi_map(adjacency: np.ndarray, agent: int | None = None, reward: int | None = None,
-             step: int | None = None, horizon: int | None = None) -> str:
+def ansi_map(
+    adjacency: np.ndarray,
+    agent: int | None = None,
+    reward: int | None = None,
+    step: int | None = None,
+    horizon: int | None = None,
+) -> str:
     """A text map: one line per location with its outgoing ``action->location`` edges,
     the agent marked ``A`` and the reward ``R``."""
     adjacency = _check_graph(adjacency)
@@ -103,7 +124,10 @@ def ansi_map(adjacency: np.ndarray, agent: int | None = None, reward: int | None
         lines.append(f"step {step}/{horizon}  agent at {agent}  reward at {reward}")
     for state in range(n_states):
         mark = ("A" if state == agent else " ") + ("R" if state == reward else " ")
-        edges = [f"{action}->{int(np.argmax(adjacency[action, state]))}" for action in range(n_actions)
-                 if adjacency[action, state].any()]
+        edges = [
+            f"{action}->{int(np.argmax(adjacency[action, state]))}"
+            for action in range(n_actions)
+            if adjacency[action, state].any()
+        ]
         lines.append(f"[{mark}] {state}: " + "  ".join(edges))
     return "\n".join(lines) + "\n"

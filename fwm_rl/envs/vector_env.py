@@ -109,7 +109,9 @@ class FWMGraphVectorEnv(VectorEnv):
         if reset_mask is not None:
             mask = np.asarray(reset_mask.detach().cpu() if isinstance(reset_mask, torch.Tensor) else reset_mask)
             if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
-                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), got {mask.dtype} {mask.shape}")
+                raise ValueError(
+                    f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), got {mask.dtype} {mask.shape}"
+                )
             if not mask.all():
                 raise ValueError(
                     "options['reset_mask'] must select every sub-environment: they share one clock (episodes of "

@@ -59,7 +59,9 @@ class HideVelocity(gym.ObservationWrapper):
         if indices is None:
             name = env.spec.name if env.spec is not None else type(env.unwrapped).__name__
             if name not in VELOCITY_INDICES:
-                raise ValueError(f"HideVelocity does not know the velocities of {name!r} (it knows {sorted(VELOCITY_INDICES)}); pass indices=...")
+                raise ValueError(
+                    f"HideVelocity does not know the velocities of {name!r} (it knows {sorted(VELOCITY_INDICES)}); pass indices=..."
+                )
             indices = VELOCITY_INDICES[name]
         hidden = set(indices)
         if not hidden or not hidden <= set(range(space.shape[0])) or len(hidden) == space.shape[0]:

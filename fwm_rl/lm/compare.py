@@ -54,7 +54,9 @@ def plot_loss_comparison(
 
     bits_a, bits_b = np.asarray(bits_a, dtype=float), np.asarray(bits_b, dtype=float)
     if not len(words) == len(bits_a) == len(bits_b) or len(words) == 0:
-        raise ValueError(f"need one loss per word from each model, got {len(words)} words, {len(bits_a)} and {len(bits_b)} losses")
+        raise ValueError(
+            f"need one loss per word from each model, got {len(words)} words, {len(bits_a)} and {len(bits_b)} losses"
+        )
     check_int("words_per_row", words_per_row)
     n_lines = math.ceil(len(words) / words_per_row)
     width = min(words_per_row, len(words))
@@ -62,20 +64,29 @@ def plot_loss_comparison(
     dmax = float(np.abs(bits_a - bits_b).max()) or 1.0
     fig = Figure(figsize=(0.62 * width + 1.5, 2.8 * n_lines))
     # per line of words: the two models' losses, their difference, room for the word labels
-    grid = fig.add_gridspec(3 * n_lines, 2, height_ratios=[2, 1, 1.1] * n_lines, width_ratios=[1, 0.015],
-                            hspace=0.1, wspace=0.02)
+    grid = fig.add_gridspec(
+        3 * n_lines, 2, height_ratios=[2, 1, 1.1] * n_lines, width_ratios=[1, 0.015], hspace=0.1, wspace=0.02
+    )
     for line in range(n_lines):
         span = slice(line * words_per_row, (line + 1) * words_per_row)
         a, b, w = bits_a[span], bits_b[span], list(words[span])
         pad = np.full(width - len(w), np.nan)  # a short last line keeps the cell width
         top, bottom = fig.add_subplot(grid[3 * line, 0]), fig.add_subplot(grid[3 * line + 1, 0])
-        losses = top.imshow(np.stack([np.concatenate([a, pad]), np.concatenate([b, pad])]), cmap="Reds",
-                            vmin=0.0, vmax=vmax, aspect="auto")
+        losses = top.imshow(
+            np.stack([np.concatenate([a, pad]), np.concatenate([b, pad])]), cmap="Reds", vmin=0.0, vmax=vmax, aspect="auto"
+        )
         diff = bottom.imshow(np.concatenate([a - b, pad])[None], cmap="RdBu", vmin=-dmax, vmax=dmax, aspect="auto")
         for row, values in enumerate((a, b)):
             for col, value in enumerate(values):
-                top.text(col, row, f"{value:.1f}", ha="center", va="center", fontsize=7,
-                         color="white" if value > 0.6 * vmax else "black")
+                top.text(
+                    col,
+                    row,
+                    f"{value:.1f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if value > 0.6 * vmax else "black",
+                )
         for col, value in enumerate(a - b):
             bottom.text(col, 0, f"{value:+.1f}", ha="center", va="center", fontsize=7)
         top.set_yticks([0, 1], labels=list(labels))
@@ -108,7 +119,9 @@ def compare_checkpoints(
     model_a, ckpt_a = load_model(checkpoint_a, device)
     model_b, ckpt_b = load_model(checkpoint_b, device)
     if ckpt_a["task"]["vocab"] != ckpt_b["task"]["vocab"]:
-        raise ValueError(f"{checkpoint_a} and {checkpoint_b} have different vocabularies; compare models trained on the same corpus")
+        raise ValueError(
+            f"{checkpoint_a} and {checkpoint_b} have different vocabularies; compare models trained on the same corpus"
+        )
     tokens = checkpoint_corpus(ckpt_a, data).split(split)
     if start < 0 or length < 1 or start + length > tokens.numel():
         raise ValueError(f"--start {start} --length {length} does not fit the {split} split of {tokens.numel()} words")

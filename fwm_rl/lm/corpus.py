@@ -27,7 +27,19 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["EOS", "EOS_INDEX", "SPLITS", "Corpus", "Dictionary", "babi_corpus", "babi_story_lines", "find_split_files", "load_corpus", "load_data", "tokenize_lines"]
+__all__ = [
+    "EOS",
+    "EOS_INDEX",
+    "SPLITS",
+    "Corpus",
+    "Dictionary",
+    "babi_corpus",
+    "babi_story_lines",
+    "find_split_files",
+    "load_corpus",
+    "load_data",
+    "tokenize_lines",
+]
 
 #: End-of-sentence token appended to every line; it is index ``EOS_INDEX`` of every vocabulary.
 EOS = "<eos>"
@@ -114,7 +126,9 @@ def find_split_files(data_dir: str | os.PathLike) -> dict[str, Path]:
     """The train/valid/test files of ``data_dir`` in either layout (plain or ``.gz``)."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise FileNotFoundError(f"data folder {data_dir} does not exist (pass --data with a folder holding train.txt/valid.txt/test.txt or wiki.*.tokens)")
+        raise FileNotFoundError(
+            f"data folder {data_dir} does not exist (pass --data with a folder holding train.txt/valid.txt/test.txt or wiki.*.tokens)"
+        )
     for pattern in _LAYOUTS.values():
         found = {}
         for split in SPLITS:
@@ -126,7 +140,9 @@ def find_split_files(data_dir: str | os.PathLike) -> dict[str, Path]:
         if found:
             missing = [pattern.format(split=s) for s in SPLITS if s not in found]
             if missing:
-                raise FileNotFoundError(f"{data_dir} is missing {', '.join(missing)} (plain or .gz); all three splits are needed")
+                raise FileNotFoundError(
+                    f"{data_dir} is missing {', '.join(missing)} (plain or .gz); all three splits are needed"
+                )
             return found
     expected = " or ".join(", ".join(p.format(split=s) for s in SPLITS) for p in _LAYOUTS.values())
     raise FileNotFoundError(f"no corpus files in {data_dir}: expected {expected} (optionally gzipped)")
@@ -164,8 +180,10 @@ def load_data(data: str | os.PathLike | None, vocab: Dictionary | None = None) -
     if data is None:
         corpus = babi_corpus()
         if vocab is not None and corpus.vocab != vocab:
-            raise ValueError("the generated bAbI corpus no longer matches the checkpoint's vocabulary "
-                             "(the story generator changed); pass --data with the text the model was trained on")
+            raise ValueError(
+                "the generated bAbI corpus no longer matches the checkpoint's vocabulary "
+                "(the story generator changed); pass --data with the text the model was trained on"
+            )
         return corpus
     return load_corpus(data, vocab=vocab)
 
@@ -194,8 +212,11 @@ def babi_story_lines(text: str) -> list[str]:
     return lines
 
 
-def babi_corpus(tasks: Sequence[int] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20),
-                stories: dict[str, int] | None = None, seed: int = 0) -> Corpus:
+def babi_corpus(
+    tasks: Sequence[int] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20),
+    stories: dict[str, int] | None = None,
+    seed: int = 0,
+) -> Corpus:
     """The embedded default corpus: generated bAbI stories of ``tasks`` as word-level text.
 
     ``stories`` gives the number of stories per task and split (default train 200, valid 20,

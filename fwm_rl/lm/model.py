@@ -30,7 +30,16 @@ from fwm_rl.checks import MAX_D_FWM, MAX_DEPTH, MAX_UNITS, at_most, check_ints, 
 from fwm_rl.engine import SavedConfig
 from fwm_rl.memory import FastWeightMemory, map_state
 
-__all__ = ["MODELS", "AWDLanguageModel", "LMConfig", "LMOutput", "LMState", "WeightDropLSTM", "embedded_dropout", "locked_dropout"]
+__all__ = [
+    "MODELS",
+    "AWDLanguageModel",
+    "LMConfig",
+    "LMOutput",
+    "LMState",
+    "WeightDropLSTM",
+    "embedded_dropout",
+    "locked_dropout",
+]
 
 #: The two model types.
 MODELS = ("fwm", "lstm")
@@ -79,7 +88,6 @@ class LMConfig(SavedConfig):
         check_ints(self, ("vocab_size", "d_embed", "d_hidden", "n_layers", "d_fwm", "n_reads"))
         for name in ("dropout", "dropout_h", "dropout_i", "dropout_e", "wdrop"):
             check_real(name, getattr(self, name), non_negative=True, below=1.0)
-
 
     @property
     def layer_sizes(self) -> list[int]:
@@ -162,8 +170,9 @@ class AWDLanguageModel(nn.Module):
         self.embedding = nn.Embedding(config.vocab_size, config.d_embed)
         self.rnns = nn.ModuleList(WeightDropLSTM(i, o, config.wdrop) for i, o in zip(inputs, sizes))
         self.fwm = (
-            FastWeightMemory(sizes[-1], d_fwm=config.d_fwm, n_reads=config.n_reads, output_size=sizes[-1],
-                             beta_bias=1.0)  # the authors' LM cell: bias to writing, update scale 1
+            FastWeightMemory(
+                sizes[-1], d_fwm=config.d_fwm, n_reads=config.n_reads, output_size=sizes[-1], beta_bias=1.0
+            )  # the authors' LM cell: bias to writing, update scale 1
             if config.model == "fwm"
             else None
         )

@@ -170,7 +170,6 @@ class TrainConfig(SavedConfig):
         check_choice("amp", self.amp, AMP_MODES)
 
 
-
 @dataclass
 class EvalResult:
     """Mean cross-entropy (nats per token) over ``n_tokens`` predicted tokens."""
@@ -235,8 +234,15 @@ def _windows(length: int, bptt: int) -> Iterator[slice]:
 
 
 @torch.no_grad()
-def _stream_losses(model: AWDLanguageModel, tokens: Tensor, batch_size: int, bptt: int, temperature: float = 1.0,
-                   rows: slice = slice(None), show_progress: bool = False) -> tuple[Tensor, Tensor]:
+def _stream_losses(
+    model: AWDLanguageModel,
+    tokens: Tensor,
+    batch_size: int,
+    bptt: int,
+    temperature: float = 1.0,
+    rows: slice = slice(None),
+    show_progress: bool = False,
+) -> tuple[Tensor, Tensor]:
     """Per-token losses ``[L, rows]`` of the streams ``rows`` of ``batchify(tokens, batch_size)`` and
     the mask of real (non-padding) targets."""
     check_real("temperature", temperature, positive=True)
@@ -251,9 +257,13 @@ def _stream_losses(model: AWDLanguageModel, tokens: Tensor, batch_size: int, bpt
         out = model(inputs[window], state)
         state = out.state
         logits = out.logits / temperature
-        losses[window] = F.cross_entropy(
-            logits.reshape(-1, logits.size(-1)), targets[window].reshape(-1), ignore_index=-1, reduction="none"
-        ).view_as(targets[window]).float()
+        losses[window] = (
+            F.cross_entropy(
+                logits.reshape(-1, logits.size(-1)), targets[window].reshape(-1), ignore_index=-1, reduction="none"
+            )
+            .view_as(targets[window])
+            .float()
+        )
     model.train(was_training)
     return losses, targets >= 0
 
@@ -344,8 +354,14 @@ def _finished(config: TrainConfig, folder: Path, ckpt: dict) -> RunFinished | No
         spent, flag = f"{epoch} of {config.epochs} epochs", "--epochs"
     elif config.steps is not None and step >= config.steps:
         spent = f"{step} of {config.steps} steps"
-    return finished_run(folder, spent=spent, flag=flag, train_seconds=ckpt["train_seconds"], time_budget=config.time_budget,
-                        results=recorded_results(folder, step, "trained", "steps"))
+    return finished_run(
+        folder,
+        spent=spent,
+        flag=flag,
+        train_seconds=ckpt["train_seconds"],
+        time_budget=config.time_budget,
+        results=recorded_results(folder, step, "trained", "steps"),
+    )
 
 
 class LMTrainer:
@@ -357,8 +373,14 @@ class LMTrainer:
     ``rows`` which of the ``batch_size`` streams it trains.
     """
 
-    def __init__(self, corpus: Corpus, model_config: LMConfig, config: TrainConfig, out_dir: str | os.PathLike,
-                 data: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        corpus: Corpus,
+        model_config: LMConfig,
+        config: TrainConfig,
+        out_dir: str | os.PathLike,
+        data: str | os.PathLike | None = None,
+    ):
         if model_config.vocab_size != len(corpus.vocab):
             raise ValueError(f"model vocab_size {model_config.vocab_size} != corpus vocabulary {len(corpus.vocab)}")
         self.corpus, self.model_config, self.config = corpus, model_config, config
@@ -371,10 +393,13 @@ class LMTrainer:
         set_seed(config.seed)
         self.model = AWDLanguageModel(model_config).to(self.device)  # the same initial weights in every process
         seed_other_ranks(config.seed, self.ctx)  # ... but each process its own dropout masks
-        self.train_x, self.train_y = (t[:, self.rows].contiguous().to(self.device)
-                                      for t in batchify(corpus.train, config.batch_size, pad=False))
+        self.train_x, self.train_y = (
+            t[:, self.rows].contiguous().to(self.device) for t in batchify(corpus.train, config.batch_size, pad=False)
+        )
         if self.train_x.size(0) < 2:
-            raise ValueError(f"training split of {corpus.train.numel()} tokens is too short for batch size {config.batch_size}")
+            raise ValueError(
+                f"training split of {corpus.train.numel()} tokens is too short for batch size {config.batch_size}"
+            )
         self.bptt_rng = np.random.default_rng(config.seed)
         self.optimizer_name = "adam"
         self.optimizer = self._make_optimizer("adam")
@@ -391,8 +416,14 @@ class LMTrainer:
 
     # ----------------------------------------------------------------------------------- set-up
     @classmethod
-    def resume(cls, out_dir: str | os.PathLike, corpus: Corpus | None = None, device: str | None = None,
-               data: str | os.PathLike | None = None, **budget) -> LMTrainer:
+    def resume(
+        cls,
+        out_dir: str | os.PathLike,
+        corpus: Corpus | None = None,
+        device: str | None = None,
+        data: str | os.PathLike | None = None,
+        **budget,
+    ) -> LMTrainer:
         """Continue the run in ``out_dir`` from its ``checkpoint.pt``; only the ``device``, the budget
         (``epochs``, ``steps``, ``time_budget``: :attr:`TrainConfig.RESUMABLE`) and where the data now lies
         (``data``: the same text, moved) may change; every other setting comes from the checkpoint. The number
@@ -411,7 +442,9 @@ class LMTrainer:
         if data is not None:
             task["data"] = str(Path(data).resolve())
         elif task["data"] is not None and not Path(task["data"]).exists():
-            raise FileNotFoundError(f"the run's data {task['data']} is no longer there; pass --data with its new place to resume")
+            raise FileNotFoundError(
+                f"the run's data {task['data']} is no longer there; pass --data with its new place to resume"
+            )
         if corpus is None:
             corpus = checkpoint_corpus(ckpt)
         elif corpus.vocab.idx2word != task["vocab"]:
@@ -433,7 +466,11 @@ class LMTrainer:
         """The weights to validate and save: the ASGD average once ASGD is on, else the current ones."""
         state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         if self.optimizer_name == "asgd":
-            averaged = {id(p): self.optimizer.state[p]["ax"] for p in self.model.parameters() if "ax" in self.optimizer.state.get(p, {})}
+            averaged = {
+                id(p): self.optimizer.state[p]["ax"]
+                for p in self.model.parameters()
+                if "ax" in self.optimizer.state.get(p, {})
+            }
             for name, param in self.model.named_parameters():
                 if id(param) in averaged:
                     state[name] = averaged[id(param)].detach().clone()
@@ -445,8 +482,14 @@ class LMTrainer:
         """``best.pt`` (:func:`~fwm_rl.engine.make_checkpoint`, kind ``lm``, no optimizer): the evaluation
         weights as ``model``; ``task`` the vocabulary, where the data is, the validation loss and the softmax
         ``temperature`` (tuned at the end of the run)."""
-        return make_checkpoint("lm", step=self.step, train_seconds=self.train_seconds, configs=self._configs(),
-                               model=self._eval_state_dict(), task={**self._task_data(), "valid_loss": valid_loss, "eval_model": None})
+        return make_checkpoint(
+            "lm",
+            step=self.step,
+            train_seconds=self.train_seconds,
+            configs=self._configs(),
+            model=self._eval_state_dict(),
+            task={**self._task_data(), "valid_loss": valid_loss, "eval_model": None},
+        )
 
     def _checkpoint(self, valid_loss: float) -> dict:
         """``checkpoint.pt``: everything :meth:`resume` needs, with the carried state of the whole batch (collective
@@ -469,14 +512,27 @@ class LMTrainer:
             "running": list(self.running),
             "bptt_rng": self.bptt_rng.bit_generator.state,
         }
-        return make_checkpoint("lm", step=self.step, train_seconds=self.train_seconds, configs=self._configs(),
-                               model=self.model.state_dict(), optimizer=self.optimizer.state_dict(), task=task, rng=capture_rng())
+        return make_checkpoint(
+            "lm",
+            step=self.step,
+            train_seconds=self.train_seconds,
+            configs=self._configs(),
+            model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            task=task,
+            rng=capture_rng(),
+        )
 
     def _configs(self) -> dict[str, dict]:
         return {"model": self.model_config.to_dict(), "train": self.config.to_dict()}
 
     def _task_data(self) -> dict[str, Any]:
-        return {"vocab": list(self.corpus.vocab.idx2word), "data": self.data, "data_source": self.corpus.source, "temperature": 1.0}
+        return {
+            "vocab": list(self.corpus.vocab.idx2word),
+            "data": self.data,
+            "data_source": self.corpus.source,
+            "temperature": 1.0,
+        }
 
     def _load_train_state(self, ckpt: dict) -> None:
         task = ckpt["task"]
@@ -528,9 +584,17 @@ class LMTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         # every term is a mean over equally long rows: a process's share of the batch is its share of the rows
         share = inputs.size(1) / cfg.batch_size
-        totals = gradient_step(self.model, self.optimizer, loss, self.ctx, share=share, step=self.step, clip=cfg.clip,
-                               totals={"raw": float(raw_loss.detach()) * share, "loss": float(loss.detach()) * share},
-                               hint="try a lower --lr or a smaller --clip")
+        totals = gradient_step(
+            self.model,
+            self.optimizer,
+            loss,
+            self.ctx,
+            share=share,
+            step=self.step,
+            clip=cfg.clip,
+            totals={"raw": float(raw_loss.detach()) * share, "loss": float(loss.detach()) * share},
+            hint="try a lower --lr or a smaller --clip",
+        )
         group["lr"] = base_lr
         self.state = out.state.detach().to(dtype)
         self.position += seq_len
@@ -548,8 +612,9 @@ class LMTrainer:
         its share of the ``eval_batch_size`` streams and the sums are combined."""
         current = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.model.load_state_dict(self._eval_state_dict())
-        losses, real = _stream_losses(self.model, self.corpus.valid, self.config.eval_batch_size, self.config.bptt,
-                                      rows=self._eval_rows)
+        losses, real = _stream_losses(
+            self.model, self.corpus.valid, self.config.eval_batch_size, self.config.bptt, rows=self._eval_rows
+        )
         self.model.load_state_dict(current)
         totals = all_reduce_sum({"loss": float(losses.sum()), "tokens": int(real.sum())}, self.ctx)
         return totals["loss"] / totals["tokens"]
@@ -573,9 +638,16 @@ class LMTrainer:
     def write_log(self) -> None:
         mean = self.running[0] / self.running[1]
         if self.ctx.is_main:
-            self._log.log(self.step, {"train/loss": mean, "train/ppl": math.exp(mean), "lr": self.optimizer.param_groups[0]["lr"],
-                                      "tokens_per_s": self.tokens_per_second,
-                                      "time/train_seconds": self.train_seconds})
+            self._log.log(
+                self.step,
+                {
+                    "train/loss": mean,
+                    "train/ppl": math.exp(mean),
+                    "lr": self.optimizer.param_groups[0]["lr"],
+                    "tokens_per_s": self.tokens_per_second,
+                    "time/train_seconds": self.train_seconds,
+                },
+            )
         self._bar.set_postfix(loss=f"{mean:.3f}", ppl=f"{math.exp(mean):.1f}")
         self.running = [0.0, 0, 0]
 
@@ -593,8 +665,15 @@ class LMTrainer:
         cfg = self.config
         main = self.ctx.is_main
         if main:
-            log.log(self.step, {"valid/loss": valid_loss, "valid/ppl": math.exp(valid_loss), "epoch": self.epoch,
-                                "time/train_seconds": self.train_seconds})
+            log.log(
+                self.step,
+                {
+                    "valid/loss": valid_loss,
+                    "valid/ppl": math.exp(valid_loss),
+                    "epoch": self.epoch,
+                    "time/train_seconds": self.train_seconds,
+                },
+            )
         if valid_loss < self.best_valid:
             self.best_valid = valid_loss
             if main:
@@ -630,10 +709,16 @@ class LMTrainer:
         started = datetime.now(timezone.utc)
         cfg = self.config
         main = self.ctx.is_main
-        log = RunLogger(self.out_dir, tensorboard=cfg.tensorboard, resume_step=self.step if self.resumed else None) if main else None
+        log = (
+            RunLogger(self.out_dir, tensorboard=cfg.tensorboard, resume_step=self.step if self.resumed else None)
+            if main
+            else None
+        )
         total = cfg.steps if cfg.steps is not None else cfg.epochs * math.ceil(self.train_x.size(0) / cfg.bptt)
         self._log = log
-        self._bar = progress(total=total, initial=self.step, desc=f"lm {self.model_config.model}", disable=not (show_progress and main))
+        self._bar = progress(
+            total=total, initial=self.step, desc=f"lm {self.model_config.model}", disable=not (show_progress and main)
+        )
         try:
             train_loop(self, log_every=cfg.log_every, time_budget=cfg.time_budget, bar=self._bar, ctx=self.ctx)
         finally:
@@ -642,18 +727,28 @@ class LMTrainer:
         if main and (self.out_dir / BEST).exists() and (cfg.tune_temperature or cfg.test_batch_size is not None):
             temperature, tested = self._finish_best(log)
         if main:  # results.json last: it marks the run's end (a resumed run that finds it at its step is finished)
-            (self.out_dir / RESULTS).write_text(json.dumps({
-                **tested,
-                # the training behind it: where the run stopped, and its speed
-                "trained": {"steps": self.step, "epochs": self.epoch, "train_seconds": self.train_seconds,
-                            "tokens": self.tokens_seen, "tokens_per_second": self.tokens_per_second},
-                "record": run_record(started, self.device),  # (this session of the run, when it was resumed)
-            }, indent=2) + "\n")
+            (self.out_dir / RESULTS).write_text(
+                json.dumps(
+                    {
+                        **tested,
+                        # the training behind it: where the run stopped, and its speed
+                        "trained": {
+                            "steps": self.step,
+                            "epochs": self.epoch,
+                            "train_seconds": self.train_seconds,
+                            "tokens": self.tokens_seen,
+                            "tokens_per_second": self.tokens_per_second,
+                        },
+                        "record": run_record(started, self.device),  # (this session of the run, when it was resumed)
+                    },
+                    indent=2,
+                )
+                + "\n"
+            )
             log.close()
         final = {split: tested[f"{split}_loss"] for split in ("valid", "test")} if tested else None
         temperature, final = broadcast_object((temperature, final), self.ctx)
-        return TrainSummary(self.step, self.epoch, self.best_valid, temperature,
-                            self.tokens_per_second, self.out_dir, final)
+        return TrainSummary(self.step, self.epoch, self.best_valid, temperature, self.tokens_per_second, self.out_dir, final)
 
     def _finish_best(self, log: RunLogger) -> tuple[float, dict[str, Any]]:
         """With ``best.pt``'s weights (loaded once, the current ones restored after): tune the softmax
@@ -672,13 +767,19 @@ class LMTrainer:
                 atomic_save(best, self.out_dir / BEST)
                 log.log(self.step, {"valid/ppl_tuned_temperature": math.exp(tuned), "temperature": temperature}, replace=True)
             if cfg.test_batch_size is not None:
-                losses = {split: evaluate(self.model, self.corpus.split(split), cfg.test_batch_size, cfg.bptt, temperature).loss
-                          for split in ("valid", "test")}
+                losses = {
+                    split: evaluate(self.model, self.corpus.split(split), cfg.test_batch_size, cfg.bptt, temperature).loss
+                    for split in ("valid", "test")
+                }
                 log.log(self.step, {f"final/{split}_ppl": math.exp(loss) for split, loss in losses.items()}, replace=True)
-                tested = {"checkpoint": BEST, "step": best["step"], "temperature": temperature,
-                          "batch_size": cfg.test_batch_size,
-                          **{f"{split}_loss": loss for split, loss in losses.items()},
-                          **{f"{split}_ppl": math.exp(loss) for split, loss in losses.items()}}
+                tested = {
+                    "checkpoint": BEST,
+                    "step": best["step"],
+                    "temperature": temperature,
+                    "batch_size": cfg.test_batch_size,
+                    **{f"{split}_loss": loss for split, loss in losses.items()},
+                    **{f"{split}_ppl": math.exp(loss) for split, loss in losses.items()},
+                }
         finally:
             self.model.load_state_dict(current)
         return temperature, tested

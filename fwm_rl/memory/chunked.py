@@ -44,16 +44,30 @@ def run_chunked(mem: FastWeightMemory, F, zero_start, k1, k2, v, beta, n0, e, re
         read_steps = None
         if read_c is not None and not bool(read_c.all()):
             read_steps = read_c.nonzero().squeeze(1)
-        n_c, F, q_c = run_chunk(mem, 
-            F, zero_start and s == 0, k1_c, k2_c, v_c, beta_c, n0_c, e_c, resets_c, keep_c, read_steps, need_state or s + C < T, trace
+        n_c, F, q_c = run_chunk(
+            mem,
+            F,
+            zero_start and s == 0,
+            k1_c,
+            k2_c,
+            v_c,
+            beta_c,
+            n0_c,
+            e_c,
+            resets_c,
+            keep_c,
+            read_steps,
+            need_state or s + C < T,
+            trace,
         )
         finals.append(n_c)
         queries.append(q_c)
     return cat_time(finals), F, cat_time(queries) if trace else None
 
 
-
-def run_chunk(mem: FastWeightMemory, F0, zero_start, k1, k2, v, beta, n0, e, resets, keep, read_steps=None, need_state=True, trace=False):
+def run_chunk(
+    mem: FastWeightMemory, F0, zero_start, k1, k2, v, beta, n0, e, resets, keep, read_steps=None, need_state=True, trace=False
+):
     """One chunk starting from ``F0`` (batch-major inside: ``[B, C, ...]``).
 
     ``read_steps`` (chunk-local step indices) restricts the reads to those steps; the
@@ -119,7 +133,6 @@ def run_chunk(mem: FastWeightMemory, F0, zero_start, k1, k2, v, beta, n0, e, res
     return n_out, F_end, q_out
 
 
-
 def _decay_matrix(L_t: Tensor, L_prev: Tensor, visible: Tensor) -> Tensor:
     """``D[b, t, j] = a_t / a_{j-1} = exp(L_t - L_prev_j)`` where ``visible[.., t, j]``, else 0.
 
@@ -128,7 +141,6 @@ def _decay_matrix(L_t: Tensor, L_prev: Tensor, visible: Tensor) -> Tensor:
     """
     hidden = ~visible
     return (L_t.unsqueeze(-1) - L_prev.unsqueeze(1)).masked_fill(hidden, 0.0).exp().masked_fill(hidden, 0.0)
-
 
 
 class _KeyGram(torch.autograd.Function):
@@ -278,7 +290,9 @@ class _ChunkReads(torch.autograd.Function):
         for i in reversed(range(N)):
             n, G1, G2, X, r, p, total, rstd = saved[i]
             e_i = e[:, :, i]
-            g_tot = torch.ops.aten.native_layer_norm_backward(g_n, total, (d,), zero_mean, rstd, None, None, [True, False, False])[0]
+            g_tot = torch.ops.aten.native_layer_norm_backward(
+                g_n, total, (d,), zero_mean, rstd, None, None, [True, False, False]
+            )[0]
             g_W.baddbmm_(X.transpose(1, 2), g_tot)
             torch.bmm(g_tot, W.transpose(1, 2), out=g_P).mul_(D)  # adjoint of the key match before the decay
             if tensor:
@@ -430,4 +444,3 @@ class _WriteRecurrence(torch.autograd.Function):
             g_beta = g_beta * keep.to(beta.dtype)
         g_p0 = None if p0 is None else a_in.unsqueeze(-1) * G_vold
         return g_gram, g_ksq, g_beta, g_v, g_p0, g_sq, None, None, None, None
-

@@ -29,7 +29,6 @@ class MemoryTrace(NamedTuple):
     e: Tensor  # [T, B, n_reads, d] query e^(i) of read i
 
 
-
 class FactoredState(NamedTuple):
     """The fast weights as a dense part plus a list of rank-one writes, for one-step calls (an RL rollout).
 
@@ -101,7 +100,6 @@ def cat_time(xs: list[Tensor]) -> Tensor:
     return xs[0] if len(xs) == 1 else torch.cat(xs)
 
 
-
 # A recurrent state is a nest of tuples, lists and named tuples whose leaves are tensors or ``None``, e.g.
 # ``((h, c), F)``, ``((h, c), FactoredState)`` or an ``LMState``; the three functions below are the only code
 # that walks one (a nest of the same shape may hold other leaves, e.g. each tensor's batch dimension).
@@ -128,4 +126,3 @@ def rebuild_state(like: Any, leaves: Iterable) -> Any:
 def map_state(state: Any, fn: Callable[[Tensor], Tensor]) -> Any:
     """``fn`` applied to every tensor of a recurrent state, ``None`` entries kept."""
     return rebuild_state(state, [None if leaf is None else fn(leaf) for leaf in state_leaves(state)])
-

@@ -45,9 +45,13 @@ def step_factored(mem: FastWeightMemory, S: FactoredState, h, resets, keep, read
         k = keep[0]
         w, inv_cap, sq_new = w * k.to(w.dtype).unsqueeze(-1), torch.where(k, inv_cap, 1.0), torch.where(k, sq_new, sq)
     new = FactoredState(
-        S.F0, f0_scale * inv_cap,
-        torch.cat([S.k1, k1.unsqueeze(1)], 1), torch.cat([S.k2, k2.unsqueeze(1)], 1), torch.cat([S.w, w.unsqueeze(1)], 1),
-        torch.cat([scale, scale.new_ones(scale.shape[0], 1)], 1) * inv_cap.unsqueeze(-1), sq_new * inv_cap.square(),
+        S.F0,
+        f0_scale * inv_cap,
+        torch.cat([S.k1, k1.unsqueeze(1)], 1),
+        torch.cat([S.k2, k2.unsqueeze(1)], 1),
+        torch.cat([S.w, w.unsqueeze(1)], 1),
+        torch.cat([scale, scale.new_ones(scale.shape[0], 1)], 1) * inv_cap.unsqueeze(-1),
+        sq_new * inv_cap.square(),
     )
     n, queries = n0, []
     for i in range(mem.n_reads):  # eq. 7 from the written memory
@@ -61,4 +65,3 @@ def step_factored(mem: FastWeightMemory, S: FactoredState, h, resets, keep, read
     if trace:
         return (*result, MemoryTrace(k1[None], k2[None], v[None], beta[None], torch.stack(queries, 1)[None], e[None]))
     return result
-

@@ -118,9 +118,20 @@ class FastWeightMemory(nn.Module):
     def _check_state(self, F: Tensor | FactoredState, B: int) -> None:
         if isinstance(F, FactoredState):
             d, n = self.d_fwm, F.k1.shape[1] if F.k1.dim() == 3 else -1
-            shapes = [(F.f0_scale, (B,)), (F.k1, (B, n, d)), (F.k2, (B, n, d)), (F.w, (B, n, d)), (F.scale, (B, n)), (F.sq, (B,))]
-            if any(tuple(x.shape) != shape for x, shape in shapes) or (F.F0 is not None and tuple(F.F0.shape) != self.state_shape(B)):
-                raise ValueError(f"factored fast weight state does not match batch {B}, d_fwm {d}, keys={self.keys!r}; was it made by another configuration?")
+            shapes = [
+                (F.f0_scale, (B,)),
+                (F.k1, (B, n, d)),
+                (F.k2, (B, n, d)),
+                (F.w, (B, n, d)),
+                (F.scale, (B, n)),
+                (F.sq, (B,)),
+            ]
+            if any(tuple(x.shape) != shape for x, shape in shapes) or (
+                F.F0 is not None and tuple(F.F0.shape) != self.state_shape(B)
+            ):
+                raise ValueError(
+                    f"factored fast weight state does not match batch {B}, d_fwm {d}, keys={self.keys!r}; was it made by another configuration?"
+                )
             return
         if not isinstance(F, Tensor) or tuple(F.shape) != self.state_shape(B):
             got = list(F.shape) if isinstance(F, Tensor) else type(F).__name__
@@ -234,7 +245,9 @@ class FastWeightMemory(nn.Module):
         else:
             # Reads only at steps where some row reads (catbAbI's QA mode); the trace wants all.
             read_any = None if read_mask is None or return_trace else read_mask.any(1)
-            n_final, F, queries = run_chunked(self, F, zero_start, k1, k2, v, beta, n0, e, resets, keep, read_any, need_state, return_trace)
+            n_final, F, queries = run_chunked(
+                self, F, zero_start, k1, k2, v, beta, n0, e, resets, keep, read_any, need_state, return_trace
+            )
         out = self.W_o(n_final)  # eq. 8
         visible = keep if read_mask is None else (read_mask if keep is None else keep & read_mask)
         if visible is not None:
@@ -276,7 +289,6 @@ def rnn_with_resets(rnn: nn.LSTM | nn.GRU, x: Tensor, state: RNNState, starts: T
         o, state = rnn(x[a:b], state)
         outs.append(o)
     return cat_time(outs), state
-
 
 
 State = tuple[tuple[Tensor, Tensor], Tensor]
@@ -390,7 +402,9 @@ class FWMLSTM(nn.Module):
             raise ValueError(f"x must be {layout} with input = {self.input_size}, got {got}")
         if self.batch_first:
             x = x.transpose(0, 1)
-            episode_starts, keep, read_mask = (None if m is None else torch.as_tensor(m).transpose(0, 1) for m in (episode_starts, keep, read_mask))
+            episode_starts, keep, read_mask = (
+                None if m is None else torch.as_tensor(m).transpose(0, 1) for m in (episode_starts, keep, read_mask)
+            )
         T, B, _ = x.shape
         if state is None:  # F = None tells the memory that it starts empty (its fastest path)
             zeros = torch.zeros(1, B, self.hidden_size, device=x.device, dtype=x.dtype)
@@ -402,7 +416,9 @@ class FWMLSTM(nn.Module):
         keep = check_mask("keep", keep, T, B)
         read_mask = check_mask("read_mask", read_mask, T, B)
         h_seq, hc = self._run_lstm(x, hc, starts, keep)
-        result = self.memory(h_seq, F, resets=starts, keep=keep, read_mask=read_mask, return_trace=return_trace, need_state=need_state)
+        result = self.memory(
+            h_seq, F, resets=starts, keep=keep, read_mask=read_mask, return_trace=return_trace, need_state=need_state
+        )
         reads, F = result[0], result[1]
         out = h_seq + reads if self.residual else reads
         if keep is not None:
@@ -410,4 +426,3 @@ class FWMLSTM(nn.Module):
         if self.batch_first:
             out = out.transpose(0, 1)
         return (out, (hc, F)) + ((result[2],) if return_trace else ())
-

@@ -41,4 +41,3 @@ def run_step(mem: FastWeightMemory, F, k1, k2, v, beta, n0, e, resets, keep, rea
         finals.append(n)
         queries.append(torch.stack(qs, dim=1))
     return torch.stack(finals), F, torch.stack(queries)
-

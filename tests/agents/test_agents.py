@@ -58,7 +58,9 @@ def test_replay_equals_rollout(policy):
         if policy == "FwmPolicy":  # the rollout carries the fast weights factored
             assert isinstance(buffer.initial_state[1], FactoredState)
         with torch.no_grad():
-            values, log_probs, _ = model.policy.evaluate_actions(buffer.observations, buffer.actions, buffer.initial_state, buffer.episode_starts)
+            values, log_probs, _ = model.policy.evaluate_actions(
+                buffer.observations, buffer.actions, buffer.initial_state, buffer.episode_starts
+            )
         torch.testing.assert_close(values, buffer.values, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(log_probs, buffer.log_probs, atol=1e-5, rtol=1e-5)
 
@@ -137,13 +139,21 @@ def test_released_code_loss_needs_monte_carlo_returns():
 def test_returns_match_sb3_rollout_buffer(gae_lambda):
     T, B = 7, 3
     gen = torch.Generator().manual_seed(0)
-    rewards, values, last_values = torch.randn(T, B, generator=gen), torch.randn(T, B, generator=gen), torch.randn(B, generator=gen)
+    rewards, values, last_values = (
+        torch.randn(T, B, generator=gen),
+        torch.randn(T, B, generator=gen),
+        torch.randn(B, generator=gen),
+    )
     starts = torch.zeros(T, B, dtype=torch.bool)
     starts[0], starts[3, 1], starts[5, 0] = True, True, True
     dones = torch.tensor([False, True, False])
-    ours = RecurrentRolloutBuffer(T, B, spaces.Box(-1, 1, (2,)), spaces.Discrete(3), torch.device("cpu"), gamma=0.9, gae_lambda=gae_lambda)
+    ours = RecurrentRolloutBuffer(
+        T, B, spaces.Box(-1, 1, (2,)), spaces.Discrete(3), torch.device("cpu"), gamma=0.9, gae_lambda=gae_lambda
+    )
     ours.reset(torch.zeros(1))
-    sb3 = RolloutBuffer(T, spaces.Box(-1, 1, (2,)), spaces.Discrete(3), device="cpu", gamma=0.9, gae_lambda=gae_lambda, n_envs=B)
+    sb3 = RolloutBuffer(
+        T, spaces.Box(-1, 1, (2,)), spaces.Discrete(3), device="cpu", gamma=0.9, gae_lambda=gae_lambda, n_envs=B
+    )
     for t in range(T):
         ours.add(torch.zeros(B, 2), torch.zeros(B, dtype=torch.long), rewards[t], starts[t], values[t], torch.zeros(B))
         sb3.add(np.zeros((B, 2)), np.zeros((B, 1)), rewards[t].numpy(), starts[t].numpy(), values[t], torch.zeros(B))
@@ -198,7 +208,9 @@ def test_save_load_predict_round_trip(tmp_path):
     obs, starts = env.reset(), np.ones(4, dtype=bool)
     states = [None, None]
     for _ in range(30):
-        (a1, states[0]), (a2, states[1]) = (m.predict(obs, s, starts, deterministic=True) for m, s in zip((model, loaded), states))
+        (a1, states[0]), (a2, states[1]) = (
+            m.predict(obs, s, starts, deterministic=True) for m, s in zip((model, loaded), states)
+        )
         np.testing.assert_array_equal(a1, a2)
         obs, _, starts, _ = env.step(a1)
     for x, y in zip(torch.utils._pytree.tree_leaves(states[0]), torch.utils._pytree.tree_leaves(states[1])):
@@ -215,7 +227,9 @@ def test_evaluate_policy_threads_the_memory_state():
     model.learn(4 * 30)
     env = FWMGraphVecEnv.make(4, split="test", device="cpu")
     env.seed(7)
-    rewards, lengths = evaluate_policy(model, env, n_eval_episodes=4, deterministic=True, return_episode_rewards=True, warn=False)
+    rewards, lengths = evaluate_policy(
+        model, env, n_eval_episodes=4, deterministic=True, return_episode_rewards=True, warn=False
+    )
     assert lengths == [30] * 4
     # The same episodes by hand, carrying the state: evaluate_policy must have done exactly this.
     env.seed(7)
@@ -286,7 +300,9 @@ def _paper_policy(dtype=torch.float64, **kwargs) -> FwmPolicy:
     return policy.to(dtype)
 
 
-@pytest.mark.parametrize("options", [{}, {"tanh_first_query": True, "tanh_read_keys": True, "residual": False}, {"n_reads": 1, "beta_bias": 0.0}])
+@pytest.mark.parametrize(
+    "options", [{}, {"tanh_first_query": True, "tanh_read_keys": True, "residual": False}, {"n_reads": 1, "beta_bias": 0.0}]
+)
 def test_fused_rollout_step_equals_the_general_path(options):
     """The fused step (rollout_step.fwm_step) against the policy's general path (nn.LSTM, the
     memory's factored step, log-softmax heads) in float64: same actions from the same generator,
@@ -307,7 +323,9 @@ def test_fused_rollout_step_equals_the_general_path(options):
         with torch.no_grad():
             steps_fused += rollout_step.applies(policy, fused)
             a1, v1, l1, fused = policy(obs, fused, starts, deterministic=t % 5 == 4, generator=g_fused)
-            a2, v2, l2, general = RecurrentActorCriticPolicy.forward(policy, obs, general, starts, deterministic=t % 5 == 4, generator=g_general)
+            a2, v2, l2, general = RecurrentActorCriticPolicy.forward(
+                policy, obs, general, starts, deterministic=t % 5 == 4, generator=g_general
+            )
         assert torch.equal(a1, a2)
         torch.testing.assert_close(v1, v2, atol=1e-10, rtol=1e-10)
         torch.testing.assert_close(l1, l2, atol=1e-10, rtol=1e-10)
@@ -317,7 +335,9 @@ def test_fused_rollout_step_equals_the_general_path(options):
     capped = general[1].f0_scale < 1
     assert bool(capped.any())  # the cap engaged
     with torch.no_grad():
-        torch.testing.assert_close(policy.predict_values(obs, fused, starts), RecurrentActorCriticPolicy.predict_values(policy, obs, general, starts))
+        torch.testing.assert_close(
+            policy.predict_values(obs, fused, starts), RecurrentActorCriticPolicy.predict_values(policy, obs, general, starts)
+        )
 
 
 def test_fused_rollout_step_compiled_equals_eager(monkeypatch):

@@ -69,7 +69,9 @@ def test_two_processes_give_the_gradient_of_one_process_with_all_environments(cf
 
 def _train_worker(rank, world_size, run_dir):
     torch.set_num_threads(1)
-    cfg = TrainConfig(name="lstm", memory="lstm", hidden_size=8, n_envs=6, steps=2, eval_every=1, final_episodes_per_graph=1, device="cpu")
+    cfg = TrainConfig(
+        name="lstm", memory="lstm", hidden_size=8, n_envs=6, steps=2, eval_every=1, final_episodes_per_graph=1, device="cpu"
+    )
     summary = train_run(cfg, run_dir, show_progress=False)
     torch.save(summary, f"{run_dir}/rank{rank}.pt")
 

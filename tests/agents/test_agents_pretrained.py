@@ -30,10 +30,22 @@ def test_every_shipped_agent_loads_and_matches_its_record(name):
 
 
 def test_export_then_load_round_trip(tmp_path, monkeypatch):
-    cfg = TrainConfig(name="fwm", hidden_size=8, d_fwm=4, n_reads=2, n_envs=4, steps=2, eval_every=1, final_episodes_per_graph=1, device="cpu")
+    cfg = TrainConfig(
+        name="fwm",
+        hidden_size=8,
+        d_fwm=4,
+        n_reads=2,
+        n_envs=4,
+        steps=2,
+        eval_every=1,
+        final_episodes_per_graph=1,
+        device="cpu",
+    )
     train_run(cfg, tmp_path / "run", show_progress=False)
     out = tmp_path / "weights"
-    record = pretrained_module.export_pretrained(tmp_path / "run", "tiny", command="pytest", machine="test", eval_episodes_per_graph=1, out=out)
+    record = pretrained_module.export_pretrained(
+        tmp_path / "run", "tiny", command="pytest", machine="test", eval_episodes_per_graph=1, out=out
+    )
     assert (record.episodes, record.recipe, record.label, record.semantics) == (2, "paper", "FWM-8-4", "paper")
     assert set(torch.load(out / "tiny.pt", weights_only=True)) == set(load_pretrained_state(tmp_path / "run"))
     with pytest.raises(FileExistsError):

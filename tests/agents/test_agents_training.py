@@ -10,7 +10,16 @@ import pytest
 
 from fwm_rl.agents import cli as agents_cli
 from fwm_rl.agents.plotting import read_reference_curve
-from fwm_rl.agents.training import PRESETS, RECIPE_FIELDS, RECIPES, TrainConfig, preset_configs, recipe_of, train_run, with_recipe
+from fwm_rl.agents.training import (
+    PRESETS,
+    RECIPE_FIELDS,
+    RECIPES,
+    TrainConfig,
+    preset_configs,
+    recipe_of,
+    train_run,
+    with_recipe,
+)
 
 TINY = {"n_envs": 4, "eval_every": 2, "final_episodes_per_graph": 1, "device": "cpu"}
 
@@ -25,14 +34,24 @@ def metrics(run_dir) -> list[dict]:
 
 
 def test_presets_and_config_checks():
-    assert set(PRESETS) == {"cpu", "fast-fwm", "paper-fwm", "paper-lstm-512", "paper-lstm-1024", "paper-lstm-2048", "paper-lstm-4096"}
+    assert set(PRESETS) == {
+        "cpu",
+        "fast-fwm",
+        "paper-fwm",
+        "paper-lstm-512",
+        "paper-lstm-1024",
+        "paper-lstm-2048",
+        "paper-lstm-4096",
+    }
     (fwm,) = PRESETS["paper-fwm"]
     assert (fwm.memory, fwm.hidden_size, fwm.d_fwm, fwm.n_reads, fwm.n_envs) == ("fwm", 32, 16, 3, 600)
     assert (fwm.lr, fwm.adam_eps, fwm.gamma, fwm.gae_lambda, fwm.vf_coef, fwm.ent_coef) == (1e-3, 1e-4, 0.9, 1.0, 0.1, 0.03)
     assert fwm.max_grad_norm is None and not fwm.normalize_advantage
     assert [c.memory for c in PRESETS["cpu"]] == ["fwm", "lstm"]
     # The CPU default: one recipe for both agents (a fair comparison), the same training time each.
-    assert [recipe_of(c) for c in PRESETS["cpu"]] == ["lr3e-3", "lr3e-3"] and {c.time_budget for c in PRESETS["cpu"]} == {780.0}
+    assert [recipe_of(c) for c in PRESETS["cpu"]] == ["lr3e-3", "lr3e-3"] and {c.time_budget for c in PRESETS["cpu"]} == {
+        780.0
+    }
     assert recipe_of(PRESETS["fast-fwm"][0]) == "lr3e-3" and with_recipe(PRESETS["fast-fwm"][0], "paper") == fwm
     assert all(recipe_of(c) == "paper" for name, (c, *_) in PRESETS.items() if name.startswith("paper-"))
     assert [c.seed for c in preset_configs("cpu", seed=3, steps=None)] == [3, 3]
@@ -53,7 +72,19 @@ def test_cli_train_eval_plot_resume(tmp_path, capsys, monkeypatch):
         return args.func(args)
 
     out = tmp_path / "runs"
-    common = ["--episodes", "2", "--eval-every", "1", "--n-envs", "3", "--device", "cpu", "--final-episodes-per-graph", "1", "--no-progress"]
+    common = [
+        "--episodes",
+        "2",
+        "--eval-every",
+        "1",
+        "--n-envs",
+        "3",
+        "--device",
+        "cpu",
+        "--final-episodes-per-graph",
+        "1",
+        "--no-progress",
+    ]
     assert run("train", "--out", str(out), *common) == 0
     text = capsys.readouterr().out
     # The same command again: refused, the first runs untouched; --overwrite starts again.
@@ -81,8 +112,23 @@ def test_cli_train_eval_plot_resume(tmp_path, capsys, monkeypatch):
     panel, label, points = read_reference_curve(ref)
     assert (panel, label, points) == ("test", "authors' FWM-32-16", [(50, 45.7), (100, 46.1), (150, 47.0)])
     (tmp_path / "trainrewards_lstm_h512_m16.txt").write_text("44\n")
-    assert read_reference_curve(tmp_path / "trainrewards_lstm_h512_m16.txt", 10) == ("train", "authors' LSTM-512", [(10, 44.0)])
-    assert run("plot", str(out), "--reference", str(ref), str(tmp_path / "trainrewards_lstm_h512_m16.txt"), "--out", str(tmp_path / "ref.png")) == 0
+    assert read_reference_curve(tmp_path / "trainrewards_lstm_h512_m16.txt", 10) == (
+        "train",
+        "authors' LSTM-512",
+        [(10, 44.0)],
+    )
+    assert (
+        run(
+            "plot",
+            str(out),
+            "--reference",
+            str(ref),
+            str(tmp_path / "trainrewards_lstm_h512_m16.txt"),
+            "--out",
+            str(tmp_path / "ref.png"),
+        )
+        == 0
+    )
     assert (tmp_path / "ref.png").stat().st_size > (tmp_path / "fig.png").stat().st_size // 2
     # --max-episodes cuts every curve there, ours and the published ones
     import fwm_rl.agents.plotting as plotting
@@ -90,8 +136,13 @@ def test_cli_train_eval_plot_resume(tmp_path, capsys, monkeypatch):
     drawn = []
     monkeypatch.setattr(plotting, "save_figure", lambda fig, path, **kw: drawn.append(fig) or path)
     assert run("plot", str(out), "--reference", str(ref), "--max-episodes", "100", "--out", str(tmp_path / "cut.png")) == 0
-    xs = [x for ax in drawn[0].axes for line in ax.get_lines() if len(line.get_xdata()) > 2 or line.get_label().startswith("authors")
-          for x in line.get_xdata()]
+    xs = [
+        x
+        for ax in drawn[0].axes
+        for line in ax.get_lines()
+        if len(line.get_xdata()) > 2 or line.get_label().startswith("authors")
+        for x in line.get_xdata()
+    ]
     assert xs and max(xs) <= 100
     monkeypatch.undo()
     with pytest.raises(ValueError, match="max_episodes must be a positive integer"):
@@ -108,7 +159,20 @@ def test_cli_train_eval_plot_resume(tmp_path, capsys, monkeypatch):
     assert "test graph 2: total reward" in capsys.readouterr().out
     with Image.open(tmp_path / "w.gif") as gif:
         assert gif.n_frames == 31
-    assert run("watch", str(out / "lstm-512" / "checkpoint.pt"), "--seed", "3", "--deterministic", "--fps", "4", "--out", str(tmp_path / "l.gif")) == 0
+    assert (
+        run(
+            "watch",
+            str(out / "lstm-512" / "checkpoint.pt"),
+            "--seed",
+            "3",
+            "--deterministic",
+            "--fps",
+            "4",
+            "--out",
+            str(tmp_path / "l.gif"),
+        )
+        == 0
+    )
     assert run("explain", str(out / "fwm"), "--index", "1", "--out", str(tmp_path / "e.png")) == 0
     assert (tmp_path / "e.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="no fast weight memory"):
@@ -159,16 +223,40 @@ def test_bench_learning_compares_recipes_over_seeds(tmp_path, capsys):
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("bench_learning", Path(__file__).parents[2] / "scripts" / "bench_learning.py")
+    spec = importlib.util.spec_from_file_location(
+        "bench_learning", Path(__file__).parents[2] / "scripts" / "bench_learning.py"
+    )
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "b"
-    argv = ["--recipes", "paper", "lr3e-3", "--seeds", "0", "1", "--episodes", "2", "--eval-every", "1", "--n-envs", "3", "--device", "cpu", "--out", str(out)]
+    argv = [
+        "--recipes",
+        "paper",
+        "lr3e-3",
+        "--seeds",
+        "0",
+        "1",
+        "--episodes",
+        "2",
+        "--eval-every",
+        "1",
+        "--n-envs",
+        "3",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
     assert bench.main(argv) == 0
     table = (out / "recipes.md").read_text()
     assert table in capsys.readouterr().out
     rows = [line.split(" | ") for line in table.splitlines()[2:]]
-    assert [(r[0].strip("| "), r[1], r[2]) for r in rows] == [("paper", "1", "2"), ("paper", "2", "2"), ("lr3e-3", "1", "2"), ("lr3e-3", "2", "2")]
+    assert [(r[0].strip("| "), r[1], r[2]) for r in rows] == [
+        ("paper", "1", "2"),
+        ("paper", "2", "2"),
+        ("lr3e-3", "1", "2"),
+        ("lr3e-3", "2", "2"),
+    ]
     assert json.loads((out / "lr3e-3-seed1" / "config.json").read_text())["lr"] == 3e-3
     assert "valid/reward" in metrics(out / "paper-seed0")[0]
     with pytest.raises(SystemExit):  # the folder exists now: refused
@@ -191,14 +279,20 @@ def test_resuming_a_preset_keeps_its_finished_runs(tmp_path, capsys):
     files = {path: path.read_bytes() for path in out.rglob("*") if path.is_file() and not path.name.startswith(".")}
     capsys.readouterr()
     assert main(["train", "--resume", str(out), "--no-progress"]) == 0  # every run finished: one line, nothing written
-    assert capsys.readouterr().out.splitlines() == [f"fwm-rl train: {out}: every run is finished (a, b: see their results.json); "
-                                                    "resume with a larger --steps or --time-budget to train them further"]
+    assert capsys.readouterr().out.splitlines() == [
+        f"fwm-rl train: {out}: every run is finished (a, b: see their results.json); "
+        "resume with a larger --steps or --time-budget to train them further"
+    ]
     assert {path: path.read_bytes() for path in files} == files
     (out / "b" / "results.json").unlink()  # b was killed in its final evaluation: it finishes it, a is kept
     assert main(["train", "--resume", str(out), "--no-progress"]) == 0
     said = capsys.readouterr().out
-    assert said.startswith(f"{out / 'a'}: the run is finished (2 of 2 episodes done") and said.count("| LSTM-8 | 2 |") == 2, said
-    assert (out / "a" / "results.json").read_bytes() == files[out / "a" / "results.json"] and (out / "b" / "results.json").exists()
+    assert said.startswith(f"{out / 'a'}: the run is finished (2 of 2 episodes done") and said.count("| LSTM-8 | 2 |") == 2, (
+        said
+    )
+    assert (out / "a" / "results.json").read_bytes() == files[out / "a" / "results.json"] and (
+        out / "b" / "results.json"
+    ).exists()
     assert all((out / name / "metrics.csv").read_bytes() == files[out / name / "metrics.csv"] for name in "ab")
 
 
@@ -206,5 +300,9 @@ def test_runs_that_share_a_label_are_told_apart_in_the_legend():
     from fwm_rl.agents.plotting import _legend_labels
 
     a, b, c = TrainConfig(seed=0), TrainConfig(seed=1, loss="released_code"), TrainConfig(memory="lstm", hidden_size=512)
-    assert _legend_labels([a, b, c]) == ["FWM-32-16 (seed 0, loss paper)", "FWM-32-16 (seed 1, loss released_code)", "LSTM-512"]
+    assert _legend_labels([a, b, c]) == [
+        "FWM-32-16 (seed 0, loss paper)",
+        "FWM-32-16 (seed 1, loss released_code)",
+        "LSTM-512",
+    ]
     assert _legend_labels([a, a]) == ["FWM-32-16 (run 1)", "FWM-32-16 (run 2)"]

@@ -37,13 +37,32 @@ def test_benchmark_writes_its_results_and_reads_finished_runs(bench, tmp_path, c
     recipe = tmp_path / "tiny.yml"
     recipe.write_text(RECIPE)
     runs, out = tmp_path / "runs", tmp_path / "out"
-    argv = ["--tasks", TASK, "--memories", "lstm", "gru", "--seeds", "0", "--steps", "256", "--hyperparams", str(recipe),
-            "--final-eval-episodes", "4", "--runs", str(runs), "--out", str(out)]
+    argv = [
+        "--tasks",
+        TASK,
+        "--memories",
+        "lstm",
+        "gru",
+        "--seeds",
+        "0",
+        "--steps",
+        "256",
+        "--hyperparams",
+        str(recipe),
+        "--final-eval-episodes",
+        "4",
+        "--runs",
+        str(runs),
+        "--out",
+        str(out),
+    ]
     assert bench.main(argv) == 0
     with open(out / "results.csv", newline="") as file:
         rows = list(csv.DictReader(file))
-    assert [(r["task"], r["memory"], r["seed"], r["timesteps"]) for r in rows] == [(TASK, "lstm", "0", "256"),
-                                                                                   (TASK, "gru", "0", "256")]
+    assert [(r["task"], r["memory"], r["seed"], r["timesteps"]) for r in rows] == [
+        (TASK, "lstm", "0", "256"),
+        (TASK, "gru", "0", "256"),
+    ]
     assert list(rows[0]) == list(bench.COLUMNS)
     assert rows[0]["recipe"] == f"{recipe}: popgym-RepeatPreviousEasy-v0"
     for row in rows:
@@ -86,8 +105,9 @@ def test_benchmark_writes_its_results_and_reads_finished_runs(bench, tmp_path, c
 
 def test_a_task_without_a_recipe_is_a_parser_error_naming_it(bench, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
-        bench.main(["--tasks", "CartPoleNoVel-v1", "Pendulum-v1", "--runs", str(tmp_path / "runs"),
-                    "--out", str(tmp_path / "out")])
+        bench.main(
+            ["--tasks", "CartPoleNoVel-v1", "Pendulum-v1", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
+        )
     assert stop.value.code == 2
     error = capsys.readouterr().err
     assert "fwm-rl ships no PPO recipe for Pendulum-v1: give --hyperparams" in error
@@ -101,11 +121,24 @@ def test_a_task_without_a_recipe_is_a_parser_error_naming_it(bench, tmp_path, ca
 
 def test_summary_is_mean_and_sd_over_seeds_and_popgym_figures_only_for_its_tasks(bench):
     def row(task, memory, seed, eval_return, mmer):
-        return {"task": task, "memory": memory, "seed": seed, "timesteps": 1000, "eval_return": eval_return, "eval_sem": 0.0,
-                "mmer": mmer, "steps_per_second": 100.0 * (seed + 1), "train_seconds": 1.0, "recipe": "r.yml: X"}
+        return {
+            "task": task,
+            "memory": memory,
+            "seed": seed,
+            "timesteps": 1000,
+            "eval_return": eval_return,
+            "eval_sem": 0.0,
+            "mmer": mmer,
+            "steps_per_second": 100.0 * (seed + 1),
+            "train_seconds": 1.0,
+            "recipe": "r.yml: X",
+        }
 
-    rows = [row("CartPoleNoVel-v1", "fwm", 0, 100.0, 120.0), row("CartPoleNoVel-v1", "fwm", 1, 200.0, 220.0),
-            row("CartPoleNoVel-v1", "gru", 0, 50.0, 60.0)]
+    rows = [
+        row("CartPoleNoVel-v1", "fwm", 0, 100.0, 120.0),
+        row("CartPoleNoVel-v1", "fwm", 1, 200.0, 220.0),
+        row("CartPoleNoVel-v1", "gru", 0, 50.0, 60.0),
+    ]
     summary = bench.summarize(rows)
     assert [(s["memory"], s["seeds"]) for s in summary] == [("fwm", 2), ("gru", 1)]
     assert summary[0]["eval_mean"] == 150.0 and summary[0]["eval_sd"] == pytest.approx(70.7107, abs=1e-4)

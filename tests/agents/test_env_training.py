@@ -27,7 +27,15 @@ from fwm_rl.agents.training import load_policy, read_run_checkpoint, train_run
 from fwm_rl.cli import main
 from fwm_rl.envs import HideVelocity
 
-TINY = {"n_envs": 4, "n_steps": 16, "total_timesteps": 128, "eval_every": 64, "eval_episodes": 2, "final_eval_episodes": 4, "hidden_size": 8}
+TINY = {
+    "n_envs": 4,
+    "n_steps": 16,
+    "total_timesteps": 128,
+    "eval_every": 64,
+    "eval_episodes": 2,
+    "final_eval_episodes": 4,
+    "hidden_size": 8,
+}
 
 
 class DictObsEnv(gym.Env):
@@ -104,8 +112,10 @@ def test_check_env_id_and_make_env():
         drawn |= {info["graph_index"] for info in fixed.reset_infos}
     assert len(drawn) > 3 and max(drawn) >= 3
     assert make_env("FWMGraphReleased-v0", 2).venv.config.semantics == "released_code"
-    for env_id, match in (("TestTupleAction-v0", "Discrete, Box, MultiDiscrete or MultiBinary actions"),
-                          ("Nope-v0", "unknown environment 'Nope-v0'")):
+    for env_id, match in (
+        ("TestTupleAction-v0", "Discrete, Box, MultiDiscrete or MultiBinary actions"),
+        ("Nope-v0", "unknown environment 'Nope-v0'"),
+    ):
         with pytest.raises(ValueError, match=match):
             check_env_id(env_id)
 
@@ -131,11 +141,16 @@ def test_train_resume_and_eval(tmp_path, memory, capsys):
     assert json.loads((tmp_path / "run" / "results.json").read_text())["eval_return"] == summary.eval_return
     # Resume to 192 steps (the CLI may change --total-timesteps only)
     # (a run's checkpoint.pt names its folder too)
-    assert main(["train", "--resume", str(tmp_path / "run" / "checkpoint.pt"), "--total-timesteps", "192", "--no-progress"]) == 0
+    assert (
+        main(["train", "--resume", str(tmp_path / "run" / "checkpoint.pt"), "--total-timesteps", "192", "--no-progress"]) == 0
+    )
     assert [r["step"] for r in rows(tmp_path / "run")] == ["64", "128", "192"]
     assert "| agent | steps |" in capsys.readouterr().out
     assert main(["train", "--resume", str(tmp_path / "run"), "--lr", "0.1"]) == 2
-    assert "only --total-timesteps, --device, --time-budget and --final-eval-episodes may change (drop --lr)" in capsys.readouterr().err
+    assert (
+        "only --total-timesteps, --device, --time-budget and --final-eval-episodes may change (drop --lr)"
+        in capsys.readouterr().err
+    )
     policy, loaded, _ = load_policy(tmp_path / "run")
     assert loaded == dataclasses.replace(cfg, total_timesteps=192) and isinstance(policy, torch.nn.Module)
     assert main(["eval", str(tmp_path / "run")]) == 0
@@ -148,8 +163,11 @@ def test_train_resume_and_eval(tmp_path, memory, capsys):
 
 def test_dict_observations_and_the_native_graph_env(tmp_path):
     train_run(EnvTrainConfig(env_id="TestDictCue-v0", **TINY), tmp_path / "dict", show_progress=False)
-    summary = train_run(EnvTrainConfig(env_id="FWMGraph-v0", **{**TINY, "n_steps": 30, "total_timesteps": 240, "eval_every": 120}),
-                            tmp_path / "graph", show_progress=False)
+    summary = train_run(
+        EnvTrainConfig(env_id="FWMGraph-v0", **{**TINY, "n_steps": 30, "total_timesteps": 240, "eval_every": 120}),
+        tmp_path / "graph",
+        show_progress=False,
+    )
     assert summary.timesteps == 240 and np.isfinite(summary.eval_return)
 
 
@@ -158,7 +176,9 @@ def test_observations_are_normalised_by_stored_statistics(tmp_path):
     train_run(cfg, tmp_path / "run", show_progress=False)
     ckpt, loaded = read_run_checkpoint(tmp_path / "run")
     rms = ckpt["task"]["obs_rms"]
-    assert loaded.normalizes_obs(gym.spaces.Box(-1, 1, (2,))) and rms["mean"].shape == (2,) and rms["count"] > 128  # every training step counted
+    assert (
+        loaded.normalizes_obs(gym.spaces.Box(-1, 1, (2,))) and rms["mean"].shape == (2,) and rms["count"] > 128
+    )  # every training step counted
     # evaluation uses the frozen statistics: its observations are the raw ones standardised
     raw, frozen = make_env("CartPoleNoVel-v1", 2, seed=3), make_eval_env(ckpt, 2, seed=3)
     mean, var = rms["mean"].numpy(), rms["var"].numpy()  # (float64 tensors in the checkpoint: it holds no NumPy objects)
@@ -174,8 +194,15 @@ def test_observations_are_normalised_by_stored_statistics(tmp_path):
     assert EnvTrainConfig(env_id="CartPoleNoVel-v1").normalizes_obs(graph_obs)  # (a Box of another id)
     assert not EnvTrainConfig(env_id="CartPoleNoVel-v1").normalizes_obs(gym.spaces.Discrete(3))  # one-hot: never
     # format-1 checkpoints from before the option did not normalise, and still evaluate
-    old = {"kind": "a2c-env", "config": {k: v for k, v in ckpt["configs"]["train"].items() if k != "normalize_obs"}, "timesteps": ckpt["step"],
-           "policy": ckpt["model"], "optimizer": ckpt["optimizer"], "train_seconds": 1.0, "train_return": 0.0}
+    old = {
+        "kind": "a2c-env",
+        "config": {k: v for k, v in ckpt["configs"]["train"].items() if k != "normalize_obs"},
+        "timesteps": ckpt["step"],
+        "policy": ckpt["model"],
+        "optimizer": ckpt["optimizer"],
+        "train_seconds": 1.0,
+        "train_return": 0.0,
+    }
     torch.save(old, tmp_path / "old.pt")
     old, loaded = read_run_checkpoint(tmp_path / "old.pt")
     assert not loaded.normalize_obs and not isinstance(make_eval_env(old, 2), VecNormalize)
@@ -203,21 +230,70 @@ def test_time_budget_stops_after_the_update_that_spends_it(tmp_path):
 
 def test_logs_at_the_first_update_past_each_interval(tmp_path):
     # updates of 64 steps, logs every 100: at 128, 256 (the update past 200), 320 (the last)
-    train_run(EnvTrainConfig(env_id="CartPoleNoVel-v1", **{**TINY, "total_timesteps": 300, "eval_every": 100}),
-                  tmp_path / "run", show_progress=False)
+    train_run(
+        EnvTrainConfig(env_id="CartPoleNoVel-v1", **{**TINY, "total_timesteps": 300, "eval_every": 100}),
+        tmp_path / "run",
+        show_progress=False,
+    )
     assert [row["step"] for row in rows(tmp_path / "run")] == ["128", "256", "320"]
 
 
 def test_cli(tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["train", "--env", "CartPoleNoVel-v1", "--memory", "lstm", "--hidden-size", "8", "--total-timesteps", "64",
-            "--eval-every", "64", "--n-envs", "2", "--n-steps", "8", "--eval-episodes", "1", "--final-eval-episodes", "2",
-            "--gamma", "0.9", "--gae-lambda", "1", "--ent-coef", "0", "--vf-coef", "0.25", "--lr", "0.003", "--seed", "4", "--out", str(out)]
+    args = [
+        "train",
+        "--env",
+        "CartPoleNoVel-v1",
+        "--memory",
+        "lstm",
+        "--hidden-size",
+        "8",
+        "--total-timesteps",
+        "64",
+        "--eval-every",
+        "64",
+        "--n-envs",
+        "2",
+        "--n-steps",
+        "8",
+        "--eval-episodes",
+        "1",
+        "--final-eval-episodes",
+        "2",
+        "--gamma",
+        "0.9",
+        "--gae-lambda",
+        "1",
+        "--ent-coef",
+        "0",
+        "--vf-coef",
+        "0.25",
+        "--lr",
+        "0.003",
+        "--seed",
+        "4",
+        "--out",
+        str(out),
+    ]
     assert main([*args, "--print-config"]) == 0
     config = json.loads(capsys.readouterr().out)["config"]
-    assert config == {**EnvTrainConfig().to_dict(), "memory": "lstm", "hidden_size": 8, "total_timesteps": 64, "eval_every": 64, "n_envs": 2,
-                      "n_steps": 8, "eval_episodes": 1, "final_eval_episodes": 2, "gamma": 0.9, "gae_lambda": 1.0, "ent_coef": 0.0,
-                      "vf_coef": 0.25, "lr": 0.003, "seed": 4}
+    assert config == {
+        **EnvTrainConfig().to_dict(),
+        "memory": "lstm",
+        "hidden_size": 8,
+        "total_timesteps": 64,
+        "eval_every": 64,
+        "n_envs": 2,
+        "n_steps": 8,
+        "eval_episodes": 1,
+        "final_eval_episodes": 2,
+        "gamma": 0.9,
+        "gae_lambda": 1.0,
+        "ent_coef": 0.0,
+        "vf_coef": 0.25,
+        "lr": 0.003,
+        "seed": 4,
+    }
     assert main([*args, "--no-progress"]) == 0
     assert "LSTM-8 on CartPoleNoVel-v1 | 64 |" in capsys.readouterr().out
     assert main([*args, "--no-progress"]) == 2  # the folder holds a run
@@ -235,10 +311,31 @@ def test_cli(tmp_path, capsys):
 
 
 def test_graph_training_ids_select_the_graph_trainer(capsys):
-    assert main(["train", "--env", "FWMGraphReleasedTrain-v0", "--preset", "paper-lstm-512", "--hidden-size", "64", "--gamma", "0.8",
-                 "--print-config"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--env",
+                "FWMGraphReleasedTrain-v0",
+                "--preset",
+                "paper-lstm-512",
+                "--hidden-size",
+                "64",
+                "--gamma",
+                "0.8",
+                "--print-config",
+            ]
+        )
+        == 0
+    )
     (run,) = json.loads(capsys.readouterr().out)["runs"]
-    assert (run["semantics"], run["memory"], run["hidden_size"], run["gamma"], run["name"]) == ("released_code", "lstm", 64, 0.8, "lstm-64")
+    assert (run["semantics"], run["memory"], run["hidden_size"], run["gamma"], run["name"]) == (
+        "released_code",
+        "lstm",
+        64,
+        0.8,
+        "lstm-64",
+    )
 
 
 def test_resuming_a_finished_env_run_says_so_and_changes_nothing(tmp_path, capsys):
@@ -251,7 +348,8 @@ def test_resuming_a_finished_env_run_says_so_and_changes_nothing(tmp_path, capsy
         assert main(["train", "--resume", str(run), "--no-progress"]) == 0
         assert capsys.readouterr().out.splitlines() == [
             f"fwm-rl train: {run}: the run is finished (128 of 128 environment steps done; its results are in results.json); "
-            "resume with a larger --total-timesteps to train it further"]
+            "resume with a larger --total-timesteps to train it further"
+        ]
         assert files() == before
     assert main(["train", "--resume", str(run), "--total-timesteps", "192", "--no-progress"]) == 0
     assert [r["step"] for r in rows(run)] == ["64", "128", "192"]
@@ -260,14 +358,32 @@ def test_resuming_a_finished_env_run_says_so_and_changes_nothing(tmp_path, capsy
 def test_ppo_from_the_command_line(tmp_path, capsys):
     """``--algo ppo`` trains an --env run with RecurrentPPO (n_epochs x n_minibatches optimizer steps per rollout, where
     A2C takes one), resumes and evaluates; PPO's options are refused without it."""
-    tiny = ["--memory", "gru", "--hidden-size", "8", "--n-envs", "4", "--n-steps", "16", "--total-timesteps", "128",
-            "--eval-every", "64", "--eval-episodes", "2", "--final-eval-episodes", "4", "--no-progress"]
+    tiny = [
+        "--memory",
+        "gru",
+        "--hidden-size",
+        "8",
+        "--n-envs",
+        "4",
+        "--n-steps",
+        "16",
+        "--total-timesteps",
+        "128",
+        "--eval-every",
+        "64",
+        "--eval-episodes",
+        "2",
+        "--final-eval-episodes",
+        "4",
+        "--no-progress",
+    ]
     for algo, extra, steps_per_rollout in (("ppo", ["--n-epochs", "3", "--n-minibatches", "2"], 6), ("a2c", [], 1)):
         run = tmp_path / algo
         assert main(["train", "--env", "CartPoleNoVel-v1", "--algo", algo, *extra, *tiny, "--out", str(run)]) == 0
         ckpt, cfg = read_run_checkpoint(run)
-        assert cfg.algo == algo and isinstance(make_model(cfg, make_env(cfg.env_id, 4), torch.device("cpu")),
-                                               RecurrentPPO if algo == "ppo" else RecurrentA2C)
+        assert cfg.algo == algo and isinstance(
+            make_model(cfg, make_env(cfg.env_id, 4), torch.device("cpu")), RecurrentPPO if algo == "ppo" else RecurrentA2C
+        )
         adam_steps = {int(s["step"]) for s in ckpt["optimizer"]["state"].values()}
         assert adam_steps == {2 * steps_per_rollout}  # two rollouts of 4 x 16 steps
     assert "(PPO)" in capsys.readouterr().out

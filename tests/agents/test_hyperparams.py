@@ -90,8 +90,14 @@ def test_sde_is_noted_and_the_rest_maps(tmp_path):
     assert "use_sde" not in fields and "sde_sample_freq" not in fields
 
 
-@pytest.mark.parametrize("kwargs", ["__import__('os').system('touch {marker}')", "dict(a=open('{marker}', 'w'))",
-                                    "dict(activation_fn=getattr(nn, 'ReLU'), x=open('{marker}', 'w'))"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        "__import__('os').system('touch {marker}')",
+        "dict(a=open('{marker}', 'w'))",
+        "dict(activation_fn=getattr(nn, 'ReLU'), x=open('{marker}', 'w'))",
+    ],
+)
 def test_unsafe_policy_kwargs_are_refused_unrun(tmp_path, monkeypatch, kwargs):
     """A policy_kwargs string is parsed, never evaluated: a call other than dict(...) is refused and does nothing."""
     monkeypatch.chdir(tmp_path)
@@ -145,13 +151,24 @@ def test_batch_size_to_minibatches_of_environments(tmp_path, n_envs, n_steps, ba
 
 def test_our_policies_and_a_mapping_of_policy_kwargs(tmp_path):
     """fwm-rl's policy names set the memory without a note; policy_kwargs may be a YAML mapping with fwm-rl's keys."""
-    text = ("Env-v0:\n  policy: GruPolicy\n  n_timesteps: 1e5\n  policy_kwargs:\n    hidden_size: 16\n    shared_lstm: true\n"
-            "    activation_fn: th.nn.SiLU\n    net_arch: [32, 32]\n    features_net_arch: [64]\n")
+    text = (
+        "Env-v0:\n  policy: GruPolicy\n  n_timesteps: 1e5\n  policy_kwargs:\n    hidden_size: 16\n    shared_lstm: true\n"
+        "    activation_fn: th.nn.SiLU\n    net_arch: [32, 32]\n    features_net_arch: [64]\n"
+    )
     recipe = read_hyperparams(zoo_file(tmp_path, text), "Env-v0")
-    assert recipe.fields == {**ZOO_DEFAULTS["ppo"], "memory": "gru", "total_timesteps": 100_000, "hidden_size": 16, "activation_fn": "silu",
-                             "net_arch": "32,32", "features_net_arch": "64", "shared_core": True}
-    assert recipe.notes == ("shared_lstm True -> shared_core True (the value loss trains the shared core too; "
-                            "sb3-contrib stops its gradient)",)
+    assert recipe.fields == {
+        **ZOO_DEFAULTS["ppo"],
+        "memory": "gru",
+        "total_timesteps": 100_000,
+        "hidden_size": 16,
+        "activation_fn": "silu",
+        "net_arch": "32,32",
+        "features_net_arch": "64",
+        "shared_core": True,
+    }
+    assert recipe.notes == (
+        "shared_lstm True -> shared_core True (the value loss trains the shared core too; sb3-contrib stops its gradient)",
+    )
 
 
 def test_silent_keys_take_the_algorithms_defaults(tmp_path):
@@ -159,9 +176,24 @@ def test_silent_keys_take_the_algorithms_defaults(tmp_path):
     Zoo's LSTM policies bring sb3-contrib's policy defaults (256 units, a critic LSTM, 64,64 heads, orthogonal init)."""
     path = zoo_file(tmp_path, "Env-v0:\n  n_steps: 8\n  policy: MlpLstmPolicy\nOther-v0:\n  policy: GruPolicy\n")
     a2c, ppo = (read_hyperparams(path, "Env-v0", algo) for algo in ("a2c", "ppo"))
-    assert (a2c.fields["n_steps"], a2c.fields["lr"], a2c.fields["normalize_advantage"], a2c.fields["n_envs"]) == (8, 7e-4, False, 1)
-    assert (ppo.fields["n_steps"], ppo.fields["lr"], ppo.fields["normalize_advantage"], ppo.fields["n_epochs"]) == (8, 3e-4, True, 10)
-    assert (ppo.fields["hidden_size"], ppo.fields["shared_core"], ppo.fields["net_arch"], ppo.fields["ortho_init"]) == (256, False, "64,64", True)
+    assert (a2c.fields["n_steps"], a2c.fields["lr"], a2c.fields["normalize_advantage"], a2c.fields["n_envs"]) == (
+        8,
+        7e-4,
+        False,
+        1,
+    )
+    assert (ppo.fields["n_steps"], ppo.fields["lr"], ppo.fields["normalize_advantage"], ppo.fields["n_epochs"]) == (
+        8,
+        3e-4,
+        True,
+        10,
+    )
+    assert (ppo.fields["hidden_size"], ppo.fields["shared_core"], ppo.fields["net_arch"], ppo.fields["ortho_init"]) == (
+        256,
+        False,
+        "64,64",
+        True,
+    )
     assert "n_epochs" not in a2c.fields and not ppo.fields["normalize_obs"]
     assert "hidden_size" not in read_hyperparams(path, "Other-v0").fields  # fwm-rl's own policy names: the run's sizes
 

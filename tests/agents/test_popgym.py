@@ -14,14 +14,34 @@ from fwm_rl.agents.training import load_policy, train_run
 popgym = pytest.importorskip("popgym")
 
 #: One task per combination of observation and action spaces (Tuple/Discrete/MultiDiscrete/Box x Discrete/MultiDiscrete/Box).
-SPACES = ["AutoencodeEasy", "RepeatPreviousEasy", "CountRecallEasy", "PositionOnlyPendulumEasy", "BattleshipEasy",
-          "ConcentrationEasy", "MineSweeperEasy", "HigherLowerEasy"]
+SPACES = [
+    "AutoencodeEasy",
+    "RepeatPreviousEasy",
+    "CountRecallEasy",
+    "PositionOnlyPendulumEasy",
+    "BattleshipEasy",
+    "ConcentrationEasy",
+    "MineSweeperEasy",
+    "HigherLowerEasy",
+]
 ALL = sorted(env_id for env_id in gym.registry if env_id.startswith("popgym-"))
 
 
 def tiny_run(tmp_path, env_id: str, memory: str):
-    cfg = EnvTrainConfig(env_id=f"popgym:{env_id}", memory=memory, algo="ppo", hidden_size=8, d_fwm=4, n_envs=2, n_steps=8,
-                         n_minibatches=2, total_timesteps=32, eval_every=16, eval_episodes=1, final_eval_episodes=1)
+    cfg = EnvTrainConfig(
+        env_id=f"popgym:{env_id}",
+        memory=memory,
+        algo="ppo",
+        hidden_size=8,
+        d_fwm=4,
+        n_envs=2,
+        n_steps=8,
+        n_minibatches=2,
+        total_timesteps=32,
+        eval_every=16,
+        eval_episodes=1,
+        final_eval_episodes=1,
+    )
     summary = train_run(cfg, tmp_path / env_id / memory, show_progress=False)
     assert summary.timesteps == 32 and np.isfinite(summary.eval_return)
     policy, _, _ = load_policy(tmp_path / env_id / memory)

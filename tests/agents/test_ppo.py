@@ -11,7 +11,11 @@ import fwm_rl  # noqa: F401  (registers FWMGraph-v0)
 from fwm_rl.agents import FWMGraphVecEnv, RecurrentA2C, RecurrentPPO
 from fwm_rl.memory import FactoredState
 
-SMALL = {"FwmPolicy": {"hidden_size": 8, "d_fwm": 4, "n_reads": 2}, "LstmPolicy": {"hidden_size": 8}, "GruPolicy": {"hidden_size": 8}}
+SMALL = {
+    "FwmPolicy": {"hidden_size": 8, "d_fwm": 4, "n_reads": 2},
+    "LstmPolicy": {"hidden_size": 8},
+    "GruPolicy": {"hidden_size": 8},
+}
 
 
 def small(algo=RecurrentPPO, policy="FwmPolicy", n_envs=6, seed=0, **kwargs):
@@ -39,8 +43,9 @@ def test_minibatch_of_environments_replays_the_rollout(policy):
     envs = torch.tensor([4, 1])
     state = model.policy.core.state_rows(buffer.initial_state, envs)
     with torch.no_grad():
-        values, log_probs, _ = model.policy.evaluate_actions(buffer.observations[:, envs], buffer.actions[:, envs], state,
-                                                             buffer.episode_starts[:, envs])
+        values, log_probs, _ = model.policy.evaluate_actions(
+            buffer.observations[:, envs], buffer.actions[:, envs], state, buffer.episode_starts[:, envs]
+        )
     torch.testing.assert_close(values, buffer.values[:, envs], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(log_probs, buffer.log_probs[:, envs], atol=1e-5, rtol=1e-5)
 
@@ -66,7 +71,9 @@ def test_learn_logs_and_target_kl_stops_early():
     model.learn(2 * 6 * 30)
     assert model._n_updates == 2 * 3  # epochs, as SB3's PPO counts
     assert model.last_losses["gradient_steps"] == 6
-    assert {"policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "explained_variance"} <= set(model.last_losses)
+    assert {"policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "explained_variance"} <= set(
+        model.last_losses
+    )
     eager = small(n_steps=30, n_epochs=10, n_minibatches=2, target_kl=1e-9, learning_rate=1e-2)
     eager.learn(2 * 6 * 30)
     assert eager.last_losses["gradient_steps"] < 20
@@ -107,7 +114,9 @@ def test_save_load_predict_and_evaluate_policy(tmp_path):
     env = FWMGraphVecEnv.make(4, split="test", device="cpu", seed=2)
     obs, starts, states = env.reset(), np.ones(4, dtype=bool), [None, None]
     for _ in range(30):
-        (a1, states[0]), (a2, states[1]) = (m.predict(obs, s, starts, deterministic=True) for m, s in zip((model, loaded), states))
+        (a1, states[0]), (a2, states[1]) = (
+            m.predict(obs, s, starts, deterministic=True) for m, s in zip((model, loaded), states)
+        )
         np.testing.assert_array_equal(a1, a2)
         obs, _, starts, _ = env.step(a1)
     rewards, lengths = evaluate_policy(loaded, env, n_eval_episodes=4, return_episode_rewards=True, warn=False)
@@ -115,8 +124,12 @@ def test_save_load_predict_and_evaluate_policy(tmp_path):
 
 
 def test_invalid_arguments():
-    for kwargs, name in (({"n_epochs": 0}, "n_epochs"), ({"clip_range": -1.0}, "clip_range"), ({"target_kl": 0.0}, "target_kl"),
-                         ({"clip_range_vf": 0.0}, "clip_range_vf")):
+    for kwargs, name in (
+        ({"n_epochs": 0}, "n_epochs"),
+        ({"clip_range": -1.0}, "clip_range"),
+        ({"target_kl": 0.0}, "target_kl"),
+        ({"clip_range_vf": 0.0}, "clip_range_vf"),
+    ):
         with pytest.raises(ValueError, match=name):
             small(**kwargs)
     with pytest.raises(ValueError, match="n_minibatches=7 is more than the 6 environments"):
@@ -131,7 +144,9 @@ def test_bench_ppo_script_runs(capsys):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     assert bench.main(["--tasks", "graph", "cartpole", "--steps", "2048", "--lstm-size", "8"]) == 0
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| graph") or line.startswith("| cartpole")]
+    rows = [
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("| graph") or line.startswith("| cartpole")
+    ]
     assert len(rows) == 8  # 2 tasks x 2 algorithms x 2 memories
     with pytest.raises(SystemExit):
         bench.main(["--steps", "0"])

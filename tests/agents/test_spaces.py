@@ -78,8 +78,16 @@ for _obs in OBSERVATIONS:
 def small_ppo(observation: str, action: str, policy: str = "LstmPolicy", **policy_kwargs) -> RecurrentPPO:
     env = DummyVecEnv([lambda: sb3_compatible(SpaceEnv(observation, action)) for _ in range(3)])
     env.seed(0)
-    return RecurrentPPO(policy, env, n_steps=8, n_minibatches=3, n_epochs=2, seed=0, device="cpu",
-                        policy_kwargs={**SMALL[policy], **policy_kwargs})
+    return RecurrentPPO(
+        policy,
+        env,
+        n_steps=8,
+        n_minibatches=3,
+        n_epochs=2,
+        seed=0,
+        device="cpu",
+        policy_kwargs={**SMALL[policy], **policy_kwargs},
+    )
 
 
 def replay_matches(model: RecurrentA2C) -> None:
@@ -88,8 +96,9 @@ def replay_matches(model: RecurrentA2C) -> None:
     assert model.collect_rollouts(model.env, model._init_callback(None), model.rollout_buffer, model.n_steps)
     buffer = model.rollout_buffer
     with torch.no_grad():
-        values, log_probs, entropy = model.policy.evaluate_actions(buffer.observations, buffer.actions, buffer.initial_state,
-                                                                   buffer.episode_starts)
+        values, log_probs, entropy = model.policy.evaluate_actions(
+            buffer.observations, buffer.actions, buffer.initial_state, buffer.episode_starts
+        )
     torch.testing.assert_close(values, buffer.values, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(log_probs, buffer.log_probs, atol=1e-5, rtol=1e-5)
     assert entropy.shape == values.shape and torch.isfinite(entropy).all()
@@ -128,8 +137,16 @@ def test_gaussian_actions_are_clipped_for_the_env_only():
 
 
 def test_policy_options_shape_the_network():
-    model = small_ppo("box", "box", "FwmPolicy", net_arch={"pi": [16], "vf": [12, 12]}, features_net_arch=[10],
-                      activation_fn=torch.nn.ReLU, ortho_init=True, shared_core=False)
+    model = small_ppo(
+        "box",
+        "box",
+        "FwmPolicy",
+        net_arch={"pi": [16], "vf": [12, 12]},
+        features_net_arch=[10],
+        activation_fn=torch.nn.ReLU,
+        ortho_init=True,
+        shared_core=False,
+    )
     policy = model.policy
     assert isinstance(policy.core, ActorCriticCores) and policy.core.actor is not policy.core.critic
     assert policy.features_net[0].out_features == 10 and isinstance(policy.features_net[1], torch.nn.ReLU)
@@ -150,7 +167,9 @@ def test_policy_options_shape_the_network():
 
 def test_images_go_through_nature_cnn():
     space = spaces.Box(0, 255, (1, 36, 36), np.uint8)  # channels first, as SB3's VecTransposeImage gives them (make_env)
-    policy = LstmPolicy(space, spaces.Discrete(2), lambda _: 1e-3, hidden_size=8, features_extractor_kwargs={"features_dim": 16})
+    policy = LstmPolicy(
+        space, spaces.Discrete(2), lambda _: 1e-3, hidden_size=8, features_extractor_kwargs={"features_dim": 16}
+    )
     assert isinstance(policy.features_extractor, NatureCNN)  # SB3's choice for images
     obs = np.stack([space.sample() for _ in range(2)])
     actions, state = policy.predict(obs, episode_start=np.ones(2))
@@ -170,13 +189,36 @@ def test_parse_net_arch():
             parse_net_arch(bad)
 
 
-@pytest.mark.parametrize(("observation", "action", "memory"), [("dict", "box", "fwm"), ("tuple", "multidiscrete", "gru"),
-                                                                ("discrete", "multibinary", "lstm"), ("box2d", "discrete", "gru")])
+@pytest.mark.parametrize(
+    ("observation", "action", "memory"),
+    [
+        ("dict", "box", "fwm"),
+        ("tuple", "multidiscrete", "gru"),
+        ("discrete", "multibinary", "lstm"),
+        ("box2d", "discrete", "gru"),
+    ],
+)
 def test_env_runs_train_save_load_and_predict(tmp_path, observation, action, memory):
     env_id = f"fwmtest/Space-{observation}-{action}-v0"
-    cfg = EnvTrainConfig(env_id=env_id, memory=memory, hidden_size=8, d_fwm=4, algo="ppo", n_envs=2, n_steps=6,
-                         n_minibatches=2, total_timesteps=24, eval_every=12, eval_episodes=2, final_eval_episodes=2,
-                         norm_reward=True, lr_schedule="linear", clip_range_schedule="linear", net_arch="8", shared_core=False)
+    cfg = EnvTrainConfig(
+        env_id=env_id,
+        memory=memory,
+        hidden_size=8,
+        d_fwm=4,
+        algo="ppo",
+        n_envs=2,
+        n_steps=6,
+        n_minibatches=2,
+        total_timesteps=24,
+        eval_every=12,
+        eval_episodes=2,
+        final_eval_episodes=2,
+        norm_reward=True,
+        lr_schedule="linear",
+        clip_range_schedule="linear",
+        net_arch="8",
+        shared_core=False,
+    )
     summary = train_run(cfg, tmp_path / "run", show_progress=False)
     assert summary.timesteps == 24 and summary.eval_deterministic and np.isfinite(summary.mmer)
     policy, stored, ckpt = load_policy(tmp_path / "run")

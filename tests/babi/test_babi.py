@@ -184,7 +184,10 @@ def test_model_shapes_and_padding_holds_state(kind):
     logits, state = model(x, keep=keep)
     assert logits.shape == (6, 3, 11)
     _, short = model(x[:4, 1:2])
-    flat = lambda s: [t for t in (s if isinstance(s, list) else [s]) for t in (t if isinstance(t, tuple) else [t])]
+
+    def flat(s):
+        return [t for t in (s if isinstance(s, list) else [s]) for t in (t if isinstance(t, tuple) else [t])]
+
     if kind == "fwm":
         (h, c), F = state
         (h1, c1), F1 = short
@@ -202,12 +205,16 @@ def test_stacked_lstm_residual_layers():
 
 
 # ------------------------------------------------------------------ training
-SMALL = TrainConfig(batch_size=4, seq_len=40, steps=6, eval_every=3, eval_batch_size=4, log_every=1, lr=3e-3, device="cpu", tensorboard=False)
+SMALL = TrainConfig(
+    batch_size=4, seq_len=40, steps=6, eval_every=3, eval_batch_size=4, log_every=1, lr=3e-3, device="cpu", tensorboard=False
+)
 
 
 def _trainer(data, variant, out, kind="fwm", **cfg):
     config = TrainConfig(**{**SMALL.to_dict(), **cfg})
-    return CatbAbITrainer(preset("small", kind, embedding_size=32, hidden_size=32), config, DataSpec(path=str(variant)), out, data=data)
+    return CatbAbITrainer(
+        preset("small", kind, embedding_size=32, hidden_size=32), config, DataSpec(path=str(variant)), out, data=data
+    )
 
 
 def test_training_lowers_the_loss(data, variant, tmp_path):
@@ -239,8 +246,25 @@ def test_resume_continues_identically(data, variant, tmp_path, kind):
 
 def test_cli_train_eval_explain(variant, tmp_path, capsys):
     out = tmp_path / "cli"
-    common = ["--data", str(variant), "--batch-size", "4", "--seq-len", "40", "--eval-every", "2", "--eval-batch-size", "4",
-              "--embedding-size", "16", "--hidden-size", "16", "--device", "cpu", "--no-tensorboard"]
+    common = [
+        "--data",
+        str(variant),
+        "--batch-size",
+        "4",
+        "--seq-len",
+        "40",
+        "--eval-every",
+        "2",
+        "--eval-batch-size",
+        "4",
+        "--embedding-size",
+        "16",
+        "--hidden-size",
+        "16",
+        "--device",
+        "cpu",
+        "--no-tensorboard",
+    ]
     assert run_cli(["babi", "train", "--model", "fwm", "--steps", "2", "--out", str(out), *common]) == 0
     printed = capsys.readouterr().out
     assert "test (final weights, batch size 4): answer accuracy" in printed
@@ -256,7 +280,9 @@ def test_cli_train_eval_explain(variant, tmp_path, capsys):
     with pytest.raises(ValueError, match="cannot be combined with --resume"):
         run_cli(["babi", "train", "--resume", str(out), "--overwrite", "--device", "cpu"])
     with pytest.raises(ValueError, match="checkpoint's settings.*not --lr, --hidden-size"):
-        run_cli(["babi", "train", "--resume", str(out), "--lr", "0.1", "--hidden-size", "8", "--steps", "3", "--device", "cpu"])
+        run_cli(
+            ["babi", "train", "--resume", str(out), "--lr", "0.1", "--hidden-size", "8", "--steps", "3", "--device", "cpu"]
+        )
     assert run_cli(["babi", "eval", str(out / "checkpoint.pt"), "--split", "valid", "--per-task", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "valid (batch size 1): answer accuracy" in printed and "task  2" in printed
@@ -274,8 +300,30 @@ def test_cli_train_eval_explain(variant, tmp_path, capsys):
 def test_default_training_data_is_generated(tmp_path, capsys):
     pytest.importorskip("fwm_rl.babi.generator")
     out = tmp_path / "gen"
-    assert run_cli(["babi", "train", "--generated", "4,2,2", "--tasks", "1,15", "--steps", "1", "--batch-size", "2",
-                    "--eval-batch-size", "2", "--out", str(out), "--device", "cpu", "--no-tensorboard"]) == 0
+    assert (
+        run_cli(
+            [
+                "babi",
+                "train",
+                "--generated",
+                "4,2,2",
+                "--tasks",
+                "1,15",
+                "--steps",
+                "1",
+                "--batch-size",
+                "2",
+                "--eval-batch-size",
+                "2",
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                "--no-tensorboard",
+            ]
+        )
+        == 0
+    )
     assert "generated bAbI-style stories" in capsys.readouterr().out
 
 
@@ -295,7 +343,9 @@ def test_shared_official_data_valid_and_test(capsys):
 def test_cli_generate_variant_without_valid_split(tmp_path):
     parser = argparse.ArgumentParser()
     babi_cli.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["babi", "generate", "--out", str(tmp_path), "--variant", "en", "--stories", "3,2", "--tasks", "1"])
+    args = parser.parse_args(
+        ["babi", "generate", "--out", str(tmp_path), "--variant", "en", "--stories", "3,2", "--tasks", "1"]
+    )
     assert args.func(args) == 0
     names = sorted(p.name for p in (tmp_path / "tasks_1-20_v1-2" / "en").iterdir())
     assert names == ["qa1_single-supporting-fact_test.txt", "qa1_single-supporting-fact_train.txt"]
@@ -316,7 +366,23 @@ def test_fill_missing_from_another_variant(tmp_path):
             train = spec.read(["train"])["train"]
         assert [s.task for s in train].count(1) == 6 and [s.task for s in train].count(2) == 3  # task 2 from en-valid
         assert all(str(small) in s.source for s in train if s.task == 2) and "filled from en-valid" in spec.describe()
-    assert run_cli(["babi", "stats", "--data", str(tasks_folder), "--variant", "en-valid-10k", "--fill-missing-from", "en-valid", "--splits", "train"]) == 0
+    assert (
+        run_cli(
+            [
+                "babi",
+                "stats",
+                "--data",
+                str(tasks_folder),
+                "--variant",
+                "en-valid-10k",
+                "--fill-missing-from",
+                "en-valid",
+                "--splits",
+                "train",
+            ]
+        )
+        == 0
+    )
     with pytest.raises(ValueError, match="another variant"):
         run_cli(["babi", "stats", "--fill-missing-from", "en-valid"])
 
@@ -325,7 +391,15 @@ def test_released_preset_is_the_authors_scripts():
     """fwm_catbabi_ra.sh / fwm_catbabi_lm.sh: embedding 256, hidden 256, d_fwm 32, 3 reads, residual=False
     (the trainer's defaults carry their batch 32, lr 1e-3 and 50k steps); the paper preset keeps the residual."""
     released, paper = preset("released", "fwm"), preset("paper", "fwm")
-    assert (released.embedding_size, released.hidden_size, released.d_fwm, released.n_reads, released.residual) == (256, 256, 32, 3, False)
-    assert paper.residual and {k: v for k, v in paper.to_dict().items() if k != "residual"} == {k: v for k, v in released.to_dict().items() if k != "residual"}
+    assert (released.embedding_size, released.hidden_size, released.d_fwm, released.n_reads, released.residual) == (
+        256,
+        256,
+        32,
+        3,
+        False,
+    )
+    assert paper.residual and {k: v for k, v in paper.to_dict().items() if k != "residual"} == {
+        k: v for k, v in released.to_dict().items() if k != "residual"
+    }
     defaults = TrainConfig()
     assert (defaults.batch_size, defaults.lr, defaults.steps) == (32, 1e-3, 50_000)

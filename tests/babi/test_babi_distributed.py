@@ -19,7 +19,9 @@ from fwm_rl.engine import load_checkpoint
 
 MODEL = preset("small", "fwm", embedding_size=16, hidden_size=16, d_fwm=4, n_reads=2)
 # 5 streams: shares of 3 and 2 rows; a few steps past the end of the first epoch
-CONFIG = TrainConfig(batch_size=5, seq_len=30, steps=10, eval_every=4, eval_batch_size=3, log_every=2, lr=3e-3, device="cpu", tensorboard=False)
+CONFIG = TrainConfig(
+    batch_size=5, seq_len=30, steps=10, eval_every=4, eval_batch_size=3, log_every=2, lr=3e-3, device="cpu", tensorboard=False
+)
 STEPS, HALF = CONFIG.steps, 4
 
 

@@ -31,11 +31,24 @@ DEFINITIONS = {
     1: ([rf"Where is ({PEOPLE})\?"], ROOMS, (1, 1), {5}),
     2: ([rf"Where is the ({OBJ})\?"], ROOMS, (2, 2), {5}),
     3: ([rf"Where was the ({OBJ}) before the ({R})\?"], ROOMS, (3, 3), {5}),
-    4: ([rf"What is (north|south|east|west) of the ({R})\?", rf"What is the ({R}) (north|south|east|west) of\?"],
-        ROOMS, (1, 1), {1}),
-    5: ([rf"Who gave the ({OBJ})\?", rf"Who received the ({OBJ})\?", r"What did (Bill|Fred|Jeff|Mary) give to (Bill|Fred|Jeff|Mary)\?",
-         rf"Who did (Bill|Fred|Jeff|Mary) give the ({OBJ}) to\?", rf"Who gave the ({OBJ}) to (Bill|Fred|Jeff|Mary)\?"],
-        {"Bill", "Fred", "Jeff", "Mary", "apple", "football", "milk"}, (1, 1), {5}),
+    4: (
+        [rf"What is (north|south|east|west) of the ({R})\?", rf"What is the ({R}) (north|south|east|west) of\?"],
+        ROOMS,
+        (1, 1),
+        {1},
+    ),
+    5: (
+        [
+            rf"Who gave the ({OBJ})\?",
+            rf"Who received the ({OBJ})\?",
+            r"What did (Bill|Fred|Jeff|Mary) give to (Bill|Fred|Jeff|Mary)\?",
+            rf"Who did (Bill|Fred|Jeff|Mary) give the ({OBJ}) to\?",
+            rf"Who gave the ({OBJ}) to (Bill|Fred|Jeff|Mary)\?",
+        ],
+        {"Bill", "Fred", "Jeff", "Mary", "apple", "football", "milk"},
+        (1, 1),
+        {5},
+    ),
     6: ([rf"Is ({PEOPLE}) in the ({R})\?"], YES_NO, (1, 1), {5}),
     7: ([rf"How many objects is ({PEOPLE}) carrying\?"], {"none", "one", "two", "three"}, (1, 99), {5}),
     8: ([rf"What is ({PEOPLE}) carrying\?"], None, (1, 99), {5}),  # lists: checked below
@@ -48,11 +61,23 @@ DEFINITIONS = {
     15: ([r"What is (gertrude|winona|emily|jessica) afraid of\?"], {"cat", "mouse", "sheep", "wolf"}, (2, 2), {4}),
     16: ([r"What color is (Lily|Bernhard|Greg|Julius|Brian)\?"], {"white", "gray", "yellow", "green"}, (3, 3), {1}),
     17: ([rf"Is the ({SHAPE}) (above|below|to the left of|to the right of) the ({SHAPE})\?"], YES_NO, (2, 2), {8}),
-    18: ([rf"Is the ({THING}) bigger than the ({THING})\?", rf"Does the ({THING}) fit in the ({THING})\?"], YES_NO, (2, 2), {5}),
+    18: (
+        [rf"Is the ({THING}) bigger than the ({THING})\?", rf"Does the ({THING}) fit in the ({THING})\?"],
+        YES_NO,
+        (2, 2),
+        {5},
+    ),
     19: ([rf"How do you go from the ({R}) to the ({R})\?"], set(DIRECTIONS), (2, 2), {1}),
-    20: ([r"Where will (sumit|yann|jason|antoine) go\?", rf"Why did (sumit|yann|jason|antoine) go to the ({R})\?",
-          r"Why did (sumit|yann|jason|antoine) get the (apple|milk|football|pajamas)\?"],
-         {"kitchen", "garden", "bedroom", "hungry", "thirsty", "bored", "tired"}, (1, 1), None),
+    20: (
+        [
+            r"Where will (sumit|yann|jason|antoine) go\?",
+            rf"Why did (sumit|yann|jason|antoine) go to the ({R})\?",
+            r"Why did (sumit|yann|jason|antoine) get the (apple|milk|football|pajamas)\?",
+        ],
+        {"kitchen", "garden", "bedroom", "hungry", "thirsty", "bored", "tired"},
+        (1, 1),
+        None,
+    ),
 }
 
 N_STORIES = 150
@@ -79,7 +104,9 @@ def test_task_follows_its_definition(task):
     text = generate_task_text(task, N_STORIES, 0)
     assert text.endswith("\n") and not text.endswith("\n\n")
     for raw in text.splitlines():  # the official line format, checked on the raw text
-        assert re.fullmatch(r"[1-9]\d* [A-Z][A-Za-z ]*[a-z]\.|[1-9]\d* [A-Z][A-Za-z ]*[a-z]\?\t[A-Za-z,]+\t[1-9]\d*( [1-9]\d*)*", raw), raw
+        assert re.fullmatch(
+            r"[1-9]\d* [A-Z][A-Za-z ]*[a-z]\.|[1-9]\d* [A-Z][A-Za-z ]*[a-z]\?\t[A-Za-z,]+\t[1-9]\d*( [1-9]\d*)*", raw
+        ), raw
     parsed = parse_babi_text(text, task, f"<task {task}>")
     assert len(parsed) == N_STORIES
     seen = Counter()
@@ -368,8 +395,10 @@ def test_size_and_position_answers_are_correct():
                 assert line.answer == ("yes" if (m[1], m[2]) in smaller else "no"), (line, story.source)
     delta = {"above": (0, 1), "below": (0, -1), "to the left of": (-1, 0), "to the right of": (1, 0)}
     for story in stories(17):
-        facts = [re.fullmatch(rf"The ({SHAPE}) is ({'|'.join(delta)}) the ({SHAPE})\.", line.text).groups()
-                 for line in story.lines[:2]]
+        facts = [
+            re.fullmatch(rf"The ({SHAPE}) is ({'|'.join(delta)}) the ({SHAPE})\.", line.text).groups()
+            for line in story.lines[:2]
+        ]
         cell = {facts[0][2]: (0, 0)}
         for _ in range(2):  # place the shapes relative to one another through the shared one
             for a, rel, b in facts:

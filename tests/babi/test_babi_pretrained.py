@@ -18,8 +18,25 @@ from fwm_rl.babi.reader import BabiFormatError
 from fwm_rl.babi.trainer import CatbAbITrainer, TrainConfig
 from fwm_rl.cli import main
 
-TINY = ["--batch-size", "4", "--seq-len", "40", "--eval-every", "3", "--eval-batch-size", "4", "--embedding-size", "16",
-        "--hidden-size", "16", "--d-fwm", "4", "--device", "cpu", "--no-tensorboard"]
+TINY = [
+    "--batch-size",
+    "4",
+    "--seq-len",
+    "40",
+    "--eval-every",
+    "3",
+    "--eval-batch-size",
+    "4",
+    "--embedding-size",
+    "16",
+    "--hidden-size",
+    "16",
+    "--d-fwm",
+    "4",
+    "--device",
+    "cpu",
+    "--no-tensorboard",
+]
 
 
 @pytest.fixture(scope="module")
@@ -56,22 +73,60 @@ def test_export_and_load_give_the_best_checkpoint(tiny):
 def test_eval_pretrained_reproduces_its_record(tiny, monkeypatch, capsys):
     variant, run, weights, record = tiny
     monkeypatch.setattr(shipped, "WEIGHTS", weights)
-    assert main(["babi", "eval", "--pretrained", "tiny-qa", "--data", str(variant), "--split", "test", "--per-task", "--json",
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "babi",
+                "eval",
+                "--pretrained",
+                "tiny-qa",
+                "--data",
+                str(variant),
+                "--split",
+                "test",
+                "--per-task",
+                "--json",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     figures = json.loads(capsys.readouterr().out)
     assert figures["accuracy"] == record.test_accuracy and figures["batch_size"] == 1
     assert {t: r["accuracy"] for t, r in figures["per_task"].items()} == record.test_per_task
-    assert main(["babi", "eval", "--pretrained", "tiny-qa", "--data", str(variant), "--split", "valid", "--device", "cpu",
-                 "--batch-size", "2"]) == 0
+    assert (
+        main(
+            [
+                "babi",
+                "eval",
+                "--pretrained",
+                "tiny-qa",
+                "--data",
+                str(variant),
+                "--split",
+                "valid",
+                "--device",
+                "cpu",
+                "--batch-size",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert "valid (batch size 2): answer accuracy" in capsys.readouterr().out
     # without --data: the generated stories, said so; this tiny model knows too few of their words
     assert main(["babi", "eval", "--pretrained", "tiny-qa", "--split", "valid", "--device", "cpu"]) == 2
     captured = capsys.readouterr()
-    assert "no --data given: reading the built-in generated stories" in captured.out and "not in the vocabulary" in captured.err
+    assert (
+        "no --data given: reading the built-in generated stories" in captured.out and "not in the vocabulary" in captured.err
+    )
     assert main(["babi", "eval", str(run), "--pretrained", "tiny-qa"]) == 2
     assert "one of the two" in capsys.readouterr().err
     png = variant.parent / "explain.png"
-    assert main(["babi", "explain", "--pretrained", "tiny-qa", "--data", str(variant), "--out", str(png), "--device", "cpu"]) == 0
+    assert (
+        main(["babi", "explain", "--pretrained", "tiny-qa", "--data", str(variant), "--out", str(png), "--device", "cpu"]) == 0
+    )
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
@@ -80,8 +135,10 @@ def test_answers_equal_the_models_reading_of_the_whole_story(tiny):
     variant, run, weights, _ = tiny
     model, vocab, config, _ = load_pretrained("tiny-qa", folder=weights)
     story = DataSpec(path=str(variant)).read(("test",))["test"][0]
-    text = "\n".join(f"{i} {line.text}" + (f"\t{line.answer}\t1" if hasattr(line, "answer") else "")
-                     for i, line in enumerate(story.lines, start=1))
+    text = "\n".join(
+        f"{i} {line.text}" + (f"\t{line.answer}\t1" if hasattr(line, "answer") else "")
+        for i, line in enumerate(story.lines, start=1)
+    )
     answers = answer_questions(model, vocab, text)
     words, is_answer = story_tokens(story)
     x = torch.tensor(vocab.encode(["<eos>", *words])).view(-1, 1)
@@ -98,8 +155,10 @@ def test_answer_command_reads_a_story_of_your_own(tiny, monkeypatch, capsys, tmp
     variant, run, weights, _ = tiny
     monkeypatch.setattr(shipped, "WEIGHTS", weights)
     story = tmp_path / "story.txt"
-    story.write_text("1 Mary went to the kitchen.\n2 John went to the garden.\n3 Where is Mary?\tkitchen\t1\n"
-                     "\nSandra went to the office.\nWhere is Sandra?\n")
+    story.write_text(
+        "1 Mary went to the kitchen.\n2 John went to the garden.\n3 Where is Mary?\tkitchen\t1\n"
+        "\nSandra went to the office.\nWhere is Sandra?\n"
+    )
     assert main(["babi", "answer", str(story), "--pretrained", "tiny-qa", "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and lines[0].startswith("line 3: Where is Mary? ") and "p=" in lines[0]
@@ -135,8 +194,16 @@ def test_time_budget_stops_training_and_counts_across_resume(tmp_path):
     from fwm_rl.babi.models import preset
 
     model = preset("small", "fwm", embedding_size=8, hidden_size=8, d_fwm=4)
-    config = TrainConfig(batch_size=2, seq_len=20, steps=10_000, eval_every=1000, eval_batch_size=2, time_budget=0.05, device="cpu",
-                         tensorboard=False)
+    config = TrainConfig(
+        batch_size=2,
+        seq_len=20,
+        steps=10_000,
+        eval_every=1000,
+        eval_batch_size=2,
+        time_budget=0.05,
+        device="cpu",
+        tensorboard=False,
+    )
     trainer = CatbAbITrainer(model, config, spec, tmp_path / "run", data=data)
     trainer.train()
     assert 0 < trainer.step < 10_000 and trainer.train_seconds >= 0.05
@@ -171,7 +238,12 @@ def test_every_shipped_model_reproduces_its_test_accuracy(name, capsys):
     if not SHARED_BABI.exists():
         pytest.skip(f"official bAbI data not found at {SHARED_BABI}")
     record = shipped.pretrained_records()[name]
-    assert main(["babi", "eval", "--pretrained", name, "--data", str(SHARED_BABI), "--split", "test", "--json", "--device", "cpu"]) == 0
+    assert (
+        main(
+            ["babi", "eval", "--pretrained", name, "--data", str(SHARED_BABI), "--split", "test", "--json", "--device", "cpu"]
+        )
+        == 0
+    )
     figures = json.loads(capsys.readouterr().out)
     # The record was measured on another machine, whose float32 rounding may flip an answer whose two best logits
     # nearly tie. fwm-qa: other kernel paths move its test logits by at most 4.7e-5; the smallest top-2 gap of its

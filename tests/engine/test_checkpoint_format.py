@@ -28,8 +28,14 @@ from fwm_rl.lm.trainer import load_model as load_lm_model
 
 DATA = Path(__file__).parents[1] / "data"
 OLD = DATA / "checkpoints-format1"
-OLD_FILES = [("a2c", "fwm/checkpoint.pt"), ("a2c-env", "checkpoint.pt"), ("catbabi", "checkpoint.pt"), ("catbabi", "best.pt"),
-             ("lm", "checkpoint.pt"), ("lm", "best.pt")]
+OLD_FILES = [
+    ("a2c", "fwm/checkpoint.pt"),
+    ("a2c-env", "checkpoint.pt"),
+    ("catbabi", "checkpoint.pt"),
+    ("catbabi", "best.pt"),
+    ("lm", "checkpoint.pt"),
+    ("lm", "best.pt"),
+]
 #: The old files that need unpickling (NumPy arrays: the --env run's observation statistics, the LM's NumPy RNG state).
 PICKLED = {(1, "a2c-env", "checkpoint.pt"), (2, "a2c-env", "checkpoint.pt"), (2, "lm", "checkpoint.pt")}
 
@@ -112,7 +118,9 @@ def test_old_catbabi_runs_evaluate_and_resume_to_where_the_old_code_went(tmp_pat
 
 def test_old_lm_runs_evaluate_and_resume_to_where_the_old_code_went(tmp_path):
     model, ckpt = load_lm_model(OLD / "lm" / "checkpoint.pt", "cpu")
-    assert ckpt["task"]["optimizer_name"] == "asgd" and ckpt["task"]["eval_model"] is not None  # the old file's averaged weights
+    assert (
+        ckpt["task"]["optimizer_name"] == "asgd" and ckpt["task"]["eval_model"] is not None
+    )  # the old file's averaged weights
     assert torch.equal(model.state_dict()["decoder.bias"], ckpt["task"]["eval_model"]["decoder.bias"])
     load_lm_model(OLD / "lm" / "best.pt", "cpu")
     data = write_corpus(tmp_path / "text")  # the same text as the run's (a fixed seed), somewhere else

@@ -62,13 +62,26 @@ COMMANDS = {
     "eval (--env run)": ("a2c-env", lambda r: ["eval", str(r), "--device", "cpu"]),
     "train --env --resume": ("a2c-env", lambda r: ["train", "--resume", str(r), "--total-timesteps", "128", "--no-progress"]),
     "babi eval": ("catbabi", lambda r: ["babi", "eval", str(r), "--device", "cpu"]),
-    "babi answer": ("catbabi", lambda r: ["babi", "answer", str(r.parent / "story.txt"), "--checkpoint", str(r),
-                                          "--device", "cpu"]),
+    "babi answer": (
+        "catbabi",
+        lambda r: ["babi", "answer", str(r.parent / "story.txt"), "--checkpoint", str(r), "--device", "cpu"],
+    ),
     "babi explain": ("catbabi", lambda r: ["babi", "explain", str(r), "--device", "cpu", "--out", str(r.parent / "x.png")]),
     "babi train --resume": ("catbabi", lambda r: ["babi", "train", "--resume", str(r), "--device", "cpu", "--steps", "4"]),
     "lm eval": ("lm", lambda r: ["lm", "eval", str(r), "--device", "cpu"]),
-    "lm compare": ("lm", lambda r: ["lm", "compare", str(r / "best.pt"), str(r / "checkpoint.pt"), "--device", "cpu",
-                                    "--out", str(r.parent / "c.png")]),
+    "lm compare": (
+        "lm",
+        lambda r: [
+            "lm",
+            "compare",
+            str(r / "best.pt"),
+            str(r / "checkpoint.pt"),
+            "--device",
+            "cpu",
+            "--out",
+            str(r.parent / "c.png"),
+        ],
+    ),
     "lm train --resume": ("lm", lambda r: ["lm", "train", "--resume", "--out", str(r), "--steps", "8", "--no-progress"]),
 }
 
@@ -120,12 +133,16 @@ def test_every_checkpoint_this_version_writes_loads_without_unpickling(version, 
     this version, are then read with ``weights_only=True`` alone."""
     from tiny_data import write_corpus, write_variant
 
-    data = {"catbabi": ["--data", str(write_variant(tmp_path / "data", n=(8, 3, 3)))],
-            "lm": ["--data", str(write_corpus(tmp_path / "text"))]}
-    resume = {"a2c": ["train", "--resume", "{run}/fwm", "--steps", "4", "--no-progress"],
-              "a2c-env": ["train", "--resume", "{run}", "--total-timesteps", "128", "--no-progress"],
-              "catbabi": ["babi", "train", "--resume", "{run}", "--device", "cpu", "--steps", "4", "--no-tensorboard"],
-              "lm": ["lm", "train", "--resume", "--out", "{run}", "--steps", "8", "--no-progress"]}
+    data = {
+        "catbabi": ["--data", str(write_variant(tmp_path / "data", n=(8, 3, 3)))],
+        "lm": ["--data", str(write_corpus(tmp_path / "text"))],
+    }
+    resume = {
+        "a2c": ["train", "--resume", "{run}/fwm", "--steps", "4", "--no-progress"],
+        "a2c-env": ["train", "--resume", "{run}", "--total-timesteps", "128", "--no-progress"],
+        "catbabi": ["babi", "train", "--resume", "{run}", "--device", "cpu", "--steps", "4", "--no-tensorboard"],
+        "lm": ["lm", "train", "--resume", "--out", "{run}", "--steps", "8", "--no-progress"],
+    }
     for kind, argv in resume.items():
         run = tmp_path / kind
         shutil.copytree(OLD.parent / f"checkpoints-format{version}" / kind, run)

@@ -84,7 +84,9 @@ def _poison_a2c(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _babi_data(root: Path) -> Path:
-    return write_variant(root, n=(8, 3, 3)) if not (root / "tasks_1-20_v1-2").exists() else root / "tasks_1-20_v1-2" / "en-valid"
+    return (
+        write_variant(root, n=(8, 3, 3)) if not (root / "tasks_1-20_v1-2").exists() else root / "tasks_1-20_v1-2" / "en-valid"
+    )
 
 
 def _lm_data(root: Path) -> Path:
@@ -94,32 +96,135 @@ def _lm_data(root: Path) -> Path:
 TASKS = [
     Task(
         "a2c",
-        new=lambda root, out, steps: ["train", "--preset", "paper-fwm", "--hidden-size", "8", "--d-fwm", "4", "--n-reads", "2",
-                                      "--n-envs", "4", "--steps", str(steps), "--eval-every", str(INTERVAL),
-                                      "--final-episodes-per-graph", "1", "--device", "cpu", "--no-progress", "--out", str(out)],
+        new=lambda root, out, steps: [
+            "train",
+            "--preset",
+            "paper-fwm",
+            "--hidden-size",
+            "8",
+            "--d-fwm",
+            "4",
+            "--n-reads",
+            "2",
+            "--n-envs",
+            "4",
+            "--steps",
+            str(steps),
+            "--eval-every",
+            str(INTERVAL),
+            "--final-episodes-per-graph",
+            "1",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--out",
+            str(out),
+        ],
         resume=lambda out, steps: ["train", "--resume", str(out), "--steps", str(steps), "--no-progress"],
         checkpoint=lambda out: out / "fwm" / "checkpoint.pt",
         poison=_poison_a2c,
     ),
     Task(
         "catbabi",
-        new=lambda root, out, steps: ["babi", "train", "--data", str(_babi_data(root)), "--batch-size", "4", "--seq-len", "30",
-                                      "--embedding-size", "12", "--hidden-size", "12", "--d-fwm", "4", "--n-reads", "2",
-                                      "--eval-batch-size", "4", "--steps", str(steps), "--eval-every", str(INTERVAL),
-                                      "--log-every", "1", "--device", "cpu", "--no-tensorboard", "--out", str(out)],
-        resume=lambda out, steps: ["babi", "train", "--resume", str(out), "--steps", str(steps), "--device", "cpu", "--no-tensorboard"],
+        new=lambda root, out, steps: [
+            "babi",
+            "train",
+            "--data",
+            str(_babi_data(root)),
+            "--batch-size",
+            "4",
+            "--seq-len",
+            "30",
+            "--embedding-size",
+            "12",
+            "--hidden-size",
+            "12",
+            "--d-fwm",
+            "4",
+            "--n-reads",
+            "2",
+            "--eval-batch-size",
+            "4",
+            "--steps",
+            str(steps),
+            "--eval-every",
+            str(INTERVAL),
+            "--log-every",
+            "1",
+            "--device",
+            "cpu",
+            "--no-tensorboard",
+            "--out",
+            str(out),
+        ],
+        resume=lambda out, steps: [
+            "babi",
+            "train",
+            "--resume",
+            str(out),
+            "--steps",
+            str(steps),
+            "--device",
+            "cpu",
+            "--no-tensorboard",
+        ],
         checkpoint=lambda out: out / "checkpoint.pt",
         poison=_poison_gradient_step("fwm_rl.babi.trainer"),
     ),
     Task(
         "lm",
         # ASGD from the second validation on: resuming covers the averaged-SGD state too
-        new=lambda root, out, steps: ["lm", "train", "--model", "fwm", "--data", str(_lm_data(root)), "--d-embed", "12",
-                                      "--d-hidden", "16", "--n-layers", "2", "--d-fwm", "4", "--n-reads", "2", "--batch-size", "4",
-                                      "--bptt", "6", "--steps", str(steps), "--eval-every", str(INTERVAL), "--log-every", "1",
-                                      "--asgd-after", "2", "--seed", "3", "--no-temperature", "--no-tensorboard", "--no-progress",
-                                      "--device", "cpu", "--out", str(out)],
-        resume=lambda out, steps: ["lm", "train", "--out", str(out), "--resume", "--steps", str(steps), "--no-progress", "--device", "cpu"],
+        new=lambda root, out, steps: [
+            "lm",
+            "train",
+            "--model",
+            "fwm",
+            "--data",
+            str(_lm_data(root)),
+            "--d-embed",
+            "12",
+            "--d-hidden",
+            "16",
+            "--n-layers",
+            "2",
+            "--d-fwm",
+            "4",
+            "--n-reads",
+            "2",
+            "--batch-size",
+            "4",
+            "--bptt",
+            "6",
+            "--steps",
+            str(steps),
+            "--eval-every",
+            str(INTERVAL),
+            "--log-every",
+            "1",
+            "--asgd-after",
+            "2",
+            "--seed",
+            "3",
+            "--no-temperature",
+            "--no-tensorboard",
+            "--no-progress",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ],
+        resume=lambda out, steps: [
+            "lm",
+            "train",
+            "--out",
+            str(out),
+            "--resume",
+            "--steps",
+            str(steps),
+            "--no-progress",
+            "--device",
+            "cpu",
+        ],
         checkpoint=lambda out: out / "checkpoint.pt",
         poison=_poison_gradient_step("fwm_rl.lm.trainer"),
     ),
@@ -141,7 +246,10 @@ def _metrics(out: Path) -> list[dict]:
     left out: a run that ended, then was extended with ``--resume``, keeps the record of its first final test.)"""
     path = next(out.rglob("metrics.csv"))
     with open(path, newline="") as fh:
-        rows = [{k: v for k, v in row.items() if not k.startswith(("time/", "test", "final/")) and "per_s" not in k} for row in csv.DictReader(fh)]
+        rows = [
+            {k: v for k, v in row.items() if not k.startswith(("time/", "test", "final/")) and "per_s" not in k}
+            for row in csv.DictReader(fh)
+        ]
     return [row for row in rows if any(v for k, v in row.items() if k != "step")]
 
 
@@ -301,8 +409,9 @@ def test_a_torn_log_is_repaired_from_the_checkpoint_on_resume(task, root, straig
     capsys.readouterr()
     assert _run(task.resume(out, 12)) == 0
     said = [line for line in capsys.readouterr().err.splitlines() if "metrics.csv" in line]
-    assert said == [f"{log}: resumed at step 4 (the checkpoint's); dropped {len(later) - 1} rows logged after it and a torn "
-                    "last line '1'"]
+    assert said == [
+        f"{log}: resumed at step 4 (the checkpoint's); dropped {len(later) - 1} rows logged after it and a torn last line '1'"
+    ]
     _assert_same_run(task, straight[task.name, 12], out)
     _assert_whole_log(out)
 

@@ -119,8 +119,15 @@ def _state_and_sparse_grad_worker(rank, world_size, out_path):
     all_reduce_gradients(model, ctx, weight=0.5)
     counts = all_reduce_tensor(torch.tensor([1.0, ctx.rank]), ctx)
     if ctx.is_main:
-        torch.save({"gathered": gathered, "mine": mine, "grads": [None if p.grad is None else p.grad.clone() for p in model.parameters()],
-                    "counts": counts}, out_path)
+        torch.save(
+            {
+                "gathered": gathered,
+                "mine": mine,
+                "grads": [None if p.grad is None else p.grad.clone() for p in model.parameters()],
+                "counts": counts,
+            },
+            out_path,
+        )
 
 
 def test_gather_rows_and_gradients_some_ranks_lack(tmp_path):

@@ -34,7 +34,9 @@ class Toy(SavedConfig):
 def test_shared_knobs_are_spelled_the_same_in_every_trainer():
     for cls in (A2CConfig, BabiConfig, LMTrainConfig):
         assert set(SHARED) <= {f.name for f in dataclasses.fields(cls)}, cls
-    assert {"log_every"} <= {f.name for f in dataclasses.fields(BabiConfig)} & {f.name for f in dataclasses.fields(LMTrainConfig)}
+    assert {"log_every"} <= {f.name for f in dataclasses.fields(BabiConfig)} & {
+        f.name for f in dataclasses.fields(LMTrainConfig)
+    }
 
 
 def test_every_config_field_has_a_docstring():
@@ -68,13 +70,16 @@ def test_old_field_names_still_load():
         Toy.from_dict({"unknown": 1})
 
 
-@pytest.mark.parametrize("argv, field, value", [
-    (["train", "--episodes", "9", "--print-config"], "steps", 9),
-    (["train", "--steps", "9", "--print-config"], "steps", 9),
-    (["lm", "train", "--model", "lstm", "--max-steps", "4", "--print-config"], "steps", 4),
-    (["lm", "train", "--model", "lstm", "--eval-interval", "4", "--print-config"], "eval_every", 4),
-    (["babi", "train", "--lr", "0.01", "--print-config"], "lr", 0.01),
-])
+@pytest.mark.parametrize(
+    "argv, field, value",
+    [
+        (["train", "--episodes", "9", "--print-config"], "steps", 9),
+        (["train", "--steps", "9", "--print-config"], "steps", 9),
+        (["lm", "train", "--model", "lstm", "--max-steps", "4", "--print-config"], "steps", 4),
+        (["lm", "train", "--model", "lstm", "--eval-interval", "4", "--print-config"], "eval_every", 4),
+        (["babi", "train", "--lr", "0.01", "--print-config"], "lr", 0.01),
+    ],
+)
 def test_every_trainer_prints_its_config_and_keeps_its_old_flags(argv, field, value, capsys):
     import json
 
@@ -89,9 +94,13 @@ def test_every_trainer_prints_its_config_and_keeps_its_old_flags(argv, field, va
 def test_every_option_of_the_trainers_has_help():
     parser = build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    trainers = [subparsers.choices["train"],
-                *(next(a for a in subparsers.choices[group]._actions if isinstance(a, argparse._SubParsersAction)).choices["train"]
-                  for group in ("babi", "lm"))]
+    trainers = [
+        subparsers.choices["train"],
+        *(
+            next(a for a in subparsers.choices[group]._actions if isinstance(a, argparse._SubParsersAction)).choices["train"]
+            for group in ("babi", "lm")
+        ),
+    ]
     for trainer in trainers:
         for action in trainer._actions:
             assert action.help, f"{trainer.prog}: {action.option_strings} has no help"

@@ -60,7 +60,9 @@ def test_the_time_budget_stops_after_the_first_step_past_it():
     assert run(task, log_every=50, time_budget=2.5) is True
     assert task.step == 3 and task.events == [("log", 3), ("validate at the stop", 3)]
     done = Task(total=3, seconds=1.0)
-    assert run(done, log_every=50, time_budget=2.5) is False  # finished by its own budget at the same step: not the clock's stop
+    assert (
+        run(done, log_every=50, time_budget=2.5) is False
+    )  # finished by its own budget at the same step: not the clock's stop
 
 
 def test_a_run_with_nothing_left_takes_no_step():

@@ -44,7 +44,9 @@ def test_a_non_finite_loss_stops_before_the_weights_change():
     before = [p.detach().clone() for p in model.parameters()]
     loss = loss_of(model) * float("nan")
     with pytest.raises(NonFiniteLossError, match="non-finite loss .* at step 7; training stopped. lower the lr"):
-        gradient_step(model, opt, loss, DistContext(), share=1.0, totals={"loss": float(loss.detach())}, step=7, hint="lower the lr")
+        gradient_step(
+            model, opt, loss, DistContext(), share=1.0, totals={"loss": float(loss.detach())}, step=7, hint="lower the lr"
+        )
     for p, q in zip(model.parameters(), before):
         assert torch.equal(p, q)
 

@@ -41,10 +41,13 @@ def _write(folder: Path, *names: str) -> None:
 @contextlib.contextmanager
 def _held_by_another_process(folder: Path):
     """``folder``'s lock held by another process, as a live run holds it."""
-    code = ("import fcntl, sys; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); f.seek(0); f.truncate(); "
-            "f.write('pid of a live run'); f.flush(); print('held', flush=True); sys.stdin.read()")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(folder / ".lock")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
+    code = (
+        "import fcntl, sys; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); f.seek(0); f.truncate(); "
+        "f.write('pid of a live run'); f.flush(); print('held', flush=True); sys.stdin.read()"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(folder / ".lock")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout.readline().strip() == "held"
         yield
@@ -85,8 +88,11 @@ def test_overwrite_deletes_what_the_marked_run_wrote_and_refuses_what_it_did_not
     assert not (run / "best.pt").exists() and json.loads((run / MARKER).read_text())["kind"] == "catbabi"
     _write(run, "checkpoint.pt", "figure5.png")  # figure5.png: the user's, not the catbAbI run's
     before = _files(run)
-    with pytest.raises(RunExistsError, match=r"holds figure5.png, which are not provably an fwm-rl run's "
-                                              r"\(its run \(catbabi\) did not write them\).*nothing was deleted"):
+    with pytest.raises(
+        RunExistsError,
+        match=r"holds figure5.png, which are not provably an fwm-rl run's "
+        r"\(its run \(catbabi\) did not write them\).*nothing was deleted",
+    ):
         _claim(run, kind="a2c", overwrite=True, outputs=("checkpoint.pt", "figure5.png"))
     assert _files(run) == before
 
@@ -96,8 +102,11 @@ def test_a_folder_that_is_not_a_run_is_never_deleted(tmp_path):
     _write(proj, "metrics.csv", "tb/my-events", "notes.txt")
     before = _files(proj)
     for overwrite in (False, True):
-        with pytest.raises(RunExistsError, match=rf"{proj} holds metrics.csv, tb, which are not provably an fwm-rl run's "
-                                                 rf"\({proj} has no {MARKER} and no checkpoint.pt\)"):
+        with pytest.raises(
+            RunExistsError,
+            match=rf"{proj} holds metrics.csv, tb, which are not provably an fwm-rl run's "
+            rf"\({proj} has no {MARKER} and no checkpoint.pt\)",
+        ):
             _claim(proj, overwrite=overwrite)
         assert _files(proj) == before
     assert not (proj / MARKER).exists()
@@ -128,9 +137,16 @@ def test_an_older_run_is_a_run_only_if_its_checkpoint_says_so_read_safely(tmp_pa
         assert _files(folder) == before
 
 
-@pytest.mark.parametrize("marker", ["{not json", json.dumps({"kind": "lm", "format": 1, "outputs": ["*"]}),
-                                    json.dumps({"kind": "lm", "format": 1, "outputs": ["../elsewhere"]}),
-                                    json.dumps({"kind": "lm", "outputs": "checkpoint.pt"}), json.dumps([1, 2])])
+@pytest.mark.parametrize(
+    "marker",
+    [
+        "{not json",
+        json.dumps({"kind": "lm", "format": 1, "outputs": ["*"]}),
+        json.dumps({"kind": "lm", "format": 1, "outputs": ["../elsewhere"]}),
+        json.dumps({"kind": "lm", "outputs": "checkpoint.pt"}),
+        json.dumps([1, 2]),
+    ],
+)
 def test_a_run_marker_this_version_cannot_read_deletes_nothing(tmp_path, marker):
     run = tmp_path / "run"
     _write(run, "checkpoint.pt", "notes.txt")
@@ -193,28 +209,111 @@ def test_run_outputs_are_names_in_the_folder(tmp_path):
 
 # ----------------------------------------------------------------------------- the commands
 def _env_run(out: Path, *extra: str) -> list[str]:
-    return ["train", "--env", "CartPoleNoVel-v1", "--memory", "lstm", "--hidden-size", "8", "--total-timesteps", "128",
-            "--n-envs", "4", "--final-eval-episodes", "4", "--no-progress", "--out", str(out), *extra]
+    return [
+        "train",
+        "--env",
+        "CartPoleNoVel-v1",
+        "--memory",
+        "lstm",
+        "--hidden-size",
+        "8",
+        "--total-timesteps",
+        "128",
+        "--n-envs",
+        "4",
+        "--final-eval-episodes",
+        "4",
+        "--no-progress",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def _preset(out: Path, *extra: str) -> list[str]:
-    return ["train", "--preset", "paper-fwm", "--hidden-size", "8", "--d-fwm", "4", "--n-reads", "2", "--n-envs", "4",
-            "--steps", "2", "--eval-every", "2", "--final-episodes-per-graph", "1", "--device", "cpu", "--no-progress",
-            "--out", str(out), *extra]
+    return [
+        "train",
+        "--preset",
+        "paper-fwm",
+        "--hidden-size",
+        "8",
+        "--d-fwm",
+        "4",
+        "--n-reads",
+        "2",
+        "--n-envs",
+        "4",
+        "--steps",
+        "2",
+        "--eval-every",
+        "2",
+        "--final-episodes-per-graph",
+        "1",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def _babi(out: Path, root: Path) -> list[str]:
     data = write_variant(root, n=(8, 3, 3))
-    return ["babi", "train", "--data", str(data), "--batch-size", "4", "--seq-len", "30", "--embedding-size", "12",
-            "--hidden-size", "12", "--eval-batch-size", "4", "--steps", "2", "--device", "cpu", "--no-tensorboard",
-            "--out", str(out)]
+    return [
+        "babi",
+        "train",
+        "--data",
+        str(data),
+        "--batch-size",
+        "4",
+        "--seq-len",
+        "30",
+        "--embedding-size",
+        "12",
+        "--hidden-size",
+        "12",
+        "--eval-batch-size",
+        "4",
+        "--steps",
+        "2",
+        "--device",
+        "cpu",
+        "--no-tensorboard",
+        "--out",
+        str(out),
+    ]
 
 
 def _lm(out: Path, root: Path) -> list[str]:
     data = write_corpus(root / "text")
-    return ["lm", "train", "--model", "lstm", "--data", str(data), "--d-embed", "12", "--d-hidden", "16", "--n-layers", "2",
-            "--batch-size", "4", "--bptt", "6", "--steps", "2", "--no-temperature", "--no-tensorboard", "--no-progress",
-            "--device", "cpu", "--out", str(out)]
+    return [
+        "lm",
+        "train",
+        "--model",
+        "lstm",
+        "--data",
+        str(data),
+        "--d-embed",
+        "12",
+        "--d-hidden",
+        "16",
+        "--n-layers",
+        "2",
+        "--batch-size",
+        "4",
+        "--bptt",
+        "6",
+        "--steps",
+        "2",
+        "--no-temperature",
+        "--no-tensorboard",
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
 
 
 def test_overwriting_a_parent_folder_while_a_run_inside_is_live_deletes_nothing(tmp_path, capsys):
@@ -261,8 +360,12 @@ def test_overwrite_never_deletes_a_users_files(trainer, tmp_path, capsys):
     """``mkdir proj proj/tb; echo '{}' > proj/config.json; fwm-rl ... --out proj --overwrite``: refused, one line naming
     the files that are not a run's; nothing deleted. Through every trainer's command."""
     proj = tmp_path / "proj"
-    argv = {"env": lambda: _env_run(proj), "preset": lambda: _preset(proj), "babi": lambda: _babi(proj, tmp_path),
-            "lm": lambda: _lm(proj, tmp_path)}[trainer]()
+    argv = {
+        "env": lambda: _env_run(proj),
+        "preset": lambda: _preset(proj),
+        "babi": lambda: _babi(proj, tmp_path),
+        "lm": lambda: _lm(proj, tmp_path),
+    }[trainer]()
     folder = proj / "fwm" if trainer == "preset" else proj  # a preset's runs are in sub-folders
     _write(folder, "config.json", "metrics.csv", "results.json", "tb/my-events", "notes.txt")
     before = _files(proj)

@@ -166,9 +166,14 @@ def test_checkpoint_kinds_name_what_a_checkpoint_is(tmp_path):
     assert checkpoint_kind({"weights": 1}) is None and checkpoint_kind([1]) is None
     ckpt = {"kind": "lm", "format": CHECKPOINT_FORMAT}
     assert check_checkpoint(ckpt, "lm", "x.pt") is ckpt  # the current format: as it is
-    with pytest.raises(ValueError, match=r"x.pt is a checkpoint of a language-model run \(written by 'fwm-rl lm train'\), not of a catbAbI run"):
+    with pytest.raises(
+        ValueError,
+        match=r"x.pt is a checkpoint of a language-model run \(written by 'fwm-rl lm train'\), not of a catbAbI run",
+    ):
         check_checkpoint(ckpt, "catbabi", "x.pt")
-    with pytest.raises(ValueError, match=r"x.pt is not a checkpoint of an A2C run on the graph task \(written by 'fwm-rl train'\)"):
+    with pytest.raises(
+        ValueError, match=r"x.pt is not a checkpoint of an A2C run on the graph task \(written by 'fwm-rl train'\)"
+    ):
         check_checkpoint({"weights": 1}, "a2c", "x.pt")
     with pytest.raises(ValueError, match="written by a newer fwm-rl .* upgrade"):
         check_checkpoint({"kind": "lm", "format": CHECKPOINT_FORMAT + 1}, "lm", "x.pt")
@@ -181,8 +186,16 @@ def test_one_checkpoint_schema_and_its_random_state(tmp_path):
 
     from fwm_rl.engine import CHECKPOINT_FORMAT, capture_rng, make_checkpoint, read_checkpoint, restore_rng
 
-    ckpt = make_checkpoint("catbabi", step=7, train_seconds=1.5, configs={"train": {"lr": 0.1}}, model={"w": torch.ones(2)},
-                           optimizer={"state": {}}, task={"best_step": 4}, rng=capture_rng())
+    ckpt = make_checkpoint(
+        "catbabi",
+        step=7,
+        train_seconds=1.5,
+        configs={"train": {"lr": 0.1}},
+        model={"w": torch.ones(2)},
+        optimizer={"state": {}},
+        task={"best_step": 4},
+        rng=capture_rng(),
+    )
     assert set(ckpt) == {"kind", "format", "step", "train_seconds", "configs", "model", "optimizer", "task", "rng"}
     assert (ckpt["kind"], ckpt["format"], ckpt["step"]) == ("catbabi", CHECKPOINT_FORMAT, 7)
     atomic_save(ckpt, tmp_path / "c.pt")
@@ -235,8 +248,15 @@ def test_train_loop_cadence_and_time_budget():
     ctx = DistContext(device=torch.device("cpu"))
     task = _CountingTask(steps=7, eval_every=3)
     assert train_loop(task, log_every=2, time_budget=None, bar=progress(total=7, disable=True), ctx=ctx) is False
-    assert task.calls == [("log", 2), ("valid", 3, True), ("log", 4), ("log", 6), ("valid", 6, True),
-                          ("log", 7), ("valid", 7, False)]  # the last step is always logged and validated, unscheduled
+    assert task.calls == [
+        ("log", 2),
+        ("valid", 3, True),
+        ("log", 4),
+        ("log", 6),
+        ("valid", 6, True),
+        ("log", 7),
+        ("valid", 7, False),
+    ]  # the last step is always logged and validated, unscheduled
     # the time budget stops it after the step that spends it (the loop adds the step's real time too)
     task = _CountingTask(steps=100, eval_every=3, seconds=1.0)
     assert train_loop(task, log_every=10, time_budget=4.5, bar=progress(total=100, disable=True), ctx=ctx) is True

@@ -250,8 +250,19 @@ def test_invalid_graphs_are_refused_naming_the_rule():
         GraphBatch(4, config=TaskConfig(n_states=400))
 
 
-@pytest.mark.parametrize("env_id", ["FWMGraph-v0", "FWMGraphTrain-v0", "FWMGraphValid-v0", "FWMGraphTest-v0", "FWMGraphReleased-v0",
-                                    "FWMGraphReleasedTrain-v0", "FWMGraphReleasedValid-v0", "FWMGraphReleasedTest-v0"])
+@pytest.mark.parametrize(
+    "env_id",
+    [
+        "FWMGraph-v0",
+        "FWMGraphTrain-v0",
+        "FWMGraphValid-v0",
+        "FWMGraphTest-v0",
+        "FWMGraphReleased-v0",
+        "FWMGraphReleasedTrain-v0",
+        "FWMGraphReleasedValid-v0",
+        "FWMGraphReleasedTest-v0",
+    ],
+)
 def test_registered_ids_fix_the_split_and_the_rules(env_id):
     from fwm_rl.envs import ENV_IDS
     from fwm_rl.envs.graphs import graph_set

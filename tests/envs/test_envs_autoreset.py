@@ -103,15 +103,34 @@ def _wrapped(name: str, venv):
 
 #: Wrappers that support only some modes (Gymnasium's own rules): the observation wrappers refuse SAME_STEP
 #: (the reason this env's default is NEXT_STEP), NormalizeObservation needs NEXT_STEP.
-OBSERVATION_WRAPPERS = ("NormalizeObservation", "FlattenObservation", "DtypeObservation", "RescaleObservation",
-                        "ReshapeObservation", "TransformObservation")
-UNSUPPORTED = {(name, AutoresetMode.SAME_STEP) for name in OBSERVATION_WRAPPERS} | {("NormalizeObservation", AutoresetMode.DISABLED)}
+OBSERVATION_WRAPPERS = (
+    "NormalizeObservation",
+    "FlattenObservation",
+    "DtypeObservation",
+    "RescaleObservation",
+    "ReshapeObservation",
+    "TransformObservation",
+)
+UNSUPPORTED = {(name, AutoresetMode.SAME_STEP) for name in OBSERVATION_WRAPPERS} | {
+    ("NormalizeObservation", AutoresetMode.DISABLED)
+}
 #: Gymnasium checks the vector wrappers' autoreset modes from 1.4 on; before, they accept every mode, and
 #: RecordEpisodeStatistics counts SAME_STEP episodes one step short (Gymnasium's behaviour, not the env's).
 GYMNASIUM_CHECKS_MODES = tuple(int(x) for x in gym.__version__.split(".")[:2]) >= (1, 4)
-WRAPPERS = ["RecordEpisodeStatistics", "NormalizeObservation", "NormalizeReward", "FlattenObservation", "DtypeObservation",
-            "RescaleObservation", "ReshapeObservation", "TransformObservation", "ClipReward", "TransformReward",
-            "DictInfoToList", "NumpyToTorch"]
+WRAPPERS = [
+    "RecordEpisodeStatistics",
+    "NormalizeObservation",
+    "NormalizeReward",
+    "FlattenObservation",
+    "DtypeObservation",
+    "RescaleObservation",
+    "ReshapeObservation",
+    "TransformObservation",
+    "ClipReward",
+    "TransformReward",
+    "DictInfoToList",
+    "NumpyToTorch",
+]
 
 
 @pytest.mark.parametrize("mode", AUTORESET_MODES, ids=lambda m: m.name.lower())
@@ -120,7 +139,9 @@ def test_gymnasium_vector_wrappers(name, mode):
     if name == "NumpyToTorch":
         pytest.importorskip("array_api_compat")  # Gymnasium's optional dependency of its array conversions
     venv = FWMGraphVectorEnv(num_envs=N, split="train", horizon=HORIZON, autoreset_mode=mode)
-    if not GYMNASIUM_CHECKS_MODES and ((name, mode) in UNSUPPORTED or (name, mode) == ("RecordEpisodeStatistics", AutoresetMode.SAME_STEP)):
+    if not GYMNASIUM_CHECKS_MODES and (
+        (name, mode) in UNSUPPORTED or (name, mode) == ("RecordEpisodeStatistics", AutoresetMode.SAME_STEP)
+    ):
         pytest.skip(f"Gymnasium {gym.__version__} < 1.4 does not check this wrapper's autoreset mode")
     if (name, mode) in UNSUPPORTED:
         with pytest.raises(ValueError, match="NEXT_STEP"):

@@ -31,7 +31,7 @@ def test_a_trial_is_k_episodes_on_one_graph(semantics):
             assert np.allclose(obs[:, 15], 0.0) and np.allclose(obs[:, -1], 0.0)
             assert (obs[:, 10:14].argmax(1) == 3).all() if semantics == "paper" else (obs[:, 14] == 1).all()
             assert (batch.timer == 0).all() and (batch.reward_location != batch.agent_location).all()
-    assert np.allclose([p[0] for p in progress], [0, .2, .4, .6, .8, 0, .2, .4, .6, .8, 0, .2, .4, .6, .8, 1.0])
+    assert np.allclose([p[0] for p in progress], [0, 0.2, 0.4, 0.6, 0.8, 0, 0.2, 0.4, 0.6, 0.8, 0, 0.2, 0.4, 0.6, 0.8, 1.0])
     with pytest.raises(RuntimeError, match="reset"):
         batch.step(np.zeros(64, dtype=int))
     with pytest.raises(ValueError, match="trials must be a positive integer"):
@@ -74,7 +74,9 @@ def test_the_explorer_keeps_its_map_across_a_trial():
     assert returns.shape == (600, 3)
     first, later = returns[:, 0].mean(), returns[:, 1:].mean()
     assert later > first + 20  # it knows the graph after the first episode
-    assert np.array_equal(baselines.episode_returns("explorer", "test", 600, 0), baselines.trial_returns("explorer", "test", 600, 0)[:, 0])
+    assert np.array_equal(
+        baselines.episode_returns("explorer", "test", 600, 0), baselines.trial_returns("explorer", "test", 600, 0)[:, 0]
+    )
     random = baselines.trial_returns("random", "test", 600, 0, "paper", trials=3).mean(0)
     assert np.ptp(random) < 3  # a memoryless policy does the same in every episode
 
@@ -89,14 +91,25 @@ def test_agent_trials_keep_the_memory():
 
 
 def test_training_on_trials(tmp_path, capsys):
-    cfg = TrainConfig(name="lstm", memory="lstm", hidden_size=8, steps=2, eval_every=2, n_envs=4, final_episodes_per_graph=1,
-                      device="cpu", trials=2)
+    cfg = TrainConfig(
+        name="lstm",
+        memory="lstm",
+        hidden_size=8,
+        steps=2,
+        eval_every=2,
+        n_envs=4,
+        final_episodes_per_graph=1,
+        device="cpu",
+        trials=2,
+    )
     summary = train_run(cfg, tmp_path / "run", show_progress=False)
     assert summary.test.episodes == 1200 and np.isfinite(summary.train_reward)
     assert main(["eval", str(tmp_path / "run"), "--split", "test", "--trials", "3", "--episodes-per-graph", "1"]) == 0
     out = capsys.readouterr().out
     assert "mean reward of each episode of a trial" in out and len(out.splitlines()[1].split()) == 5 + 3 + 2
-    assert main(["eval", str(tmp_path / "run"), "--split", "test", "--episodes-per-graph", "1"]) == 0  # the run's own trials (2)
+    assert (
+        main(["eval", str(tmp_path / "run"), "--split", "test", "--episodes-per-graph", "1"]) == 0
+    )  # the run's own trials (2)
     assert len(capsys.readouterr().out.splitlines()[1].split()) == 5 + 2 + 2
     assert main(["train", "--preset", "fast-fwm", "--trials", "3", "--print-config"]) == 0
     assert '"trials": 3' in capsys.readouterr().out

@@ -68,7 +68,10 @@ def test_out_of_vocabulary_word_is_an_error(tmp_path):
 def test_babi_lines_drop_numbers_and_supporting_ids():
     text = "1 Mary moved to the bathroom.\n2 John went to the hallway.\n3 Where is Mary?\tbathroom\t1\n1 Sandra left.\n"
     assert babi_story_lines(text) == [
-        "mary moved to the bathroom .", "john went to the hallway .", "where is mary ? bathroom", "sandra left .",
+        "mary moved to the bathroom .",
+        "john went to the hallway .",
+        "where is mary ? bathroom",
+        "sandra left .",
     ]
     assert tokenize_lines(["a b", ""]) == ["a", "b", EOS, EOS]
     with pytest.raises(ValueError, match="malformed bAbI line"):
@@ -208,16 +211,22 @@ def test_resume_continues_identically(tiny, tmp_path, kind):
         assert torch.equal(p, q), name
     assert torch.equal(straight.state.layers[0][0], resumed.state.layers[0][0])
     # the training-loss log continues too (the interrupted run adds one validation row at step 6)
-    logs = [[(r["step"], r["train/loss"]) for r in csv.DictReader(open(tmp_path / run / "metrics.csv")) if r["train/loss"]]
-            for run in ("a", "b")]
+    logs = [
+        [(r["step"], r["train/loss"]) for r in csv.DictReader(open(tmp_path / run / "metrics.csv")) if r["train/loss"]]
+        for run in ("a", "b")
+    ]
     assert logs[0] == logs[1] and len(logs[0]) == 4
 
 
 def test_training_lowers_validation_loss_and_saves_averaged_weights(tiny, tmp_path):
     corpus = load_corpus(tiny)
     cfg = tiny_config(len(corpus.vocab), dropout=0.1, dropout_h=0.1, dropout_i=0.1, dropout_e=0.0, wdrop=0.1)
-    trainer = LMTrainer(corpus, cfg, tiny_train(steps=60, eval_every=20, lr=1e-2, asgd_after=2, asgd_lr=1.0,
-                                                tune_temperature=True), tmp_path / "run")
+    trainer = LMTrainer(
+        corpus,
+        cfg,
+        tiny_train(steps=60, eval_every=20, lr=1e-2, asgd_after=2, asgd_lr=1.0, tune_temperature=True),
+        tmp_path / "run",
+    )
     untrained = trainer.validate()
     summary = trainer.train(show_progress=False)
     assert summary.best_valid_loss < untrained - 0.2

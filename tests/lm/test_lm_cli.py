@@ -10,8 +10,30 @@ from tiny_data import write_corpus
 
 from fwm_rl.lm.cli import register
 
-SMALL = ["--d-embed", "12", "--d-hidden", "16", "--n-layers", "2", "--d-fwm", "4", "--n-reads", "2", "--batch-size", "4",
-         "--bptt", "6", "--eval-interval", "3", "--log-interval", "1", "--no-tensorboard", "--no-progress", "--device", "cpu"]
+SMALL = [
+    "--d-embed",
+    "12",
+    "--d-hidden",
+    "16",
+    "--n-layers",
+    "2",
+    "--d-fwm",
+    "4",
+    "--n-reads",
+    "2",
+    "--batch-size",
+    "4",
+    "--bptt",
+    "6",
+    "--eval-interval",
+    "3",
+    "--log-interval",
+    "1",
+    "--no-tensorboard",
+    "--no-progress",
+    "--device",
+    "cpu",
+]
 
 
 def run(argv: list[str]) -> int:
@@ -27,7 +49,10 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("lm_cli")
     data = write_corpus(root / "data")
     for model in ("lstm", "fwm"):
-        assert run(["lm", "train", "--model", model, "--data", str(data), "--out", str(root / model), "--max-steps", "3", *SMALL]) == 0
+        assert (
+            run(["lm", "train", "--model", model, "--data", str(data), "--out", str(root / model), "--max-steps", "3", *SMALL])
+            == 0
+        )
     return root, data
 
 
@@ -45,7 +70,10 @@ def test_train_eval_and_resume(runs, capsys):
     shutil.copy(root / "fwm" / "best.pt", root / "best-only" / "best.pt")
     assert run(["lm", "eval", str(root / "best-only"), "--split", "test", "--device", "cpu"]) == 0
     assert capsys.readouterr().out == out
-    assert run(["lm", "train", "--out", str(root / "lstm"), "--resume", "--max-steps", "5", "--no-progress", "--device", "cpu"]) == 0
+    assert (
+        run(["lm", "train", "--out", str(root / "lstm"), "--resume", "--max-steps", "5", "--no-progress", "--device", "cpu"])
+        == 0
+    )
     assert "stopped at step 5" in capsys.readouterr().out
     with pytest.raises(ValueError, match="cannot be combined with --resume"):
         run(["lm", "train", "--out", str(root / "lstm"), "--resume", "--overwrite"])
@@ -59,19 +87,65 @@ def test_a_run_folder_is_never_silently_replaced(tmp_path):
     with pytest.raises(ValueError, match=f"{out} already holds a run .*--overwrite"):
         run(["lm", "train", "--model", "lstm", "--data", str(data), "--out", str(out), "--max-steps", "2", *SMALL])
     assert (out / "metrics.csv").read_text() == before
-    assert run(["lm", "train", "--model", "lstm", "--data", str(data), "--out", str(out), "--max-steps", "2", "--overwrite", *SMALL]) == 0
+    assert (
+        run(
+            [
+                "lm",
+                "train",
+                "--model",
+                "lstm",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--max-steps",
+                "2",
+                "--overwrite",
+                *SMALL,
+            ]
+        )
+        == 0
+    )
     assert (out / "metrics.csv").read_text() != before
 
 
 def test_compare_writes_a_png(runs, tmp_path, capsys):
     root, _ = runs
     out = tmp_path / "fig" / "compare.png"
-    assert run(["lm", "compare", str(root / "lstm" / "best.pt"), str(root / "fwm" / "best.pt"), "--start", "5", "--length", "30",
-                "--out", str(out), "--device", "cpu"]) == 0
+    assert (
+        run(
+            [
+                "lm",
+                "compare",
+                str(root / "lstm" / "best.pt"),
+                str(root / "fwm" / "best.pt"),
+                "--start",
+                "5",
+                "--length",
+                "30",
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
     assert "LSTM:" in capsys.readouterr().out
     with pytest.raises(ValueError, match="does not fit"):
-        run(["lm", "compare", str(root / "lstm" / "best.pt"), str(root / "fwm" / "best.pt"), "--start", "100000", "--device", "cpu"])
+        run(
+            [
+                "lm",
+                "compare",
+                str(root / "lstm" / "best.pt"),
+                str(root / "fwm" / "best.pt"),
+                "--start",
+                "100000",
+                "--device",
+                "cpu",
+            ]
+        )
 
 
 def test_plot_draws_validation_perplexity_by_steps_and_hours(runs, tmp_path, capsys):
@@ -113,7 +187,10 @@ def test_default_corpus_is_generated_babi_text(tmp_path, capsys):
     assert run(["lm", "train", "--model", "lstm", "--out", str(tmp_path / "babi"), "--max-steps", "2", *SMALL]) == 0
     out = capsys.readouterr().out
     assert "bAbI story generator" in out and "generated bAbI stories" in out and "recipe --preset small: a small model" in out
-    assert run(["lm", "eval", str(tmp_path / "babi" / "best.pt"), "--split", "valid", "--batch-size", "10", "--device", "cpu"]) == 0
+    assert (
+        run(["lm", "eval", str(tmp_path / "babi" / "best.pt"), "--split", "valid", "--batch-size", "10", "--device", "cpu"])
+        == 0
+    )
     assert "perplexity" in capsys.readouterr().out
 
 
@@ -126,9 +203,21 @@ def test_presets_are_table_4_and_the_default_without_data_is_small(capsys):
     }
     for name, row in table_4.items():
         m, t = PRESETS[name].model, PRESETS[name].train
-        assert (m["dropout"], m["dropout_e"], m["dropout_h"], m["dropout_i"], m["wdrop"], t["batch_size"], t["lr"], t["asgd_lr"]) == row
+        assert (
+            m["dropout"],
+            m["dropout_e"],
+            m["dropout_h"],
+            m["dropout_i"],
+            m["wdrop"],
+            t["batch_size"],
+            t["lr"],
+            t["asgd_lr"],
+        ) == row
     # "1000 epochs on PTB and 1600 epochs on WT2 ... switched to ASGD after 916 epochs and 1372 epochs"
-    assert [(PRESETS[n].train["epochs"], PRESETS[n].train["asgd_after"]) for n in ("ptb", "wt2")] == [(1000, 916), (1600, 1372)]
+    assert [(PRESETS[n].train["epochs"], PRESETS[n].train["asgd_after"]) for n in ("ptb", "wt2")] == [
+        (1000, 916),
+        (1600, 1372),
+    ]
     import json
 
     assert run(["lm", "train", "--model", "fwm", "--print-config"]) == 0
@@ -153,4 +242,6 @@ def test_final_test_of_the_best_weights_at_batch_size_1(tmp_path, capsys):
     capsys.readouterr()
     assert run(["lm", "eval", str(out / "best.pt"), "--split", "test", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
-    assert f"perplexity {results['test_ppl']:.2f}" in printed and math.isclose(math.exp(results["test_loss"]), results["test_ppl"])
+    assert f"perplexity {results['test_ppl']:.2f}" in printed and math.isclose(
+        math.exp(results["test_loss"]), results["test_ppl"]
+    )

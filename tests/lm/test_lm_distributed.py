@@ -16,8 +16,21 @@ from fwm_rl.lm.trainer import BEST, CHECKPOINT, LMTrainer, TrainConfig, batchify
 
 # 5 streams: shares of 3 and 2 rows; no dropout, so 2 processes must reproduce 1 exactly (to float
 # tolerance); ASGD from the second validation on; the run crosses an epoch end (the state is reset)
-CONFIG = TrainConfig(batch_size=5, bptt=6, steps=14, eval_every=4, eval_batch_size=3, log_every=2,
-                     asgd_after=2, asgd_lr=0.5, lr=3e-3, tensorboard=False, device="cpu", tune_temperature=True, seed=3)
+CONFIG = TrainConfig(
+    batch_size=5,
+    bptt=6,
+    steps=14,
+    eval_every=4,
+    eval_batch_size=3,
+    log_every=2,
+    asgd_after=2,
+    asgd_lr=0.5,
+    lr=3e-3,
+    tensorboard=False,
+    device="cpu",
+    tune_temperature=True,
+    seed=3,
+)
 STEPS, HALF = CONFIG.steps, 6
 NO_DROPOUT = {"dropout": 0.0, "dropout_h": 0.0, "dropout_i": 0.0, "dropout_e": 0.0, "wdrop": 0.0}
 
@@ -44,8 +57,10 @@ def _worker(rank, world_size, data, root):
     root = Path(root)
     full = _trainer(data, root / "full")
     summary = full.train(show_progress=False)
-    torch.save({"rows": (full.rows.start, full.rows.stop), "train_x": full.train_x, "temperature": summary.temperature},
-               root / f"rank{rank}.pt")
+    torch.save(
+        {"rows": (full.rows.start, full.rows.stop), "train_x": full.train_x, "temperature": summary.temperature},
+        root / f"rank{rank}.pt",
+    )
     _trainer(data, root / "half", steps=HALF).train(show_progress=False)
     LMTrainer.resume(root / "half_of_one", steps=STEPS).train(show_progress=False)
 
@@ -59,11 +74,18 @@ def _assert_same_run(a: Path, b: Path) -> None:
     """Same step, epoch, position, optimizer, parameters and whole-batch carried state (float tolerance)."""
     ca, cb = (load_checkpoint(run / CHECKPOINT) for run in (a, b))
     ta, tb = ca["task"], cb["task"]
-    assert (ca["step"], ta["epoch"], ta["position"], ta["optimizer_name"]) == (cb["step"], tb["epoch"], tb["position"], tb["optimizer_name"])
+    assert (ca["step"], ta["epoch"], ta["position"], ta["optimizer_name"]) == (
+        cb["step"],
+        tb["epoch"],
+        tb["position"],
+        tb["optimizer_name"],
+    )
     for name, p in ca["model"].items():
         torch.testing.assert_close(p, cb["model"][name], rtol=1e-9, atol=1e-12, msg=name)
-    for x, y in zip([*(t for layer in ta["hidden"] for t in layer), ta["fast_weights"]],
-                    [*(t for layer in tb["hidden"] for t in layer), tb["fast_weights"]]):
+    for x, y in zip(
+        [*(t for layer in ta["hidden"] for t in layer), ta["fast_weights"]],
+        [*(t for layer in tb["hidden"] for t in layer), tb["fast_weights"]],
+    ):
         assert x.shape == y.shape and CONFIG.batch_size in (x.shape[0], x.shape[1])
         torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-12)
 
@@ -88,7 +110,16 @@ def test_two_processes_train_like_one(single, two):
     assert load_checkpoint(two / "full" / CHECKPOINT)["task"]["epoch"] == 1  # crossed an epoch end
     one_log, two_log = _log(single), _log(two / "full")
     assert [r["step"] for r in one_log] == [r["step"] for r in two_log]  # rank 0 alone wrote the log
-    keys = {"train/loss", "train/ppl", "lr", "valid/loss", "valid/ppl", "valid/ppl_tuned_temperature", "temperature", "asgd_switch"}
+    keys = {
+        "train/loss",
+        "train/ppl",
+        "lr",
+        "valid/loss",
+        "valid/ppl",
+        "valid/ppl_tuned_temperature",
+        "temperature",
+        "asgd_switch",
+    }
     assert keys <= set(one_log[0])
     for r1, r2 in zip(one_log, two_log):
         for key in keys:
@@ -97,7 +128,9 @@ def test_two_processes_train_like_one(single, two):
             else:
                 assert not r2[key]
     best1, best2 = (load_checkpoint(run / BEST) for run in (single, two / "full"))
-    assert best1["step"] == best2["step"] and best2["task"]["valid_loss"] == pytest.approx(best1["task"]["valid_loss"], rel=1e-6)
+    assert best1["step"] == best2["step"] and best2["task"]["valid_loss"] == pytest.approx(
+        best1["task"]["valid_loss"], rel=1e-6
+    )
     rank1 = torch.load(two / "rank1.pt", weights_only=True)
     assert rank1["temperature"] == best1["task"]["temperature"] == best2["task"]["temperature"]
 

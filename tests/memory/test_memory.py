@@ -162,6 +162,7 @@ def test_gradcheck_cell_with_masks():
     reads = torch.tensor([[0, 0], [1, 0], [1, 1], [0, 0], [0, 1]], dtype=torch.bool)
     for impl in ("step", "chunked"):
         for read_mask in (None, reads):
+
             def cell(x, F, read_mask=read_mask, impl=impl):
                 return mem(x, F, resets=resets, keep=keep, read_mask=read_mask, impl=impl)
 
@@ -189,7 +190,10 @@ def _step_loop(layer, x, state, starts=None, keep=None):
         o, new = layer(x[t : t + 1], ((h, c), F), keep=None if keep is None else keep[t : t + 1])
         if keep is not None:
             k = keep[t]
-            new = ((torch.where(k.view(1, -1, 1), new[0][0], h), torch.where(k.view(1, -1, 1), new[0][1], c)), torch.where(k.view(-1, 1, 1, 1), new[1], F))
+            new = (
+                (torch.where(k.view(1, -1, 1), new[0][0], h), torch.where(k.view(1, -1, 1), new[0][1], c)),
+                torch.where(k.view(-1, 1, 1, 1), new[1], F),
+            )
         outs.append(o)
         state = new
     return torch.cat(outs), state
@@ -312,8 +316,11 @@ def test_chunked_form_equals_reference_on_cuda():
     mem = _memory(n_reads=3, update_scale=0.25, beta_bias=1.0, chunk_size=7).cuda()
     T, B = 23, 4
     h = torch.randn(T, B, 6, dtype=torch.float64, device="cuda")
-    kw = {"resets": torch.rand(T, B, device="cuda") < 0.15, "keep": torch.rand(T, B, device="cuda") < 0.8,
-              "read_mask": torch.rand(T, B, device="cuda") < 0.3}
+    kw = {
+        "resets": torch.rand(T, B, device="cuda") < 0.15,
+        "keep": torch.rand(T, B, device="cuda") < 0.8,
+        "read_mask": torch.rand(T, B, device="cuda") < 0.3,
+    }
     for ref, fast in zip(_run(mem, h, "step", **kw), _run(mem, h, "chunked", **kw)):
         torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-11)
 

@@ -27,8 +27,14 @@ def split_seed(seed: int, split: str) -> int:
     return 3 * seed + SPLITS.index(split)
 
 
-def write_dataset(out_dir, variant: str = "en-valid-10k", n_stories: dict[str, int] | None = None,
-                  seed: int = 0, tasks: Iterable[int] = range(1, 21), overwrite: bool = False) -> Path:
+def write_dataset(
+    out_dir,
+    variant: str = "en-valid-10k",
+    n_stories: dict[str, int] | None = None,
+    seed: int = 0,
+    tasks: Iterable[int] = range(1, 21),
+    overwrite: bool = False,
+) -> Path:
     """Write generated stories in the official layout and return the variant folder.
 
     ``out_dir/tasks_1-20_v1-2/<variant>/`` gets ``qa{N}_train.txt``, ``qa{N}_valid.txt`` and
@@ -43,8 +49,10 @@ def write_dataset(out_dir, variant: str = "en-valid-10k", n_stories: dict[str, i
     splits = tuple(DEFAULT_STORIES[variant])
     counts = dict(DEFAULT_STORIES[variant] if n_stories is None else n_stories)
     if set(counts) != set(splits):
-        raise ValueError(f"variant {variant} has the splits {', '.join(splits)}: n_stories must give exactly "
-                         f"those, got {', '.join(counts) or 'none'}")
+        raise ValueError(
+            f"variant {variant} has the splits {', '.join(splits)}: n_stories must give exactly "
+            f"those, got {', '.join(counts) or 'none'}"
+        )
     for split, n in counts.items():
         check_int(f"n_stories[{split!r}]", n)
     tasks = list(tasks)
@@ -60,8 +68,10 @@ def write_dataset(out_dir, variant: str = "en-valid-10k", n_stories: dict[str, i
     paths = {(task, split): task_file(task, split) for task in tasks for split in splits}
     taken = [path for path in paths.values() if path.exists()]
     if taken and not overwrite:
-        raise FileExistsError(f"{taken[0]} exists ({len(taken)} of the {len(paths)} task files do): choose another --out, "
-                              "or pass --overwrite to replace them")
+        raise FileExistsError(
+            f"{taken[0]} exists ({len(taken)} of the {len(paths)} task files do): choose another --out, "
+            "or pass --overwrite to replace them"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     for task in tasks:
         for split in splits:

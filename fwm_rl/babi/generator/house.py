@@ -93,8 +93,11 @@ def three_supporting_facts(rng: random.Random) -> StoryWriter:
         obj, i = rng.choice(fresh or askable)
         segment = world.trajectory[obj][i]
         asked.add((obj, segment.room))
-        story.ask(f"where was the {obj} before the {segment.room}", world.trajectory[obj][i - 1].room,
-                  [segment.picked, segment.arrived, segment.came_from])
+        story.ask(
+            f"where was the {obj} before the {segment.room}",
+            world.trajectory[obj][i - 1].room,
+            [segment.picked, segment.arrived, segment.came_from],
+        )
     return story
 
 

@@ -65,8 +65,11 @@ def basic_induction(rng: random.Random) -> StoryWriter:
     for person, what in told:
         text = f"{person} is a {species[person]}" if what == "is" else f"{person} is {colour[species[person]]}"
         line[(person, what)] = story.say(text)
-    story.ask(f"what color is {target}", colour[species[target]],
-              [line[(target, "is")], line[(witness, "is")], line[(witness, "colour")]])
+    story.ask(
+        f"what color is {target}",
+        colour[species[target]],
+        [line[(target, "is")], line[(witness, "is")], line[(witness, "colour")]],
+    )
     return story
 
 
@@ -91,10 +94,12 @@ def size_reasoning(rng: random.Random) -> StoryWriter:
             a, m, b = rng.choice(chains)  # a < m < b
             first, second = rng.sample((a, b), 2)
             bigger = first == b
-            question, answer = rng.choice([
-                (f"is the {first} bigger than the {second}", bigger),
-                (f"does the {first} fit in the {second}", not bigger),
-            ])
+            question, answer = rng.choice(
+                [
+                    (f"is the {first} bigger than the {second}", bigger),
+                    (f"does the {first} fit in the {second}", not bigger),
+                ]
+            )
             facts = [smaller_than[(a, m)], smaller_than[(m, b)]]
             story.ask(question, "yes" if answer else "no", facts if first == a else facts[::-1])
             if story.n_questions == QUESTIONS_18:

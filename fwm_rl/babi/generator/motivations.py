@@ -16,8 +16,12 @@ __all__ = ["agents_motivations"]
 
 AGENTS = ("Sumit", "Yann", "Jason", "Antoine")
 #: feeling -> (the room it sends one to, the object one gets there)
-MOTIVES = {"hungry": ("kitchen", "apple"), "thirsty": ("kitchen", "milk"),
-           "bored": ("garden", "football"), "tired": ("bedroom", "pajamas")}
+MOTIVES = {
+    "hungry": ("kitchen", "apple"),
+    "thirsty": ("kitchen", "milk"),
+    "bored": ("garden", "football"),
+    "tired": ("bedroom", "pajamas"),
+}
 
 
 def agents_motivations(rng: random.Random) -> StoryWriter:

@@ -49,12 +49,14 @@ def two_arg_relations(rng: random.Random) -> StoryWriter:
     lines = [_tell_direction(rng, story, place, direction, center) for place, direction in facts]
     i = rng.randrange(2)
     (place, direction), line = facts[i], lines[i]
-    question, answer = rng.choice([
-        (f"what is {direction} of the {center}", place),
-        (f"what is {OPPOSITE[direction]} of the {place}", center),
-        (f"what is the {place} {direction} of", center),
-        (f"what is the {center} {OPPOSITE[direction]} of", place),
-    ])
+    question, answer = rng.choice(
+        [
+            (f"what is {direction} of the {center}", place),
+            (f"what is {OPPOSITE[direction]} of the {place}", center),
+            (f"what is the {place} {direction} of", center),
+            (f"what is the {center} {OPPOSITE[direction]} of", place),
+        ]
+    )
     story.ask(question, answer, [line])
     return story
 
@@ -76,7 +78,9 @@ def positional_reasoning(rng: random.Random) -> StoryWriter:
         a, b = rng.sample(pair, 2)
         (ax, ay), (bx, by) = cells[a], cells[b]
         axes = [axis for axis, differ in (("x", ax != bx), ("y", ay != by)) if differ]
-        true = {"x": "to the right of" if ax > bx else "to the left of", "y": "above" if ay > by else "below"}[rng.choice(axes)]
+        true = {"x": "to the right of" if ax > bx else "to the left of", "y": "above" if ay > by else "below"}[
+            rng.choice(axes)
+        ]
         relation = true if rng.random() < 0.5 else INVERSE[true]
         story.ask(f"is the {a} {relation} the {b}", "yes" if relation == true else "no", [lines[a], lines[b]])
     return story
@@ -97,12 +101,12 @@ def path_finding(rng: random.Random) -> StoryWriter:
         cells[room] = cell
         edges.append((room, direction, anchor))
     rng.shuffle(edges)
-    line = {frozenset((room, anchor)): _tell_direction(rng, story, room, direction, anchor)
-            for room, direction, anchor in edges}
+    line = {
+        frozenset((room, anchor)): _tell_direction(rng, story, room, direction, anchor) for room, direction, anchor in edges
+    }
     neighbours = {r: [n for n in rooms if frozenset((r, n)) in line] for r in rooms}
     paths = [(a, m, b) for m in rooms for a in neighbours[m] for b in neighbours[m] if a != b]
     a, m, b = rng.choice(paths)
     steps = [DIRECTIONS[_direction(cells[a], cells[m])][0], DIRECTIONS[_direction(cells[m], cells[b])][0]]
-    story.ask(f"how do you go from the {a} to the {b}", join_answer(steps),
-              [line[frozenset((a, m))], line[frozenset((m, b))]])
+    story.ask(f"how do you go from the {a} to the {b}", join_answer(steps), [line[frozenset((a, m))], line[frozenset((m, b))]])
     return story

@@ -77,12 +77,12 @@ class World:
         self.where = {p: None for p in self.people}
         self.moved_at = {}
         self.holder = {o: None for o in self.objects}
-        self.floor = {o: None for o in self.objects}      # room an object lies in; None: not seen yet
-        self.dropped_at = {}                               # object -> (drop line, dropper's move line)
+        self.floor = {o: None for o in self.objects}  # room an object lies in; None: not seen yet
+        self.dropped_at = {}  # object -> (drop line, dropper's move line)
         self.object_lines = {p: [] for p in self.people}
-        self.carrying = {p: [] for p in self.people}      # in the order they were acquired
-        self.last_event = {}                               # object -> its last pick-up/give/drop line
-        self.carried_since = {}                            # object -> line its holder got it
+        self.carrying = {p: [] for p in self.people}  # in the order they were acquired
+        self.last_event = {}  # object -> its last pick-up/give/drop line
+        self.carried_since = {}  # object -> line its holder got it
         self.trajectory = {o: [] for o in self.objects}
         self.gives = []
 
@@ -139,13 +139,22 @@ class World:
         if kind == "move":
             return [(p,) for p in self.people]
         if kind == "pick":
-            return [(p, o) for p in placed for o in self.objects
-                    if self.holder[o] is None and self.floor[o] in (None, self.where[p])]
+            return [
+                (p, o)
+                for p in placed
+                for o in self.objects
+                if self.holder[o] is None and self.floor[o] in (None, self.where[p])
+            ]
         if kind == "drop":
             return [(p, o) for p in placed for o in self.carrying[p]]
         if kind == "give":
-            return [(p, o, q) for p in placed for o in self.carrying[p] for q in placed
-                    if q != p and self.where[q] == self.where[p]]
+            return [
+                (p, o, q)
+                for p in placed
+                for o in self.carrying[p]
+                for q in placed
+                if q != p and self.where[q] == self.where[p]
+            ]
         raise ValueError(f"unknown action kind {kind!r}: choose from move, pick, drop, give")
 
     def act(self, weights: dict[str, float]) -> int:
