@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|")
     for variant, value in median.items():
 
-        def ratio(base: str, value: float = value) -> str:
+        def ratio(base: str) -> str:
             return f"{value / median[base]:.2f}x" if base in median else "-"
 
         print(

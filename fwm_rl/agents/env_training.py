@@ -531,7 +531,7 @@ class EnvTask:
         env_seed = int(np.random.SeedSequence([cfg.seed, done]).generate_state(1)[0])
         env = make_env(cfg.env_id, cfg.n_envs, seed=env_seed)
         eval_env = make_env(cfg.env_id, min(cfg.n_envs, cfg.final_eval_episodes), seed=env_seed + 1)
-        norm_obs = cfg.normalizes_obs(self.spaces()[0])
+        norm_obs = cfg.normalizes_obs(env.observation_space)  # (the spaces check_env_id reads: no third env made)
         if norm_obs or cfg.norm_reward:  # the evaluation follows the training statistics, frozen
             stored = ckpt["task"] if ckpt is not None else {}  # a resumed run continues its statistics
             env = normalized(

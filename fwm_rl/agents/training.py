@@ -246,7 +246,6 @@ class GraphTask:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         self.env_steps_per_unit = TaskConfig(semantics=cfg.semantics, trials=cfg.trials).trial_length * cfg.n_envs
-        self._seed = cfg.seed
         self._rewards: list[float] = []
         self._train_reward = float("nan")
         self._interval_started = False
@@ -262,7 +261,7 @@ class GraphTask:
         return task_spaces(TaskConfig(semantics=self.cfg.semantics))
 
     def build(self, dist: DistContext, ckpt: dict | None) -> RecurrentA2C:
-        self._seed = rank_seed(self.cfg.seed, dist.rank)
+        self._seed = rank_seed(self.cfg.seed, dist.rank)  # (this process's share of the agents: its own episodes)
         model = make_model(self.cfg, dist.device, dist)
         model.set_progress(0 if ckpt is None else ckpt["step"])
         return model
