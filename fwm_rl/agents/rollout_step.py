@@ -1,5 +1,6 @@
-"""One rollout step of the FWM agent as one function: the LSTM cell, the memory's write and reads
-(paper eqs 1-8) on a factored fast weight state, both heads and the action draw.
+"""One rollout step of the FWM agent as one function: the LSTM cell, the memory's projections (eqs 1, 2, 5, 6),
+its write and reads on a factored fast weight state (eqs 3-4 and 7: :func:`~fwm_rl.memory.factored.step_factored`,
+the step the memory's own one-step calls run), eq. 8, both heads and the action draw.
 
 An A2C rollout calls the policy 30 times per episode on small tensors (600 x 32), so its cost is
 the number of operations, not their size: the general path (``nn.LSTM``, :class:`~fwm_rl.memory.FastWeightMemory`'s
@@ -26,11 +27,11 @@ import warnings
 from typing import Any
 
 import torch
-import torch.nn.functional as F_
 from torch import Tensor
 
-from fwm_rl.memory import LN_EPS, FactoredState
+from fwm_rl.memory import FactoredState
 from fwm_rl.memory.common import host_checks
+from fwm_rl.memory.factored import step_factored
 
 __all__ = ["COMPILE_MIN_BATCH", "applies", "fwm_step", "sample_actions"]
 
@@ -72,6 +73,7 @@ def _step(
     uniform: Tensor,
     d: int,
     n_reads: int,
+    max_writes: int,
     beta_bias: float,
     update_scale: float,
     tanh_first_query: bool,
@@ -80,9 +82,8 @@ def _step(
     deterministic: bool,
 ):
     W_ih, W_hh, b_ih, b_hh, W_write, b_write, W_read, b_read, W_o, b_o, W_pi, b_pi, W_v, b_v = params
-    live = (~starts).to(x.dtype)  # rows whose episode starts here begin from an empty state
-    h, c = h * live.unsqueeze(-1), c * live.unsqueeze(-1)
-    f0_scale, scale, sq = f0_scale * live, scale * live.unsqueeze(-1), sq * live
+    live = (~starts).to(x.dtype).unsqueeze(-1)  # rows whose episode starts here begin from an empty state
+    h, c = h * live, c * live
     # The slow LSTM (gates i, f, g, o as in nn.LSTM).
     gates = torch.addmm(b_ih + b_hh, x, W_ih.t()).addmm_(h, W_hh.t())
     i, f, g, o = gates.chunk(4, -1)
@@ -96,22 +97,9 @@ def _step(
     beta = torch.sigmoid(b.squeeze(-1) + beta_bias)
     n = torch.tanh(n) if tanh_first_query else n
     e = (torch.tanh(e) if tanh_read_keys else e).unflatten(-1, (n_reads, d))
-
-    def contract(K1, K2, Wr, scale, q1, q2):  # F vec(q1 (x) q2) = sum_j scale_j (k1_j . q1)(k2_j . q2) w_j
-        match = (K1 * q1.unsqueeze(1)).sum(-1) * (K2 * q2.unsqueeze(1)).sum(-1) * scale
-        return (match.unsqueeze(-1) * Wr).sum(1)
-
-    # Eqs 3-4: retrieve, update, cap (which rescales every factor).
-    v_old = contract(K1, K2, Wr, scale, k1, k2)
-    w = update_scale * beta.unsqueeze(-1) * (v - v_old)
-    key_sq = k1.pow(2).sum(-1) * k2.pow(2).sum(-1)
-    sq_new = sq + 2 * (w * (v_old + 0.5 * key_sq.unsqueeze(-1) * w)).sum(-1)
-    inv_cap = sq_new.clamp(min=1.0).rsqrt()
-    K1, K2, Wr = torch.cat([K1, k1.unsqueeze(1)], 1), torch.cat([K2, k2.unsqueeze(1)], 1), torch.cat([Wr, w.unsqueeze(1)], 1)
-    scale = torch.cat([scale, scale.new_ones(scale.shape[0], 1)], 1) * inv_cap.unsqueeze(-1)
-    f0_scale, sq = f0_scale * inv_cap, sq_new * inv_cap.square()
-    for r in range(n_reads):  # eq. 7 from the written memory
-        n = F_.layer_norm(contract(K1, K2, Wr, scale, n, e[:, r]), (d,), eps=LN_EPS)
+    # Eqs 3-4 and 7: the memory's own factored step (rows whose episode starts here begin empty).
+    S = FactoredState(None, f0_scale, K1, K2, Wr, scale, sq)
+    n, S, _ = step_factored(S, k1, k2, v, beta, n, e, update_scale=update_scale, max_writes=max_writes, resets=starts)
     out = torch.addmm(b_o, n, W_o.t())  # eq. 8
     if residual:
         out = h + out
@@ -121,7 +109,7 @@ def _step(
     log_probs = torch.log_softmax(logits, -1)
     actions = log_probs.argmax(-1) if deterministic else sample_actions(log_probs, uniform)
     values = values.squeeze(-1)
-    return actions, values, log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1), h, c, f0_scale, K1, K2, Wr, scale, sq
+    return actions, values, log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1), h, c, *S[1:]
 
 
 _compiled: Any = None  # torch.compile(_step), made on first use; False once compiling failed
@@ -167,7 +155,7 @@ def fwm_step(
     uniform = x.new_zeros(B) if deterministic else torch.rand(B, generator=generator, device=x.device, dtype=x.dtype)
     args = (
         params, x, starts.bool(), h[0], c[0], S.f0_scale, S.k1, S.k2, S.w, S.scale, S.sq, uniform,
-        memory.d_fwm, memory.n_reads, memory.beta_bias, memory.update_scale, memory.tanh_first_query, memory.tanh_read_keys,
+        memory.d_fwm, memory.n_reads, memory.max_writes, memory.beta_bias, memory.update_scale, memory.tanh_first_query, memory.tanh_read_keys,
         core.residual, deterministic,
     )  # fmt: skip
     actions, values, log_probs, h, c, f0_scale, K1, K2, Wr, scale, sq = _run(args, B)

@@ -16,7 +16,9 @@ The package, laid out like an operator library (a layer, a short reference, the 
 * :mod:`~fwm_rl.memory.layer`: :class:`FastWeightMemory` (projections, state, dispatch) and :class:`FWMLSTM`;
 * :mod:`~fwm_rl.memory.reference`: eqs 1-8 written out step by step, nothing else (:func:`reference_memory`);
 * :mod:`~fwm_rl.memory.step`, :mod:`~fwm_rl.memory.chunked`, :mod:`~fwm_rl.memory.factored`: the forms below,
-  each with its autograd functions; :mod:`~fwm_rl.memory.common`: state types, key algebra, masks.
+  functions of tensors and keyword options (``run_step``, ``run_chunked``, ``step_factored``), each with its
+  autograd functions; none imports the layer; :mod:`~fwm_rl.memory.common`: state types, key algebra
+  (``key``, ``contract``, ``add_write``), masks.
 
 Exact implementations of the same recurrence:
 

@@ -19,21 +19,56 @@ once per chunk; from an empty memory (an RL episode) the ``F_0`` terms vanish.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from fwm_rl.memory.common import LN_EPS, cat_time, key_vec, sum_writes
-
-if TYPE_CHECKING:
-    from fwm_rl.memory.layer import FastWeightMemory
+from fwm_rl.memory.common import LN_EPS, cat_time, contract, key, state_shape, sum_writes
 
 
-def run_chunked(mem: FastWeightMemory, F, zero_start, k1, k2, v, beta, n0, e, resets, keep, read_any, need_state, trace):
+def default_chunk_size(T: int, B: int, zero_start: bool) -> int:
+    """Chunk length for ``T`` steps of ``B`` rows when none is given (chosen by ``scripts/bench_fwm.py`` timings).
+
+    A short sequence from an empty memory (an RL episode) is one chunk: no ``d^3`` tensor
+    at all. Otherwise chunks are as long as the ``[B, C, C]`` match matrices stay within
+    about 2M entries (at least 32 steps): longer chunks form ``F`` less often.
+    """
+    if zero_start and T <= 64:
+        return T
+    return min(T, max(32, math.isqrt(2**21 // B)))
+
+
+def run_chunked(
+    F: Tensor | None,
+    k1: Tensor,
+    k2: Tensor,
+    v: Tensor,
+    beta: Tensor,
+    n0: Tensor,
+    e: Tensor,
+    *,
+    update_scale: float = 1.0,
+    tensor_keys: bool = True,
+    chunk_size: int | None = None,
+    resets: Tensor | None = None,
+    keep: Tensor | None = None,
+    read_any: Tensor | None = None,
+    need_state: bool = True,
+    trace: bool = False,
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """The same recurrence as :func:`~fwm_rl.memory.step.run_step` (eqs 3-4 and 7), chunk by chunk.
+
+    ``F`` is the dense start state (``[B, d, d, d]``, or ``[B, 2d, d]`` with ``tensor_keys=False``), or ``None``
+    for an empty memory (then no ``F_0`` term is formed). Projections are time first: ``k1, k2, v, n0: [T, B, d]``,
+    ``beta: [T, B]``, ``e: [T, B, N_r, d]``; ``resets`` and ``keep`` are ``[T, B]`` masks as in the step form, and
+    ``read_any: [T]`` (or ``None``: every step) the steps at which any row reads (the final read of the others is
+    0). Chunks have ``chunk_size`` steps (``None``: :func:`default_chunk_size`). Returns
+    ``(n^(N_r) [T, B, d], F_T or None if not need_state, queries [T, B, N_r, d] if trace else None)``.
+    """
     T = k1.shape[0]
-    C = mem.chunk_size or mem.default_chunk_size(T, k1.shape[1], zero_start)
+    C = chunk_size or default_chunk_size(T, k1.shape[1], F is None)
     finals, queries = [], []
     for s in range(0, T, C):
         sl = slice(s, min(s + C, T))
@@ -45,20 +80,20 @@ def run_chunked(mem: FastWeightMemory, F, zero_start, k1, k2, v, beta, n0, e, re
         if read_c is not None and not bool(read_c.all()):
             read_steps = read_c.nonzero().squeeze(1)
         n_c, F, q_c = run_chunk(
-            mem,
             F,
-            zero_start and s == 0,
             k1_c,
             k2_c,
             v_c,
             beta_c,
             n0_c,
             e_c,
-            resets_c,
-            keep_c,
-            read_steps,
-            need_state or s + C < T,
-            trace,
+            update_scale=update_scale,
+            tensor_keys=tensor_keys,
+            resets=resets_c,
+            keep=keep_c,
+            read_steps=read_steps,
+            need_state=need_state or s + C < T,
+            trace=trace,
         )
         finals.append(n_c)
         queries.append(q_c)
@@ -66,9 +101,23 @@ def run_chunked(mem: FastWeightMemory, F, zero_start, k1, k2, v, beta, n0, e, re
 
 
 def run_chunk(
-    mem: FastWeightMemory, F0, zero_start, k1, k2, v, beta, n0, e, resets, keep, read_steps=None, need_state=True, trace=False
-):
-    """One chunk starting from ``F0`` (batch-major inside: ``[B, C, ...]``).
+    F0: Tensor | None,
+    k1: Tensor,
+    k2: Tensor,
+    v: Tensor,
+    beta: Tensor,
+    n0: Tensor,
+    e: Tensor,
+    *,
+    update_scale: float,
+    tensor_keys: bool,
+    resets: Tensor | None = None,
+    keep: Tensor | None = None,
+    read_steps: Tensor | None = None,
+    need_state: bool = True,
+    trace: bool = False,
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """One chunk starting from ``F0`` (``None``: empty), batch-major inside: ``[B, C, ...]``.
 
     ``read_steps`` (chunk-local step indices) restricts the reads to those steps; the
     final read of every other step is 0.
@@ -79,6 +128,7 @@ def run_chunk(
     ``exp(L_t - L_{j-1})`` is at most 1 and nothing overflows however long the chunk.
     """
     C, B, d = k1.shape
+    zero_start = F0 is None
     k1, k2, v, n0, e = (x.transpose(0, 1) for x in (k1, k2, v, n0, e))  # [B, C, ...]
     beta = beta.t()
     dt, dev = k1.dtype, k1.device
@@ -90,10 +140,10 @@ def run_chunk(
         seg = resets.t().long().cumsum(1)
         upto = upto & (seg[:, :, None] == seg[:, None, :])
         from_F0 = (seg == 0).to(dt)
-    gram, ksq = _KeyGram.apply(k1, k2, mem.keys == "tensor")  # <key_t, key_j> and ||key_t||^2
+    gram, ksq = _KeyGram.apply(k1, k2, tensor_keys)  # <key_t, key_j> and ||key_t||^2
     p0 = None
     if not zero_start:
-        p0 = mem.contract(F0, k1, k2)  # F0's part of every retrieval, one contraction
+        p0 = contract(F0, k1, k2, tensor_keys)  # F0's part of every retrieval, one contraction
         if from_F0 is not None:
             p0 = p0 * from_F0.unsqueeze(-1)
     sq = torch.zeros(B, dtype=dt, device=dev) if zero_start else F0.flatten(1).pow(2).sum(1)  # ||F_{t-1}||^2
@@ -104,9 +154,9 @@ def run_chunk(
     # updates and one triangular solve gives them all; otherwise it runs one step at a time
     # on small tensors only, with a hand-written backward (autograd through 30-200 tiny
     # steps costs more than the maths).
-    W, uncapped = _UncappedWrites.apply(gram, ksq, beta, v, p0, sq, from_F0, upto, keep_t, mem.update_scale)
+    W, uncapped = _UncappedWrites.apply(gram, ksq, beta, v, p0, sq, from_F0, upto, keep_t, update_scale)
     if not uncapped:
-        W, L_prev, L_t = _WriteRecurrence.apply(gram, ksq, beta, v, p0, sq, upto, reset_t, keep_t, mem.update_scale)
+        W, L_prev, L_t = _WriteRecurrence.apply(gram, ksq, beta, v, p0, sq, upto, reset_t, keep_t, update_scale)
     else:  # no cap: every a_t is 1
         L_prev = L_t = torch.zeros_like(beta)
     a_F0 = None
@@ -120,7 +170,7 @@ def run_chunk(
         a_F0_r = None if a_F0 is None else a_F0[:, read_steps]
     with torch.no_grad():  # (its gradient comes from _ChunkReads, which needs no [B, C, C] for it)
         decay = upto_r.to(dt) if uncapped else _decay_matrix(L_r, L_prev, upto_r)
-    n, qs = _ChunkReads.apply(n, e_r, k1, k2, W, L_r, L_prev, decay, F0, a_F0_r, mem.keys == "tensor", trace)
+    n, qs = _ChunkReads.apply(n, e_r, k1, k2, W, L_r, L_prev, decay, F0, a_F0_r, tensor_keys, trace)
     if read_steps is not None:
         n = n.new_zeros(B, C, d).index_copy(1, read_steps, n)
     n_out, q_out = n.transpose(0, 1), qs.transpose(0, 1) if trace else None
@@ -128,7 +178,7 @@ def run_chunk(
         return n_out, None, q_out
     # The state at the chunk's end, materialised once.
     Wv = W * _decay_matrix(L_t[:, -1:], L_prev, upto[..., -1:, :]).squeeze(1).unsqueeze(-1)
-    S = sum_writes(k1, k2, Wv, mem.keys == "tensor").view(mem.state_shape(B))
+    S = sum_writes(k1, k2, Wv, tensor_keys).view(state_shape(B, d, tensor_keys))
     F_end = S if a_F0 is None else a_F0[:, -1].view(B, *([1] * (F0.dim() - 1))) * F0 + S
     return n_out, F_end, q_out
 
@@ -259,7 +309,7 @@ class _ChunkReads(torch.autograd.Function):
             G1, G2 = torch.bmm(n, k1T), torch.bmm(e_i, k2T)
             X = (G1 * G2 if tensor else G1 + G2).mul_(D)
             r = torch.bmm(X, W_c)  # the chunk's writes' part, centred
-            p = None if F0_c is None else torch.bmm(key_vec(n, e_i, tensor), F0_c)  # F0's part, centred
+            p = None if F0_c is None else torch.bmm(key(n, e_i, tensor), F0_c)  # F0's part, centred
             total = r if p is None else torch.addcmul(r, a_F0.unsqueeze(-1), p)
             rstd = total.pow(2).mean(-1, keepdim=True).add_(LN_EPS).rsqrt_()
             if queries is not None:
@@ -317,7 +367,7 @@ class _ChunkReads(torch.autograd.Function):
                     g_prev += g_key[..., :d]
                     g_e[i] += g_key[..., d:]
                 if need_F0:
-                    g_F0r.baddbmm_(key_vec(n, e_i, tensor).transpose(1, 2), g_p)
+                    g_F0r.baddbmm_(key(n, e_i, tensor).transpose(1, 2), g_p)
                 if need_a:
                     g_a += (g_tot * p).sum(-1)
             if g_queries is not None:

@@ -1,5 +1,5 @@
-"""What the forms of the memory share: its state types, the key algebra of both key modes, masks,
-and the traversal of recurrent states."""
+"""What the forms of the memory share: its state types, the key algebra of both key modes (``key``,
+``contract``, ``add_write``: pure tensor functions), masks, and the traversal of recurrent states."""
 
 from __future__ import annotations
 
@@ -75,24 +75,37 @@ def check_mask(name: str, mask: Tensor | None, T: int, B: int) -> Tensor | None:
     return mask.bool()
 
 
-def key_vec(q1: Tensor, q2: Tensor, tensor: bool) -> Tensor:
+def state_shape(batch_size: int, d: int, tensor_keys: bool = True) -> tuple[int, ...]:
+    """The dense fast weights' shape: ``[B, d, d, d]`` (key 1, key 2, value), or ``[B, 2d, d]`` for ``keys="concat"``."""
+    return (batch_size, d, d, d) if tensor_keys else (batch_size, 2 * d, d)
+
+
+def key(q1: Tensor, q2: Tensor, tensor_keys: bool = True) -> Tensor:
     """The key ``vec(q1 (x) q2)`` (``[..., d*d]``), or ``[q1; q2]`` (``[..., 2d]``) for ``keys="concat"``."""
-    if tensor:
+    if tensor_keys:
         return (q1.unsqueeze(-1) * q2.unsqueeze(-2)).flatten(-2)
     return torch.cat([q1, q2], dim=-1)
 
 
-def sum_writes(k1: Tensor, k2: Tensor, w: Tensor, tensor: bool) -> Tensor:
+def contract(F: Tensor, q1: Tensor, q2: Tensor, tensor_keys: bool = True) -> Tensor:
+    """``F vec(q1 (x) q2)`` for dense ``F: [B, ...]`` and ``q: [B, d]`` or ``[B, C, d]`` (one batched product):
+    the retrieval of eq. 3 and the read of eq. 7 before its layer norm."""
+    k = key(q1, q2, tensor_keys)
+    F = F.reshape(F.shape[0], -1, q1.shape[-1])
+    return torch.bmm(k.unsqueeze(1), F).squeeze(1) if k.dim() == 2 else torch.bmm(k, F)
+
+
+def add_write(F: Tensor, k: Tensor, w: Tensor) -> Tensor:
+    """``F + k (x) w`` for dense ``F: [B, ...]``, a key ``k: [B, d*d]`` (or ``[B, 2d]``) and ``w: [B, d]`` (eq. 3's update)."""
+    B = F.shape[0]
+    return torch.addcmul(F.reshape(B, -1, w.shape[-1]), k.unsqueeze(-1), w.unsqueeze(1)).view(F.shape)
+
+
+def sum_writes(k1: Tensor, k2: Tensor, w: Tensor, tensor_keys: bool = True) -> Tensor:
     """``sum_j key_j (x) w_j`` for ``k1, k2, w: [B, n, d]``: ``[B, d*d, d]`` (or ``[B, 2d, d]``), one batched product."""
-    if tensor:  # sum_j k1_j (x) (k2_j (x) w_j)
+    if tensor_keys:  # sum_j k1_j (x) (k2_j (x) w_j)
         return k1.transpose(1, 2) @ (k2.unsqueeze(-1) * w.unsqueeze(-2)).flatten(2)
     return torch.cat([k1, k2], dim=2).transpose(1, 2) @ w
-
-
-def write_matches(k1: Tensor, k2: Tensor, q1: Tensor, q2: Tensor, tensor: bool) -> Tensor:
-    """``<key(q1, q2), key_j>`` for the writes ``k1, k2: [B, n, d]`` and one query ``q: [B, d]``: ``[B, n]``."""
-    g1, g2 = (k1 @ q1.unsqueeze(-1)).squeeze(-1), (k2 @ q2.unsqueeze(-1)).squeeze(-1)
-    return g1 * g2 if tensor else g1 + g2
 
 
 def cat_time(xs: list[Tensor]) -> Tensor:

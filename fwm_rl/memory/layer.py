@@ -4,26 +4,15 @@ to the exact forms) and :class:`FWMLSTM` (the slow LSTM plus the memory, paper s
 from __future__ import annotations
 
 import itertools
-import math
 
 import torch
 from torch import Tensor, nn
 
 from fwm_rl.checks import check_choice, check_int, check_real
 from fwm_rl.memory.chunked import run_chunked
-from fwm_rl.memory.common import (
-    IMPLS,
-    KEY_MODES,
-    FactoredState,
-    MemoryTrace,
-    cat_time,
-    check_mask,
-    host_checks,
-    key_vec,
-    map_state,
-    sum_writes,
-)
-from fwm_rl.memory.factored import step_factored
+from fwm_rl.memory.common import IMPLS, KEY_MODES, FactoredState, MemoryTrace, cat_time, check_mask, host_checks, map_state
+from fwm_rl.memory.common import state_shape as dense_shape
+from fwm_rl.memory.factored import dense, empty_factored, step_factored
 from fwm_rl.memory.step import run_step
 
 
@@ -43,7 +32,7 @@ class FastWeightMemory(nn.Module):
         tanh_first_query: apply ``tanh`` to ``n^(0)`` as eq. 5 says; the authors' meta-RL and
             catbAbI code does not.
         tanh_read_keys: apply ``tanh`` to ``e^(i)`` as eq. 6 says; the authors' meta-RL code does not.
-        chunk_size: steps per chunk of the chunked form (``None``: :meth:`default_chunk_size`).
+        chunk_size: steps per chunk of the chunked form (``None``: :func:`~fwm_rl.memory.chunked.default_chunk_size`).
         impl: ``"auto"``, ``"step"`` (reference) or ``"chunked"``.
         zero_output: initialise ``W_o`` (eq. 8) at zero (beyond the paper): the memory's output starts at 0, so a
             residual agent (:class:`FWMLSTM` with ``residual=True``) starts as its LSTM alone and learns what to read.
@@ -89,8 +78,8 @@ class FastWeightMemory(nn.Module):
 
     # ------------------------------------------------------------------ state
     def state_shape(self, batch_size: int) -> tuple[int, ...]:
-        d = self.d_fwm
-        return (batch_size, d, d, d) if self.keys == "tensor" else (batch_size, 2 * d, d)
+        """The dense fast weights' shape: ``[B, d, d, d]``, or ``[B, 2d, d]`` with ``keys="concat"``."""
+        return dense_shape(batch_size, self.d_fwm, self.keys == "tensor")
 
     #: Writes a :class:`FactoredState` holds before they are folded into its dense part.
     max_writes = 64
@@ -101,19 +90,12 @@ class FastWeightMemory(nn.Module):
         p = self.W_o.weight
         device, dtype = device or p.device, dtype or p.dtype
         if factored:
-            zeros = torch.zeros(batch_size, 0, self.d_fwm, device=device, dtype=dtype)
-            ones = torch.ones(batch_size, device=device, dtype=dtype)
-            return FactoredState(None, ones, zeros, zeros, zeros, zeros[..., 0], torch.zeros_like(ones))
+            return empty_factored(batch_size, self.d_fwm, device, dtype)
         return torch.zeros(self.state_shape(batch_size), device=device, dtype=dtype)
 
     def dense(self, F: Tensor | FactoredState) -> Tensor:
         """``F`` as the dense tensor of :meth:`state_shape` (a tensor is returned as it is)."""
-        if isinstance(F, Tensor):
-            return F
-        S = sum_writes(F.k1, F.k2, F.w * F.scale.unsqueeze(-1), self.keys == "tensor").view(self.state_shape(F.sq.shape[0]))
-        if F.F0 is not None:
-            S = S + F.f0_scale.view(-1, *([1] * (S.dim() - 1))) * F.F0
-        return S
+        return F if isinstance(F, Tensor) else dense(F, self.keys == "tensor")
 
     def _check_state(self, F: Tensor | FactoredState, B: int) -> None:
         if isinstance(F, FactoredState):
@@ -164,21 +146,6 @@ class FastWeightMemory(nn.Module):
         e = e.unflatten(-1, (self.n_reads, d))
         return k1, k2, v, beta, n0, e
 
-    # -------------------------------------------------- key algebra (both modes)
-    def key(self, q1: Tensor, q2: Tensor) -> Tensor:
-        return key_vec(q1, q2, self.keys == "tensor")
-
-    def contract(self, F: Tensor, q1: Tensor, q2: Tensor) -> Tensor:
-        """``F vec(q1 (x) q2)`` for ``F: [B, ...]`` and ``q: [B, d]`` or ``[B, C, d]`` (one batched product)."""
-        key = self.key(q1, q2)
-        F = F.reshape(F.shape[0], -1, self.d_fwm)
-        return torch.bmm(key.unsqueeze(1), F).squeeze(1) if key.dim() == 2 else torch.bmm(key, F)
-
-    def add_write(self, F: Tensor, key: Tensor, w: Tensor) -> Tensor:
-        """``F + key (x) w`` for ``key: [B, d*d]`` (or ``[B, 2d]``), ``w: [B, d]`` (eq. 3's update)."""
-        B = F.shape[0]
-        return torch.addcmul(F.reshape(B, -1, self.d_fwm), key.unsqueeze(-1), w.unsqueeze(1)).view(F.shape)
-
     # ----------------------------------------------------------------- forward
     def forward(
         self,
@@ -220,34 +187,58 @@ class FastWeightMemory(nn.Module):
         # A known-empty start (no state given, or every row reset at step 0, as in an RL
         # episode) lets the chunked form drop all F_0 terms, and a factored state start empty.
         zero_start = F is None or (resets is not None and checks and bool(resets[0].all()))
-        if isinstance(F, FactoredState):
-            if zero_start:
-                F = self.initial_state(B, h.device, h.dtype, factored=True)
-            if T == 1 and impl != "step":
-                keep, read_mask = check_mask("keep", keep, T, B), check_mask("read_mask", read_mask, T, B)
-                return step_factored(self, F, h, resets, keep, read_mask, return_trace, need_state)
-        if isinstance(F, FactoredState) and not zero_start:
-            F = self.dense(F)  # (sequences and the reference step form work on the dense tensor)
-        if zero_start:
-            F = None  # every row starts empty (a reset at step 0 discards the state given)
-            if resets is not None and not bool(resets[1:].any()):
-                resets = None  # resetting an empty memory at step 0 changes nothing
         keep = check_mask("keep", keep, T, B)
         read_mask = check_mask("read_mask", read_mask, T, B)
-        if impl == "auto":
-            impl = "step" if T == 1 else "chunked"
-        if F is None and impl == "step":  # (the chunked form never forms an empty F)
-            F = self.initial_state(B, device=h.device, dtype=h.dtype)
-
+        options = {"update_scale": self.update_scale, "tensor_keys": self.keys == "tensor"}
         k1, k2, v, beta, n0, e = self.project(h)
-        if impl == "step":
-            n_final, F, queries = run_step(self, F, k1, k2, v, beta, n0, e, resets, keep, read_mask, checks)
-        else:
-            # Reads only at steps where some row reads (catbAbI's QA mode); the trace wants all.
-            read_any = None if read_mask is None or return_trace else read_mask.any(1)
-            n_final, F, queries = run_chunked(
-                self, F, zero_start, k1, k2, v, beta, n0, e, resets, keep, read_any, need_state, return_trace
+        if isinstance(F, FactoredState) and T == 1 and impl != "step":
+            S = self.initial_state(B, h.device, h.dtype, factored=True) if zero_start else F
+            n_final, F, queries = step_factored(
+                S,
+                k1[0],
+                k2[0],
+                v[0],
+                beta[0],
+                n0[0],
+                e[0],
+                **options,
+                max_writes=self.max_writes,
+                resets=None if resets is None else resets[0],
+                keep=None if keep is None else keep[0],
+                want_queries=return_trace,
             )
+            n_final, queries = n_final[None], None if queries is None else queries[None]
+        else:
+            if zero_start:
+                F = None  # every row starts empty (a reset at step 0 discards the state given)
+                if resets is not None and not bool(resets[1:].any()):
+                    resets = None  # resetting an empty memory at step 0 changes nothing
+            elif isinstance(F, FactoredState):
+                F = self.dense(F)  # (sequences and the reference step form work on the dense tensor)
+            if impl == "step" or (impl == "auto" and T == 1):
+                F = self.initial_state(B, device=h.device, dtype=h.dtype) if F is None else F
+                n_final, F, queries = run_step(
+                    F, k1, k2, v, beta, n0, e, **options, resets=resets, keep=keep, read_mask=read_mask, host_checks=checks
+                )
+            else:
+                # Reads only at steps where some row reads (catbAbI's QA mode); the trace wants all.
+                read_any = None if read_mask is None or return_trace else read_mask.any(1)
+                n_final, F, queries = run_chunked(
+                    F,
+                    k1,
+                    k2,
+                    v,
+                    beta,
+                    n0,
+                    e,
+                    **options,
+                    chunk_size=self.chunk_size,
+                    resets=resets,
+                    keep=keep,
+                    read_any=read_any,
+                    need_state=need_state,
+                    trace=return_trace,
+                )
         out = self.W_o(n_final)  # eq. 8
         visible = keep if read_mask is None else (read_mask if keep is None else keep & read_mask)
         if visible is not None:
@@ -256,18 +247,6 @@ class FastWeightMemory(nn.Module):
         if return_trace:
             return out, F, MemoryTrace(k1, k2, v, beta, queries, e)
         return out, F
-
-    @staticmethod
-    def default_chunk_size(T: int, B: int, zero_start: bool) -> int:
-        """Chunk length when ``chunk_size`` is None (chosen by ``scripts/bench_fwm.py`` timings).
-
-        A short sequence from an empty memory (an RL episode) is one chunk: no ``d^3`` tensor
-        at all. Otherwise chunks are as long as the ``[B, C, C]`` match matrices stay within
-        about 2M entries (at least 32 steps): longer chunks form ``F`` less often.
-        """
-        if zero_start and T <= 64:
-            return T
-        return min(T, max(32, math.isqrt(2**21 // B)))
 
 
 #: The state of an ``nn.LSTM`` (``(h, c)``) or an ``nn.GRU`` (``h``), each ``[1, B, H]``.

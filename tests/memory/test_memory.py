@@ -7,6 +7,10 @@ import torch
 from torch import nn
 
 from fwm_rl.memory import FWMLSTM, FactoredState, FastWeightMemory, count_parameters, map_state, reference_memory
+from fwm_rl.memory.chunked import default_chunk_size, run_chunked
+from fwm_rl.memory.common import add_write, contract, key
+from fwm_rl.memory.factored import dense, empty_factored, step_factored
+from fwm_rl.memory.step import run_step
 
 torch.set_default_dtype(torch.float32)
 
@@ -26,13 +30,12 @@ def _memory(**kw):
 def test_appendix_b_write_replaces_value_by_convex_combination(beta):
     """With vec(k1 (x) k2) (x) v_old stored and unit keys, one write leaves
     vec(k1 (x) k2) (x) ((1 - beta) v_old + beta v)."""
-    mem = _memory()
     g = torch.Generator().manual_seed(0)
     k1, k2 = _unit(torch.randn(4, generator=g, dtype=torch.float64)), _unit(torch.randn(4, generator=g, dtype=torch.float64))
     v_old, v = torch.randn(4, generator=g, dtype=torch.float64) * 0.3, torch.randn(4, generator=g, dtype=torch.float64) * 0.3
     F = torch.einsum("s,r,v->srv", k1, k2, v_old)[None]
-    w = beta * (v - mem.contract(F, k1[None], k2[None])[0])  # eq. 3 with update_scale 1
-    F_new = mem.add_write(F, mem.key(k1[None], k2[None]), w[None])
+    w = beta * (v - contract(F, k1[None], k2[None])[0])  # eq. 3 with update_scale 1
+    F_new = add_write(F, key(k1[None], k2[None]), w[None])
     expected = torch.einsum("s,r,v->srv", k1, k2, (1 - beta) * v_old + beta * v)
     torch.testing.assert_close(F_new[0], expected)
     assert F_new.norm() <= 1  # so eq. 4 leaves it alone
@@ -64,14 +67,14 @@ def test_transitive_inference_with_orthogonal_keys():
         mem.W_read.bias.copy_(torch.atanh(torch.cat([a, r, r])))  # n^(0) = a, e^(1) = e^(2) = r
     h = torch.zeros(1, 1, 1, dtype=torch.float64)
     F = None
-    for key, value in ((a, b), (b, c)):
+    for k, value in ((a, b), (b, c)):
         with torch.no_grad():
-            mem.W_write.bias.copy_(torch.cat([torch.atanh(key), torch.atanh(r), torch.atanh(value), big]))
+            mem.W_write.bias.copy_(torch.cat([torch.atanh(k), torch.atanh(r), torch.atanh(value), big]))
         _, F, trace = mem(h, F, return_trace=True)
     out, F, trace = mem(h, F, return_trace=True)  # (rewrites b->c, unchanged) then reads from a
     n1 = trace.n[0, 0, 1]  # the first read's result, the query of the second read
     assert n1.argmax().item() == 1  # a -> b
-    n2 = torch.nn.functional.layer_norm(mem.contract(F, n1[None], r[None]), (d,))[0]
+    n2 = torch.nn.functional.layer_norm(contract(F, n1[None], r[None]), (d,))[0]
     assert n2.argmax().item() == 2  # b -> c
     torch.testing.assert_close(out[0, 0], mem.W_o(n2))  # the module's output is W_o n^(2)
 
@@ -330,7 +333,7 @@ def test_default_chunks_over_a_long_carried_sequence_equal_reference():
     torch.manual_seed(12)
     mem = _memory(n_reads=2, update_scale=1.0, beta_bias=2.0)
     T, B = 150, 2
-    assert mem.default_chunk_size(T, B, zero_start=False) == T
+    assert default_chunk_size(T, B, zero_start=False) == T
     h = torch.randn(T, B, 6, dtype=torch.float64) * 3
     F0 = torch.randn(mem.state_shape(B), dtype=torch.float64) * 0.2
     for ref, fast in zip(_run(mem, h, "step", F=F0), _run(mem, h, "auto", F=F0)):
@@ -547,6 +550,49 @@ def test_every_form_equals_the_reference_from_the_equations(options, start, writ
     out, F = torch.cat(outs), mem.dense(S)
     for a, b in zip([out, F, *grads(out, F, x)], reference):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("keys", ["tensor", "concat"])
+@pytest.mark.parametrize("start", ["empty", "carried"])
+def test_forms_are_functions_of_tensors_equal_to_the_reference(keys, start):
+    """Each form called as a plain function on the projections of eqs 1, 2, 5, 6 (no layer passed in): its final reads
+    through W_o (eq. 8) and its final state equal reference_memory's, float64, strong writes (the cap engages)."""
+    torch.manual_seed(29)
+    mem = FastWeightMemory(6, d_fwm=4, n_reads=2, keys=keys, update_scale=0.5, beta_bias=1.0).double()
+    T, B = 9, 3
+    h = torch.randn(T, B, 6, dtype=torch.float64) * 3.0
+    F0 = None if start == "empty" else 0.5 * torch.randn(mem.state_shape(B), dtype=torch.float64).tanh()
+    out_ref, F_ref = reference_memory(mem, h, F0)
+    k1, k2, v, beta, n0, e = mem.project(h)
+    options = {"update_scale": 0.5, "tensor_keys": keys == "tensor"}
+    n, F, queries = run_step(mem.initial_state(B) if F0 is None else F0, k1, k2, v, beta, n0, e, **options)
+    assert queries.shape == (T, B, 2, 4)
+    for impl_n, impl_F in ((n, F), run_chunked(F0, k1, k2, v, beta, n0, e, **options, chunk_size=4)[:2]):
+        torch.testing.assert_close(mem.W_o(impl_n), out_ref, rtol=1e-9, atol=1e-11)
+        torch.testing.assert_close(impl_F, F_ref, rtol=1e-9, atol=1e-11)
+    S, reads = empty_factored(B, 4, dtype=torch.float64), []
+    if F0 is not None:
+        S = S._replace(F0=F0, sq=F0.flatten(1).pow(2).sum(1))
+    for t in range(T):
+        n_t, S, _ = step_factored(S, k1[t], k2[t], v[t], beta[t], n0[t], e[t], **options, max_writes=4)
+        reads.append(n_t)
+    torch.testing.assert_close(mem.W_o(torch.stack(reads)), out_ref, rtol=1e-9, atol=1e-11)
+    torch.testing.assert_close(dense(S, keys == "tensor"), F_ref, rtol=1e-9, atol=1e-11)
+
+
+def test_no_form_imports_the_layer():
+    """The forms and their shared algebra are functions of tensors: none imports the layer, even for type checking."""
+    import ast
+    from pathlib import Path
+
+    import fwm_rl.memory
+
+    folder = Path(fwm_rl.memory.__file__).parent
+    for name in ("common", "step", "chunked", "factored"):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not {m for m in imported if m and m.endswith("layer")}, f"fwm_rl/memory/{name}.py imports the layer"
 
 
 def test_zero_output_starts_a_residual_agent_as_its_lstm():
