@@ -30,7 +30,20 @@ from fwm_rl.engine.checkpoints import (
     restore_rng,
     trusted_checkpoints,
 )
-from fwm_rl.engine.config import SavedConfig, add_options, add_trust_option, field_docs, flag, given, resumable_flags
+from fwm_rl.engine.config import (
+    Preset,
+    SavedConfig,
+    add_device_option,
+    add_options,
+    add_run_options,
+    add_trust_option,
+    field_docs,
+    flag,
+    given,
+    resumable_flags,
+    resume_folder,
+    resume_options,
+)
 from fwm_rl.engine.folders import (
     BEST,
     CHECKPOINT,
@@ -66,8 +79,11 @@ __all__ = [
     "RunFinished",
     "RunLogger",
     "UntrustedCheckpointError",
+    "Preset",
     "SavedConfig",
+    "add_device_option",
     "add_options",
+    "add_run_options",
     "add_trust_option",
     "apply_gradients",
     "atomic_save",
@@ -99,6 +115,8 @@ __all__ = [
     "resolve_device",
     "restore_rng",
     "resumable_flags",
+    "resume_folder",
+    "resume_options",
     "run_lock",
     "run_record",
     "save_figure",
