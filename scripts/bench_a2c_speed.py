@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fwm_rl.agents.training import TrainConfig, make_model
+from fwm_rl.agents.training import A2CConfig, make_model
 from fwm_rl.engine import resolve_device
 
 AGENT_STEPS = 600 * 30  # one training episode of the paper's batch
@@ -50,7 +50,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def ours(cfg: TrainConfig, device: torch.device, repeats: int):
+def ours(cfg: A2CConfig, device: torch.device, repeats: int):
     """Timers of one training episode and of one update (replay forward + backward) of this project's RecurrentA2C."""
     model = make_model(cfg, device)
     model.learn(AGENT_STEPS)  # fills the buffer once
@@ -125,13 +125,13 @@ def main() -> None:
         f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, 600 agents x 30 steps, "
         f"{args.rounds} rounds of {args.repeats} episodes per variant\n"
     )
-    variants = [("FWM-32-16", "ours (fast: fused compiled rollout step, chunked update)", TrainConfig(device=str(device)))]
+    variants = [("FWM-32-16", "ours (fast: fused compiled rollout step, chunked update)", A2CConfig(device=str(device)))]
     if not args.no_step_form:
         variants.append(
-            ("FWM-32-16", "ours (step form in rollout and update)", TrainConfig(fwm_impl="step", device=str(device)))
+            ("FWM-32-16", "ours (step form in rollout and update)", A2CConfig(fwm_impl="step", device=str(device)))
         )
     variants.append(
-        (f"LSTM-{args.lstm_size}", "ours", TrainConfig(memory="lstm", hidden_size=args.lstm_size, device=str(device)))
+        (f"LSTM-{args.lstm_size}", "ours", A2CConfig(memory="lstm", hidden_size=args.lstm_size, device=str(device)))
     )
     rows = []  # (label, loop, episode timer, update timer or None)
     for label, loop, cfg in variants:

@@ -3,7 +3,7 @@
     python scripts/bench_babi.py                          # generated stories, CPU-friendly budget
     python scripts/bench_babi.py --device cuda --budget-steps 2000 --budget-preset paper
     python scripts/bench_babi.py --data ../shared/data/babi/tasks_1-20_v1-2_en-subset.tar.gz --allow-missing
-    python scripts/bench_babi.py --models fwm --amp none bf16 --rounds 3 --threads 2 --budget-steps 0   # mixed precision
+    python scripts/bench_babi.py --memories fwm --amp none bf16 --rounds 3 --threads 2 --budget-steps 0   # mixed precision
 
 1. Tokens/s of QA-mode training (batch 32 x 200 tokens) for the paper's FWM (embedding 256, LSTM 256,
    d_fwm 32, 3 reads) and LSTM baseline (4 x 512), timed over ``--timing-steps`` steps.
@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from fwm_rl.babi import CatbAbITrainer, DataSpec, TrainConfig, load_catbabi, preset
+from fwm_rl.babi import MEMORIES, PRESETS, CatbAbITrainer, DataSpec, load_catbabi, preset_configs
 from fwm_rl.engine import AMP_MODES
 
 
@@ -28,10 +28,10 @@ def main() -> None:
     parser.add_argument("--data", help="official bAbI (default: generated stories)")
     parser.add_argument("--allow-missing", action="store_true")
     parser.add_argument("--generated", default="200,20,20", help="generated stories per task: train,valid,test")
-    parser.add_argument("--models", nargs="+", default=["fwm", "lstm"], choices=["fwm", "lstm"])
+    parser.add_argument("--memories", "--models", nargs="+", default=list(MEMORIES), choices=MEMORIES)
     parser.add_argument("--timing-steps", type=int, default=5)
     parser.add_argument("--budget-steps", type=int, default=300)
-    parser.add_argument("--budget-preset", default="small", choices=["small", "paper"])
+    parser.add_argument("--budget-preset", default="small", choices=tuple(PRESETS))
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -59,16 +59,17 @@ def main() -> None:
     )
     data = load_catbabi(spec)
     print(f"data: {spec.describe()}; vocabulary {len(data.vocab)}; threads {args.threads}")
-    print(f"{'model':6} {'size':6} {'amp':5} {'params':>10} {'train tok/s':>12}")
+    print(f"{'memory':6} {'size':6} {'amp':5} {'params':>10} {'train tok/s':>12}")
     trainers = {
         (name, amp): CatbAbITrainer(
-            preset("paper", name),
-            TrainConfig(batch_size=args.batch_size, seed=args.seed, amp=amp, device=args.device, tensorboard=False),
+            *preset_configs(
+                "paper", name, batch_size=args.batch_size, seed=args.seed, amp=amp, device=args.device, tensorboard=False
+            ),
             spec,
             None,
             data=data,
         )
-        for name in args.models
+        for name in args.memories
         for amp in args.amp
     }
     best = dict.fromkeys(trainers, 0.0)
@@ -81,9 +82,11 @@ def main() -> None:
         return
 
     print(f"\nQA mode, {args.budget_steps} steps, {args.budget_preset} preset, batch {args.batch_size}:")
-    print(f"{'model':6} {'params':>10} {'valid acc':>10} {'test acc':>9} {'test ppl':>9} {'train s':>8}")
-    for name in args.models:
-        config = TrainConfig(
+    print(f"{'memory':6} {'params':>10} {'valid acc':>10} {'test acc':>9} {'test ppl':>9} {'train s':>8}")
+    for name in args.memories:
+        model, config = preset_configs(
+            args.budget_preset,
+            name,
             batch_size=args.batch_size,
             steps=args.budget_steps,
             eval_every=args.budget_steps,
@@ -92,7 +95,7 @@ def main() -> None:
             tensorboard=False,
         )
         with tempfile.TemporaryDirectory() as out:
-            trainer = CatbAbITrainer(preset(args.budget_preset, name), config, spec, out, data=data)
+            trainer = CatbAbITrainer(model, config, spec, out, data=data)
             start = time.perf_counter()
             test = trainer.train()
             seconds = time.perf_counter() - start

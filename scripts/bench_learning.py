@@ -19,11 +19,11 @@ import sys
 from pathlib import Path
 
 from fwm_rl.agents.plotting import curves_table, seeds_table
-from fwm_rl.agents.training import RECIPES, TrainConfig, train_preset, with_recipe
+from fwm_rl.agents.training import RECIPES, A2CConfig, train_preset, with_recipe
 from fwm_rl.engine import RunFinished
 
 
-def _train(configs: list[TrainConfig], out: Path, resume: bool) -> None:
+def _train(configs: list[A2CConfig], out: Path, resume: bool) -> None:
     """Train the runs into ``out`` (``resume``: continue them); a folder whose runs are all finished says so (its
     tables are then read as they are)."""
     try:
@@ -69,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             cfg
             for seed in args.seeds
             for cfg in (
-                TrainConfig(name=f"fwm-seed{seed}", seed=seed, **common),
-                TrainConfig(
+                A2CConfig(name=f"fwm-seed{seed}", seed=seed, **common),
+                A2CConfig(
                     name=f"lstm-{args.lstm_size}-seed{seed}", memory="lstm", hidden_size=args.lstm_size, seed=seed, **common
                 ),
             )
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\ntest reward (one episode on each of the 600 test graphs) against episodes:")
         print(curves_table([args.out / cfg.name for cfg in configs]), end="")
         return 0
-    agent = TrainConfig(**common) if args.memory == "fwm" else TrainConfig(memory="lstm", hidden_size=args.lstm_size, **common)
+    agent = A2CConfig(**common) if args.memory == "fwm" else A2CConfig(memory="lstm", hidden_size=args.lstm_size, **common)
     # Seeds in the outer loop: an interrupted comparison has every recipe at the same seeds.
     configs = [
         dataclasses.replace(with_recipe(agent, r), name=f"{r}-seed{s}", seed=s) for s in args.seeds for r in args.recipes

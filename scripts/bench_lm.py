@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from fwm_rl.lm import LMConfig, LMTrainer, TrainConfig, load_corpus
+from fwm_rl.lm import MEMORIES, LMConfig, LMModelConfig, LMTrainer, load_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "ptb"), help="PTB-style folder")
-    parser.add_argument("--models", nargs="+", default=["lstm", "fwm"], choices=["lstm", "fwm"])
+    parser.add_argument("--models", nargs="+", default=["lstm", "fwm"], choices=MEMORIES, help="memories to train")
     parser.add_argument("--budget", type=float, default=120.0, help="training seconds per model")
     parser.add_argument("--paper-size", action="store_true", help="3 x 1150 LSTM, 400-d embeddings (else 3 x 400, 200-d)")
     parser.add_argument("--batch-size", type=int, default=20)
@@ -38,7 +38,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     corpus = load_corpus(args.data)
-    size = {} if args.paper_size else {"d_embed": 200, "d_hidden": 400}
+    size = {} if args.paper_size else {"embedding_size": 200, "hidden_size": 400}
     print(
         f"{corpus.source}: vocabulary {len(corpus.vocab):,}, train {corpus.train.numel():,} tokens; "
         f"budget {args.budget:.0f} s per model; size {'paper' if args.paper_size else 'small'}; threads {args.threads}"
@@ -46,8 +46,8 @@ def main() -> None:
     print(f"{'model':6} {'params':>11} {'steps':>6} {'train tok/s':>12} {'valid ppl':>10} {'eval s':>7}")
     for name in args.models:
         with tempfile.TemporaryDirectory() as out:
-            model_config = LMConfig(vocab_size=len(corpus.vocab), model=name, **size)
-            config = TrainConfig(
+            model_config = LMModelConfig(vocab_size=len(corpus.vocab), memory=name, **size)
+            config = LMConfig(
                 batch_size=args.batch_size,
                 time_budget=args.budget,
                 eval_every=10**9,

@@ -273,7 +273,7 @@ def plan_runs(
         print(f"{task}: recipe {recipe.source}" + "".join(f"\n  {note}" for note in recipe.notes))
         fields = {**recipe.fields, "recipe": recipe.source, "device": device, "final_eval_episodes": final_eval_episodes}
         if steps is not None:
-            fields["total_timesteps"] = steps
+            fields["steps"] = steps
         for memory in memories:
             for seed in seeds:
                 cfg = EnvTrainConfig(env_id=task, algo="ppo", **{**fields, "memory": memory, "seed": seed})

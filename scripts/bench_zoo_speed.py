@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.utils import LinearSchedule
 
-from fwm_rl.agents.env_training import EnvTrainConfig, make_env, make_model, normalized
+from fwm_rl.agents.env_training import EnvTrainConfig, make_env, make_env_model, normalized
 from fwm_rl.agents.hyperparams import shipped_recipe
 from fwm_rl.agents.policies import ACTIVATIONS
 from fwm_rl.engine import set_seed
@@ -68,7 +68,7 @@ def steps_per_second(variant: str, env_id: str, steps: int, seed: int) -> float:
     model = (
         contrib_model(cfg, env)
         if variant == "contrib"
-        else make_model(dataclasses.replace(cfg, device="cpu"), env, torch.device("cpu"))
+        else make_env_model(dataclasses.replace(cfg, device="cpu"), env, torch.device("cpu"))
     )
     start = time.perf_counter()
     model.learn(steps)

@@ -105,29 +105,33 @@ def _a2c(device: str, out: Path) -> dict:
 
 def _babi(device: str, out: Path, amp: str) -> dict:
     from fwm_rl.babi.catbabi import DataSpec
-    from fwm_rl.babi.models import preset
-    from fwm_rl.babi.trainer import CatbAbITrainer, TrainConfig
+    from fwm_rl.babi.config import preset_configs
+    from fwm_rl.babi.trainer import CatbAbITrainer
 
     steps, size = (BABI_STEPS, "paper") if device != "cpu" else (4, "small")
-    config = TrainConfig(steps=steps, eval_every=steps, eval_segments=2, amp=amp, device=device, tensorboard=False)
-    trainer = CatbAbITrainer(preset(size, "fwm"), config, DataSpec(generated=(100, 10, 10)), out / f"babi-{amp}")
+    model, config = preset_configs(
+        size, "fwm", steps=steps, eval_every=steps, eval_segments=2, amp=amp, device=device, tensorboard=False
+    )
+    trainer = CatbAbITrainer(model, config, DataSpec(generated=(100, 10, 10)), out / f"babi-{amp}")
     tokens_per_s = trainer.throughput(steps - 2, warmup=2)
     return {
         "figure": f"{tokens_per_s:,.0f} tokens/s",
         "value": tokens_per_s,
-        "note": f"batch {config.batch_size} x {config.seq_len} tokens, {trainer.model.num_parameters():,} parameters, amp {amp}",
+        "note": f"batch {config.batch_size} x {config.bptt} tokens, {trainer.model.num_parameters():,} parameters, amp {amp}",
     }
 
 
 def _lm(device: str, out: Path, amp: str) -> dict:
+    from fwm_rl.lm.config import LMConfig, LMModelConfig
     from fwm_rl.lm.corpus import load_data
-    from fwm_rl.lm.model import LMConfig
-    from fwm_rl.lm.trainer import LMTrainer, TrainConfig
+    from fwm_rl.lm.trainer import LMTrainer
 
     corpus = load_data(None)
-    steps, sizes = (LM_STEPS, {}) if device != "cpu" else (4, {"d_embed": 32, "d_hidden": 64, "n_layers": 2, "d_fwm": 8})
-    config = TrainConfig(steps=steps, log_every=2, device=device, tensorboard=False, tune_temperature=False, amp=amp)
-    trainer = LMTrainer(corpus, LMConfig(vocab_size=len(corpus.vocab), model="fwm", **sizes), config, out / f"lm-{amp}")
+    steps, sizes = (
+        (LM_STEPS, {}) if device != "cpu" else (4, {"embedding_size": 32, "hidden_size": 64, "n_layers": 2, "d_fwm": 8})
+    )
+    config = LMConfig(steps=steps, log_every=2, device=device, tensorboard=False, tune_temperature=False, amp=amp)
+    trainer = LMTrainer(corpus, LMModelConfig(vocab_size=len(corpus.vocab), memory="fwm", **sizes), config, out / f"lm-{amp}")
     summary = trainer.train(show_progress=False)
     params = sum(p.numel() for p in trainer.model.parameters())
     return {

@@ -82,12 +82,12 @@ def test_environment_copies_are_bounded_and_the_help_says_so(capsys):
         (
             ("babi", "train"),
             [],
-            ["--embedding-size", "--hidden-size", "--d-fwm", "--n-reads", "--layers", "--batch-size", "--seq-len"],
+            ["--embedding-size", "--hidden-size", "--d-fwm", "--n-reads", "--n-layers", "--batch-size", "--bptt"],
         ),
         (
             ("lm", "train"),
-            ["--model", "fwm"],
-            ["--d-embed", "--d-hidden", "--n-layers", "--d-fwm", "--n-reads", "--batch-size", "--bptt"],
+            ["--memory", "fwm"],
+            ["--embedding-size", "--hidden-size", "--n-layers", "--d-fwm", "--n-reads", "--batch-size", "--bptt"],
         ),
     ],
     ids=["train", "train-env", "babi-train", "lm-train"],
@@ -101,17 +101,15 @@ def test_sizes_that_would_exhaust_memory_are_refused_and_bounded_in_the_help(com
 
 
 def test_every_bounded_field_states_its_bound_in_its_help():
-    from fwm_rl.agents.config import TrainConfig
+    from fwm_rl.agents.config import A2CConfig
     from fwm_rl.agents.env_training import EnvTrainConfig
-    from fwm_rl.babi.models import ModelConfig
-    from fwm_rl.babi.trainer import TrainConfig as BabiConfig
-    from fwm_rl.lm.model import LMConfig
-    from fwm_rl.lm.trainer import TrainConfig as LMTrainConfig
+    from fwm_rl.babi.config import CatbAbIConfig, CatbAbIModelConfig
+    from fwm_rl.lm.config import LMConfig, LMModelConfig
 
     for command, configs in (
-        (("train",), (TrainConfig, EnvTrainConfig)),
-        (("babi", "train"), (ModelConfig, BabiConfig)),
-        (("lm", "train"), (LMConfig, LMTrainConfig)),
+        (("train",), (A2CConfig, EnvTrainConfig)),
+        (("babi", "train"), (CatbAbIModelConfig, CatbAbIConfig)),
+        (("lm", "train"), (LMModelConfig, LMConfig)),
     ):
         parser = subparser(*command)
         for action in parser._actions:
@@ -138,15 +136,15 @@ def test_negative_and_absurd_coefficients_are_refused(run, capsys):
 def test_an_env_budget_below_one_rollout_is_refused_and_another_is_rounded_up_and_said(tmp_path, capsys):
     err = one_line_error(
         capsys, ["train", "--env", "CartPoleNoVel-v1", "--n-envs", "100", "--total-timesteps", "64", "--print-config"]
-    )
-    assert "total_timesteps 64 is less than one rollout of n_envs 100 x n_steps 32 = 3200 steps" in err
-    assert "give --total-timesteps 3200 or more" in err
-    assert "rounded up to whole rollouts" in option_help(subparser("train"), "--total-timesteps")
-    assert main([*ENV_RUN, "--total-timesteps", "20", "--eval-every", "16", "--out", str(tmp_path / "run")]) == 0
+    )  # (--total-timesteps: SB3's name of --steps)
+    assert "steps 64 is less than one rollout of n_envs 100 x n_steps 32 = 3200 steps" in err
+    assert "give --steps 3200 or more" in err
+    assert "rounded up to whole rollouts" in option_help(subparser("train"), "--steps")
+    assert main([*ENV_RUN, "--steps", "20", "--eval-every", "16", "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
-    assert "32 environment steps (2 rollouts of 2 copies x 8 steps; --total-timesteps 20 rounded up to whole rollouts)" in out
+    assert "32 environment steps (2 rollouts of 2 copies x 8 steps; --steps 20 rounded up to whole rollouts)" in out
     assert json.loads((tmp_path / "run" / "results.json").read_text())["timesteps"] == 32
-    assert main([*ENV_RUN, "--total-timesteps", "16", "--eval-every", "16", "--out", str(tmp_path / "exact")]) == 0
+    assert main([*ENV_RUN, "--steps", "16", "--eval-every", "16", "--out", str(tmp_path / "exact")]) == 0
     first = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("training"))
     assert "16 environment steps (1 rollout of 2 copies x 8 steps) ->" in first and "rounded" not in first
 
@@ -189,7 +187,7 @@ for _what in ("observation", "reward"):
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # (the infinity in the wrappers' statistics)
 @pytest.mark.parametrize("what, value", [("observation", "nan"), ("reward", "inf")])
 def test_an_env_that_returns_non_finite_values_is_named_as_the_fault(what, value, tmp_path, capsys):
-    argv = [*ENV_RUN, "--total-timesteps", "16", "--eval-every", "16", "--out", str(tmp_path / "run")]
+    argv = [*ENV_RUN, "--steps", "16", "--eval-every", "16", "--out", str(tmp_path / "run")]
     argv[argv.index("CartPoleNoVel-v1")] = f"TestNonFinite{what.title()}-v0"
     err = one_line_error(capsys, argv)
     assert f"the environment returned a non-finite {what} ({value}) in copy 0 after 4 environment steps" in err
@@ -235,7 +233,7 @@ def test_a_full_disk_during_a_save_is_one_line_and_the_last_checkpoint_is_intact
 
     monkeypatch.setattr(torch, "save", filling)
     run = tmp_path / "run"
-    err = one_line_error(capsys, [*ENV_RUN, "--total-timesteps", "32", "--eval-every", "16", "--out", str(run)], code=1)
+    err = one_line_error(capsys, [*ENV_RUN, "--steps", "32", "--eval-every", "16", "--out", str(run)], code=1)
     assert (
         f"writing {run / 'checkpoint.pt'} failed: No space left on device (errno ENOSPC); the last checkpoint "
         "written is intact"
@@ -264,7 +262,7 @@ def test_a_file_over_the_size_limit_and_a_read_only_folder_are_one_line(tmp_path
         return mkdir(self, *args, **kwargs)
 
     monkeypatch.setattr(pathlib.Path, "mkdir", refusing)
-    err = one_line_error(capsys, [*ENV_RUN, "--total-timesteps", "16", "--eval-every", "16", "--out", str(read_only / "run")])
+    err = one_line_error(capsys, [*ENV_RUN, "--steps", "16", "--eval-every", "16", "--out", str(read_only / "run")])
     assert f"error: Permission denied: {read_only / 'run'}; choose a path you may read or write (for outputs, another" in err
 
 

@@ -7,13 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from fwm_rl.agents.config import TrainConfig as A2CConfig
-from fwm_rl.babi.models import ModelConfig
-from fwm_rl.babi.trainer import TrainConfig as BabiConfig
+from fwm_rl.agents.config import A2CConfig
+from fwm_rl.babi.config import CatbAbIConfig, CatbAbIModelConfig
 from fwm_rl.checks import check_choice, check_int, check_real
 from fwm_rl.envs.core import TaskConfig
-from fwm_rl.lm.model import LMConfig
-from fwm_rl.lm.trainer import TrainConfig as LMTrainConfig
+from fwm_rl.lm.config import LMConfig, LMModelConfig
 from fwm_rl.memory import FWMLSTM, FastWeightMemory
 
 
@@ -60,12 +58,12 @@ def test_check_real_rules():
     [
         lambda v: A2CConfig(hidden_size=v),
         lambda v: A2CConfig(trials=v),
-        lambda v: BabiConfig(batch_size=v),
-        lambda v: BabiConfig(eval_segments=v),
-        lambda v: ModelConfig(model="fwm", hidden_size=v),
-        lambda v: LMConfig(vocab_size=10, d_hidden=v),
-        lambda v: LMTrainConfig(bptt=v),
-        lambda v: LMTrainConfig(steps=v),
+        lambda v: CatbAbIConfig(batch_size=v),
+        lambda v: CatbAbIConfig(eval_segments=v),
+        lambda v: CatbAbIModelConfig(memory="fwm", hidden_size=v),
+        lambda v: LMModelConfig(vocab_size=10, hidden_size=v),
+        lambda v: LMConfig(bptt=v),
+        lambda v: LMConfig(steps=v),
         lambda v: TaskConfig(horizon=v),
         lambda v: FastWeightMemory(8, d_fwm=v),
         lambda v: FWMLSTM(8, hidden_size=v),
@@ -81,10 +79,10 @@ def test_every_size_refuses_a_bool_and_zero(make):
     "make",
     [
         lambda v: A2CConfig(lr=v),
-        lambda v: BabiConfig(lr=v),
-        lambda v: LMTrainConfig(lr=v),
-        lambda v: LMTrainConfig(asgd_lr=v),
-        lambda v: LMTrainConfig(time_budget=v),
+        lambda v: CatbAbIConfig(lr=v),
+        lambda v: LMConfig(lr=v),
+        lambda v: LMConfig(asgd_lr=v),
+        lambda v: LMConfig(time_budget=v),
         lambda v: A2CConfig(time_budget=v),
     ],
 )

@@ -17,12 +17,11 @@ import torch.serialization
 from tiny_data import tiny_config, tiny_train, write_corpus, write_variant
 
 from fwm_rl.agents import pretrained as pretrained_module
-from fwm_rl.agents.training import TrainConfig, load_policy, train_run
+from fwm_rl.agents.training import A2CConfig, load_policy, train_run
 from fwm_rl.babi import load_model as load_babi_model
 from fwm_rl.babi.catbabi import DataSpec, load_catbabi
-from fwm_rl.babi.models import preset
+from fwm_rl.babi.config import CatbAbIConfig, preset_configs
 from fwm_rl.babi.trainer import CatbAbITrainer
-from fwm_rl.babi.trainer import TrainConfig as BabiConfig
 from fwm_rl.engine import autocast, load_checkpoint
 from fwm_rl.lm.corpus import load_corpus
 from fwm_rl.lm.trainer import BEST, CHECKPOINT, LMTrainer, load_model
@@ -51,7 +50,7 @@ def test_rewritten_checkpoint_really_claims_cuda(tmp_path):
 
 
 def test_a2c_checkpoint_from_a_gpu_resumes_and_loads_on_the_cpu(tmp_path):
-    cfg = TrainConfig(
+    cfg = A2CConfig(
         name="fwm",
         hidden_size=8,
         d_fwm=4,
@@ -66,13 +65,13 @@ def test_a2c_checkpoint_from_a_gpu_resumes_and_loads_on_the_cpu(tmp_path):
     as_if_written_on_cuda(tmp_path / "run" / "checkpoint.pt")
     policy, _, ckpt = load_policy(tmp_path / "run", "cpu")
     assert ckpt["step"] == 2 and all(p.device.type == "cpu" for p in policy.parameters())
-    summary = train_run(TrainConfig(**{**cfg.to_dict(), "steps": 3}), tmp_path / "run", resume=True, show_progress=False)
+    summary = train_run(A2CConfig(**{**cfg.to_dict(), "steps": 3}), tmp_path / "run", resume=True, show_progress=False)
     assert summary.episodes == 3
 
 
 def test_shipped_weights_are_device_free_and_load_on_the_cpu(tmp_path):
     """Exported weights are CPU tensors (they load anywhere), even from a checkpoint written on a GPU."""
-    cfg = TrainConfig(
+    cfg = A2CConfig(
         name="fwm",
         hidden_size=8,
         d_fwm=4,
@@ -98,10 +97,10 @@ def babi_variant(tmp_path_factory) -> Path:
 
 
 def _babi_trainer(variant: Path, out, device="cpu", **cfg) -> CatbAbITrainer:
-    config = BabiConfig(
+    config = CatbAbIConfig(
         **{
             "batch_size": 4,
-            "seq_len": 40,
+            "bptt": 40,
             "steps": 4,
             "eval_every": 2,
             "eval_batch_size": 4,
@@ -113,9 +112,8 @@ def _babi_trainer(variant: Path, out, device="cpu", **cfg) -> CatbAbITrainer:
         }
     )
     spec = DataSpec(path=str(variant))
-    return CatbAbITrainer(
-        preset("small", "fwm", embedding_size=32, hidden_size=32), config, spec, out, data=load_catbabi(spec)
-    )
+    model, _ = preset_configs("small", "fwm", embedding_size=32, hidden_size=32)
+    return CatbAbITrainer(model, config, spec, out, data=load_catbabi(spec))
 
 
 def test_catbabi_checkpoint_from_a_gpu_resumes_and_loads_on_the_cpu(babi_variant, tmp_path):
@@ -176,7 +174,7 @@ def test_autocast_mode_is_checked():
     with pytest.raises(ValueError, match="amp must be one of"):
         autocast(torch.device("cpu"), "fp8")
     with pytest.raises(ValueError, match="amp must be one of"):
-        BabiConfig(amp="fp16")
+        CatbAbIConfig(amp="fp16")
     with pytest.raises(ValueError, match="amp must be one of"):
         tiny_train(amp="half")
 
@@ -284,7 +282,7 @@ def test_amp_flags_reach_the_trainers(tmp_path, capsys):
                 "cpu",
                 "--no-tensorboard",
                 "--no-progress",
-                "--no-temperature",
+                "--no-tune-temperature",
             ]
         )
         == 0
@@ -393,7 +391,7 @@ def test_a2c_rollout_does_not_wait_for_the_device_per_step():
     fewer than 30 times: a few times at its start and end, never once per step."""
     from fwm_rl.agents.training import make_model
 
-    model = make_model(TrainConfig(n_envs=64, device="cuda"), torch.device("cuda"))
+    model = make_model(A2CConfig(n_envs=64, device="cuda"), torch.device("cuda"))
     model.learn(64 * model.n_steps)  # warm-up: compilation, allocations
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("warn")
@@ -453,7 +451,7 @@ def test_torch_env_on_cuda_gives_the_cpu_statistics():
 @pytest.mark.parametrize("first, second", [("cpu", "cuda"), ("cuda", "cpu")])
 def test_every_trainer_trains_on_cuda_and_resumes_across_devices(first, second, babi_variant, tmp_path):
     # A2C, the environment on the device
-    cfg = TrainConfig(
+    cfg = A2CConfig(
         name="fwm",
         hidden_size=8,
         d_fwm=4,
@@ -466,7 +464,7 @@ def test_every_trainer_trains_on_cuda_and_resumes_across_devices(first, second, 
     )
     train_run(cfg, tmp_path / "a2c", show_progress=False)
     summary = train_run(
-        TrainConfig(**{**cfg.to_dict(), "steps": 3, "device": second}), tmp_path / "a2c", resume=True, show_progress=False
+        A2CConfig(**{**cfg.to_dict(), "steps": 3, "device": second}), tmp_path / "a2c", resume=True, show_progress=False
     )
     assert summary.episodes == 3 and math.isfinite(summary.test.mean)
     # catbAbI, float32 and bf16

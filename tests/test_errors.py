@@ -10,7 +10,7 @@ import tarfile
 import pytest
 from tiny_data import write_corpus, write_variant
 
-from fwm_rl.agents.training import TrainConfig, train_preset, train_run
+from fwm_rl.agents.training import A2CConfig, train_preset, train_run
 from fwm_rl.cli import main, run_reporting_errors
 from fwm_rl.engine import NonFiniteLossError, RunExistsError, RunLogger, run_lock
 
@@ -22,8 +22,8 @@ def one_line_error(capsys, argv: list[str], code: int = 2) -> str:
     return err
 
 
-def tiny(**changes) -> TrainConfig:
-    return TrainConfig(
+def tiny(**changes) -> A2CConfig:
+    return A2CConfig(
         **{
             "name": "lstm",
             "memory": "lstm",
@@ -197,7 +197,7 @@ def test_lm_eval_bad_arguments(tmp_path, capsys):
                 "cpu",
                 "--no-tensorboard",
                 "--no-progress",
-                "--no-temperature",
+                "--no-tune-temperature",
             ]
         )
         == 0
@@ -324,7 +324,7 @@ def test_a_run_resumes_after_its_data_moved(babi_variant, tmp_path, capsys):
                 "cpu",
                 "--no-tensorboard",
                 "--no-progress",
-                "--no-temperature",
+                "--no-tune-temperature",
             ]
         )
         == 0
@@ -358,13 +358,13 @@ def test_every_trainer_prints_its_resolved_config(capsys, tmp_path):
     assert a2c["runs"][0]["steps"] == 7 and a2c["runs"][0]["lr"] == 3e-3 and not (tmp_path / "a").exists()
     assert main(["babi", "train", "--steps", "9", "--amp", "bf16", "--print-config"]) == 0
     babi = json.loads(capsys.readouterr().out)
-    assert (babi["train"]["steps"], babi["train"]["amp"], babi["model"]["model"]) == (9, "bf16", "fwm")
-    from fwm_rl.babi.trainer import TrainConfig as BabiConfig  # every default not given is the config's own
+    assert (babi["train"]["steps"], babi["train"]["amp"], babi["model"]["memory"]) == (9, "bf16", "fwm")
+    from fwm_rl.babi.config import CatbAbIConfig  # every default not given is the config's own
 
-    assert babi["train"] == {**BabiConfig().to_dict(), "steps": 9, "amp": "bf16"}
+    assert babi["train"] == {**CatbAbIConfig().to_dict(), "steps": 9, "amp": "bf16"}
     assert main(["lm", "train", "--model", "lstm", "--max-steps", "5", "--print-config"]) == 0
     lm = json.loads(capsys.readouterr().out)
-    assert (lm["train"]["steps"], lm["model"]["model"], lm["data"]) == (5, "lstm", None)
+    assert (lm["train"]["steps"], lm["model"]["memory"], lm["data"]) == (5, "lstm", None)
 
 
 def test_resuming_a_preset_restarts_a_run_that_never_reached_a_checkpoint(tmp_path):

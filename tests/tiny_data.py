@@ -9,8 +9,7 @@ import random
 from pathlib import Path
 
 from fwm_rl.babi import cli as babi_cli
-from fwm_rl.lm.model import LMConfig
-from fwm_rl.lm.trainer import TrainConfig
+from fwm_rl.lm.config import LMConfig, LMModelConfig
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SHARED_BABI = SHARED / "babi" / "tasks_1-20_v1-2_en-subset.tar.gz"
@@ -78,11 +77,11 @@ def write_corpus(folder: Path, lines: dict[str, int] | None = None, seed: int = 
     return folder
 
 
-def tiny_config(vocab_size: int, model: str = "lstm", **kw) -> LMConfig:
-    return LMConfig(vocab_size, model=model, d_embed=12, d_hidden=16, n_layers=2, d_fwm=4, n_reads=2, **kw)
+def tiny_config(vocab_size: int, memory: str = "lstm", **kw) -> LMModelConfig:
+    return LMModelConfig(vocab_size, memory=memory, embedding_size=12, hidden_size=16, n_layers=2, d_fwm=4, n_reads=2, **kw)
 
 
-def tiny_train(**kw) -> TrainConfig:
+def tiny_train(**kw) -> LMConfig:
     base = dict(
         batch_size=4,
         bptt=6,
@@ -94,4 +93,4 @@ def tiny_train(**kw) -> TrainConfig:
         tune_temperature=False,
         seed=3,
     )
-    return TrainConfig(**{**base, **kw})
+    return LMConfig(**{**base, **kw})

@@ -371,7 +371,10 @@ class RecurrentA2C(OnPolicyAlgorithm):
             if tensor_env:
                 new_obs, rewards, dones = env.step_tensors(actions)
             else:
-                new_obs_np, rewards_np, dones_np, infos = env.step(self.policy.env_actions(actions))
+                # (a NaN or infinity the env returns is named below, in one line; the running statistics of a
+                # VecNormalize wrapper would first warn of it from inside numpy)
+                with np.errstate(invalid="ignore", over="ignore"):
+                    new_obs_np, rewards_np, dones_np, infos = env.step(self.policy.env_actions(actions))
                 new_obs, dones = self.policy.observation_tensor(new_obs_np), self._as_tensor(dones_np, torch.bool)
                 rewards = self._as_tensor(rewards_np, torch.float32)
                 _check_env_output(new_obs, "observation", self.num_timesteps)

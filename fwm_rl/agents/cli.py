@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from fwm_rl.agents.a2c import A2C_LOSSES
-from fwm_rl.agents.config import CONFIG, MEMORIES, PRESETS, TrainConfig, preset_configs
+from fwm_rl.agents.config import CONFIG, MEMORIES, PRESETS, A2CConfig, preset_configs
 from fwm_rl.agents.env_training import (
     ALGOS,
     POLICY_OPTIONS,
@@ -39,7 +39,7 @@ from fwm_rl.agents.training import (
 )
 from fwm_rl.agents.watch import check_gif_options, episode_gif, play_episode
 from fwm_rl.checks import upper_bound
-from fwm_rl.engine import add_options, add_trust_option, flag, given, resumable_flags
+from fwm_rl.engine import add_device_option, add_options, add_run_options, add_trust_option, flag, given, resume_folder
 from fwm_rl.engine.distributed import launch_rank
 from fwm_rl.envs import ENV_IDS, SEMANTICS
 from fwm_rl.envs.baselines import trial_mean_sem
@@ -49,14 +49,14 @@ __all__ = ["add_train_arguments", "register", "run_train"]
 
 #: The graph task's training sets: ``--env`` with one of them trains with the paper's protocol (the rules the id fixes).
 GRAPH_TRAIN_IDS = {env_id: kwargs for env_id, kwargs in ENV_IDS.items() if kwargs.get("split") == "train"}
-#: Options of both trainers (fields of both configs, their defaults may differ).
-COMMON_OPTIONS = ("seed", "device", "eval_every", "n_envs", "lr", "time_budget")
+#: Options of both trainers (fields of both configs, their defaults may differ; ``steps`` counts episodes of the graph
+#: task and environment steps of ``--env`` runs).
+COMMON_OPTIONS = ("steps", "seed", "eval_every", "n_envs", "lr", "time_budget")
 #: Options of both trainers that set one run's agent (refused for a preset of several runs).
 AGENT_OPTIONS = ("memory", "hidden_size", "d_fwm", "n_reads")
 RECIPE_OPTIONS = ("gamma", "gae_lambda", "ent_coef", "vf_coef", "max_grad_norm", "normalize_advantage")
 #: Options of ``--env`` runs only, and of graph runs only.
 ENV_ONLY = (
-    "total_timesteps",
     "n_steps",
     "eval_episodes",
     "final_eval_episodes",
@@ -68,13 +68,13 @@ ENV_ONLY = (
     *PPO_OPTIONS,
     *POLICY_OPTIONS,
 )
-GRAPH_ONLY = ("preset", "steps", "semantics", "loss", "trials", "final_episodes_per_graph")
+GRAPH_ONLY = ("semantics", "loss", "trials", "final_episodes_per_graph")
 
 
 def _defaults(names: tuple[str, ...]) -> dict[str, str]:
     """The help's default of options of both trainers: the graph task's, and the ``--env`` runs' default and largest value
     where they differ (the graph task's largest value follows, from :func:`~fwm_rl.engine.add_options`)."""
-    graph, env = TrainConfig(), EnvTrainConfig()
+    graph, env = A2CConfig(), EnvTrainConfig()
 
     def text(value: object) -> str:
         return "none" if value is None else str(value)
@@ -82,44 +82,29 @@ def _defaults(names: tuple[str, ...]) -> dict[str, str]:
     def env_text(name: str) -> str:
         most = upper_bound(EnvTrainConfig, name)
         parts = [text(getattr(env, name))] if getattr(env, name) != getattr(graph, name) else []
-        parts += [f"at most {most:g}"] if most != upper_bound(TrainConfig, name) else []
+        parts += [f"at most {most:g}"] if most != upper_bound(A2CConfig, name) else []
         return f"; --env runs: {', '.join(parts)}" if parts else ""
 
     return {name: f"default: {text(getattr(graph, name))}{env_text(name)}" for name in names}
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``fwm-rl train`` and ``scripts/train_a2c.py`` (help and defaults from :class:`TrainConfig` and
+    """The options of ``fwm-rl train`` and ``scripts/train_a2c.py`` (help and defaults from :class:`A2CConfig` and
     :class:`EnvTrainConfig`)."""
     parser.add_argument(
         "--preset",
         choices=sorted(PRESETS),
         default=None,
-        help="runs to train (default cpu: the FWM agent and an LSTM-512 baseline, lr 3e-3, 13 min of training each, ~28 min on 2 CPU "
-        "cores; paper-fwm / paper-lstm-N: the paper's runs, GPU-sized; fast-fwm: paper-fwm with lr 3e-3)",
+        help="the graph-task runs to train (default cpu): " + "; ".join(f"{k}: {v.description}" for k, v in PRESETS.items()),
     )
-    add_options(parser, TrainConfig, COMMON_OPTIONS, defaults=_defaults(COMMON_OPTIONS))
-    add_options(
-        parser,
-        TrainConfig,
-        [name for name in GRAPH_ONLY if name != "preset"],
-        choices={"semantics": SEMANTICS, "loss": A2C_LOSSES},
-        defaults={"steps": "default: the preset's"},
+    defaults = _defaults((*COMMON_OPTIONS, "device"))
+    defaults["steps"] = (
+        f"default: the preset's; --env runs: environment steps, {EnvTrainConfig.steps}, rounded up to whole rollouts"
     )
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/a2c-PRESET-seedSEED)")
-    parser.add_argument(
-        "--resume", type=Path, default=None, metavar="DIR", help="continue the runs in DIR (a run or a folder of runs)"
-    )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="start again in an --out folder that holds runs, deleting only the files those runs wrote"
-        " (refused while a run there is live, or where files a new run would replace are not a run's)",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument(
-        "--print-config", action="store_true", help="print the resolved configurations as JSON and exit (nothing is trained)"
-    )
+    add_options(parser, A2CConfig, COMMON_OPTIONS, defaults=defaults, also=(EnvTrainConfig,))
+    add_options(parser, A2CConfig, GRAPH_ONLY, choices={"semantics": SEMANTICS, "loss": A2C_LOSSES})
+    add_run_options(parser, A2CConfig, out="runs/a2c-PRESET-seedSEED, or for --env runs ALGO-ENV-MEMORY-seedSEED",
+                    what="the runs", defaults=defaults)  # fmt: skip
     env = parser.add_argument_group(
         "any environment",
         "--env ID trains one agent on any Gymnasium env whose spaces stable-baselines3 takes (and Tuple observations); "
@@ -155,7 +140,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_options(
         agent,
-        TrainConfig,
+        A2CConfig,
         AGENT_OPTIONS + RECIPE_OPTIONS,
         choices={"memory": sorted(MEMORIES)},
         defaults=_defaults(AGENT_OPTIONS + RECIPE_OPTIONS),
@@ -164,7 +149,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _options(names: list[str]) -> str:
     """``--a is an option`` / ``--a, --b are options``."""
-    return f"{', '.join(flag(name, TrainConfig) for name in names)} {'is an option' if len(names) == 1 else 'are options'}"
+    return f"{', '.join(flag(name, A2CConfig) for name in names)} {'is an option' if len(names) == 1 else 'are options'}"
 
 
 def _recipe(hyperparams: str | None, algo: str, env_id: str) -> Recipe | None:
@@ -179,27 +164,27 @@ def run_train(args: argparse.Namespace) -> int:
     """Train a preset (or resume), then write the plot and the results table; or one ``--env`` run."""
     show = False if args.no_progress else None
     typed = given(args, (*AGENT_OPTIONS, *RECIPE_OPTIONS, *ENV_ONLY, *GRAPH_ONLY))
-    common = {name: getattr(args, name) for name in COMMON_OPTIONS}
+    common = given(args, (*COMMON_OPTIONS, "device"))
     graph_env = args.env is None or args.env.split(":")[-1] in GRAPH_TRAIN_IDS
     if args.resume is not None:
-        if args.env is not None or args.hyperparams is not None:
+        if args.env is not None or args.hyperparams is not None or args.preset is not None:
             raise ValueError(
-                "--resume continues the stored configuration, environment and recipe included (drop --env and --hyperparams)"
+                "--resume continues the stored configuration, environment and recipe included "
+                "(drop --env, --hyperparams and --preset)"
             )
-        _resume(args.resume, {**common, **typed}, args, show)
+        _resume(Path(resume_folder(args)), {**common, **typed}, show, args.print_config)
         return 0
     if not graph_env:
-        wrong = [k for k in typed if k in GRAPH_ONLY]
+        wrong = [k for k in typed if k in GRAPH_ONLY] + (["preset"] if args.preset is not None else [])
         if wrong:
-            raise ValueError(f"{_options(wrong)} of the graph task; an --env run takes --total-timesteps (and no preset)")
+            raise ValueError(f"{_options(wrong)} of the graph task; an --env run takes --steps (and no preset)")
         algo = typed.get("algo", "a2c")
         ppo_given = [k for k in typed if k in PPO_OPTIONS]
         if ppo_given and algo != "ppo":
             raise ValueError(f"{_options(ppo_given)} of PPO: add --algo ppo")
         recipe = _recipe(args.hyperparams, algo, args.env)
-        flags = {k: v for k, v in {**common, **typed}.items() if v is not None}
         cfg = EnvTrainConfig(
-            env_id=args.env, **{**(recipe.fields if recipe else {}), **flags}, recipe=recipe.source if recipe else ""
+            env_id=args.env, **{**(recipe.fields if recipe else {}), **common, **typed}, recipe=recipe.source if recipe else ""
         )
         check_env_id(cfg.env_id)
         budget = cfg.budget  # (refuses a budget below one rollout)
@@ -213,7 +198,7 @@ def run_train(args: argparse.Namespace) -> int:
             else f"recipe: fwm-rl's defaults (none {'given' if args.hyperparams else f'shipped for {algo} on {args.env}'})"
         )
         print(f"training {cfg.label}: {budget} -> {out}")
-        print(env_results_table([train_run(cfg, out, show_progress=show, overwrite=args.overwrite)]), end="")
+        print(env_results_table([train_run(cfg, Path(out), show_progress=show, overwrite=args.overwrite)]), end="")
         return 0
     wrong = [k for k in typed if k in ENV_ONLY] + (["hyperparams"] if args.hyperparams is not None else [])
     if wrong:
@@ -223,7 +208,7 @@ def run_train(args: argparse.Namespace) -> int:
         if typed.get("semantics", semantics) != semantics:
             raise ValueError(f"--env {args.env} fixes the rules to {semantics}; drop --semantics {typed['semantics']}")
         typed["semantics"] = semantics
-    preset = typed.pop("preset", None) or "cpu"
+    preset = args.preset or "cpu"
     configs = preset_configs(preset, **common, **typed)
     agent = [k for k in typed if k in AGENT_OPTIONS]
     if agent and len(configs) > 1:
@@ -238,7 +223,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(json.dumps({"preset": preset, "out": str(out), "runs": [c.to_dict() for c in configs]}, indent=2))
         return 0
-    train_preset(configs, out, show_progress=show, overwrite=args.overwrite)
+    train_preset(configs, Path(out), show_progress=show, overwrite=args.overwrite)
     return 0
 
 
@@ -267,23 +252,20 @@ def _is_env_run(path: Path) -> bool:
         return False
 
 
-def _resume(path: Path, options: dict, args: argparse.Namespace, show: bool | None) -> None:
+def _resume(path: Path, options: dict, show: bool | None, print_config: bool) -> None:
     """Continue the run(s) in ``path`` (a folder, or a run's ``checkpoint.pt``); of ``options`` (the flags
-    given) only the resume overrides may be there."""
+    given) only the resume overrides may be there (the config's :meth:`~fwm_rl.engine.SavedConfig.resume_changes`).
+    ``print_config``: print the settings the runs would continue with instead."""
     if path.is_file() and path.name == CHECKPOINT:
         path = path.parent
     env_run = _is_env_run(path)
-    config = EnvTrainConfig if env_run else TrainConfig
-    fixed = [k for k, v in options.items() if v is not None and k not in config.RESUMABLE]
-    fixed += [k for k, v in (("out", args.out), ("overwrite", args.overwrite or None)) if v is not None]
-    if fixed:
-        raise ValueError(
-            f"--resume continues the stored configuration; only {resumable_flags(config)} may change "
-            f"(drop {', '.join(map(flag, fixed))})"
-        )
+    options = (EnvTrainConfig if env_run else A2CConfig).resume_changes(**options)
     if env_run:
         ckpt, stored = read_run_checkpoint(path)
         cfg = stored.resumed(**options)
+        if print_config:
+            print(json.dumps({"env": cfg.env_id, "out": str(path), "config": cfg.to_dict()}, indent=2))
+            return
         finished = resume_finished(cfg, path, ckpt)
         if finished is not None:  # (said before anything else)
             raise finished
@@ -295,15 +277,22 @@ def _resume(path: Path, options: dict, args: argparse.Namespace, show: bool | No
         # runs.json gives those of the runs not started yet.
         stored = json.loads((path / RUNS).read_text())
         configs = [
-            read_run_checkpoint(path / name)[1] if (path / name / CHECKPOINT).exists() else TrainConfig.from_dict(c)
+            read_run_checkpoint(path / name)[1] if (path / name / CHECKPOINT).exists() else A2CConfig.from_dict(c)
             for name, c in zip(stored["runs"], stored["configs"])
         ]
-        train_preset([c.resumed(**options) for c in configs], path, resume=True, show_progress=show)
+        configs = [c.resumed(**options) for c in configs]
+        if print_config:
+            print(json.dumps({"out": str(path), "runs": [c.to_dict() for c in configs]}, indent=2))
+            return
+        train_preset(configs, path, resume=True, show_progress=show)
         return
     if not (path / CHECKPOINT).exists():
         raise FileNotFoundError(f"nothing to resume in {path}: no {RUNS} and no {CHECKPOINT}")
-    _, cfg = read_run_checkpoint(path)
-    summary = train_run(cfg.resumed(**options), path, resume=True, show_progress=show)
+    cfg = read_run_checkpoint(path)[1].resumed(**options)
+    if print_config:
+        print(json.dumps({"out": str(path), "runs": [cfg.to_dict()]}, indent=2))
+        return
+    summary = train_run(cfg, path, resume=True, show_progress=show)
     if launch_rank() == 0:
         plot_runs([path], path / "figure5.png")
         print(results_table([summary], cfg.semantics, cfg.trials), end="")
@@ -387,7 +376,7 @@ def _add_episode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", type=int, default=0, help="graph index in --split (default 0)")
     parser.add_argument("--episode-seed", type=int, default=0, help="seed of placements and action sampling (default 0)")
     parser.add_argument("--deterministic", action="store_true", help="take the most likely action instead of sampling")
-    parser.add_argument("--device", default="cpu", help="cpu (default) | auto | cuda[:N]")
+    add_device_option(parser, EnvTrainConfig)
 
 
 def _episode(args: argparse.Namespace):
@@ -467,7 +456,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--split", choices=SPLITS, default=None, help="only this graph set (default: train and test)")
     ev.add_argument("--episodes-per-graph", type=int, default=10, help="episodes on each graph (default 10)")
     ev.add_argument("--seed", type=int, default=0, help="seed of placements and action sampling (default 0)")
-    ev.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    add_device_option(ev, A2CConfig)
     ev.add_argument(
         "--deterministic",
         action="store_true",

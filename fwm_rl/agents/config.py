@@ -1,5 +1,6 @@
-"""Configuration of the graph-task runs (paper section 4.2, appendix I): :class:`TrainConfig`, the learning
-recipes (:data:`RECIPES`) and the presets (:data:`PRESETS`).
+"""Configuration of the agents: the agent (:class:`AgentConfig`), the graph-task runs (paper section 4.2, appendix I:
+:class:`A2CConfig`), the learning recipes (:data:`RECIPES`) and the presets (:data:`PRESETS`). Runs on any Gymnasium
+environment are configured by :class:`~fwm_rl.agents.env_training.EnvTrainConfig` (an :class:`AgentConfig` too).
 
 Its own module so that everything that reads a run's ``config.json`` (the trainer, the plots, the
 shipped agents' records) imports it without importing the trainer.
@@ -14,12 +15,12 @@ from typing import Any
 from fwm_rl.agents.a2c import A2C_LOSSES
 from fwm_rl.agents.policies import FwmPolicy, GruPolicy, LstmPolicy, RecurrentActorCriticPolicy
 from fwm_rl.checks import MAX_D_FWM, MAX_DEPTH, MAX_UNITS, at_most, check_ints, check_real, check_reals
-from fwm_rl.engine import SavedConfig
+from fwm_rl.engine import Preset, SavedConfig
 from fwm_rl.envs import SEMANTICS
 from fwm_rl.memory import IMPLS
 
 __all__ = [
-    "AgentConfig", "CONFIG", "FAST_RECIPE", "MAX_COEF", "MEMORIES", "PRESETS", "RECIPES", "RECIPE_FIELDS", "TrainConfig",
+    "A2CConfig", "AgentConfig", "CONFIG", "FAST_RECIPE", "MAX_COEF", "MEMORIES", "PRESETS", "RECIPES", "RECIPE_FIELDS",
     "check_recipe", "preset_configs", "recipe_of", "with_recipe",
 ]  # fmt: skip
 
@@ -69,8 +70,8 @@ class AgentConfig(SavedConfig):
 
 
 @dataclass
-class TrainConfig(AgentConfig):
-    """One training run on the graph task. Defaults are the paper's (appendix I and the authors' ``run.sh``)."""
+class A2CConfig(AgentConfig):
+    """One A2C training run on the graph task. Defaults are the paper's (appendix I and the authors' ``run.sh``)."""
 
     RENAMED = {"learning_rate": "lr", "episodes": "steps"}
     RESUMABLE = ("steps", "device", "time_budget", "final_episodes_per_graph")
@@ -130,7 +131,7 @@ class TrainConfig(AgentConfig):
 
 
 def check_recipe(cfg: Any) -> None:
-    """The checks of the learning settings of both A2C trainers' configs, ``cfg`` (a :class:`TrainConfig` or an
+    """The checks of the learning settings of both A2C trainers' configs, ``cfg`` (an :class:`A2CConfig` or an
     :class:`~fwm_rl.agents.env_training.EnvTrainConfig`), and of their ``time_budget``: a positive
     ``lr``, the discount and GAE lambda in [0, 1], non-negative loss weights up to :data:`MAX_COEF`."""
     check_real("lr", cfg.lr, positive=True)
@@ -139,35 +140,40 @@ def check_recipe(cfg: Any) -> None:
     check_real("time_budget", cfg.time_budget, positive=True, optional=True)
 
 
-def _paper_lstm(hidden: int, episodes: int) -> TrainConfig:
-    return TrainConfig(name=f"lstm-{hidden}", memory="lstm", hidden_size=hidden, steps=episodes)
-
-
 #: The learning recipe of the ``cpu`` and ``fast-fwm`` presets: the paper's A2C with Adam's
 #: learning rate at 3e-3 instead of 1e-3, which took off after 3-4k episodes instead of the
 #: paper's 6-10k in the comparison the README reports (``scripts/bench_learning.py --recipes``).
 FAST_RECIPE = {"lr": 3e-3}
 
-#: Preset name -> the runs it trains. Paper runs are as long as the authors' logs
-#: (``metaRL/paper_logs``: FWM 51k episodes, LSTM-512 278k, -1024 232k, -2048 200k, -4096 114k).
-PRESETS: dict[str, tuple[TrainConfig, ...]] = {
-    # The paper's FWM agent against its smallest LSTM baseline, the same recipe (FAST_RECIPE) and
-    # the same 13 minutes of training each (about 28 minutes in all on a 2-core CPU).
-    "cpu": (
-        TrainConfig(name="fwm", steps=51_000, time_budget=780.0, **FAST_RECIPE),
-        TrainConfig(name="lstm-512", memory="lstm", hidden_size=512, steps=278_000, time_budget=780.0, **FAST_RECIPE),
+
+def _paper_lstm(hidden: int, episodes: int) -> Preset:
+    return Preset(
+        f"the paper's LSTM-{hidden} baseline, {episodes:,} episodes (as long as the authors' log), GPU-sized",
+        {f"lstm-{hidden}": {"memory": "lstm", "hidden_size": hidden, "steps": episodes}},
+    )
+
+
+#: Preset name -> the runs it trains (each an :class:`A2CConfig` named by its run). Paper runs are as long as the
+#: authors' logs (``metaRL/paper_logs``: FWM 51k episodes, LSTM-512 278k, -1024 232k, -2048 200k, -4096 114k).
+PRESETS: dict[str, Preset] = {
+    "cpu": Preset(
+        "the FWM agent and an LSTM-512 baseline, the same recipe (lr 3e-3) and 13 minutes of training each, about 28 "
+        "minutes on 2 CPU cores",
+        {
+            "fwm": {"steps": 51_000, "time_budget": 780.0, **FAST_RECIPE},
+            "lstm-512": {"memory": "lstm", "hidden_size": 512, "steps": 278_000, "time_budget": 780.0, **FAST_RECIPE},
+        },
     ),
-    # The paper's FWM run (51k episodes) with FAST_RECIPE.
-    "fast-fwm": (TrainConfig(name="fwm", **FAST_RECIPE),),
-    "paper-fwm": (TrainConfig(name="fwm"),),
-    "paper-lstm-512": (_paper_lstm(512, 278_000),),
-    "paper-lstm-1024": (_paper_lstm(1024, 232_000),),
-    "paper-lstm-2048": (_paper_lstm(2048, 200_000),),
-    "paper-lstm-4096": (_paper_lstm(4096, 114_000),),
+    "fast-fwm": Preset("paper-fwm with lr 3e-3", {"fwm": FAST_RECIPE}),
+    "paper-fwm": Preset("the paper's FWM run, 51,000 episodes, GPU-sized", {"fwm": {}}),
+    "paper-lstm-512": _paper_lstm(512, 278_000),
+    "paper-lstm-1024": _paper_lstm(1024, 232_000),
+    "paper-lstm-2048": _paper_lstm(2048, 200_000),
+    "paper-lstm-4096": _paper_lstm(4096, 114_000),
 }
 
 
-#: The TrainConfig fields that make up a learning recipe (the A2C and Adam settings).
+#: The A2CConfig fields that make up a learning recipe (the A2C and Adam settings).
 RECIPE_FIELDS = (
     "lr",
     "adam_eps",
@@ -193,22 +199,22 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 
 
-def with_recipe(cfg: TrainConfig, recipe: str) -> TrainConfig:
+def with_recipe(cfg: A2CConfig, recipe: str) -> A2CConfig:
     """``cfg`` with the learning settings of ``recipe`` (:data:`RECIPES`); its other fields unchanged."""
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)}")
-    paper = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in RECIPE_FIELDS}
+    paper = {f.name: f.default for f in dataclasses.fields(A2CConfig) if f.name in RECIPE_FIELDS}
     return dataclasses.replace(cfg, **{**paper, **RECIPES[recipe]})
 
 
-def recipe_of(cfg: TrainConfig) -> str:
+def recipe_of(cfg: A2CConfig) -> str:
     """The name of the recipe whose settings ``cfg`` has, or ``"custom"``."""
     return next((name for name in RECIPES if with_recipe(cfg, name) == cfg), "custom")
 
 
-def preset_configs(preset: str, **overrides: Any) -> list[TrainConfig]:
+def preset_configs(preset: str, **overrides: Any) -> list[A2CConfig]:
     """The runs of ``preset`` with ``overrides`` (``seed``, ``steps``, ``device``, ...; None = keep)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     changes = {k: v for k, v in overrides.items() if v is not None}
-    return [dataclasses.replace(cfg, **changes) for cfg in PRESETS[preset]]
+    return [A2CConfig(**{**fields, "name": name, **changes}) for name, fields in PRESETS[preset].runs.items()]

@@ -58,7 +58,7 @@ from fwm_rl.envs import ENV_IDS, sb3_compatible
 
 __all__ = [
     "ALGOS", "POLICY_OPTIONS", "PPO_OPTIONS", "SCHEDULES", "EnvRunSummary", "EnvTask", "EnvTrainConfig", "check_env_id", "evaluate_env",
-    "make_env", "make_eval_env", "make_model", "normalized", "parse_layers", "parse_net_arch",
+    "make_env", "make_eval_env", "make_env_model", "normalized", "parse_layers", "parse_net_arch",
 ]  # fmt: skip
 
 #: The algorithms of an ``--env`` run, and the options only PPO has.
@@ -84,13 +84,13 @@ MAX_EPOCHS = 1000
 class EnvTrainConfig(AgentConfig):
     """One A2C or PPO run on a Gymnasium environment (the agent's fields: :class:`~fwm_rl.agents.config.AgentConfig`)."""
 
-    RENAMED = {"learning_rate": "lr"}
-    RESUMABLE = ("total_timesteps", "device", "time_budget", "final_eval_episodes")
+    RENAMED = {"learning_rate": "lr", "total_timesteps": "steps"}
+    RESUMABLE = ("steps", "device", "time_budget", "final_eval_episodes")
 
     env_id: str = "CartPoleNoVel-v1"
     """any registered id with Discrete actions and Box (or Dict of Box) observations ("module:Id" imports module)"""
-    total_timesteps: int = 200_000
-    """environment steps of the run, over all n_envs copies (SB3's name), rounded up to whole rollouts of n_envs x n_steps
+    steps: int = 200_000
+    """environment steps of the run, over all n_envs copies (SB3's total_timesteps), rounded up to whole rollouts of n_envs x n_steps
     steps (at least one)"""
     n_envs: int = at_most(16, MAX_STREAMS)
     """copies of the environment stepped together"""
@@ -174,7 +174,7 @@ class EnvTrainConfig(AgentConfig):
         check_ints(
             self,
             (
-                "total_timesteps",
+                "steps",
                 "n_envs",
                 "n_steps",
                 "eval_every",
@@ -212,25 +212,23 @@ class EnvTrainConfig(AgentConfig):
 
     @property
     def planned_timesteps(self) -> int:
-        """The environment steps the run takes: ``total_timesteps`` rounded up to whole rollouts. A ``ValueError``
-        when ``total_timesteps`` is below one rollout (a config read from a checkpoint still loads and evaluates)."""
-        if self.total_timesteps < self.rollout_steps:
+        """The environment steps the run takes: ``steps`` rounded up to whole rollouts. A ``ValueError``
+        when ``steps`` is below one rollout (a config read from a checkpoint still loads and evaluates)."""
+        if self.steps < self.rollout_steps:
             raise ValueError(
-                f"total_timesteps {self.total_timesteps} is less than one rollout of n_envs {self.n_envs} x "
-                f"n_steps {self.n_steps} = {self.rollout_steps} steps: give --total-timesteps {self.rollout_steps} "
+                f"steps {self.steps} is less than one rollout of n_envs {self.n_envs} x "
+                f"n_steps {self.n_steps} = {self.rollout_steps} steps: give --steps {self.rollout_steps} "
                 "or more, or fewer --n-envs / --n-steps"
             )
-        return -(-self.total_timesteps // self.rollout_steps) * self.rollout_steps
+        return -(-self.steps // self.rollout_steps) * self.rollout_steps
 
     @property
     def budget(self) -> str:
-        """The run's length in words, e.g. ``6400 environment steps (2 rollouts of 100 copies x 32 steps; --total-timesteps
+        """The run's length in words, e.g. ``6400 environment steps (2 rollouts of 100 copies x 32 steps; --steps
         5000 rounded up to whole rollouts)``."""
         steps = self.planned_timesteps
         rollouts = steps // self.rollout_steps
-        rounded = (
-            "" if steps == self.total_timesteps else f"; --total-timesteps {self.total_timesteps} rounded up to whole rollouts"
-        )
+        rounded = "" if steps == self.steps else f"; --steps {self.steps} rounded up to whole rollouts"
         return (
             f"{steps} environment steps ({rollouts} rollout{'s' if rollouts > 1 else ''} of {self.n_envs} copies x "
             f"{self.n_steps} steps{rounded})"
@@ -440,7 +438,7 @@ def evaluate_env(
     return float(np.mean(returns)), sem
 
 
-def make_model(cfg: EnvTrainConfig, env: VecEnv, device: torch.device) -> RecurrentA2C:
+def make_env_model(cfg: EnvTrainConfig, env: VecEnv, device: torch.device) -> RecurrentA2C:
     """The run's algorithm (a :class:`RecurrentA2C`, or its subclass :class:`RecurrentPPO` with ``algo="ppo"``) on
     ``env``, logging to nowhere (the trainer's :class:`~fwm_rl.engine.RunLogger` keeps the metrics)."""
     ppo = {name: getattr(cfg, name) for name in PPO_OPTIONS if name != "clip_range_schedule"} if cfg.algo == "ppo" else {}
@@ -494,14 +492,7 @@ class EnvTask:
     keeps their best) and of ``eval_episodes`` evaluation episodes; the final evaluation plays ``final_eval_episodes``.
     A resumed run starts new episodes, from seeds of (seed, steps done), and continues its observation statistics."""
 
-    kind, unit, budget_flag, speed_name, env_steps_per_unit, data_parallel = (
-        "a2c-env",
-        "environment steps",
-        "--total-timesteps",
-        "steps_per_second",
-        1,
-        False,
-    )
+    kind, unit, speed_name, env_steps_per_unit, data_parallel = "a2c-env", "environment steps", "steps_per_second", 1, False
 
     def __init__(self, cfg: EnvTrainConfig):
         self.cfg = cfg
@@ -547,7 +538,7 @@ class EnvTask:
                 eval_env = normalized(eval_env, env.obs_rms, training=False)
         self.env, self.eval_env = env, eval_env
         self.mmer = ckpt["task"].get("mmer", float("nan")) if ckpt is not None else float("nan")
-        model = make_model(cfg, env, dist.device)
+        model = make_env_model(cfg, env, dist.device)
         model.num_timesteps = done  # the episodes start anew (update() resets the environments first)
         return model
 

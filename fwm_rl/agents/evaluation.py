@@ -22,11 +22,11 @@ from fwm_rl.envs.baselines import trial_mean_sem
 from fwm_rl.envs.core import task_graphs
 from fwm_rl.envs.graphs import SPLITS
 
-__all__ = ["EvalResult", "episode_returns", "evaluate", "trial_returns"]
+__all__ = ["GraphEvalResult", "episode_returns", "evaluate", "trial_returns"]
 
 
 @dataclass(frozen=True)
-class EvalResult:
+class GraphEvalResult:
     """Mean total reward per episode, its standard error and the number of episodes."""
 
     mean: float
@@ -100,9 +100,9 @@ def evaluate(
     semantics: str = "paper",
     deterministic: bool = False,
     trials: int = 1,
-) -> EvalResult:
+) -> GraphEvalResult:
     """:func:`trial_returns` summarised as the mean total reward per episode over all episodes (with
     ``trials``: of all trials' episodes) and its standard error, taken over trials (the episodes of
     one trial share a graph and a memory, so they are not independent)."""
     returns = trial_returns(policy, split, episodes_per_graph, seed, semantics, deterministic, trials=trials)
-    return EvalResult(*trial_mean_sem(returns), returns.size)
+    return GraphEvalResult(*trial_mean_sem(returns), returns.size)

@@ -10,7 +10,7 @@ one environment, no ``VecNormalize``), and for the Zoo's LSTM policies sb3-contr
 
 The keys and their fields:
 
-- ``n_timesteps`` -> ``total_timesteps``; ``n_envs``, ``n_steps``, ``n_epochs``, ``gamma``, ``gae_lambda``,
+- ``n_timesteps`` -> ``steps``; ``n_envs``, ``n_steps``, ``n_epochs``, ``gamma``, ``gae_lambda``,
   ``ent_coef``, ``vf_coef``, ``max_grad_norm``, ``clip_range_vf``, ``target_kl``, ``normalize_advantage`` as named
 - ``learning_rate`` -> ``lr``, ``clip_range``: a number, or ``lin_X`` (decays linearly from X to 0 over the run:
   ``lr_schedule`` / ``clip_range_schedule`` ``linear``)
@@ -316,7 +316,7 @@ _KEYS: dict[str, Callable[[str, Any, dict[str, Any], list[str]], None]] = {
 }
 #: Entry keys that set one field each: key -> (field, conversion).
 _SCALARS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
-    "n_timesteps": ("total_timesteps", _integer),
+    "n_timesteps": ("steps", _integer),
     "n_envs": ("n_envs", _integer),
     "n_steps": ("n_steps", _integer),
     "n_epochs": ("n_epochs", _integer),

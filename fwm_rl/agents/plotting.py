@@ -15,7 +15,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from fwm_rl.agents.config import CONFIG, TrainConfig
+from fwm_rl.agents.config import CONFIG, A2CConfig
 from fwm_rl.checks import check_int
 from fwm_rl.engine import read_metrics, save_figure
 from fwm_rl.envs.baselines import reference_levels
@@ -25,20 +25,20 @@ __all__ = ["curves_table", "plot_runs", "read_reference_curve", "seeds_table"]
 REFERENCE_STYLE = {"random": ("tab:gray", ":"), "explorer": ("tab:green", "--"), "oracle": ("black", "-.")}
 
 
-def _read_run(run_dir: Path) -> tuple[TrainConfig, tuple[str, int], list[dict[str, float]]]:
+def _read_run(run_dir: Path) -> tuple[A2CConfig, tuple[str, int], list[dict[str, float]]]:
     """Config, task (semantics, trials) and logged rows of one run."""
     config_path, csv_path = run_dir / CONFIG, run_dir / "metrics.csv"
     if not config_path.exists():
         raise FileNotFoundError(f"{run_dir} is not a training run (no {CONFIG})")
     if not csv_path.exists():
         raise FileNotFoundError(f"{csv_path} does not exist: the run has not logged yet")
-    cfg = TrainConfig.from_dict(json.loads(config_path.read_text()))
+    cfg = A2CConfig.from_dict(json.loads(config_path.read_text()))
     rows = read_metrics(csv_path, "give a run folder written by fwm-rl train")[1]
     return cfg, (cfg.semantics, cfg.trials), rows
 
 
-def _legend_labels(configs: list[TrainConfig]) -> list[str]:
-    """Each run's :attr:`~TrainConfig.label`; where runs share one, with what tells them apart (seed, loss, lr)."""
+def _legend_labels(configs: list[A2CConfig]) -> list[str]:
+    """Each run's :attr:`~A2CConfig.label`; where runs share one, with what tells them apart (seed, loss, lr)."""
     labels = [cfg.label for cfg in configs]
     for i, cfg in enumerate(configs):
         twins = [other for other in configs if other.label == cfg.label]

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from fwm_rl.agents.a2c import RecurrentA2C
-from fwm_rl.agents.config import MEMORIES, TrainConfig, recipe_of
+from fwm_rl.agents.config import MEMORIES, A2CConfig, recipe_of
 from fwm_rl.agents.evaluation import evaluate
 from fwm_rl.agents.training import load_policy
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
@@ -52,10 +52,10 @@ class PretrainedRecord:
     train_seconds: float
     command: str  # the command that trained it
     machine: str
-    config: dict[str, Any] = field(repr=False)  # the TrainConfig
+    config: dict[str, Any] = field(repr=False)  # the A2CConfig
 
-    def train_config(self) -> TrainConfig:
-        return TrainConfig.from_dict(self.config)
+    def train_config(self) -> A2CConfig:
+        return A2CConfig.from_dict(self.config)
 
 
 def _read_records() -> Mapping[str, PretrainedRecord]:

@@ -6,7 +6,7 @@ step, every ``eval_every`` units the training metrics of the interval and the ta
 TensorBoard) and ``checkpoint.pt`` written atomically; ``resume`` continues where the checkpoint left off; at the end
 the task's final evaluation goes to ``results.json`` and the model to ``model.zip`` (SB3's format). The tasks:
 
-- :class:`GraphTask`, the paper's protocol (:class:`~fwm_rl.agents.config.TrainConfig`). An *episode* here is what the
+- :class:`GraphTask`, the paper's protocol (:class:`~fwm_rl.agents.config.A2CConfig`). An *episode* here is what the
   authors' code calls one: every one of the ``n_envs`` (600) agents plays one 30-step episode on its own training
   graph (agent ``i`` on graph ``i``), followed by one A2C update on the 600 x 30 batch. Its evaluation hook plays one
   fresh episode on each of the 600 test and the 600 validation graphs (no gradient;
@@ -49,13 +49,13 @@ from fwm_rl.agents.config import (
     PRESETS,
     RECIPE_FIELDS,
     RECIPES,
-    TrainConfig,
+    A2CConfig,
     preset_configs,
     recipe_of,
     with_recipe,
 )
 from fwm_rl.agents.env_training import EnvTask, EnvTrainConfig
-from fwm_rl.agents.evaluation import EvalResult, evaluate
+from fwm_rl.agents.evaluation import GraphEvalResult, evaluate
 from fwm_rl.agents.plotting import plot_runs
 from fwm_rl.agents.policies import RecurrentActorCriticPolicy
 from fwm_rl.agents.vec_env import FWMGraphVecEnv
@@ -103,7 +103,7 @@ __all__ = [
     "RECIPE_FIELDS",
     "GraphTask",
     "RunSummary",
-    "TrainConfig",
+    "A2CConfig",
     "TrainTask",
     "load_policy",
     "make_task",
@@ -133,9 +133,8 @@ class TrainTask(Protocol):
     cfg: Any
     #: the kind of the run's checkpoint and folder (:func:`~fwm_rl.engine.make_checkpoint`)
     kind: str
-    #: what a step of the run counts (e.g. ``episodes``) and the option that sets how many
+    #: what a step of the run counts (e.g. ``episodes``; ``--steps`` sets how many)
     unit: str
-    budget_flag: str
     #: the name of the speed column (``time/NAME``) and the environment steps of one unit
     speed_name: str
     env_steps_per_unit: int
@@ -178,13 +177,13 @@ class TrainTask(Protocol):
         """Close the environments."""
 
 
-def make_task(cfg: TrainConfig | EnvTrainConfig) -> TrainTask:
+def make_task(cfg: A2CConfig | EnvTrainConfig) -> TrainTask:
     """The task of a run's configuration: :class:`GraphTask` or :class:`~fwm_rl.agents.env_training.EnvTask`."""
     return EnvTask(cfg) if isinstance(cfg, EnvTrainConfig) else GraphTask(cfg)
 
 
 # ------------------------------------------------------------------------ the graph task
-def make_model(cfg: TrainConfig, device: torch.device, dist: DistContext | None = None) -> RecurrentA2C:
+def make_model(cfg: A2CConfig, device: torch.device, dist: DistContext | None = None) -> RecurrentA2C:
     """The agent and its training env on ``device``: agent ``i`` on training graph ``i`` for the
     ``n_envs`` first graphs, or this process's contiguous share of them in a data-parallel run."""
     dist = DistContext(device=device) if dist is None else dist
@@ -226,8 +225,8 @@ class RunSummary:
     label: str
     episodes: int
     train_reward: float  # mean over the last logging interval
-    test: EvalResult  # final evaluation on the test graphs
-    train: EvalResult  # final evaluation on the training graphs
+    test: GraphEvalResult  # final evaluation on the test graphs
+    train: GraphEvalResult  # final evaluation on the training graphs
     train_seconds: float
     agent_steps_per_second: float
     stopped_by_time_budget: bool
@@ -241,9 +240,9 @@ class GraphTask:
     Every logging interval starts new episodes and action sampling from seeds fixed by (seed, rank, episode), so a
     resumed run continues exactly."""
 
-    kind, unit, budget_flag, speed_name, data_parallel = "a2c", "episodes", "--steps", "agent_steps_per_second", True
+    kind, unit, speed_name, data_parallel = "a2c", "episodes", "agent_steps_per_second", True
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: A2CConfig):
         self.cfg = cfg
         self.env_steps_per_unit = TaskConfig(semantics=cfg.semantics, trials=cfg.trials).trial_length * cfg.n_envs
         self._rewards: list[float] = []
@@ -315,7 +314,7 @@ class GraphTask:
         if results is None:
             return None
         try:
-            return RunSummary(**{**results, **{split: EvalResult(**results[split]) for split in ("test", "train")}})
+            return RunSummary(**{**results, **{split: GraphEvalResult(**results[split]) for split in ("test", "train")}})
         except (TypeError, KeyError):
             return None  # one an older fwm-rl wrote: the run's end is done again
 
@@ -324,7 +323,7 @@ class GraphTask:
 
 
 # ------------------------------------------------------------------------ the trainer
-def read_run_checkpoint(run_dir: str | Path) -> tuple[dict, TrainConfig | EnvTrainConfig]:
+def read_run_checkpoint(run_dir: str | Path) -> tuple[dict, A2CConfig | EnvTrainConfig]:
     """The latest checkpoint of a run (``run_dir``: a run folder, or its ``checkpoint.pt``) and the run's configuration
     stored in it; a clear error for anything else.
 
@@ -338,12 +337,12 @@ def read_run_checkpoint(run_dir: str | Path) -> tuple[dict, TrainConfig | EnvTra
     ckpt = check_checkpoint(loaded, "a2c-env" if checkpoint_kind(loaded) == "a2c-env" else "a2c", path)
     if ckpt["kind"] == "a2c-env":  # (runs from before normalize_obs existed did not normalise)
         return ckpt, EnvTrainConfig.from_dict({"normalize_obs": False, **ckpt["configs"]["train"]})
-    return ckpt, TrainConfig.from_dict(ckpt["configs"]["train"])
+    return ckpt, A2CConfig.from_dict(ckpt["configs"]["train"])
 
 
 def load_policy(
     run_dir: str | Path, device: str | torch.device = "auto"
-) -> tuple[RecurrentActorCriticPolicy, TrainConfig | EnvTrainConfig, dict]:
+) -> tuple[RecurrentActorCriticPolicy, A2CConfig | EnvTrainConfig, dict]:
     """The policy of a run's latest checkpoint (``run_dir``: a run folder, or a ``checkpoint.pt``
     file itself), its config and the checkpoint itself."""
     ckpt, cfg = read_run_checkpoint(run_dir)
@@ -353,14 +352,14 @@ def load_policy(
     return policy.to(resolve_device(device)), cfg, ckpt
 
 
-def resume_finished(cfg: TrainConfig | EnvTrainConfig, run_dir: Path, ckpt: dict) -> RunFinished | None:
+def resume_finished(cfg: A2CConfig | EnvTrainConfig, run_dir: Path, ckpt: dict) -> RunFinished | None:
     """What resuming the run in ``run_dir`` (at its checkpoint ``ckpt``) under ``cfg`` raises where it has nothing left
     to do (:func:`~fwm_rl.engine.finished_run`), its results the summary its ``results.json`` records."""
     task, step = make_task(cfg), ckpt["step"]
     return finished_run(
         run_dir,
         spent=f"{step} of {task.total} {task.unit}" if step >= task.total else None,
-        flag=task.budget_flag,
+        flag="--steps",
         train_seconds=ckpt["train_seconds"],
         time_budget=cfg.time_budget,
         results=task.recorded(run_dir, step),
@@ -368,14 +367,14 @@ def resume_finished(cfg: TrainConfig | EnvTrainConfig, run_dir: Path, ckpt: dict
 
 
 def train_run(
-    cfg: TrainConfig | EnvTrainConfig,
+    cfg: A2CConfig | EnvTrainConfig,
     run_dir: str | Path,
     resume: bool = False,
     show_progress: bool | None = None,
     overwrite: bool = False,
 ) -> Any:
     """Train one agent into ``run_dir`` (``resume``: continue from its ``checkpoint.pt``): on the graph task for a
-    :class:`TrainConfig` (returns a :class:`RunSummary`), on ``cfg.env_id`` for an
+    :class:`A2CConfig` (returns a :class:`RunSummary`), on ``cfg.env_id`` for an
     :class:`~fwm_rl.agents.env_training.EnvTrainConfig` (an :class:`~fwm_rl.agents.env_training.EnvRunSummary`).
 
     A new run refuses a folder that holds a run (:class:`~fwm_rl.engine.RunExistsError`) unless
@@ -530,7 +529,7 @@ def _older_preset(folder: Path) -> str | None:
 
 
 def train_preset(
-    configs: list[TrainConfig],
+    configs: list[A2CConfig],
     out: str | Path,
     resume: bool = False,
     show_progress: bool | None = None,
@@ -559,7 +558,7 @@ def train_preset(
 
 
 def _train_preset(
-    configs: list[TrainConfig], out: Path, resume: bool, show_progress: bool | None, main: bool
+    configs: list[A2CConfig], out: Path, resume: bool, show_progress: bool | None, main: bool
 ) -> list[RunSummary]:
     """The body of :func:`train_preset`, in a folder this process holds."""
     names = [cfg.name for cfg in configs]

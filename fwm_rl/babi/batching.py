@@ -4,7 +4,7 @@ During training, stories are drawn uniformly without replacement and appended, e
 end-of-story token, to one of ``batch_size`` parallel streams (always the currently shortest one, as
 the authors' batcher does). The input at step ``t`` is ``x_t`` and the target ``x_{t+1}``: a story
 contributes inputs ``<eos> w_1 ... w_n`` and targets ``w_1 ... w_n <eos>``. The streams are cut into
-segments of ``seq_len`` (200) steps; the model's state is carried from one segment to the next. At
+segments of ``bptt`` (200) steps; the model's state is carried from one segment to the next. At
 the end of an epoch the shorter streams are padded; padding has ``keep = False`` (state untouched,
 no loss) and the next epoch continues every stream with the carried state.
 
@@ -28,7 +28,7 @@ __all__ = ["EVAL_ORDER_SEED", "Segment", "TrainStream", "build_rows", "eval_segm
 
 #: Seed of the one-time shuffle of the validation and test stories (the same for every model and run).
 EVAL_ORDER_SEED = 20210503
-SEQ_LEN = 200  # truncated BPTT length of the paper (appendix F)
+BPTT = 200  # truncated BPTT length of the paper (appendix F)
 
 
 class Segment(NamedTuple):
@@ -86,18 +86,18 @@ def build_rows(split: EncodedSplit, order: np.ndarray, batch_size: int, eos: int
     return out
 
 
-def segments(rows: dict[str, np.ndarray], seq_len: int = SEQ_LEN) -> list[Segment]:
-    """Cut ``[B, L]`` streams into time-first segments of ``seq_len`` steps (the last may be shorter)."""
-    check_int("seq_len", seq_len)
+def segments(rows: dict[str, np.ndarray], bptt: int = BPTT) -> list[Segment]:
+    """Cut ``[B, L]`` streams into time-first segments of ``bptt`` steps (the last may be shorter)."""
+    check_int("bptt", bptt)
     L = rows["x"].shape[1]
     tensors = {k: torch.from_numpy(np.ascontiguousarray(v.T)) for k, v in rows.items()}
-    return [Segment(*(tensors[k][s : s + seq_len] for k in Segment._fields)) for s in range(0, L, seq_len)]
+    return [Segment(*(tensors[k][s : s + bptt] for k in Segment._fields)) for s in range(0, L, bptt)]
 
 
-def eval_segments(split: EncodedSplit, batch_size: int, seq_len: int, eos: int, pad: int) -> list[Segment]:
+def eval_segments(split: EncodedSplit, batch_size: int, bptt: int, eos: int, pad: int) -> list[Segment]:
     """The fixed validation/test stream: one shuffle with :data:`EVAL_ORDER_SEED`, whatever the run."""
     order = np.random.default_rng(EVAL_ORDER_SEED).permutation(len(split))
-    return segments(build_rows(split, order, batch_size, eos, pad), seq_len)
+    return segments(build_rows(split, order, batch_size, eos, pad), bptt)
 
 
 class TrainStream:
@@ -106,10 +106,10 @@ class TrainStream:
     The position ``(epoch, index)`` is all that is needed to continue identically after a restart.
     """
 
-    def __init__(self, split: EncodedSplit, batch_size: int, seq_len: int, eos: int, pad: int, seed: int = 0):
+    def __init__(self, split: EncodedSplit, batch_size: int, bptt: int, eos: int, pad: int, seed: int = 0):
         if len(split) == 0:
             raise ValueError("the training split has no stories")
-        self.split, self.batch_size, self.seq_len, self.eos, self.pad, self.seed = split, batch_size, seq_len, eos, pad, seed
+        self.split, self.batch_size, self.bptt, self.eos, self.pad, self.seed = split, batch_size, bptt, eos, pad, seed
         self.epoch, self.index = 0, 0
         self._cache: tuple[int, list[Segment]] | None = None
 
@@ -120,7 +120,7 @@ class TrainStream:
     def epoch_segments(self, epoch: int) -> list[Segment]:
         if self._cache is None or self._cache[0] != epoch:
             rows = build_rows(self.split, self.order(epoch), self.batch_size, self.eos, self.pad)
-            self._cache = (epoch, segments(rows, self.seq_len))
+            self._cache = (epoch, segments(rows, self.bptt))
         return self._cache[1]
 
     def __iter__(self):

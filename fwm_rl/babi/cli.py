@@ -7,17 +7,28 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
-from fwm_rl.babi.models import MODELS, PRESETS, ModelConfig
+from fwm_rl.babi.config import MEMORIES, MODES, PRESETS, CatbAbIConfig, CatbAbIModelConfig, preset_configs
 from fwm_rl.babi.reader import SPLITS, VARIANTS
-from fwm_rl.babi.trainer import MODES, TrainConfig
-from fwm_rl.engine import AMP_MODES, add_options, add_trust_option, flag, given, resumable_flags
+from fwm_rl.engine import (
+    AMP_MODES,
+    add_device_option,
+    add_options,
+    add_run_options,
+    add_trust_option,
+    given,
+    resumable_flags,
+    resume_options,
+)
 
 __all__ = ["register"]
 
-DEFAULT_STEPS = {"data": 50_000, "generated": 3_000}  # the paper's scripts / a short CPU run
-#: ``babi train`` options made from the configs' fields (:func:`fwm_rl.engine.add_options`: help and defaults are the configs').
-MODEL_OPTIONS = ("embedding_size", "hidden_size", "d_fwm", "n_reads", "layers", "residual")
-TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("device", "tensorboard"))
+#: ``babi train``'s options made from the configs' fields (:func:`fwm_rl.engine.add_options`: help and defaults are the
+#: configs'; where a preset sets a field, the preset's).
+MODEL_OPTIONS = tuple(f.name for f in fields(CatbAbIModelConfig))
+TRAIN_OPTIONS = tuple(f.name for f in fields(CatbAbIConfig))
+#: The data options a resumed run cannot change (``--data`` may: the run's data in a new place).
+DATA_OPTIONS = ("variant", "generated", "tasks", "fill_missing_from")
+MOVED_DATA = "--data (the run's data in a new place)"
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -89,7 +100,7 @@ def _data_spec(args):
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", nargs="?", help="a catbAbI run folder or its checkpoint.pt (or give --pretrained)")
     p.add_argument("--pretrained", metavar="NAME", help="a model shipped with the package (see docs/babi.md), e.g. fwm-qa")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present, default) | cpu | cuda[:N]")
+    add_device_option(p, CatbAbIConfig)
 
 
 # ---------------------------------------------------------------------- stats
@@ -134,60 +145,29 @@ def _generate(args) -> int:
 
 # ---------------------------------------------------------------------- train
 def _train(args) -> int:
-    from fwm_rl.babi.models import preset
     from fwm_rl.babi.trainer import CatbAbITrainer
     from fwm_rl.engine.distributed import init_distributed, main_print
 
-    ctx = init_distributed(args.device)  # under torchrun: join the group (the trainer gets the same context)
-    say = main_print(ctx)
     if args.resume is not None:
-        if args.overwrite:
-            raise ValueError("--overwrite starts a new run; it cannot be combined with --resume")
-        fixed = given(
-            args,
-            [
-                name
-                for name in (
-                    "model",
-                    *TRAIN_OPTIONS,
-                    "preset",
-                    *MODEL_OPTIONS,
-                    "variant",
-                    "generated",
-                    "tasks",
-                    "fill_missing_from",
-                )
-                if name not in TrainConfig.RESUMABLE
-            ],
-        )
-        may = resumable_flags(TrainConfig, "--data (the run's data in a new place)")
-        if fixed:
-            raise ValueError(
-                f"--resume continues with the checkpoint's settings; only {may} may be given, not {', '.join(map(flag, fixed))}"
-            )
-        trainer = CatbAbITrainer.resume(
-            args.resume,
-            data_path=args.data,
-            **{**given(args, TrainConfig.RESUMABLE), "tensorboard": False if args.no_tensorboard else None},
-        )
+        names = (*TRAIN_OPTIONS, *MODEL_OPTIONS, "preset", *DATA_OPTIONS)
+        folder, changes = resume_options(args, CatbAbIConfig, names, MOVED_DATA)
+        trainer = CatbAbITrainer.resume(folder, data_path=args.data, **changes)
+        if args.print_config:  # the settings the resumed run would continue with
+            configs = {"model": trainer.model_config, "train": trainer.config, "data": trainer.data_spec}
+            print(json.dumps({**{k: v.to_dict() for k, v in configs.items()}, "out": folder}, indent=2))
+            return 0
+        say = main_print(trainer.ctx)
         say(
-            f"resuming {args.resume} at step {trainer.step} ({trainer.data_spec.describe()}); the checkpoint's settings apply, only {may} "
-            "are taken from the command line"
+            f"resuming {folder} at step {trainer.step} ({trainer.data_spec.describe()}); the checkpoint's settings apply, "
+            f"only {resumable_flags(CatbAbIConfig, MOVED_DATA)} are taken from the command line"
         )
     else:
         spec = _data_spec(args)
         name = args.preset or ("paper" if args.data else "small")
-        model = args.model or ModelConfig.model
-        model_config = preset(name, model, **given(args, MODEL_OPTIONS))
-        config = TrainConfig(
-            **{
-                "steps": DEFAULT_STEPS["data" if args.data else "generated"],
-                **given(args, TRAIN_OPTIONS),
-                "device": args.device,
-                "tensorboard": not args.no_tensorboard,
-            }
-        )
-        out = Path(args.out or f"runs/babi-{model}-{config.mode}")
+        options = given(args, (*MODEL_OPTIONS, *TRAIN_OPTIONS))
+        memory = options.pop("memory", CatbAbIModelConfig.memory)
+        model_config, config = preset_configs(name, memory, **options)
+        out = Path(args.out or f"runs/babi-{memory}-{config.mode}")
         if args.print_config:
             print(
                 json.dumps(
@@ -196,14 +176,16 @@ def _train(args) -> int:
                 )
             )
             return 0
+        ctx = init_distributed(config.device)  # under torchrun: join the group (the trainer gets the same context)
+        say = main_print(ctx)
         say(f"data: {spec.describe()}")
         trainer = CatbAbITrainer(model_config, config, spec, out)
         processes = f", {ctx.world_size} processes ({ctx.backend})" if ctx.distributed else ""
         say(
-            f"model: {model} ({name} preset) {model_config.to_dict()}, {trainer.model.num_parameters():,} parameters, "
+            f"model: {memory} ({name} preset) {model_config.to_dict()}, {trainer.model.num_parameters():,} parameters, "
             f"vocabulary {len(trainer.data.vocab)}, device {trainer.device}{processes}, {config.mode.upper()} mode"
         )
-    test = trainer.train(overwrite=args.resume is None and args.overwrite)
+    test = trainer.train(overwrite=args.resume is None and args.overwrite, show_progress=not args.no_progress)
     _print_result(test, f"test (final weights, batch size {trainer.config.eval_batch_size})", per_task=False, say=say)
     if trainer.test_best is not None:
         _print_result(
@@ -263,7 +245,7 @@ def _eval(args) -> int:
     batch_size = config.test_batch_size if args.batch_size is None else args.batch_size
     say(f"data: {spec.describe()}")
     split = load_catbabi(spec, splits=(args.split,), vocab=vocab).splits[args.split]
-    segs = eval_segments(split, batch_size, config.seq_len, vocab.eos, vocab.pad)
+    segs = eval_segments(split, batch_size, config.bptt, vocab.eos, vocab.pad)
     result = evaluate(model, segs, config.mode, next(model.parameters()).device)
     if args.json:
         print(
@@ -379,38 +361,26 @@ def register(subparsers) -> None:
     p.set_defaults(func=_generate)
 
     p = sub.add_parser("train", help="train an FWM or LSTM model on catbAbI")
-    add_options(p, ModelConfig, ["model"], choices={"model": MODELS})
+    add_options(p, CatbAbIModelConfig, ["memory"], choices={"memory": MEMORIES})
     _add_data_options(p)
     p.add_argument(
         "--preset",
         choices=tuple(PRESETS),
         default=None,
-        help="model sizes (default: paper with --data, small on generated data); released: the authors' released scripts "
-        "(paper sizes, no residual; with --mode qa fwm_catbabi_ra.sh, with --mode lm fwm_catbabi_lm.sh)",
+        help="the model and training settings (default: paper with --data, small on generated data): "
+        + "; ".join(f"{key}: {preset.description}" for key, preset in PRESETS.items()),
     )
-    add_options(p, ModelConfig, MODEL_OPTIONS, defaults="default: the preset's")
+    by_preset = {name for preset in PRESETS.values() for run in preset.runs.values() for name in run} - {"memory"}
+    defaults = dict.fromkeys(by_preset, "default: the preset's")
+    add_options(p, CatbAbIModelConfig, [n for n in MODEL_OPTIONS if n != "memory"], defaults=defaults)
+    run_options = add_run_options(p, CatbAbIConfig, out="runs/babi-MEMORY-MODE")
     add_options(
         p,
-        TrainConfig,
-        TRAIN_OPTIONS,
+        CatbAbIConfig,
+        [n for n in TRAIN_OPTIONS if n not in run_options],
         choices={"mode": MODES, "amp": AMP_MODES},
-        defaults={
-            "steps": f"default: {DEFAULT_STEPS['data']:,} with --data, {DEFAULT_STEPS['generated']:,} on generated data"
-        },
+        defaults=defaults,
     )
-    p.add_argument("--out", help="run folder (default runs/babi-MODEL-MODE)")
-    p.add_argument("--resume", help="run folder or checkpoint to continue")
-    p.add_argument(
-        "--print-config", action="store_true", help="print the resolved configuration as JSON and exit (nothing is trained)"
-    )
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="start again in an --out folder that holds a run, deleting only the files that run wrote"
-        " (refused while a run there is live, or where files a new run would replace are not a run's)",
-    )
-    p.add_argument("--device", default="auto", help="auto (CUDA when present, default) | cpu | cuda[:N]")
-    p.add_argument("--no-tensorboard", action="store_true", help="CSV log only (no TensorBoard events)")
     add_trust_option(p)
     p.set_defaults(func=_train)
 
@@ -467,6 +437,6 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint", help="a catbAbI run folder or its checkpoint.pt")
     p.add_argument("--pretrained", metavar="NAME", help="a model shipped with the package (see docs/babi.md), e.g. fwm-qa")
     p.add_argument("--json", action="store_true", help="print the answers as JSON")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present, default) | cpu | cuda[:N]")
+    add_device_option(p, CatbAbIConfig)
     add_trust_option(p)
     p.set_defaults(func=_answer)

@@ -16,9 +16,9 @@ import torch
 
 from fwm_rl.babi.batching import EVAL_ORDER_SEED, build_rows
 from fwm_rl.babi.catbabi import DataSpec, Vocabulary, load_catbabi
+from fwm_rl.babi.config import CatbAbIConfig
 from fwm_rl.babi.models import CatbAbIModel
 from fwm_rl.babi.pretrained import load_model
-from fwm_rl.babi.trainer import TrainConfig
 from fwm_rl.engine import save_figure
 
 __all__ = ["Explanation", "explain_model", "explain_question", "plot_explanation"]
@@ -59,7 +59,7 @@ def explain_question(
 def explain_model(
     model: CatbAbIModel,
     vocab: Vocabulary,
-    config: TrainConfig,
+    config: CatbAbIConfig,
     spec: DataSpec,
     split: str = "valid",
     task: int | None = None,

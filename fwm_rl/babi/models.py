@@ -15,90 +15,30 @@ Xavier-normal initialised as in the authors' code).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 import torch
 from torch import Tensor, nn
 
-from fwm_rl.checks import MAX_D_FWM, MAX_DEPTH, MAX_UNITS, at_most, check_choice, check_int, check_ints
-from fwm_rl.engine import SavedConfig
+from fwm_rl.babi.config import CatbAbIModelConfig
+from fwm_rl.checks import check_int
 from fwm_rl.memory import FWMLSTM, MemoryTrace, count_parameters
 
-__all__ = ["MODELS", "PRESETS", "CatbAbIModel", "ModelConfig", "StackedLSTM", "preset"]
-
-MODELS = ("fwm", "lstm")
-
-
-@dataclass(frozen=True)
-class ModelConfig(SavedConfig):
-    """Sizes of a catbAbI model; the defaults are the paper's FWM."""
-
-    model: str = "fwm"
-    """fwm: LSTM + FWM (paper); lstm: the LSTM baseline"""
-    embedding_size: int = at_most(256, MAX_UNITS)
-    """word embedding size"""
-    hidden_size: int = at_most(256, MAX_UNITS)
-    """LSTM units"""
-    d_fwm: int = at_most(32, MAX_D_FWM)
-    """fwm: the FWM's key/value size d_fwm (F is d_fwm^3)"""
-    n_reads: int = at_most(3, MAX_DEPTH)
-    """fwm: the FWM's chained reads N_r"""
-    residual: bool = True
-    """fwm: the output h_t + FWM(h_t, F_t) (paper); lstm: residual connections between layers"""
-    layers: int = at_most(1, MAX_DEPTH)
-    """lstm: stacked LSTM layers"""
-    beta_bias: float = 1.0
-    """fwm: the authors' "bias to writing", added to the write strength beta before its sigmoid"""
-    update_scale: float | None = None
-    """fwm: scale of the write (None: 1 / d_fwm, the authors' code)"""
-
-    def __post_init__(self):
-        check_choice("model", self.model, MODELS)
-        check_ints(self, ("embedding_size", "hidden_size", "d_fwm", "n_reads", "layers"))
-
-
-#: ``PRESETS[name][model]``: ``paper`` are the paper's sizes (appendix F.1, the FWM with the residual output of
-#: section 3); ``released`` the authors' released catbAbI scripts (``fwm_catbabi_ra.sh`` for QA mode,
-#: ``fwm_catbabi_lm.sh`` for LM mode: the paper's sizes, ``residual=False``; with the trainer's defaults, batch 32,
-#: Adam lr 1e-3, 50k steps, which are theirs); ``small`` a CPU-friendly default.
-PRESETS = {
-    "paper": {
-        "fwm": ModelConfig("fwm", 256, 256, d_fwm=32, n_reads=3),
-        "lstm": ModelConfig("lstm", 256, 512, layers=4),
-    },
-    "released": {
-        "fwm": ModelConfig("fwm", 256, 256, d_fwm=32, n_reads=3, residual=False),
-        "lstm": ModelConfig("lstm", 256, 512, layers=4),  # (the released code has no LSTM script: the paper's baseline)
-    },
-    "small": {
-        "fwm": ModelConfig("fwm", 64, 64, d_fwm=16, n_reads=3),
-        "lstm": ModelConfig("lstm", 64, 128, layers=2),
-    },
-}
-
-
-def preset(name: str, model: str, **overrides) -> ModelConfig:
-    """The ``name`` preset for ``model`` with ``overrides`` (``None`` values ignored)."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}: choose from {', '.join(PRESETS)}")
-    check_choice("model", model, MODELS)
-    return replace(PRESETS[name][model], **{k: v for k, v in overrides.items() if v is not None})
+__all__ = ["CatbAbIModel", "StackedLSTM"]
 
 
 LSTMState = list[tuple[Tensor, Tensor]]
 
 
 class StackedLSTM(nn.Module):
-    """``layers`` LSTMs on top of each other; with ``residual`` a layer adds its input when sizes match.
+    """``n_layers`` LSTMs on top of each other; with ``residual`` a layer adds its input when sizes match.
 
     State: one ``(h, c)`` pair (``[1, B, hidden_size]`` each) per layer. Padding steps
     (``keep = False``) leave the state untouched and output zeros.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, layers: int, residual: bool = True):
+    def __init__(self, input_size: int, hidden_size: int, n_layers: int, residual: bool = True):
         super().__init__()
         self.hidden_size, self.residual = hidden_size, residual
-        self.layers = nn.ModuleList(nn.LSTM(input_size if i == 0 else hidden_size, hidden_size) for i in range(layers))
+        self.layers = nn.ModuleList(nn.LSTM(input_size if i == 0 else hidden_size, hidden_size) for i in range(n_layers))
 
     @staticmethod
     def state_batch_dims(state: LSTMState) -> list[tuple[int, int]]:
@@ -135,12 +75,12 @@ class StackedLSTM(nn.Module):
 class CatbAbIModel(nn.Module):
     """Embedding -> FWMLSTM or stacked LSTM -> logits over the vocabulary (time first)."""
 
-    def __init__(self, config: ModelConfig, vocab_size: int):
+    def __init__(self, config: CatbAbIModelConfig, vocab_size: int):
         super().__init__()
         check_int("vocab_size", vocab_size, 2)
         self.config, self.vocab_size = config, vocab_size
         self.embedding = nn.Embedding(vocab_size, config.embedding_size)
-        if config.model == "fwm":
+        if config.memory == "fwm":
             scale = config.update_scale if config.update_scale is not None else 1.0 / config.d_fwm
             self.core = FWMLSTM(
                 config.embedding_size,
@@ -153,13 +93,13 @@ class CatbAbIModel(nn.Module):
                 tanh_first_query=False,
             )  # the authors' catbAbI cell: no tanh on n^(0)
         else:
-            self.core = StackedLSTM(config.embedding_size, config.hidden_size, config.layers, config.residual)
+            self.core = StackedLSTM(config.embedding_size, config.hidden_size, config.n_layers, config.residual)
         self.output = nn.Linear(config.hidden_size, vocab_size, bias=False)  # W^(s)
         nn.init.xavier_normal_(self.output.weight)
 
     @property
     def uses_memory(self) -> bool:
-        return self.config.model == "fwm"
+        return self.config.memory == "fwm"
 
     def num_parameters(self) -> int:
         return count_parameters(self)

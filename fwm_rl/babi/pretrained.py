@@ -18,8 +18,9 @@ from typing import Any
 import torch
 
 from fwm_rl.babi.catbabi import DataSpec, Vocabulary
-from fwm_rl.babi.models import CatbAbIModel, ModelConfig
-from fwm_rl.babi.trainer import TrainConfig, _data_spec, _load_run_model
+from fwm_rl.babi.config import CatbAbIConfig, CatbAbIModelConfig
+from fwm_rl.babi.models import CatbAbIModel
+from fwm_rl.babi.trainer import _data_spec, _load_run_model
 from fwm_rl.engine import BEST, RESULTS, load_weights, read_checkpoint, resolve_device
 
 __all__ = ["WEIGHTS", "PretrainedRecord", "export_pretrained", "load_model", "load_pretrained", "pretrained_records"]
@@ -62,7 +63,7 @@ def load_pretrained(
     name: str,
     device: str | torch.device = "cpu",
     folder: str | Path | None = None,
-) -> tuple[CatbAbIModel, Vocabulary, TrainConfig, DataSpec]:
+) -> tuple[CatbAbIModel, Vocabulary, CatbAbIConfig, DataSpec]:
     """The shipped model ``name``: ``(model on device in eval mode, vocabulary, training config, training data spec)``."""
     folder = Path(WEIGHTS if folder is None else folder)
     records = pretrained_records(folder)
@@ -73,12 +74,12 @@ def load_pretrained(
     vocab = Vocabulary(record.vocabulary)
     if vocab.words != record.vocabulary:
         raise ValueError(f"the shipped vocabulary of {name!r} is corrupt")
-    model = CatbAbIModel(ModelConfig.from_dict(record.model_config), len(vocab))
+    model = CatbAbIModel(CatbAbIModelConfig.from_dict(record.model_config), len(vocab))
     load_weights(model, torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True), folder / f"{name}.pt")
     return (
         model.to(resolve_device(device)).eval(),
         vocab,
-        TrainConfig.from_dict(record.train_config),
+        CatbAbIConfig.from_dict(record.train_config),
         _data_spec(record.data_spec),
     )
 
@@ -87,7 +88,7 @@ def load_model(
     checkpoint: str | Path | None = None,
     pretrained: str | None = None,
     device: str | torch.device = "auto",
-) -> tuple[CatbAbIModel, Vocabulary, TrainConfig, DataSpec]:
+) -> tuple[CatbAbIModel, Vocabulary, CatbAbIConfig, DataSpec]:
     """A run's checkpoint (a run folder or ``.pt``) or a shipped model by name: exactly one of the two."""
     if (checkpoint is None) == (pretrained is None):
         raise ValueError("give a run folder or checkpoint, or --pretrained NAME (one of the two)")
@@ -117,9 +118,9 @@ def export_pretrained(
     best = results["test_best_valid"]
     ckpt = read_checkpoint(run_dir / BEST, "catbabi")
     configs = ckpt["configs"]
-    train = TrainConfig.from_dict(configs["train"])
+    model, train = CatbAbIModelConfig.from_dict(configs["model"]), CatbAbIConfig.from_dict(configs["train"])
     record = PretrainedRecord(
-        name=name, model=configs["model"]["model"], mode=train.mode, step=int(ckpt["step"]), steps=int(results["step"]),
+        name=name, model=model.memory, mode=train.mode, step=int(ckpt["step"]), steps=int(results["step"]),
         train_seconds=float(results["train_seconds"]), seed=train.seed, data=_data_spec(configs["data"]).describe(),
         test_accuracy=float(best["answer_accuracy"]),
         test_per_task={str(task): float(r["accuracy"]) for task, r in best["per_task"].items()},

@@ -39,18 +39,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fwm_rl.babi.batching import SEQ_LEN, Segment, TrainStream, eval_segments
+from fwm_rl.babi.batching import Segment, TrainStream, eval_segments
 from fwm_rl.babi.catbabi import CatbAbI, DataSpec, Vocabulary, load_catbabi
-from fwm_rl.babi.models import CatbAbIModel, ModelConfig
-from fwm_rl.checks import MAX_LENGTH, MAX_STREAMS, at_most, check_choice, check_int, check_ints, check_real
+from fwm_rl.babi.config import CatbAbIConfig, CatbAbIModelConfig
+from fwm_rl.babi.models import CatbAbIModel
 from fwm_rl.engine import (
-    AMP_MODES,
     BEST,
     CHECKPOINT,
     RESULTS,
     RunClaim,
     RunLogger,
-    SavedConfig,
     atomic_save,
     autocast,
     checkpoint_file,
@@ -78,65 +76,16 @@ from fwm_rl.engine.distributed import (
 )
 from fwm_rl.memory import map_state
 
-__all__ = ["CHECKPOINT", "MODES", "CatbAbITrainer", "EvalResult", "TrainConfig", "evaluate"]
+__all__ = ["CHECKPOINT", "CatbAbIEvalResult", "CatbAbITrainer", "evaluate"]
 
 #: What a run writes into its folder (what ``--overwrite`` replaces).
 RUN_OUTPUTS = (CHECKPOINT, BEST, RESULTS, "metrics.csv", "tb", f".{CHECKPOINT}.*.tmp", f".{BEST}.*.tmp")
-MODES = ("qa", "lm")
+#: The bAbI tasks, numbered 1..N_TASKS.
 N_TASKS = 20
 
 
-@dataclass(frozen=True)
-class TrainConfig(SavedConfig):
-    """Optimisation and evaluation settings (defaults: the authors' released catbAbI scripts)."""
-
-    RESUMABLE = ("steps", "time_budget", "device", "tensorboard")
-
-    mode: str = "qa"
-    """qa: the loss on the answers only; lm: on every token (paper section 4.1)"""
-    batch_size: int = at_most(32, MAX_STREAMS)
-    """parallel story streams per step (the authors' scripts)"""
-    seq_len: int = at_most(SEQ_LEN, MAX_LENGTH)
-    """truncated BPTT length"""
-    lr: float = 1e-3
-    """Adam learning rate"""
-    steps: int = 50_000
-    """total training steps (the authors' scripts: 50,000)"""
-    eval_every: int = 250
-    """steps between validations and checkpoints"""
-    eval_batch_size: int = at_most(32, MAX_STREAMS)
-    """parallel streams of the periodic validation and of the final weights' test"""
-    eval_segments: int | None = None
-    """periodic validation on the first N segments only (None: all)"""
-    log_every: int = 25
-    """steps between training-loss logs"""
-    seed: int = 0
-    """seed of the weights and the story order"""
-    test_batch_size: int = at_most(1, MAX_STREAMS)
-    """streams of the final test of the best-validation checkpoint (1: the paper's appendix D, "Evaluation on
-    test is done with a batch-size of one"); the final weights are tested at eval_batch_size too"""
-    time_budget: float | None = None
-    """stop after this many seconds of training steps (validation and checkpoints not counted), as if the steps
-    were done; like steps, a resumed run may be given a new one, and the seconds already trained count"""
-    amp: str = "none"
-    """mixed precision of the training steps: bf16 = bfloat16 autocast for the LSTM and the softmax, the FWM in
-    float32 (evaluations always run in float32)"""
-    device: str = "auto"
-    """auto (CUDA when present; under torchrun this process's GPU), cpu or cuda[:N]"""
-    tensorboard: bool = True
-    """TensorBoard events beside metrics.csv"""
-
-    def __post_init__(self):
-        check_choice("mode", self.mode, MODES)
-        check_choice("amp", self.amp, AMP_MODES)
-        check_ints(self, ("batch_size", "seq_len", "steps", "eval_every", "eval_batch_size", "log_every", "test_batch_size"))
-        check_int("eval_segments", self.eval_segments, optional=True)
-        check_real("lr", self.lr, positive=True)
-        check_real("time_budget", self.time_budget, positive=True, optional=True)
-
-
 @dataclass
-class EvalResult:
+class CatbAbIEvalResult:
     """Answer accuracy / perplexity overall and per task, and the mode's mean loss."""
 
     loss: float
@@ -192,7 +141,7 @@ class _Tally:
         self.loss_sum, self.loss_n, self.tokens = flat[3 * k], int(flat[3 * k + 1]), int(flat[3 * k + 2])
         return self
 
-    def result(self) -> EvalResult:
+    def result(self) -> CatbAbIEvalResult:
         n, correct, nll = self.n.cpu(), self.correct.cpu(), self.nll.cpu()
         total = int(n.sum())
         per_task = {
@@ -204,7 +153,7 @@ class _Tally:
             for t in range(1, N_TASKS + 1)
             if n[t] > 0
         }
-        return EvalResult(
+        return CatbAbIEvalResult(
             loss=float(self.loss_sum) / max(self.loss_n, 1),
             answer_accuracy=float(correct.sum()) / total if total else float("nan"),
             answer_perplexity=math.exp(float(nll.sum()) / total) if total else float("nan"),
@@ -243,7 +192,7 @@ def _tally(model: CatbAbIModel, segs: Sequence[Segment], mode: str, device: torc
 
 def evaluate(
     model: CatbAbIModel, segs: Sequence[Segment], mode: str, device: torch.device, max_segments: int | None = None
-) -> EvalResult:
+) -> CatbAbIEvalResult:
     """Run ``model`` over the fixed stream ``segs`` from a zero state and tally the answers."""
     return _tally(model, segs[:max_segments], mode, device).result()
 
@@ -281,8 +230,8 @@ class CatbAbITrainer:
 
     def __init__(
         self,
-        model_config: ModelConfig,
-        config: TrainConfig,
+        model_config: CatbAbIModelConfig,
+        config: CatbAbIConfig,
         data_spec: DataSpec,
         out_dir: str | Path | None = None,
         data: CatbAbI | None = None,
@@ -301,9 +250,7 @@ class CatbAbITrainer:
         vocab = self.data.vocab
         self.model = CatbAbIModel(model_config, len(vocab)).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
-        self.stream = TrainStream(
-            self.data.splits["train"], config.batch_size, config.seq_len, vocab.eos, vocab.pad, config.seed
-        )
+        self.stream = TrainStream(self.data.splits["train"], config.batch_size, config.bptt, vocab.eos, vocab.pad, config.seed)
         self.state = None  # carried recurrent state of this process's rows
         self.step = 0
         self.best_valid_accuracy = -1.0
@@ -312,7 +259,7 @@ class CatbAbITrainer:
         self.train_seconds = 0.0  # time spent in training steps (rank 0's clock under torchrun)
         self._eval_cache: dict[str, list[Segment]] = {}
         self._logger: RunLogger | None = None
-        self.test_best: EvalResult | None = None  # set by train(): the best checkpoint's test result
+        self.test_best: CatbAbIEvalResult | None = None  # set by train(): the best checkpoint's test result
         self.resumed = False  # set by resume(): continue the logs and checkpoint in out_dir
 
     # ------------------------------------------------------------------ data
@@ -320,11 +267,11 @@ class CatbAbITrainer:
         if split not in self._eval_cache:
             v = self.data.vocab
             self._eval_cache[split] = eval_segments(
-                self.data.splits[split], self.config.eval_batch_size, self.config.seq_len, v.eos, v.pad
+                self.data.splits[split], self.config.eval_batch_size, self.config.bptt, v.eos, v.pad
             )
         return self._eval_cache[split]
 
-    def evaluate(self, split: str = "valid", max_segments: int | None = None) -> EvalResult:
+    def evaluate(self, split: str = "valid", max_segments: int | None = None) -> CatbAbIEvalResult:
         """Evaluate on ``split`` (each process its rows of the stream, the tallies summed over processes)."""
         segs = self.eval_stream(split)[:max_segments]
         return _tally(self.model, segs, self.config.mode, self.device, self._eval_rows).all_reduce(self.ctx).result()
@@ -422,9 +369,10 @@ class CatbAbITrainer:
         sync()
         return tokens / (time.perf_counter() - start)
 
-    def train(self, steps: int | None = None, overwrite: bool = False) -> EvalResult:
+    def train(self, steps: int | None = None, overwrite: bool = False, show_progress: bool = True) -> CatbAbIEvalResult:
         """Train until ``steps`` (default ``config.steps``) in total, validating every ``eval_every``
-        steps; then evaluate on test, write ``results.json`` and return the test result.
+        steps; then evaluate on test, write ``results.json`` and return the test result. ``show_progress``:
+        a progress bar on a terminal (rank 0's).
 
         The run holds its folder meanwhile (:func:`~fwm_rl.engine.run_lock`). A new run refuses a folder
         that holds a run (:class:`~fwm_rl.engine.RunExistsError`) unless ``overwrite``, which deletes that
@@ -432,9 +380,9 @@ class CatbAbITrainer:
         """
         claims = () if self.resumed else [RunClaim(self.out_dir, "catbabi", RUN_OUTPUTS)]
         with hold_run_folder(self.out_dir, self.ctx, claims, overwrite, f"--resume {self.out_dir}"):
-            return self._train(steps)
+            return self._train(steps, show_progress)
 
-    def _train(self, steps: int | None) -> EvalResult:
+    def _train(self, steps: int | None, show_progress: bool) -> CatbAbIEvalResult:
         started = datetime.now(timezone.utc)
         self._steps = self.config.steps if steps is None else steps
         main = self.ctx.is_main
@@ -444,8 +392,8 @@ class CatbAbITrainer:
         self._bar = progress(
             total=self._steps,
             initial=self.step,
-            desc=f"catbAbI {self.model_config.model}/{self.config.mode}",
-            disable=None if main else True,
+            desc=f"catbAbI {self.model_config.memory}/{self.config.mode}",
+            disable=None if main and show_progress else True,
         )
         self._window = _Window()
         try:
@@ -489,19 +437,19 @@ class CatbAbITrainer:
             self._logger = None
         return test
 
-    def test_best_checkpoint(self) -> EvalResult | None:
+    def test_best_checkpoint(self) -> CatbAbIEvalResult | None:
         """The test result of ``best.pt`` (lowest validation loss) at ``test_batch_size`` streams, each
         from a zero state (appendix D: batch size one reads the whole test split as one stream).
         Rank 0 evaluates, every process gets the result; ``None`` without a ``best.pt``."""
         path = None if self.out_dir is None else self.out_dir / BEST
 
-        def run() -> EvalResult | None:
+        def run() -> CatbAbIEvalResult | None:
             if path is None or not path.exists():
                 return None
             model = CatbAbIModel(self.model_config, len(self.data.vocab)).to(self.device)
             load_weights(model, read_checkpoint(path, "catbabi")["model"], path)
             v = self.data.vocab
-            segs = eval_segments(self.data.splits["test"], self.config.test_batch_size, self.config.seq_len, v.eos, v.pad)
+            segs = eval_segments(self.data.splits["test"], self.config.test_batch_size, self.config.bptt, v.eos, v.pad)
             return _tally(model, segs, self.config.mode, self.device).result()
 
         return broadcast_object(run() if self.ctx.is_main else None, self.ctx)
@@ -570,7 +518,7 @@ class CatbAbITrainer:
         ckpt_path = checkpoint_file(path)
         ckpt = read_checkpoint(ckpt_path, "catbabi")
         task = ckpt["task"]
-        config = TrainConfig.from_dict(ckpt["configs"]["train"])
+        config = CatbAbIConfig.from_dict(ckpt["configs"]["train"])
         config = config.resumed(steps=steps, time_budget=time_budget, device=device, tensorboard=tensorboard)
         step, folder = ckpt["step"], ckpt_path.parent
         finished = finished_run(
@@ -588,7 +536,7 @@ class CatbAbITrainer:
             spec = replace(spec, path=str(Path(data_path).resolve()))
         elif spec.path is not None and not Path(spec.path).exists():
             raise FileNotFoundError(f"the run's data {spec.path} is no longer there; pass --data with its new place to resume")
-        trainer = cls(ModelConfig.from_dict(ckpt["configs"]["model"]), config, spec, ckpt_path.parent, data)
+        trainer = cls(CatbAbIModelConfig.from_dict(ckpt["configs"]["model"]), config, spec, ckpt_path.parent, data)
         if trainer.data.vocab.words != list(task["vocab"]):
             raise ValueError(
                 f"the data of {spec.describe()} no longer gives the checkpoint's vocabulary; was the data changed?"
@@ -618,7 +566,7 @@ def _data_spec(d: dict) -> DataSpec:
 
 def _load_run_model(
     path: str | Path, device: str | torch.device = "auto"
-) -> tuple[CatbAbIModel, Vocabulary, TrainConfig, DataSpec]:
+) -> tuple[CatbAbIModel, Vocabulary, CatbAbIConfig, DataSpec]:
     """The model (on ``device``, eval mode), vocabulary, training config and data spec of a checkpoint (a run
     folder: its ``best.pt``, what its results report, else its ``checkpoint.pt``)."""
     ckpt = read_checkpoint(checkpoint_file(path, best=True), "catbabi")
@@ -626,7 +574,7 @@ def _load_run_model(
     if vocab.words != list(ckpt["task"]["vocab"]):
         raise ValueError(f"{path}: vocabulary is corrupt")
     configs = ckpt["configs"]
-    model = CatbAbIModel(ModelConfig.from_dict(configs["model"]), len(vocab))
+    model = CatbAbIModel(CatbAbIModelConfig.from_dict(configs["model"]), len(vocab))
     load_weights(model, ckpt["model"], path)
     dev = resolve_device(device)
-    return model.to(dev).eval(), vocab, TrainConfig.from_dict(configs["train"]), _data_spec(configs["data"])
+    return model.to(dev).eval(), vocab, CatbAbIConfig.from_dict(configs["train"]), _data_spec(configs["data"])

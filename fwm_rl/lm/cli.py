@@ -8,25 +8,34 @@ import math
 from dataclasses import fields
 from pathlib import Path
 
-from fwm_rl.engine import AMP_MODES, BEST, CHECKPOINT, add_options, add_trust_option, flag, given, resumable_flags
-from fwm_rl.lm.model import MODELS, LMConfig
-from fwm_rl.lm.presets import PRESETS
-from fwm_rl.lm.trainer import TrainConfig
-
-#: ``lm train`` options made from the configs' fields (:func:`fwm_rl.engine.add_options`: help and defaults are the configs').
-MODEL_OPTIONS = tuple(f.name for f in fields(LMConfig) if f.name not in ("vocab_size", "model", "tie_weights"))
-TRAIN_OPTIONS = tuple(
-    f.name for f in fields(TrainConfig) if f.name not in ("device", "tensorboard", "tune_temperature", "amp")
+from fwm_rl.engine import (
+    AMP_MODES,
+    BEST,
+    CHECKPOINT,
+    Preset,
+    add_device_option,
+    add_options,
+    add_run_options,
+    add_trust_option,
+    given,
+    resume_options,
 )
+from fwm_rl.lm.config import MEMORIES, PRESETS, LMConfig, LMModelConfig
+
+#: ``lm train`` options made from the configs' fields (:func:`fwm_rl.engine.add_options`: help and defaults are the configs'
+#: and the presets'): every field but the vocabulary's size, which the corpus sets.
+MODEL_OPTIONS = tuple(f.name for f in fields(LMModelConfig) if f.name != "vocab_size")
+TRAIN_OPTIONS = tuple(f.name for f in fields(LMConfig))
 
 
-def _preset_defaults(part: str) -> dict[str, str]:
+def _preset_defaults() -> dict[str, str]:
     """The help's default of each option a preset sets: every preset's value (the config's default for the rest)."""
-    names = {name for preset in PRESETS.values() for name in getattr(preset, part)}
-    return {
-        name: "default: " + ", ".join(f"{key} {getattr(preset, part).get(name, '-')}" for key, preset in PRESETS.items())
-        for name in names
-    }
+
+    def value(preset: Preset, name: str) -> str:
+        return "/".join(dict.fromkeys(str(run.get(name, "-")) for run in preset.runs.values()))
+
+    names = {name for preset in PRESETS.values() for run in preset.runs.values() for name in run} - {"memory"}
+    return {name: "default: " + ", ".join(f"{key} {value(preset, name)}" for key, preset in PRESETS.items()) for name in names}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train = commands.add_parser(
         "train",
         help="train an LSTM or FWM language model",
-        description="Train an AWD-LSTM (--model lstm) or AWD-LSTM + FWM (--model fwm). "
+        description="Train an AWD-LSTM (--memory lstm) or AWD-LSTM + FWM (--memory fwm). "
         "Defaults of size/regularisation options are the paper's PTB run.",
     )
     train.add_argument(
@@ -52,38 +61,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         + "; ".join(f"{k}: {v.description}" for k, v in PRESETS.items()),
     )
     train.add_argument(
-        "--model", choices=MODELS, help="fwm: AWD-LSTM with the FWM on top; lstm: AWD-LSTM (required unless --resume)"
-    )
-    train.add_argument(
         "--data",
         help="folder with train.txt/valid.txt/test.txt or wiki.{train,valid,test}.tokens (.gz ok); "
         "default: text from the built-in bAbI story generator",
     )
-    train.add_argument("--out", help="run folder for checkpoints and logs (default runs/lm-MODEL)")
-    train.add_argument("--resume", action="store_true", help=f"continue the run in --out from its {CHECKPOINT}")
-    train.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="start again in an --out folder that holds a run, deleting only the files that run wrote"
-        " (refused while a run there is live, or where files a new run would replace are not a run's)",
-    )
-    train.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    train.add_argument(
-        "--no-tie", dest="tie_weights", action="store_const", const=False, help="do not tie input and output embeddings"
-    )
-    add_options(train, LMConfig, MODEL_OPTIONS, defaults=_preset_defaults("model"))
-    add_options(train, TrainConfig, (*TRAIN_OPTIONS, "amp"), defaults=_preset_defaults("train"), choices={"amp": AMP_MODES})
-    train.add_argument(
-        "--no-temperature",
-        dest="tune_temperature",
-        action="store_const",
-        const=False,
-        help="skip tuning the softmax temperature on validation at the end",
-    )
-    train.add_argument("--no-tensorboard", dest="tensorboard", action="store_const", const=False, help="CSV log only")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    train.add_argument(
-        "--print-config", action="store_true", help="print the resolved configuration as JSON and exit (nothing is trained)"
+    defaults = {**_preset_defaults(), "memory": "required unless --resume"}
+    add_options(train, LMModelConfig, MODEL_OPTIONS, defaults=defaults, choices={"memory": MEMORIES})
+    run_options = add_run_options(train, LMConfig, out="runs/lm-MEMORY")
+    add_options(
+        train, LMConfig, [n for n in TRAIN_OPTIONS if n not in run_options], defaults=defaults, choices={"amp": AMP_MODES}
     )
     add_trust_option(train)
     train.set_defaults(func=_train)
@@ -98,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--batch-size", type=int, default=1, help="1 (default) reads the split as one stream")
     ev.add_argument("--bptt", type=int, default=70, help="window length (does not change the result)")
     ev.add_argument("--temperature", type=float, help="softmax temperature (default: the one tuned on validation)")
-    ev.add_argument("--device", default="auto", help="auto (CUDA when present, default) | cpu | cuda[:N]")
+    add_device_option(ev, LMConfig)
     add_trust_option(ev)
     ev.set_defaults(func=_eval)
 
@@ -117,8 +103,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cmp.add_argument("--length", type=int, default=60, help="number of words")
     cmp.add_argument("--out", default="lm-compare.png", help="PNG to write")
     cmp.add_argument("--data", help="text folder (default: the one the checkpoints were trained on)")
-    cmp.add_argument("--labels", nargs=2, metavar=("A", "B"), help="row names (default: the model types)")
-    cmp.add_argument("--device", default="auto", help="auto (CUDA when present, default) | cpu | cuda[:N]")
+    cmp.add_argument("--labels", nargs=2, metavar=("A", "B"), help="row names (default: the memories)")
+    add_device_option(cmp, LMConfig)
     add_trust_option(cmp)
     cmp.set_defaults(func=_compare)
 
@@ -134,42 +120,39 @@ def _train(args: argparse.Namespace) -> int:
     from fwm_rl.lm.corpus import load_data
     from fwm_rl.lm.trainer import LMTrainer
 
-    model_names = [f.name for f in fields(LMConfig) if f.name not in ("vocab_size", "model")]
-    train_names = [f.name for f in fields(TrainConfig)]
     show = not args.no_progress
-    ctx = init_distributed(args.device)  # under torchrun: join the group (the trainer gets the same context)
-    say = main_print(ctx)
-    if args.resume:
-        if args.out is None:
-            raise ValueError("--resume needs --out, the run folder to continue")
-        if args.overwrite:
-            raise ValueError("--overwrite starts a new run; it cannot be combined with --resume")
-        fixed = given(args, ["model", *model_names, *(n for n in train_names if n not in TrainConfig.RESUMABLE)])
-        may = resumable_flags(TrainConfig, "--data (the run's data in a new place)")
-        if fixed:
-            raise ValueError(
-                f"--resume continues with the checkpoint's settings; only {may} may be given, not {', '.join(map(flag, fixed))}"
-            )
-        trainer = LMTrainer.resume(args.out, data=args.data, **given(args, TrainConfig.RESUMABLE))  # (--device among them)
-        say(f"resuming {args.out} at step {trainer.step} (epoch {trainer.epoch}) on {trainer.corpus.source}")
+    if args.resume is not None:
+        more = "--data (the run's data in a new place)"
+        folder, changes = resume_options(args, LMConfig, ("preset", *MODEL_OPTIONS, *TRAIN_OPTIONS), more)
+        trainer = LMTrainer.resume(folder, data=args.data, **changes)  # (under torchrun: joins the group)
+        if args.print_config:  # the settings the resumed run would continue with
+            configs = {"model": trainer.model_config.to_dict(), "train": trainer.config.to_dict()}
+            print(json.dumps({**configs, "data": trainer.data, "out": folder}, indent=2))
+            return 0
+        say = main_print(trainer.ctx)
+        say(f"resuming {folder} at step {trainer.step} (epoch {trainer.epoch}) on {trainer.corpus.source}")
     else:
-        if args.model is None:
-            raise ValueError("--model is required: lstm or fwm")
+        if args.memory is None:
+            raise ValueError("--memory is required: lstm or fwm")
+        preset_name = args.preset or ("ptb" if args.data else "small")
+        preset = PRESETS[preset_name]
+        values = {**preset.run(args.memory), **given(args, (*MODEL_OPTIONS, *TRAIN_OPTIONS))}
+        config = LMConfig(**{name: values[name] for name in TRAIN_OPTIONS if name in values})
+        say = main_print(init_distributed(config.device))  # under torchrun: join the group (the trainer gets the same context)
         if args.data is None and not args.print_config:
             say(
                 "no --data given: training on the embedded default, text generated by the bAbI story generator "
                 "(fwm_rl.babi.generator); pass --data DIR for PTB / WikiText-2"
             )
         corpus = load_data(args.data)
-        preset_name = args.preset or ("ptb" if args.data else "small")
-        preset = PRESETS[preset_name]
         if not args.print_config:
             say(
                 f"recipe --preset {preset_name}: {preset.description} (flags given override it; --print-config shows the result)"
             )
-        model_config = LMConfig(vocab_size=len(corpus.vocab), model=args.model, **{**preset.model, **given(args, model_names)})
-        config = TrainConfig(**{**preset.train, **given(args, train_names)})
-        out = args.out or f"runs/lm-{args.model}"
+        model_config = LMModelConfig(
+            vocab_size=len(corpus.vocab), **{name: values[name] for name in MODEL_OPTIONS if name in values}
+        )
+        out = args.out or f"runs/lm-{model_config.memory}"
         if args.print_config:
             print(
                 json.dumps(
@@ -187,9 +170,9 @@ def _train(args: argparse.Namespace) -> int:
         data = None if args.data is None else str(Path(args.data).resolve())  # (a run resumes from anywhere)
         trainer = LMTrainer(corpus, model_config, config, out, data=data)
         n_params = sum(p.numel() for p in trainer.model.parameters())
-        processes = f"; {ctx.world_size} processes ({ctx.backend})" if ctx.distributed else ""
+        processes = f"; {trainer.ctx.world_size} processes ({trainer.ctx.backend})" if trainer.ctx.distributed else ""
         say(
-            f"{args.model}: {n_params:,} parameters; {corpus.source}: vocabulary {len(corpus.vocab):,}, "
+            f"{model_config.memory}: {n_params:,} parameters; {corpus.source}: vocabulary {len(corpus.vocab):,}, "
             f"train {corpus.train.numel():,} tokens; run folder {out}{processes}"
         )
     summary = trainer.train(show_progress=show, overwrite=args.overwrite)
@@ -214,7 +197,7 @@ def _eval(args: argparse.Namespace) -> int:
     temperature = ckpt["task"]["temperature"] if args.temperature is None else args.temperature
     result = evaluate(model, tokens, batch_size=args.batch_size, bptt=args.bptt, temperature=temperature, show_progress=True)
     print(
-        f"{ckpt['configs']['model']['model']} {args.split}: loss {result.loss:.4f} nats, perplexity {result.perplexity:.2f}, "
+        f"{model.config.memory} {args.split}: loss {result.loss:.4f} nats, perplexity {result.perplexity:.2f}, "
         f"{result.bits_per_word:.3f} bits/word over {result.n_tokens:,} tokens (batch size {args.batch_size}, "
         f"temperature {temperature:.2f})"
     )

@@ -114,7 +114,8 @@ def compare_checkpoints(
     """Per-token losses of two checkpoints on ``length`` words of ``split`` from word ``start``.
 
     Both models must share a vocabulary (trained on the same corpus). Each model reads the split
-    from its beginning with batch size 1 and its tuned softmax temperature.
+    from its beginning with batch size 1 and its tuned softmax temperature. The rows are named by the models' memories
+    unless ``labels`` names them.
     """
     model_a, ckpt_a = load_model(checkpoint_a, device)
     model_b, ckpt_b = load_model(checkpoint_b, device)
@@ -131,7 +132,7 @@ def compare_checkpoints(
         result = evaluate(model, prefix, batch_size=1, temperature=ckpt["task"]["temperature"], return_token_losses=True)
         bits.append(result.token_losses[start:].numpy() / math.log(2))
     if labels is None:
-        labels = (ckpt_a["configs"]["model"]["model"].upper(), ckpt_b["configs"]["model"]["model"].upper())
+        labels = (model_a.config.memory.upper(), model_b.config.memory.upper())  # (load_model read the configs, old names too)
         if labels[0] == labels[1]:
             labels = (f"{labels[0]} (A)", f"{labels[1]} (B)")
     words = [ckpt_a["task"]["vocab"][int(i)] for i in tokens[start : start + length]]

@@ -6,10 +6,10 @@ The slow network is the regularised 3-layer AWD-LSTM of Merity et al. (2018):
 * locked ("variational") dropout, one mask per sequence, on the embedded inputs (``dropout_i``),
   between LSTM layers (``dropout_h``) and on the final output (``dropout``);
 * DropConnect on every layer's hidden-to-hidden weights (``wdrop``), one mask per forward call;
-* tied input/output embeddings: with ``tie_weights`` the last LSTM layer has ``d_embed`` units
+* tied input/output embeddings: with ``tie_weights`` the last LSTM layer has ``embedding_size`` units
   so that the decoder can reuse the embedding matrix.
 
-The FWM variant (``model="fwm"``) puts one :class:`fwm_rl.memory.FastWeightMemory` on the output
+The FWM variant (``memory="fwm"``) puts one :class:`fwm_rl.memory.FastWeightMemory` on the output
 ``h_t`` of the last LSTM layer, as the authors did (appendix H: "the same three layer LSTM as the
 slow RNN"), and predicts from the residual sum of section 3:
 ``softmax(W_s (h_t + FWM(h_t, F_t)))``. The memory writes (eqs 1-4) and then reads (eqs 5-8) at
@@ -18,7 +18,6 @@ every step; its fast weights ``F`` are part of the recurrent state carried acros
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -26,74 +25,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from fwm_rl.checks import MAX_D_FWM, MAX_DEPTH, MAX_UNITS, at_most, check_ints, check_real
-from fwm_rl.engine import SavedConfig
+from fwm_rl.lm.config import LMModelConfig
 from fwm_rl.memory import FastWeightMemory, map_state
 
 __all__ = [
-    "MODELS",
     "AWDLanguageModel",
-    "LMConfig",
     "LMOutput",
     "LMState",
     "WeightDropLSTM",
     "embedded_dropout",
     "locked_dropout",
 ]
-
-#: The two model types.
-MODELS = ("fwm", "lstm")
-
-
-@dataclass
-class LMConfig(SavedConfig):
-    """Sizes and regularisation of :class:`AWDLanguageModel`.
-
-    Defaults are the paper's PTB model (appendix H, table 4; the authors' ``main.py`` for the
-    sizes): 400-dimensional tied embeddings, 3 LSTM layers of 1150 units, an FWM with
-    ``d_fwm = 32`` and ``n_reads = 3``, dropouts 0.4 / 0.3 / 0.5 / 0.1 and weight drop 0.66
-    (roughly 24M parameters on PTB's 10k words).
-    """
-
-    vocab_size: int
-    """words in the vocabulary (the corpus sets it)"""
-    model: str = "lstm"
-    """fwm: AWD-LSTM with the FWM on top; lstm: AWD-LSTM"""
-    d_embed: int = at_most(400, MAX_UNITS)
-    """embedding size (and the last LSTM layer's size when tied)"""
-    d_hidden: int = at_most(1150, MAX_UNITS)
-    """LSTM units per layer"""
-    n_layers: int = at_most(3, MAX_DEPTH)
-    """LSTM layers"""
-    tie_weights: bool = True
-    """tie the input and output embeddings"""
-    dropout: float = 0.4
-    """locked dropout on the output"""
-    dropout_h: float = 0.3
-    """locked dropout between LSTM layers (PTB)"""
-    dropout_i: float = 0.5
-    """locked dropout on the embedded input (PTB)"""
-    dropout_e: float = 0.1
-    """embedding (word) dropout"""
-    wdrop: float = 0.66
-    """DropConnect on the hidden-to-hidden weights (PTB)"""
-    d_fwm: int = at_most(32, MAX_D_FWM)
-    """fwm: the FWM's key/value size d_fwm (F is d_fwm^3)"""
-    n_reads: int = at_most(3, MAX_DEPTH)
-    """fwm: the FWM's reads N_r"""
-
-    def __post_init__(self) -> None:
-        if self.model not in MODELS:
-            raise ValueError(f"unknown model {self.model!r}: use one of {', '.join(MODELS)}")
-        check_ints(self, ("vocab_size", "d_embed", "d_hidden", "n_layers", "d_fwm", "n_reads"))
-        for name in ("dropout", "dropout_h", "dropout_i", "dropout_e", "wdrop"):
-            check_real(name, getattr(self, name), non_negative=True, below=1.0)
-
-    @property
-    def layer_sizes(self) -> list[int]:
-        """Output size of every LSTM layer: ``d_hidden``, the last one ``d_embed`` when tied."""
-        last = self.d_embed if self.tie_weights else self.d_hidden
-        return [self.d_hidden] * (self.n_layers - 1) + [last]
 
 
 class LMState(NamedTuple):
@@ -162,18 +104,18 @@ class WeightDropLSTM(nn.Module):
 class AWDLanguageModel(nn.Module):
     """Embedding -> AWD-LSTM stack (-> FWM with residual) -> tied softmax; see the module docstring."""
 
-    def __init__(self, config: LMConfig):
+    def __init__(self, config: LMModelConfig):
         super().__init__()
         self.config = config
         sizes = config.layer_sizes
-        inputs = [config.d_embed] + sizes[:-1]
-        self.embedding = nn.Embedding(config.vocab_size, config.d_embed)
+        inputs = [config.embedding_size] + sizes[:-1]
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_size)
         self.rnns = nn.ModuleList(WeightDropLSTM(i, o, config.wdrop) for i, o in zip(inputs, sizes))
         self.fwm = (
             FastWeightMemory(
                 sizes[-1], d_fwm=config.d_fwm, n_reads=config.n_reads, output_size=sizes[-1], beta_bias=1.0
             )  # the authors' LM cell: bias to writing, update scale 1
-            if config.model == "fwm"
+            if config.memory == "fwm"
             else None
         )
         self.decoder = nn.Linear(sizes[-1], config.vocab_size)

@@ -43,16 +43,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fwm_rl.checks import MAX_LENGTH, MAX_STREAMS, at_most, check_choice, check_int, check_ints, check_real
+from fwm_rl.checks import check_int, check_real
 from fwm_rl.engine import (
-    AMP_MODES,
     BEST,
     CHECKPOINT,
     RESULTS,
     RunClaim,
     RunFinished,
     RunLogger,
-    SavedConfig,
     atomic_save,
     autocast,
     capture_rng,
@@ -80,15 +78,15 @@ from fwm_rl.engine.distributed import (
     seed_other_ranks,
     shard_rows,
 )
+from fwm_rl.lm.config import LMConfig, LMModelConfig
 from fwm_rl.lm.corpus import EOS_INDEX, Corpus, Dictionary, load_data
-from fwm_rl.lm.model import AWDLanguageModel, LMConfig, LMState
+from fwm_rl.lm.model import AWDLanguageModel, LMState
 
 __all__ = [
     "BEST",
     "CHECKPOINT",
-    "EvalResult",
+    "LMEvalResult",
     "LMTrainer",
-    "TrainConfig",
     "TrainSummary",
     "batchify",
     "evaluate",
@@ -101,77 +99,10 @@ __all__ = [
 RUN_OUTPUTS = (CHECKPOINT, BEST, RESULTS, "metrics.csv", "tb", f".{CHECKPOINT}.*.tmp", f".{BEST}.*.tmp")
 #: Softmax temperatures tried by :func:`tune_temperature`.
 TEMPERATURES = tuple(round(0.7 + 0.02 * i, 2) for i in range(31))
-#: Training options that may be changed when resuming (the budget); all others come from the checkpoint.
 
 
 @dataclass
-class TrainConfig(SavedConfig):
-    """Optimisation settings; defaults are the paper's PTB run (appendix H, table 4, authors' ``main.py``)."""
-
-    RENAMED = {"max_steps": "steps", "eval_interval": "eval_every", "log_interval": "log_every"}
-    RESUMABLE = ("epochs", "steps", "time_budget", "device")
-
-    batch_size: int = at_most(20, MAX_STREAMS)
-    """parallel text streams (paper: 20 on PTB, 80 on WT2)"""
-    bptt: int = at_most(70, MAX_LENGTH)
-    """mean truncated-BPTT length (AWD-LSTM's random lengths around it)"""
-    lr: float = 1e-3
-    """Adam learning rate"""
-    weight_decay: float = 1.2e-6
-    """L2 weight decay"""
-    clip: float = 0.25
-    """gradient-norm clipping (0: off)"""
-    epochs: int = 1000
-    """budget: stop after this many epochs (or steps or time_budget, whichever comes first)"""
-    steps: int | None = None
-    """budget: stop after this many optimizer steps (None: no limit)"""
-    time_budget: float | None = None
-    """budget: stop after this many seconds of training (None: no limit)"""
-    eval_every: int = 0
-    """validate (and checkpoint) every this many steps; 0: at the end of every epoch (AWD-LSTM)"""
-    eval_batch_size: int = at_most(10, MAX_STREAMS)
-    """parallel streams of the periodic validation"""
-    log_every: int = 50
-    """steps between training-loss logs"""
-    asgd_after: int | None = None
-    """switch from Adam to averaged SGD after this many validations (paper appendix H: after 916 epochs on PTB)"""
-    nonmono: int | None = None
-    """or switch when validation is worse than the best of all but the last nonmono ones (AWD-LSTM)"""
-    asgd_lr: float = 2.0
-    """learning rate of averaged SGD (paper: 2.0 on PTB)"""
-    ar_alpha: float = 2.0
-    """activation regularisation"""
-    tar_beta: float = 1.0
-    """temporal activation regularisation"""
-    tune_temperature: bool = True
-    """tune the softmax temperature on validation at the end"""
-    test_batch_size: int | None = at_most(1, MAX_STREAMS)
-    """at the end, test best.pt (with its tuned temperature) reading each split as this many streams (1: every
-    split one stream, the paper's table 5; None: no final test)"""
-    seed: int = 141
-    """random seed"""
-    device: str = "auto"
-    """auto (CUDA when present), cpu or cuda[:N]"""
-    tensorboard: bool = True
-    """TensorBoard events beside metrics.csv"""
-    amp: str = "none"
-    """mixed precision of the training steps: bf16 = bfloat16 autocast for the LSTMs and the softmax, the FWM in
-    float32 (validation and tests run in float32)"""
-
-    def __post_init__(self) -> None:
-        check_ints(self, ("batch_size", "bptt", "epochs", "eval_batch_size", "log_every"))
-        check_ints(self, ("steps", "asgd_after", "nonmono", "test_batch_size"), optional=True)
-        check_int("eval_every", self.eval_every, 0, why=" (0 = every epoch)")
-        check_real("time_budget", self.time_budget, positive=True, optional=True)
-        for name in ("lr", "asgd_lr"):
-            check_real(name, getattr(self, name), positive=True)
-        for name in ("weight_decay", "clip", "ar_alpha", "tar_beta"):
-            check_real(name, getattr(self, name), non_negative=True)
-        check_choice("amp", self.amp, AMP_MODES)
-
-
-@dataclass
-class EvalResult:
+class LMEvalResult:
     """Mean cross-entropy (nats per token) over ``n_tokens`` predicted tokens."""
 
     loss: float
@@ -276,7 +207,7 @@ def evaluate(
     temperature: float = 1.0,
     return_token_losses: bool = False,
     show_progress: bool = False,
-) -> EvalResult:
+) -> LMEvalResult:
     """Mean loss of ``model`` over every token of ``tokens`` (each predicted exactly once).
 
     The state is carried across windows of ``bptt`` tokens, so in eval mode the result does not
@@ -285,7 +216,7 @@ def evaluate(
     losses, real = _stream_losses(model, tokens, batch_size, bptt, temperature, show_progress=show_progress)
     n_tokens = int(real.sum())
     token_losses = losses.t().reshape(-1)[: tokens.numel()].cpu() if return_token_losses else None
-    return EvalResult(float(losses.sum()) / n_tokens, n_tokens, token_losses)
+    return LMEvalResult(float(losses.sum()) / n_tokens, n_tokens, token_losses)
 
 
 @torch.no_grad()
@@ -333,7 +264,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> 
     device = resolve_device(device)
     path = checkpoint_file(path, best=True)
     ckpt = read_checkpoint(path, "lm", map_location=device)
-    model = AWDLanguageModel(LMConfig.from_dict(ckpt["configs"]["model"])).to(device)
+    model = AWDLanguageModel(LMModelConfig.from_dict(ckpt["configs"]["model"])).to(device)
     load_weights(model, eval_weights(ckpt), path)
     model.eval()
     return model, ckpt
@@ -345,7 +276,7 @@ def checkpoint_corpus(ckpt: dict, data: str | os.PathLike | None = None) -> Corp
     return load_data(ckpt["task"]["data"] if data is None else data, vocab=vocab)
 
 
-def _finished(config: TrainConfig, folder: Path, ckpt: dict) -> RunFinished | None:
+def _finished(config: LMConfig, folder: Path, ckpt: dict) -> RunFinished | None:
     """What resuming the run in ``folder`` (at its checkpoint ``ckpt``) under ``config`` raises where it has nothing
     left to do (:func:`~fwm_rl.engine.finished_run`): its epochs, its steps or its time budget spent, its end recorded."""
     step, epoch = ckpt["step"], ckpt["task"]["epoch"]
@@ -376,8 +307,8 @@ class LMTrainer:
     def __init__(
         self,
         corpus: Corpus,
-        model_config: LMConfig,
-        config: TrainConfig,
+        model_config: LMModelConfig,
+        config: LMConfig,
         out_dir: str | os.PathLike,
         data: str | os.PathLike | None = None,
     ):
@@ -425,17 +356,17 @@ class LMTrainer:
         **budget,
     ) -> LMTrainer:
         """Continue the run in ``out_dir`` from its ``checkpoint.pt``; only the ``device``, the budget
-        (``epochs``, ``steps``, ``time_budget``: :attr:`TrainConfig.RESUMABLE`) and where the data now lies
+        (``epochs``, ``steps``, ``time_budget``: :attr:`LMConfig.RESUMABLE`) and where the data now lies
         (``data``: the same text, moved) may change; every other setting comes from the checkpoint. The number
         of processes may differ from the run that wrote it (every process reads it). A run with nothing left to do
         (its budget spent, its ``results.json`` written) raises :class:`~fwm_rl.engine.RunFinished`."""
-        changes = TrainConfig.resume_changes(**budget, device=device)
+        changes = LMConfig.resume_changes(**budget, device=device)
         path = Path(out_dir) / CHECKPOINT
         ckpt = read_checkpoint(path, "lm")
         if ckpt["optimizer"] is None:
             raise ValueError(f"{path} is not a training checkpoint of fwm-rl lm train; cannot resume from it")
         task = ckpt["task"]
-        config = TrainConfig.from_dict(ckpt["configs"]["train"]).resumed(**changes)
+        config = LMConfig.from_dict(ckpt["configs"]["train"]).resumed(**changes)
         finished = _finished(config, Path(out_dir), ckpt)
         if finished is not None:
             raise finished
@@ -449,7 +380,7 @@ class LMTrainer:
             corpus = checkpoint_corpus(ckpt)
         elif corpus.vocab.idx2word != task["vocab"]:
             raise ValueError("the corpus given for resuming has a different vocabulary from the checkpoint's")
-        trainer = cls(corpus, LMConfig.from_dict(ckpt["configs"]["model"]), config, out_dir, data=task["data"])
+        trainer = cls(corpus, LMModelConfig.from_dict(ckpt["configs"]["model"]), config, out_dir, data=task["data"])
         trainer._load_train_state(ckpt)
         trainer.resumed = True
         return trainer
@@ -591,9 +522,9 @@ class LMTrainer:
             self.ctx,
             share=share,
             step=self.step,
-            clip=cfg.clip,
+            clip=cfg.max_grad_norm,
             totals={"raw": float(raw_loss.detach()) * share, "loss": float(loss.detach()) * share},
-            hint="try a lower --lr or a smaller --clip",
+            hint="try a lower --lr or a smaller --max-grad-norm",
         )
         group["lr"] = base_lr
         self.state = out.state.detach().to(dtype)
@@ -702,7 +633,7 @@ class LMTrainer:
         Under ``torchrun`` every process calls it; rank 0 logs, shows the progress bar and writes the files.
         """
         claims = () if self.resumed else [RunClaim(self.out_dir, "lm", RUN_OUTPUTS)]
-        with hold_run_folder(self.out_dir, self.ctx, claims, overwrite, f"--resume --out {self.out_dir}"):
+        with hold_run_folder(self.out_dir, self.ctx, claims, overwrite, f"--resume {self.out_dir}"):
             return self._train(show_progress)
 
     def _train(self, show_progress: bool) -> TrainSummary:
@@ -717,7 +648,7 @@ class LMTrainer:
         total = cfg.steps if cfg.steps is not None else cfg.epochs * math.ceil(self.train_x.size(0) / cfg.bptt)
         self._log = log
         self._bar = progress(
-            total=total, initial=self.step, desc=f"lm {self.model_config.model}", disable=not (show_progress and main)
+            total=total, initial=self.step, desc=f"lm {self.model_config.memory}", disable=not (show_progress and main)
         )
         try:
             train_loop(self, log_every=cfg.log_every, time_budget=cfg.time_budget, bar=self._bar, ctx=self.ctx)

@@ -9,15 +9,15 @@ import pytest
 import torch
 from dist_launch import spawn_gloo
 
-from fwm_rl.agents.training import TrainConfig, make_model, train_run
+from fwm_rl.agents.training import A2CConfig, make_model, train_run
 from fwm_rl.engine import load_checkpoint
 from fwm_rl.engine.distributed import init_distributed, shard_bounds
 
 #: A small FWM agent on 7 training graphs (unequal shares: 4 + 3) with advantage normalisation (which needs the
 #: statistics of every process's steps); and with the authors' released loss (whose baseline and critic target are
 #: batch means over every process's agents).
-CFG = TrainConfig(n_envs=7, hidden_size=16, d_fwm=8, normalize_advantage=True, device="cpu")
-RELEASED = TrainConfig(n_envs=7, hidden_size=16, d_fwm=8, loss="released_code", device="cpu")
+CFG = A2CConfig(n_envs=7, hidden_size=16, d_fwm=8, normalize_advantage=True, device="cpu")
+RELEASED = A2CConfig(n_envs=7, hidden_size=16, d_fwm=8, loss="released_code", device="cpu")
 BUFFER_FIELDS = ("observations", "actions", "rewards", "episode_starts", "values", "log_probs", "returns", "advantages")
 
 
@@ -34,7 +34,7 @@ def _gradient_worker(rank, world_size, path):
     torch.set_num_threads(1)
     ctx = init_distributed("cpu")
     saved = torch.load(path, weights_only=True)
-    cfg = TrainConfig.from_dict(saved["config"])
+    cfg = A2CConfig.from_dict(saved["config"])
     model = make_model(cfg, torch.device("cpu"), ctx)
     model.policy.load_state_dict(saved["weights"])
     start, stop = shard_bounds(cfg.n_envs, ctx.rank, ctx.world_size)
@@ -69,7 +69,7 @@ def test_two_processes_give_the_gradient_of_one_process_with_all_environments(cf
 
 def _train_worker(rank, world_size, run_dir):
     torch.set_num_threads(1)
-    cfg = TrainConfig(
+    cfg = A2CConfig(
         name="lstm", memory="lstm", hidden_size=8, n_envs=6, steps=2, eval_every=1, final_episodes_per_graph=1, device="cpu"
     )
     summary = train_run(cfg, run_dir, show_progress=False)
@@ -86,8 +86,8 @@ def test_two_process_training_run_logs_once_and_resumes_in_one_process(tmp_path)
     assert [r["step"] for r in rows] == ["1", "2"]  # rank 0 alone logged
     assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == 2
     # The checkpoint of the 2-process run continues in one process.
-    cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-    resumed = train_run(TrainConfig(**{**cfg.to_dict(), "steps": 3}), run_dir, resume=True, show_progress=False)
+    cfg = A2CConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    resumed = train_run(A2CConfig(**{**cfg.to_dict(), "steps": 3}), run_dir, resume=True, show_progress=False)
     assert resumed.episodes == 3
     with open(run_dir / "metrics.csv", newline="") as fh:
         assert [r["step"] for r in csv.DictReader(fh)] == ["1", "2", "3"]

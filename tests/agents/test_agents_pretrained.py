@@ -11,7 +11,7 @@ import torch
 from fwm_rl.agents import PRETRAINED, RecurrentA2C, load_pretrained
 from fwm_rl.agents import pretrained as pretrained_module
 from fwm_rl.agents.evaluation import evaluate
-from fwm_rl.agents.training import TrainConfig, train_run
+from fwm_rl.agents.training import A2CConfig, train_run
 
 
 @pytest.mark.parametrize("name", sorted(PRETRAINED))
@@ -30,7 +30,7 @@ def test_every_shipped_agent_loads_and_matches_its_record(name):
 
 
 def test_export_then_load_round_trip(tmp_path, monkeypatch):
-    cfg = TrainConfig(
+    cfg = A2CConfig(
         name="fwm",
         hidden_size=8,
         d_fwm=4,

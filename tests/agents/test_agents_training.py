@@ -14,7 +14,7 @@ from fwm_rl.agents.training import (
     PRESETS,
     RECIPE_FIELDS,
     RECIPES,
-    TrainConfig,
+    A2CConfig,
     preset_configs,
     recipe_of,
     train_run,
@@ -24,8 +24,8 @@ from fwm_rl.agents.training import (
 TINY = {"n_envs": 4, "eval_every": 2, "final_episodes_per_graph": 1, "device": "cpu"}
 
 
-def tiny_lstm(**changes) -> TrainConfig:
-    return TrainConfig(**{"name": "lstm", "memory": "lstm", "hidden_size": 8, "steps": 4, **TINY, **changes})
+def tiny_lstm(**changes) -> A2CConfig:
+    return A2CConfig(**{"name": "lstm", "memory": "lstm", "hidden_size": 8, "steps": 4, **TINY, **changes})
 
 
 def metrics(run_dir) -> list[dict]:
@@ -43,24 +43,29 @@ def test_presets_and_config_checks():
         "paper-lstm-2048",
         "paper-lstm-4096",
     }
-    (fwm,) = PRESETS["paper-fwm"]
-    assert (fwm.memory, fwm.hidden_size, fwm.d_fwm, fwm.n_reads, fwm.n_envs) == ("fwm", 32, 16, 3, 600)
+    (fwm,) = preset_configs("paper-fwm")
+    assert (fwm.name, fwm.memory, fwm.hidden_size, fwm.d_fwm, fwm.n_reads, fwm.n_envs) == ("fwm", "fwm", 32, 16, 3, 600)
     assert (fwm.lr, fwm.adam_eps, fwm.gamma, fwm.gae_lambda, fwm.vf_coef, fwm.ent_coef) == (1e-3, 1e-4, 0.9, 1.0, 0.1, 0.03)
     assert fwm.max_grad_norm is None and not fwm.normalize_advantage
-    assert [c.memory for c in PRESETS["cpu"]] == ["fwm", "lstm"]
+    cpu = preset_configs("cpu")
+    assert [(c.name, c.memory, c.hidden_size) for c in cpu] == [("fwm", "fwm", 32), ("lstm-512", "lstm", 512)]
     # The CPU default: one recipe for both agents (a fair comparison), the same training time each.
-    assert [recipe_of(c) for c in PRESETS["cpu"]] == ["lr3e-3", "lr3e-3"] and {c.time_budget for c in PRESETS["cpu"]} == {
-        780.0
-    }
-    assert recipe_of(PRESETS["fast-fwm"][0]) == "lr3e-3" and with_recipe(PRESETS["fast-fwm"][0], "paper") == fwm
-    assert all(recipe_of(c) == "paper" for name, (c, *_) in PRESETS.items() if name.startswith("paper-"))
+    assert [recipe_of(c) for c in cpu] == ["lr3e-3", "lr3e-3"] and {c.time_budget for c in cpu} == {780.0}
+    (fast,) = preset_configs("fast-fwm")
+    assert recipe_of(fast) == "lr3e-3" and with_recipe(fast, "paper") == fwm
+    paper = [c for name in PRESETS if name.startswith("paper-") for c in preset_configs(name)]
+    assert all(recipe_of(c) == "paper" for c in paper)
+    assert [(c.name, c.steps) for c in paper[1:]] == [
+        ("lstm-512", 278_000), ("lstm-1024", 232_000), ("lstm-2048", 200_000), ("lstm-4096", 114_000)
+    ]  # fmt: skip
+    assert all(PRESETS[name].description for name in PRESETS)
     assert [c.seed for c in preset_configs("cpu", seed=3, steps=None)] == [3, 3]
     with pytest.raises(ValueError, match="unknown preset"):
         preset_configs("paper-gru")
     with pytest.raises(ValueError, match="n_envs"):
-        TrainConfig(n_envs=601)
+        A2CConfig(n_envs=601)
     with pytest.raises(ValueError, match="memory"):
-        TrainConfig(memory="transformer")
+        A2CConfig(memory="transformer")
 
 
 def test_cli_train_eval_plot_resume(tmp_path, capsys, monkeypatch):
@@ -183,9 +188,9 @@ def test_cli_train_eval_plot_resume(tmp_path, capsys, monkeypatch):
         run("watch", str(out / "fwm"), "--index", "600", "--out", str(tmp_path / "w.gif"))
     with pytest.raises(FileNotFoundError, match="neither a run folder"):
         run("watch", str(tmp_path / "missing"), "--out", str(tmp_path / "w.gif"))
-    with pytest.raises(ValueError, match="drop --seed"):
+    with pytest.raises(ValueError, match="may change, not --seed"):
         run("train", "--resume", str(out), "--seed", "1")
-    with pytest.raises(ValueError, match="drop --overwrite"):
+    with pytest.raises(ValueError, match="--overwrite starts a new run"):
         run("train", "--resume", str(out), "--overwrite")
     with pytest.raises(FileNotFoundError):
         run("eval", str(tmp_path / "missing"))
@@ -198,7 +203,7 @@ def test_short_cpu_training_beats_the_random_policy(tmp_path):
     The authors' log reaches a training reward of about 51 after 1,000 episodes from the
     random policy's 45; this project's run (README) reaches 49 on the test graphs at 1,200.
     """
-    cfg = TrainConfig(name="fwm", steps=1200, eval_every=100, device="cpu")
+    cfg = A2CConfig(name="fwm", steps=1200, eval_every=100, device="cpu")
     summary = train_run(cfg, tmp_path / "run", show_progress=False)
     random_level = 44.87  # README: random policy on the test graphs, 44.87 +- 0.27
     assert summary.test.mean > random_level + 5 * summary.test.sem
@@ -206,7 +211,7 @@ def test_short_cpu_training_beats_the_random_policy(tmp_path):
 
 
 def test_recipes_change_only_the_learning_settings():
-    base = TrainConfig(name="x", steps=7, seed=3)
+    base = A2CConfig(name="x", steps=7, seed=3)
     assert recipe_of(base) == "paper" and RECIPES["paper"] == {}
     for name, fields in RECIPES.items():
         cfg = with_recipe(base, name)
@@ -214,7 +219,7 @@ def test_recipes_change_only_the_learning_settings():
         assert all(getattr(cfg, k) == v for k, v in fields.items())
         assert (cfg.name, cfg.steps, cfg.seed) == ("x", 7, 3)
         assert with_recipe(cfg, "paper") == base  # back to the paper's settings
-    assert recipe_of(TrainConfig(lr=5e-3)) == "custom"
+    assert recipe_of(A2CConfig(lr=5e-3)) == "custom"
     with pytest.raises(ValueError, match="unknown recipe"):
         with_recipe(base, "fast")
 
@@ -299,7 +304,7 @@ def test_resuming_a_preset_keeps_its_finished_runs(tmp_path, capsys):
 def test_runs_that_share_a_label_are_told_apart_in_the_legend():
     from fwm_rl.agents.plotting import _legend_labels
 
-    a, b, c = TrainConfig(seed=0), TrainConfig(seed=1, loss="released_code"), TrainConfig(memory="lstm", hidden_size=512)
+    a, b, c = A2CConfig(seed=0), A2CConfig(seed=1, loss="released_code"), A2CConfig(memory="lstm", hidden_size=512)
     assert _legend_labels([a, b, c]) == [
         "FWM-32-16 (seed 0, loss paper)",
         "FWM-32-16 (seed 1, loss released_code)",

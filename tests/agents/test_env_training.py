@@ -14,14 +14,14 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 import fwm_rl  # noqa: F401  (registers CartPoleNoVel-v1)
 from fwm_rl.agents import FWMGraphVecEnv, RecurrentA2C, RecurrentPPO
-from fwm_rl.agents.config import TrainConfig
+from fwm_rl.agents.config import A2CConfig
 from fwm_rl.agents.env_training import (
     EnvTrainConfig,
     check_env_id,
     evaluate_env,
     make_env,
+    make_env_model,
     make_eval_env,
-    make_model,
 )
 from fwm_rl.agents.training import load_policy, read_run_checkpoint, train_run
 from fwm_rl.cli import main
@@ -30,7 +30,7 @@ from fwm_rl.envs import HideVelocity
 TINY = {
     "n_envs": 4,
     "n_steps": 16,
-    "total_timesteps": 128,
+    "steps": 128,
     "eval_every": 64,
     "eval_episodes": 2,
     "final_eval_episodes": 4,
@@ -129,7 +129,7 @@ def test_evaluate_env_counts_episodes_per_copy():
 
 def load_env_policy_free(env_id: str):
     """An untrained FWM policy for ``env_id``."""
-    return make_model(EnvTrainConfig(env_id=env_id, **TINY), make_env(env_id, 2), torch.device("cpu")).policy
+    return make_env_model(EnvTrainConfig(env_id=env_id, **TINY), make_env(env_id, 2), torch.device("cpu")).policy
 
 
 @pytest.mark.parametrize("memory", ["fwm", "lstm", "gru"])
@@ -139,7 +139,7 @@ def test_train_resume_and_eval(tmp_path, memory, capsys):
     assert summary.timesteps == 128 and summary.eval_episodes == 4 and summary.label.endswith("on CartPoleNoVel-v1")
     assert [r["step"] for r in rows(tmp_path / "run")] == ["64", "128"]
     assert json.loads((tmp_path / "run" / "results.json").read_text())["eval_return"] == summary.eval_return
-    # Resume to 192 steps (the CLI may change --total-timesteps only)
+    # Resume to 192 steps (the CLI may change --steps, whose SB3 name --total-timesteps still works)
     # (a run's checkpoint.pt names its folder too)
     assert (
         main(["train", "--resume", str(tmp_path / "run" / "checkpoint.pt"), "--total-timesteps", "192", "--no-progress"]) == 0
@@ -148,11 +148,11 @@ def test_train_resume_and_eval(tmp_path, memory, capsys):
     assert "| agent | steps |" in capsys.readouterr().out
     assert main(["train", "--resume", str(tmp_path / "run"), "--lr", "0.1"]) == 2
     assert (
-        "only --total-timesteps, --device, --time-budget and --final-eval-episodes may change (drop --lr)"
+        "only --steps, --device, --time-budget and --final-eval-episodes may change, not --lr (--learning-rate)"
         in capsys.readouterr().err
     )
     policy, loaded, _ = load_policy(tmp_path / "run")
-    assert loaded == dataclasses.replace(cfg, total_timesteps=192) and isinstance(policy, torch.nn.Module)
+    assert loaded == dataclasses.replace(cfg, steps=192) and isinstance(policy, torch.nn.Module)
     assert main(["eval", str(tmp_path / "run")]) == 0
     assert "on CartPoleNoVel-v1" in capsys.readouterr().out
     assert main(["eval", str(tmp_path / "run"), "--split", "test"]) == 2
@@ -164,7 +164,7 @@ def test_train_resume_and_eval(tmp_path, memory, capsys):
 def test_dict_observations_and_the_native_graph_env(tmp_path):
     train_run(EnvTrainConfig(env_id="TestDictCue-v0", **TINY), tmp_path / "dict", show_progress=False)
     summary = train_run(
-        EnvTrainConfig(env_id="FWMGraph-v0", **{**TINY, "n_steps": 30, "total_timesteps": 240, "eval_every": 120}),
+        EnvTrainConfig(env_id="FWMGraph-v0", **{**TINY, "n_steps": 30, "steps": 240, "eval_every": 120}),
         tmp_path / "graph",
         show_progress=False,
     )
@@ -184,7 +184,7 @@ def test_observations_are_normalised_by_stored_statistics(tmp_path):
     mean, var = rms["mean"].numpy(), rms["var"].numpy()  # (float64 tensors in the checkpoint: it holds no NumPy objects)
     np.testing.assert_allclose(frozen.reset(), np.clip((raw.reset() - mean) / np.sqrt(var + 1e-8), -10, 10), rtol=1e-5)
     # resuming continues the statistics
-    train_run(dataclasses.replace(cfg, total_timesteps=192), tmp_path / "run", resume=True, show_progress=False)
+    train_run(dataclasses.replace(cfg, steps=192), tmp_path / "run", resume=True, show_progress=False)
     assert read_run_checkpoint(tmp_path / "run")[0]["task"]["obs_rms"]["count"] > rms["count"] + 63
     # off on request, and never for the graph task (one-hot observations)
     train_run(dataclasses.replace(cfg, normalize_obs=False), tmp_path / "raw", show_progress=False)
@@ -213,7 +213,7 @@ def test_refusals(tmp_path, monkeypatch):
     train_run(cfg, tmp_path / "run", show_progress=False)
     # a graph-task run cannot resume an --env run's checkpoint: the message names what it is
     with pytest.raises(ValueError, match="is a checkpoint of an A2C or PPO run on a Gymnasium env"):
-        train_run(TrainConfig(name="fwm", steps=2, n_envs=4, device="cpu"), tmp_path / "run", resume=True, show_progress=False)
+        train_run(A2CConfig(name="fwm", steps=2, n_envs=4, device="cpu"), tmp_path / "run", resume=True, show_progress=False)
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ValueError, match="trains in one process; start it without torchrun"):
         train_run(cfg, tmp_path / "other", show_progress=False)
@@ -231,7 +231,7 @@ def test_time_budget_stops_after_the_update_that_spends_it(tmp_path):
 def test_logs_at_the_first_update_past_each_interval(tmp_path):
     # updates of 64 steps, logs every 100: at 128, 256 (the update past 200), 320 (the last)
     train_run(
-        EnvTrainConfig(env_id="CartPoleNoVel-v1", **{**TINY, "total_timesteps": 300, "eval_every": 100}),
+        EnvTrainConfig(env_id="CartPoleNoVel-v1", **{**TINY, "steps": 300, "eval_every": 100}),
         tmp_path / "run",
         show_progress=False,
     )
@@ -281,7 +281,7 @@ def test_cli(tmp_path, capsys):
         **EnvTrainConfig().to_dict(),
         "memory": "lstm",
         "hidden_size": 8,
-        "total_timesteps": 64,
+        "steps": 64,
         "eval_every": 64,
         "n_envs": 2,
         "n_steps": 8,
@@ -299,8 +299,8 @@ def test_cli(tmp_path, capsys):
     assert main([*args, "--no-progress"]) == 2  # the folder holds a run
     assert "already holds a run" in capsys.readouterr().err
     for bad, message in (
-        (["--env", "CartPoleNoVel-v1", "--episodes", "3"], "--steps (--episodes) is an option of the graph task"),
-        (["--total-timesteps", "5"], "--total-timesteps is an option of --env runs"),
+        (["--env", "CartPoleNoVel-v1", "--preset", "cpu"], "--preset is an option of the graph task"),
+        (["--n-steps", "5"], "--n-steps is an option of --env runs"),
         (["--preset", "cpu", "--memory", "lstm"], "preset cpu trains 2 runs"),
         (["--env", "FWMGraphTrain-v0", "--semantics", "released_code"], "fixes the rules to paper"),
         (["--env", "TestTupleAction-v0"], "Discrete, Box, MultiDiscrete or MultiBinary actions"),
@@ -348,10 +348,10 @@ def test_resuming_a_finished_env_run_says_so_and_changes_nothing(tmp_path, capsy
         assert main(["train", "--resume", str(run), "--no-progress"]) == 0
         assert capsys.readouterr().out.splitlines() == [
             f"fwm-rl train: {run}: the run is finished (128 of 128 environment steps done; its results are in results.json); "
-            "resume with a larger --total-timesteps to train it further"
+            "resume with a larger --steps to train it further"
         ]
         assert files() == before
-    assert main(["train", "--resume", str(run), "--total-timesteps", "192", "--no-progress"]) == 0
+    assert main(["train", "--resume", str(run), "--steps", "192", "--no-progress"]) == 0
     assert [r["step"] for r in rows(run)] == ["64", "128", "192"]
 
 
@@ -367,7 +367,7 @@ def test_ppo_from_the_command_line(tmp_path, capsys):
         "4",
         "--n-steps",
         "16",
-        "--total-timesteps",
+        "--steps",
         "128",
         "--eval-every",
         "64",
@@ -382,7 +382,7 @@ def test_ppo_from_the_command_line(tmp_path, capsys):
         assert main(["train", "--env", "CartPoleNoVel-v1", "--algo", algo, *extra, *tiny, "--out", str(run)]) == 0
         ckpt, cfg = read_run_checkpoint(run)
         assert cfg.algo == algo and isinstance(
-            make_model(cfg, make_env(cfg.env_id, 4), torch.device("cpu")), RecurrentPPO if algo == "ppo" else RecurrentA2C
+            make_env_model(cfg, make_env(cfg.env_id, 4), torch.device("cpu")), RecurrentPPO if algo == "ppo" else RecurrentA2C
         )
         adam_steps = {int(s["step"]) for s in ckpt["optimizer"]["state"].values()}
         assert adam_steps == {2 * steps_per_rollout}  # two rollouts of 4 x 16 steps

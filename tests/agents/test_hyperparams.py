@@ -59,7 +59,7 @@ def test_zoo_entry_maps_to_the_fields(tmp_path):
     assert recipe == Recipe(
         fields={
             **ZOO_DEFAULTS["ppo"], **LSTM_POLICY_DEFAULTS,  # where the entry is silent: sb3-contrib's, as the Zoo runs it
-            "normalize_obs": True, "norm_reward": True, "n_envs": 8, "total_timesteps": 100_000, "memory": "lstm",
+            "normalize_obs": True, "norm_reward": True, "n_envs": 8, "steps": 100_000, "memory": "lstm",
             "n_steps": 32, "gae_lambda": 0.8, "gamma": 0.98, "n_epochs": 20, "ent_coef": 0.0,
             "lr": 0.001, "lr_schedule": "linear", "clip_range": 0.2, "clip_range_schedule": "linear",
             "ortho_init": False, "activation_fn": "relu", "hidden_size": 64, "net_arch": "64", "shared_core": False,
@@ -69,7 +69,7 @@ def test_zoo_entry_maps_to_the_fields(tmp_path):
         notes=("policy MlpLstmPolicy -> memory lstm",
                "batch_size 256 -> n_minibatches 1 (minibatches are whole environments)"),
     )  # fmt: skip
-    assert type(recipe.fields["total_timesteps"]) is int
+    assert type(recipe.fields["steps"]) is int
     assert find_recipe(path, "CartPoleNoVel-v1") == recipe
     assert read_hyperparams(path, "fwm_rl.envs:CartPoleNoVel-v1").fields == recipe.fields  # "module:Id": by the Id
 
@@ -159,7 +159,7 @@ def test_our_policies_and_a_mapping_of_policy_kwargs(tmp_path):
     assert recipe.fields == {
         **ZOO_DEFAULTS["ppo"],
         "memory": "gru",
-        "total_timesteps": 100_000,
+        "steps": 100_000,
         "hidden_size": 16,
         "activation_fn": "silu",
         "net_arch": "32,32",

@@ -37,7 +37,7 @@ def tiny_run(tmp_path, env_id: str, memory: str):
         n_envs=2,
         n_steps=8,
         n_minibatches=2,
-        total_timesteps=32,
+        steps=32,
         eval_every=16,
         eval_episodes=1,
         final_eval_episodes=1,

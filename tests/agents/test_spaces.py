@@ -209,7 +209,7 @@ def test_env_runs_train_save_load_and_predict(tmp_path, observation, action, mem
         n_envs=2,
         n_steps=6,
         n_minibatches=2,
-        total_timesteps=24,
+        steps=24,
         eval_every=12,
         eval_episodes=2,
         final_eval_episodes=2,

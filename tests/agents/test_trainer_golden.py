@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fwm_rl.agents.config import TrainConfig
+from fwm_rl.agents.config import A2CConfig
 from fwm_rl.agents.env_training import EnvTrainConfig
 from fwm_rl.agents.training import train_run
 
@@ -43,9 +43,9 @@ def close(got, want, where: str) -> None:
 @pytest.mark.parametrize("name", sorted(p.stem for p in GOLDEN.glob("*.json")))
 def test_tiny_runs_log_what_the_two_trainers_logged(name, tmp_path):
     golden = json.loads((GOLDEN / f"{name}.json").read_text())
-    config = TrainConfig if golden["kind"] == "graph" else EnvTrainConfig
+    config = A2CConfig if golden["kind"] == "graph" else EnvTrainConfig
     run = tmp_path / "run"
-    train_run(config(**golden["config"]), run, show_progress=False)
+    train_run(config.from_dict(golden["config"]), run, show_progress=False)  # (old field names read)
     with open(run / "metrics.csv", newline="") as fh:
         rows = [{k: v for k, v in row.items() if not k.startswith("time/")} for row in csv.DictReader(fh)]
     assert len(rows) == len(golden["metrics"])

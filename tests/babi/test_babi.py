@@ -17,9 +17,12 @@ from tiny_data import SHARED_BABI, run_cli, write_variant
 from fwm_rl.babi import cli as babi_cli
 from fwm_rl.babi.batching import TrainStream, build_rows, eval_segments
 from fwm_rl.babi.catbabi import DataSpec, load_catbabi, split_stats, story_tokens
-from fwm_rl.babi.models import CatbAbIModel, StackedLSTM, preset
+from fwm_rl.babi.config import PRESETS, CatbAbIConfig, CatbAbIModelConfig, preset_configs
+from fwm_rl.babi.models import CatbAbIModel, StackedLSTM
+from fwm_rl.babi.pretrained import load_model
 from fwm_rl.babi.reader import BabiFormatError, Question, open_babi, parse_babi_text
-from fwm_rl.babi.trainer import CatbAbITrainer, TrainConfig, evaluate
+from fwm_rl.babi.trainer import CatbAbITrainer, evaluate
+from fwm_rl.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +136,7 @@ def _row_stories(x: np.ndarray, keep: np.ndarray, eos: int) -> list[tuple[int, .
 
 def test_every_story_once_per_epoch_and_padding_masked(data):
     split, v = data.splits["train"], data.vocab
-    stream = TrainStream(split, batch_size=7, seq_len=50, eos=v.eos, pad=v.pad, seed=3)
+    stream = TrainStream(split, batch_size=7, bptt=50, eos=v.eos, pad=v.pad, seed=3)
     expected = Counter(tuple(split.tokens[split.offsets[i] : split.offsets[i + 1]]) for i in range(len(split)))
     for epoch in (0, 1):
         rows = build_rows(split, stream.order(epoch), 7, v.eos, v.pad)
@@ -165,7 +168,7 @@ def test_qa_loss_only_sees_answers(data):
     v = data.vocab
     segs = eval_segments(data.splits["valid"], 4, 40, v.eos, v.pad)
     noisy = [s._replace(y=torch.where(s.answer, s.y, torch.randint_like(s.y, len(v)))) for s in segs]
-    model = CatbAbIModel(preset("small", "fwm"), len(v))
+    model = CatbAbIModel(preset_configs("small", "fwm")[0], len(v))
     qa = [evaluate(model, ss, "qa", torch.device("cpu")) for ss in (segs, noisy)]
     lm = [evaluate(model, ss, "lm", torch.device("cpu")) for ss in (segs, noisy)]
     assert qa[0].loss == pytest.approx(qa[1].loss) and qa[0].answer_accuracy == qa[1].answer_accuracy
@@ -177,7 +180,7 @@ def test_qa_loss_only_sees_answers(data):
 @pytest.mark.parametrize("kind", ["fwm", "lstm"])
 def test_model_shapes_and_padding_holds_state(kind):
     torch.manual_seed(0)
-    model = CatbAbIModel(preset("small", kind, layers=2), vocab_size=11)
+    model = CatbAbIModel(preset_configs("small", kind, n_layers=2)[0], vocab_size=11)
     x = torch.randint(2, 11, (6, 3))
     keep = torch.ones(6, 3, dtype=torch.bool)
     keep[4:, 1] = False
@@ -199,22 +202,21 @@ def test_model_shapes_and_padding_holds_state(kind):
 
 
 def test_stacked_lstm_residual_layers():
-    lstm = StackedLSTM(4, 8, layers=3, residual=True)
+    lstm = StackedLSTM(4, 8, n_layers=3, residual=True)
     out, state = lstm(torch.randn(5, 2, 4), lstm.initial_state(2))
     assert out.shape == (5, 2, 8) and len(state) == 3
 
 
 # ------------------------------------------------------------------ training
-SMALL = TrainConfig(
-    batch_size=4, seq_len=40, steps=6, eval_every=3, eval_batch_size=4, log_every=1, lr=3e-3, device="cpu", tensorboard=False
+SMALL = CatbAbIConfig(
+    batch_size=4, bptt=40, steps=6, eval_every=3, eval_batch_size=4, log_every=1, lr=3e-3, device="cpu", tensorboard=False
 )
 
 
 def _trainer(data, variant, out, kind="fwm", **cfg):
-    config = TrainConfig(**{**SMALL.to_dict(), **cfg})
-    return CatbAbITrainer(
-        preset("small", kind, embedding_size=32, hidden_size=32), config, DataSpec(path=str(variant)), out, data=data
-    )
+    config = CatbAbIConfig(**{**SMALL.to_dict(), **cfg})
+    model, _ = preset_configs("small", kind, embedding_size=32, hidden_size=32)
+    return CatbAbITrainer(model, config, DataSpec(path=str(variant)), out, data=data)
 
 
 def test_training_lowers_the_loss(data, variant, tmp_path):
@@ -251,7 +253,7 @@ def test_cli_train_eval_explain(variant, tmp_path, capsys):
         str(variant),
         "--batch-size",
         "4",
-        "--seq-len",
+        "--bptt",
         "40",
         "--eval-every",
         "2",
@@ -265,7 +267,7 @@ def test_cli_train_eval_explain(variant, tmp_path, capsys):
         "cpu",
         "--no-tensorboard",
     ]
-    assert run_cli(["babi", "train", "--model", "fwm", "--steps", "2", "--out", str(out), *common]) == 0
+    assert run_cli(["babi", "train", "--memory", "fwm", "--steps", "2", "--out", str(out), *common]) == 0
     printed = capsys.readouterr().out
     assert "test (final weights, batch size 4): answer accuracy" in printed
     assert "test (best validation loss, step 2, batch size 1): answer accuracy" in printed and "task  2" in printed
@@ -276,13 +278,22 @@ def test_cli_train_eval_explain(variant, tmp_path, capsys):
     assert best["answers"] == results["test"]["answers"]  # every test answer once, whatever the batch size
     with pytest.raises(ValueError, match=f"already holds a run .*--resume {out}.*--overwrite"):
         run_cli(["babi", "train", "--steps", "2", "--out", str(out), *common])
-    assert run_cli(["babi", "train", "--model", "fwm", "--steps", "2", "--out", str(out), "--overwrite", *common]) == 0
+    assert run_cli(["babi", "train", "--memory", "fwm", "--steps", "2", "--out", str(out), "--overwrite", *common]) == 0
     with pytest.raises(ValueError, match="cannot be combined with --resume"):
         run_cli(["babi", "train", "--resume", str(out), "--overwrite", "--device", "cpu"])
     with pytest.raises(ValueError, match="checkpoint's settings.*not --lr, --hidden-size"):
         run_cli(
             ["babi", "train", "--resume", str(out), "--lr", "0.1", "--hidden-size", "8", "--steps", "3", "--device", "cpu"]
         )
+    may = "only --steps, --time-budget, --device, --tensorboard and --data (the run's data in a new place) may"
+    for option, named in (
+        (["--memory", "lstm"], "--memory"),
+        (["--seq-len", "50"], "--bptt"),
+        (["--preset", "small"], "--preset"),
+    ):
+        assert main(["babi", "train", "--resume", str(out), *option, "--steps", "3", "--device", "cpu"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and may in err and f", not {named}" in err, err
     assert run_cli(["babi", "eval", str(out / "checkpoint.pt"), "--split", "valid", "--per-task", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "valid (batch size 1): answer accuracy" in printed and "task  2" in printed
@@ -292,7 +303,7 @@ def test_cli_train_eval_explain(variant, tmp_path, capsys):
     with pytest.raises(ValueError, match="out of range"):
         run_cli(["babi", "explain", str(out), "--out", str(png), "--index", "999", "--device", "cpu"])
     lstm = tmp_path / "lstm"
-    assert run_cli(["babi", "train", "--model", "lstm", "--mode", "lm", "--steps", "1", "--out", str(lstm), *common]) == 0
+    assert run_cli(["babi", "train", "--memory", "lstm", "--mode", "lm", "--steps", "1", "--out", str(lstm), *common]) == 0
     with pytest.raises(ValueError, match="LSTM baseline"):
         run_cli(["babi", "explain", str(lstm), "--out", str(png), "--device", "cpu"])
 
@@ -390,7 +401,7 @@ def test_fill_missing_from_another_variant(tmp_path):
 def test_released_preset_is_the_authors_scripts():
     """fwm_catbabi_ra.sh / fwm_catbabi_lm.sh: embedding 256, hidden 256, d_fwm 32, 3 reads, residual=False
     (the trainer's defaults carry their batch 32, lr 1e-3 and 50k steps); the paper preset keeps the residual."""
-    released, paper = preset("released", "fwm"), preset("paper", "fwm")
+    (released, released_train), (paper, paper_train) = preset_configs("released", "fwm"), preset_configs("paper", "fwm")
     assert (released.embedding_size, released.hidden_size, released.d_fwm, released.n_reads, released.residual) == (
         256,
         256,
@@ -401,5 +412,55 @@ def test_released_preset_is_the_authors_scripts():
     assert paper.residual and {k: v for k, v in paper.to_dict().items() if k != "residual"} == {
         k: v for k, v in released.to_dict().items() if k != "residual"
     }
-    defaults = TrainConfig()
-    assert (defaults.batch_size, defaults.lr, defaults.steps) == (32, 1e-3, 50_000)
+    assert released_train == paper_train == CatbAbIConfig()
+    assert (paper_train.batch_size, paper_train.lr, paper_train.steps) == (32, 1e-3, 50_000)
+
+
+def test_every_preset_run_is_named_by_its_memory():
+    for name, preset in PRESETS.items():
+        assert set(preset.runs) == {"fwm", "lstm"}, name
+        for memory in preset.runs:
+            model, _ = preset_configs(name, memory)
+            assert model.memory == memory == preset.run(memory)["memory"]
+    with pytest.raises(ValueError, match="unknown preset 'huge': choose from paper, released, small"):
+        preset_configs("huge", "fwm")
+
+
+def _print_config(argv: list[str], capsys) -> dict:
+    assert main(["babi", "train", *argv, "--print-config"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_the_default_steps_are_the_presets(variant, capsys):
+    """Generated data trains the small preset, 3,000 steps; --data the paper preset, the config's 50,000."""
+    small, paper = _print_config([], capsys), _print_config(["--data", str(variant)], capsys)
+    assert small["train"]["steps"] == PRESETS["small"].run("fwm")["steps"] == 3_000
+    assert paper["train"] == CatbAbIConfig().to_dict() and paper["model"] == CatbAbIModelConfig().to_dict()
+    assert _print_config(["--steps", "7"], capsys)["train"]["steps"] == 7
+
+
+def test_old_flags_are_aliases_of_the_new_fields(capsys):
+    """--model, --layers and --seq-len (before issue 33) set memory, n_layers and bptt."""
+    old = _print_config(["--model", "lstm", "--layers", "3", "--seq-len", "50"], capsys)
+    new = _print_config(["--memory", "lstm", "--n-layers", "3", "--bptt", "50"], capsys)
+    assert old == new and (new["model"]["memory"], new["model"]["n_layers"], new["train"]["bptt"]) == ("lstm", 3, 50)
+    assert not _print_config(["--no-tensorboard"], capsys)["train"]["tensorboard"]
+
+
+def test_a_checkpoint_with_the_old_field_names_loads_and_resumes(data, variant, tmp_path):
+    """A checkpoint written before the renames (configs with model, layers, seq_len) evaluates and resumes."""
+    trainer = _trainer(data, variant, tmp_path / "run", "lstm", steps=2, eval_every=2)
+    trainer.train()
+    path = tmp_path / "run" / "checkpoint.pt"
+    ckpt = torch.load(path, weights_only=True)
+    old = {"memory": "model", "n_layers": "layers", "bptt": "seq_len"}
+    for part in ("model", "train"):
+        ckpt["configs"][part] = {old.get(k, k): v for k, v in ckpt["configs"][part].items()}
+    assert {"model", "layers"} <= set(ckpt["configs"]["model"]) and "seq_len" in ckpt["configs"]["train"]
+    torch.save(ckpt, path)
+    model, _, config, _ = load_model(path, device="cpu")
+    assert (model.config, config) == (trainer.model_config, trainer.config)
+    resumed = CatbAbITrainer.resume(path, device="cpu", steps=3, data=data, tensorboard=False)
+    assert (resumed.step, resumed.model_config, resumed.config.bptt) == (2, trainer.model_config, trainer.config.bptt)
+    resumed.train()
+    assert resumed.step == 3

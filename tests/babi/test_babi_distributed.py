@@ -13,14 +13,14 @@ from tiny_data import write_variant
 
 from fwm_rl.babi.batching import TrainStream
 from fwm_rl.babi.catbabi import DataSpec, load_catbabi
-from fwm_rl.babi.models import preset
-from fwm_rl.babi.trainer import CHECKPOINT, CatbAbITrainer, TrainConfig
+from fwm_rl.babi.config import CatbAbIConfig, preset_configs
+from fwm_rl.babi.trainer import CHECKPOINT, CatbAbITrainer
 from fwm_rl.engine import load_checkpoint
 
-MODEL = preset("small", "fwm", embedding_size=16, hidden_size=16, d_fwm=4, n_reads=2)
+MODEL, _ = preset_configs("small", "fwm", embedding_size=16, hidden_size=16, d_fwm=4, n_reads=2)
 # 5 streams: shares of 3 and 2 rows; a few steps past the end of the first epoch
-CONFIG = TrainConfig(
-    batch_size=5, seq_len=30, steps=10, eval_every=4, eval_batch_size=3, log_every=2, lr=3e-3, device="cpu", tensorboard=False
+CONFIG = CatbAbIConfig(
+    batch_size=5, bptt=30, steps=10, eval_every=4, eval_batch_size=3, log_every=2, lr=3e-3, device="cpu", tensorboard=False
 )
 STEPS, HALF = CONFIG.steps, 4
 
@@ -35,7 +35,7 @@ def variant(tmp_path_factory) -> Path:
 
 
 def _trainer(variant, out, steps=STEPS) -> CatbAbITrainer:
-    config = TrainConfig(**{**CONFIG.to_dict(), "steps": steps})
+    config = CatbAbIConfig(**{**CONFIG.to_dict(), "steps": steps})
     return CatbAbITrainer(MODEL, config, DataSpec(path=str(variant)), out)
 
 
@@ -111,7 +111,7 @@ def test_every_stream_row_is_trained_by_exactly_one_process(variant, two):
     records = [torch.load(two / f"seen{rank}.pt", weights_only=True) for rank in range(2)]
     assert [r["rows"] for r in records] == [(0, 3), (3, 5)]
     data = load_catbabi(DataSpec(path=str(variant)))
-    stream = TrainStream(data.splits["train"], CONFIG.batch_size, CONFIG.seq_len, data.vocab.eos, data.vocab.pad, CONFIG.seed)
+    stream = TrainStream(data.splits["train"], CONFIG.batch_size, CONFIG.bptt, data.vocab.eos, data.vocab.pad, CONFIG.seed)
     per_epoch = len(stream.epoch_segments(0))
     assert per_epoch < STEPS  # the run crossed into the second epoch
     for step in range(STEPS):

@@ -14,14 +14,15 @@ from fwm_rl.babi import load_model, load_pretrained
 from fwm_rl.babi import pretrained as shipped
 from fwm_rl.babi.answer import answer_questions, parse_story_text
 from fwm_rl.babi.catbabi import DataSpec, load_catbabi, story_tokens
+from fwm_rl.babi.config import CatbAbIConfig, preset_configs
 from fwm_rl.babi.reader import BabiFormatError
-from fwm_rl.babi.trainer import CatbAbITrainer, TrainConfig
+from fwm_rl.babi.trainer import CatbAbITrainer
 from fwm_rl.cli import main
 
 TINY = [
     "--batch-size",
     "4",
-    "--seq-len",
+    "--bptt",
     "40",
     "--eval-every",
     "3",
@@ -45,7 +46,7 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("pretrained")
     variant = write_variant(root / "data")
     run = root / "run"
-    assert run_cli(["babi", "train", "--model", "fwm", "--steps", "6", "--data", str(variant), "--out", str(run), *TINY]) == 0
+    assert run_cli(["babi", "train", "--memory", "fwm", "--steps", "6", "--data", str(variant), "--out", str(run), *TINY]) == 0
     record = shipped.export_pretrained(run, "tiny-qa", command="pytest", machine="test", out=root / "weights")
     return variant, run, root / "weights", record
 
@@ -191,12 +192,10 @@ def test_parse_story_text():
 def test_time_budget_stops_training_and_counts_across_resume(tmp_path):
     spec = DataSpec(path=str(write_variant(tmp_path / "data")))
     data = load_catbabi(spec)
-    from fwm_rl.babi.models import preset
-
-    model = preset("small", "fwm", embedding_size=8, hidden_size=8, d_fwm=4)
-    config = TrainConfig(
+    model, _ = preset_configs("small", "fwm", embedding_size=8, hidden_size=8, d_fwm=4)
+    config = CatbAbIConfig(
         batch_size=2,
-        seq_len=20,
+        bptt=20,
         steps=10_000,
         eval_every=1000,
         eval_batch_size=2,
@@ -215,7 +214,7 @@ def test_time_budget_stops_training_and_counts_across_resume(tmp_path):
     resumed.train()
     assert resumed.step > trainer.step and resumed.train_seconds >= 0.1
     with pytest.raises(ValueError, match="time_budget must be a positive finite number"):
-        TrainConfig(time_budget=float("inf"))
+        CatbAbIConfig(time_budget=float("inf"))
 
 
 SHIPPED = sorted(shipped.pretrained_records())

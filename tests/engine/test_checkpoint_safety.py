@@ -60,7 +60,7 @@ COMMANDS = {
     "explain": ("a2c", lambda r: ["explain", str(r), "--split", "test", "--out", str(r.parent / "e.png")]),
     "train --resume": ("a2c", lambda r: ["train", "--resume", str(r), "--steps", "4", "--no-progress"]),
     "eval (--env run)": ("a2c-env", lambda r: ["eval", str(r), "--device", "cpu"]),
-    "train --env --resume": ("a2c-env", lambda r: ["train", "--resume", str(r), "--total-timesteps", "128", "--no-progress"]),
+    "train --env --resume": ("a2c-env", lambda r: ["train", "--resume", str(r), "--steps", "128", "--no-progress"]),
     "babi eval": ("catbabi", lambda r: ["babi", "eval", str(r), "--device", "cpu"]),
     "babi answer": (
         "catbabi",
@@ -139,7 +139,7 @@ def test_every_checkpoint_this_version_writes_loads_without_unpickling(version, 
     }
     resume = {
         "a2c": ["train", "--resume", "{run}/fwm", "--steps", "4", "--no-progress"],
-        "a2c-env": ["train", "--resume", "{run}", "--total-timesteps", "128", "--no-progress"],
+        "a2c-env": ["train", "--resume", "{run}", "--steps", "128", "--no-progress"],
         "catbabi": ["babi", "train", "--resume", "{run}", "--device", "cpu", "--steps", "4", "--no-tensorboard"],
         "lm": ["lm", "train", "--resume", "--out", "{run}", "--steps", "8", "--no-progress"],
     }

@@ -205,7 +205,7 @@ TASKS = [
             "2",
             "--seed",
             "3",
-            "--no-temperature",
+            "--no-tune-temperature",
             "--no-tensorboard",
             "--no-progress",
             "--device",
@@ -381,6 +381,18 @@ def test_resuming_a_finished_run_says_so_and_changes_nothing(task, root, tmp_pat
     assert _run(task.resume(out, 6)) == 0  # a larger budget continues it
     assert load_checkpoint(task.checkpoint(out))["step"] == 6
     _assert_whole_log(out)
+
+
+def test_print_config_on_resume_prints_the_settings_it_would_continue_with_and_trains_nothing(task, root, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _run(task.new(root, out, 4)) == 0
+    files = _files(out)
+    capsys.readouterr()
+    assert _run([*task.resume(out, 6), "--print-config"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    steps = [run["steps"] for run in printed.get("runs", [])] or [printed.get("config", printed.get("train", {})).get("steps")]
+    assert steps == [6], printed  # the resumed budget, the checkpoint's other settings
+    assert _files(out) == files
 
 
 def test_a_run_cut_short_in_its_final_evaluation_finishes_it_on_resume(task, root, tmp_path):

@@ -6,13 +6,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from fwm_rl.agents.config import TrainConfig as A2CConfig
+from fwm_rl.agents.config import A2CConfig
 from fwm_rl.agents.env_training import EnvTrainConfig
-from fwm_rl.babi.trainer import TrainConfig as BabiConfig
+from fwm_rl.babi.config import CatbAbIConfig as BabiConfig
 from fwm_rl.cli import build_parser
 from fwm_rl.engine import SavedConfig, add_options, field_docs, given
-from fwm_rl.lm.model import LMConfig
-from fwm_rl.lm.trainer import TrainConfig as LMTrainConfig
+from fwm_rl.lm.config import LMConfig, LMModelConfig
 
 SHARED = ("lr", "steps", "eval_every", "time_budget", "seed")
 
@@ -32,15 +31,13 @@ class Toy(SavedConfig):
 
 
 def test_shared_knobs_are_spelled_the_same_in_every_trainer():
-    for cls in (A2CConfig, BabiConfig, LMTrainConfig):
+    for cls in (A2CConfig, BabiConfig, LMConfig):
         assert set(SHARED) <= {f.name for f in dataclasses.fields(cls)}, cls
-    assert {"log_every"} <= {f.name for f in dataclasses.fields(BabiConfig)} & {
-        f.name for f in dataclasses.fields(LMTrainConfig)
-    }
+    assert {"log_every"} <= {f.name for f in dataclasses.fields(BabiConfig)} & {f.name for f in dataclasses.fields(LMConfig)}
 
 
 def test_every_config_field_has_a_docstring():
-    for cls in (A2CConfig, EnvTrainConfig, BabiConfig, LMTrainConfig, LMConfig):
+    for cls in (A2CConfig, EnvTrainConfig, BabiConfig, LMConfig, LMModelConfig):
         missing = [f.name for f in dataclasses.fields(cls) if not field_docs(cls).get(f.name)]
         assert not missing, f"{cls.__module__}.{cls.__name__}: no docstring under {missing}"
 
@@ -62,10 +59,13 @@ def test_old_field_names_still_load():
     old_a2c = {**A2CConfig().to_dict(), "learning_rate": 3e-3, "episodes": 7}
     del old_a2c["lr"], old_a2c["steps"]
     assert (A2CConfig.from_dict(old_a2c).lr, A2CConfig.from_dict(old_a2c).steps) == (3e-3, 7)
-    old_lm = {**LMTrainConfig().to_dict(), "max_steps": 5, "eval_interval": 2, "log_interval": 1}
-    for new in ("steps", "eval_every", "log_every"):
+    old_lm = {**LMConfig().to_dict(), "max_steps": 5, "eval_interval": 2, "log_interval": 1, "clip": 0.0}
+    for new in ("steps", "eval_every", "log_every", "max_grad_norm"):
         del old_lm[new]
-    assert (LMTrainConfig.from_dict(old_lm).steps, LMTrainConfig.from_dict(old_lm).eval_every) == (5, 2)
+    assert (LMConfig.from_dict(old_lm).steps, LMConfig.from_dict(old_lm).eval_every) == (5, 2)
+    assert LMConfig.from_dict(old_lm).max_grad_norm == 0.0
+    old_model = {"vocab_size": 9, "model": "fwm", "d_embed": 12, "d_hidden": 16}
+    assert LMModelConfig.from_dict(old_model) == LMModelConfig(9, memory="fwm", embedding_size=12, hidden_size=16)
     with pytest.raises(ValueError, match="newer fwm-rl"):
         Toy.from_dict({"unknown": 1})
 
@@ -110,5 +110,5 @@ def test_resume_rules_are_declared_on_the_config():
     assert Toy().resumed(steps=9, fast=None) == Toy(steps=9)
     with pytest.raises(ValueError, match=r"only --steps and --fast may change, not --lr \(--rate\)"):
         Toy().resumed(rate=0.5)
-    for cls in (A2CConfig, EnvTrainConfig, BabiConfig, LMTrainConfig):
+    for cls in (A2CConfig, EnvTrainConfig, BabiConfig, LMConfig):
         assert {"time_budget", "device"} <= set(cls.RESUMABLE) and not {"lr", "seed"} & set(cls.RESUMABLE), cls

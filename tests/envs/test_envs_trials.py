@@ -9,7 +9,7 @@ import pytest
 import fwm_rl  # noqa: F401  (registers FWMGraph-v0)
 from fwm_rl.agents import load_pretrained
 from fwm_rl.agents.evaluation import episode_returns, evaluate, trial_returns
-from fwm_rl.agents.training import TrainConfig, train_run
+from fwm_rl.agents.training import A2CConfig, train_run
 from fwm_rl.cli import main
 from fwm_rl.envs import FWMGraphEnv, GraphBatch, TaskConfig, baselines
 
@@ -91,7 +91,7 @@ def test_agent_trials_keep_the_memory():
 
 
 def test_training_on_trials(tmp_path, capsys):
-    cfg = TrainConfig(
+    cfg = A2CConfig(
         name="lstm",
         memory="lstm",
         hidden_size=8,

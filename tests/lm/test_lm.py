@@ -11,9 +11,10 @@ import torch
 from tiny_data import SHARED, WORDS, tiny_config, tiny_train, write_corpus
 
 from fwm_rl.engine import load_checkpoint
+from fwm_rl.lm.config import LMConfig, LMModelConfig
 from fwm_rl.lm.corpus import EOS, Dictionary, babi_story_lines, find_split_files, load_corpus, tokenize_lines
-from fwm_rl.lm.model import AWDLanguageModel, LMConfig, WeightDropLSTM, locked_dropout
-from fwm_rl.lm.trainer import BEST, CHECKPOINT, LMTrainer, TrainConfig, batchify, evaluate, load_model, tune_temperature
+from fwm_rl.lm.model import AWDLanguageModel, WeightDropLSTM, locked_dropout
+from fwm_rl.lm.trainer import BEST, CHECKPOINT, LMTrainer, batchify, evaluate, load_model, tune_temperature
 
 
 @pytest.fixture(scope="module")
@@ -139,12 +140,14 @@ def test_fwm_model_adds_memory_reads_to_lstm_output():
 
 
 def test_config_checks():
-    with pytest.raises(ValueError, match="unknown model"):
-        LMConfig(10, model="gru")
+    with pytest.raises(ValueError, match="memory must be one of fwm, lstm, got 'gru'"):
+        LMModelConfig(10, memory="gru")
     with pytest.raises(ValueError, match="wdrop"):
-        LMConfig(10, wdrop=1.0)
+        LMModelConfig(10, wdrop=1.0)
     with pytest.raises(ValueError, match="batch_size"):
-        TrainConfig(batch_size=0)
+        LMConfig(batch_size=0)
+    with pytest.raises(ValueError, match="max_grad_norm"):
+        LMConfig(max_grad_norm=-1.0)
 
 
 # -------------------------------------------------------------------------------------- evaluation

@@ -11,12 +11,13 @@ from dist_launch import spawn_gloo
 from tiny_data import tiny_config, write_corpus
 
 from fwm_rl.engine import load_checkpoint
+from fwm_rl.lm.config import LMConfig
 from fwm_rl.lm.corpus import load_corpus
-from fwm_rl.lm.trainer import BEST, CHECKPOINT, LMTrainer, TrainConfig, batchify
+from fwm_rl.lm.trainer import BEST, CHECKPOINT, LMTrainer, batchify
 
 # 5 streams: shares of 3 and 2 rows; no dropout, so 2 processes must reproduce 1 exactly (to float
 # tolerance); ASGD from the second validation on; the run crosses an epoch end (the state is reset)
-CONFIG = TrainConfig(
+CONFIG = LMConfig(
     batch_size=5,
     bptt=6,
     steps=14,
@@ -46,7 +47,7 @@ def tiny(tmp_path_factory) -> Path:
 
 def _trainer(data: str, out, steps: int = STEPS) -> LMTrainer:
     corpus = load_corpus(data)
-    config = TrainConfig(**{**CONFIG.to_dict(), "steps": steps})
+    config = LMConfig(**{**CONFIG.to_dict(), "steps": steps})
     return LMTrainer(corpus, tiny_config(len(corpus.vocab), "fwm", **NO_DROPOUT), config, out, data=data)
 
 
