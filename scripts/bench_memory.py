@@ -42,8 +42,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from fwm_rl.agents.config import CONFIG, MEMORIES
-from fwm_rl.agents.env_training import EnvTrainConfig, check_env_id
+from fwm_rl.agents.config import CONFIG, MEMORIES, EnvTrainConfig
+from fwm_rl.agents.env_training import check_env_id
 from fwm_rl.agents.hyperparams import Recipe, read_hyperparams, shipped_recipe
 from fwm_rl.agents.training import read_run_checkpoint, train_run
 from fwm_rl.engine import CHECKPOINT, RESULTS, code_revision, read_curve, recorded_results, save_figure

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from stable_baselines3.common.utils import LinearSchedule
 
-from fwm_rl.agents.env_training import EnvTrainConfig, make_env, make_env_model, normalized
+from fwm_rl.agents.config import EnvTrainConfig
+from fwm_rl.agents.env_training import make_env, make_env_model, normalized
 from fwm_rl.agents.hyperparams import shipped_recipe
 from fwm_rl.agents.policies import ACTIVATIONS
 from fwm_rl.engine import set_seed

@@ -101,8 +101,7 @@ def test_sizes_that_would_exhaust_memory_are_refused_and_bounded_in_the_help(com
 
 
 def test_every_bounded_field_states_its_bound_in_its_help():
-    from fwm_rl.agents.config import A2CConfig
-    from fwm_rl.agents.env_training import EnvTrainConfig
+    from fwm_rl.agents.config import A2CConfig, EnvTrainConfig
     from fwm_rl.babi.config import CatbAbIConfig, CatbAbIModelConfig
     from fwm_rl.lm.config import LMConfig, LMModelConfig
 

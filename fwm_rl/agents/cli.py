@@ -8,18 +8,19 @@ import json
 from pathlib import Path
 
 from fwm_rl.agents.a2c import A2C_LOSSES
-from fwm_rl.agents.config import CONFIG, MEMORIES, PRESETS, A2CConfig, preset_configs
-from fwm_rl.agents.env_training import (
+from fwm_rl.agents.config import (
     ALGOS,
+    CONFIG,
+    MEMORIES,
     POLICY_OPTIONS,
     PPO_OPTIONS,
+    PRESETS,
     SCHEDULES,
-    EnvRunSummary,
+    A2CConfig,
     EnvTrainConfig,
-    check_env_id,
-    evaluate_env,
-    make_eval_env,
+    preset_configs,
 )
+from fwm_rl.agents.env_training import EnvRunSummary, check_env_id, evaluate_env, make_eval_env
 from fwm_rl.agents.evaluation import trial_returns
 from fwm_rl.agents.explain import explain_figure
 from fwm_rl.agents.hyperparams import Recipe, read_hyperparams, shipped_recipe

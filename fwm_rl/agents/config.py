@@ -1,6 +1,6 @@
 """Configuration of the agents: the agent (:class:`AgentConfig`), the graph-task runs (paper section 4.2, appendix I:
-:class:`A2CConfig`), the learning recipes (:data:`RECIPES`) and the presets (:data:`PRESETS`). Runs on any Gymnasium
-environment are configured by :class:`~fwm_rl.agents.env_training.EnvTrainConfig` (an :class:`AgentConfig` too).
+:class:`A2CConfig`), the runs on any Gymnasium environment (:class:`EnvTrainConfig`, ``fwm-rl train --env ID``), the
+learning recipes (:data:`RECIPES`) and the presets (:data:`PRESETS`).
 
 Its own module so that everything that reads a run's ``config.json`` (the trainer, the plots, the
 shipped agents' records) imports it without importing the trainer.
@@ -12,16 +12,33 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+import gymnasium as gym
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.common.utils import LinearSchedule
+
 from fwm_rl.agents.a2c import A2C_LOSSES
-from fwm_rl.agents.policies import FwmPolicy, GruPolicy, LstmPolicy, RecurrentActorCriticPolicy
-from fwm_rl.checks import MAX_D_FWM, MAX_DEPTH, MAX_UNITS, at_most, check_ints, check_real, check_reals
+from fwm_rl.agents.policies import ACTIVATIONS, FwmPolicy, GruPolicy, LstmPolicy, RecurrentActorCriticPolicy
+from fwm_rl.checks import (
+    MAX_D_FWM,
+    MAX_DEPTH,
+    MAX_LENGTH,
+    MAX_STREAMS,
+    MAX_UNITS,
+    at_most,
+    check_choice,
+    check_ints,
+    check_real,
+    check_reals,
+)
 from fwm_rl.engine import Preset, SavedConfig
-from fwm_rl.envs import SEMANTICS
+from fwm_rl.envs import ENV_IDS, SEMANTICS
 from fwm_rl.memory import IMPLS
 
 __all__ = [
-    "A2CConfig", "AgentConfig", "CONFIG", "FAST_RECIPE", "MAX_COEF", "MEMORIES", "PRESETS", "RECIPES", "RECIPE_FIELDS",
-    "check_recipe", "preset_configs", "recipe_of", "with_recipe",
+    "A2CConfig", "ALGOS", "AgentConfig", "CONFIG", "EnvTrainConfig", "FAST_RECIPE", "MAX_COEF", "MAX_EPOCHS", "MEMORIES",
+    "POLICY_OPTIONS", "PPO_OPTIONS", "PRESETS", "RECIPES", "RECIPE_FIELDS", "SCHEDULES", "check_recipe", "graph_env_kwargs",
+    "parse_layers", "parse_net_arch", "preset_configs", "recipe_of", "with_recipe",
 ]  # fmt: skip
 
 CONFIG = "config.json"
@@ -132,12 +149,252 @@ class A2CConfig(AgentConfig):
 
 def check_recipe(cfg: Any) -> None:
     """The checks of the learning settings of both A2C trainers' configs, ``cfg`` (an :class:`A2CConfig` or an
-    :class:`~fwm_rl.agents.env_training.EnvTrainConfig`), and of their ``time_budget``: a positive
+    :class:`EnvTrainConfig`), and of their ``time_budget``: a positive
     ``lr``, the discount and GAE lambda in [0, 1], non-negative loss weights up to :data:`MAX_COEF`."""
     check_real("lr", cfg.lr, positive=True)
     check_reals(cfg, ("gamma", "gae_lambda", "vf_coef", "ent_coef"), non_negative=True)
     check_real("max_grad_norm", cfg.max_grad_norm, positive=True, optional=True)
     check_real("time_budget", cfg.time_budget, positive=True, optional=True)
+
+
+#: The algorithms of an ``--env`` run, and the options only PPO has.
+ALGOS = ("a2c", "ppo")
+PPO_OPTIONS = ("n_epochs", "n_minibatches", "clip_range", "clip_range_vf", "target_kl", "clip_range_schedule")
+#: The options of the policy's layers around the core.
+POLICY_OPTIONS = (
+    "net_arch",
+    "features_net_arch",
+    "activation_fn",
+    "ortho_init",
+    "shared_core",
+    "log_std_init",
+    "fwm_zero_output",
+)
+#: How a learning rate or clip range moves over a run.
+SCHEDULES = ("constant", "linear")
+#: Largest number of PPO passes over one rollout.
+MAX_EPOCHS = 1000
+
+
+@dataclass
+class EnvTrainConfig(AgentConfig):
+    """One A2C or PPO run on a Gymnasium environment (the agent's fields: :class:`~fwm_rl.agents.config.AgentConfig`)."""
+
+    RENAMED = {"learning_rate": "lr", "total_timesteps": "steps"}
+    RESUMABLE = ("steps", "device", "time_budget", "final_eval_episodes")
+
+    env_id: str = "CartPoleNoVel-v1"
+    """any registered id with Discrete actions and Box (or Dict of Box) observations ("module:Id" imports module)"""
+    steps: int = 200_000
+    """environment steps of the run, over all n_envs copies (SB3's total_timesteps), rounded up to whole rollouts of n_envs x n_steps
+    steps (at least one)"""
+    n_envs: int = at_most(16, MAX_STREAMS)
+    """copies of the environment stepped together"""
+    n_steps: int = at_most(32, MAX_LENGTH)
+    """steps per copy and update; the gradients flow through the whole rollout"""
+    lr: float = 1e-3
+    """Adam learning rate"""
+    adam_eps: float = 1e-5
+    """Adam's epsilon (SB3's)"""
+    gamma: float = at_most(0.99, 1.0)
+    """discount"""
+    gae_lambda: float = at_most(0.95, 1.0)
+    """GAE lambda (1: Monte-Carlo returns, bootstrapped where a rollout cuts an episode)"""
+    vf_coef: float = at_most(0.5, MAX_COEF)
+    """weight of the value loss"""
+    ent_coef: float = at_most(0.01, MAX_COEF)
+    """weight of the entropy bonus"""
+    max_grad_norm: float | None = 0.5
+    """gradient-norm clipping (None: none)"""
+    normalize_advantage: bool = False
+    """normalise the advantages of each update (PPO: of each minibatch)"""
+    algo: str = "a2c"
+    """a2c: RecurrentA2C, one gradient step per rollout; ppo: RecurrentPPO, n_epochs passes over each rollout in
+    n_minibatches minibatches of whole environments, with the clipped objective"""
+    n_epochs: int = at_most(4, MAX_EPOCHS)
+    """PPO: passes over each rollout"""
+    n_minibatches: int = at_most(4, MAX_STREAMS)
+    """PPO: minibatches per pass, each a random set of whole environments (at most n_envs)"""
+    clip_range: float = at_most(0.2, MAX_COEF)
+    """PPO: the clipping of the probability ratio"""
+    clip_range_vf: float | None = None
+    """PPO: clip each value's change to this range around the rollout's (None: no clipping)"""
+    target_kl: float | None = None
+    """PPO: stop an update's epochs once the approximate KL divergence passes 1.5 target_kl (None: never)"""
+    lr_schedule: str = "constant"
+    """constant, or linear: the learning rate falls linearly from lr to 0 over the run (the RL Zoo's lin_X)"""
+    clip_range_schedule: str = "constant"
+    """PPO: constant, or linear: the clip range falls linearly from clip_range to 0 over the run"""
+    normalize_obs: bool = True
+    """normalise Box observations by running mean and variance (SB3's VecNormalize), the statistics stored in the
+    checkpoint and frozen for evaluation. The recurrent cores take the observation as it comes, and small unscaled
+    inputs (CartPole's angles) barely move them. Not for the graph task's ids nor other spaces (one-hot observations)"""
+    norm_reward: bool = False
+    """scale the training rewards by the running deviation of the discounted return (SB3's VecNormalize; the
+    logged and evaluated returns stay the environment's)"""
+    net_arch: str = ""
+    """MLP layers of the heads after the core: '64' or '64,64' for each head, 'pi=64;vf=64,64' for each its own;
+    empty: linear heads (the paper's)"""
+    features_net_arch: str = ""
+    """MLP layers between the observation's features and the core, e.g. '64' (empty: none)"""
+    activation_fn: str = "tanh"
+    """activation of the MLP layers: tanh, relu, elu, leaky_relu, gelu or silu"""
+    ortho_init: bool = False
+    """SB3's orthogonal initialisation of the layers outside the core"""
+    shared_core: bool = True
+    """one core for the policy and the value; --no-shared-core: the value reads a core of its own (sb3-contrib's
+    enable_critic_lstm)"""
+    log_std_init: float = 0.0
+    """Box actions: the initial log standard deviation of the Gaussian"""
+    fwm_zero_output: bool = False
+    """the FWM's output projection W_o (eq. 8) starts at zero, so the agent starts as its LSTM (beyond the paper)"""
+    stochastic_eval: bool = False
+    """evaluate with actions sampled from the policy instead of its most likely ones"""
+    recipe: str = ""
+    """the hyperparameter entry the run started from, e.g. 'fwm_rl/agents/recipes/ppo.yml: CartPoleNoVel-v1' (empty: none)"""
+    eval_every: int = 10_000
+    """environment steps between logs, evaluations and checkpoints"""
+    eval_episodes: int = 10
+    """evaluation episodes at every log"""
+    final_eval_episodes: int = 100
+    """evaluation episodes of the final results"""
+    seed: int = 0
+    """seed of the weights, the environments and the sampling"""
+    device: str = "cpu"
+    """cpu (small batches: usually faster than a GPU here), auto or cuda[:N]"""
+    time_budget: float | None = None
+    """seconds of training; the run stops after the first update past it (logged, evaluated and checkpointed)"""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_ints(
+            self,
+            (
+                "steps",
+                "n_envs",
+                "n_steps",
+                "eval_every",
+                "eval_episodes",
+                "final_eval_episodes",
+                "n_epochs",
+                "n_minibatches",
+            ),
+        )
+        check_recipe(self)
+        check_choice("algo", self.algo, ALGOS)
+        check_choice("lr_schedule", self.lr_schedule, SCHEDULES)
+        check_choice("clip_range_schedule", self.clip_range_schedule, SCHEDULES)
+        check_choice("activation_fn", self.activation_fn, tuple(ACTIVATIONS))
+        parse_net_arch(self.net_arch)
+        parse_layers("features_net_arch", self.features_net_arch)
+        check_real("log_std_init", self.log_std_init)
+        check_reals(self, ("clip_range",), positive=True)
+        check_real("clip_range_vf", self.clip_range_vf, positive=True, optional=True)
+        check_real("target_kl", self.target_kl, positive=True, optional=True)
+        if self.algo == "a2c":
+            ppo = [f.name for f in dataclasses.fields(self) if f.name in PPO_OPTIONS and getattr(self, f.name) != f.default]
+            if ppo:
+                raise ValueError(f"{', '.join(ppo)} {'is' if len(ppo) == 1 else 'are'} PPO's: give algo ppo (--algo ppo)")
+        elif self.n_minibatches > self.n_envs:
+            raise ValueError(
+                f"n_minibatches {self.n_minibatches} is more than the {self.n_envs} environment copies a minibatch "
+                "is made of: lower --n-minibatches or raise --n-envs"
+            )
+
+    @property
+    def rollout_steps(self) -> int:
+        """Environment steps of one update: ``n_envs`` copies times ``n_steps`` steps."""
+        return self.n_envs * self.n_steps
+
+    @property
+    def planned_timesteps(self) -> int:
+        """The environment steps the run takes: ``steps`` rounded up to whole rollouts. A ``ValueError``
+        when ``steps`` is below one rollout (a config read from a checkpoint still loads and evaluates)."""
+        if self.steps < self.rollout_steps:
+            raise ValueError(
+                f"steps {self.steps} is less than one rollout of n_envs {self.n_envs} x "
+                f"n_steps {self.n_steps} = {self.rollout_steps} steps: give --steps {self.rollout_steps} "
+                "or more, or fewer --n-envs / --n-steps"
+            )
+        return -(-self.steps // self.rollout_steps) * self.rollout_steps
+
+    @property
+    def budget(self) -> str:
+        """The run's length in words, e.g. ``6400 environment steps (2 rollouts of 100 copies x 32 steps; --steps
+        5000 rounded up to whole rollouts)``."""
+        steps = self.planned_timesteps
+        rollouts = steps // self.rollout_steps
+        rounded = "" if steps == self.steps else f"; --steps {self.steps} rounded up to whole rollouts"
+        return (
+            f"{steps} environment steps ({rollouts} rollout{'s' if rollouts > 1 else ''} of {self.n_envs} copies x "
+            f"{self.n_steps} steps{rounded})"
+        )
+
+    def normalizes_obs(self, observation_space: gym.Space) -> bool:
+        """Whether this run normalises its observations, of ``observation_space``: ``normalize_obs``, not a graph-task
+        id, and a ``Box`` that is not an image."""
+        return (
+            self.normalize_obs
+            and graph_env_kwargs(self.env_id) is None
+            and isinstance(observation_space, gym.spaces.Box)
+            and not is_image_space(observation_space)
+        )
+
+    @property
+    def policy_kwargs(self) -> dict[str, Any]:
+        """The policy's keyword arguments: the core's (:class:`~fwm_rl.agents.config.AgentConfig`) and the heads'."""
+        core = {"zero_output": True} if self.memory == "fwm" and self.fwm_zero_output else {}
+        return {
+            **super().policy_kwargs,
+            **core,
+            "net_arch": parse_net_arch(self.net_arch),
+            "activation_fn": ACTIVATIONS[self.activation_fn],
+            "ortho_init": self.ortho_init,
+            "shared_core": self.shared_core,
+            "log_std_init": self.log_std_init,
+            "features_net_arch": parse_layers("features_net_arch", self.features_net_arch),
+        }
+
+    def schedule(self, name: str) -> float | Schedule:
+        """``lr`` or ``clip_range`` as its schedule says: the value, or SB3's linear schedule from it to 0."""
+        value, kind = getattr(self, name), getattr(self, "lr_schedule" if name == "lr" else f"{name}_schedule")
+        return LinearSchedule(value, 0.0, 1.0) if kind == "linear" else value
+
+    @property
+    def label(self) -> str:
+        return f"{super().label} on {self.env_id}" + (" (PPO)" if self.algo == "ppo" else "")
+
+
+def parse_layers(name: str, text: str) -> list[int]:
+    """Layer widths from ``'64,64'`` (empty: none); a ``ValueError`` naming ``name`` otherwise."""
+    try:
+        widths = [int(w) for w in text.split(",")] if text.strip() else []
+    except ValueError:
+        widths = [0]
+    if any(not 1 <= w <= MAX_UNITS for w in widths):
+        raise ValueError(f"{name} {text!r} is not a list of layer widths: give e.g. '64' or '64,64' (each 1 to {MAX_UNITS})")
+    return widths
+
+
+def parse_net_arch(text: str) -> list[int] | dict[str, list[int]] | None:
+    """SB3's ``net_arch`` from ``net_arch``'s text: ``''`` -> None, ``'64,64'`` -> ``[64, 64]``,
+    ``'pi=64;vf=64,64'`` -> ``dict(pi=[64], vf=[64, 64])``."""
+    if not text.strip():
+        return None
+    if "=" not in text:
+        return parse_layers("net_arch", text)
+    heads: dict[str, list[int]] = {}
+    for part in text.split(";"):
+        key, _, widths = part.partition("=")
+        if key.strip() not in ("pi", "vf") or key.strip() in heads:
+            raise ValueError(f"net_arch {text!r}: give each head once, as 'pi=64;vf=64,64'")
+        heads[key.strip()] = parse_layers("net_arch", widths)
+    return {"pi": heads.get("pi", []), "vf": heads.get("vf", [])}
+
+
+def graph_env_kwargs(env_id: str) -> dict[str, Any] | None:
+    """The keyword arguments a graph-task id fixes (:data:`~fwm_rl.envs.ENV_IDS`), or None for other ids."""
+    return ENV_IDS.get(env_id.split(":")[-1])
 
 
 #: The learning recipe of the ``cpu`` and ``fast-fwm`` presets: the paper's A2C with Adam's

@@ -2,7 +2,7 @@
 
 A recipe file is a YAML mapping of environment ids to mappings of hyperparameters, as the files of
 rl-baselines3-zoo's ``hyperparams`` folder (``ppo_lstm.yml``, ``a2c.yml``, ...), so that a user's Zoo file works as
-it is. :func:`read_hyperparams` translates one entry into :class:`~fwm_rl.agents.env_training.EnvTrainConfig`
+it is. :func:`read_hyperparams` translates one entry into :class:`~fwm_rl.agents.config.EnvTrainConfig`
 field values (a :class:`Recipe`). An entry is read as the Zoo reads it: the keys it does not give take
 stable-baselines3's defaults for the algorithm (:data:`ZOO_DEFAULTS`: SB3's ``A2C``, sb3-contrib's ``RecurrentPPO``;
 one environment, no ``VecNormalize``), and for the Zoo's LSTM policies sb3-contrib's policy defaults
@@ -54,7 +54,7 @@ __all__ = [
 ]  # fmt: skip
 
 #: What the RL Zoo runs where an entry is silent, per algorithm: SB3's ``A2C`` and sb3-contrib's ``RecurrentPPO``
-#: defaults, one environment, no normalisation (as :class:`~fwm_rl.agents.env_training.EnvTrainConfig` fields).
+#: defaults, one environment, no normalisation (as :class:`~fwm_rl.agents.config.EnvTrainConfig` fields).
 ZOO_DEFAULTS: dict[str, dict[str, Any]] = {
     "a2c": {"n_envs": 1, "n_steps": 5, "lr": 7e-4, "lr_schedule": "constant", "gamma": 0.99, "gae_lambda": 1.0, "ent_coef": 0.0,
             "vf_coef": 0.5, "max_grad_norm": 0.5, "normalize_advantage": False, "normalize_obs": False, "norm_reward": False},
@@ -94,7 +94,7 @@ _IGNORED = {"use_sde": "use_sde ignored: a state-independent Gaussian is used", 
 class Recipe:
     """One entry of a recipe file, translated.
 
-    :param fields: :class:`~fwm_rl.agents.env_training.EnvTrainConfig` field -> value
+    :param fields: :class:`~fwm_rl.agents.config.EnvTrainConfig` field -> value
     :param source: where it comes from, e.g. ``"hyperparams/ppo_lstm.yml: CartPoleNoVel-v1"``
     :param notes: the translations that are not one to one, for the run to print, e.g.
         ``"batch_size 256 -> n_minibatches 1 (minibatches are whole environments)"``

@@ -15,7 +15,7 @@ the task's final evaluation goes to ``results.json`` and the model to ``model.zi
   contiguous block of the training graphs), the gradients are combined as if one process had played them all, and
   rank 0 alone evaluates, logs and writes checkpoints.
 - :class:`~fwm_rl.agents.env_training.EnvTask`, any registered environment
-  (:class:`~fwm_rl.agents.env_training.EnvTrainConfig`, ``fwm-rl train --env ID``): steps are environment steps, the
+  (:class:`~fwm_rl.agents.config.EnvTrainConfig`, ``fwm-rl train --env ID``): steps are environment steps, the
   hook evaluates on fresh episodes of the env and keeps POPGym's MMER.
 
 Presets (:data:`PRESETS`): ``paper-fwm`` and ``paper-lstm-{512,1024,2048,4096}``
@@ -50,11 +50,12 @@ from fwm_rl.agents.config import (
     RECIPE_FIELDS,
     RECIPES,
     A2CConfig,
+    EnvTrainConfig,
     preset_configs,
     recipe_of,
     with_recipe,
 )
-from fwm_rl.agents.env_training import EnvTask, EnvTrainConfig
+from fwm_rl.agents.env_training import EnvTask
 from fwm_rl.agents.evaluation import GraphEvalResult, evaluate
 from fwm_rl.agents.plotting import plot_runs
 from fwm_rl.agents.policies import RecurrentActorCriticPolicy
@@ -375,7 +376,7 @@ def train_run(
 ) -> Any:
     """Train one agent into ``run_dir`` (``resume``: continue from its ``checkpoint.pt``): on the graph task for a
     :class:`A2CConfig` (returns a :class:`RunSummary`), on ``cfg.env_id`` for an
-    :class:`~fwm_rl.agents.env_training.EnvTrainConfig` (an :class:`~fwm_rl.agents.env_training.EnvRunSummary`).
+    :class:`~fwm_rl.agents.config.EnvTrainConfig` (an :class:`~fwm_rl.agents.env_training.EnvRunSummary`).
 
     A new run refuses a folder that holds a run (:class:`~fwm_rl.engine.RunExistsError`) unless
     ``overwrite``, which deletes that run's files first, and only a run's (:func:`~fwm_rl.engine.claimed_run_folder`).

@@ -14,15 +14,8 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 import fwm_rl  # noqa: F401  (registers CartPoleNoVel-v1)
 from fwm_rl.agents import FWMGraphVecEnv, RecurrentA2C, RecurrentPPO
-from fwm_rl.agents.config import A2CConfig
-from fwm_rl.agents.env_training import (
-    EnvTrainConfig,
-    check_env_id,
-    evaluate_env,
-    make_env,
-    make_env_model,
-    make_eval_env,
-)
+from fwm_rl.agents.config import A2CConfig, EnvTrainConfig
+from fwm_rl.agents.env_training import check_env_id, evaluate_env, make_env, make_env_model, make_eval_env
 from fwm_rl.agents.training import load_policy, read_run_checkpoint, train_run
 from fwm_rl.cli import main
 from fwm_rl.envs import HideVelocity

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from fwm_rl.agents import hyperparams
-from fwm_rl.agents.env_training import EnvTrainConfig
+from fwm_rl.agents.config import EnvTrainConfig
 from fwm_rl.agents.hyperparams import LSTM_POLICY_DEFAULTS, ZOO_DEFAULTS, Recipe, find_recipe, read_hyperparams, shipped_recipe
 
 # The Zoo's format: an id per entry, "!!float" numbers, policy_kwargs as a Python string over several lines.

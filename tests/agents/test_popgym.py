@@ -8,7 +8,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from fwm_rl.agents.env_training import EnvTrainConfig, make_env
+from fwm_rl.agents.config import EnvTrainConfig
+from fwm_rl.agents.env_training import make_env
 from fwm_rl.agents.training import load_policy, train_run
 
 popgym = pytest.importorskip("popgym")

@@ -12,7 +12,8 @@ from stable_baselines3.common.torch_layers import CombinedExtractor, NatureCNN
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from fwm_rl.agents import RecurrentA2C, RecurrentPPO
-from fwm_rl.agents.env_training import EnvTrainConfig, make_env, parse_net_arch
+from fwm_rl.agents.config import EnvTrainConfig, parse_net_arch
+from fwm_rl.agents.env_training import make_env
 from fwm_rl.agents.policies import ActorCriticCores, LstmPolicy
 from fwm_rl.agents.training import load_policy, train_run
 from fwm_rl.envs import sb3_compatible

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fwm_rl.agents.config import A2CConfig
-from fwm_rl.agents.env_training import EnvTrainConfig
+from fwm_rl.agents.config import A2CConfig, EnvTrainConfig
 from fwm_rl.agents.training import train_run
 
 GOLDEN = Path(__file__).parents[1] / "data" / "golden-runs"

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from fwm_rl.agents.config import A2CConfig
-from fwm_rl.agents.env_training import EnvTrainConfig
+from fwm_rl.agents.config import A2CConfig, EnvTrainConfig
 from fwm_rl.babi.config import CatbAbIConfig as BabiConfig
 from fwm_rl.cli import build_parser
 from fwm_rl.engine import SavedConfig, add_options, field_docs, given
