@@ -161,6 +161,16 @@ def _recipe(hyperparams: str | None, algo: str, env_id: str) -> Recipe | None:
     return None if hyperparams.lower() == "none" else read_hyperparams(hyperparams, env_id, algo)
 
 
+def _print_config(out: str | Path, configs: list[A2CConfig] | list[EnvTrainConfig], preset: str | None = None) -> None:
+    """``--print-config``: the settings of the runs (an ``--env`` run's as ``config``, graph runs' as ``runs``) they train
+    with, or continue with when resumed, as JSON."""
+    if isinstance(configs[0], EnvTrainConfig):
+        settings = {"env": configs[0].env_id, "out": str(out), "config": configs[0].to_dict()}
+    else:
+        settings = {**({"preset": preset} if preset else {}), "out": str(out), "runs": [c.to_dict() for c in configs]}
+    print(json.dumps(settings, indent=2))
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Train a preset (or resume), then write the plot and the results table; or one ``--env`` run."""
     show = False if args.no_progress else None
@@ -191,7 +201,7 @@ def run_train(args: argparse.Namespace) -> int:
         budget = cfg.budget  # (refuses a budget below one rollout)
         out = args.out or Path("runs") / f"{cfg.algo}-{args.env.split(':')[-1]}-{cfg.memory}-seed{cfg.seed}"
         if args.print_config:
-            print(json.dumps({"env": cfg.env_id, "out": str(out), "config": cfg.to_dict()}, indent=2))
+            _print_config(out, [cfg])
             return 0
         print(
             f"recipe: {recipe.source}" + "".join(f"\n  {note}" for note in recipe.notes)
@@ -222,7 +232,7 @@ def run_train(args: argparse.Namespace) -> int:
         configs = [dataclasses.replace(configs[0], name=memory if memory == "fwm" else f"{memory}-{configs[0].hidden_size}")]
     out = args.out or Path("runs") / f"a2c-{preset}-seed{configs[0].seed}"
     if args.print_config:
-        print(json.dumps({"preset": preset, "out": str(out), "runs": [c.to_dict() for c in configs]}, indent=2))
+        _print_config(out, configs, preset)
         return 0
     train_preset(configs, Path(out), show_progress=show, overwrite=args.overwrite)
     return 0
@@ -265,7 +275,7 @@ def _resume(path: Path, options: dict, show: bool | None, print_config: bool) ->
         ckpt, stored = read_run_checkpoint(path)
         cfg = stored.resumed(**options)
         if print_config:
-            print(json.dumps({"env": cfg.env_id, "out": str(path), "config": cfg.to_dict()}, indent=2))
+            _print_config(path, [cfg])
             return
         finished = resume_finished(cfg, path, ckpt)
         if finished is not None:  # (said before anything else)
@@ -283,7 +293,7 @@ def _resume(path: Path, options: dict, show: bool | None, print_config: bool) ->
         ]
         configs = [c.resumed(**options) for c in configs]
         if print_config:
-            print(json.dumps({"out": str(path), "runs": [c.to_dict() for c in configs]}, indent=2))
+            _print_config(path, configs)
             return
         train_preset(configs, path, resume=True, show_progress=show)
         return
@@ -291,7 +301,7 @@ def _resume(path: Path, options: dict, show: bool | None, print_config: bool) ->
         raise FileNotFoundError(f"nothing to resume in {path}: no {RUNS} and no {CHECKPOINT}")
     cfg = read_run_checkpoint(path)[1].resumed(**options)
     if print_config:
-        print(json.dumps({"out": str(path), "runs": [cfg.to_dict()]}, indent=2))
+        _print_config(path, [cfg])
         return
     summary = train_run(cfg, path, resume=True, show_progress=show)
     if launch_rank() == 0:

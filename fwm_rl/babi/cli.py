@@ -144,6 +144,12 @@ def _generate(args) -> int:
 
 
 # ---------------------------------------------------------------------- train
+def _print_config(model_config: CatbAbIModelConfig, config: CatbAbIConfig, spec, out: str | Path) -> None:
+    """``--print-config``: the settings a run trains with (or a resumed run continues with), as JSON."""
+    settings = {"model": model_config.to_dict(), "train": config.to_dict(), "data": spec.to_dict(), "out": str(out)}
+    print(json.dumps(settings, indent=2))
+
+
 def _train(args) -> int:
     from fwm_rl.babi.trainer import CatbAbITrainer
     from fwm_rl.engine.distributed import init_distributed, main_print
@@ -153,8 +159,7 @@ def _train(args) -> int:
         folder, changes = resume_options(args, CatbAbIConfig, names, MOVED_DATA)
         trainer = CatbAbITrainer.resume(folder, data_path=args.data, **changes)
         if args.print_config:  # the settings the resumed run would continue with
-            configs = {"model": trainer.model_config, "train": trainer.config, "data": trainer.data_spec}
-            print(json.dumps({**{k: v.to_dict() for k, v in configs.items()}, "out": folder}, indent=2))
+            _print_config(trainer.model_config, trainer.config, trainer.data_spec, folder)
             return 0
         say = main_print(trainer.ctx)
         say(
@@ -169,12 +174,7 @@ def _train(args) -> int:
         model_config, config = preset_configs(name, memory, **options)
         out = Path(args.out or f"runs/babi-{memory}-{config.mode}")
         if args.print_config:
-            print(
-                json.dumps(
-                    {"model": model_config.to_dict(), "train": config.to_dict(), "data": spec.to_dict(), "out": str(out)},
-                    indent=2,
-                )
-            )
+            _print_config(model_config, config, spec, out)
             return 0
         ctx = init_distributed(config.device)  # under torchrun: join the group (the trainer gets the same context)
         say = main_print(ctx)

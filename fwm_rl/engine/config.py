@@ -170,7 +170,8 @@ def add_options(
     old: dict[str, list[str]] = {}
     for klass in (cls, *also):
         for was, now in getattr(klass, "RENAMED", {}).items():
-            old.setdefault(now, []).extend([] if was in old.get(now, []) else [was])
+            if was not in old.setdefault(now, []):
+                old[now].append(was)
     for name in names:
         if name not in fields:
             raise KeyError(f"{cls.__name__} has no field {name!r}")

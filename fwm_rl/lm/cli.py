@@ -115,6 +115,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     plot.set_defaults(func=_plot)
 
 
+def _print_config(
+    model_config: LMModelConfig, config: LMConfig, data: str | None, out: str, preset: str | None = None
+) -> None:
+    """``--print-config``: the settings a run trains with (or a resumed run continues with), as JSON."""
+    settings = {"model": model_config.to_dict(), "train": config.to_dict(), "data": data, "out": out}
+    print(json.dumps({"preset": preset, **settings} if preset else settings, indent=2))
+
+
 def _train(args: argparse.Namespace) -> int:
     from fwm_rl.engine.distributed import init_distributed, main_print
     from fwm_rl.lm.corpus import load_data
@@ -126,8 +134,7 @@ def _train(args: argparse.Namespace) -> int:
         folder, changes = resume_options(args, LMConfig, ("preset", *MODEL_OPTIONS, *TRAIN_OPTIONS), more)
         trainer = LMTrainer.resume(folder, data=args.data, **changes)  # (under torchrun: joins the group)
         if args.print_config:  # the settings the resumed run would continue with
-            configs = {"model": trainer.model_config.to_dict(), "train": trainer.config.to_dict()}
-            print(json.dumps({**configs, "data": trainer.data, "out": folder}, indent=2))
+            _print_config(trainer.model_config, trainer.config, trainer.data, folder)
             return 0
         say = main_print(trainer.ctx)
         say(f"resuming {folder} at step {trainer.step} (epoch {trainer.epoch}) on {trainer.corpus.source}")
@@ -154,18 +161,7 @@ def _train(args: argparse.Namespace) -> int:
         )
         out = args.out or f"runs/lm-{model_config.memory}"
         if args.print_config:
-            print(
-                json.dumps(
-                    {
-                        "preset": preset_name,
-                        "model": model_config.to_dict(),
-                        "train": config.to_dict(),
-                        "data": args.data,
-                        "out": out,
-                    },
-                    indent=2,
-                )
-            )
+            _print_config(model_config, config, args.data, out, preset=preset_name)
             return 0
         data = None if args.data is None else str(Path(args.data).resolve())  # (a run resumes from anywhere)
         trainer = LMTrainer(corpus, model_config, config, out, data=data)
