@@ -169,6 +169,8 @@ POLICY_OPTIONS = (
     "shared_core",
     "log_std_init",
     "fwm_zero_output",
+    "fwm_beta_bias",
+    "fwm_update_scale",
 )
 #: How a learning rate or clip range moves over a run.
 SCHEDULES = ("constant", "linear")
@@ -248,6 +250,10 @@ class EnvTrainConfig(AgentConfig):
     """Box actions: the initial log standard deviation of the Gaussian"""
     fwm_zero_output: bool = False
     """the FWM's output projection W_o (eq. 8) starts at zero, so the agent starts as its LSTM (beyond the paper)"""
+    fwm_beta_bias: float = 1.0
+    """constant added before the sigmoid of the write strength beta (eq. 2); the authors' code: +1 ("bias to writing")"""
+    fwm_update_scale: float | None = None
+    """factor on the update term of eq. 3 (None: 1/d_fwm, the authors' code; the paper's text: 1)"""
     stochastic_eval: bool = False
     """evaluate with actions sampled from the policy instead of its most likely ones"""
     recipe: str = ""
@@ -288,6 +294,8 @@ class EnvTrainConfig(AgentConfig):
         parse_net_arch(self.net_arch)
         parse_layers("features_net_arch", self.features_net_arch)
         check_real("log_std_init", self.log_std_init)
+        check_real("fwm_beta_bias", self.fwm_beta_bias)
+        check_real("fwm_update_scale", self.fwm_update_scale, positive=True, optional=True)
         check_reals(self, ("clip_range",), positive=True)
         check_real("clip_range_vf", self.clip_range_vf, positive=True, optional=True)
         check_real("target_kl", self.target_kl, positive=True, optional=True)
@@ -343,7 +351,13 @@ class EnvTrainConfig(AgentConfig):
     @property
     def policy_kwargs(self) -> dict[str, Any]:
         """The policy's keyword arguments: the core's (:class:`~fwm_rl.agents.config.AgentConfig`) and the heads'."""
-        core = {"zero_output": True} if self.memory == "fwm" and self.fwm_zero_output else {}
+        core = {}
+        if self.memory == "fwm":
+            core = {
+                "zero_output": self.fwm_zero_output,
+                "beta_bias": self.fwm_beta_bias,
+                "update_scale": self.fwm_update_scale,
+            }
         return {
             **super().policy_kwargs,
             **core,

@@ -22,7 +22,7 @@ The keys and their fields:
   ``memory`` lstm; fwm-rl's ``FwmPolicy``, ``LstmPolicy``, ``GruPolicy`` set fwm, lstm, gru; the Zoo's
   feed-forward policies (``MlpPolicy``, ``CnnPolicy``, ``MultiInputPolicy``) leave the run's memory as it is
 - ``policy_kwargs`` (see :data:`POLICY_KWARGS`): ``ortho_init``, ``activation_fn`` (``nn.ReLU``, ...),
-  ``lstm_hidden_size`` -> ``hidden_size``, ``zero_output`` -> ``fwm_zero_output``, ``net_arch`` (``[64, 64]`` and ``dict(pi=[64, 64], vf=[64, 64])`` ->
+  ``lstm_hidden_size`` -> ``hidden_size``, ``zero_output`` -> ``fwm_zero_output``, ``beta_bias`` / ``update_scale`` -> ``fwm_beta_bias`` / ``fwm_update_scale``, ``net_arch`` (``[64, 64]`` and ``dict(pi=[64, 64], vf=[64, 64])`` ->
   ``"64,64"``, ``dict(pi=[64], vf=[64, 64])`` -> ``"pi=64;vf=64,64"``), ``log_std_init``, ``n_lstm_layers`` (1 only);
   ``enable_critic_lstm`` True -> ``shared_core`` False (a critic core of its own), ``shared_lstm`` True or both False
   -> ``shared_core`` True (a key not given: sb3-contrib's default, ``shared_lstm`` False, ``enable_critic_lstm`` True
@@ -274,6 +274,8 @@ POLICY_KWARGS: dict[str, Callable[[str, Any, dict[str, Any]], None]] = {
     "net_arch": _set("net_arch", _net_arch),
     "features_net_arch": _set("features_net_arch", _layers),
     "zero_output": _set("fwm_zero_output", _flag),
+    "beta_bias": _set("fwm_beta_bias", _number),
+    "update_scale": _set("fwm_update_scale", _number),
     "log_std_init": _set("log_std_init", _number),
     "n_lstm_layers": _n_lstm_layers,
     "enable_critic_lstm": _set("enable_critic_lstm", _flag),

@@ -236,3 +236,9 @@ def test_the_command_line_takes_the_shipped_recipe_a_users_file_or_none(tmp_path
     assert users["recipe"].endswith("ppo_lstm.yml: CartPoleNoVel-v1") and users["memory"] == "lstm" and users["norm_reward"]
     assert main(["train", "--env", "CartPoleNoVel-v1", "--hyperparams", str(tmp_path / "missing.yml"), "--print-config"]) == 2
     assert "could not be read" in capsys.readouterr().err
+
+
+def test_the_fwm_cells_options_in_policy_kwargs(tmp_path):
+    text = "Env-v0:\n  policy: FwmPolicy\n  policy_kwargs: dict(beta_bias=0, update_scale=1.0, zero_output=True)\n"
+    fields = read_hyperparams(zoo_file(tmp_path, text), "Env-v0").fields
+    assert (fields["fwm_beta_bias"], fields["fwm_update_scale"], fields["fwm_zero_output"]) == (0, 1.0, True)

@@ -14,7 +14,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from fwm_rl.agents import RecurrentA2C, RecurrentPPO
 from fwm_rl.agents.config import EnvTrainConfig, parse_net_arch
 from fwm_rl.agents.env_training import make_env
-from fwm_rl.agents.policies import ActorCriticCores, LstmPolicy
+from fwm_rl.agents.policies import ActorCriticCores, FwmPolicy, LstmPolicy
 from fwm_rl.agents.training import load_policy, train_run
 from fwm_rl.envs import sb3_compatible
 
@@ -231,3 +231,21 @@ def test_env_runs_train_save_load_and_predict(tmp_path, observation, action, mem
         obs, *_ = env.step(actions)
     assert (ckpt["task"]["obs_rms"] is not None) == (observation in ("box2d",))
     assert ckpt["task"]["ret_rms"] is not None
+
+
+def test_the_fwm_cell_options_reach_every_core():
+    """--fwm-beta-bias / --fwm-update-scale / --fwm-zero-output set the cell of the actor's and the critic's core;
+    their defaults are the authors' (+1, 1/d_fwm) and leave other cores alone."""
+    cfg = EnvTrainConfig(memory="fwm", d_fwm=8, fwm_beta_bias=-0.5, fwm_update_scale=1.0, fwm_zero_output=True)
+    box, two = spaces.Box(-1, 1, (3,)), spaces.Discrete(2)
+    policy = FwmPolicy(box, two, lambda _: 1e-3, **{**cfg.policy_kwargs, "shared_core": False})
+    for core in (policy.core.actor, policy.core.critic):
+        memory = core.memory
+        assert (memory.beta_bias, memory.update_scale) == (-0.5, 1.0)
+        assert not memory.W_o.weight.any()
+    default = FwmPolicy(box, two, lambda _: 1e-3, **EnvTrainConfig(memory="fwm", d_fwm=8).policy_kwargs)
+    assert (default.core.memory.beta_bias, default.core.memory.update_scale) == (1.0, 1 / 8)
+    assert default.core.memory.W_o.weight.any()
+    assert "beta_bias" not in EnvTrainConfig(memory="lstm").policy_kwargs
+    with pytest.raises(ValueError, match="fwm_update_scale"):
+        EnvTrainConfig(memory="fwm", fwm_update_scale=0.0)
