@@ -53,7 +53,7 @@ from torch import Tensor, nn
 
 from fwm_rl.agents.rollout_step import applies as fused_step_applies
 from fwm_rl.agents.rollout_step import fwm_step, sample_actions
-from fwm_rl.memory import FWMLSTM, RNNState, map_state, rnn_with_resets
+from fwm_rl.memory import FWMLSTM, RNNState, map_state, rnn_with_resets, run_fwmlstms
 from fwm_rl.memory.common import rebuild_state, state_leaves
 
 __all__ = [
@@ -158,10 +158,15 @@ class ActorCriticCores(nn.Module):
     def forward(
         self, x: Tensor, state: tuple[State, State], episode_starts: Tensor | None = None, need_state: bool = True
     ) -> tuple[tuple[Tensor, Tensor], tuple[State, State] | None]:
-        (actor_out, actor_state), (critic_out, critic_state) = (
-            core(x, s, episode_starts=episode_starts, need_state=need_state)
-            for core, s in zip((self.actor, self.critic), state)
-        )
+        if isinstance(self.actor, FWMLSTM) and self.actor.pairs_with(self.critic):  # both memories as one batch
+            (actor_out, actor_state), (critic_out, critic_state) = run_fwmlstms(
+                (self.actor, self.critic), x, state, episode_starts, need_state=need_state
+            )
+        else:
+            (actor_out, actor_state), (critic_out, critic_state) = (
+                core(x, s, episode_starts=episode_starts, need_state=need_state)
+                for core, s in zip((self.actor, self.critic), state)
+            )
         return (actor_out, critic_out), ((actor_state, critic_state) if need_state else None)
 
 

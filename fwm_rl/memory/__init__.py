@@ -36,11 +36,12 @@ Exact implementations of the same recurrence:
   rollout carries): the step form's arithmetic on a dense part plus the list of writes so far.
 
 ``impl="auto"`` (default) uses the chunked form for sequences and the step form (or the factored
-state's step) for single steps. Every form is tested against :func:`reference_memory` in float64.
+state's step) for single steps. :func:`run_memories` (and :func:`run_fwmlstms`) run several memories of one
+form as one batch, each with its own weights: an agent's actor and critic cores cost about one. Every form is tested against :func:`reference_memory` in float64.
 """
 
 from fwm_rl.memory.common import IMPLS, KEY_MODES, LN_EPS, FactoredState, MemoryTrace, count_parameters, map_state
-from fwm_rl.memory.layer import FWMLSTM, FastWeightMemory, RNNState, State, rnn_with_resets
+from fwm_rl.memory.layer import FWMLSTM, FastWeightMemory, RNNState, State, rnn_with_resets, run_fwmlstms, run_memories
 from fwm_rl.memory.reference import reference_memory
 
 __all__ = [
@@ -57,4 +58,6 @@ __all__ = [
     "map_state",
     "reference_memory",
     "rnn_with_resets",
+    "run_fwmlstms",
+    "run_memories",
 ]

@@ -4,6 +4,7 @@ to the exact forms) and :class:`FWMLSTM` (the slow LSTM plus the memory, paper s
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -166,87 +167,149 @@ class FastWeightMemory(nn.Module):
         ``need_state=False`` returns ``None`` for ``F_T`` and lets the chunked form skip forming it
         (an A2C update replaying whole episodes has no use for the state after them).
         """
-        if not isinstance(h, Tensor) or h.dim() != 3 or h.shape[-1] != self.input_size:
+        return run_memories((self,), (h,), (F,), resets, keep, read_mask, return_trace, impl, need_state)[0]
+
+    def same_form(self, other: FastWeightMemory) -> bool:
+        """Whether ``other`` runs the same recurrence on states of the same shape (only its weights and the
+        projections' options may differ), so that :func:`run_memories` can run both as one batch."""
+        names = ("d_fwm", "n_reads", "keys", "update_scale", "chunk_size", "impl")
+        return all(getattr(self, name) == getattr(other, name) for name in names)
+
+
+def run_memories(
+    memories: Sequence[FastWeightMemory],
+    hs: Sequence[Tensor],
+    Fs: Sequence[Tensor | FactoredState | None],
+    resets: Tensor | None = None,
+    keep: Tensor | None = None,
+    read_mask: Tensor | None = None,
+    return_trace: bool = False,
+    impl: str | None = None,
+    need_state: bool = True,
+) -> list[tuple]:
+    """:meth:`FastWeightMemory.forward` of each memory on its ``h`` and ``F`` (the same masks for all), the memories'
+    rows run as one batch: each projects its own ``h`` (eqs 1, 2, 5, 6) and applies its own ``W_o`` (eq. 8); the
+    recurrence of eqs 3, 4, 7 runs once on the rows of all. An actor's and a critic's memory then cost about one
+    (the forms' time is in their number of small operations, not in the rows). The memories must have
+    :meth:`~FastWeightMemory.same_form`. Returns one ``forward`` result per memory."""
+    first = memories[0]
+    if not all(first.same_form(m) for m in memories[1:]):
+        raise ValueError("run_memories needs memories of one form (d_fwm, n_reads, keys, update_scale, chunk_size, impl)")
+    for memory, h in zip(memories, hs):
+        if not isinstance(h, Tensor) or h.dim() != 3 or h.shape[-1] != memory.input_size:
             got = list(h.shape) if isinstance(h, Tensor) else type(h).__name__
-            raise ValueError(f"h must be [T, B, {self.input_size}] (time first), got {got}")
-        if torch.is_autocast_enabled(h.device.type):
-            # Mixed precision (fwm_rl.engine.autocast): the slow net may run in bfloat16, but F sums
-            # thousands of small writes (eq. 3), so the memory runs in float32 with autocast off.
-            with torch.autocast(h.device.type, enabled=False):
-                F = F.float() if isinstance(F, Tensor) else F
-                return self.forward(h.float(), F, resets, keep, read_mask, return_trace, impl, need_state)
-        T, B, _ = h.shape
-        if T == 0:
-            raise ValueError("h has no time steps (T = 0)")
-        resets = check_mask("resets", resets, T, B)
-        checks = host_checks(h.device)
-        impl = impl or self.impl
-        check_choice("impl", impl, IMPLS)
+            raise ValueError(f"h must be [T, B, {memory.input_size}] (time first), got {got}")
+    h = hs[0]
+    if torch.is_autocast_enabled(h.device.type):
+        # Mixed precision (fwm_rl.engine.autocast): the slow net may run in bfloat16, but F sums
+        # thousands of small writes (eq. 3), so the memory runs in float32 with autocast off.
+        with torch.autocast(h.device.type, enabled=False):
+            Fs = [F.float() if isinstance(F, Tensor) else F for F in Fs]
+            return run_memories(memories, [x.float() for x in hs], Fs, resets, keep, read_mask, return_trace, impl, need_state)
+    T, B, _ = h.shape
+    if T == 0:
+        raise ValueError("h has no time steps (T = 0)")
+    if any(x.shape[:2] != h.shape[:2] for x in hs):
+        raise ValueError(f"every h must have the first one's [T, B] = {list(h.shape[:2])}")
+    n = len(memories)
+    resets = check_mask("resets", resets, T, B)
+    checks = host_checks(h.device)
+    impl = impl or first.impl
+    check_choice("impl", impl, IMPLS)
+    for memory, F in zip(memories, Fs):
         if F is not None:
-            self._check_state(F, B)
-        # A known-empty start (no state given, or every row reset at step 0, as in an RL
-        # episode) lets the chunked form drop all F_0 terms, and a factored state start empty.
-        zero_start = F is None or (resets is not None and checks and bool(resets[0].all()))
-        keep = check_mask("keep", keep, T, B)
-        read_mask = check_mask("read_mask", read_mask, T, B)
-        options = {"update_scale": self.update_scale, "tensor_keys": self.keys == "tensor"}
-        k1, k2, v, beta, n0, e = self.project(h)
-        if isinstance(F, FactoredState) and T == 1 and impl != "step":
-            S = self.initial_state(B, h.device, h.dtype, factored=True) if zero_start else F
-            n_final, F, queries = step_factored(
-                S,
-                k1[0],
-                k2[0],
-                v[0],
-                beta[0],
-                n0[0],
-                e[0],
-                **options,
-                max_writes=self.max_writes,
-                resets=None if resets is None else resets[0],
-                keep=None if keep is None else keep[0],
-                want_queries=return_trace,
+            memory._check_state(F, B)
+    # A known-empty start (no state given, or every row reset at step 0, as in an RL
+    # episode) lets the chunked form drop all F_0 terms, and a factored state start empty.
+    zero_start = all(F is None for F in Fs) or (resets is not None and checks and bool(resets[0].all()))
+    keep = check_mask("keep", keep, T, B)
+    read_mask = check_mask("read_mask", read_mask, T, B)
+    options = {"update_scale": first.update_scale, "tensor_keys": first.keys == "tensor"}
+    k1, k2, v, beta, n0, e = (cat_rows(parts) for parts in zip(*(m.project(x) for m, x in zip(memories, hs))))
+    resets, keep, read_mask = (None if m is None else cat_rows([m] * n) for m in (resets, keep, read_mask))
+    factored = all(isinstance(F, FactoredState) for F in Fs)
+    if factored and T == 1 and impl != "step" and (zero_start or _same_structure(Fs)):
+        S = first.initial_state(n * B, h.device, h.dtype, factored=True) if zero_start else _cat_factored(Fs)
+        n_final, F, queries = step_factored(
+            S,
+            k1[0],
+            k2[0],
+            v[0],
+            beta[0],
+            n0[0],
+            e[0],
+            **options,
+            max_writes=first.max_writes,
+            resets=None if resets is None else resets[0],
+            keep=None if keep is None else keep[0],
+            want_queries=return_trace,
+        )
+        n_final, queries = n_final[None], None if queries is None else queries[None]
+    else:
+        if zero_start:
+            F = None  # every row starts empty (a reset at step 0 discards the state given)
+            if resets is not None and not bool(resets[1:].any()):
+                resets = None  # resetting an empty memory at step 0 changes nothing
+        else:  # (sequences and the reference step form work on the dense tensor)
+            dense_Fs = [m.initial_state(B, h.device, h.dtype) if F is None else m.dense(F) for m, F in zip(memories, Fs)]
+            F = dense_Fs[0] if n == 1 else torch.cat(dense_Fs)  # (states are batch-first)
+        if impl == "step" or (impl == "auto" and T == 1):
+            F = first.initial_state(n * B, device=h.device, dtype=h.dtype) if F is None else F
+            n_final, F, queries = run_step(
+                F, k1, k2, v, beta, n0, e, **options, resets=resets, keep=keep, read_mask=read_mask, host_checks=checks
             )
-            n_final, queries = n_final[None], None if queries is None else queries[None]
         else:
-            if zero_start:
-                F = None  # every row starts empty (a reset at step 0 discards the state given)
-                if resets is not None and not bool(resets[1:].any()):
-                    resets = None  # resetting an empty memory at step 0 changes nothing
-            elif isinstance(F, FactoredState):
-                F = self.dense(F)  # (sequences and the reference step form work on the dense tensor)
-            if impl == "step" or (impl == "auto" and T == 1):
-                F = self.initial_state(B, device=h.device, dtype=h.dtype) if F is None else F
-                n_final, F, queries = run_step(
-                    F, k1, k2, v, beta, n0, e, **options, resets=resets, keep=keep, read_mask=read_mask, host_checks=checks
-                )
-            else:
-                # Reads only at steps where some row reads (catbAbI's QA mode); the trace wants all.
-                read_any = None if read_mask is None or return_trace else read_mask.any(1)
-                n_final, F, queries = run_chunked(
-                    F,
-                    k1,
-                    k2,
-                    v,
-                    beta,
-                    n0,
-                    e,
-                    **options,
-                    chunk_size=self.chunk_size,
-                    resets=resets,
-                    keep=keep,
-                    read_any=read_any,
-                    need_state=need_state,
-                    trace=return_trace,
-                )
-        out = self.W_o(n_final)  # eq. 8
-        visible = keep if read_mask is None else (read_mask if keep is None else keep & read_mask)
+            # Reads only at steps where some row reads (catbAbI's QA mode); the trace wants all.
+            read_any = None if read_mask is None or return_trace else read_mask.any(1)
+            n_final, F, queries = run_chunked(
+                F,
+                k1,
+                k2,
+                v,
+                beta,
+                n0,
+                e,
+                **options,
+                chunk_size=first.chunk_size,
+                resets=resets,
+                keep=keep,
+                read_any=read_any,
+                need_state=need_state,
+                trace=return_trace,
+            )
+    visible = keep if read_mask is None else (read_mask if keep is None else keep & read_mask)
+    results = []
+    for i, memory in enumerate(memories):
+        rows = slice(i * B, (i + 1) * B) if n > 1 else slice(None)
+        out = memory.W_o(n_final[:, rows])  # eq. 8
         if visible is not None:
-            out = out * visible.unsqueeze(-1).to(out.dtype)
-        F = F if need_state else None
+            out = out * visible[:, rows].unsqueeze(-1).to(out.dtype)
+        F_i = F if n == 1 or F is None else map_state(F, lambda t: t[rows])  # (states are batch-first)
+        F_i = F_i if need_state else None
         if return_trace:
-            return out, F, MemoryTrace(k1, k2, v, beta, queries, e)
-        return out, F
+            trace = MemoryTrace(
+                *(x[:, rows] for x in (k1, k2, v, beta)), None if queries is None else queries[:, rows], e[:, rows]
+            )
+            results.append((out, F_i, trace))
+        else:
+            results.append((out, F_i))
+    return results
+
+
+def cat_rows(parts: Sequence[Tensor]) -> Tensor:
+    """``torch.cat`` along the batch of time-major tensors (``[T, B, ...]``), without a copy for a single piece."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+
+
+def _same_structure(Fs: Sequence[FactoredState]) -> bool:
+    """Whether factored states can be stacked row-wise: as many writes, and a dense part in all or none."""
+    return len({(F.k1.shape[1], F.F0 is None) for F in Fs}) == 1
+
+
+def _cat_factored(Fs: Sequence[FactoredState]) -> FactoredState:
+    if len(Fs) == 1:
+        return Fs[0]
+    return FactoredState(*(None if parts[0] is None else torch.cat(parts) for parts in zip(*Fs)))
 
 
 #: The state of an ``nn.LSTM`` (``(h, c)``) or an ``nn.GRU`` (``h``), each ``[1, B, H]``.
@@ -375,33 +438,71 @@ class FWMLSTM(nn.Module):
         Masks are ``[T, B]`` (``[B, T]`` if ``batch_first``). Returns ``(output, state)``;
         with ``need_state=False`` the state's ``F`` is ``None`` (not formed, see :class:`FastWeightMemory`).
         """
-        if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[-1] != self.input_size:
-            got = list(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            layout = "[B, T, input]" if self.batch_first else "[T, B, input]"
-            raise ValueError(f"x must be {layout} with input = {self.input_size}, got {got}")
-        if self.batch_first:
-            x = x.transpose(0, 1)
-            episode_starts, keep, read_mask = (
-                None if m is None else torch.as_tensor(m).transpose(0, 1) for m in (episode_starts, keep, read_mask)
-            )
-        T, B, _ = x.shape
+        return run_fwmlstms((self,), x, (state,), episode_starts, keep, read_mask, return_trace, need_state)[0]
+
+    def pairs_with(self, other: nn.Module) -> bool:
+        """Whether ``other`` is an :class:`FWMLSTM` that :func:`run_fwmlstms` can run beside this one (an actor's and a
+        critic's core): the same sizes, layout and memory form."""
+        return (
+            isinstance(other, FWMLSTM)
+            and (self.input_size, self.hidden_size, self.residual, self.batch_first)
+            == (other.input_size, other.hidden_size, other.residual, other.batch_first)
+            and self.memory.same_form(other.memory)
+        )
+
+
+def run_fwmlstms(
+    cores: Sequence[FWMLSTM],
+    x: Tensor,
+    states: Sequence[State | None],
+    episode_starts: Tensor | None = None,
+    keep: Tensor | None = None,
+    read_mask: Tensor | None = None,
+    return_trace: bool = False,
+    need_state: bool = True,
+) -> list[tuple]:
+    """:meth:`FWMLSTM.forward` of each core (cores that :meth:`~FWMLSTM.pairs_with` the first) on the same input and
+    masks, each from its own state: each core's LSTM runs on its own, their memories as one batch
+    (:func:`run_memories`). Returns one ``forward`` result per core."""
+    first = cores[0]
+    if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[-1] != first.input_size:
+        got = list(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        layout = "[B, T, input]" if first.batch_first else "[T, B, input]"
+        raise ValueError(f"x must be {layout} with input = {first.input_size}, got {got}")
+    if not all(first.pairs_with(core) for core in cores[1:]):
+        raise ValueError("run_fwmlstms needs cores of one shape (sizes, residual, layout and memory form)")
+    if first.batch_first:
+        x = x.transpose(0, 1)
+        episode_starts, keep, read_mask = (
+            None if m is None else torch.as_tensor(m).transpose(0, 1) for m in (episode_starts, keep, read_mask)
+        )
+    T, B, _ = x.shape
+    hcs, Fs = [], []
+    for core, state in zip(cores, states):
         if state is None:  # F = None tells the memory that it starts empty (its fastest path)
-            zeros = torch.zeros(1, B, self.hidden_size, device=x.device, dtype=x.dtype)
+            zeros = torch.zeros(1, B, core.hidden_size, device=x.device, dtype=x.dtype)
             hc, F = (zeros, zeros.clone()), None
         else:
-            self._check_state(state, B)
+            core._check_state(state, B)
             hc, F = state
-        starts = check_mask("episode_starts", episode_starts, T, B)
-        keep = check_mask("keep", keep, T, B)
-        read_mask = check_mask("read_mask", read_mask, T, B)
-        h_seq, hc = self._run_lstm(x, hc, starts, keep)
-        result = self.memory(
-            h_seq, F, resets=starts, keep=keep, read_mask=read_mask, return_trace=return_trace, need_state=need_state
-        )
+        hcs.append(hc)
+        Fs.append(F)
+    starts = check_mask("episode_starts", episode_starts, T, B)
+    keep = check_mask("keep", keep, T, B)
+    read_mask = check_mask("read_mask", read_mask, T, B)
+    lstm_runs = [core._run_lstm(x, hc, starts, keep) for core, hc in zip(cores, hcs)]
+    h_seqs = [h_seq for h_seq, _ in lstm_runs]
+    memories = [core.memory for core in cores]
+    results = run_memories(
+        memories, h_seqs, Fs, resets=starts, keep=keep, read_mask=read_mask, return_trace=return_trace, need_state=need_state
+    )
+    outputs = []
+    for core, h_seq, (_, hc), result in zip(cores, h_seqs, lstm_runs, results):
         reads, F = result[0], result[1]
-        out = h_seq + reads if self.residual else reads
+        out = h_seq + reads if core.residual else reads
         if keep is not None:
             out = out * keep.unsqueeze(-1).to(out.dtype)
-        if self.batch_first:
+        if core.batch_first:
             out = out.transpose(0, 1)
-        return (out, (hc, F)) + ((result[2],) if return_trace else ())
+        outputs.append((out, (hc, F)) + ((result[2],) if return_trace else ()))
+    return outputs

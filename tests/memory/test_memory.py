@@ -611,3 +611,48 @@ def test_zero_output_starts_a_residual_agent_as_its_lstm():
     torch.testing.assert_close(out, h)
     out.pow(2).sum().backward()
     assert zero.memory.W_o.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("start", ["empty", "dense", "factored"])
+@pytest.mark.parametrize("strength", [0.3, 3.0])  # weak writes (the triangular solve) and strong ones (the cap engages)
+def test_cores_run_as_one_batch_equal_each_run_alone(start, strength):
+    """run_fwmlstms (an actor's and a critic's core: own weights and write bias, one batch for their memories) gives
+    each core's outputs, states and gradients as its own forward does; sequences and factored one-step calls."""
+    from fwm_rl.memory import run_fwmlstms
+
+    torch.manual_seed(0)
+    T, B, n_in, H = 9, 3, 4, 6
+    cores = [FWMLSTM(n_in, H, d_fwm=3, residual=True, beta_bias=b, update_scale=0.5).double() for b in (0.0, 1.0)]
+    x = (strength * torch.randn(T, B, n_in, dtype=torch.float64)).requires_grad_()
+    starts = torch.zeros(T, B, dtype=torch.bool)
+    starts[4, 1] = True
+
+    def states():
+        if start == "empty":
+            return [None, None]
+        out = []
+        for core in cores:
+            (h, c), F = core.initial_state(B, dtype=torch.float64, factored=start == "factored")
+            _, state = core(torch.randn(5, B, n_in, dtype=torch.float64), ((h, c), F))
+            out.append(map_state(state, lambda t: t.detach()))
+        return out
+
+    torch.manual_seed(1)
+    first = states()
+    torch.manual_seed(1)
+    second = states()
+    for steps in (T, 1):
+        together = run_fwmlstms(cores, x[:steps], first, starts[:steps])
+        alone = [core(x[:steps], s, starts[:steps]) for core, s in zip(cores, second)]
+        for (out_t, state_t), (out_a, state_a) in zip(together, alone):
+            torch.testing.assert_close(out_t, out_a, rtol=1e-12, atol=1e-12)
+            leaves_t = [t for t in map_state(state_t, lambda t: t)[0]] + [cores[0].memory.dense(state_t[1])]
+            leaves_a = [t for t in map_state(state_a, lambda t: t)[0]] + [cores[0].memory.dense(state_a[1])]
+            for a, b in zip(leaves_t, leaves_a):
+                torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+        grads = [torch.autograd.grad(sum(o.square().sum() for o, _ in result), [x, *cores[0].parameters(), *cores[1].parameters()])
+                 for result in (together, alone)]  # fmt: skip
+        for a, b in zip(*grads):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="one shape"):
+        run_fwmlstms([cores[0], FWMLSTM(n_in, H, d_fwm=4).double()], x, [None, None])
