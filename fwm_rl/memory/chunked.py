@@ -400,36 +400,41 @@ class _WriteRecurrence(torch.autograd.Function):
         # w = s beta (v - v_old) = sbv - sb v_old, with padding steps' sb and sbv zero (so w = 0)
         sb = scale * beta if keep is None else scale * beta * keep.to(beta.dtype)
         sbv = sb.unsqueeze(-1) * v
+        # (the loop costs its number of operations on tiny tensors: per-step views are taken once, the
+        # resets looked up once on the host, and each step does only what its masks need)
+        gram_t, sb_t, sbv_t, ksq_t = gram.unbind(1), sb.unsqueeze(-1).unbind(1), sbv.unbind(1), ksq.unsqueeze(-1).unbind(1)
+        p0_t = None if p0 is None else p0.unbind(1)
+        keep_t = None if keep is None else keep.unbind(1)
+        reset_steps = set() if resets is None else set(resets.any(0).nonzero().flatten().tolist())
         # Rows are kept full width (contiguous products are faster than growing slices); W and
         # the decay are 0 beyond t.
         L = torch.zeros(B, dtype=v.dtype, device=v.device)
-        W, L_in = torch.zeros_like(v), torch.zeros_like(beta)
+        W = torch.zeros_like(v)
         decay = torch.zeros_like(beta)  # decay[:, j] = a_{t-1} / a_{j-1} for the writes j step t sees
-        v_chunks, sq_news, L_outs = [], [], []
+        L_ins, v_chunks, sq_news, L_outs = [], [], [], []
+        v_chunk = torch.zeros_like(v[:, 0])  # (step 0 sees no earlier write of the chunk)
         for t in range(C):
-            if resets is not None:
+            if t in reset_steps:
                 r = resets[:, t]
                 L, sq, decay = L.masked_fill(r, 0.0), sq.masked_fill(r, 0.0), decay.masked_fill(r.unsqueeze(-1), 0.0)
-            L_in[:, t] = L
+            L_ins.append(L)
             if t > 0:  # the chunk's earlier writes
-                v_chunk = torch.bmm((gram[:, t] * decay).unsqueeze(1), W).squeeze(1)
-            else:
-                v_chunk = torch.zeros_like(v[:, 0])
-            v_old = v_chunk if p0 is None else torch.addcmul(v_chunk, L.exp().unsqueeze(-1), p0[:, t])  # + F0's part
-            w = torch.addcmul(sbv[:, t], sb[:, t, None], v_old, value=-1.0)
+                v_chunk = torch.bmm((gram_t[t] * decay).unsqueeze(1), W).squeeze(1)
+            v_old = v_chunk if p0 is None else torch.addcmul(v_chunk, L.exp().unsqueeze(-1), p0_t[t])  # + F0's part
+            w = torch.addcmul(sbv_t[t], sb_t[t], v_old, value=-1.0)
             # ||F'||^2 = ||F||^2 + 2 v_old.w + ||key||^2 ||w||^2 (F's part along the key is v_old)
-            sq_new = sq + 2 * (w * torch.addcmul(v_old, ksq[:, t, None], w, value=0.5)).sum(-1)
+            sq_new = sq.add(torch.linalg.vecdot(w, torch.addcmul(v_old, ksq_t[t], w, value=0.5)), alpha=2.0)
             cap = sq_new.clamp(min=1.0)
             L_next, sq_next = L - 0.5 * cap.log(), sq_new / cap
-            if keep is not None:
-                k = keep[:, t]
+            if keep_t is not None:
+                k = keep_t[t]
                 L_next, sq_next = torch.where(k, L_next, L), torch.where(k, sq_next, sq)
             W[:, t] = w
             v_chunks.append(v_chunk), sq_news.append(sq_new), L_outs.append(L_next)
             decay[:, t] = 1.0
             decay = decay * (L_next - L).exp().unsqueeze(-1)  # the cap of eq. 4 rescales all writes
             L, sq = L_next, sq_next
-        V_chunk, SQ_new = torch.stack(v_chunks, 1), torch.stack(sq_news, 1)
+        V_chunk, SQ_new, L_in = torch.stack(v_chunks, 1), torch.stack(sq_news, 1), torch.stack(L_ins, 1)
         ctx.scale = scale
         ctx.save_for_backward(gram, ksq, beta, v, p0, visible, resets, keep, sb, W, V_chunk, SQ_new, L_in)
         return W, L_in, torch.stack(L_outs, 1)
@@ -460,29 +465,37 @@ class _WriteRecurrence(torch.autograd.Function):
         A, Bc = (1 - above * SQ_new / cap) / cap, 0.5 * above / cap
         Q = 2 * torch.addcmul(V_old, ksq.unsqueeze(-1), W)  # d ||F'||^2 / d w
         W2 = 2 * W  # d ||F'||^2 / d v_old
+        # (per-step views taken once; see the forward)
+        A_t, Bc_t, W_t, Q_t, W2_t, V_old_t = (x.unbind(1) for x in (A, Bc, W, Q, W2, V_old))
+        coef_rows, sb_t = coef_t.split(1, dim=1), sb.unsqueeze(-1).unbind(1)
+        gW_t = None if gW_out is None else gW_out.unbind(1)
+        gL_out_t = None if gL_out_out is None else gL_out_out.unbind(1)
+        gL_in_t = None if gL_in_out is None else gL_in_out.unbind(1)
+        keep_t = None if keep is None else keep.unbind(1)
+        reset_steps = set() if resets is None else set(resets.any(0).nonzero().flatten().tolist())
         gws, g_sq_news = [], []
         for t in reversed(range(C)):
-            if gL_out_out is not None:
-                gL = gL + gL_out_out[:, t]
-            g_sq_new = torch.addcmul(g_sq * A[:, t], gL, Bc[:, t], value=-1.0)
-            if keep is not None:  # padding: L, sq passed through unchanged
-                k = keep[:, t]
+            if gL_out_t is not None:
+                gL = gL + gL_out_t[t]
+            g_sq_new = torch.addcmul(g_sq * A_t[t], gL, Bc_t[t], value=-1.0)
+            if keep_t is not None:  # padding: L, sq passed through unchanged
+                k = keep_t[t]
                 g_sq_new = g_sq_new.masked_fill(~k, 0.0)
                 g_sq = torch.where(k, g_sq_new, g_sq)
             else:
                 g_sq = g_sq_new
-            g_retrieved = torch.bmm(coef_t[:, t : t + 1], G_vold).squeeze(1)  # later steps' retrievals of w_t
-            gL = gL - (W[:, t] * g_retrieved).sum(-1)  # ... through their exp(L_t' - L_t)
-            gw = torch.addcmul(g_retrieved if gW_out is None else gW_out[:, t] + g_retrieved, g_sq_new.unsqueeze(-1), Q[:, t])
-            g_vold = torch.addcmul(W2[:, t] * g_sq_new.unsqueeze(-1), sb[:, t, None], gw, value=-1.0)
+            g_retrieved = torch.bmm(coef_rows[t], G_vold).squeeze(1)  # later steps' retrievals of w_t
+            g_sq_col = g_sq_new.unsqueeze(-1)
+            gw = torch.addcmul(g_retrieved if gW_t is None else gW_t[t] + g_retrieved, g_sq_col, Q_t[t])
+            g_vold = torch.addcmul(W2_t[t] * g_sq_col, sb_t[t], gw, value=-1.0)
             G_vold[:, t] = g_vold
             gws.append(gw), g_sq_news.append(g_sq_new)
-            gL = gL + (V_chunk[:, t] * g_vold).sum(-1)  # this step's retrieval through exp(L_t - L_j)
-            if p0 is not None:
-                gL = gL + a_in[:, t] * (p0[:, t] * g_vold).sum(-1)
-            if gL_in_out is not None:
-                gL = gL + gL_in_out[:, t]
-            if resets is not None:
+            # ... through their exp(L_t' - L_t), and this step's retrieval (the chunk's writes and F0's part)
+            # through exp(L_t - L_j) and a_{t-1}
+            gL = gL + (torch.linalg.vecdot(V_old_t[t], g_vold) - torch.linalg.vecdot(W_t[t], g_retrieved))
+            if gL_in_t is not None:
+                gL = gL + gL_in_t[t]
+            if t in reset_steps:
                 r = resets[:, t]
                 gL, g_sq = gL.masked_fill(r, 0.0), g_sq.masked_fill(r, 0.0)
         GW, G_sq_new = torch.stack(gws[::-1], 1), torch.stack(g_sq_news[::-1], 1)
