@@ -435,7 +435,7 @@ class _WriteRecurrence(torch.autograd.Function):
             decay = decay * (L_next - L).exp().unsqueeze(-1)  # the cap of eq. 4 rescales all writes
             L, sq = L_next, sq_next
         V_chunk, SQ_new, L_in = torch.stack(v_chunks, 1), torch.stack(sq_news, 1), torch.stack(L_ins, 1)
-        ctx.scale = scale
+        ctx.scale, ctx.reset_steps = scale, reset_steps
         ctx.save_for_backward(gram, ksq, beta, v, p0, visible, resets, keep, sb, W, V_chunk, SQ_new, L_in)
         return W, L_in, torch.stack(L_outs, 1)
 
@@ -472,7 +472,7 @@ class _WriteRecurrence(torch.autograd.Function):
         gL_out_t = None if gL_out_out is None else gL_out_out.unbind(1)
         gL_in_t = None if gL_in_out is None else gL_in_out.unbind(1)
         keep_t = None if keep is None else keep.unbind(1)
-        reset_steps = set() if resets is None else set(resets.any(0).nonzero().flatten().tolist())
+        reset_steps = ctx.reset_steps  # (the forward's host lookup)
         gws, g_sq_news = [], []
         for t in reversed(range(C)):
             if gL_out_t is not None:
