@@ -18,7 +18,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.utils import LinearSchedule
 
 from fwm_rl.agents.a2c import A2C_LOSSES
-from fwm_rl.agents.policies import ACTIVATIONS, FwmPolicy, GruPolicy, LstmPolicy, RecurrentActorCriticPolicy
+from fwm_rl.agents.policies import ACTIVATIONS, FWM_OUTPUTS, FwmPolicy, GruPolicy, LstmPolicy, RecurrentActorCriticPolicy
 from fwm_rl.checks import (
     MAX_D_FWM,
     MAX_DEPTH,
@@ -171,6 +171,8 @@ POLICY_OPTIONS = (
     "fwm_zero_output",
     "fwm_beta_bias",
     "fwm_update_scale",
+    "fwm_read_tanh",
+    "fwm_output",
 )
 #: How a learning rate or clip range moves over a run.
 SCHEDULES = ("constant", "linear")
@@ -254,6 +256,10 @@ class EnvTrainConfig(AgentConfig):
     """constant added before the sigmoid of the write strength beta (eq. 2); the authors' code: +1 ("bias to writing")"""
     fwm_update_scale: float | None = None
     """factor on the update term of eq. 3 (None: 1/d_fwm, the authors' code; the paper's text: 1)"""
+    fwm_read_tanh: bool = False
+    """tanh on the read queries n^(0) and e^(i), as eqs 5 and 6 of the paper's text (the authors' meta-RL code: none)"""
+    fwm_output: str = "sum"
+    """what the heads see: sum (h_t + FWM(h_t, F_t), section 3), reads (FWM(h_t, F_t) alone) or both ([h_t; FWM(h_t, F_t)])"""
     stochastic_eval: bool = False
     """evaluate with actions sampled from the policy instead of its most likely ones"""
     recipe: str = ""
@@ -296,6 +302,7 @@ class EnvTrainConfig(AgentConfig):
         check_real("log_std_init", self.log_std_init)
         check_real("fwm_beta_bias", self.fwm_beta_bias)
         check_real("fwm_update_scale", self.fwm_update_scale, positive=True, optional=True)
+        check_choice("fwm_output", self.fwm_output, FWM_OUTPUTS)
         check_reals(self, ("clip_range",), positive=True)
         check_real("clip_range_vf", self.clip_range_vf, positive=True, optional=True)
         check_real("target_kl", self.target_kl, positive=True, optional=True)
@@ -357,6 +364,10 @@ class EnvTrainConfig(AgentConfig):
                 "zero_output": self.fwm_zero_output,
                 "beta_bias": self.fwm_beta_bias,
                 "update_scale": self.fwm_update_scale,
+                "tanh_first_query": self.fwm_read_tanh,
+                "tanh_read_keys": self.fwm_read_tanh,
+                "residual": self.fwm_output == "sum",
+                "cat_h": self.fwm_output == "both",
             }
         return {
             **super().policy_kwargs,

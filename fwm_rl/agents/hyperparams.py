@@ -22,7 +22,7 @@ The keys and their fields:
   ``memory`` lstm; fwm-rl's ``FwmPolicy``, ``LstmPolicy``, ``GruPolicy`` set fwm, lstm, gru; the Zoo's
   feed-forward policies (``MlpPolicy``, ``CnnPolicy``, ``MultiInputPolicy``) leave the run's memory as it is
 - ``policy_kwargs`` (see :data:`POLICY_KWARGS`): ``ortho_init``, ``activation_fn`` (``nn.ReLU``, ...),
-  ``lstm_hidden_size`` -> ``hidden_size``, ``zero_output`` -> ``fwm_zero_output``, ``beta_bias`` / ``update_scale`` -> ``fwm_beta_bias`` / ``fwm_update_scale``, ``net_arch`` (``[64, 64]`` and ``dict(pi=[64, 64], vf=[64, 64])`` ->
+  ``lstm_hidden_size`` -> ``hidden_size``, ``zero_output`` -> ``fwm_zero_output``, ``beta_bias`` / ``update_scale`` / ``read_tanh`` / ``output`` -> ``fwm_beta_bias`` / ``fwm_update_scale`` / ``fwm_read_tanh`` / ``fwm_output``, ``net_arch`` (``[64, 64]`` and ``dict(pi=[64, 64], vf=[64, 64])`` ->
   ``"64,64"``, ``dict(pi=[64], vf=[64, 64])`` -> ``"pi=64;vf=64,64"``), ``log_std_init``, ``n_lstm_layers`` (1 only);
   ``enable_critic_lstm`` True -> ``shared_core`` False (a critic core of its own), ``shared_lstm`` True or both False
   -> ``shared_core`` True (a key not given: sb3-contrib's default, ``shared_lstm`` False, ``enable_critic_lstm`` True
@@ -47,6 +47,7 @@ from typing import Any
 import yaml
 
 from fwm_rl.agents.policies import ACTIVATIONS as POLICY_ACTIVATIONS
+from fwm_rl.agents.policies import FWM_OUTPUTS
 
 __all__ = [
     "ACTIVATIONS", "KEYS", "LSTM_POLICY_DEFAULTS", "ZOO_DEFAULTS", "POLICIES", "POLICY_KWARGS", "SHIPPED", "Recipe", "find_recipe", "read_hyperparams",
@@ -133,6 +134,12 @@ def _integer(key: str, value: Any) -> int:
 def _flag(key: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{key} {value!r} is not true or false")
+    return value
+
+
+def _fwm_output(key: str, value: Any) -> str:
+    if value not in FWM_OUTPUTS:
+        raise ValueError(f"{key} {value!r} is not supported: give one of {', '.join(map(repr, FWM_OUTPUTS))}")
     return value
 
 
@@ -276,6 +283,8 @@ POLICY_KWARGS: dict[str, Callable[[str, Any, dict[str, Any]], None]] = {
     "zero_output": _set("fwm_zero_output", _flag),
     "beta_bias": _set("fwm_beta_bias", _number),
     "update_scale": _set("fwm_update_scale", _number),
+    "read_tanh": _set("fwm_read_tanh", _flag),
+    "output": _set("fwm_output", _fwm_output),
     "log_std_init": _set("log_std_init", _number),
     "n_lstm_layers": _n_lstm_layers,
     "enable_critic_lstm": _set("enable_critic_lstm", _flag),

@@ -60,6 +60,7 @@ __all__ = [
     "ACTIVATIONS",
     "ACTION_SPACES",
     "ActorCriticCores",
+    "FWM_OUTPUTS",
     "FwmPolicy",
     "GRUCore",
     "GruPolicy",
@@ -179,6 +180,9 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "gelu": nn.GELU,
     "silu": nn.SiLU,
 }
+#: What an FWM core gives the heads (``fwm_output`` of a config): ``h_t + FWM(h_t, F_t)`` (section 3, the authors'
+#: code; ``residual=True``), the reads alone, or both side by side, ``[h_t; FWM(h_t, F_t)]`` (``cat_h=True``).
+FWM_OUTPUTS = ("sum", "reads", "both")
 #: The action spaces a policy takes.
 ACTION_SPACES = (spaces.Discrete, spaces.Box, spaces.MultiDiscrete, spaces.MultiBinary)
 
@@ -523,6 +527,7 @@ class FwmPolicy(RecurrentActorCriticPolicy):
         tanh_read_keys: bool = False,
         impl: str = "auto",
         zero_output: bool = False,
+        cat_h: bool = False,
     ) -> nn.Module:
         return FWMLSTM(
             input_size,
@@ -530,6 +535,7 @@ class FwmPolicy(RecurrentActorCriticPolicy):
             d_fwm=d_fwm,
             n_reads=n_reads,
             residual=residual,
+            cat_h=cat_h,  # [h_t; FWM(h_t, F_t)]: the heads see the LSTM's state and the reads apart (beyond the paper)
             beta_bias=beta_bias,
             update_scale=1.0 / d_fwm if update_scale is None else update_scale,
             tanh_first_query=tanh_first_query,  # the authors' meta-RL cell has no tanh on the

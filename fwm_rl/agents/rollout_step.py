@@ -79,6 +79,7 @@ def _step(
     tanh_first_query: bool,
     tanh_read_keys: bool,
     residual: bool,
+    cat_h: bool,
     deterministic: bool,
 ):
     W_ih, W_hh, b_ih, b_hh, W_write, b_write, W_read, b_read, W_o, b_o, W_pi, b_pi, W_v, b_v = params
@@ -103,6 +104,8 @@ def _step(
     out = torch.addmm(b_o, n, W_o.t())  # eq. 8
     if residual:
         out = h + out
+    elif cat_h:
+        out = torch.cat([h, out], -1)
     logits, values = torch.addmm(torch.cat([b_pi, b_v]), out, torch.cat([W_pi, W_v]).t()).split(
         [W_pi.shape[0], 1], -1
     )  # both heads
@@ -156,7 +159,7 @@ def fwm_step(
     args = (
         params, x, starts.bool(), h[0], c[0], S.f0_scale, S.k1, S.k2, S.w, S.scale, S.sq, uniform,
         memory.d_fwm, memory.n_reads, memory.max_writes, memory.beta_bias, memory.update_scale, memory.tanh_first_query, memory.tanh_read_keys,
-        core.residual, deterministic,
+        core.residual, core.cat_h, deterministic,
     )  # fmt: skip
     actions, values, log_probs, h, c, f0_scale, K1, K2, Wr, scale, sq = _run(args, B)
     return actions, values, log_probs, ((h.unsqueeze(0), c.unsqueeze(0)), FactoredState(None, f0_scale, K1, K2, Wr, scale, sq))

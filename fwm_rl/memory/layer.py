@@ -341,7 +341,9 @@ class FWMLSTM(nn.Module):
 
     Per step the LSTM runs, then the memory is written and read from its output ``h_t``; the layer
     returns the read ``FWM(h_t, F_t)`` or, with ``residual=True``, ``h_t + FWM(h_t, F_t)`` (the
-    softmax input of section 3). Because the LSTM never reads the memory, a whole sequence of
+    softmax input of section 3), or with ``cat_h=True`` both side by side, ``[h_t; FWM(h_t, F_t)]``
+    (``2 * hidden_size`` features: what reads it weighs the LSTM's state and the memory's apart; beyond
+    the paper). Because the LSTM never reads the memory, a whole sequence of
     ``h_t`` is computed by one ``nn.LSTM`` call wherever no reset or padding falls inside it.
 
     State: ``((h, c), F)`` with ``h, c: [1, B, hidden_size]`` and ``F`` as in :class:`FastWeightMemory`.
@@ -355,19 +357,22 @@ class FWMLSTM(nn.Module):
         n_reads: int = 3,
         residual: bool = False,
         batch_first: bool = False,
+        cat_h: bool = False,
         **memory_options,
     ):
         super().__init__()
         check_int("input_size", input_size)
         check_int("hidden_size", hidden_size)
+        if residual and cat_h:
+            raise ValueError("FWMLSTM: residual (h_t + reads) and cat_h ([h_t; reads]) are two outputs: give one")
         self.input_size, self.hidden_size = input_size, hidden_size
-        self.residual, self.batch_first = residual, batch_first
+        self.residual, self.batch_first, self.cat_h = residual, batch_first, cat_h
         self.lstm = nn.LSTM(input_size, hidden_size)
         self.memory = FastWeightMemory(hidden_size, d_fwm, n_reads, output_size=hidden_size, **memory_options)
 
     @property
     def output_size(self) -> int:
-        return self.hidden_size
+        return 2 * self.hidden_size if self.cat_h else self.hidden_size
 
     def initial_state(self, batch_size: int, device=None, dtype=None, factored: bool = False) -> State:
         """The empty state; ``factored=True`` gives the memory as a :class:`FactoredState` (fast one-step calls)."""
@@ -434,7 +439,7 @@ class FWMLSTM(nn.Module):
 
         ``episode_starts[t, b]`` zeroes the whole state of row ``b`` before step ``t``;
         ``keep[t, b] = False`` marks padding (state untouched, output 0); ``read_mask[t, b] = False``
-        skips the memory read (its output is 0, or ``h_t`` with the residual).
+        skips the memory read (its output is 0, or ``h_t`` with the residual; with ``cat_h`` the reads' half is 0).
         Masks are ``[T, B]`` (``[B, T]`` if ``batch_first``). Returns ``(output, state)``;
         with ``need_state=False`` the state's ``F`` is ``None`` (not formed, see :class:`FastWeightMemory`).
         """
@@ -445,8 +450,8 @@ class FWMLSTM(nn.Module):
         critic's core): the same sizes, layout and memory form."""
         return (
             isinstance(other, FWMLSTM)
-            and (self.input_size, self.hidden_size, self.residual, self.batch_first)
-            == (other.input_size, other.hidden_size, other.residual, other.batch_first)
+            and (self.input_size, self.hidden_size, self.residual, self.cat_h, self.batch_first)
+            == (other.input_size, other.hidden_size, other.residual, other.cat_h, other.batch_first)
             and self.memory.same_form(other.memory)
         )
 
@@ -470,7 +475,7 @@ def run_fwmlstms(
         layout = "[B, T, input]" if first.batch_first else "[T, B, input]"
         raise ValueError(f"x must be {layout} with input = {first.input_size}, got {got}")
     if not all(first.pairs_with(core) for core in cores[1:]):
-        raise ValueError("run_fwmlstms needs cores of one shape (sizes, residual, layout and memory form)")
+        raise ValueError("run_fwmlstms needs cores of one shape (sizes, output, layout and memory form)")
     if first.batch_first:
         x = x.transpose(0, 1)
         episode_starts, keep, read_mask = (
@@ -499,7 +504,7 @@ def run_fwmlstms(
     outputs = []
     for core, h_seq, (_, hc), result in zip(cores, h_seqs, lstm_runs, results):
         reads, F = result[0], result[1]
-        out = h_seq + reads if core.residual else reads
+        out = h_seq + reads if core.residual else torch.cat([h_seq, reads], -1) if core.cat_h else reads
         if keep is not None:
             out = out * keep.unsqueeze(-1).to(out.dtype)
         if core.batch_first:

@@ -301,7 +301,13 @@ def _paper_policy(dtype=torch.float64, **kwargs) -> FwmPolicy:
 
 
 @pytest.mark.parametrize(
-    "options", [{}, {"tanh_first_query": True, "tanh_read_keys": True, "residual": False}, {"n_reads": 1, "beta_bias": 0.0}]
+    "options",
+    [
+        {},
+        {"tanh_first_query": True, "tanh_read_keys": True, "residual": False},
+        {"n_reads": 1, "beta_bias": 0.0},
+        {"residual": False, "cat_h": True},
+    ],
 )
 def test_fused_rollout_step_equals_the_general_path(options):
     """The fused step (rollout_step.fwm_step) against the policy's general path (nn.LSTM, the

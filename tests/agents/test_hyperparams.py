@@ -239,6 +239,13 @@ def test_the_command_line_takes_the_shipped_recipe_a_users_file_or_none(tmp_path
 
 
 def test_the_fwm_cells_options_in_policy_kwargs(tmp_path):
-    text = "Env-v0:\n  policy: FwmPolicy\n  policy_kwargs: dict(beta_bias=0, update_scale=1.0, zero_output=True)\n"
+    text = (
+        "Env-v0:\n  policy: FwmPolicy\n  policy_kwargs: dict(beta_bias=0, update_scale=1.0, zero_output=True, "
+        "read_tanh=True, output='both')\n"
+    )
     fields = read_hyperparams(zoo_file(tmp_path, text), "Env-v0").fields
     assert (fields["fwm_beta_bias"], fields["fwm_update_scale"], fields["fwm_zero_output"]) == (0, 1.0, True)
+    assert (fields["fwm_read_tanh"], fields["fwm_output"]) == (True, "both")
+    bad = "Env-v0:\n  policy: FwmPolicy\n  policy_kwargs: dict(output='h')\n"
+    with pytest.raises(ValueError, match="output 'h' is not supported"):
+        read_hyperparams(zoo_file(tmp_path, bad), "Env-v0")

@@ -247,5 +247,36 @@ def test_the_fwm_cell_options_reach_every_core():
     assert (default.core.memory.beta_bias, default.core.memory.update_scale) == (1.0, 1 / 8)
     assert default.core.memory.W_o.weight.any()
     assert "beta_bias" not in EnvTrainConfig(memory="lstm").policy_kwargs
+    assert (default.core.memory.tanh_first_query, default.core.memory.tanh_read_keys) == (False, False)
+    assert default.core.residual and not default.core.cat_h and default.core.output_size == 32
+
+
+@pytest.mark.parametrize("output, width", [("sum", 32), ("reads", 32), ("both", 64)])
+def test_what_the_fwm_heads_see(output, width):
+    """--fwm-output sets what every core gives its heads (h_t + reads, the reads, or [h_t; reads]) and the heads take
+    its width; --fwm-read-tanh puts eqs 5-6's tanh on the queries; a sequence gives the same as its steps one by one."""
+    cfg = EnvTrainConfig(memory="fwm", d_fwm=8, fwm_output=output, fwm_read_tanh=True)
+    box, two = spaces.Box(-1, 1, (3,)), spaces.Discrete(2)
+    policy = FwmPolicy(box, two, lambda _: 1e-3, **{**cfg.policy_kwargs, "shared_core": False})
+    for core in (policy.core.actor, policy.core.critic):
+        assert (core.residual, core.cat_h, core.output_size) == (output == "sum", output == "both", width)
+        assert core.memory.tanh_first_query and core.memory.tanh_read_keys
+    core = policy.core.actor
+    x = torch.randn(5, 2, 3)
+    out, _ = core(x)
+    state, steps = None, []
+    for t in range(5):
+        o, state = core(x[t : t + 1], state)
+        steps.append(o)
+    torch.testing.assert_close(out, torch.cat(steps), atol=1e-5, rtol=1e-5)
+    h = core.lstm(x)[0]
+    if output == "both":
+        torch.testing.assert_close(out[..., :32], h)
+    obs = torch.randn(4, 2, 3)
+    starts = torch.zeros(4, 2, dtype=torch.bool)
+    values, log_prob, _ = policy.evaluate_actions(obs, torch.zeros(4, 2, dtype=torch.long), policy.initial_state(2), starts)
+    assert values.shape == (4, 2) and torch.isfinite(log_prob).all()
+    with pytest.raises(ValueError, match="fwm_output"):
+        EnvTrainConfig(memory="fwm", fwm_output="h")
     with pytest.raises(ValueError, match="fwm_update_scale"):
         EnvTrainConfig(memory="fwm", fwm_update_scale=0.0)

@@ -613,6 +613,22 @@ def test_zero_output_starts_a_residual_agent_as_its_lstm():
     assert zero.memory.W_o.weight.grad.abs().sum() > 0
 
 
+def test_cat_h_gives_the_lstm_state_beside_the_reads():
+    """cat_h: the output is [h_t; FWM(h_t, F_t)] (twice the width), the reads' half the non-residual layer's output
+    with the same weights; residual and cat_h together are refused."""
+    torch.manual_seed(0)
+    both = FWMLSTM(5, 8, d_fwm=4, cat_h=True)
+    reads = FWMLSTM(5, 8, d_fwm=4)
+    reads.load_state_dict(both.state_dict())
+    x = torch.randn(6, 3, 5)
+    out, _ = both(x)
+    assert both.output_size == 16 and out.shape == (6, 3, 16)
+    torch.testing.assert_close(out[..., :8], both.lstm(x)[0])
+    torch.testing.assert_close(out[..., 8:], reads(x)[0])
+    with pytest.raises(ValueError, match="give one"):
+        FWMLSTM(5, 8, residual=True, cat_h=True)
+
+
 @pytest.mark.parametrize("start", ["empty", "dense", "factored"])
 @pytest.mark.parametrize("strength", [0.3, 3.0])  # weak writes (the triangular solve) and strong ones (the cap engages)
 def test_cores_run_as_one_batch_equal_each_run_alone(start, strength):
