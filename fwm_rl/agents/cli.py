@@ -25,7 +25,7 @@ from fwm_rl.agents.evaluation import trial_returns
 from fwm_rl.agents.explain import explain_figure
 from fwm_rl.agents.hyperparams import Recipe, read_hyperparams, shipped_recipe
 from fwm_rl.agents.plotting import plot_runs
-from fwm_rl.agents.policies import ACTIVATIONS
+from fwm_rl.agents.policies import ACTIVATIONS, FWM_OUTPUTS
 from fwm_rl.agents.pretrained import PRETRAINED, load_pretrained
 from fwm_rl.agents.training import (
     CHECKPOINT,
@@ -134,6 +134,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
             "lr_schedule": SCHEDULES,
             "clip_range_schedule": SCHEDULES,
             "activation_fn": sorted(ACTIVATIONS),
+            "fwm_output": FWM_OUTPUTS,
         },
     )
     agent = parser.add_argument_group(

@@ -251,7 +251,8 @@ class EnvTrainConfig(AgentConfig):
     log_std_init: float = 0.0
     """Box actions: the initial log standard deviation of the Gaussian"""
     fwm_zero_output: bool = False
-    """the FWM's output projection W_o (eq. 8) starts at zero, so the agent starts as its LSTM (beyond the paper)"""
+    """the FWM's output projection W_o (eq. 8) starts at zero, so with --fwm-output sum the agent starts as its LSTM
+    (beyond the paper)"""
     fwm_beta_bias: float = 1.0
     """constant added before the sigmoid of the write strength beta (eq. 2); the authors' code: +1 ("bias to writing")"""
     fwm_update_scale: float | None = None
@@ -364,10 +365,8 @@ class EnvTrainConfig(AgentConfig):
                 "zero_output": self.fwm_zero_output,
                 "beta_bias": self.fwm_beta_bias,
                 "update_scale": self.fwm_update_scale,
-                "tanh_first_query": self.fwm_read_tanh,
-                "tanh_read_keys": self.fwm_read_tanh,
-                "residual": self.fwm_output == "sum",
-                "cat_h": self.fwm_output == "both",
+                "read_tanh": self.fwm_read_tanh,
+                "output": self.fwm_output,
             }
         return {
             **super().policy_kwargs,

@@ -53,6 +53,7 @@ from torch import Tensor, nn
 
 from fwm_rl.agents.rollout_step import applies as fused_step_applies
 from fwm_rl.agents.rollout_step import fwm_step, sample_actions
+from fwm_rl.checks import check_choice
 from fwm_rl.memory import FWMLSTM, RNNState, map_state, rnn_with_resets, run_fwmlstms
 from fwm_rl.memory.common import rebuild_state, state_leaves
 
@@ -510,8 +511,13 @@ class FwmPolicy(RecurrentActorCriticPolicy):
     """The paper's FWM agent: ``FWMLSTM(obs_dim, 32, d_fwm=16, n_reads=3)`` + linear heads.
 
     Defaults follow the authors' meta-RL code (see the README's FWM section): residual output
-    ``h_t + FWM(h_t, F_t)``, write bias +1, update scale ``1/d_fwm``, no tanh on the first query.
+    ``h_t + FWM(h_t, F_t)``, write bias +1, update scale ``1/d_fwm``, no tanh on the queries.
     With 17 inputs and 3 actions it has 10,933 parameters.
+
+    Core options (``policy_kwargs``): ``output`` is what the heads see (:data:`FWM_OUTPUTS`: ``"sum"``,
+    ``h_t + FWM(h_t, F_t)``; ``"reads"``, ``FWM(h_t, F_t)``; ``"both"``, ``[h_t; FWM(h_t, F_t)]``), ``read_tanh``
+    puts eqs 5-6's tanh on the queries ``n^(0)`` and ``e^(i)``, ``zero_output`` starts ``W_o`` (eq. 8) at zero,
+    ``beta_bias`` / ``update_scale`` are the cell's (:class:`~fwm_rl.memory.FastWeightMemory`).
     """
 
     def make_core(
@@ -520,28 +526,27 @@ class FwmPolicy(RecurrentActorCriticPolicy):
         hidden_size: int = 32,
         d_fwm: int = 16,
         n_reads: int = 3,
-        residual: bool = True,
+        output: str = "sum",
         beta_bias: float = 1.0,
         update_scale: float | None = None,
-        tanh_first_query: bool = False,
-        tanh_read_keys: bool = False,
+        read_tanh: bool = False,
         impl: str = "auto",
         zero_output: bool = False,
-        cat_h: bool = False,
     ) -> nn.Module:
+        check_choice("output", output, FWM_OUTPUTS)
         return FWMLSTM(
             input_size,
             hidden_size,
             d_fwm=d_fwm,
             n_reads=n_reads,
-            residual=residual,
-            cat_h=cat_h,  # [h_t; FWM(h_t, F_t)]: the heads see the LSTM's state and the reads apart (beyond the paper)
+            residual=output == "sum",
+            cat_h=output == "both",  # [h_t; FWM(h_t, F_t)]: the heads weigh h_t and the reads apart (beyond the paper)
             beta_bias=beta_bias,
             update_scale=1.0 / d_fwm if update_scale is None else update_scale,
-            tanh_first_query=tanh_first_query,  # the authors' meta-RL cell has no tanh on the
-            tanh_read_keys=tanh_read_keys,  # first query nor on the read keys
+            tanh_first_query=read_tanh,  # the authors' meta-RL cell has no tanh on the
+            tanh_read_keys=read_tanh,  # first query nor on the read keys
             impl=impl,  # "step": the reference recurrence instead of the chunked form (speed comparisons)
-            zero_output=zero_output,  # W_o at zero: the agent starts as its LSTM (beyond the paper)
+            zero_output=zero_output,  # W_o at zero: with output "sum" the agent starts as its LSTM (beyond the paper)
         )
 
     def forward(

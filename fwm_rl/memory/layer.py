@@ -342,8 +342,8 @@ class FWMLSTM(nn.Module):
     Per step the LSTM runs, then the memory is written and read from its output ``h_t``; the layer
     returns the read ``FWM(h_t, F_t)`` or, with ``residual=True``, ``h_t + FWM(h_t, F_t)`` (the
     softmax input of section 3), or with ``cat_h=True`` both side by side, ``[h_t; FWM(h_t, F_t)]``
-    (``2 * hidden_size`` features: what reads it weighs the LSTM's state and the memory's apart; beyond
-    the paper). Because the LSTM never reads the memory, a whole sequence of
+    (``2 * hidden_size`` features: the next layer weighs the LSTM's state and the memory's reads with
+    weights of their own; beyond the paper). Because the LSTM never reads the memory, a whole sequence of
     ``h_t`` is computed by one ``nn.LSTM`` call wherever no reset or padding falls inside it.
 
     State: ``((h, c), F)`` with ``h, c: [1, B, hidden_size]`` and ``F`` as in :class:`FastWeightMemory`.

@@ -304,9 +304,9 @@ def _paper_policy(dtype=torch.float64, **kwargs) -> FwmPolicy:
     "options",
     [
         {},
-        {"tanh_first_query": True, "tanh_read_keys": True, "residual": False},
+        {"read_tanh": True, "output": "reads"},
         {"n_reads": 1, "beta_bias": 0.0},
-        {"residual": False, "cat_h": True},
+        {"output": "both"},
     ],
 )
 def test_fused_rollout_step_equals_the_general_path(options):

@@ -230,6 +230,13 @@ def test_the_command_line_takes_the_shipped_recipe_a_users_file_or_none(tmp_path
     assert shipped["recipe"] == "fwm_rl/agents/recipes/ppo.yml: CartPoleNoVel-v1"
     assert (shipped["n_envs"], shipped["n_epochs"], shipped["lr_schedule"], shipped["shared_core"]) == (8, 20, "linear", False)
     assert config("--algo", "ppo", "--n-epochs", "3")["n_epochs"] == 3  # a flag overrides the recipe
+    flags = config("--algo", "ppo", "--fwm-output", "both", "--fwm-read-tanh")
+    assert (flags["fwm_output"], flags["fwm_read_tanh"], shipped["fwm_output"], shipped["fwm_read_tanh"]) == (
+        "both",
+        True,
+        "sum",
+        False,
+    )
     assert config("--algo", "ppo", "--hyperparams", "none")["recipe"] == ""
     assert config()["recipe"] == ""  # no a2c recipe is shipped
     users = config("--algo", "ppo", "--hyperparams", str(zoo_file(tmp_path)))

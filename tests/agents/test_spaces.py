@@ -249,6 +249,8 @@ def test_the_fwm_cell_options_reach_every_core():
     assert "beta_bias" not in EnvTrainConfig(memory="lstm").policy_kwargs
     assert (default.core.memory.tanh_first_query, default.core.memory.tanh_read_keys) == (False, False)
     assert default.core.residual and not default.core.cat_h and default.core.output_size == 32
+    with pytest.raises(ValueError, match="fwm_update_scale"):
+        EnvTrainConfig(memory="fwm", fwm_update_scale=0.0)
 
 
 @pytest.mark.parametrize("output, width", [("sum", 32), ("reads", 32), ("both", 64)])
@@ -269,14 +271,13 @@ def test_what_the_fwm_heads_see(output, width):
         o, state = core(x[t : t + 1], state)
         steps.append(o)
     torch.testing.assert_close(out, torch.cat(steps), atol=1e-5, rtol=1e-5)
-    h = core.lstm(x)[0]
-    if output == "both":
-        torch.testing.assert_close(out[..., :32], h)
+    if output == "both":  # the LSTM's state beside the reads
+        torch.testing.assert_close(out[..., :32], core.lstm(x)[0])
     obs = torch.randn(4, 2, 3)
     starts = torch.zeros(4, 2, dtype=torch.bool)
     values, log_prob, _ = policy.evaluate_actions(obs, torch.zeros(4, 2, dtype=torch.long), policy.initial_state(2), starts)
     assert values.shape == (4, 2) and torch.isfinite(log_prob).all()
     with pytest.raises(ValueError, match="fwm_output"):
         EnvTrainConfig(memory="fwm", fwm_output="h")
-    with pytest.raises(ValueError, match="fwm_update_scale"):
-        EnvTrainConfig(memory="fwm", fwm_update_scale=0.0)
+    with pytest.raises(ValueError, match="output"):
+        FwmPolicy(box, two, lambda _: 1e-3, output="h")

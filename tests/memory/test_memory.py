@@ -625,6 +625,11 @@ def test_cat_h_gives_the_lstm_state_beside_the_reads():
     assert both.output_size == 16 and out.shape == (6, 3, 16)
     torch.testing.assert_close(out[..., :8], both.lstm(x)[0])
     torch.testing.assert_close(out[..., 8:], reads(x)[0])
+    keep, read_mask = torch.ones(6, 3, dtype=torch.bool), torch.ones(6, 3, dtype=torch.bool)
+    keep[4:, 0], read_mask[2, 1] = False, False  # padding ends row 0; row 1 skips one read
+    masked, _ = both(x, keep=keep, read_mask=read_mask)
+    assert not masked[4:, 0].any()  # padding: both halves 0
+    assert not masked[2, 1, 8:].any() and masked[2, 1, :8].abs().sum() > 0  # no read: the reads' half 0, h_t kept
     with pytest.raises(ValueError, match="give one"):
         FWMLSTM(5, 8, residual=True, cat_h=True)
 
