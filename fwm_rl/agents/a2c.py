@@ -337,6 +337,15 @@ class RecurrentA2C(OnPolicyAlgorithm):
             "dist",
         ]
 
+    def _update_learning_rate(self, optimizers: list[torch.optim.Optimizer] | torch.optim.Optimizer) -> None:
+        """SB3's schedule step, keeping each parameter group's ``lr_scale`` (a policy's
+        :meth:`~fwm_rl.agents.policies.RecurrentActorCriticPolicy.optimizer_groups`) as the learning rate moves."""
+        lr = self.lr_schedule(self._current_progress_remaining)
+        self.logger.record("train/learning_rate", lr)
+        for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
+            for group in optimizer.param_groups:
+                group["lr"] = lr * group.get("lr_scale", 1.0)
+
     # ---------------------------------------------------------------- rollout
     def _as_tensor(self, x: Any, dtype: torch.dtype) -> Tensor:
         return torch.as_tensor(x, device=self.device).to(dtype)

@@ -173,6 +173,7 @@ POLICY_OPTIONS = (
     "fwm_update_scale",
     "fwm_read_tanh",
     "fwm_output",
+    "fwm_memory_lr_scale",
 )
 #: How a learning rate or clip range moves over a run.
 SCHEDULES = ("constant", "linear")
@@ -261,6 +262,9 @@ class EnvTrainConfig(AgentConfig):
     """tanh on the read queries n^(0) and e^(i), as eqs 5 and 6 of the paper's text (the authors' meta-RL code: none)"""
     fwm_output: str = "sum"
     """what the heads see: sum (h_t + FWM(h_t, F_t), section 3), reads (FWM(h_t, F_t) alone) or both ([h_t; FWM(h_t, F_t)])"""
+    fwm_memory_lr_scale: float = 1.0
+    """the FWM's own weights (its projections, eqs 1-2 and 5-8) train at this factor times the learning rate, the LSTM
+    and the heads at the learning rate (beyond the paper)"""
     stochastic_eval: bool = False
     """evaluate with actions sampled from the policy instead of its most likely ones"""
     recipe: str = ""
@@ -303,6 +307,7 @@ class EnvTrainConfig(AgentConfig):
         check_real("log_std_init", self.log_std_init)
         check_real("fwm_beta_bias", self.fwm_beta_bias)
         check_real("fwm_update_scale", self.fwm_update_scale, positive=True, optional=True)
+        check_real("fwm_memory_lr_scale", self.fwm_memory_lr_scale, positive=True)
         check_choice("fwm_output", self.fwm_output, FWM_OUTPUTS)
         check_reals(self, ("clip_range",), positive=True)
         check_real("clip_range_vf", self.clip_range_vf, positive=True, optional=True)
@@ -367,6 +372,7 @@ class EnvTrainConfig(AgentConfig):
                 "update_scale": self.fwm_update_scale,
                 "read_tanh": self.fwm_read_tanh,
                 "output": self.fwm_output,
+                "memory_lr_scale": self.fwm_memory_lr_scale,
             }
         return {
             **super().policy_kwargs,

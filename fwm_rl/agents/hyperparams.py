@@ -22,7 +22,8 @@ The keys and their fields:
   ``memory`` lstm; fwm-rl's ``FwmPolicy``, ``LstmPolicy``, ``GruPolicy`` set fwm, lstm, gru; the Zoo's
   feed-forward policies (``MlpPolicy``, ``CnnPolicy``, ``MultiInputPolicy``) leave the run's memory as it is
 - ``policy_kwargs`` (see :data:`POLICY_KWARGS`): ``ortho_init``, ``activation_fn`` (``nn.ReLU``, ...),
-  ``lstm_hidden_size`` -> ``hidden_size``, ``zero_output`` -> ``fwm_zero_output``, ``beta_bias`` / ``update_scale`` / ``read_tanh`` / ``output`` -> ``fwm_beta_bias`` / ``fwm_update_scale`` / ``fwm_read_tanh`` / ``fwm_output``, ``net_arch`` (``[64, 64]`` and ``dict(pi=[64, 64], vf=[64, 64])`` ->
+  ``lstm_hidden_size`` -> ``hidden_size``, ``zero_output`` -> ``fwm_zero_output``, ``beta_bias`` / ``update_scale`` / ``read_tanh`` / ``output`` / ``memory_lr_scale`` -> ``fwm_beta_bias`` /
+  ``fwm_update_scale`` / ``fwm_read_tanh`` / ``fwm_output`` / ``fwm_memory_lr_scale``, ``net_arch`` (``[64, 64]`` and ``dict(pi=[64, 64], vf=[64, 64])`` ->
   ``"64,64"``, ``dict(pi=[64], vf=[64, 64])`` -> ``"pi=64;vf=64,64"``), ``log_std_init``, ``n_lstm_layers`` (1 only);
   ``enable_critic_lstm`` True -> ``shared_core`` False (a critic core of its own), ``shared_lstm`` True or both False
   -> ``shared_core`` True (a key not given: sb3-contrib's default, ``shared_lstm`` False, ``enable_critic_lstm`` True
@@ -284,6 +285,7 @@ POLICY_KWARGS: dict[str, Callable[[str, Any, dict[str, Any]], None]] = {
     "beta_bias": _set("fwm_beta_bias", _number),
     "update_scale": _set("fwm_update_scale", _number),
     "read_tanh": _set("fwm_read_tanh", _flag),
+    "memory_lr_scale": _set("fwm_memory_lr_scale", _number),
     "output": _set("fwm_output", _fwm_output),
     "log_std_init": _set("log_std_init", _number),
     "n_lstm_layers": _n_lstm_layers,

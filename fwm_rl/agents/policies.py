@@ -53,8 +53,8 @@ from torch import Tensor, nn
 
 from fwm_rl.agents.rollout_step import applies as fused_step_applies
 from fwm_rl.agents.rollout_step import fwm_step, sample_actions
-from fwm_rl.checks import check_choice
-from fwm_rl.memory import FWMLSTM, RNNState, map_state, rnn_with_resets, run_fwmlstms
+from fwm_rl.checks import check_choice, check_real
+from fwm_rl.memory import FWMLSTM, FastWeightMemory, RNNState, map_state, rnn_with_resets, run_fwmlstms
 from fwm_rl.memory.common import rebuild_state, state_leaves
 
 __all__ = [
@@ -311,11 +311,18 @@ class RecurrentActorCriticPolicy(BasePolicy):
             }
             for module, gain in gains.items():
                 module.apply(partial(self.init_weights, gain=gain))
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        lr = lr_schedule(1)
+        self.optimizer = self.optimizer_class(self.optimizer_groups(lr), lr=lr, **self.optimizer_kwargs)
 
     @abstractmethod
     def make_core(self, input_size: int, **core_kwargs: Any) -> nn.Module:
         """Build the recurrent core (see the module docstring for its interface)."""
+
+    def optimizer_groups(self, lr: float) -> list[dict[str, Any]]:
+        """The optimizer's parameter groups at learning rate ``lr``: one, every parameter. A group with an ``lr_scale``
+        trains at that factor times the algorithm's learning rate (:meth:`RecurrentA2C._update_learning_rate
+        <fwm_rl.agents.RecurrentA2C._update_learning_rate>` keeps it as the schedule moves)."""
+        return [{"params": list(self.parameters())}]
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         # What ``BasePolicy.save``/``load`` rebuild the policy from; the learning rate is the
@@ -517,8 +524,28 @@ class FwmPolicy(RecurrentActorCriticPolicy):
     Core options (``policy_kwargs``): ``output`` is what the heads see (:data:`FWM_OUTPUTS`: ``"sum"``,
     ``h_t + FWM(h_t, F_t)``; ``"reads"``, ``FWM(h_t, F_t)``; ``"both"``, ``[h_t; FWM(h_t, F_t)]``), ``read_tanh``
     puts eqs 5-6's tanh on the queries ``n^(0)`` and ``e^(i)``, ``zero_output`` starts ``W_o`` (eq. 8) at zero,
-    ``beta_bias`` / ``update_scale`` are the cell's (:class:`~fwm_rl.memory.FastWeightMemory`).
+    ``beta_bias`` / ``update_scale`` are the cell's (:class:`~fwm_rl.memory.FastWeightMemory`). ``memory_lr_scale``
+    trains the memory's own weights (eqs 1-2's and 5-8's projections, of the actor's and the critic's cores) at that
+    factor times the learning rate, the LSTM and the heads at the learning rate itself (beyond the paper).
     """
+
+    def __init__(self, *args: Any, memory_lr_scale: float = 1.0, **kwargs: Any) -> None:
+        check_real("memory_lr_scale", memory_lr_scale, positive=True)
+        self.memory_lr_scale = float(memory_lr_scale)  # (optimizer_groups reads it while the base class builds)
+        super().__init__(*args, **kwargs)
+
+    def optimizer_groups(self, lr: float) -> list[dict[str, Any]]:
+        """One group, or with ``memory_lr_scale`` two: the memories' weights in a group of their own at that scale."""
+        if self.memory_lr_scale == 1.0:
+            return super().optimizer_groups(lr)
+        memory = {id(p) for m in self.core.modules() if isinstance(m, FastWeightMemory) for p in m.parameters()}
+        rest = [p for p in self.parameters() if id(p) not in memory]
+        own = [p for p in self.parameters() if id(p) in memory]
+        scale = self.memory_lr_scale
+        return [{"params": rest}, {"params": own, "lr": lr * scale, "lr_scale": scale}]
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "memory_lr_scale": self.memory_lr_scale}
 
     def make_core(
         self,

@@ -230,13 +230,14 @@ def test_the_command_line_takes_the_shipped_recipe_a_users_file_or_none(tmp_path
     assert shipped["recipe"] == "fwm_rl/agents/recipes/ppo.yml: CartPoleNoVel-v1"
     assert (shipped["n_envs"], shipped["n_epochs"], shipped["lr_schedule"], shipped["shared_core"]) == (8, 20, "linear", False)
     assert config("--algo", "ppo", "--n-epochs", "3")["n_epochs"] == 3  # a flag overrides the recipe
-    flags = config("--algo", "ppo", "--fwm-output", "both", "--fwm-read-tanh")
+    flags = config("--algo", "ppo", "--fwm-output", "both", "--fwm-read-tanh", "--fwm-memory-lr-scale", "0.5")
     assert (flags["fwm_output"], flags["fwm_read_tanh"], shipped["fwm_output"], shipped["fwm_read_tanh"]) == (
         "both",
         True,
         "sum",
         False,
     )
+    assert flags["fwm_memory_lr_scale"] == 0.5
     assert config("--algo", "ppo", "--hyperparams", "none")["recipe"] == ""
     assert config()["recipe"] == ""  # no a2c recipe is shipped
     users = config("--algo", "ppo", "--hyperparams", str(zoo_file(tmp_path)))
@@ -248,11 +249,11 @@ def test_the_command_line_takes_the_shipped_recipe_a_users_file_or_none(tmp_path
 def test_the_fwm_cells_options_in_policy_kwargs(tmp_path):
     text = (
         "Env-v0:\n  policy: FwmPolicy\n  policy_kwargs: dict(beta_bias=0, update_scale=1.0, zero_output=True, "
-        "read_tanh=True, output='both')\n"
+        "read_tanh=True, output='both', memory_lr_scale=0.1)\n"
     )
     fields = read_hyperparams(zoo_file(tmp_path, text), "Env-v0").fields
     assert (fields["fwm_beta_bias"], fields["fwm_update_scale"], fields["fwm_zero_output"]) == (0, 1.0, True)
-    assert (fields["fwm_read_tanh"], fields["fwm_output"]) == (True, "both")
+    assert (fields["fwm_read_tanh"], fields["fwm_output"], fields["fwm_memory_lr_scale"]) == (True, "both", 0.1)
     bad = "Env-v0:\n  policy: FwmPolicy\n  policy_kwargs: dict(output='h')\n"
     with pytest.raises(ValueError, match="output 'h' is not supported"):
         read_hyperparams(zoo_file(tmp_path, bad), "Env-v0")

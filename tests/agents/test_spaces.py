@@ -281,3 +281,45 @@ def test_what_the_fwm_heads_see(output, width):
         EnvTrainConfig(memory="fwm", fwm_output="h")
     with pytest.raises(ValueError, match="output"):
         FwmPolicy(box, two, lambda _: 1e-3, output="h")
+
+
+def test_the_memory_trains_at_its_own_learning_rate(tmp_path):
+    """--fwm-memory-lr-scale puts the memories' weights (the actor's and the critic's) in an optimizer group of their
+    own: from the same weights and gradients their first Adam step is that factor times the default's and every other
+    weight's step is the default's; the algorithm's schedule keeps the factor; save and load keep it; 1 is one group."""
+    box, two = spaces.Box(-1, 1, (3,)), spaces.Discrete(2)
+    kwargs = {**EnvTrainConfig(memory="fwm", d_fwm=4, hidden_size=8).policy_kwargs, "shared_core": False}
+    steps = {}
+    for scale in (1.0, 0.1):
+        torch.manual_seed(0)
+        policy = FwmPolicy(box, two, lambda _: 1e-3, **{**kwargs, "memory_lr_scale": scale})
+        before = {n: p.detach().clone() for n, p in policy.named_parameters()}
+        obs, starts = torch.randn(4, 2, 3), torch.zeros(4, 2, dtype=torch.bool)
+        values, log_prob, _ = policy.evaluate_actions(obs, torch.ones(4, 2, dtype=torch.long), policy.initial_state(2), starts)
+        (values.pow(2).mean() - log_prob.mean()).backward()
+        policy.optimizer.step()
+        steps[scale] = {n: p.detach() - before[n] for n, p in policy.named_parameters()}
+        assert len(policy.optimizer.param_groups) == (1 if scale == 1.0 else 2)
+    memory = [n for n in steps[1.0] if ".memory." in n]
+    assert {n.split(".")[1] for n in memory} == {"actor", "critic"} and len(memory) < len(steps[1.0])
+    for name, step in steps[1.0].items():
+        expected = 0.1 * step if name in memory else step
+        # (an Adam step is 1e-3 or 1e-4 here; the weights' float32 rounding, 3e-8)
+        torch.testing.assert_close(steps[0.1][name], expected, rtol=1e-5, atol=1e-7)
+        assert step.abs().max() > 1e-5, name
+    env = make_env("CartPoleNoVel-v1", 2, seed=0)
+    policy_kwargs = {**kwargs, "memory_lr_scale": 0.25}
+    model = RecurrentPPO(
+        "FwmPolicy", env, n_steps=8, n_epochs=1, n_minibatches=1, learning_rate=lambda p: 1e-3 * p, policy_kwargs=policy_kwargs
+    )
+    model.learn(32)
+    lr = model.lr_schedule(model._current_progress_remaining)
+    assert [g["lr"] for g in model.policy.optimizer.param_groups] == pytest.approx([lr, 0.25 * lr]) and lr < 1e-3
+    model.save(tmp_path / "model.zip")
+    loaded = RecurrentPPO.load(tmp_path / "model.zip", env=env)
+    assert loaded.policy.memory_lr_scale == 0.25 and len(loaded.policy.optimizer.param_groups) == 2
+    assert EnvTrainConfig(memory="fwm", fwm_memory_lr_scale=0.5).policy_kwargs["memory_lr_scale"] == 0.5
+    with pytest.raises(ValueError, match="fwm_memory_lr_scale"):
+        EnvTrainConfig(memory="fwm", fwm_memory_lr_scale=0.0)
+    with pytest.raises(ValueError, match="memory_lr_scale"):
+        FwmPolicy(box, two, lambda _: 1e-3, memory_lr_scale=-1.0)
