@@ -229,6 +229,7 @@ def test_the_command_line_takes_the_shipped_recipe_a_users_file_or_none(tmp_path
     shipped = config("--algo", "ppo")
     assert shipped["recipe"] == "fwm_rl/agents/recipes/ppo.yml: CartPoleNoVel-v1"
     assert (shipped["n_envs"], shipped["n_epochs"], shipped["lr_schedule"], shipped["shared_core"]) == (8, 20, "linear", False)
+    assert (shipped["fwm_zero_output"], shipped["fwm_memory_lr_scale"]) == (True, 0.1)
     assert config("--algo", "ppo", "--n-epochs", "3")["n_epochs"] == 3  # a flag overrides the recipe
     flags = config("--algo", "ppo", "--fwm-output", "both", "--fwm-read-tanh", "--fwm-memory-lr-scale", "0.5")
     assert (flags["fwm_output"], flags["fwm_read_tanh"], shipped["fwm_output"], shipped["fwm_read_tanh"]) == (

@@ -318,6 +318,8 @@ def test_the_memory_trains_at_its_own_learning_rate(tmp_path):
     model.save(tmp_path / "model.zip")
     loaded = RecurrentPPO.load(tmp_path / "model.zip", env=env)
     assert loaded.policy.memory_lr_scale == 0.25 and len(loaded.policy.optimizer.param_groups) == 2
+    model.policy.save(tmp_path / "policy.zip")  # SB3's policy file: rebuilt from its constructor parameters
+    assert FwmPolicy.load(tmp_path / "policy.zip").memory_lr_scale == 0.25
     assert EnvTrainConfig(memory="fwm", fwm_memory_lr_scale=0.5).policy_kwargs["memory_lr_scale"] == 0.5
     with pytest.raises(ValueError, match="fwm_memory_lr_scale"):
         EnvTrainConfig(memory="fwm", fwm_memory_lr_scale=0.0)
